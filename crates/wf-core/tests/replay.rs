@@ -1,0 +1,269 @@
+//! Property tests of the replay cursor: replays are exact and record nothing, divergence is
+//! reported at exactly the diverging position, and the primitives keep their promises.
+
+use std::collections::HashSet;
+
+use proptest::prelude::*;
+use time::OffsetDateTime;
+use wf_core::{
+    CallId, ChildOutcome, Failure, FailureKind, InvocationId, NonDeterminism, ReplayCursor, TaskId,
+};
+
+/// One operation a workflow body may ask for.
+#[derive(Debug, Clone, PartialEq)]
+enum Req {
+    Random,
+    Uuid,
+    /// `utc_now()` with the wall clock at this many seconds since the epoch.
+    Time(i64),
+    /// Start a child of task `t{0}` with argument bytes `[1]`.
+    Start(u8, u8),
+    /// Observe the result of the most recently started child (success or failure).
+    Result(bool),
+}
+
+/// The value an operation produced, comparable across runs.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Random(u64),
+    Uuid(uuid::Uuid),
+    Time(i128),
+    Child(InvocationId, bool),
+    Outcome(ChildOutcome),
+}
+
+fn req() -> impl Strategy<Value = Req> {
+    prop_oneof![
+        Just(Req::Random),
+        Just(Req::Uuid),
+        (0i64..4_000_000_000).prop_map(Req::Time),
+        (0u8..3, any::<u8>()).prop_map(|(t, a)| Req::Start(t, a)),
+        any::<bool>().prop_map(Req::Result),
+    ]
+}
+
+fn call_of(t: u8, a: u8) -> (TaskId, CallId) {
+    let task = TaskId::new(format!("t{t}"));
+    let call = CallId::of(&task, &[a]);
+    (task, call)
+}
+
+/// Runs `reqs` against `cursor`; `clock_shift` moves the wall clock so replays see another time.
+/// A `Result` before any `Start` is skipped (there is no child to observe).
+fn run(
+    cursor: &mut ReplayCursor,
+    reqs: &[Req],
+    clock_shift: i64,
+) -> Result<Vec<Value>, NonDeterminism> {
+    let mut out = Vec::new();
+    let mut last_child = None;
+    for r in reqs {
+        let v = match r {
+            Req::Random => Value::Random(cursor.random()?.to_bits()),
+            Req::Uuid => Value::Uuid(cursor.uuid()?),
+            Req::Time(secs) => {
+                let clock = OffsetDateTime::from_unix_timestamp(secs + clock_shift).unwrap();
+                Value::Time(cursor.utc_now(clock)?.unix_timestamp_nanos())
+            }
+            Req::Start(t, a) => {
+                let (task, call) = call_of(*t, *a);
+                let s = cursor.child_start(&task, call)?;
+                last_child = Some(s.child);
+                Value::Child(s.child, s.replayed)
+            }
+            Req::Result(ok) => {
+                let Some(child) = last_child else { continue };
+                let outcome = match cursor.replay_child_result(child)? {
+                    Some(o) => o,
+                    None => {
+                        let fresh = if *ok {
+                            ChildOutcome::Success(child.as_uuid().as_bytes().to_vec())
+                        } else {
+                            ChildOutcome::Failed(Failure::new(FailureKind::Task, "boom"))
+                        };
+                        cursor.record_child_result(child, fresh)?
+                    }
+                };
+                Value::Outcome(outcome)
+            }
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// The requests that actually reach the cursor (drops leading `Result`s with no child).
+fn effective(reqs: &[Req]) -> Vec<Req> {
+    let mut started = false;
+    reqs.iter()
+        .filter(|r| {
+            started |= matches!(r, Req::Start(..));
+            !matches!(r, Req::Result(_)) || started
+        })
+        .cloned()
+        .collect()
+}
+
+/// A different request of another kind (or another child) for position-level divergence.
+fn diverge(r: &Req) -> Vec<Req> {
+    match r {
+        Req::Random => vec![Req::Uuid, Req::Time(0), Req::Start(0, 0)],
+        Req::Uuid => vec![Req::Random, Req::Time(0)],
+        Req::Time(_) => vec![Req::Random, Req::Uuid],
+        Req::Start(t, a) => vec![
+            Req::Start(t.wrapping_add(1) % 3, *a),
+            Req::Start(*t, a.wrapping_add(1)),
+            Req::Random,
+        ],
+        Req::Result(_) => vec![Req::Random, Req::Uuid],
+    }
+}
+
+fn values_of_replay(original: &[Value]) -> Vec<Value> {
+    // A replayed child start reports `replayed: true`; everything else is identical.
+    original
+        .iter()
+        .map(|v| match v {
+            Value::Child(c, _) => Value::Child(*c, true),
+            other => other.clone(),
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// (a) Replaying a recorded journal yields identical values and records nothing new, even
+    /// when the wall clock has moved.
+    #[test]
+    fn replay_is_exact_and_records_nothing(inv in any::<u128>(), reqs in proptest::collection::vec(req(), 0..40), shift in -1000i64..1000) {
+        let reqs = effective(&reqs);
+        let id = InvocationId::from_u128(inv);
+        let mut first = ReplayCursor::new(id, Vec::new());
+        let values = run(&mut first, &reqs, 0).unwrap();
+        let journal = first.take_new_entries();
+        prop_assert_eq!(journal.len(), reqs.len());
+        for (i, e) in journal.iter().enumerate() {
+            prop_assert_eq!(e.seq as usize, i);
+        }
+
+        let mut replay = ReplayCursor::new(id, journal.clone());
+        let replayed = run(&mut replay, &reqs, shift).unwrap();
+        prop_assert_eq!(replayed, values_of_replay(&values));
+        prop_assert!(replay.take_new_entries().is_empty());
+        prop_assert!(!replay.is_replaying());
+    }
+
+    /// A journal cut at any point (a crash mid-body) replays its prefix and records exactly the
+    /// rest again, with the same positions.
+    #[test]
+    fn resumed_run_continues_the_journal(inv in any::<u128>(), reqs in proptest::collection::vec(req(), 1..30), cut in any::<prop::sample::Index>()) {
+        let reqs = effective(&reqs);
+        prop_assume!(!reqs.is_empty());
+        let id = InvocationId::from_u128(inv);
+        let mut first = ReplayCursor::new(id, Vec::new());
+        let values = run(&mut first, &reqs, 0).unwrap();
+        let journal = first.take_new_entries();
+        let cut = cut.index(journal.len() + 1);
+
+        let mut resumed = ReplayCursor::new(id, journal[..cut].to_vec());
+        let again = run(&mut resumed, &reqs, 0).unwrap();
+        let mut expect = values_of_replay(&values[..cut]);
+        expect.extend_from_slice(&values[cut..]);
+        prop_assert_eq!(again, expect);
+        prop_assert_eq!(resumed.take_new_entries(), journal[cut..].to_vec());
+    }
+
+    /// (b) Changing the kind or the child at any recorded position is reported at exactly that
+    /// position, naming what was recorded and what was asked.
+    #[test]
+    fn divergence_is_reported_at_its_position(inv in any::<u128>(), reqs in proptest::collection::vec(req(), 1..30), at in any::<prop::sample::Index>(), pick in any::<prop::sample::Index>()) {
+        let reqs = effective(&reqs);
+        prop_assume!(!reqs.is_empty());
+        let id = InvocationId::from_u128(inv);
+        let mut first = ReplayCursor::new(id, Vec::new());
+        run(&mut first, &reqs, 0).unwrap();
+        let journal = first.take_new_entries();
+
+        let i = at.index(reqs.len());
+        let options = diverge(&reqs[i]);
+        let mut changed = reqs.clone();
+        changed[i] = options[pick.index(options.len())].clone();
+        // A changed child start must reach the cursor: keep the run from skipping it.
+        let mut replay = ReplayCursor::new(id, journal.clone());
+        let err = run(&mut replay, &changed, 0).unwrap_err();
+        prop_assert_eq!(err.position as usize, i);
+        prop_assert_eq!(err.invocation, id);
+        prop_assert_eq!(&err.recorded, &journal[i].op.to_string());
+        prop_assert!(!err.requested.is_empty());
+        let msg = err.to_string();
+        prop_assert!(msg.contains(&format!("position {i}")), "{}", msg);
+    }
+
+    /// (c) random() is in [0, 1); uuids are distinct within an invocation; utc_now() never
+    /// decreases, even when the wall clock jumps backwards.
+    #[test]
+    fn primitives_keep_their_promises(inv in any::<u128>(), reqs in proptest::collection::vec(req(), 0..60)) {
+        let id = InvocationId::from_u128(inv);
+        let mut cursor = ReplayCursor::new(id, Vec::new());
+        let values = run(&mut cursor, &effective(&reqs), 0).unwrap();
+        let mut uuids = HashSet::new();
+        let mut last_time = i128::MIN;
+        for v in values {
+            match v {
+                Value::Random(bits) => {
+                    let r = f64::from_bits(bits);
+                    prop_assert!((0.0..1.0).contains(&r));
+                }
+                Value::Uuid(u) => prop_assert!(uuids.insert(u), "duplicate uuid"),
+                Value::Child(c, _) => prop_assert!(uuids.insert(*c.as_uuid()), "child id reused"),
+                Value::Time(t) => {
+                    prop_assert!(t >= last_time, "time went back");
+                    last_time = t;
+                }
+                Value::Outcome(_) => {}
+            }
+        }
+    }
+
+    /// Two invocations never share deterministic values.
+    #[test]
+    fn invocations_do_not_share_values(a in any::<u128>(), b in any::<u128>()) {
+        prop_assume!(a != b);
+        let mut ca = ReplayCursor::new(InvocationId::from_u128(a), Vec::new());
+        let mut cb = ReplayCursor::new(InvocationId::from_u128(b), Vec::new());
+        prop_assert_ne!(ca.uuid().unwrap(), cb.uuid().unwrap());
+        prop_assert_ne!(ca.random().unwrap().to_bits(), cb.random().unwrap().to_bits());
+    }
+}
+
+#[test]
+fn replay_reads_the_journal_not_the_seed() {
+    // A journal written by another seeding scheme still replays its own values.
+    let id = InvocationId::from_u128(9);
+    let forged = vec![wf_core::JournalEntry {
+        seq: 0,
+        op: wf_core::Op::Random(0.25f64.to_bits()),
+    }];
+    let mut c = ReplayCursor::new(id, forged);
+    assert_eq!(c.random().unwrap(), 0.25);
+}
+
+#[test]
+fn child_result_for_another_child_is_non_determinism() {
+    let id = InvocationId::from_u128(1);
+    let (task, call) = call_of(0, 0);
+    let mut first = ReplayCursor::new(id, Vec::new());
+    let a = first.child_start(&task, call).unwrap().child;
+    first
+        .record_child_result(a, ChildOutcome::Success(vec![1]))
+        .unwrap();
+    let journal = first.take_new_entries();
+
+    let mut replay = ReplayCursor::new(id, journal);
+    replay.child_start(&task, call).unwrap();
+    let err = replay
+        .replay_child_result(InvocationId::from_u128(77))
+        .unwrap_err();
+    assert_eq!(err.position, 1);
+}
