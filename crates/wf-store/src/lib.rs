@@ -1,1 +1,24 @@
-//! placeholder
+//! # wf-store
+//!
+//! The storage contract of `wf` ([`Store`]) and its backends:
+//!
+//! - [`MemoryStore`]: in-process, for tests and single-process use;
+//! - `FileStore` (feature `file`, default): the embedded, crash-safe directory store.
+//!
+//! Backends share one state machine ([`tables::Tables`]) where they keep state in process memory,
+//! and one conformance suite (`conformance`, feature `testing`) that every backend must pass.
+//! This crate knows nothing of workers or task bodies: it stores and hands out invocations.
+
+pub mod error;
+pub mod memory;
+pub mod model;
+pub mod store;
+pub mod tables;
+
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use model::{
+    Claim, Commit, InvocationRecord, InvocationSpec, InvocationState, Lease, LeaseInfo,
+    NewInvocation, Outcome, StatusCounts, Submitted,
+};
+pub use store::Store;

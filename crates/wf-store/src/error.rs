@@ -1,0 +1,98 @@
+//! Errors every backend reports, as variants a caller can match.
+
+use std::path::PathBuf;
+
+use wf_core::{CodecError, InvocationId, TransitionError, WorkflowAccessError};
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No invocation with this id is stored.
+    #[error(
+        "invocation {0} not found: it was never submitted to this store, or was purged by retention"
+    )]
+    InvocationNotFound(InvocationId),
+    /// The worker's lease is gone: it expired or another worker took the invocation over.
+    #[error(
+        "lease on invocation {invocation} lost ({reason}); nothing was written, the invocation belongs to whoever holds it now"
+    )]
+    LeaseLost {
+        /// The invocation.
+        invocation: InvocationId,
+        /// Why the lease is no longer valid.
+        reason: String,
+    },
+    /// The status change is not in `wf_core::status::TRANSITIONS`.
+    #[error("invocation {invocation}: {source}")]
+    Transition {
+        /// The invocation.
+        invocation: InvocationId,
+        /// The refused move.
+        #[source]
+        source: TransitionError,
+    },
+    /// A commit wrote data it may not write.
+    #[error(transparent)]
+    Access(#[from] WorkflowAccessError),
+    /// A commit that does not make sense (for example waiting on an invocation that is not a child).
+    #[error("invalid commit for invocation {invocation}: {reason}")]
+    InvalidCommit {
+        /// The committing invocation.
+        invocation: InvocationId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A submission reused an id for a different call.
+    #[error(
+        "invocation {0} already exists with a different task, arguments or parent; ids must be unique per call"
+    )]
+    Conflict(InvocationId),
+    /// A value could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// An I/O error on a store file.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store's files are corrupt in a way that cannot be repaired by cutting a torn tail.
+    #[error(
+        "store file {path} is corrupt at byte offset {offset}: {reason}; restore it from a backup or move it away"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another process owns the store directory.
+    #[error(
+        "store {path} is locked by another process; a file store has one owning process: run workers in that process, or use the Redis backend for multi-process workers"
+    )]
+    StoreLocked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The store was written by a newer `wf`.
+    #[error(
+        "store {path} has format version {found}, this build reads up to {supported}: upgrade wf to open it"
+    )]
+    NewerFormat {
+        /// The store file.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Highest version this build reads.
+        supported: u32,
+    },
+    /// The backend cannot be reached (network, server down).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}

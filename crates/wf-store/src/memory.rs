@@ -1,0 +1,215 @@
+//! The memory backend: in-process, exact, fast; for tests and single-process use.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use wf_core::{InvocationId, JournalEntry, Timestamp, WorkerId};
+
+use crate::error::StoreError;
+use crate::model::{
+    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
+};
+use crate::store::Store;
+use crate::tables::{Change, Tables};
+
+/// A store that lives in this process's memory and dies with it.
+///
+/// ```
+/// use wf_store::{MemoryStore, Store};
+/// let store = MemoryStore::new();
+/// assert_eq!(store.counts().unwrap().total(), 0);
+/// ```
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+    /// Signalled when something may have become claimable.
+    work: Condvar,
+    /// Signalled when an invocation became final.
+    finished: Condvar,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // A panic while holding the lock cannot leave `Tables` half-changed in a way later calls
+        // trip over (operations validate before they apply), so a poisoned lock is still usable.
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a mutating operation and signals waiters according to what it changed.
+    fn mutate<T>(
+        &self,
+        op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut changes = Vec::new();
+        let result = op(&mut self.lock(), &mut changes);
+        signal(&changes, &self.work, &self.finished);
+        result
+    }
+}
+
+/// Wakes workers when work appeared and callers when something finished.
+pub(crate) fn signal(changes: &[Change], work: &Condvar, finished: &Condvar) {
+    let mut new_work = 0usize;
+    let mut any_final = false;
+    for change in changes {
+        let state = match change {
+            Change::Created(_, s) | Change::State(_, s) => s,
+            _ => continue,
+        };
+        new_work += usize::from(state.status.is_claimable());
+        any_final |= state.status.is_final();
+    }
+    match new_work {
+        0 => {}
+        1 => work.notify_one(),
+        _ => work.notify_all(),
+    }
+    if any_final {
+        finished.notify_all();
+    }
+}
+
+pub(crate) fn system_now() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
+/// Waits on `cond` until `ready` says yes or `timeout` passes; shared by the in-process backends.
+pub(crate) fn wait_until<'a, T>(
+    mut guard: MutexGuard<'a, Tables>,
+    cond: &Condvar,
+    timeout: Duration,
+    mut ready: impl FnMut(&Tables) -> Option<T>,
+    mut wake_by: impl FnMut(&Tables) -> Option<Timestamp>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = ready(&guard) {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        let mut wait = deadline - now;
+        if let Some(due) = wake_by(&guard) {
+            wait = wait.min(system_now().until(due).max(Duration::from_millis(1)));
+        }
+        guard = cond
+            .wait_timeout(guard, wait)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+}
+
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
+        self.mutate(|t, out| t.submit(out, invocation, now))
+    }
+
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.mutate(|t, out| t.claim(out, worker, lease_for, now))
+    }
+
+    fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
+        let found = wait_until(
+            self.lock(),
+            &self.work,
+            timeout,
+            |t| t.has_claimable(system_now()).then_some(()),
+            Tables::next_due,
+        );
+        Ok(found.is_some())
+    }
+
+    fn renew(
+        &self,
+        lease: &Lease,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, StoreError> {
+        self.mutate(|t, out| t.renew(out, lease, lease_for, now))
+    }
+
+    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.commit(out, lease, commit, now))
+    }
+
+    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.mutate(|t, out| t.recover_expired(out, now))
+    }
+
+    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.cancel(out, id, reason, now))
+    }
+
+    fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
+        self.lock().invocation(id)
+    }
+
+    fn invocations(&self, ids: &[InvocationId]) -> Result<Vec<InvocationRecord>, StoreError> {
+        let t = self.lock();
+        ids.iter().map(|id| t.invocation(*id)).collect()
+    }
+
+    fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
+        self.lock().journal(id)
+    }
+
+    fn get_data(&self, workflow: InvocationId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().get_data(workflow, key))
+    }
+
+    fn data_keys(&self, workflow: InvocationId) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock().data_keys(workflow))
+    }
+
+    fn workflow_invocations(
+        &self,
+        workflow: InvocationId,
+    ) -> Result<Vec<InvocationId>, StoreError> {
+        Ok(self.lock().workflow_invocations(workflow))
+    }
+
+    fn workflows(&self) -> Result<Vec<InvocationRecord>, StoreError> {
+        Ok(self.lock().workflow_roots())
+    }
+
+    fn counts(&self) -> Result<StatusCounts, StoreError> {
+        Ok(self.lock().counts())
+    }
+
+    fn wait_final(
+        &self,
+        id: InvocationId,
+        timeout: Duration,
+    ) -> Result<Option<InvocationRecord>, StoreError> {
+        let guard = self.lock();
+        guard.invocation(id)?;
+        let found = wait_until(
+            guard,
+            &self.finished,
+            timeout,
+            |t| t.invocation(id).ok().filter(|r| r.state.status.is_final()),
+            |_| None,
+        );
+        Ok(found)
+    }
+
+    fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
+        self.mutate(|t, out| Ok(t.purge_finished(out, finished_before)))
+    }
+}

@@ -1,0 +1,227 @@
+//! The records a store keeps and the requests it takes.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use wf_core::{
+    CallId, Failure, InvocationId, JournalEntry, Status, TaskId, Timestamp, WorkerId,
+    WorkflowIdentity,
+};
+
+/// The immutable part of an invocation: what was called, by whom, in which workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvocationSpec {
+    /// The invocation's id.
+    pub id: InvocationId,
+    /// The task called.
+    pub task: TaskId,
+    /// Hash of task and arguments.
+    pub call: CallId,
+    /// The encoded arguments.
+    pub args: Vec<u8>,
+    /// The workflow it belongs to.
+    pub identity: WorkflowIdentity,
+    /// The invocation that called it, if any.
+    pub parent: Option<InvocationId>,
+    /// When it was submitted.
+    pub created_at: Timestamp,
+}
+
+/// The changing part of an invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvocationState {
+    /// Current status.
+    pub status: Status,
+    /// How many times a worker claimed it (the current attempt's number while running).
+    pub attempts: u32,
+    /// The lease while running.
+    pub lease: Option<LeaseInfo>,
+    /// Not runnable before this time (retry backoff, delayed start).
+    pub not_before: Option<Timestamp>,
+    /// The encoded result, once successful.
+    pub result: Option<Vec<u8>>,
+    /// The error: the final one once failed, the last attempt's while retrying.
+    pub error: Option<Failure>,
+    /// Children it is suspended on while waiting.
+    pub waiting_on: Vec<InvocationId>,
+    /// When the status last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Who holds a running invocation, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// The worker holding it.
+    pub worker: WorkerId,
+    /// The lease is void after this time.
+    pub expires_at: Timestamp,
+}
+
+/// An invocation as read back: its spec and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationRecord {
+    /// What was called.
+    pub spec: Arc<InvocationSpec>,
+    /// Where it is.
+    pub state: InvocationState,
+}
+
+impl InvocationRecord {
+    /// The invocation's id.
+    pub fn id(&self) -> InvocationId {
+        self.spec.id
+    }
+
+    /// Its status.
+    pub fn status(&self) -> Status {
+        self.state.status
+    }
+
+    /// True when it is the root of its workflow.
+    pub fn is_root(&self) -> bool {
+        self.spec.identity.is_root(self.spec.id)
+    }
+}
+
+/// A request to store a new invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvocation {
+    /// Its id (submission is idempotent by id).
+    pub id: InvocationId,
+    /// The task.
+    pub task: TaskId,
+    /// Hash of task and arguments.
+    pub call: CallId,
+    /// Encoded arguments.
+    pub args: Vec<u8>,
+    /// Its workflow.
+    pub identity: WorkflowIdentity,
+    /// The calling invocation, if any.
+    pub parent: Option<InvocationId>,
+    /// Not runnable before this time.
+    pub not_before: Option<Timestamp>,
+}
+
+/// What [`crate::Store::submit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// The invocation was stored and queued.
+    Created,
+    /// An identical invocation with this id already existed; nothing changed.
+    AlreadyExists,
+}
+
+/// The right to run and commit one attempt of an invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The invocation.
+    pub invocation: InvocationId,
+    /// The holder.
+    pub worker: WorkerId,
+    /// The attempt this lease is for; a later claim has a higher one (the fencing token).
+    pub attempt: u32,
+    /// Void after this time unless renewed.
+    pub expires_at: Timestamp,
+}
+
+/// A claimed invocation, with everything needed to run it (one round trip).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The lease to renew and commit with.
+    pub lease: Lease,
+    /// The invocation.
+    pub record: InvocationRecord,
+    /// Its journal so far.
+    pub journal: Vec<JournalEntry>,
+}
+
+/// Everything one execution produced, persisted atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    /// New journal entries, continuing the stored journal's sequence.
+    pub journal: Vec<JournalEntry>,
+    /// Writes to the invocation's workflow data (only a workflow root may write).
+    pub data: Vec<(String, Vec<u8>)>,
+    /// Children to submit (idempotent by id).
+    pub children: Vec<NewInvocation>,
+    /// The new status.
+    pub outcome: Outcome,
+}
+
+impl Commit {
+    /// A commit of just an outcome.
+    pub fn outcome(outcome: Outcome) -> Self {
+        Self {
+            journal: Vec::new(),
+            data: Vec::new(),
+            children: Vec::new(),
+            outcome,
+        }
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Finished with this encoded result.
+    Success(Vec<u8>),
+    /// Finished with this error.
+    Failed(Failure),
+    /// Failed this attempt; runnable again at `not_before`.
+    Retry {
+        /// When to retry.
+        not_before: Timestamp,
+        /// This attempt's error.
+        error: Failure,
+    },
+    /// Suspended until every listed child (its own children) is final.
+    Waiting {
+        /// The children.
+        on: Vec<InvocationId>,
+    },
+    /// Handed back unfinished (graceful stop): runnable again at once.
+    Released,
+}
+
+/// Invocation counts by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    counts: [u64; 7],
+}
+
+impl StatusCounts {
+    fn index(status: Status) -> usize {
+        Status::ALL.iter().position(|s| *s == status).unwrap_or(0)
+    }
+
+    /// The count for one status.
+    pub fn get(&self, status: Status) -> u64 {
+        self.counts[Self::index(status)]
+    }
+
+    /// All invocations.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Each status with its count.
+    pub fn iter(&self) -> impl Iterator<Item = (Status, u64)> + '_ {
+        Status::ALL.iter().map(|s| (*s, self.get(*s)))
+    }
+
+    pub(crate) fn add(&mut self, status: Status) {
+        self.counts[Self::index(status)] += 1;
+    }
+
+    pub(crate) fn remove(&mut self, status: Status) {
+        let c = &mut self.counts[Self::index(status)];
+        *c = c.saturating_sub(1);
+    }
+}
+
+/// Lease length helper: a lease granted at `now` for `d`.
+pub fn lease_expiry(now: Timestamp, d: Duration) -> Timestamp {
+    now.saturating_add(d)
+}
