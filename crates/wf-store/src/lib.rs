@@ -22,3 +22,6 @@ pub use model::{
     NewInvocation, Outcome, StatusCounts, Submitted,
 };
 pub use store::Store;
+
+#[cfg(feature = "testing")]
+pub mod conformance;

@@ -1,0 +1,6 @@
+//! The conformance suite against the memory backend.
+
+use wf_store::MemoryStore;
+use wf_store::conformance::Subject;
+
+wf_store::conformance_tests!(|| Subject::new(MemoryStore::new()));
