@@ -34,8 +34,11 @@ pub struct InvocationSpec {
 pub struct InvocationState {
     /// Current status.
     pub status: Status,
-    /// How many times a worker claimed it (the current attempt's number while running).
+    /// How many times a worker claimed it (the current attempt's number while running). Every
+    /// execution counts: first runs, retries, recoveries and replays after a wake-up.
     pub attempts: u32,
+    /// How many executions ended in a retry (the retry budget spent so far).
+    pub retries: u32,
     /// The lease while running.
     pub lease: Option<LeaseInfo>,
     /// Not runnable before this time (retry backoff, delayed start).

@@ -273,6 +273,7 @@ impl Tables {
         let state = InvocationState {
             status: Status::Pending,
             attempts: 0,
+            retries: 0,
             lease: None,
             not_before: new.not_before,
             result: None,
@@ -460,6 +461,7 @@ impl Tables {
             }
             Outcome::Retry { not_before, error } => {
                 state.status = Status::Retry;
+                state.retries += 1;
                 state.not_before = Some(not_before);
                 state.error = Some(error);
             }
