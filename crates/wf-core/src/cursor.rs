@@ -242,4 +242,32 @@ impl ReplayCursor {
         });
         Ok(outcome)
     }
+
+    /// The recorded value of a `get_data(key)` if the journal holds one at this position;
+    /// `None` (and no move) past the recorded journal, where the caller reads the store and
+    /// calls [`ReplayCursor::record_data_get`]. A read of another key is non-determinism.
+    pub fn replay_data_get(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<Option<Vec<u8>>>, NonDeterminism> {
+        let Some(entry) = self.recorded.get(self.position as usize) else {
+            return Ok(None);
+        };
+        match &entry.op {
+            Op::DataGet { key: k, value } if k == key => {
+                let value = value.clone();
+                self.position += 1;
+                Ok(Some(value))
+            }
+            other => Err(self.mismatch(other, format!("get_data(\"{key}\")"))),
+        }
+    }
+
+    /// Records the value a `get_data(key)` found past the recorded journal.
+    pub fn record_data_get(&mut self, key: &str, value: Option<Vec<u8>>) {
+        self.record(Op::DataGet {
+            key: key.to_owned(),
+            value,
+        });
+    }
 }

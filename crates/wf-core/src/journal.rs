@@ -34,6 +34,13 @@ pub enum Op {
         /// The child's invocation id.
         child: InvocationId,
     },
+    /// A workflow data read (`get_data`), so a replay sees what the first run saw.
+    DataGet {
+        /// The key read.
+        key: String,
+        /// The encoded value found, if any.
+        value: Option<Vec<u8>>,
+    },
     /// A child's final outcome was observed.
     ChildResult {
         /// The child.
@@ -65,6 +72,8 @@ pub enum OpKind {
     ChildStart,
     /// Observing a child's outcome.
     ChildResult,
+    /// Reading workflow data.
+    DataGet,
 }
 
 impl Op {
@@ -76,6 +85,7 @@ impl Op {
             Op::Time(_) => OpKind::Time,
             Op::ChildStart { .. } => OpKind::ChildStart,
             Op::ChildResult { .. } => OpKind::ChildResult,
+            Op::DataGet { .. } => OpKind::DataGet,
         }
     }
 }
@@ -88,6 +98,7 @@ impl fmt::Display for OpKind {
             OpKind::Time => "utc_now()",
             OpKind::ChildStart => "child start",
             OpKind::ChildResult => "child result",
+            OpKind::DataGet => "get_data()",
         })
     }
 }
@@ -101,6 +112,10 @@ impl fmt::Display for Op {
             Op::ChildStart { task, call, child } => {
                 write!(f, "child start of task '{task}' (call {call}) as {child}")
             }
+            Op::DataGet { key, value } => match value {
+                Some(v) => write!(f, "get_data(\"{key}\") = {} bytes", v.len()),
+                None => write!(f, "get_data(\"{key}\") = none"),
+            },
             Op::ChildResult { child, outcome } => match outcome {
                 ChildOutcome::Success(bytes) => {
                     write!(

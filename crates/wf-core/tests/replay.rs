@@ -20,6 +20,8 @@ enum Req {
     Start(u8, u8),
     /// Observe the result of the most recently started child (success or failure).
     Result(bool),
+    /// Read workflow data key `k{0}`.
+    Data(u8),
 }
 
 /// The value an operation produced, comparable across runs.
@@ -30,6 +32,7 @@ enum Value {
     Time(i128),
     Child(InvocationId, bool),
     Outcome(ChildOutcome),
+    Data(Option<Vec<u8>>),
 }
 
 fn req() -> impl Strategy<Value = Req> {
@@ -39,6 +42,7 @@ fn req() -> impl Strategy<Value = Req> {
         (0i64..4_000_000_000).prop_map(Req::Time),
         (0u8..3, any::<u8>()).prop_map(|(t, a)| Req::Start(t, a)),
         any::<bool>().prop_map(Req::Result),
+        (0u8..3).prop_map(Req::Data),
     ]
 }
 
@@ -86,6 +90,20 @@ fn run(
                 };
                 Value::Outcome(outcome)
             }
+            Req::Data(k) => {
+                let key = format!("k{k}");
+                let value = match cursor.replay_data_get(&key)? {
+                    Some(v) => v,
+                    None => {
+                        // What the store holds now: depends on the clock shift, so a replay that
+                        // re-read the store instead of the journal would see something else.
+                        let fresh = (clock_shift == 0).then(|| vec![*k; 3]);
+                        cursor.record_data_get(&key, fresh.clone());
+                        fresh
+                    }
+                };
+                Value::Data(value)
+            }
         };
         out.push(v);
     }
@@ -116,6 +134,7 @@ fn diverge(r: &Req) -> Vec<Req> {
             Req::Random,
         ],
         Req::Result(_) => vec![Req::Random, Req::Uuid],
+        Req::Data(k) => vec![Req::Data(k.wrapping_add(1) % 3), Req::Random],
     }
 }
 
@@ -221,7 +240,7 @@ proptest! {
                     prop_assert!(t >= last_time, "time went back");
                     last_time = t;
                 }
-                Value::Outcome(_) => {}
+                Value::Outcome(_) | Value::Data(_) => {}
             }
         }
     }
