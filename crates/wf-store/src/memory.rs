@@ -124,6 +124,10 @@ impl Store for MemoryStore {
         self.mutate(|t, out| t.claim(out, worker, lease_for, now))
     }
 
+    fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock().next_due())
+    }
+
     fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
         let found = wait_until(
             self.lock(),

@@ -1,0 +1,151 @@
+//! Errors of the runtime and of task bodies.
+
+use std::fmt;
+use std::time::Duration;
+
+use wf_core::{CodecError, Failure, InvocationId, NonDeterminism, TaskId, WorkflowAccessError};
+use wf_store::StoreError;
+
+/// An error from the `wf` API: building an app, calling tasks, waiting for results, and the
+/// workflow context's fallible operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WfError {
+    /// A task tried to write workflow data it does not own (only the workflow's root may).
+    #[error(transparent)]
+    Access(#[from] WorkflowAccessError),
+    /// A replay diverged from the recorded journal; the invocation fails.
+    #[error(transparent)]
+    NonDeterminism(#[from] NonDeterminism),
+    /// The workflow body is suspended until its children finish. Propagate it with `?`: the worker
+    /// is released and the body is replayed when the children are final. Swallowing it changes
+    /// nothing: the invocation is suspended anyway.
+    #[error("workflow suspended: waiting on {waiting_on} unfinished child invocation(s); return this error with `?` so the worker can take other work")]
+    Suspended {
+        /// How many children it waits on.
+        waiting_on: usize,
+    },
+    /// A child task failed; its failure is recorded, so a replay sees the same error.
+    #[error("child task '{task}' ({child}) failed: {failure}")]
+    ChildFailed {
+        /// The child's task.
+        task: TaskId,
+        /// The child invocation.
+        child: InvocationId,
+        /// Its failure.
+        failure: Failure,
+    },
+    /// The invocation whose result was asked for failed.
+    #[error("invocation {invocation} failed: {failure}")]
+    Failed {
+        /// The invocation.
+        invocation: InvocationId,
+        /// Its failure.
+        failure: Failure,
+    },
+    /// The invocation did not finish within the time given to `result_timeout`.
+    #[error("invocation {invocation} did not finish within {waited:?}; is a worker running (`app.worker().start()`)?")]
+    Timeout {
+        /// The invocation.
+        invocation: InvocationId,
+        /// How long was waited.
+        waited: Duration,
+    },
+    /// A task with this name is already registered in the app.
+    #[error("task '{0}' is already registered in this app; task names must be unique")]
+    DuplicateTask(TaskId),
+    /// No task with this name is registered.
+    #[error("task '{0}' is not registered in this app; register it with `app.task(..)` before workers run")]
+    UnknownTask(TaskId),
+    /// A task handle from another app was used.
+    #[error("task '{0}' belongs to another app (or was registered with a different signature)")]
+    ForeignTask(TaskId),
+    /// Arguments or a result could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The app's configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Workflow-context operations are only valid inside the body that owns the context.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The error type of task bodies. Anything implementing `std::error::Error` converts into it, so
+/// `?` works in bodies; [`TaskError::new`] makes one from a message.
+///
+/// ```
+/// use wf_runtime::TaskError;
+///
+/// fn parse(s: &str) -> Result<u32, TaskError> {
+///     let n: u32 = s.parse()?; // ParseIntError converts
+///     if n == 0 {
+///         return Err(TaskError::new("zero is not a valid quantity").permanent());
+///     }
+///     Ok(n)
+/// }
+/// assert!(parse("x").is_err());
+/// assert!(!parse("0").unwrap_err().is_retryable());
+/// ```
+pub struct TaskError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    permanent: bool,
+}
+
+impl TaskError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), source: None, permanent: false }
+    }
+
+    /// Marks the error as permanent: it is never retried, whatever the task's retry settings.
+    pub fn permanent(mut self) -> Self {
+        self.permanent = true;
+        self
+    }
+
+    /// False when marked [`TaskError::permanent`].
+    pub fn is_retryable(&self) -> bool {
+        !self.permanent
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The wrapped error, if this came from one, for downcasting in retry predicates.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+
+    /// The wrapped error as `E`, if it is one.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.source.as_deref().and_then(|e| e.downcast_ref::<E>())
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
+    fn from(e: E) -> Self {
+        Self { message: e.to_string(), source: Some(Box::new(e)), permanent: false }
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskError")
+            .field("message", &self.message)
+            .field("permanent", &self.permanent)
+            .finish()
+    }
+}

@@ -1,0 +1,137 @@
+//! One execution: run a claimed invocation's body and turn what happened into one commit.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use wf_core::{Failure, FailureKind, Timestamp};
+use wf_store::{Claim, Commit, InvocationRecord, Outcome, StoreError};
+
+use crate::app::App;
+use crate::context::TaskContext;
+use crate::error::{TaskError, WfError};
+use crate::task::{BodyError, RegisteredTask};
+
+/// How an execution ended, for worker statistics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Success,
+    Failed,
+    Retry,
+    Waiting,
+    /// The commit was refused: the lease was lost (expired or taken over).
+    LeaseLost,
+}
+
+/// Runs the body of a claimed invocation and commits the outcome at `now()` (a function, so the
+/// time is read after the body ran).
+pub(crate) fn execute(app: &App, claim: Claim, now: impl Fn() -> Timestamp) -> Result<Ended, WfError> {
+    let Claim { lease, record, journal } = claim;
+    let span = tracing::info_span!(
+        "invocation",
+        task = %record.spec.task,
+        invocation = %record.spec.id,
+        workflow = %record.spec.identity.workflow_id,
+        attempt = lease.attempt,
+    );
+    let _entered = span.enter();
+    let commit = match app.registered(&record.spec.task) {
+        Some(task) => run(app, &task, &record, journal, lease.attempt, &now),
+        None => {
+            tracing::error!("task is not registered in this worker's app");
+            Commit::outcome(Outcome::Failed(Failure::new(
+                FailureKind::UnknownTask,
+                format!("task '{}' is not registered in the worker's app '{}'", record.spec.task, app.app_id()),
+            )))
+        }
+    };
+    let ended = match &commit.outcome {
+        Outcome::Success(_) => Ended::Success,
+        Outcome::Failed(_) => Ended::Failed,
+        Outcome::Retry { .. } => Ended::Retry,
+        Outcome::Waiting { .. } | Outcome::Released => Ended::Waiting,
+    };
+    match app.store().commit(&lease, commit, now()) {
+        Ok(()) => {
+            tracing::debug!(?ended, "committed");
+            Ok(ended)
+        }
+        Err(StoreError::LeaseLost { reason, .. }) => {
+            tracing::warn!(%reason, "commit refused: lease lost; another worker owns this invocation now");
+            Ok(Ended::LeaseLost)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn run(
+    app: &App,
+    task: &RegisteredTask,
+    record: &InvocationRecord,
+    journal: Vec<wf_core::JournalEntry>,
+    attempt: u32,
+    now: &impl Fn() -> Timestamp,
+) -> Commit {
+    let ctx = TaskContext::new(app.clone(), record.spec.clone(), attempt, journal);
+    let result = catch_unwind(AssertUnwindSafe(|| (task.body)(&ctx, &record.spec.args)));
+    let (det, buffers) = ctx.finish().finish();
+    let (journal, divergence) = det.finish();
+
+    if let Some(nd) = divergence {
+        tracing::error!(error = %nd, "non-determinism");
+        return Commit::outcome(Outcome::Failed(Failure::new(FailureKind::NonDeterminism, nd.to_string())));
+    }
+    let mut data = buffers.data;
+    let mut children = buffers.children;
+    if let Some(s) = buffers.suspension {
+        data.truncate(s.data_len);
+        children.truncate(s.children_len);
+        return Commit { journal, data, children, outcome: Outcome::Waiting { on: s.on } };
+    }
+    let outcome = match result {
+        Ok(Ok(bytes)) => Outcome::Success(bytes),
+        Ok(Err(BodyError::Args(e))) => Outcome::Failed(Failure::new(
+            FailureKind::Codec,
+            format!("arguments do not decode as this task's argument type ({e}); was the task's signature changed?"),
+        )),
+        Ok(Err(BodyError::Result(e))) => Outcome::Failed(Failure::new(FailureKind::Codec, format!("result cannot be encoded: {e}"))),
+        Ok(Err(BodyError::Task(e))) => failed(task, record, Some(&e), failure_of(&e), now),
+        Err(panic) => failed(task, record, None, Failure::new(FailureKind::Panic, panic_message(&*panic)), now),
+    };
+    Commit { journal, data, children, outcome }
+}
+
+/// A failed attempt: retried if the policy allows, else final.
+fn failed(
+    task: &RegisteredTask,
+    record: &InvocationRecord,
+    error: Option<&TaskError>,
+    failure: Failure,
+    now: &impl Fn() -> Timestamp,
+) -> Outcome {
+    match task.options.retry.next_delay(record.spec.id, record.state.retries, error) {
+        Some(delay) => {
+            tracing::info!(error = %failure, ?delay, "attempt failed; retrying");
+            Outcome::Retry { not_before: now().saturating_add(delay), error: failure }
+        }
+        None => {
+            tracing::info!(error = %failure, "failed");
+            Outcome::Failed(failure)
+        }
+    }
+}
+
+fn failure_of(e: &TaskError) -> Failure {
+    let kind = match e.downcast_ref::<WfError>() {
+        Some(WfError::ChildFailed { .. }) => FailureKind::Child,
+        _ => FailureKind::Task,
+    };
+    Failure::new(kind, e.message())
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    format!("task body panicked: {text}")
+}

@@ -1,0 +1,110 @@
+//! `Invocation<R>`: a caller's handle on one call.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wf_core::{CallId, Failure, FailureKind, InvocationId, Status, WorkflowIdentity, decode, encode};
+use wf_store::{InvocationRecord, NewInvocation};
+
+use crate::app::App;
+use crate::clock;
+use crate::error::WfError;
+use crate::ids::fresh_invocation_id;
+use crate::task::Task;
+
+/// A call of a task from outside any task, typed by its result.
+pub struct Invocation<R> {
+    id: InvocationId,
+    app: App,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
+    /// Calls the task from outside any task: a new workflow rooted at this invocation. Returns
+    /// at once; workers run it. Inside a task body use `ctx.wf().execute_task` instead.
+    pub fn call(&self, app: &App, args: A) -> Result<Invocation<R>, WfError> {
+        app.check_handle(self)?;
+        let args = encode(&args)?;
+        let id = fresh_invocation_id();
+        let invocation = NewInvocation {
+            id,
+            call: CallId::of(&self.id, &args),
+            identity: WorkflowIdentity::derive(id, &self.id, self.force_new_workflow, None),
+            task: self.id.clone(),
+            args,
+            parent: None,
+            not_before: None,
+        };
+        app.store().submit(invocation, clock::now())?;
+        Ok(Invocation::attach(app, id))
+    }
+}
+
+impl<R: DeserializeOwned> Invocation<R> {
+    /// A handle on an existing invocation (for example an id read from a log). The result type is
+    /// the caller's promise; a mismatch shows as a decode error.
+    pub fn attach(app: &App, id: InvocationId) -> Self {
+        Self { id, app: app.clone(), _result: PhantomData }
+    }
+
+    /// The invocation's id.
+    pub fn id(&self) -> InvocationId {
+        self.id
+    }
+
+    /// Its current status.
+    pub fn status(&self) -> Result<Status, WfError> {
+        Ok(self.app.store().invocation(self.id)?.status())
+    }
+
+    /// Its stored record (status, attempts, identity, timings).
+    pub fn record(&self) -> Result<InvocationRecord, WfError> {
+        Ok(self.app.store().invocation(self.id)?)
+    }
+
+    /// Blocks until the invocation is final and returns its result, or its failure as
+    /// [`WfError::Failed`]. Needs a worker running somewhere (or `app.run_until_idle()`).
+    pub fn result(&self) -> Result<R, WfError> {
+        loop {
+            if let Some(r) = self.app.store().wait_final(self.id, Duration::from_secs(3600))? {
+                return outcome(r);
+            }
+        }
+    }
+
+    /// Like [`Invocation::result`], giving up with [`WfError::Timeout`] after `timeout`.
+    pub fn result_timeout(&self, timeout: Duration) -> Result<R, WfError> {
+        let start = Instant::now();
+        match self.app.store().wait_final(self.id, timeout)? {
+            Some(r) => outcome(r),
+            None => Err(WfError::Timeout { invocation: self.id, waited: start.elapsed() }),
+        }
+    }
+}
+
+fn outcome<R: DeserializeOwned>(r: InvocationRecord) -> Result<R, WfError> {
+    let id = r.id();
+    match (r.state.status, r.state.result, r.state.error) {
+        (Status::Success, Some(bytes), _) => Ok(decode(&bytes)?),
+        (_, _, Some(failure)) => Err(WfError::Failed { invocation: id, failure }),
+        (status, _, None) => Err(WfError::Failed {
+            invocation: id,
+            failure: Failure::new(FailureKind::Task, format!("finished as {status} without a result")),
+        }),
+    }
+}
+
+impl<R> fmt::Debug for Invocation<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Invocation").field("id", &self.id).finish()
+    }
+}
+
+impl<R> Clone for Invocation<R> {
+    fn clone(&self) -> Self {
+        Self { id: self.id, app: self.app.clone(), _result: PhantomData }
+    }
+}

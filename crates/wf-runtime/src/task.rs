@@ -1,0 +1,136 @@
+//! Typed task handles, task options and the type-erased registry entry.
+
+use std::any::TypeId;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wf_core::{CodecError, TaskId, decode, encode};
+
+use crate::context::TaskContext;
+use crate::error::TaskError;
+use crate::retry::{Backoff, RetryPolicy};
+
+/// How a task is registered: its name, retries and workflow behaviour.
+///
+/// ```
+/// use std::time::Duration;
+/// use wf_runtime::{Backoff, TaskOptions};
+///
+/// let options = TaskOptions::new("charge_card")
+///     .max_retries(3)
+///     .retry_backoff(Backoff::exponential(Duration::from_millis(200)))
+///     .retry_if(|e| !e.message().contains("declined"));
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug)]
+pub struct TaskOptions {
+    pub(crate) id: TaskId,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) force_new_workflow: bool,
+}
+
+impl TaskOptions {
+    /// Options for a task called `name`: no retries, joins its caller's workflow.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { id: TaskId::new(name), retry: RetryPolicy::default(), force_new_workflow: false }
+    }
+
+    /// How many times a failed attempt (error or panic) is retried. Default 0.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.retry.max_retries = n;
+        self
+    }
+
+    /// The delay between retries. Default: exponential from 100 ms, capped at 60 s, jitter 0.5.
+    pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
+        self.retry.backoff = backoff;
+        self
+    }
+
+    /// Retries only errors for which `predicate` is true (panics always count as retryable).
+    pub fn retry_if(mut self, predicate: impl Fn(&TaskError) -> bool + Send + Sync + 'static) -> Self {
+        self.retry.predicate = Some(Arc::new(predicate));
+        self
+    }
+
+    /// When called from inside another task, start a sub-workflow (own data, own root) instead of
+    /// joining the caller's workflow.
+    pub fn force_new_workflow(mut self, yes: bool) -> Self {
+        self.force_new_workflow = yes;
+        self
+    }
+}
+
+/// A registered task: call it with [`Task::call`] (from outside any task) or through the workflow
+/// context (from inside a task).
+pub struct Task<A, R> {
+    pub(crate) id: TaskId,
+    pub(crate) force_new_workflow: bool,
+    _types: PhantomData<fn(A) -> R>,
+}
+
+impl<A, R> Task<A, R> {
+    pub(crate) fn new(id: TaskId, force_new_workflow: bool) -> Self {
+        Self { id, force_new_workflow, _types: PhantomData }
+    }
+
+    /// The task's id (its registered name).
+    pub fn id(&self) -> &TaskId {
+        &self.id
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+impl<A, R> Clone for Task<A, R> {
+    fn clone(&self) -> Self {
+        Self::new(self.id.clone(), self.force_new_workflow)
+    }
+}
+
+impl<A, R> fmt::Debug for Task<A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task").field("id", &self.id).finish()
+    }
+}
+
+/// Why a type-erased body did not produce a result.
+pub(crate) enum BodyError {
+    /// The stored arguments do not decode as the task's argument type.
+    Args(CodecError),
+    /// The result could not be encoded.
+    Result(CodecError),
+    /// The body returned an error.
+    Task(TaskError),
+}
+
+type ErasedBody = dyn Fn(&TaskContext, &[u8]) -> Result<Vec<u8>, BodyError> + Send + Sync;
+
+/// A task as the registry keeps it: options and a body working on encoded bytes.
+pub(crate) struct RegisteredTask {
+    pub options: TaskOptions,
+    pub signature: TypeId,
+    pub body: Box<ErasedBody>,
+}
+
+impl RegisteredTask {
+    pub fn new<A, R, F>(options: TaskOptions, f: F) -> Self
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        F: Fn(&TaskContext, A) -> Result<R, TaskError> + Send + Sync + 'static,
+    {
+        let body = move |ctx: &TaskContext, args: &[u8]| -> Result<Vec<u8>, BodyError> {
+            let args: A = decode(args).map_err(BodyError::Args)?;
+            let result = f(ctx, args).map_err(BodyError::Task)?;
+            encode(&result).map_err(BodyError::Result)
+        };
+        Self { options, signature: TypeId::of::<fn(A) -> R>(), body: Box::new(body) }
+    }
+}

@@ -1,0 +1,301 @@
+//! Workers: thread pools that claim invocations, run them and keep their leases alive.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wf_core::{InvocationId, Timestamp, WorkerId};
+use wf_store::{Lease, StoreError};
+
+use crate::app::App;
+use crate::clock;
+use crate::error::WfError;
+use crate::execution::{Ended, execute};
+use crate::ids::worker_name;
+
+/// How long an idle worker thread blocks waiting for work before it checks for a stop request.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+/// Configures a worker pool: `app.worker().threads(4).start()?`.
+#[derive(Debug)]
+pub struct WorkerBuilder {
+    app: App,
+    threads: usize,
+    name: Option<String>,
+    renew_leases: bool,
+}
+
+impl WorkerBuilder {
+    pub(crate) fn new(app: App) -> Self {
+        let threads = app.inner.config.worker_threads;
+        Self { app, threads, name: None, renew_leases: true }
+    }
+
+    /// How many invocations run at once (one thread each). At least 1.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// The worker's name in leases and logs (default `w<pid>-<n>`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Whether running invocations' leases are renewed (default yes). Turning it off simulates a
+    /// stalled worker (its leases expire while bodies still run): for failover tests only.
+    pub fn renew_leases(mut self, yes: bool) -> Self {
+        self.renew_leases = yes;
+        self
+    }
+
+    /// Starts the pool in the background of this process and returns its handle.
+    pub fn start(self) -> Result<Worker, WfError> {
+        let shared = Arc::new(Shared {
+            app: self.app,
+            id: WorkerId::new(self.name.unwrap_or_else(worker_name)),
+            stop: AtomicBool::new(false),
+            active: Mutex::new(HashMap::new()),
+            wake: (Mutex::new(()), Condvar::new()),
+            stats: Stats::default(),
+        });
+        let mut threads = Vec::with_capacity(self.threads + 1);
+        for i in 0..self.threads {
+            let s = shared.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("wf-{}-{i}", shared.id))
+                .spawn(move || s.work_loop())
+                .map_err(|e| WfError::Config(format!("cannot spawn a worker thread: {e}")))?;
+            threads.push(t);
+        }
+        if self.renew_leases {
+            let s = shared.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("wf-{}-leases", shared.id))
+                .spawn(move || s.renew_loop())
+                .map_err(|e| WfError::Config(format!("cannot spawn the lease thread: {e}")))?;
+            threads.push(t);
+        }
+        tracing::info!(worker = %shared.id, threads = self.threads, backend = shared.app.store().backend(), "worker started");
+        Ok(Worker { shared, threads })
+    }
+
+    /// Starts the pool and blocks the calling thread while it runs: the body of a worker
+    /// process's `main`. Returns only if the pool stops (it does not stop by itself).
+    pub fn run(self) -> Result<(), WfError> {
+        let mut worker = self.start()?;
+        for t in worker.threads.drain(..) {
+            let _ = t.join();
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a worker's executions.
+#[derive(Debug, Default)]
+struct Stats {
+    executed: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    suspended: AtomicU64,
+    lease_lost: AtomicU64,
+}
+
+/// A snapshot of a worker's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Executions run.
+    pub executed: u64,
+    /// Executions that finished with a result.
+    pub succeeded: u64,
+    /// Executions that failed for good.
+    pub failed: u64,
+    /// Executions that failed and were scheduled for a retry.
+    pub retried: u64,
+    /// Executions that suspended on children.
+    pub suspended: u64,
+    /// Executions whose commit was refused because the lease was lost.
+    pub lease_lost: u64,
+}
+
+struct Shared {
+    app: App,
+    id: WorkerId,
+    stop: AtomicBool,
+    active: Mutex<HashMap<InvocationId, Lease>>,
+    wake: (Mutex<()>, Condvar),
+    stats: Stats,
+}
+
+impl Shared {
+    fn work_loop(&self) {
+        let store = self.app.store();
+        let lease_for = self.app.lease_duration();
+        while !self.stop.load(Ordering::Acquire) {
+            match store.claim(&self.id, lease_for, clock::now()) {
+                Ok(Some(claim)) => {
+                    let id = claim.lease.invocation;
+                    self.lock_active().insert(id, claim.lease.clone());
+                    let ended = execute(&self.app, claim, clock::now);
+                    self.lock_active().remove(&id);
+                    self.count(ended);
+                }
+                Ok(None) => {
+                    if let Err(e) = store.wait_for_work(IDLE_WAIT) {
+                        self.pause_after(&e);
+                    }
+                }
+                Err(e) => self.pause_after(&e),
+            }
+        }
+    }
+
+    fn count(&self, ended: Result<Ended, WfError>) {
+        let s = &self.stats;
+        s.executed.fetch_add(1, Ordering::Relaxed);
+        let counter = match ended {
+            Ok(Ended::Success) => &s.succeeded,
+            Ok(Ended::Failed) => &s.failed,
+            Ok(Ended::Retry) => &s.retried,
+            Ok(Ended::Waiting) => &s.suspended,
+            Ok(Ended::LeaseLost) => &s.lease_lost,
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the invocation will be recovered when its lease expires");
+                &s.lease_lost
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// After a store error: log it and wait a little (or until stopped) before trying again.
+    fn pause_after(&self, e: &StoreError) {
+        tracing::error!(error = %e, worker = %self.id, "store error; retrying in 1s");
+        self.sleep_unless_stopped(Duration::from_secs(1));
+    }
+
+    fn sleep_unless_stopped(&self, d: Duration) {
+        let (lock, cond) = &self.wake;
+        let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.stop.load(Ordering::Acquire) {
+            let _ = cond.wait_timeout(guard, d);
+        }
+    }
+
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<InvocationId, Lease>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Renews every running invocation's lease at a third of the lease time.
+    fn renew_loop(&self) {
+        let lease_for = self.app.lease_duration();
+        let period = lease_for / 3;
+        while !self.stop.load(Ordering::Acquire) {
+            self.sleep_unless_stopped(period);
+            let leases: Vec<Lease> = self.lock_active().values().cloned().collect();
+            for lease in leases {
+                match self.app.store().renew(&lease, lease_for, clock::now()) {
+                    Ok(_) => {}
+                    Err(StoreError::LeaseLost { reason, .. }) => {
+                        tracing::warn!(invocation = %lease.invocation, %reason, "lease lost while running");
+                        self.lock_active().remove(&lease.invocation);
+                    }
+                    Err(e) => tracing::error!(invocation = %lease.invocation, error = %e, "lease renewal failed"),
+                }
+            }
+        }
+    }
+}
+
+/// A running worker pool. [`Worker::stop`] (or dropping it) stops it gracefully: no new claims,
+/// running bodies finish and commit.
+pub struct Worker {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// The worker's id, as it appears in leases.
+    pub fn id(&self) -> &WorkerId {
+        &self.shared.id
+    }
+
+    /// The worker's counters so far.
+    pub fn stats(&self) -> WorkerStats {
+        let s = &self.shared.stats;
+        WorkerStats {
+            executed: s.executed.load(Ordering::Relaxed),
+            succeeded: s.succeeded.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            retried: s.retried.load(Ordering::Relaxed),
+            suspended: s.suspended.load(Ordering::Relaxed),
+            lease_lost: s.lease_lost.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops claiming, lets running bodies finish and commit, and joins the threads.
+    pub fn stop(mut self) -> WorkerStats {
+        self.shutdown();
+        self.stats()
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        {
+            let (lock, cond) = &self.shared.wake;
+            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            cond.notify_all();
+        }
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!(worker = %self.shared.id, "a worker thread panicked outside a task body");
+            }
+        }
+        tracing::info!(worker = %self.shared.id, "worker stopped");
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shutdown();
+        }
+    }
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("id", &self.shared.id).field("stats", &self.stats()).finish()
+    }
+}
+
+/// See [`App::run_until_idle`]. Time is virtual: when nothing is runnable but something becomes
+/// runnable later (a retry backoff), the clock jumps there instead of waiting.
+pub(crate) fn run_until_idle(app: &App) -> Result<usize, WfError> {
+    let store = app.store();
+    let worker = WorkerId::new(format!("{}-inline", worker_name()));
+    let lease_for = app.lease_duration();
+    let mut virtual_now = clock::now();
+    let mut executed = 0;
+    loop {
+        let now = virtual_now.max(clock::now());
+        match store.claim(&worker, lease_for, now)? {
+            Some(claim) => {
+                execute(app, claim, || now)?;
+                executed += 1;
+            }
+            None => match next_due(app)? {
+                Some(t) if t > now => virtual_now = t,
+                _ => return Ok(executed),
+            },
+        }
+    }
+}
+
+/// The earliest not-before time among retrying or delayed invocations, if any.
+fn next_due(app: &App) -> Result<Option<Timestamp>, WfError> {
+    Ok(app.store().next_due()?)
+}
