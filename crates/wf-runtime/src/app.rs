@@ -123,13 +123,23 @@ impl App {
 
     /// The registered task called `id`, if any.
     pub(crate) fn registered(&self, id: &TaskId) -> Option<Arc<RegisteredTask>> {
-        self.inner.tasks.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.inner
+            .tasks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Checks that a handle matches this app's registration of its task, when there is one.
-    pub(crate) fn check_handle<A: 'static, R: 'static>(&self, task: &Task<A, R>) -> Result<(), WfError> {
+    pub(crate) fn check_handle<A: 'static, R: 'static>(
+        &self,
+        task: &Task<A, R>,
+    ) -> Result<(), WfError> {
         match self.registered(&task.id) {
-            Some(r) if r.signature != TypeId::of::<fn(A) -> R>() => Err(WfError::ForeignTask(task.id.clone())),
+            Some(r) if r.signature != TypeId::of::<fn(A) -> R>() => {
+                Err(WfError::ForeignTask(task.id.clone()))
+            }
             _ => Ok(()),
         }
     }
@@ -224,9 +234,14 @@ impl AppBuilder {
     }
 
     fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<App, WfError> {
-        let app_id = self.app_id.or_else(|| env("WF_APP_ID")).unwrap_or_else(|| "wf".to_owned());
+        let app_id = self
+            .app_id
+            .or_else(|| env("WF_APP_ID"))
+            .unwrap_or_else(|| "wf".to_owned());
         if app_id.is_empty() {
-            return Err(WfError::Config("app id is empty: set a name with `.app_id(..)` or WF_APP_ID".into()));
+            return Err(WfError::Config(
+                "app id is empty: set a name with `.app_id(..)` or WF_APP_ID".into(),
+            ));
         }
         let backend = match self.backend {
             Some(b) => b,
@@ -238,12 +253,16 @@ impl AppBuilder {
         let lease = match (self.lease, env("WF_LEASE_MS")) {
             (Some(l), _) => l,
             (None, Some(ms)) => Duration::from_millis(ms.trim().parse().map_err(|_| {
-                WfError::Config(format!("WF_LEASE_MS={ms:?} is not a whole number of milliseconds"))
+                WfError::Config(format!(
+                    "WF_LEASE_MS={ms:?} is not a whole number of milliseconds"
+                ))
             })?),
             (None, None) => DEFAULT_LEASE,
         };
         if lease < Duration::from_millis(10) {
-            return Err(WfError::Config(format!("lease {lease:?} is too short: use at least 10 ms (seconds in production)")));
+            return Err(WfError::Config(format!(
+                "lease {lease:?} is too short: use at least 10 ms (seconds in production)"
+            )));
         }
         let worker_threads = match (self.worker_threads, env("WF_WORKER_THREADS")) {
             (Some(n), _) => n,
@@ -266,7 +285,10 @@ impl AppBuilder {
                 app_id,
                 store,
                 tasks: RwLock::new(HashMap::new()),
-                config: Config { lease, worker_threads },
+                config: Config {
+                    lease,
+                    worker_threads,
+                },
             }),
         })
     }
@@ -280,7 +302,9 @@ fn parse_store(spec: &str) -> Result<Backend, WfError> {
     #[cfg(feature = "file")]
     if let Some(dir) = spec.strip_prefix("file:") {
         if dir.is_empty() {
-            return Err(WfError::Config("WF_STORE=file: needs a directory, e.g. file:./wf-data".into()));
+            return Err(WfError::Config(
+                "WF_STORE=file: needs a directory, e.g. file:./wf-data".into(),
+            ));
         }
         return Ok(Backend::File(PathBuf::from(dir)));
     }
@@ -294,12 +318,21 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
     fn builder_values_win_over_environment() {
-        let env = env_of(&[("WF_APP_ID", "from-env"), ("WF_LEASE_MS", "1500"), ("WF_WORKER_THREADS", "3")]);
+        let env = env_of(&[
+            ("WF_APP_ID", "from-env"),
+            ("WF_LEASE_MS", "1500"),
+            ("WF_WORKER_THREADS", "3"),
+        ]);
         let app = App::builder().build_with_env(&env).unwrap();
         assert_eq!(app.app_id(), "from-env");
         assert_eq!(app.lease_duration(), Duration::from_millis(1500));
@@ -318,11 +351,18 @@ mod tests {
 
     #[test]
     fn bad_environment_gives_actionable_errors() {
-        let err = App::builder().build_with_env(env_of(&[("WF_LEASE_MS", "soon")])).unwrap_err();
+        let err = App::builder()
+            .build_with_env(env_of(&[("WF_LEASE_MS", "soon")]))
+            .unwrap_err();
         assert!(err.to_string().contains("WF_LEASE_MS"), "{err}");
-        let err = App::builder().build_with_env(env_of(&[("WF_STORE", "postgres://x")])).unwrap_err();
+        let err = App::builder()
+            .build_with_env(env_of(&[("WF_STORE", "postgres://x")]))
+            .unwrap_err();
         assert!(err.to_string().contains("memory"), "{err}");
-        let err = App::builder().worker_threads(0).build_with_env(env_of(&[])).unwrap_err();
+        let err = App::builder()
+            .worker_threads(0)
+            .build_with_env(env_of(&[]))
+            .unwrap_err();
         assert!(matches!(err, WfError::Config(_)));
     }
 
@@ -330,7 +370,12 @@ mod tests {
     fn duplicate_task_names_are_refused() {
         let app = App::builder().memory().build().unwrap();
         app.task("t", |_: &TaskContext, (): ()| Ok(1u8)).unwrap();
-        let err = app.task("t", |_: &TaskContext, (): ()| Ok(2u8)).unwrap_err();
-        assert!(matches!(err, WfError::DuplicateTask(ref t) if t.as_str() == "t"), "{err}");
+        let err = app
+            .task("t", |_: &TaskContext, (): ()| Ok(2u8))
+            .unwrap_err();
+        assert!(
+            matches!(err, WfError::DuplicateTask(ref t) if t.as_str() == "t"),
+            "{err}"
+        );
     }
 }

@@ -20,7 +20,12 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
-    pub(crate) fn new(app: App, spec: Arc<InvocationSpec>, attempt: u32, journal: Vec<JournalEntry>) -> Self {
+    pub(crate) fn new(
+        app: App,
+        spec: Arc<InvocationSpec>,
+        attempt: u32,
+        journal: Vec<JournalEntry>,
+    ) -> Self {
         let det = DeterministicExecutor::new(spec.id, journal);
         let wf = WorkflowContext::new(app, spec.id, spec.identity.clone(), det);
         Self { spec, attempt, wf }

@@ -78,7 +78,10 @@ impl DeterministicExecutor {
     }
 
     /// Runs a fallible cursor operation; a divergence poisons the executor.
-    pub(crate) fn with_cursor<T>(&self, op: impl FnOnce(&mut ReplayCursor) -> Result<T, NonDeterminism>) -> Result<T, NonDeterminism> {
+    pub(crate) fn with_cursor<T>(
+        &self,
+        op: impl FnOnce(&mut ReplayCursor) -> Result<T, NonDeterminism>,
+    ) -> Result<T, NonDeterminism> {
         self.check()?;
         let r = op(&mut self.cursor.borrow_mut());
         if let Err(nd) = &r {

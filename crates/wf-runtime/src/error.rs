@@ -20,7 +20,9 @@ pub enum WfError {
     /// The workflow body is suspended until its children finish. Propagate it with `?`: the worker
     /// is released and the body is replayed when the children are final. Swallowing it changes
     /// nothing: the invocation is suspended anyway.
-    #[error("workflow suspended: waiting on {waiting_on} unfinished child invocation(s); return this error with `?` so the worker can take other work")]
+    #[error(
+        "workflow suspended: waiting on {waiting_on} unfinished child invocation(s); return this error with `?` so the worker can take other work"
+    )]
     Suspended {
         /// How many children it waits on.
         waiting_on: usize,
@@ -44,7 +46,9 @@ pub enum WfError {
         failure: Failure,
     },
     /// The invocation did not finish within the time given to `result_timeout`.
-    #[error("invocation {invocation} did not finish within {waited:?}; is a worker running (`app.worker().start()`)?")]
+    #[error(
+        "invocation {invocation} did not finish within {waited:?}; is a worker running (`app.worker().start()`)?"
+    )]
     Timeout {
         /// The invocation.
         invocation: InvocationId,
@@ -55,7 +59,9 @@ pub enum WfError {
     #[error("task '{0}' is already registered in this app; task names must be unique")]
     DuplicateTask(TaskId),
     /// No task with this name is registered.
-    #[error("task '{0}' is not registered in this app; register it with `app.task(..)` before workers run")]
+    #[error(
+        "task '{0}' is not registered in this app; register it with `app.task(..)` before workers run"
+    )]
     UnknownTask(TaskId),
     /// A task handle from another app was used.
     #[error("task '{0}' belongs to another app (or was registered with a different signature)")]
@@ -99,7 +105,11 @@ pub struct TaskError {
 impl TaskError {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), source: None, permanent: false }
+        Self {
+            message: message.into(),
+            source: None,
+            permanent: false,
+        }
     }
 
     /// Marks the error as permanent: it is never retried, whatever the task's retry settings.
@@ -131,7 +141,11 @@ impl TaskError {
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
     fn from(e: E) -> Self {
-        Self { message: e.to_string(), source: Some(Box::new(e)), permanent: false }
+        Self {
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+            permanent: false,
+        }
     }
 }
 

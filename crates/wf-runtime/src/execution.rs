@@ -23,8 +23,16 @@ pub(crate) enum Ended {
 
 /// Runs the body of a claimed invocation and commits the outcome at `now()` (a function, so the
 /// time is read after the body ran).
-pub(crate) fn execute(app: &App, claim: Claim, now: impl Fn() -> Timestamp) -> Result<Ended, WfError> {
-    let Claim { lease, record, journal } = claim;
+pub(crate) fn execute(
+    app: &App,
+    claim: Claim,
+    now: impl Fn() -> Timestamp,
+) -> Result<Ended, WfError> {
+    let Claim {
+        lease,
+        record,
+        journal,
+    } = claim;
     let span = tracing::info_span!(
         "invocation",
         task = %record.spec.task,
@@ -39,7 +47,11 @@ pub(crate) fn execute(app: &App, claim: Claim, now: impl Fn() -> Timestamp) -> R
             tracing::error!("task is not registered in this worker's app");
             Commit::outcome(Outcome::Failed(Failure::new(
                 FailureKind::UnknownTask,
-                format!("task '{}' is not registered in the worker's app '{}'", record.spec.task, app.app_id()),
+                format!(
+                    "task '{}' is not registered in the worker's app '{}'",
+                    record.spec.task,
+                    app.app_id()
+                ),
             )))
         }
     };
@@ -77,26 +89,50 @@ fn run(
 
     if let Some(nd) = divergence {
         tracing::error!(error = %nd, "non-determinism");
-        return Commit::outcome(Outcome::Failed(Failure::new(FailureKind::NonDeterminism, nd.to_string())));
+        return Commit::outcome(Outcome::Failed(Failure::new(
+            FailureKind::NonDeterminism,
+            nd.to_string(),
+        )));
     }
     let mut data = buffers.data;
     let mut children = buffers.children;
     if let Some(s) = buffers.suspension {
         data.truncate(s.data_len);
         children.truncate(s.children_len);
-        return Commit { journal, data, children, outcome: Outcome::Waiting { on: s.on } };
+        return Commit {
+            journal,
+            data,
+            children,
+            outcome: Outcome::Waiting { on: s.on },
+        };
     }
     let outcome = match result {
         Ok(Ok(bytes)) => Outcome::Success(bytes),
         Ok(Err(BodyError::Args(e))) => Outcome::Failed(Failure::new(
             FailureKind::Codec,
-            format!("arguments do not decode as this task's argument type ({e}); was the task's signature changed?"),
+            format!(
+                "arguments do not decode as this task's argument type ({e}); was the task's signature changed?"
+            ),
         )),
-        Ok(Err(BodyError::Result(e))) => Outcome::Failed(Failure::new(FailureKind::Codec, format!("result cannot be encoded: {e}"))),
+        Ok(Err(BodyError::Result(e))) => Outcome::Failed(Failure::new(
+            FailureKind::Codec,
+            format!("result cannot be encoded: {e}"),
+        )),
         Ok(Err(BodyError::Task(e))) => failed(task, record, Some(&e), failure_of(&e), now),
-        Err(panic) => failed(task, record, None, Failure::new(FailureKind::Panic, panic_message(&*panic)), now),
+        Err(panic) => failed(
+            task,
+            record,
+            None,
+            Failure::new(FailureKind::Panic, panic_message(&*panic)),
+            now,
+        ),
     };
-    Commit { journal, data, children, outcome }
+    Commit {
+        journal,
+        data,
+        children,
+        outcome,
+    }
 }
 
 /// A failed attempt: retried if the policy allows, else final.
@@ -107,10 +143,17 @@ fn failed(
     failure: Failure,
     now: &impl Fn() -> Timestamp,
 ) -> Outcome {
-    match task.options.retry.next_delay(record.spec.id, record.state.retries, error) {
+    match task
+        .options
+        .retry
+        .next_delay(record.spec.id, record.state.retries, error)
+    {
         Some(delay) => {
             tracing::info!(error = %failure, ?delay, "attempt failed; retrying");
-            Outcome::Retry { not_before: now().saturating_add(delay), error: failure }
+            Outcome::Retry {
+                not_before: now().saturating_add(delay),
+                error: failure,
+            }
         }
         None => {
             tracing::info!(error = %failure, "failed");

@@ -32,7 +32,11 @@ pub(crate) fn fresh_invocation_id() -> InvocationId {
 
 /// A worker name unique in this process: `w<pid>-<n>`.
 pub(crate) fn worker_name() -> String {
-    format!("w{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "w{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wf_core::{CallId, Failure, FailureKind, InvocationId, Status, WorkflowIdentity, decode, encode};
+use wf_core::{
+    CallId, Failure, FailureKind, InvocationId, Status, WorkflowIdentity, decode, encode,
+};
 use wf_store::{InvocationRecord, NewInvocation};
 
 use crate::app::App;
@@ -47,7 +49,11 @@ impl<R: DeserializeOwned> Invocation<R> {
     /// A handle on an existing invocation (for example an id read from a log). The result type is
     /// the caller's promise; a mismatch shows as a decode error.
     pub fn attach(app: &App, id: InvocationId) -> Self {
-        Self { id, app: app.clone(), _result: PhantomData }
+        Self {
+            id,
+            app: app.clone(),
+            _result: PhantomData,
+        }
     }
 
     /// The invocation's id.
@@ -69,7 +75,11 @@ impl<R: DeserializeOwned> Invocation<R> {
     /// [`WfError::Failed`]. Needs a worker running somewhere (or `app.run_until_idle()`).
     pub fn result(&self) -> Result<R, WfError> {
         loop {
-            if let Some(r) = self.app.store().wait_final(self.id, Duration::from_secs(3600))? {
+            if let Some(r) = self
+                .app
+                .store()
+                .wait_final(self.id, Duration::from_secs(3600))?
+            {
                 return outcome(r);
             }
         }
@@ -80,7 +90,10 @@ impl<R: DeserializeOwned> Invocation<R> {
         let start = Instant::now();
         match self.app.store().wait_final(self.id, timeout)? {
             Some(r) => outcome(r),
-            None => Err(WfError::Timeout { invocation: self.id, waited: start.elapsed() }),
+            None => Err(WfError::Timeout {
+                invocation: self.id,
+                waited: start.elapsed(),
+            }),
         }
     }
 }
@@ -89,10 +102,16 @@ fn outcome<R: DeserializeOwned>(r: InvocationRecord) -> Result<R, WfError> {
     let id = r.id();
     match (r.state.status, r.state.result, r.state.error) {
         (Status::Success, Some(bytes), _) => Ok(decode(&bytes)?),
-        (_, _, Some(failure)) => Err(WfError::Failed { invocation: id, failure }),
+        (_, _, Some(failure)) => Err(WfError::Failed {
+            invocation: id,
+            failure,
+        }),
         (status, _, None) => Err(WfError::Failed {
             invocation: id,
-            failure: Failure::new(FailureKind::Task, format!("finished as {status} without a result")),
+            failure: Failure::new(
+                FailureKind::Task,
+                format!("finished as {status} without a result"),
+            ),
         }),
     }
 }
@@ -105,6 +124,10 @@ impl<R> fmt::Debug for Invocation<R> {
 
 impl<R> Clone for Invocation<R> {
     fn clone(&self) -> Self {
-        Self { id: self.id, app: self.app.clone(), _result: PhantomData }
+        Self {
+            id: self.id,
+            app: self.app.clone(),
+            _result: PhantomData,
+        }
     }
 }

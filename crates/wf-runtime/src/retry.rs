@@ -25,19 +25,30 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { base: Duration::from_millis(100), max: Duration::from_secs(60), jitter: 0.5 }
+        Self {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(60),
+            jitter: 0.5,
+        }
     }
 }
 
 impl Backoff {
     /// A backoff starting at `base` with the default cap (60 s) and jitter (0.5).
     pub fn exponential(base: Duration) -> Self {
-        Self { base, ..Self::default() }
+        Self {
+            base,
+            ..Self::default()
+        }
     }
 
     /// No delay at all: retry at once.
     pub fn none() -> Self {
-        Self { base: Duration::ZERO, max: Duration::ZERO, jitter: 0.0 }
+        Self {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+            jitter: 0.0,
+        }
     }
 
     /// Caps the delay.
@@ -72,7 +83,12 @@ pub(crate) struct RetryPolicy {
 
 impl RetryPolicy {
     /// The delay before the next attempt, or `None` when the error is final.
-    pub fn next_delay(&self, invocation: InvocationId, retries_so_far: u32, error: Option<&TaskError>) -> Option<Duration> {
+    pub fn next_delay(
+        &self,
+        invocation: InvocationId,
+        retries_so_far: u32,
+        error: Option<&TaskError>,
+    ) -> Option<Duration> {
         if retries_so_far >= self.max_retries {
             return None;
         }
@@ -101,12 +117,19 @@ mod tests {
 
     #[test]
     fn backoff_grows_caps_and_jitters_within_bounds() {
-        let b = Backoff::exponential(Duration::from_millis(100)).max(Duration::from_secs(1)).jitter(0.5);
+        let b = Backoff::exponential(Duration::from_millis(100))
+            .max(Duration::from_secs(1))
+            .jitter(0.5);
         let id = InvocationId::from_u128(3);
         for retry in 1..10u32 {
-            let raw = Duration::from_millis(100 * (1u64 << (retry - 1))).min(Duration::from_secs(1));
+            let raw =
+                Duration::from_millis(100 * (1u64 << (retry - 1))).min(Duration::from_secs(1));
             let d = b.delay(id, retry);
-            assert!(d <= raw && d >= raw / 2, "retry {retry}: {d:?} not in [{:?}, {raw:?}]", raw / 2);
+            assert!(
+                d <= raw && d >= raw / 2,
+                "retry {retry}: {d:?} not in [{:?}, {raw:?}]",
+                raw / 2
+            );
         }
         assert_eq!(Backoff::none().delay(id, 5), Duration::ZERO);
     }
@@ -114,16 +137,31 @@ mod tests {
     #[test]
     fn policy_stops_at_max_and_honours_predicate_and_permanence() {
         let id = InvocationId::from_u128(1);
-        let p = RetryPolicy { max_retries: 2, backoff: Backoff::none(), predicate: None };
+        let p = RetryPolicy {
+            max_retries: 2,
+            backoff: Backoff::none(),
+            predicate: None,
+        };
         assert!(p.next_delay(id, 0, None).is_some());
         assert!(p.next_delay(id, 1, None).is_some());
         assert!(p.next_delay(id, 2, None).is_none());
-        assert!(p.next_delay(id, 0, Some(&TaskError::new("x").permanent())).is_none());
+        assert!(
+            p.next_delay(id, 0, Some(&TaskError::new("x").permanent()))
+                .is_none()
+        );
         let only_io = RetryPolicy {
             predicate: Some(Arc::new(|e: &TaskError| e.message().contains("io"))),
             ..p
         };
-        assert!(only_io.next_delay(id, 0, Some(&TaskError::new("io timeout"))).is_some());
-        assert!(only_io.next_delay(id, 0, Some(&TaskError::new("bad input"))).is_none());
+        assert!(
+            only_io
+                .next_delay(id, 0, Some(&TaskError::new("io timeout")))
+                .is_some()
+        );
+        assert!(
+            only_io
+                .next_delay(id, 0, Some(&TaskError::new("bad input")))
+                .is_none()
+        );
     }
 }

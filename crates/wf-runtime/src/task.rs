@@ -35,7 +35,11 @@ pub struct TaskOptions {
 impl TaskOptions {
     /// Options for a task called `name`: no retries, joins its caller's workflow.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { id: TaskId::new(name), retry: RetryPolicy::default(), force_new_workflow: false }
+        Self {
+            id: TaskId::new(name),
+            retry: RetryPolicy::default(),
+            force_new_workflow: false,
+        }
     }
 
     /// How many times a failed attempt (error or panic) is retried. Default 0.
@@ -51,7 +55,10 @@ impl TaskOptions {
     }
 
     /// Retries only errors for which `predicate` is true (panics always count as retryable).
-    pub fn retry_if(mut self, predicate: impl Fn(&TaskError) -> bool + Send + Sync + 'static) -> Self {
+    pub fn retry_if(
+        mut self,
+        predicate: impl Fn(&TaskError) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.retry.predicate = Some(Arc::new(predicate));
         self
     }
@@ -74,7 +81,11 @@ pub struct Task<A, R> {
 
 impl<A, R> Task<A, R> {
     pub(crate) fn new(id: TaskId, force_new_workflow: bool) -> Self {
-        Self { id, force_new_workflow, _types: PhantomData }
+        Self {
+            id,
+            force_new_workflow,
+            _types: PhantomData,
+        }
     }
 
     /// The task's id (its registered name).
@@ -131,6 +142,10 @@ impl RegisteredTask {
             let result = f(ctx, args).map_err(BodyError::Task)?;
             encode(&result).map_err(BodyError::Result)
         };
-        Self { options, signature: TypeId::of::<fn(A) -> R>(), body: Box::new(body) }
+        Self {
+            options,
+            signature: TypeId::of::<fn(A) -> R>(),
+            body: Box::new(body),
+        }
     }
 }

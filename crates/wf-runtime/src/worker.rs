@@ -30,7 +30,12 @@ pub struct WorkerBuilder {
 impl WorkerBuilder {
     pub(crate) fn new(app: App) -> Self {
         let threads = app.inner.config.worker_threads;
-        Self { app, threads, name: None, renew_leases: true }
+        Self {
+            app,
+            threads,
+            name: None,
+            renew_leases: true,
+        }
     }
 
     /// How many invocations run at once (one thread each). At least 1.
@@ -203,7 +208,9 @@ impl Shared {
                         tracing::warn!(invocation = %lease.invocation, %reason, "lease lost while running");
                         self.lock_active().remove(&lease.invocation);
                     }
-                    Err(e) => tracing::error!(invocation = %lease.invocation, error = %e, "lease renewal failed"),
+                    Err(e) => {
+                        tracing::error!(invocation = %lease.invocation, error = %e, "lease renewal failed")
+                    }
                 }
             }
         }
@@ -236,6 +243,16 @@ impl Worker {
         }
     }
 
+    /// Asks the pool to stop without waiting: no claim starts after this returns; running
+    /// bodies go on and commit. Safe to call from a signal-handling thread; follow with
+    /// [`Worker::stop`] to wait for the threads.
+    pub fn request_stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        let (lock, cond) = &self.shared.wake;
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        cond.notify_all();
+    }
+
     /// Stops claiming, lets running bodies finish and commit, and joins the threads.
     pub fn stop(mut self) -> WorkerStats {
         self.shutdown();
@@ -243,12 +260,7 @@ impl Worker {
     }
 
     fn shutdown(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        {
-            let (lock, cond) = &self.shared.wake;
-            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-            cond.notify_all();
-        }
+        self.request_stop();
         for t in self.threads.drain(..) {
             if t.join().is_err() {
                 tracing::error!(worker = %self.shared.id, "a worker thread panicked outside a task body");
@@ -268,7 +280,10 @@ impl Drop for Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("id", &self.shared.id).field("stats", &self.stats()).finish()
+        f.debug_struct("Worker")
+            .field("id", &self.shared.id)
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 

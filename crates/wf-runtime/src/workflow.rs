@@ -88,8 +88,19 @@ pub struct WorkflowContext {
 }
 
 impl WorkflowContext {
-    pub(crate) fn new(app: App, invocation: InvocationId, identity: WorkflowIdentity, det: DeterministicExecutor) -> Self {
-        Self { app, invocation, identity, det, buffers: RefCell::new(Buffers::default()) }
+    pub(crate) fn new(
+        app: App,
+        invocation: InvocationId,
+        identity: WorkflowIdentity,
+        det: DeterministicExecutor,
+    ) -> Self {
+        Self {
+            app,
+            invocation,
+            identity,
+            det,
+            buffers: RefCell::new(Buffers::default()),
+        }
     }
 
     /// This invocation's workflow identity.
@@ -131,7 +142,14 @@ impl WorkflowContext {
         let bytes = match replayed {
             Some(v) => v,
             None => {
-                let buffered = self.buffers.borrow().data.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+                let buffered = self
+                    .buffers
+                    .borrow()
+                    .data
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone());
                 let value = match buffered {
                     Some(v) => Some(v),
                     None => self.app.store().get_data(self.identity.workflow_id, key)?,
@@ -188,7 +206,12 @@ impl WorkflowContext {
         let call = CallId::of(&task.id, &encoded);
         let start = self.det.with_cursor(|c| c.child_start(&task.id, call))?;
         if !start.replayed {
-            let identity = WorkflowIdentity::derive(start.child, &task.id, task.force_new_workflow, Some(&self.identity));
+            let identity = WorkflowIdentity::derive(
+                start.child,
+                &task.id,
+                task.force_new_workflow,
+                Some(&self.identity),
+            );
             self.buffers.borrow_mut().children.push(NewInvocation {
                 id: start.child,
                 task: task.id.clone(),
@@ -199,19 +222,29 @@ impl WorkflowContext {
                 not_before: None,
             });
         }
-        Ok(ChildHandle { child: start.child, task: task.id.clone(), fresh: !start.replayed, _result: PhantomData })
+        Ok(ChildHandle {
+            child: start.child,
+            task: task.id.clone(),
+            fresh: !start.replayed,
+            _result: PhantomData,
+        })
     }
 
     /// Waits for one child. See [`WorkflowContext::execute_task`].
     pub fn join<R: DeserializeOwned>(&self, handle: &ChildHandle<R>) -> Result<R, WfError> {
         let mut results = self.join_all(std::slice::from_ref(handle))?;
-        results.pop().ok_or_else(|| WfError::Usage("join returned no result".into()))
+        results
+            .pop()
+            .ok_or_else(|| WfError::Usage("join returned no result".into()))
     }
 
     /// Waits for all `handles`; returns their results in order, or the first child failure (in
     /// handle order). Suspends until every one of them is final, so the body replays once per
     /// join, not once per child.
-    pub fn join_all<R: DeserializeOwned>(&self, handles: &[ChildHandle<R>]) -> Result<Vec<R>, WfError> {
+    pub fn join_all<R: DeserializeOwned>(
+        &self,
+        handles: &[ChildHandle<R>],
+    ) -> Result<Vec<R>, WfError> {
         self.det.check()?;
         let mut outcomes = Vec::with_capacity(handles.len());
         // Replay what the journal recorded, in order.
@@ -225,20 +258,34 @@ impl WorkflowContext {
         if !rest.is_empty() {
             // Past the journal: children started in this execution are not even submitted yet;
             // the others are looked up in one round trip.
-            let lookup: Vec<InvocationId> = rest.iter().filter(|h| !h.fresh).map(|h| h.child).collect();
-            let records = if rest.iter().any(|h| h.fresh) { Vec::new() } else { self.app.store().invocations(&lookup)? };
-            let all_final = rest.iter().all(|h| !h.fresh) && records.iter().all(|r| r.status().is_final());
+            let lookup: Vec<InvocationId> =
+                rest.iter().filter(|h| !h.fresh).map(|h| h.child).collect();
+            let records = if rest.iter().any(|h| h.fresh) {
+                Vec::new()
+            } else {
+                self.app.store().invocations(&lookup)?
+            };
+            let all_final =
+                rest.iter().all(|h| !h.fresh) && records.iter().all(|r| r.status().is_final());
             if !all_final {
                 let on: Vec<InvocationId> = rest.iter().map(|h| h.child).collect();
                 return Err(self.suspend(on));
             }
             for (h, r) in rest.iter().zip(records) {
                 let outcome = match (r.state.result, r.state.error) {
-                    (Some(bytes), _) if r.state.status == wf_core::Status::Success => ChildOutcome::Success(bytes),
+                    (Some(bytes), _) if r.state.status == wf_core::Status::Success => {
+                        ChildOutcome::Success(bytes)
+                    }
                     (_, Some(f)) => ChildOutcome::Failed(f),
-                    _ => ChildOutcome::Failed(wf_core::Failure::new(wf_core::FailureKind::Task, "child failed without an error message")),
+                    _ => ChildOutcome::Failed(wf_core::Failure::new(
+                        wf_core::FailureKind::Task,
+                        "child failed without an error message",
+                    )),
                 };
-                outcomes.push(self.det.with_cursor(|c| c.record_child_result(h.child, outcome))?);
+                outcomes.push(
+                    self.det
+                        .with_cursor(|c| c.record_child_result(h.child, outcome))?,
+                );
             }
         }
         handles
@@ -246,7 +293,11 @@ impl WorkflowContext {
             .zip(outcomes)
             .map(|(h, o)| match o {
                 ChildOutcome::Success(bytes) => decode(&bytes).map_err(WfError::from),
-                ChildOutcome::Failed(failure) => Err(WfError::ChildFailed { task: h.task.clone(), child: h.child, failure }),
+                ChildOutcome::Failed(failure) => Err(WfError::ChildFailed {
+                    task: h.task.clone(),
+                    child: h.child,
+                    failure,
+                }),
             })
             .collect()
     }
@@ -256,7 +307,11 @@ impl WorkflowContext {
         let waiting_on = on.len();
         if b.suspension.is_none() {
             self.det.mark_suspension();
-            b.suspension = Some(Suspension { on, data_len: b.data.len(), children_len: b.children.len() });
+            b.suspension = Some(Suspension {
+                on,
+                data_len: b.data.len(),
+                children_len: b.children.len(),
+            });
         }
         WfError::Suspended { waiting_on }
     }

@@ -1,0 +1,68 @@
+//! Shared helpers of the end-to-end tests: one app per backend, and small sync tools.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use wf::App;
+
+/// How long a test waits for something that should happen quickly. Generous: a timeout here is a
+/// failure, never a synchronisation.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// An app on one backend, with whatever keeps the backend alive.
+pub struct TestApp {
+    pub backend: &'static str,
+    pub app: App,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh app on every backend this build has. `configure` adjusts the builder.
+pub fn apps(configure: impl Fn(wf::AppBuilder) -> wf::AppBuilder) -> Vec<TestApp> {
+    #[allow(unused_mut)]
+    let mut out = vec![TestApp {
+        backend: "memory",
+        app: configure(App::builder().app_id("test").memory())
+            .build()
+            .unwrap(),
+        _dir: None,
+    }];
+    #[cfg(feature = "file")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let app = configure(App::builder().app_id("test").file(dir.path().join("store")))
+            .build()
+            .unwrap();
+        out.push(TestApp {
+            backend: "file",
+            app,
+            _dir: Some(dir),
+        });
+    }
+    out
+}
+
+/// A one-shot gate: threads wait until it is opened.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        let (m, c) = &*self.0;
+        *m.lock().unwrap() = true;
+        c.notify_all();
+    }
+
+    pub fn wait(&self) {
+        let (m, c) = &*self.0;
+        let guard = m.lock().unwrap();
+        let (guard, timeout) = c
+            .wait_timeout_while(guard, PATIENCE, |open| !*open)
+            .unwrap();
+        assert!(*guard && !timeout.timed_out(), "gate never opened");
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.0.0.lock().unwrap()
+    }
+}
