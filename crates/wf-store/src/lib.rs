@@ -25,3 +25,8 @@ pub use store::Store;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+
+#[cfg(feature = "file")]
+pub mod file;
+#[cfg(feature = "file")]
+pub use file::{FileOptions, FileStore};

@@ -1,0 +1,352 @@
+//! The append side of the log, with group commit.
+//!
+//! Records are appended to an in-memory batch (under the caller's `Tables` lock, so the log's
+//! order is the order in which changes were applied) and numbered by a sequence. A caller that
+//! needs record `n` durable calls [`Log::wait_durable`]: if no flush is running it becomes the
+//! **leader**, takes the whole batch, writes it with one `write` and one `fdatasync`, and
+//! publishes the new durable sequence; callers arriving meanwhile wait on a condition variable
+//! and are released together by that flush or lead the next one with everything that piled up.
+//! So N concurrent commits share one fsync, and no dedicated thread needs stopping. A flush
+//! never starts before the previous one finished, so only the last batch is ever unsynced.
+//!
+//! After a failed write or fsync the log's durable contents are unknown (and the in-memory state
+//! is ahead of it), so the log **fails closed**: every later operation gets an error that says
+//! to reopen the store, which recovers from what the file holds.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::format;
+use super::fsio::{io_err, rename_durably, write_file};
+use crate::error::StoreError;
+use crate::tables::Change;
+
+/// What the log remembers of the failure that stopped it.
+#[derive(Clone)]
+struct Failure {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+struct Queue {
+    /// Framed records not yet handed to a flush.
+    batch: Vec<u8>,
+    /// Sequence number of the last appended record.
+    appended: u64,
+    /// Sequence number of the last record known durable.
+    durable: u64,
+    /// A leader is writing (or a compaction is replacing the file).
+    flushing: bool,
+    /// Set once a write, fsync or encode failed.
+    failed: Option<Failure>,
+    /// The log's size in bytes, batch included.
+    size: u64,
+}
+
+/// How a compaction ended.
+enum Compacted {
+    /// The new file replaced the log; its size.
+    Done(u64),
+    /// The new file could not be written; the old log is intact and up to date.
+    KeptOld(StoreError),
+    /// The log's state is unknown: the store must stop.
+    Broken(StoreError),
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub records: AtomicU64,
+    pub flushes: AtomicU64,
+    pub compactions: AtomicU64,
+}
+
+/// The append-only log file and its group-commit queue.
+pub(crate) struct Log {
+    dir: PathBuf,
+    path: PathBuf,
+    tmp: PathBuf,
+    sync: bool,
+    queue: Mutex<Queue>,
+    flushed: Condvar,
+    file: Mutex<File>,
+    /// Mirrors `Queue::durable` for a lock-free fast path.
+    durable: AtomicU64,
+    /// The last record that readers must not observe before it is durable (everything but
+    /// claims and renewals; see the module docs of `file`).
+    wanted: AtomicU64,
+    pub counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here leaves its data consistent, so a poisoned lock stays usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Log {
+    /// Wraps a log file opened for appending at its clean end.
+    pub(crate) fn new(
+        dir: &Path,
+        path: &Path,
+        tmp: &Path,
+        sync: bool,
+        file: File,
+        size: u64,
+    ) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            path: path.to_path_buf(),
+            tmp: tmp.to_path_buf(),
+            sync,
+            queue: Mutex::new(Queue {
+                batch: Vec::new(),
+                appended: 0,
+                durable: 0,
+                flushing: false,
+                failed: None,
+                size,
+            }),
+            flushed: Condvar::new(),
+            file: Mutex::new(file),
+            durable: AtomicU64::new(0),
+            wanted: AtomicU64::new(0),
+            counters: Counters::default(),
+        }
+    }
+
+    fn failure_error(&self, f: &Failure) -> StoreError {
+        StoreError::Io {
+            path: self.path.clone(),
+            source: io::Error::new(
+                f.kind,
+                format!(
+                    "the store stopped after a failed write: {}; nothing after it was acknowledged, reopen the store to recover from its log",
+                    f.message
+                ),
+            ),
+        }
+    }
+
+    /// Fails if an earlier write failed.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        match &lock(&self.queue).failed {
+            Some(f) => Err(self.failure_error(f)),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the log after the in-memory state moved ahead of what can be logged.
+    pub(crate) fn fail(&self, kind: io::ErrorKind, message: String) {
+        let mut q = lock(&self.queue);
+        q.failed.get_or_insert(Failure { kind, message });
+        self.flushed.notify_all();
+    }
+
+    /// Appends one record holding `changes`; returns its sequence number. `must_sync` marks it
+    /// as one readers must not see before it is durable. Call with the `Tables` lock held.
+    pub(crate) fn append(&self, changes: &[Change], must_sync: bool) -> Result<u64, StoreError> {
+        let payload = match wf_core::codec::encode(changes) {
+            Ok(p) => p,
+            Err(e) => {
+                // The changes are applied in memory already: memory and log now disagree.
+                self.fail(
+                    io::ErrorKind::InvalidData,
+                    format!("a record could not be encoded: {e}"),
+                );
+                return Err(e.into());
+            }
+        };
+        let mut q = lock(&self.queue);
+        if let Some(f) = &q.failed {
+            return Err(self.failure_error(f));
+        }
+        let before = q.batch.len();
+        format::push_record(&mut q.batch, &payload);
+        q.size += (q.batch.len() - before) as u64;
+        q.appended += 1;
+        let seq = q.appended;
+        if must_sync {
+            self.wanted.store(seq, Ordering::Release);
+        }
+        self.counters.records.fetch_add(1, Ordering::Relaxed);
+        Ok(seq)
+    }
+
+    /// The last record readers must not observe before it is durable.
+    pub(crate) fn wanted(&self) -> u64 {
+        self.wanted.load(Ordering::Acquire)
+    }
+
+    /// The log's size in bytes, unflushed records included.
+    pub(crate) fn size(&self) -> u64 {
+        lock(&self.queue).size
+    }
+
+    /// Blocks until record `seq` (and so every record before it) is durable, leading a flush
+    /// when none is running.
+    pub(crate) fn wait_durable(&self, seq: u64) -> Result<(), StoreError> {
+        if self.durable.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let mut q = lock(&self.queue);
+        loop {
+            if q.durable >= seq {
+                return Ok(());
+            }
+            if let Some(f) = &q.failed {
+                return Err(self.failure_error(f));
+            }
+            if q.flushing {
+                q = self.flushed.wait(q).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            q.flushing = true;
+            let mut batch = std::mem::take(&mut q.batch);
+            let target = q.appended;
+            drop(q);
+            let written = self.write_batch(&batch);
+            q = lock(&self.queue);
+            q.flushing = false;
+            match written {
+                Ok(()) => {
+                    q.durable = target;
+                    self.durable.store(target, Ordering::Release);
+                }
+                Err(e) => {
+                    q.failed.get_or_insert(Failure {
+                        kind: e.kind(),
+                        message: format!("writing {}: {e}", self.path.display()),
+                    });
+                }
+            }
+            if q.batch.is_empty() {
+                // Keep the allocation for the next batch.
+                batch.clear();
+                q.batch = batch;
+            }
+            self.flushed.notify_all();
+        }
+    }
+
+    /// Makes everything appended so far durable.
+    pub(crate) fn flush_all(&self) -> Result<(), StoreError> {
+        let seq = lock(&self.queue).appended;
+        self.wait_durable(seq)
+    }
+
+    fn write_batch(&self, batch: &[u8]) -> io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut file = lock(&self.file);
+        file.write_all(batch)?;
+        if self.sync {
+            file.sync_data()?;
+        }
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Replaces the log with a compacted one holding `snapshot` (the state after every record
+    /// appended so far). Call with the `Tables` lock held, so nothing is appended meanwhile.
+    ///
+    /// The new file is written under a temporary name, synced, renamed over the log and the
+    /// directory synced: a crash leaves the old log or the new one, whole. Records waiting in
+    /// the batch are covered by the snapshot, so they become durable with it. If writing the new
+    /// file fails, the old log is kept (and the batch flushed to it) and the error returned; a
+    /// failure after the rename stops the log.
+    pub(crate) fn compact(&self, snapshot: &[Change]) -> Result<u64, StoreError> {
+        let mut q = lock(&self.queue);
+        while q.flushing {
+            q = self.flushed.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        if let Some(f) = &q.failed {
+            return Err(self.failure_error(f));
+        }
+        q.flushing = true;
+        let batch = std::mem::take(&mut q.batch);
+        let target = q.appended;
+        drop(q);
+
+        let written = write_file(&self.tmp, self.sync, |out| {
+            out.write_all(&format::header())
+                .map_err(io_err(&self.tmp))?;
+            write_snapshot(out, snapshot, &self.tmp)
+        });
+        let outcome = match written {
+            Ok(size) => match self.switch_to_new_file() {
+                Ok(()) => Compacted::Done(size),
+                Err(e) => Compacted::Broken(e),
+            },
+            // The old log is intact: put the batch where it would have gone.
+            Err(e) => match self.write_batch(&batch) {
+                Ok(()) => Compacted::KeptOld(e),
+                Err(io) => Compacted::Broken(io_err(&self.path)(io)),
+            },
+        };
+
+        let mut q = lock(&self.queue);
+        q.flushing = false;
+        let result = match outcome {
+            Compacted::Done(size) => {
+                q.durable = target;
+                q.size = size + q.batch.len() as u64;
+                self.durable.store(target, Ordering::Release);
+                self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                Ok(size)
+            }
+            Compacted::KeptOld(e) => {
+                q.durable = target;
+                self.durable.store(target, Ordering::Release);
+                Err(e)
+            }
+            Compacted::Broken(e) => {
+                q.failed.get_or_insert(Failure {
+                    kind: io::ErrorKind::Other,
+                    message: e.to_string(),
+                });
+                Err(e)
+            }
+        };
+        self.flushed.notify_all();
+        result
+    }
+
+    fn switch_to_new_file(&self) -> Result<(), StoreError> {
+        rename_durably(&self.dir, &self.tmp, &self.path, self.sync)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(io_err(&self.path))?;
+        *lock(&self.file) = file;
+        Ok(())
+    }
+}
+
+/// Writes a snapshot as records of at most a few hundred changes each (halving a group that is
+/// too large for one record). The snapshot is made durable as a whole by the rename, so it does
+/// not need to be one record.
+fn write_snapshot(out: &mut dyn Write, changes: &[Change], path: &Path) -> Result<(), StoreError> {
+    const GROUP: usize = 512;
+    let mut frame = Vec::new();
+    let mut pending: Vec<&[Change]> = changes.chunks(GROUP).rev().collect();
+    while let Some(group) = pending.pop() {
+        match wf_core::codec::encode(group) {
+            Ok(payload) => {
+                frame.clear();
+                format::push_record(&mut frame, &payload);
+                out.write_all(&frame).map_err(io_err(path))?;
+            }
+            Err(wf_core::CodecError::TooLarge { .. }) if group.len() > 1 => {
+                let (a, b) = group.split_at(group.len() / 2);
+                pending.push(b);
+                pending.push(a);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,564 @@
+//! The file backend: the embedded, crash-safe default. A directory holding an append-only,
+//! checksummed, fsync'd log of state changes; the state itself lives in memory ([`Tables`], the
+//! same state machine as the memory backend) and is rebuilt from the log on open.
+//!
+//! # Layout
+//!
+//! ```text
+//! <dir>/LOCK            held with an OS file lock by the owning process (see `lock`)
+//! <dir>/wf.log          header + records, see `format`
+//! <dir>/wf.log.compact  a compaction in progress (removed on open if a crash left it)
+//! ```
+//!
+//! Modules: `format` (framing and checksums), `recovery` (open, replay, cut a torn tail), `log`
+//! (appending with group commit, replacing the file on compaction), `lock` (ownership),
+//! `fsio` (file-system helpers).
+//!
+//! # Durability and visibility
+//!
+//! Each mutating operation runs under the `Tables` mutex: it validates, applies its changes in
+//! memory and appends them as **one record** to the log's batch, in that order, so the log's
+//! order is the order of the changes. It then releases the mutex and waits until its record is
+//! synced ([`FileStore::open_with`] with `sync(false)` skips the fsync, for tests of logic only).
+//! Concurrent operations share one `fdatasync` (group commit, see `log`); the mutex is never
+//! held during an fsync, except while a compaction replaces the file.
+//!
+//! A change is therefore visible in memory a moment before it is durable. It never **escapes**
+//! before it is durable:
+//!
+//! - **Reads** (`invocation`, `journal`, `get_data`, `wait_final`, …) note the log position of
+//!   the state they saw and wait until it is durable before returning, so a result handed to a
+//!   caller, who may show it to the world, cannot be undone by a crash.
+//! - **Mutations** that depend on another thread's unsynced change are logged after it; the log
+//!   is recovered as a prefix (only the last, unsynced batch can be torn), so when a dependent
+//!   operation is acknowledged, what it depended on is durable too. Every operation also waits
+//!   for what it saw, so an error such as `Conflict` or `LeaseLost` is never based on a change a
+//!   crash then loses.
+//! - **Claims and renewals** are acknowledged without waiting for an fsync. Losing one in a
+//!   crash loses only a lease: the invocation is runnable again after the restart and is run
+//!   again, which the at-least-once contract of tasks allows anyway (a crash after a durable
+//!   claim re-runs it too). Anything a claimed task produces becomes durable only through its
+//!   commit, which is logged after the claim and everything the claim saw. This halves the
+//!   fsyncs per task.
+//! - Commits, submissions, cancellations, expiry recovery and purges are durable before they
+//!   return. A clean drop of the store flushes whatever is still unsynced.
+//!
+//! After a failed write or fsync, memory may be ahead of the file and the file's durable
+//! contents are unknown: the store fails closed, every operation returns an error saying to
+//! reopen it, and reopening recovers from the log.
+//!
+//! # Compaction and retention
+//!
+//! When the log grows past [`FileOptions::compact_min_bytes`] and past
+//! [`FileOptions::compact_ratio`] times the size of the last compacted log (the live state), the
+//! operation that noticed writes [`Tables::snapshot`] to a new file, syncs it, renames it over the
+//! log and syncs the directory, holding the `Tables` mutex meanwhile (so compaction pauses the
+//! store for about one snapshot write; amortised it costs a constant per appended byte).
+//! [`Store::purge_finished`] compacts at once. With [`FileOptions::retention`], finished
+//! workflows older than the retention (by the operations' clock) are purged as operations go, so
+//! the log stays bounded under steady load.
+
+mod format;
+mod fsio;
+mod lock;
+mod log;
+mod recovery;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Timestamp, WorkerId};
+
+use crate::error::StoreError;
+use crate::memory::{signal, system_now, wait_until};
+use crate::model::{
+    Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts, Submitted,
+};
+use crate::store::Store;
+use crate::tables::{Change, Tables};
+
+use self::fsio::io_err;
+use self::log::Log;
+
+/// The log file's name inside the store directory.
+const LOG_FILE: &str = "wf.log";
+/// A compaction's temporary file.
+const COMPACT_FILE: &str = "wf.log.compact";
+
+/// Settings of a [`FileStore`]. Start from `FileOptions::default()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use wf_store::FileOptions;
+/// let options = FileOptions::default().retention(Duration::from_secs(7 * 24 * 3600));
+/// assert!(options.is_synced());
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    sync: bool,
+    retention: Option<Duration>,
+    compact_min_bytes: u64,
+    compact_ratio: u64,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self {
+            sync: true,
+            retention: None,
+            compact_min_bytes: 8 << 20,
+            compact_ratio: 2,
+        }
+    }
+}
+
+impl FileOptions {
+    /// Whether to fsync before acknowledging (default `true`). `false` still writes every record
+    /// to the file before acknowledging it (so a killed process loses nothing), but a power loss
+    /// or OS crash may lose recent acknowledged changes: for tests of logic only.
+    #[must_use]
+    pub fn sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Whether this configuration fsyncs before acknowledging.
+    pub fn is_synced(&self) -> bool {
+        self.sync
+    }
+
+    /// Purge workflows that finished longer than `retention` ago (judged by the clock the
+    /// operations pass in), as operations go; their space is reclaimed by the next compaction.
+    /// Default: keep everything until [`Store::purge_finished`] is called.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// Never compact a log smaller than this (default 8 MiB).
+    #[must_use]
+    pub fn compact_min_bytes(mut self, bytes: u64) -> Self {
+        self.compact_min_bytes = bytes;
+        self
+    }
+
+    /// Compact when the log is this many times the size of the last compacted log (default 2;
+    /// values below 2 are raised to 2 so compaction's cost stays amortised).
+    #[must_use]
+    pub fn compact_ratio(mut self, ratio: u64) -> Self {
+        self.compact_ratio = ratio.max(2);
+        self
+    }
+}
+
+/// Counters of a [`FileStore`], for tests, benchmarks and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileStats {
+    /// Records appended since open (one per mutating operation that changed something).
+    pub records: u64,
+    /// Batches written (each followed by one fsync when syncing); `records / flushes` is the
+    /// group-commit factor.
+    pub flushes: u64,
+    /// Compactions since open.
+    pub compactions: u64,
+    /// The log's current size in bytes, including records not yet written.
+    pub log_bytes: u64,
+}
+
+/// The embedded, crash-safe store: a directory owned by one process. See the module docs for
+/// the format, the durability guarantees and compaction.
+///
+/// ```
+/// use wf_store::{FileStore, Store};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = FileStore::open(dir.path()).unwrap();
+/// assert_eq!(store.counts().unwrap().total(), 0);
+/// ```
+pub struct FileStore {
+    dir: PathBuf,
+    options: FileOptions,
+    tables: Mutex<Tables>,
+    /// Signalled when something may have become claimable.
+    work: Condvar,
+    /// Signalled when an invocation became final.
+    finished: Condvar,
+    log: Log,
+    /// The log's size right after the last compaction: the live state's size.
+    live_bytes: AtomicU64,
+    /// The operation clock (ms) at which retention next runs.
+    next_retention: AtomicU64,
+    _lock: File,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.dir)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Room left in a record for everything a size estimate does not count.
+const RECORD_SLACK: usize = 1 << 20;
+
+impl FileStore {
+    /// Opens (creating if needed) the store in directory `dir` with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(dir, FileOptions::default())
+    }
+
+    /// Opens (creating if needed) the store in directory `dir`.
+    ///
+    /// Takes the directory's lock ([`StoreError::StoreLocked`] if another process or another
+    /// open store holds it), replays the log, cuts a torn tail left by a crash (with a warning)
+    /// and fails with [`StoreError::Corrupt`] on damage before the tail, or
+    /// [`StoreError::NewerFormat`] on a log written by a newer `wf`.
+    pub fn open_with(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let lock = lock::lock_dir(&dir)?;
+        let path = dir.join(LOG_FILE);
+        let tmp = dir.join(COMPACT_FILE);
+        let opened = recovery::open_log(&dir, &path, &tmp, options.sync)?;
+        tracing::debug!(
+            path = %path.display(),
+            records = opened.records,
+            bytes = opened.size,
+            "opened file store"
+        );
+        let log = Log::new(&dir, &path, &tmp, options.sync, opened.file, opened.size);
+        Ok(Self {
+            dir,
+            options,
+            tables: Mutex::new(opened.tables),
+            work: Condvar::new(),
+            finished: Condvar::new(),
+            log,
+            live_bytes: AtomicU64::new(0),
+            next_retention: AtomicU64::new(0),
+            _lock: lock,
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> FileStats {
+        let c = &self.log.counters;
+        FileStats {
+            records: c.records.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            compactions: c.compactions.load(Ordering::Relaxed),
+            log_bytes: self.log.size(),
+        }
+    }
+
+    /// Makes everything appended so far durable, claims and renewals included (other
+    /// operations are durable when they return).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.log.flush_all()
+    }
+
+    /// Rewrites the log as a snapshot of the live state now.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.log.check()?;
+        let tables = self.lock();
+        let size = self.log.compact(&tables.snapshot())?;
+        self.live_bytes.store(size, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // Operations validate before they apply, so a panic while holding the lock cannot leave
+        // `Tables` half-changed: a poisoned lock is still usable.
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a mutating operation, logs its changes as one record, does housekeeping and, unless
+    /// `must_sync` is false (claims and renewals), waits until everything it saw is durable.
+    fn mutate<T>(
+        &self,
+        must_sync: bool,
+        now: Timestamp,
+        op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.log.check()?;
+        let mut tables = self.lock();
+        let mut changes = Vec::new();
+        let result = op(&mut tables, &mut changes);
+        if !changes.is_empty() {
+            self.log.append(&changes, must_sync)?;
+        }
+        let seen = self.log.wanted();
+        self.housekeeping(&mut tables, now);
+        drop(tables);
+        signal(&changes, &self.work, &self.finished);
+        if must_sync {
+            self.log.wait_durable(seen)?;
+        }
+        result
+    }
+
+    /// Runs a read and waits until the state it saw is durable.
+    fn read<T>(&self, op: impl FnOnce(&Tables) -> T) -> Result<T, StoreError> {
+        let tables = self.lock();
+        let value = op(&tables);
+        let seen = self.log.wanted();
+        drop(tables);
+        self.log.wait_durable(seen)?;
+        Ok(value)
+    }
+
+    /// Retention and compaction, with the `Tables` lock held. Failures here do not fail the
+    /// operation that triggered them: they are logged, and a broken log fails the next one.
+    fn housekeeping(&self, tables: &mut Tables, now: Timestamp) {
+        if let Some(retention) = self.options.retention
+            && now.0 >= self.next_retention.load(Ordering::Relaxed)
+        {
+            let every = (retention / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
+            self.next_retention
+                .store(now.saturating_add(every).0, Ordering::Relaxed);
+            let cutoff = Timestamp(now.0.saturating_sub(retention.as_millis() as u64));
+            let mut purged = Vec::new();
+            let n = tables.purge_finished(&mut purged, cutoff);
+            if n > 0 {
+                tracing::debug!(workflows = n, "retention purged finished workflows");
+                if let Err(e) = self.log.append(&purged, true) {
+                    tracing::error!(error = %e, "could not log a retention purge");
+                    return;
+                }
+            }
+        }
+        let size = self.log.size();
+        let live = self.live_bytes.load(Ordering::Relaxed);
+        if size > self.options.compact_min_bytes
+            && size > live.saturating_mul(self.options.compact_ratio)
+        {
+            self.compact_locked(tables);
+        }
+    }
+
+    fn compact_locked(&self, tables: &Tables) {
+        match self.log.compact(&tables.snapshot()) {
+            Ok(size) => {
+                tracing::debug!(bytes = size, "compacted the store log");
+                self.live_bytes.store(size, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "compacting the store log failed; it keeps growing until the next attempt"
+                );
+                // Do not retry on every operation: wait until the log doubles again.
+                self.live_bytes.store(self.log.size(), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.log.flush_all() {
+            tracing::warn!(error = %e, "could not flush the store log on close");
+        }
+    }
+}
+
+/// Refuses, before anything changes, a request whose record could not be encoded: memory would
+/// then be ahead of the log.
+fn check_size(what: &str, bytes: usize) -> Result<(), StoreError> {
+    let limit = format::MAX_PAYLOAD - RECORD_SLACK;
+    if bytes > limit {
+        tracing::debug!(what, bytes, "refusing an oversized request");
+        return Err(wf_core::CodecError::TooLarge { size: bytes, limit }.into());
+    }
+    Ok(())
+}
+
+fn invocation_bytes(new: &NewInvocation) -> usize {
+    new.args.len() + new.task.as_str().len() + 256
+}
+
+fn journal_bytes(entry: &JournalEntry) -> usize {
+    64 + match &entry.op {
+        Op::DataGet { key, value } => key.len() + value.as_ref().map_or(0, Vec::len),
+        Op::ChildResult {
+            outcome: ChildOutcome::Success(v),
+            ..
+        } => v.len(),
+        Op::ChildResult {
+            outcome: ChildOutcome::Failed(f),
+            ..
+        } => f.message.len(),
+        _ => 64,
+    }
+}
+
+fn commit_bytes(commit: &Commit) -> usize {
+    let outcome = match &commit.outcome {
+        Outcome::Success(r) => r.len(),
+        Outcome::Failed(f) | Outcome::Retry { error: f, .. } => f.message.len(),
+        Outcome::Waiting { on } => on.len() * 16,
+        Outcome::Released => 0,
+    };
+    outcome
+        + commit.journal.iter().map(journal_bytes).sum::<usize>()
+        + commit
+            .data
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 32)
+            .sum::<usize>()
+        + commit.children.iter().map(invocation_bytes).sum::<usize>()
+}
+
+impl Store for FileStore {
+    fn backend(&self) -> &'static str {
+        "file"
+    }
+
+    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
+        check_size("submission", invocation_bytes(&invocation))?;
+        self.mutate(true, now, |t, out| t.submit(out, invocation, now))
+    }
+
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.mutate(false, now, |t, out| t.claim(out, worker, lease_for, now))
+    }
+
+    fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
+        let found = wait_until(
+            self.lock(),
+            &self.work,
+            timeout,
+            |t| t.has_claimable(system_now()).then_some(()),
+            Tables::next_due,
+        );
+        Ok(found.is_some())
+    }
+
+    fn renew(
+        &self,
+        lease: &Lease,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, StoreError> {
+        self.mutate(false, now, |t, out| t.renew(out, lease, lease_for, now))
+    }
+
+    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
+        check_size("commit", commit_bytes(&commit))?;
+        self.mutate(true, now, |t, out| t.commit(out, lease, commit, now))
+    }
+
+    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.mutate(true, now, |t, out| t.recover_expired(out, now))
+    }
+
+    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        check_size("cancellation", reason.len())?;
+        self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))
+    }
+
+    fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
+        self.read(|t| t.invocation(id))?
+    }
+
+    fn invocations(&self, ids: &[InvocationId]) -> Result<Vec<InvocationRecord>, StoreError> {
+        self.read(|t| ids.iter().map(|id| t.invocation(*id)).collect())?
+    }
+
+    fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
+        self.read(|t| t.journal(id))?
+    }
+
+    fn get_data(&self, workflow: InvocationId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|t| t.get_data(workflow, key))
+    }
+
+    fn data_keys(&self, workflow: InvocationId) -> Result<Vec<String>, StoreError> {
+        self.read(|t| t.data_keys(workflow))
+    }
+
+    fn workflow_invocations(
+        &self,
+        workflow: InvocationId,
+    ) -> Result<Vec<InvocationId>, StoreError> {
+        self.read(|t| t.workflow_invocations(workflow))
+    }
+
+    fn workflows(&self) -> Result<Vec<InvocationRecord>, StoreError> {
+        self.read(Tables::workflow_roots)
+    }
+
+    fn counts(&self) -> Result<StatusCounts, StoreError> {
+        self.read(Tables::counts)
+    }
+
+    fn wait_final(
+        &self,
+        id: InvocationId,
+        timeout: Duration,
+    ) -> Result<Option<InvocationRecord>, StoreError> {
+        let guard = self.lock();
+        if let Err(e) = guard.invocation(id) {
+            let seen = self.log.wanted();
+            drop(guard);
+            self.log.wait_durable(seen)?;
+            return Err(e);
+        }
+        let found = wait_until(
+            guard,
+            &self.finished,
+            timeout,
+            |t| {
+                t.invocation(id)
+                    .ok()
+                    .filter(|r| r.state.status.is_final())
+                    .map(|r| (r, self.log.wanted()))
+            },
+            |_| None,
+        );
+        match found {
+            Some((record, seen)) => {
+                self.log.wait_durable(seen)?;
+                Ok(Some(record))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
+        self.log.check()?;
+        let mut tables = self.lock();
+        let mut changes = Vec::new();
+        let n = tables.purge_finished(&mut changes, finished_before);
+        if n == 0 {
+            let seen = self.log.wanted();
+            drop(tables);
+            self.log.wait_durable(seen)?;
+            return Ok(0);
+        }
+        self.log.append(&changes, true)?;
+        let seen = self.log.wanted();
+        // Reclaim the space now; a failed compaction leaves the purge in the log, still durable
+        // once the wait below returns.
+        self.compact_locked(&tables);
+        drop(tables);
+        self.log.wait_durable(seen)?;
+        Ok(n)
+    }
+}
