@@ -39,6 +39,9 @@ pub use wf_runtime::{
     WorkerStats, WorkflowContext,
 };
 
+/// Re-exported so `wf::uuid::Uuid` and `wf::time::OffsetDateTime` match what the context returns.
+pub use wf_core::{time, uuid};
+
 pub use wf_core::{
     Failure, FailureKind, InvocationId, NonDeterminism, Status, TaskId, WorkflowAccessError,
     WorkflowIdentity,

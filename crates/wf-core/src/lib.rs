@@ -29,6 +29,11 @@
 //! assert!(replay.take_new_entries().is_empty());
 //! ```
 
+/// The `time` crate, as used by `utc_now()`.
+pub use time;
+/// The `uuid` crate, as used by `uuid()` and invocation ids.
+pub use uuid;
+
 pub mod access;
 pub mod codec;
 pub mod cursor;
