@@ -439,6 +439,10 @@ impl Store for FileStore {
         self.mutate(false, now, |t, out| t.claim(out, worker, lease_for, now))
     }
 
+    fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock().next_due())
+    }
+
     fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
         let found = wait_until(
             self.lock(),
