@@ -1,0 +1,165 @@
+//! Helpers shared by the file backend's tests: a workload whose every stored byte is a function
+//! of the invocation's number, so a reopened store can be checked for completeness and for
+//! half-written state.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wf_core::{
+    CallId, InvocationId, JournalEntry, Op, Status, TaskId, Timestamp, WorkerId, WorkflowIdentity,
+};
+use wf_store::{Commit, InvocationRecord, NewInvocation, Outcome, Store};
+
+/// A fixed clock: 2026-01-01T00:00:00Z.
+pub const T0: Timestamp = Timestamp(1_767_225_600_000);
+
+/// `T0` plus `ms` milliseconds.
+pub fn at(ms: u64) -> Timestamp {
+    Timestamp(T0.0 + ms)
+}
+
+/// The log file of a store directory.
+pub fn log_path(dir: &Path) -> PathBuf {
+    dir.join("wf.log")
+}
+
+/// Offsets of every record in a log file's bytes, followed by the end of the last one.
+pub fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut at = 12;
+    let mut out = vec![at];
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 8 + len;
+        assert!(at <= bytes.len(), "the log ends inside a record");
+        out.push(at);
+    }
+    out
+}
+
+/// Root invocation number `n`; its arguments carry `n`.
+pub fn root(n: u64) -> NewInvocation {
+    let id = InvocationId::from_u128(u128::from(n) + 1);
+    let task = TaskId::new("crash-test");
+    let args = n.to_le_bytes().to_vec();
+    NewInvocation {
+        id,
+        call: CallId::of(&task, &args),
+        identity: WorkflowIdentity::new_workflow(id, task.clone()),
+        task,
+        args,
+        parent: None,
+        not_before: None,
+    }
+}
+
+/// The number an invocation was made from.
+pub fn number(record: &InvocationRecord) -> u64 {
+    u64::from_le_bytes(
+        record
+            .spec
+            .args
+            .as_slice()
+            .try_into()
+            .expect("8 argument bytes"),
+    )
+}
+
+/// The result invocation `n` commits.
+pub fn result_of(n: u64) -> Vec<u8> {
+    format!("result of {n} ")
+        .repeat(1 + (n % 7) as usize)
+        .into_bytes()
+}
+
+/// The journal invocation `n` commits.
+pub fn journal_of(n: u64) -> Vec<JournalEntry> {
+    (0..1 + (n % 3) as u32)
+        .map(|seq| JournalEntry {
+            seq,
+            op: Op::Random(n * 10 + u64::from(seq)),
+        })
+        .collect()
+}
+
+/// The data invocation `n` writes to its workflow.
+pub fn data_of(n: u64) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("first".to_owned(), format!("{n}-a").into_bytes()),
+        (
+            "second".to_owned(),
+            vec![(n % 251) as u8; 64 + (n % 100) as usize],
+        ),
+    ]
+}
+
+/// The commit that finishes invocation `n`.
+pub fn commit_of(n: u64) -> Commit {
+    Commit {
+        journal: journal_of(n),
+        data: data_of(n),
+        children: Vec::new(),
+        outcome: Outcome::Success(result_of(n)),
+    }
+}
+
+/// Claims one invocation and commits it; returns its number, or `None` when nothing was
+/// claimable.
+pub fn claim_and_finish(store: &dyn Store, worker: &str, now: Timestamp) -> Option<u64> {
+    let claim = store
+        .claim(&WorkerId::new(worker), Duration::from_secs(600), now)
+        .unwrap()?;
+    let n = number(&claim.record);
+    store.commit(&claim.lease, commit_of(n), now).unwrap();
+    Some(n)
+}
+
+/// Submits invocation `n` and runs one claim and commit.
+pub fn run_one(store: &dyn Store, n: u64, now: Timestamp) -> u64 {
+    store.submit(root(n), now).unwrap();
+    claim_and_finish(store, "w", now).expect("something to claim")
+}
+
+/// Checks that a stored invocation is either finished exactly as `commit_of` says or untouched
+/// by its commit (no journal, no data, no result): never half-written.
+pub fn check_whole(store: &dyn Store, record: &InvocationRecord) -> bool {
+    let n = number(record);
+    let id = record.id();
+    let journal = store.journal(id).unwrap();
+    let data: Vec<(String, Vec<u8>)> = store
+        .data_keys(id)
+        .unwrap()
+        .into_iter()
+        .map(|k| {
+            let v = store
+                .get_data(id, &k)
+                .unwrap()
+                .expect("a listed key has a value");
+            (k, v)
+        })
+        .collect();
+    match record.status() {
+        Status::Success => {
+            assert_eq!(
+                record.state.result.as_deref(),
+                Some(result_of(n).as_slice()),
+                "{n}"
+            );
+            assert_eq!(journal, journal_of(n), "journal of {n}");
+            assert_eq!(data, data_of(n), "data of {n}");
+            true
+        }
+        Status::Pending | Status::Running => {
+            assert!(
+                journal.is_empty(),
+                "{n} is {} with a journal",
+                record.status()
+            );
+            assert!(data.is_empty(), "{n} is {} with data", record.status());
+            assert_eq!(record.state.result, None, "{n}");
+            false
+        }
+        other => panic!("invocation {n} is {other}, which this workload never makes"),
+    }
+}

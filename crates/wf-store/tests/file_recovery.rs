@@ -1,0 +1,254 @@
+//! Recovery of the file backend from torn and damaged logs, format versions and ownership.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod file_common;
+
+use std::fs;
+
+use file_common::*;
+use wf_core::{InvocationId, Status, WorkerId};
+use wf_store::{FileOptions, FileStore, Store, StoreError};
+
+fn opts() -> FileOptions {
+    FileOptions::default()
+}
+
+/// A store with three records: submit 0, claim 0, commit 0 (journal, data and result).
+fn three_records(dir: &std::path::Path) -> Vec<u8> {
+    let store = FileStore::open_with(dir, opts()).unwrap();
+    run_one(&store, 0, at(1));
+    drop(store);
+    fs::read(log_path(dir)).unwrap()
+}
+
+#[test]
+fn truncating_the_last_record_anywhere_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records(dir.path());
+    let offsets = record_offsets(&full);
+    assert_eq!(offsets.len(), 4, "submit, claim and commit records");
+    let (last, end) = (offsets[2], offsets[3]);
+    let id = root(0).id;
+    for cut in last..=end {
+        fs::write(log_path(dir.path()), &full[..cut]).unwrap();
+        let store = FileStore::open_with(dir.path(), opts())
+            .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let record = store.invocation(id).unwrap();
+        let finished = check_whole(&store, &record);
+        assert_eq!(
+            finished,
+            cut == end,
+            "cut at {cut}: the commit is whole or absent"
+        );
+        if cut < end {
+            assert_eq!(record.status(), Status::Running, "cut at {cut}");
+        }
+        drop(store);
+        let len = fs::metadata(log_path(dir.path())).unwrap().len() as usize;
+        assert_eq!(
+            len,
+            if cut == end { end } else { last },
+            "cut at {cut}: the torn tail is cut"
+        );
+    }
+    // After a cut, the log takes new records where the torn one was.
+    fs::write(log_path(dir.path()), &full[..end - 1]).unwrap();
+    let store = FileStore::open_with(dir.path(), opts()).unwrap();
+    store.submit(root(1), at(2)).unwrap();
+    drop(store);
+    let store = FileStore::open_with(dir.path(), opts()).unwrap();
+    assert_eq!(
+        store.invocation(root(1).id).unwrap().status(),
+        Status::Pending
+    );
+    assert_eq!(store.invocation(id).unwrap().status(), Status::Running);
+}
+
+#[test]
+fn a_damaged_middle_record_is_corruption_with_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records(dir.path());
+    let offsets = record_offsets(&full);
+    let middle = offsets[1];
+    // A flipped bit in the length, in the checksum, and in the payload.
+    for at in [middle, middle + 5, middle + 8, offsets[2] - 1] {
+        let mut bytes = full.clone();
+        bytes[at] ^= 0x10;
+        fs::write(log_path(dir.path()), &bytes).unwrap();
+        match FileStore::open_with(dir.path(), opts()) {
+            Err(StoreError::Corrupt {
+                path,
+                offset,
+                reason,
+            }) => {
+                assert_eq!(path, log_path(dir.path()));
+                assert_eq!(offset, middle as u64, "byte {at} flipped: {reason}");
+            }
+            Err(e) => panic!("byte {at} flipped: expected Corrupt, got {e}"),
+            Ok(_) => panic!("byte {at} flipped: opened a corrupt log"),
+        }
+        // Nothing was cut: the damage is left for an operator to see.
+        assert_eq!(fs::read(log_path(dir.path())).unwrap(), bytes);
+    }
+    let message = {
+        let mut bytes = full.clone();
+        bytes[middle + 9] ^= 1;
+        fs::write(log_path(dir.path()), &bytes).unwrap();
+        FileStore::open_with(dir.path(), opts())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(message.contains(&format!("offset {middle}")), "{message}");
+    assert!(message.contains("wf.log"), "{message}");
+}
+
+#[test]
+fn a_damaged_last_record_is_cut_as_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records(dir.path());
+    let offsets = record_offsets(&full);
+    let mut bytes = full.clone();
+    bytes[offsets[2] + 20] ^= 0xff;
+    fs::write(log_path(dir.path()), &bytes).unwrap();
+    let store = FileStore::open_with(dir.path(), opts()).unwrap();
+    let record = store.invocation(root(0).id).unwrap();
+    assert!(!check_whole(&store, &record));
+    assert_eq!(record.status(), Status::Running);
+}
+
+#[test]
+fn zeros_or_garbage_after_the_last_record_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records(dir.path());
+    for tail in [
+        vec![0u8; 4096],
+        b"\x05\x00\x00\x00garbage".to_vec(),
+        vec![0xff; 3],
+    ] {
+        let mut bytes = full.clone();
+        bytes.extend_from_slice(&tail);
+        fs::write(log_path(dir.path()), &bytes).unwrap();
+        let store = FileStore::open_with(dir.path(), opts()).unwrap();
+        assert!(check_whole(&store, &store.invocation(root(0).id).unwrap()));
+        drop(store);
+        assert_eq!(fs::read(log_path(dir.path())).unwrap(), full);
+    }
+}
+
+#[test]
+fn a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = three_records(dir.path());
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    fs::write(log_path(dir.path()), &bytes).unwrap();
+    match FileStore::open_with(dir.path(), opts()) {
+        Err(e @ StoreError::NewerFormat { .. }) => {
+            assert!(e.to_string().contains("upgrade wf"), "{e}");
+            let StoreError::NewerFormat {
+                path,
+                found,
+                supported,
+            } = e
+            else {
+                unreachable!()
+            };
+            assert_eq!((path, found, supported), (log_path(dir.path()), 2, 1));
+        }
+        Err(e) => panic!("expected NewerFormat, got {e}"),
+        Ok(_) => panic!("opened a newer format"),
+    }
+    assert_eq!(
+        fs::read(log_path(dir.path())).unwrap(),
+        bytes,
+        "left untouched"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(log_path(dir.path()), b"hello, not a log").unwrap();
+    match FileStore::open_with(dir.path(), opts()) {
+        Err(StoreError::Corrupt { offset: 0, .. }) => {}
+        Err(e) => panic!("expected Corrupt at 0, got {e}"),
+        Ok(_) => panic!("opened a file that is not a log"),
+    }
+}
+
+#[test]
+fn a_second_open_is_locked_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = FileStore::open_with(dir.path(), opts()).unwrap();
+    first.submit(root(0), at(0)).unwrap();
+    match FileStore::open_with(dir.path(), opts()) {
+        Err(e @ StoreError::StoreLocked { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("Redis"), "{message}");
+            assert!(
+                message.contains(&dir.path().display().to_string()),
+                "{message}"
+            );
+        }
+        Err(e) => panic!("expected StoreLocked, got {e}"),
+        Ok(_) => panic!("two stores own one directory"),
+    }
+    drop(first);
+    let second = FileStore::open_with(dir.path(), opts()).unwrap();
+    assert_eq!(
+        second.invocation(root(0).id).unwrap().status(),
+        Status::Pending
+    );
+}
+
+#[test]
+fn state_survives_reopen_and_a_stale_compaction_file_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open_with(dir.path(), opts()).unwrap();
+    for n in 0..20 {
+        run_one(&store, n, at(n));
+    }
+    store.submit(root(100), at(50)).unwrap();
+    let claim = store
+        .claim(
+            &WorkerId::new("w"),
+            std::time::Duration::from_secs(5),
+            at(51),
+        )
+        .unwrap()
+        .unwrap();
+    store
+        .cancel(root(100).id, "operator said so", at(52))
+        .unwrap();
+    store.submit(root(101), at(53)).unwrap();
+    let before: Vec<_> = store.workflows().unwrap();
+    let counts = store.counts().unwrap();
+    drop(store);
+    fs::write(dir.path().join("wf.log.compact"), b"half a compaction").unwrap();
+
+    let store = FileStore::open_with(dir.path(), opts()).unwrap();
+    assert!(!dir.path().join("wf.log.compact").exists());
+    assert_eq!(store.workflows().unwrap(), before);
+    assert_eq!(store.counts().unwrap(), counts);
+    for n in 0..20 {
+        assert!(check_whole(&store, &store.invocation(root(n).id).unwrap()));
+    }
+    assert!(matches!(
+        store.commit(&claim.lease, commit_of(100), at(54)),
+        Err(StoreError::LeaseLost { .. })
+    ));
+    // The queue is rebuilt: the pending invocation is claimable.
+    assert_eq!(claim_and_finish(&store, "w", at(55)), Some(101));
+    assert_eq!(
+        store.invocation(root(101).id).unwrap().status(),
+        Status::Success
+    );
+    assert_eq!(
+        store
+            .invocation(InvocationId::from_u128(101))
+            .unwrap()
+            .status(),
+        Status::Failed,
+        "root(100), cancelled"
+    );
+}
