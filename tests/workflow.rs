@@ -15,7 +15,7 @@ use wf::{FailureKind, InvocationId, Status, WorkflowIdentity, uuid};
 
 type Draw = (u64, uuid::Uuid, i128);
 
-/// 1. A workflow draws random/uuid/utc_now, sets data and executes 3 children; it is forced to
+/// Scenario 1: A workflow draws random/uuid/utc_now, sets data and executes 3 children; it is forced to
 /// retry after its second child. Every re-run sees the same values, children 1 and 2 ran once,
 /// child 3 once, and the result is what the first run's values and the children give.
 #[test]
@@ -92,7 +92,7 @@ fn a_retried_workflow_replays_values_and_does_not_rerun_children() {
     }
 }
 
-/// 2. A child calling set_data gets WorkflowAccessError; its write is absent; reading works.
+/// Scenario 2: A child calling set_data gets WorkflowAccessError; its write is absent; reading works.
 #[test]
 fn only_the_root_writes_workflow_data() {
     for t in apps(|b| b) {
@@ -143,7 +143,7 @@ fn only_the_root_writes_workflow_data() {
     }
 }
 
-/// 3. A parent and a child drawing uuid() get different values.
+/// Scenario 3: A parent and a child drawing uuid() get different values.
 #[test]
 fn parent_and_child_draw_different_uuids() {
     for t in apps(|b| b) {
@@ -172,13 +172,14 @@ fn parent_and_child_draw_different_uuids() {
     }
 }
 
-/// 4. Two workflows in one worker process never share deterministic state, and a retry in the
+/// Scenario 4: Two workflows in one worker process never share deterministic state, and a retry in the
 /// same process draws the same values again.
 #[test]
 fn workflows_in_one_process_never_share_deterministic_state() {
     for t in apps(|b| b) {
         let app = &t.app;
-        let seen: Arc<Mutex<Vec<(InvocationId, Vec<u64>)>>> = Arc::default();
+        type Seen = Arc<Mutex<Vec<(InvocationId, Vec<u64>)>>>;
+        let seen: Seen = Arc::default();
         let s = seen.clone();
         let draw = app
             .task_with(
@@ -221,7 +222,7 @@ fn workflows_in_one_process_never_share_deterministic_state() {
     }
 }
 
-/// 5. Changing the body between runs is reported as non-determinism at the right position.
+/// Scenario 5: Changing the body between runs is reported as non-determinism at the right position.
 #[test]
 fn changed_workflow_code_is_reported_at_the_diverging_position() {
     // (version change applied while the workflow is suspended, expected position)
@@ -298,7 +299,7 @@ fn changed_workflow_code_is_reported_at_the_diverging_position() {
     }
 }
 
-/// 6. Fan-out: 20 children on 4 threads; and a pool of one thread still completes a parent with
+/// Scenario 6: Fan-out: 20 children on 4 threads; and a pool of one thread still completes a parent with
 /// many children, so a waiting parent holds no worker. The parent replays once per join.
 #[test]
 fn fan_out_does_not_hold_a_worker_while_waiting() {
@@ -347,7 +348,7 @@ fn fan_out_does_not_hold_a_worker_while_waiting() {
     }
 }
 
-/// 7. Deep nesting: a workflow whose child is a sub-workflow with its own children; each level's
+/// Scenario 7: Deep nesting: a workflow whose child is a sub-workflow with its own children; each level's
 /// identity and data are right.
 #[test]
 fn nested_sub_workflows_have_their_own_identity_and_data() {

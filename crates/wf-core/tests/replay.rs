@@ -1,6 +1,8 @@
 //! Property tests of the replay cursor: replays are exact and record nothing, divergence is
 //! reported at exactly the diverging position, and the primitives keep their promises.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 
 use proptest::prelude::*;

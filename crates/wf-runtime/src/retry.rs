@@ -92,10 +92,10 @@ impl RetryPolicy {
         if retries_so_far >= self.max_retries {
             return None;
         }
-        if let Some(e) = error {
-            if !e.is_retryable() || self.predicate.as_ref().is_some_and(|p| !p(e)) {
-                return None;
-            }
+        if let Some(e) = error
+            && (!e.is_retryable() || self.predicate.as_ref().is_some_and(|p| !p(e)))
+        {
+            return None;
         }
         Some(self.backoff.delay(invocation, retries_so_far + 1))
     }

@@ -13,6 +13,8 @@
 //! explicitly: every operation takes `now`, so a test passes [`T0`], `T0 + 30 s`, … instead of
 //! sleeping. The blocking waits (`wait_final`, `wait_for_work`) are the only operations that
 //! read the real clock; their tests synchronise threads with barriers, never with sleeps.
+// Test support: a failed expectation is a failed test, so unwrap and panic are the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
