@@ -1243,6 +1243,71 @@ pub fn submitted_not_before_is_honoured(s: Subject) {
     assert_eq!(c.record.state.status, Status::Running);
 }
 
+/// `next_due` reports the earliest moment something becomes claimable by the clock alone: a
+/// retry's or a delayed submission's not-before time, or the first millisecond after a lease
+/// expires. Claiming at that moment succeeds; a millisecond earlier nothing is claimable.
+pub fn next_due_reports_earliest_clock_event(s: Subject) {
+    let store = &*s.store;
+    assert_eq!(ok(store.next_due(), "next_due"), None, "an empty store");
+    let a = root(1, "a", b"");
+    let b = root(2, "b", b"");
+    let mut c = root(3, "c", b"");
+    c.not_before = Some(at(50));
+    submit(store, &a, T0);
+    submit(store, &b, T0);
+    submit(store, &c, T0);
+    let ca = claim_expect(store, "w", T0, a.id); // lease until 30 s
+    let cb = claim_expect(store, "w", T0, b.id);
+    commit(
+        store,
+        &cb.lease,
+        Commit::outcome(Outcome::Retry {
+            not_before: at(20),
+            error: failure("again"),
+        }),
+        at(1),
+    );
+
+    // Retry at 20 s < lease expiry after 30 s < delayed start at 50 s.
+    assert_eq!(
+        ok(store.next_due(), "next_due"),
+        Some(at(20)),
+        "the retry is first"
+    );
+    assert_nothing_claimable(store, at_ms(19_999), "before the retry is due");
+    let cb = claim_expect(store, "w", at(20), b.id); // lease until 50 s
+
+    assert_eq!(
+        ok(store.next_due(), "next_due"),
+        Some(at_ms(30_001)),
+        "a's lease (valid through 30 s) is void from 30.001 s"
+    );
+    assert_nothing_claimable(store, at(30), "a's lease is still valid at its expiry");
+    let ca2 = claim_expect(store, "w2", at_ms(30_001), a.id); // lease until 60.001 s
+    assert_eq!(ca2.lease.attempt, 2);
+    assert_lease_lost(
+        store.commit(&ca.lease, Commit::outcome(Outcome::Released), at(31)),
+        a.id,
+        "a's first attempt",
+    );
+
+    assert_eq!(
+        ok(store.next_due(), "next_due"),
+        Some(at(50)),
+        "c's delayed start"
+    );
+    assert_nothing_claimable(store, at_ms(49_999), "before c is due");
+    let cc = claim_expect(store, "w", at(50), c.id);
+    for lease in [&ca2.lease, &cb.lease, &cc.lease] {
+        succeed(store, lease, b"", at(50));
+    }
+    assert_eq!(
+        ok(store.next_due(), "next_due"),
+        None,
+        "nothing delayed and no lease left"
+    );
+}
+
 // ----- recovery ----------------------------------------------------------------------------------
 
 /// Many threads recovering at once recover each expired lease exactly once, and leave
@@ -2248,6 +2313,7 @@ macro_rules! conformance_tests {
             waiting_on_non_child_is_invalid,
             parent_wakes_once_under_concurrent_children,
             submitted_not_before_is_honoured,
+            next_due_reports_earliest_clock_event,
             recover_expired_exactly_once,
             claim_recovers_expired,
             data_writes_by_root,
