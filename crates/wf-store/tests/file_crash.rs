@@ -18,12 +18,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use file_common::*;
 use wf_core::{Status, Timestamp};
-use wf_store::{FileStore, Store, StoreError};
+use wf_store::{FileOptions, FileStore, Store, StoreError};
 
 const CHILD_DIR: &str = "WF_FILE_CRASH_CHILD_DIR";
 const CHILD_BASE: &str = "WF_FILE_CRASH_CHILD_BASE";
 const THREADS: u64 = 4;
-const ROUNDS: u64 = 6;
+const ROUNDS: u64 = 12;
 
 /// Child mode: does nothing unless the parent test started this process.
 #[test]
@@ -32,7 +32,9 @@ fn crash_child() {
         return;
     };
     let base: u64 = std::env::var(CHILD_BASE).unwrap().parse().unwrap();
-    let store = Arc::new(FileStore::open(&dir).unwrap());
+    // A small compaction threshold, so kills also land in and around compactions.
+    let options = FileOptions::default().compact_min_bytes(16 << 10);
+    let store = Arc::new(FileStore::open_with(&dir, options).unwrap());
     println!("open");
     let started = Instant::now();
     let workers: Vec<_> = (0..THREADS)
@@ -58,6 +60,15 @@ fn crash_child() {
     for w in workers {
         w.join().unwrap();
     }
+}
+
+/// Whether the log ends inside a record (the kill landed mid-append); for the test's report.
+fn torn_tail(bytes: &[u8]) -> bool {
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    at != bytes.len()
 }
 
 /// A small xorshift generator: the test needs jitter, not quality.
@@ -153,6 +164,7 @@ fn kill_9_loses_nothing_acknowledged() {
             }
         }
 
+        let torn = torn_tail(&std::fs::read(log_path(dir.path())).unwrap());
         // The dead child's lock does not block; the store opens and is complete and whole.
         let store = FileStore::open(dir.path()).unwrap();
         for n in &submitted {
@@ -173,9 +185,10 @@ fn kill_9_loses_nothing_acknowledged() {
         }
         assert!(finished >= acked.len() as u64);
         println!(
-            "round {round}: {} acknowledged commits, {} submissions, {finished} finished in the store",
+            "round {round}: {} acknowledged commits, {} submissions, {finished} finished in the store, log {} bytes, torn tail: {torn}",
             acked.len(),
-            submitted.len()
+            submitted.len(),
+            std::fs::metadata(log_path(dir.path())).unwrap().len()
         );
         drop(store);
     }
