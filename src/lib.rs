@@ -64,3 +64,8 @@ pub mod prelude {
         WorkflowContext,
     };
 }
+
+/// The README's code blocks, compiled and run as doc-tests so the quick start stays honest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
