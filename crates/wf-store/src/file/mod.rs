@@ -38,10 +38,16 @@
 //!   crash loses only a lease: the invocation is runnable again after the restart and is run
 //!   again, which the at-least-once contract of tasks allows anyway (a crash after a durable
 //!   claim re-runs it too). Anything a claimed task produces becomes durable only through its
-//!   commit, which is logged after the claim and everything the claim saw. This halves the
-//!   fsyncs per task.
+//!   commit, which is logged after the claim and everything the claim saw. This saves one fsync
+//!   wait per task (a worker's loop is claim, commit).
 //! - Commits, submissions, cancellations, expiry recovery and purges are durable before they
 //!   return. A clean drop of the store flushes whatever is still unsynced.
+//!
+//! Only the last batch is ever unsynced, and it is written with one `write`. A power loss that
+//! persists that batch's later pages but not its earlier ones (possible on file systems that do
+//! not order data writes) leaves a valid record after a bad one, which is reported as
+//! [`StoreError::Corrupt`] rather than guessed at; ext4 in its default `data=ordered` mode and
+//! `kill -9` (the page cache survives it) do not produce this.
 //!
 //! After a failed write or fsync, memory may be ahead of the file and the file's durable
 //! contents are unknown: the store fails closed, every operation returns an error saying to
