@@ -34,12 +34,14 @@
 //!   operation is acknowledged, what it depended on is durable too. Every operation also waits
 //!   for what it saw, so an error such as `Conflict` or `LeaseLost` is never based on a change a
 //!   crash then loses.
-//! - **Claims and renewals** are acknowledged without waiting for an fsync. Losing one in a
-//!   crash loses only a lease: the invocation is runnable again after the restart and is run
-//!   again, which the at-least-once contract of tasks allows anyway (a crash after a durable
-//!   claim re-runs it too). Anything a claimed task produces becomes durable only through its
-//!   commit, which is logged after the claim and everything the claim saw. This saves one fsync
-//!   wait per task (a worker's loop is claim, commit).
+//! - **Claims and renewals** are written to the OS (one `write`, no fsync) before they are
+//!   acknowledged: they survive a crash of the process (`kill -9`), so after a restart the dead
+//!   worker's lease is honoured until it expires and the attempt number keeps counting. A power
+//!   loss may still forget the last claims: the invocation is then simply run again, which the
+//!   at-least-once contract of tasks allows anyway (a crash after a durable claim re-runs it
+//!   too). Anything a claimed task produces becomes durable only through its commit, which is
+//!   logged after the claim and everything the claim saw. This saves one fsync wait per task (a
+//!   worker's loop is claim, commit).
 //! - Commits, submissions, cancellations, expiry recovery and purges are durable before they
 //!   return. A clean drop of the store flushes whatever is still unsynced.
 //!
@@ -301,15 +303,20 @@ impl FileStore {
         let mut tables = self.lock();
         let mut changes = Vec::new();
         let result = op(&mut tables, &mut changes);
-        if !changes.is_empty() {
-            self.log.append(&changes, must_sync)?;
-        }
+        let appended = match changes.is_empty() {
+            true => None,
+            false => Some(self.log.append(&changes, must_sync)?),
+        };
         let seen = self.log.wanted();
         self.housekeeping(&mut tables, now);
         drop(tables);
         signal(&changes, &self.work, &self.finished);
         if must_sync {
             self.log.wait_durable(seen)?;
+        } else if let Some(seq) = appended {
+            // A claim or renewal: handed to the OS before it is acknowledged, so a killed
+            // process's leases (and attempt numbers) are still there when the store reopens.
+            self.log.wait_written(seq)?;
         }
         result
     }

@@ -1,0 +1,271 @@
+//! Crash tests: a worker process on the file store is killed with SIGKILL mid-work; a new process
+//! opening the same store resumes and completes the work once the dead worker's lease expires.
+//!
+//! The worker process is this test binary re-executed with `WF_CRASH_ROLE` set: the
+//! `crash_child_entry` test is that process's entry point and does nothing in a normal run.
+#![cfg(feature = "file")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use wf::prelude::*;
+use wf::{InvocationId, uuid};
+
+const LEASE: Duration = Duration::from_millis(800);
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Appends a line to `runs.log` in `dir` and syncs it, so it survives the kill.
+fn log_run(dir: &Path, line: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("runs.log"))
+        .unwrap();
+    f.write_all(format!("{line}\n").as_bytes()).unwrap(); // one write: lines stay whole
+    f.sync_all().unwrap();
+}
+
+fn runs(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("runs.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn block_forever() -> ! {
+    let pair = (Mutex::new(()), Condvar::new());
+    let mut g = pair.0.lock().unwrap();
+    loop {
+        g = pair.1.wait(g).unwrap();
+    }
+}
+
+/// Registers the tasks of both scenarios. `crashing` makes the marked step block (the process is
+/// about to be killed there) instead of finishing.
+fn register(app: &App, dir: PathBuf, crashing: bool) -> (Task<u32, u32>, Task<(), String>) {
+    let d = dir.clone();
+    let single = app
+        .task(
+            "single",
+            move |ctx: &TaskContext, n: u32| -> Result<u32, TaskError> {
+                log_run(&d, &format!("single attempt {}", ctx.attempt()));
+                if crashing {
+                    println!("RUNNING");
+                    block_forever();
+                }
+                Ok(n * 10)
+            },
+        )
+        .unwrap();
+    let d = dir.clone();
+    let step = app
+        .task(
+            "step",
+            move |_: &TaskContext, i: u32| -> Result<u32, TaskError> {
+                log_run(&d, &format!("step {i}"));
+                if crashing && i == 2 {
+                    println!("RUNNING");
+                    block_forever();
+                }
+                Ok(i)
+            },
+        )
+        .unwrap();
+    let d = dir;
+    let flow = app
+        .task(
+            "flow",
+            move |ctx: &TaskContext, (): ()| -> Result<String, TaskError> {
+                let wf = ctx.wf();
+                let draw = (wf.random(), wf.uuid(), wf.utc_now().unix_timestamp_nanos());
+                log_run(&d, &format!("flow draw {} {} {}", draw.0, draw.1, draw.2));
+                wf.set_data("draw", &draw.1)?;
+                let mut sum = 0;
+                for i in 1..=3 {
+                    sum += wf.execute_task(&step, i)?;
+                }
+                Ok(format!("{} {} {} {sum}", draw.0, draw.1, draw.2))
+            },
+        )
+        .unwrap();
+    (single, flow)
+}
+
+fn open(dir: &Path) -> App {
+    App::builder()
+        .app_id("crash")
+        .file(dir.join("store"))
+        .lease_duration(LEASE)
+        .build()
+        .unwrap()
+}
+
+/// The worker process: submits the scenario's invocation, prints its id, and works until killed.
+#[test]
+fn crash_child_entry() {
+    let (Ok(role), Ok(dir)) = (
+        std::env::var("WF_CRASH_ROLE"),
+        std::env::var("WF_CRASH_DIR"),
+    ) else {
+        return; // a normal test run: nothing to do here
+    };
+    let dir = PathBuf::from(dir);
+    let app = open(&dir);
+    let (single, flow) = register(&app, dir, true);
+    let id = match role.as_str() {
+        "single" => single.call(&app, 4).unwrap().id(),
+        _ => flow.call(&app, ()).unwrap().id(),
+    };
+    println!("SUBMITTED {id}");
+    let _worker = app.worker().threads(2).start().unwrap();
+    block_forever();
+}
+
+/// Starts the worker process and waits until a body reports it is running; returns the child
+/// and the submitted invocation id.
+fn start_and_wait_until_running(dir: &Path, role: &str) -> (Child, InvocationId) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash_child_entry",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("WF_CRASH_ROLE", role)
+        .env("WF_CRASH_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut id = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        // libtest prints "test crash_child_entry ... " in front of the first line.
+        if let Some((_, rest)) = line.split_once("SUBMITTED ") {
+            id = Some(rest.trim().parse().unwrap());
+        }
+        if line.trim() == "RUNNING" {
+            break;
+        }
+    }
+    (
+        child,
+        id.expect("the worker process did not report its invocation"),
+    )
+}
+
+fn kill_9(mut child: Child) {
+    child.kill().unwrap(); // SIGKILL on Unix: no destructors, no flush, no unlock
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_killed_worker_s_invocation_is_resumed_by_a_new_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, id) = start_and_wait_until_running(dir.path(), "single");
+    kill_9(child);
+    assert_eq!(runs(dir.path()), vec!["single attempt 1"]);
+
+    // A new "process" (a new app on the same directory: the dead process's lock is gone).
+    let app = open(dir.path());
+    register(&app, dir.path().to_owned(), false);
+    let worker = app.worker().threads(1).start().unwrap();
+    let inv: Invocation<u32> = Invocation::attach(&app, id);
+    assert_eq!(inv.result_timeout(PATIENCE).unwrap(), 40);
+    worker.stop();
+    assert_eq!(
+        runs(dir.path()),
+        vec!["single attempt 1", "single attempt 2"],
+        "the body ran at most twice"
+    );
+}
+
+#[test]
+fn a_workflow_killed_mid_child_resumes_without_repeating_finished_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, id) = start_and_wait_until_running(dir.path(), "flow");
+    kill_9(child);
+    let before = runs(dir.path());
+    assert_eq!(before.iter().filter(|l| l.as_str() == "step 1").count(), 1);
+    assert_eq!(before.iter().filter(|l| l.as_str() == "step 2").count(), 1);
+
+    let app = open(dir.path());
+    register(&app, dir.path().to_owned(), false);
+    let worker = app.worker().threads(2).start().unwrap();
+    let inv: Invocation<String> = Invocation::attach(&app, id);
+    let result = inv.result_timeout(PATIENCE).unwrap();
+    worker.stop();
+
+    let after = runs(dir.path());
+    let count = |l: &str| after.iter().filter(|x| x.as_str() == l).count();
+    assert_eq!(
+        (count("step 1"), count("step 2"), count("step 3")),
+        (1, 2, 1),
+        "{after:?}"
+    );
+    // Every execution of the workflow body drew the same values, and the result carries them.
+    let draws: Vec<&String> = after
+        .iter()
+        .filter(|l| l.starts_with("flow draw "))
+        .collect();
+    assert!(draws.len() >= 3, "{after:?}");
+    assert!(draws.iter().all(|d| *d == draws[0]), "{draws:?}");
+    assert_eq!(
+        format!("flow draw {}", result.rsplit_once(' ').unwrap().0),
+        *draws[0]
+    );
+    assert!(result.ends_with(" 6"));
+    let stored: uuid::Uuid =
+        wf::core::decode(&app.store().get_data(id, "draw").unwrap().unwrap()).unwrap();
+    assert!(result.contains(&stored.to_string()));
+}
+
+/// The lease is what lets the new process take over: until it expires, nothing runs twice at
+/// once. Kept separate so a broken lease shows up as a clear failure.
+#[test]
+fn work_is_not_taken_over_before_the_lease_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, id) = start_and_wait_until_running(dir.path(), "single");
+    kill_9(child);
+    let app = open(dir.path());
+    let ran = Arc::new(AtomicU32::new(0));
+    let r = ran.clone();
+    app.task(
+        "single",
+        move |_: &TaskContext, n: u32| -> Result<u32, TaskError> {
+            r.fetch_add(1, Ordering::SeqCst);
+            Ok(n)
+        },
+    )
+    .unwrap();
+    // Immediately after the crash the dead worker's lease is still valid: a claim finds nothing.
+    let store = app.store();
+    let now = wf::core::Timestamp::from_system_time(std::time::SystemTime::now());
+    let record = store.invocation(id).unwrap();
+    let expires = record.state.lease.as_ref().unwrap().expires_at;
+    assert!(
+        store
+            .claim(
+                &wf::core::WorkerId::new("early"),
+                LEASE,
+                wf::core::Timestamp(expires.0 - 1).min(now)
+            )
+            .unwrap()
+            .is_none()
+    );
+    // Once it has expired, it is recovered and runs.
+    let worker = app.worker().threads(1).start().unwrap();
+    let inv: Invocation<u32> = Invocation::attach(&app, id);
+    assert_eq!(inv.result_timeout(PATIENCE).unwrap(), 4);
+    worker.stop();
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
