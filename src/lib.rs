@@ -69,3 +69,8 @@ pub mod prelude {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The determinism guide's runnable examples, compiled and run as doc-tests.
+#[doc = include_str!("../docs/guide/workflows.md")]
+#[cfg(doctest)]
+pub struct WorkflowGuideDoctests;
