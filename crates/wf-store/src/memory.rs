@@ -34,6 +34,14 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// A store holding `tables` (for example state rebuilt from a file store's log).
+    pub fn from_tables(tables: Tables) -> Self {
+        Self {
+            tables: Mutex::new(tables),
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Tables> {
         // A panic while holding the lock cannot leave `Tables` half-changed in a way later calls
         // trip over (operations validate before they apply), so a poisoned lock is still usable.

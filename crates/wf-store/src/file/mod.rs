@@ -71,6 +71,7 @@ mod fsio;
 mod lock;
 mod log;
 mod recovery;
+mod snapshot;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
