@@ -19,12 +19,14 @@ const MAX_ROUND_TRIPS: u64 = 300_000;
 const LEASE: Duration = Duration::from_secs(30);
 
 /// Per-thread timings of one run.
-struct Run {
-    round_trips: u64,
+pub(crate) struct Run {
+    /// Round trips done.
+    pub round_trips: u64,
     submit: Samples,
     claim: Samples,
     commit: Samples,
-    round_trip: Samples,
+    /// Each round trip's duration.
+    pub round_trip: Samples,
 }
 
 /// A root invocation with a unique id; the rest is shared by all (the call id is computed once,
@@ -63,9 +65,10 @@ fn now() -> Timestamp {
     Timestamp::from_system_time(SystemTime::now())
 }
 
-/// Runs round trips on `store` from thread number `thread` until `deadline` or `cap`.
-fn round_trips(
-    store: &MemoryStore,
+/// Runs round trips on `store` from thread number `thread` until `deadline` or `cap`. Any store:
+/// the file store scenarios run the same loop.
+pub(crate) fn round_trips<S: Store + ?Sized>(
+    store: &S,
     thread: u64,
     deadline: Instant,
     cap: u64,
@@ -179,7 +182,7 @@ pub fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
     let handles: Vec<_> = (0..threads as u64)
         .map(|t| {
             let store = Arc::clone(&store);
-            std::thread::spawn(move || round_trips(&store, t, deadline, per_thread))
+            std::thread::spawn(move || round_trips(&*store, t, deadline, per_thread))
         })
         .collect();
     let mut total = 0;

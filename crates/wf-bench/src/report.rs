@@ -121,6 +121,30 @@ pub struct Floors {
     pub memory_round_trips_per_sec: Option<f64>,
     /// Raw `write 4 KiB + fsync` per second on the scratch disk.
     pub fsync_per_sec: Option<f64>,
+    /// The file store's best durable round-trip rate (group commit at work).
+    pub file_store: Option<FileFloor>,
+    /// End-to-end tasks through an `App` and a worker pool, best rate per backend.
+    pub runtime_memory: Option<RuntimeRate>,
+    /// The same on the file store.
+    pub runtime_file: Option<RuntimeRate>,
+}
+
+/// The file store's best measurement.
+pub struct FileFloor {
+    /// Threads doing round trips.
+    pub threads: usize,
+    /// Round trips (commits) per second.
+    pub tasks_per_sec: f64,
+    /// Log records per fsync: the group-commit factor.
+    pub records_per_fsync: f64,
+}
+
+/// A runtime measurement summarised in the floors section.
+pub struct RuntimeRate {
+    /// Worker threads.
+    pub threads: usize,
+    /// Tasks per second, call to result.
+    pub tasks_per_sec: f64,
 }
 
 impl Floors {
@@ -151,6 +175,44 @@ impl Floors {
             ),
             None => println!("  disk: not measured"),
         }
+        if let Some(f) = &self.file_store {
+            println!(
+                "  file store: best {} commits/s on {} threads = {} with {:.1} records per fsync (vs one fsync per commit)",
+                human(f.tasks_per_sec),
+                f.threads,
+                Self::or_dash(Self::ratio(
+                    Some(f.tasks_per_sec),
+                    self.fsync_per_sec,
+                    "the fsync floor"
+                )),
+                f.records_per_fsync
+            );
+        }
+        for (backend, rate, floor, what) in [
+            (
+                "memory",
+                &self.runtime_memory,
+                self.memory_round_trips_per_sec,
+                "the memory round trip",
+            ),
+            ("file", &self.runtime_file, self.fsync_per_sec, "one fsync"),
+        ] {
+            if let Some(r) = rate {
+                let per_task = 1e6 / r.tasks_per_sec;
+                let times = floor.map_or(String::new(), |f| {
+                    format!(" = {:.1}x {what} ({:.2} us)", per_task * f / 1e6, 1e6 / f)
+                });
+                println!(
+                    "  runtime on {backend}: best {} tasks/s with {} worker thread(s), {per_task:.2} us per task{times}",
+                    human(r.tasks_per_sec),
+                    r.threads,
+                );
+            }
+        }
+    }
+
+    fn or_dash(s: String) -> String {
+        if s.is_empty() { "-".to_owned() } else { s }
     }
 }
 
