@@ -128,7 +128,7 @@ fn missing_stores_and_newer_formats_are_errors() {
 
     let empty = tempfile::tempdir().unwrap();
     let err = FileStore::snapshot(empty.path()).err().unwrap();
-    assert!(err.to_string().contains("no wf store here"), "{err}");
+    assert!(err.to_string().contains("has no store log"), "{err}");
     assert_eq!(fs::read_dir(empty.path()).unwrap().count(), 0);
 
     let owner = FileStore::open_with(dir.path(), opts()).unwrap();

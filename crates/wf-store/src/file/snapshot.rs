@@ -41,13 +41,10 @@ impl FileStore {
         let dir = dir.as_ref();
         let path = dir.join(LOG_FILE);
         if !dir.is_dir() {
-            return Err(not_found(dir, "the store directory does not exist"));
+            return Err(not_found(dir, "the directory does not exist"));
         }
         if !path.is_file() {
-            return Err(not_found(
-                &path,
-                "no wf store here: the directory has no store log",
-            ));
+            return Err(not_found(&path, "the directory has no store log (wf.log)"));
         }
         let mut attempt = 1;
         loop {

@@ -1,0 +1,298 @@
+//! The command line: arguments, subcommands and their help.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+use wf_core::{InvocationId, Status};
+
+use crate::value::HEURISTIC;
+
+/// Inspect a wf store: workflows, invocation trees, journals, data, counts; purge old workflows.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wf",
+    version,
+    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; purge old workflows",
+    long_about = "Inspect a wf store: list workflows with status and age, show one workflow as a \
+tree of invocations, read an invocation's journal and a workflow's data, count invocations by \
+status, and purge finished workflows.
+
+Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
+so it works while workers run (a record being written at that moment is not shown yet). Only \
+`purge` writes, and it needs the store to be free.",
+    after_help = "Examples:
+  wf --store ./wf-data workflows --status failed
+  wf --store ./wf-data show 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
+  WF_STORE=file:./wf-data wf --json counts",
+    arg_required_else_help = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The store: a file store directory, `file:<dir>`, or (not yet supported) a `redis://` URL.
+    #[arg(
+        long,
+        short = 's',
+        env = "WF_STORE",
+        global = true,
+        value_name = "STORE"
+    )]
+    pub store: Option<String>,
+
+    /// The app whose workflows to show. A file store holds one app, so this only matters for
+    /// Redis stores (planned); it is accepted for scripts that pass it everywhere.
+    #[arg(long, env = "WF_APP_ID", global = true, value_name = "ID")]
+    pub app: Option<String>,
+
+    /// Print one JSON document instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List workflows (newest first) with type, status, age and size.
+    #[command(
+        long_about = "List workflows, newest first: one row per workflow root with its \
+id, type (the root's task), status (the root's), age, number of invocations and, for a \
+sub-workflow, the workflow it was started from.
+
+Example:
+  wf --store ./wf-data workflows --status running --limit 20"
+    )]
+    Workflows(WorkflowsArgs),
+
+    /// Show one workflow as a tree of invocations.
+    #[command(
+        long_about = "Show one workflow as a tree of invocations: each invocation under the \
+one that called it, with status, attempts, retries, when it was created, how long it took (or \
+has been going), the worker holding its lease while it runs, its error and its result. \
+Sub-workflows it started appear under their caller, marked [sub-workflow].
+
+Given the id of an invocation that is not a workflow root, shows the workflow it belongs to.
+
+Example:
+  wf --store ./wf-data show 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e"
+    )]
+    Show {
+        /// The workflow's id (its root invocation's id).
+        #[arg(value_name = "WORKFLOW_ID", value_parser = parse_id)]
+        workflow: InvocationId,
+    },
+
+    /// Show an invocation's journal: the deterministic operations it recorded.
+    #[command(long_about = format!("Show an invocation's journal: every operation its workflow \
+context recorded (random(), uuid(), utc_now(), children started and their results, data reads), \
+numbered in the order a replay answers them.
+
+{HEURISTIC}
+
+Example:
+  wf --store ./wf-data journal 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e"))]
+    Journal {
+        /// The invocation's id.
+        #[arg(value_name = "INVOCATION_ID", value_parser = parse_id)]
+        invocation: InvocationId,
+    },
+
+    /// Show a workflow's data: all keys and values, or one key's whole value.
+    #[command(long_about = format!("Show a workflow's data (what its root wrote with set_data): \
+every key with its value cut to fit a line, or, given a KEY, that one value whole.
+
+{HEURISTIC}
+
+Example:
+  wf --store ./wf-data data 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e progress"))]
+    Data {
+        /// The workflow's id (its root invocation's id).
+        #[arg(value_name = "WORKFLOW_ID", value_parser = parse_id)]
+        workflow: InvocationId,
+        /// Show only this key, with its whole value.
+        key: Option<String>,
+    },
+
+    /// Count invocations by status.
+    #[command(
+        long_about = "Count the store's invocations by status (every invocation of every \
+workflow, children included).
+
+Example:
+  wf --store ./wf-data counts"
+    )]
+    Counts,
+
+    /// Remove finished workflows older than a duration (needs the store to be free).
+    #[command(
+        long_about = "Remove workflows that finished longer ago than --older-than: every \
+invocation final and the root's last change before that time. Their invocations, journals and \
+data are deleted and the log is compacted.
+
+This is the one command that writes, so it opens the store like a worker does and needs it to \
+be free: while a worker process owns the store, stop its workers first, or let that process \
+purge (FileOptions::retention purges finished workflows as it runs).
+
+Example:
+  wf --store ./wf-data purge --older-than 7d"
+    )]
+    Purge {
+        /// How long ago a workflow must have finished, e.g. 30m, 12h, 7d, 1h30m (units: ms, s,
+        /// m, h, d, w).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: Duration,
+    },
+}
+
+/// Options of `wf workflows`.
+#[derive(Debug, Args)]
+pub struct WorkflowsArgs {
+    /// Only workflows whose root has this status.
+    #[arg(long, value_name = "STATUS", value_parser = status_parser())]
+    pub status: Option<Status>,
+    /// Show at most this many (newest first); 0 shows all.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// Where the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// A file store directory.
+    File(PathBuf),
+}
+
+impl StoreSpec {
+    /// Parses `--store` / `WF_STORE`: a directory, `file:<dir>`; `redis://` is refused for now.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            return Err("the store is empty: pass --store <DIR> or set WF_STORE".into());
+        }
+        if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+            return Err(format!(
+                "{spec}: redis is not supported by this build yet; point --store at a file store directory"
+            ));
+        }
+        if spec == "memory" {
+            return Err(
+                "a memory store lives inside its process and cannot be inspected from outside; \
+                        point --store at a file store directory"
+                    .into(),
+            );
+        }
+        if let Some(dir) = spec.strip_prefix("file:") {
+            if dir.is_empty() {
+                return Err("file: needs a directory, e.g. file:./wf-data".into());
+            }
+            return Ok(Self::File(PathBuf::from(dir)));
+        }
+        if let Some((scheme, _)) = spec.split_once("://") {
+            return Err(format!(
+                "{spec}: unknown store kind `{scheme}`; use a file store directory or file:<dir>"
+            ));
+        }
+        Ok(Self::File(PathBuf::from(spec)))
+    }
+}
+
+/// Parses an invocation or workflow id (a UUID).
+fn parse_id(s: &str) -> Result<InvocationId, String> {
+    s.trim()
+        .parse()
+        .map_err(|e| format!("not a valid invocation id: {s:?} ({e})"))
+}
+
+fn status_parser() -> impl clap::builder::TypedValueParser<Value = Status> {
+    PossibleValuesParser::new(Status::ALL.map(Status::as_str)).map(|name| {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .unwrap_or(Status::Pending)
+    })
+}
+
+/// Parses `30m`, `12h`, `7d`, `1h30m`, `0s`: number and unit pairs (ms, s, m, h, d, w).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    let bad = |why: &str| format!("{s:?} is not a duration: {why} (examples: 30m, 12h, 7d, 1h30m)");
+    if text.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad("expected a number"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| bad("the number is too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            "w" => Duration::from_secs(7 * 86_400),
+            "" => return Err(bad("a unit is missing")),
+            _ => return Err(bad("units are ms, s, m, h, d and w")),
+        };
+        rest = &rest[unit_len..];
+        let part = u32::try_from(n)
+            .ok()
+            .and_then(|n| unit.checked_mul(n))
+            .ok_or_else(|| bad("it is too long"))?;
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| bad("it is too long"))?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "7", "d", "7x", "1h30", "-1s", "99999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn store_specs_parse() {
+        assert_eq!(
+            StoreSpec::parse("file:./a"),
+            Ok(StoreSpec::File("./a".into()))
+        );
+        assert_eq!(StoreSpec::parse("/x/y"), Ok(StoreSpec::File("/x/y".into())));
+        let redis = StoreSpec::parse("redis://127.0.0.1:6379").unwrap_err();
+        assert!(redis.contains("redis is not supported by this build yet"));
+        assert!(StoreSpec::parse("file:").is_err());
+        assert!(StoreSpec::parse("memory").is_err());
+        assert!(StoreSpec::parse("s3://bucket").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

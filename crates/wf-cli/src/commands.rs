@@ -1,0 +1,582 @@
+//! The subcommands: each reads the store and returns its whole output as text.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::ErrorKind as IoKind;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+use wf_core::{ChildOutcome, Failure as StoredFailure, InvocationId, Op, Status, Timestamp};
+use wf_store::{FileStore, InvocationRecord, MemoryStore, Store, StoreError};
+
+use crate::Failure;
+use crate::cli::{Cli, Command, StoreSpec, WorkflowsArgs};
+use crate::fmt::{Table, age, between, rfc3339, rfc3339_nanos, span, utc};
+use crate::value::{clip, render};
+
+/// How many characters of a value a table line shows.
+const VALUE_WIDTH: usize = 72;
+
+/// Runs the command `cli` names and returns what to print.
+pub fn run(cli: &Cli) -> Result<String, Failure> {
+    let spec = match cli.store.as_deref() {
+        Some(s) => StoreSpec::parse(s).map_err(Failure::Usage)?,
+        None => {
+            return Err(Failure::Usage(
+                "no store given: pass --store <DIR> (a file store directory) or set WF_STORE"
+                    .into(),
+            ));
+        }
+    };
+    if cli.app.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        return Err(Failure::Usage(
+            "--app is empty: give an app id or leave it out".into(),
+        ));
+    }
+    let StoreSpec::File(dir) = spec;
+    let now = Timestamp::from_system_time(SystemTime::now());
+    let out = Out {
+        json: cli.json,
+        now,
+    };
+    match &cli.command {
+        Command::Purge { older_than } => purge(&out, &dir, *older_than),
+        command => {
+            let store = snapshot(&dir)?;
+            match command {
+                Command::Workflows(args) => workflows(&out, &store, args),
+                Command::Show { workflow } => show(&out, &store, *workflow),
+                Command::Journal { invocation } => journal(&out, &store, *invocation),
+                Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
+                Command::Counts => counts(&out, &store),
+                Command::Purge { .. } => Ok(String::new()),
+            }
+        }
+    }
+}
+
+/// Output settings shared by the commands.
+struct Out {
+    json: bool,
+    now: Timestamp,
+}
+
+impl Out {
+    fn json(&self, v: &Value) -> Result<String, Failure> {
+        serde_json::to_string_pretty(v)
+            .map(|s| s + "\n")
+            .map_err(|e| Failure::Runtime(format!("cannot encode JSON output: {e}")))
+    }
+}
+
+/// A read-only snapshot of the file store in `dir`.
+fn snapshot(dir: &Path) -> Result<MemoryStore, Failure> {
+    FileStore::snapshot(dir).map_err(|e| store_failure(dir, e))
+}
+
+/// A store error as one line for the user.
+fn store_failure(dir: &Path, e: StoreError) -> Failure {
+    match e {
+        StoreError::Io { source, .. } if source.kind() == IoKind::NotFound => {
+            Failure::Runtime(format!(
+                "no wf store at {}: {source} (point --store or WF_STORE at the directory your workers open)",
+                dir.display()
+            ))
+        }
+        e => Failure::Runtime(e.to_string()),
+    }
+}
+
+fn read<T>(dir: Option<&Path>, r: Result<T, StoreError>) -> Result<T, Failure> {
+    r.map_err(|e| match dir {
+        Some(d) => store_failure(d, e),
+        None => Failure::Runtime(e.to_string()),
+    })
+}
+
+fn ts_json(ts: Timestamp) -> Value {
+    json!(rfc3339(ts))
+}
+
+fn failure_json(f: &StoredFailure) -> Value {
+    json!({ "kind": f.kind.to_string(), "message": f.message })
+}
+
+fn workflows(out: &Out, store: &MemoryStore, args: &WorkflowsArgs) -> Result<String, Failure> {
+    let mut roots = read(None, store.workflows())?;
+    roots.reverse();
+    if let Some(status) = args.status {
+        roots.retain(|r| r.status() == status);
+    }
+    let total = roots.len();
+    if args.limit > 0 {
+        roots.truncate(args.limit);
+    }
+    let mut rows = Vec::with_capacity(roots.len());
+    for r in &roots {
+        let members = read(None, store.workflow_invocations(r.id()))?.len();
+        rows.push((r, members));
+    }
+    if out.json {
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|(r, n)| {
+                json!({
+                    "id": r.id().to_string(),
+                    "type": r.spec.identity.workflow_type.as_str(),
+                    "status": r.status().as_str(),
+                    "created_at": ts_json(r.spec.created_at),
+                    "updated_at": ts_json(r.state.updated_at),
+                    "age_ms": between(r.spec.created_at, out.now).as_millis() as u64,
+                    "invocations": n,
+                    "parent_workflow": r.spec.identity.parent_workflow_id.map(|p| p.to_string()),
+                })
+            })
+            .collect();
+        return out.json(&json!({ "total": total, "workflows": list }));
+    }
+    if rows.is_empty() {
+        return Ok(match args.status {
+            Some(s) => format!("no {s} workflows\n"),
+            None => "no workflows\n".into(),
+        });
+    }
+    let mut t = Table::new(&[
+        "WORKFLOW",
+        "TYPE",
+        "STATUS",
+        ">AGE",
+        ">INVOCATIONS",
+        "SUB-WORKFLOW OF",
+    ]);
+    for (r, n) in &rows {
+        t.row(vec![
+            r.id().to_string(),
+            r.spec.identity.workflow_type.to_string(),
+            r.status().to_string(),
+            age(between(r.spec.created_at, out.now)),
+            n.to_string(),
+            r.spec
+                .identity
+                .parent_workflow_id
+                .map_or_else(|| "-".into(), |p| p.to_string()),
+        ]);
+    }
+    let mut text = t.render();
+    if rows.len() < total {
+        text.push_str(&format!(
+            "({} of {total} shown, newest first; --limit 0 shows all)\n",
+            rows.len()
+        ));
+    }
+    Ok(text)
+}
+
+/// One invocation in a workflow tree.
+struct Node {
+    record: InvocationRecord,
+    depth: usize,
+    /// Tree-drawing prefix for its row, and for lines under it.
+    prefix: String,
+    under: String,
+}
+
+/// The invocations of workflow `wf` and of the sub-workflows started from it, depth first
+/// under their callers.
+fn tree(store: &MemoryStore, wf: InvocationId) -> Result<Vec<Node>, Failure> {
+    let roots = read(None, store.workflows())?;
+    let mut members: Vec<InvocationRecord> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut pending = vec![wf];
+    while let Some(w) = pending.pop() {
+        if !seen.insert(w) {
+            continue;
+        }
+        let ids = read(None, store.workflow_invocations(w))?;
+        members.extend(read(None, store.invocations(&ids))?);
+        pending.extend(
+            roots
+                .iter()
+                .filter(|r| r.spec.identity.parent_workflow_id == Some(w))
+                .map(InvocationRecord::id),
+        );
+    }
+    members.sort_by_key(|r| (r.spec.created_at, r.id()));
+    let known: BTreeSet<InvocationId> = members.iter().map(InvocationRecord::id).collect();
+    let mut children: HashMap<Option<InvocationId>, Vec<InvocationRecord>> = HashMap::new();
+    for r in members {
+        // The workflow's root, and anything whose caller is gone, start a branch of their own.
+        let parent = r.spec.parent.filter(|p| known.contains(p) && r.id() != wf);
+        children.entry(parent).or_default().push(r);
+    }
+    let mut nodes = Vec::new();
+    let mut tops = children.remove(&None).unwrap_or_default();
+    tops.sort_by_key(|r| (r.id() != wf, r.spec.created_at));
+    for r in tops {
+        walk(&mut children, r, 0, "", "", &mut nodes);
+    }
+    Ok(nodes)
+}
+
+fn walk(
+    children: &mut HashMap<Option<InvocationId>, Vec<InvocationRecord>>,
+    record: InvocationRecord,
+    depth: usize,
+    prefix: &str,
+    under: &str,
+    nodes: &mut Vec<Node>,
+) {
+    let kids = children.remove(&Some(record.id())).unwrap_or_default();
+    nodes.push(Node {
+        record,
+        depth,
+        prefix: prefix.to_owned(),
+        under: under.to_owned(),
+    });
+    let n = kids.len();
+    for (i, kid) in kids.into_iter().enumerate() {
+        let last = i + 1 == n;
+        let p = format!("{under}{}", if last { "└─ " } else { "├─ " });
+        let u = format!("{under}{}", if last { "   " } else { "│  " });
+        walk(children, kid, depth + 1, &p, &u, nodes);
+    }
+}
+
+/// Resolves an id that may name any invocation to its workflow's id.
+fn workflow_of(
+    store: &MemoryStore,
+    id: InvocationId,
+) -> Result<(InvocationId, Option<String>), Failure> {
+    let record = read(None, store.invocation(id))?;
+    let wf = record.spec.identity.workflow_id;
+    let note = (wf != id)
+        .then(|| format!("note: {id} is an invocation of workflow {wf}; showing that workflow"));
+    Ok((wf, note))
+}
+
+fn show(out: &Out, store: &MemoryStore, id: InvocationId) -> Result<String, Failure> {
+    let (wf, note) = workflow_of(store, id)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let root = read(None, store.invocation(wf))?;
+    let nodes = tree(store, wf)?;
+    let in_subs = nodes
+        .iter()
+        .filter(|n| n.record.spec.identity.workflow_id != wf)
+        .count();
+    if out.json {
+        let list: Vec<Value> = nodes.iter().map(|n| invocation_json(out, n)).collect();
+        return out.json(&json!({
+            "workflow": {
+                "id": wf.to_string(),
+                "type": root.spec.identity.workflow_type.as_str(),
+                "status": root.status().as_str(),
+                "parent_workflow": root.spec.identity.parent_workflow_id.map(|p| p.to_string()),
+                "created_at": ts_json(root.spec.created_at),
+                "updated_at": ts_json(root.state.updated_at),
+            },
+            "invocations": list,
+        }));
+    }
+    let mut text = format!(
+        "workflow {wf}  type {}  status {}  created {} ({} ago)\n",
+        root.spec.identity.workflow_type,
+        root.status(),
+        utc(root.spec.created_at),
+        age(between(root.spec.created_at, out.now)),
+    );
+    if let Some(p) = root.spec.identity.parent_workflow_id {
+        text.push_str(&format!("sub-workflow of {p}\n"));
+    }
+    text.push_str(&format!(
+        "{} invocations{}\n\n",
+        nodes.len(),
+        match in_subs {
+            0 => String::new(),
+            n => format!(" ({n} in sub-workflows)"),
+        }
+    ));
+    let mut t = Table::new(&[
+        "INVOCATION",
+        "TASK",
+        "STATUS",
+        ">ATTEMPTS",
+        ">RETRIES",
+        "CREATED",
+        ">DURATION",
+        "UPDATED",
+    ]);
+    for n in &nodes {
+        let r = &n.record;
+        let s = &r.state;
+        let sub = r.is_root() && r.id() != wf;
+        t.row(vec![
+            format!("{}{}", n.prefix, r.id()),
+            match sub {
+                true => format!("{} [sub-workflow]", r.spec.task),
+                false => r.spec.task.to_string(),
+            },
+            s.status.to_string(),
+            s.attempts.to_string(),
+            s.retries.to_string(),
+            utc(r.spec.created_at),
+            duration_text(out, r),
+            format!("{} ago", age(between(s.updated_at, out.now))),
+        ]);
+        let pad = format!("{}   ", n.under);
+        if let Some(lease) = &s.lease {
+            let left = between(out.now, lease.expires_at);
+            t.note(format!(
+                "{pad}lease: {} (expires {})",
+                lease.worker,
+                match left.is_zero() {
+                    true => "now: expired".to_owned(),
+                    false => format!("in {}", span(left)),
+                }
+            ));
+        }
+        if s.status == Status::Retry
+            && let Some(at) = s.not_before
+        {
+            t.note(format!(
+                "{pad}retry at {} (in {})",
+                utc(at),
+                span(between(out.now, at))
+            ));
+        }
+        if !s.waiting_on.is_empty() {
+            t.note(format!("{pad}waiting on {} children", s.waiting_on.len()));
+        }
+        if let Some(e) = &s.error {
+            t.note(format!("{pad}error: {}", clip(&e.to_string(), 200)));
+        }
+        if let Some(result) = &s.result {
+            t.note(format!(
+                "{pad}result: {}",
+                render(result).text(Some(VALUE_WIDTH))
+            ));
+        }
+    }
+    text.push_str(&t.render());
+    Ok(text)
+}
+
+/// How long an invocation took (final) or has been going (otherwise).
+fn duration_text(out: &Out, r: &InvocationRecord) -> String {
+    match r.status().is_final() {
+        true => span(between(r.spec.created_at, r.state.updated_at)),
+        false => format!("{}+", span(between(r.spec.created_at, out.now))),
+    }
+}
+
+fn invocation_json(out: &Out, n: &Node) -> Value {
+    let r = &n.record;
+    let s = &r.state;
+    let end = match s.status.is_final() {
+        true => s.updated_at,
+        false => out.now,
+    };
+    json!({
+        "id": r.id().to_string(),
+        "task": r.spec.task.as_str(),
+        "workflow": r.spec.identity.workflow_id.to_string(),
+        "parent": r.spec.parent.map(|p| p.to_string()),
+        "depth": n.depth,
+        "subworkflow_root": r.is_root() && r.spec.identity.is_subworkflow(),
+        "status": s.status.as_str(),
+        "attempts": s.attempts,
+        "retries": s.retries,
+        "created_at": ts_json(r.spec.created_at),
+        "updated_at": ts_json(s.updated_at),
+        "duration_ms": between(r.spec.created_at, end).as_millis() as u64,
+        "lease": s.lease.as_ref().map(|l| json!({
+            "worker": l.worker.as_str(),
+            "expires_at": ts_json(l.expires_at),
+        })),
+        "not_before": s.not_before.map(ts_json),
+        "waiting_on": s.waiting_on.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "error": s.error.as_ref().map(failure_json),
+        "args": render(&r.spec.args).json(),
+        "result": s.result.as_deref().map(|v| render(v).json()),
+    })
+}
+
+fn journal(out: &Out, store: &MemoryStore, id: InvocationId) -> Result<String, Failure> {
+    let record = read(None, store.invocation(id))?;
+    let entries = read(None, store.journal(id))?;
+    if out.json {
+        let list: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = op_json(&e.op);
+                if let Some(map) = v.as_object_mut() {
+                    map.insert("seq".into(), json!(e.seq));
+                }
+                v
+            })
+            .collect();
+        return out.json(&json!({
+            "invocation": id.to_string(),
+            "task": record.spec.task.as_str(),
+            "status": record.status().as_str(),
+            "entries": list,
+        }));
+    }
+    let mut text = format!(
+        "journal of {id}  task {}  status {}  {} entries\n",
+        record.spec.task,
+        record.status(),
+        entries.len()
+    );
+    if entries.is_empty() {
+        return Ok(text);
+    }
+    text.push('\n');
+    let mut t = Table::new(&[">SEQ", "OPERATION", "VALUE"]);
+    for e in &entries {
+        let (op, value) = op_text(&e.op);
+        t.row(vec![e.seq.to_string(), op, value]);
+    }
+    text.push_str(&t.render());
+    Ok(text)
+}
+
+fn op_text(op: &Op) -> (String, String) {
+    match op {
+        Op::Random(bits) => ("random()".into(), format!("{:?}", f64::from_bits(*bits))),
+        Op::Uuid(u) => ("uuid()".into(), u.to_string()),
+        Op::Time(ns) => ("utc_now()".into(), rfc3339_nanos(*ns)),
+        Op::ChildStart { task, call, child } => (
+            "child start".into(),
+            format!("task {task} as {child} (call {call})"),
+        ),
+        Op::DataGet { key, value } => (
+            format!("get_data({key:?})"),
+            value
+                .as_deref()
+                .map_or_else(|| "none".into(), |v| render(v).text(Some(VALUE_WIDTH))),
+        ),
+        Op::ChildResult { child, outcome } => (
+            "child result".into(),
+            match outcome {
+                ChildOutcome::Success(v) => {
+                    format!("{child} success: {}", render(v).text(Some(VALUE_WIDTH)))
+                }
+                ChildOutcome::Failed(f) => format!("{child} failed: {}", clip(&f.to_string(), 200)),
+            },
+        ),
+    }
+}
+
+fn op_json(op: &Op) -> Value {
+    match op {
+        Op::Random(bits) => json!({ "op": "random", "value": f64::from_bits(*bits) }),
+        Op::Uuid(u) => json!({ "op": "uuid", "value": u.to_string() }),
+        Op::Time(ns) => {
+            json!({ "op": "time", "value": rfc3339_nanos(*ns), "nanos": ns.to_string() })
+        }
+        Op::ChildStart { task, call, child } => json!({
+            "op": "child_start", "task": task.as_str(), "call": call.to_string(), "child": child.to_string(),
+        }),
+        Op::DataGet { key, value } => json!({
+            "op": "data_get", "key": key, "value": value.as_deref().map(|v| render(v).json()),
+        }),
+        Op::ChildResult { child, outcome } => match outcome {
+            ChildOutcome::Success(v) => json!({
+                "op": "child_result", "child": child.to_string(), "status": "success",
+                "value": render(v).json(),
+            }),
+            ChildOutcome::Failed(f) => json!({
+                "op": "child_result", "child": child.to_string(), "status": "failed",
+                "error": failure_json(f),
+            }),
+        },
+    }
+}
+
+fn data(
+    out: &Out,
+    store: &MemoryStore,
+    id: InvocationId,
+    key: Option<&str>,
+) -> Result<String, Failure> {
+    let (wf, note) = workflow_of(store, id)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    if let Some(key) = key {
+        let Some(bytes) = read(None, store.get_data(wf, key))? else {
+            return Err(Failure::Runtime(format!(
+                "workflow {wf} has no data key {key:?} (`wf data {wf}` lists its keys)"
+            )));
+        };
+        let v = render(&bytes);
+        return match out.json {
+            true => out.json(&json!({ "workflow": wf.to_string(), "key": key, "value": v.json() })),
+            false => Ok(format!("{}\n", v.text(None))),
+        };
+    }
+    let keys = read(None, store.data_keys(wf))?;
+    let mut values = Vec::with_capacity(keys.len());
+    for k in keys {
+        let bytes = read(None, store.get_data(wf, &k))?.unwrap_or_default();
+        values.push((k, render(&bytes)));
+    }
+    if out.json {
+        let map: serde_json::Map<String, Value> =
+            values.iter().map(|(k, v)| (k.clone(), v.json())).collect();
+        return out.json(&json!({ "workflow": wf.to_string(), "data": map }));
+    }
+    if values.is_empty() {
+        return Ok(format!("workflow {wf} has no data\n"));
+    }
+    let mut t = Table::new(&["KEY", "VALUE"]);
+    for (k, v) in &values {
+        t.row(vec![k.clone(), v.text(Some(VALUE_WIDTH))]);
+    }
+    Ok(t.render())
+}
+
+fn counts(out: &Out, store: &MemoryStore) -> Result<String, Failure> {
+    let counts = read(None, store.counts())?;
+    if out.json {
+        let map: serde_json::Map<String, Value> = counts
+            .iter()
+            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+            .collect();
+        return out.json(&json!({ "counts": map, "total": counts.total() }));
+    }
+    let mut t = Table::new(&["STATUS", ">INVOCATIONS"]);
+    for (s, n) in counts.iter() {
+        t.row(vec![s.to_string(), n.to_string()]);
+    }
+    t.row(vec!["total".into(), counts.total().to_string()]);
+    Ok(t.render())
+}
+
+fn purge(out: &Out, dir: &PathBuf, older_than: std::time::Duration) -> Result<String, Failure> {
+    // Check the store exists first: opening would create an empty one at a mistyped path.
+    snapshot(dir)?;
+    let store = match FileStore::open(dir) {
+        Ok(s) => s,
+        Err(StoreError::StoreLocked { .. }) => {
+            return Err(Failure::Runtime(format!(
+                "store {} is owned by a running process: stop its workers first, or purge from that \
+                 process (FileOptions::retention purges finished workflows as it runs)",
+                dir.display()
+            )));
+        }
+        Err(e) => return Err(store_failure(dir, e)),
+    };
+    let before = Timestamp(out.now.0.saturating_sub(older_than.as_millis() as u64));
+    let purged = read(Some(dir), store.purge_finished(before))?;
+    if out.json {
+        return out.json(&json!({ "purged": purged, "finished_before": ts_json(before) }));
+    }
+    Ok(format!(
+        "purged {purged} finished workflow{} (finished before {})\n",
+        if purged == 1 { "" } else { "s" },
+        utc(before)
+    ))
+}

@@ -1,0 +1,432 @@
+//! The `wf` inspector run as a user runs it: a real file store written by the runtime, then the
+//! binary for each subcommand, in tables and in JSON, with bad arguments and missing or locked
+//! stores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use wf_core::InvocationId;
+use wf_runtime::{App, TaskContext, TaskError, TaskOptions};
+use wf_store::FileStore;
+
+/// A store with two finished workflows: `order` (two children, a sub-workflow, data and
+/// journaled draws) and `broken` (failed).
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    order: InvocationId,
+    broken: InvocationId,
+    /// The sub-workflow the order started.
+    notify: InvocationId,
+    /// The order's invocations (root and two steps), in submission order.
+    members: Vec<InvocationId>,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let app = App::builder()
+        .app_id("cli-test")
+        .file(&dir)
+        .build()
+        .unwrap();
+    let step = app
+        .task(
+            "step",
+            |_: &TaskContext, i: u32| -> Result<String, TaskError> { Ok(format!("step {i} done")) },
+        )
+        .unwrap();
+    let notify = app
+        .task_with(
+            TaskOptions::new("notify").force_new_workflow(true),
+            |ctx: &TaskContext, to: String| -> Result<bool, TaskError> {
+                ctx.wf().set_data("sent_to", &to)?;
+                Ok(true)
+            },
+        )
+        .unwrap();
+    let order = app
+        .task(
+            "order",
+            move |ctx: &TaskContext, id: String| -> Result<u64, TaskError> {
+                let wf = ctx.wf();
+                wf.set_data("progress", "charging")?;
+                let _ = wf.random();
+                let _ = wf.uuid();
+                let _ = wf.utc_now();
+                wf.execute_task(&step, 1)?;
+                wf.execute_task(&step, 2)?;
+                wf.set_data("progress", "done")?;
+                wf.set_data("items", &3u64)?;
+                wf.execute_task(&notify, format!("customer of {id}"))?;
+                Ok(42)
+            },
+        )
+        .unwrap();
+    let broken = app
+        .task(
+            "broken",
+            |_: &TaskContext, (): ()| -> Result<(), TaskError> {
+                Err(TaskError::new("card declined").permanent())
+            },
+        )
+        .unwrap();
+    let order_id = order.call(&app, "A-1".into()).unwrap().id();
+    let broken_id = broken.call(&app, ()).unwrap().id();
+    app.run_until_idle().unwrap();
+    let store = app.store().clone();
+    let members = store.workflow_invocations(order_id).unwrap();
+    let notify_id = store
+        .workflows()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.spec.identity.parent_workflow_id == Some(order_id))
+        .expect("the sub-workflow")
+        .id();
+    drop(store);
+    drop(app);
+    Fixture {
+        _tmp: tmp,
+        dir,
+        order: order_id,
+        broken: broken_id,
+        notify: notify_id,
+        members,
+    }
+}
+
+fn wf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wf"))
+        .args(args)
+        .env_remove("WF_STORE")
+        .env_remove("WF_APP_ID")
+        .output()
+        .unwrap()
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--store", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    wf(&all)
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "wf {args:?} failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let text = ok(dir, &all);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Asserts a failure with exit code `code` and one line on stderr; returns the line.
+fn fails(out: &Output, code: i32) -> String {
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn workflows_lists_roots_with_status_and_size() {
+    let f = fixture();
+    let text = ok(&f.dir, &["workflows"]);
+    for id in [f.order, f.broken, f.notify] {
+        assert!(text.contains(&id.to_string()), "{id} missing:\n{text}");
+    }
+    assert!(text.contains("WORKFLOW") && text.contains("success") && text.contains("failed"));
+    let order_line = text
+        .lines()
+        .find(|l| l.starts_with(&f.order.to_string()))
+        .unwrap();
+    assert!(
+        order_line.contains("order") && order_line.contains(" 3 "),
+        "{order_line}"
+    );
+    let notify_line = text
+        .lines()
+        .find(|l| l.starts_with(&f.notify.to_string()))
+        .unwrap();
+    assert!(notify_line.ends_with(&f.order.to_string()), "{notify_line}");
+
+    let failed = ok(&f.dir, &["workflows", "--status", "failed"]);
+    assert!(failed.contains(&f.broken.to_string()) && !failed.contains(&f.order.to_string()));
+    assert_eq!(
+        ok(&f.dir, &["workflows", "--status", "running"]),
+        "no running workflows\n"
+    );
+
+    let v = json(&f.dir, &["workflows", "--limit", "2"]);
+    assert_eq!(v["total"], 3);
+    let list = v["workflows"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let order = v["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(
+            json(&f.dir, &["workflows"])["workflows"]
+                .as_array()
+                .unwrap(),
+        )
+        .find(|w| w["id"] == f.order.to_string())
+        .cloned()
+        .unwrap();
+    assert_eq!(order["type"], "order");
+    assert_eq!(order["status"], "success");
+    assert_eq!(order["invocations"], 3);
+    assert_eq!(order["parent_workflow"], Value::Null);
+    assert!(order["age_ms"].is_u64() && order["created_at"].is_string());
+}
+
+#[test]
+fn show_draws_the_tree_with_the_sub_workflow_under_its_caller() {
+    let f = fixture();
+    let text = ok(&f.dir, &["show", &f.order.to_string()]);
+    println!("{text}");
+    assert!(text.starts_with(&format!("workflow {}  type order  status success", f.order)));
+    assert!(
+        text.contains("4 invocations (1 in sub-workflows)"),
+        "{text}"
+    );
+    for id in f.members.iter().chain([&f.notify]) {
+        assert!(text.contains(&id.to_string()), "{id} missing:\n{text}");
+    }
+    assert!(text.contains("├─ ") && text.contains("└─ "), "{text}");
+    assert!(text.contains("notify [sub-workflow]"), "{text}");
+    assert!(text.contains("result: \"step 1 done\""), "{text}");
+    assert!(text.contains("result: 42 (or signed 21)"), "{text}");
+
+    let v = json(&f.dir, &["show", &f.order.to_string()]);
+    assert_eq!(v["workflow"]["id"], f.order.to_string());
+    assert_eq!(v["workflow"]["status"], "success");
+    let list = v["invocations"].as_array().unwrap();
+    assert_eq!(list.len(), 4);
+    assert_eq!(list[0]["id"], f.order.to_string());
+    assert_eq!(list[0]["depth"], 0);
+    assert_eq!(list[0]["result"]["value"], 42);
+    for inv in &list[1..] {
+        assert_eq!(inv["parent"], f.order.to_string());
+        assert_eq!(inv["depth"], 1);
+        assert_eq!(inv["status"], "success");
+        assert!(inv["attempts"].as_u64().unwrap() >= 1);
+    }
+    let notify = list
+        .iter()
+        .find(|i| i["id"] == f.notify.to_string())
+        .unwrap();
+    assert_eq!(notify["subworkflow_root"], true);
+    assert_eq!(notify["workflow"], f.notify.to_string());
+
+    let broken = ok(&f.dir, &["show", &f.broken.to_string()]);
+    assert!(
+        broken.contains("error: task error: card declined"),
+        "{broken}"
+    );
+    let v = json(&f.dir, &["show", &f.broken.to_string()]);
+    assert_eq!(v["invocations"][0]["error"]["message"], "card declined");
+
+    // A child's id shows its workflow.
+    let child = run(&f.dir, &["show", &f.members[1].to_string()]);
+    assert!(child.status.success());
+    assert!(String::from_utf8_lossy(&child.stdout).contains(&format!("workflow {}", f.order)));
+}
+
+#[test]
+fn journal_lists_the_recorded_operations() {
+    let f = fixture();
+    let text = ok(&f.dir, &["journal", &f.order.to_string()]);
+    println!("{text}");
+    for op in [
+        "random()",
+        "uuid()",
+        "utc_now()",
+        "child start",
+        "child result",
+    ] {
+        assert!(text.contains(op), "{op} missing:\n{text}");
+    }
+    assert!(text.contains("task step as"), "{text}");
+    assert!(text.contains("success: \"step 2 done\""), "{text}");
+
+    let v = json(&f.dir, &["journal", &f.order.to_string()]);
+    assert_eq!(v["task"], "order");
+    let entries = v["entries"].as_array().unwrap();
+    let ops: Vec<&str> = entries.iter().map(|e| e["op"].as_str().unwrap()).collect();
+    assert_eq!(&ops[..3], ["random", "uuid", "time"]);
+    assert!(ops.contains(&"child_start") && ops.contains(&"child_result"));
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e["seq"], i);
+    }
+    let result = entries.iter().find(|e| e["op"] == "child_result").unwrap();
+    assert_eq!(result["value"]["type"], "string");
+    assert_eq!(result["value"]["value"], "step 1 done");
+
+    let leaf = ok(&f.dir, &["journal", &f.members[1].to_string()]);
+    assert!(leaf.contains("0 entries"), "{leaf}");
+}
+
+#[test]
+fn data_shows_keys_and_decoded_values() {
+    let f = fixture();
+    let text = ok(&f.dir, &["data", &f.order.to_string()]);
+    assert!(
+        text.contains("progress") && text.contains("\"done\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("items") && text.contains("3 (or signed"),
+        "{text}"
+    );
+    assert_eq!(
+        ok(&f.dir, &["data", &f.order.to_string(), "progress"]),
+        "\"done\"\n"
+    );
+    let v = json(&f.dir, &["data", &f.order.to_string()]);
+    assert_eq!(v["data"]["progress"]["value"], "done");
+    assert_eq!(v["data"]["items"]["value"], 3);
+    let v = json(&f.dir, &["data", &f.notify.to_string(), "sent_to"]);
+    assert_eq!(v["value"]["value"], "customer of A-1");
+
+    let missing = run(&f.dir, &["data", &f.order.to_string(), "nope"]);
+    assert!(fails(&missing, 1).contains("no data key \"nope\""));
+    assert_eq!(
+        ok(&f.dir, &["data", &f.broken.to_string()]),
+        format!("workflow {} has no data\n", f.broken)
+    );
+}
+
+#[test]
+fn counts_are_by_status() {
+    let f = fixture();
+    let text = ok(&f.dir, &["counts"]);
+    let line = |s: &str| {
+        text.lines()
+            .find(|l| l.starts_with(s))
+            .unwrap()
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(line("success"), "4");
+    assert_eq!(line("failed"), "1");
+    assert_eq!(line("total"), "5");
+    let v = json(&f.dir, &["counts"]);
+    assert_eq!(v["counts"]["success"], 4);
+    assert_eq!(v["counts"]["pending"], 0);
+    assert_eq!(v["total"], 5);
+}
+
+#[test]
+fn bad_arguments_and_missing_stores_give_one_line() {
+    let f = fixture();
+    let missing = f.dir.join("nope");
+    let e = fails(&run(&missing, &["workflows"]), 1);
+    assert!(
+        e.contains("no wf store at") && e.contains("does not exist"),
+        "{e}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let e = fails(&run(empty.path(), &["counts"]), 1);
+    assert!(e.contains("no store log"), "{e}");
+
+    let e = fails(&run(&f.dir, &["show", "not-a-uuid"]), 2);
+    assert!(e.contains("not a valid invocation id"), "{e}");
+    let unknown = InvocationId::from_u128(7).to_string();
+    let e = fails(&run(&f.dir, &["journal", &unknown]), 1);
+    assert!(e.contains("not found"), "{e}");
+    fails(&run(&f.dir, &["frobnicate"]), 2);
+    fails(&run(&f.dir, &["workflows", "--status", "sleeping"]), 2);
+    fails(&run(&f.dir, &["workflows", "--limit", "many"]), 2);
+    let e = fails(&run(&f.dir, &["purge", "--older-than", "7"]), 2);
+    assert!(e.contains("unit"), "{e}");
+    fails(&run(&f.dir, &["workflows", "--jsn"]), 2);
+    let e = fails(&wf(&["counts"]), 2);
+    assert!(e.contains("--store"), "{e}");
+    let e = fails(&wf(&["--store", "redis://127.0.0.1:6379", "counts"]), 2);
+    assert!(
+        e.contains("redis is not supported by this build yet"),
+        "{e}"
+    );
+
+    // WF_STORE in the form the runtime reads, and --app accepted.
+    let out = Command::new(env!("CARGO_BIN_EXE_wf"))
+        .args(["--app", "cli-test", "counts"])
+        .env("WF_STORE", format!("file:{}", f.dir.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Help reads well and exits 0; no arguments at all prints help with exit 2.
+    let help = wf(&["--help"]);
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    for cmd in ["workflows", "show", "journal", "data", "counts", "purge"] {
+        assert!(help.contains(cmd), "{cmd} not in help");
+    }
+    for cmd in ["workflows", "show", "journal", "data", "counts", "purge"] {
+        let out = wf(&[cmd, "--help"]);
+        assert!(out.status.success(), "{cmd} --help");
+        assert!(
+            String::from_utf8(out.stdout).unwrap().contains("Example"),
+            "{cmd}"
+        );
+    }
+    assert!(
+        String::from_utf8(wf(&["data", "--help"]).stdout)
+            .unwrap()
+            .contains("heuristic")
+    );
+    assert_eq!(wf(&[]).status.code(), Some(2));
+}
+
+#[test]
+fn reads_work_on_a_store_a_live_process_owns() {
+    let f = fixture();
+    let owner = FileStore::open(&f.dir).unwrap();
+    let text = ok(&f.dir, &["workflows"]);
+    assert!(text.contains(&f.order.to_string()), "{text}");
+    assert_eq!(json(&f.dir, &["counts"])["total"], 5);
+
+    let e = fails(&run(&f.dir, &["purge", "--older-than", "0s"]), 1);
+    assert!(e.contains("owned by a running process"), "{e}");
+    assert!(e.contains("stop its workers"), "{e}");
+    drop(owner);
+}
+
+#[test]
+fn purge_removes_finished_workflows() {
+    let f = fixture();
+    // Nothing finished a week ago.
+    assert_eq!(json(&f.dir, &["purge", "--older-than", "7d"])["purged"], 0);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let text = ok(&f.dir, &["purge", "--older-than", "0s"]);
+    assert_eq!(
+        text.lines().next().unwrap().split_whitespace().nth(1),
+        Some("3"),
+        "{text}"
+    );
+    assert_eq!(ok(&f.dir, &["workflows"]), "no workflows\n");
+    assert_eq!(json(&f.dir, &["workflows"])["total"], 0);
+    assert_eq!(json(&f.dir, &["counts"])["total"], 0);
+    // Purging a missing store does not create one.
+    let missing = f.dir.join("nope");
+    fails(&run(&missing, &["purge", "--older-than", "0s"]), 1);
+    assert!(!missing.exists());
+}
