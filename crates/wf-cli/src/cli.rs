@@ -202,9 +202,9 @@ impl StoreSpec {
 
 /// Parses an invocation or workflow id (a UUID).
 fn parse_id(s: &str) -> Result<InvocationId, String> {
-    s.trim()
-        .parse()
-        .map_err(|e| format!("not a valid invocation id: {s:?} ({e})"))
+    s.trim().parse().map_err(|e| {
+        format!("not a valid invocation id: {s} ({e}); ids are UUIDs as `wf workflows` lists them")
+    })
 }
 
 fn status_parser() -> impl clap::builder::TypedValueParser<Value = Status> {

@@ -76,7 +76,10 @@ fn clap_failure(e: &clap::Error) -> ExitCode {
     let text = e.render().to_string();
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            print!("{text}");
+            match text.ends_with('\n') {
+                true => print!("{text}"),
+                false => println!("{text}"),
+            }
             ExitCode::SUCCESS
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use wf_core::InvocationId;
+use std::time::Duration;
+
+use wf_core::{CallId, InvocationId, TaskId, Timestamp, WorkerId, WorkflowIdentity};
 use wf_runtime::{App, TaskContext, TaskError, TaskOptions};
-use wf_store::FileStore;
+use wf_store::{FileStore, NewInvocation, Store};
 
 /// A store with two finished workflows: `order` (two children, a sub-workflow, data and
 /// journaled draws) and `broken` (failed).
@@ -403,6 +405,39 @@ fn reads_work_on_a_store_a_live_process_owns() {
     let text = ok(&f.dir, &["workflows"]);
     assert!(text.contains(&f.order.to_string()), "{text}");
     assert_eq!(json(&f.dir, &["counts"])["total"], 5);
+
+    // A running invocation shows its lease holder.
+    let id = InvocationId::from_u128(99);
+    let task = TaskId::new("slow");
+    let args = wf_core::encode(&7u32).unwrap();
+    let now = Timestamp::from_system_time(std::time::SystemTime::now());
+    owner
+        .submit(
+            NewInvocation {
+                id,
+                call: CallId::of(&task, &args),
+                identity: WorkflowIdentity::new_workflow(id, task.clone()),
+                task,
+                args,
+                parent: None,
+                not_before: None,
+            },
+            now,
+        )
+        .unwrap();
+    owner
+        .claim(&WorkerId::new("worker-7"), Duration::from_secs(600), now)
+        .unwrap()
+        .unwrap();
+    owner.flush().unwrap();
+    let text = ok(&f.dir, &["show", &id.to_string()]);
+    assert!(
+        text.contains("running") && text.contains("lease: worker-7 (expires in"),
+        "{text}"
+    );
+    let v = json(&f.dir, &["show", &id.to_string()]);
+    assert_eq!(v["invocations"][0]["lease"]["worker"], "worker-7");
+    assert_eq!(v["invocations"][0]["args"]["value"], 7);
 
     let e = fails(&run(&f.dir, &["purge", "--older-than", "0s"]), 1);
     assert!(e.contains("owned by a running process"), "{e}");
