@@ -114,6 +114,23 @@ pub(crate) fn wait_until<'a, T>(
     }
 }
 
+/// `wait_for_work` of the in-process backends: blocks until a claim at the current time could
+/// succeed, waking early for the next not-before time or lease expiry.
+pub(crate) fn wait_for_claimable(
+    guard: MutexGuard<'_, Tables>,
+    work: &Condvar,
+    timeout: Duration,
+) -> bool {
+    wait_until(
+        guard,
+        work,
+        timeout,
+        |t| t.has_claimable(system_now()).then_some(()),
+        Tables::next_due,
+    )
+    .is_some()
+}
+
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
@@ -137,14 +154,7 @@ impl Store for MemoryStore {
     }
 
     fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
-        let found = wait_until(
-            self.lock(),
-            &self.work,
-            timeout,
-            |t| t.has_claimable(system_now()).then_some(()),
-            Tables::next_due,
-        );
-        Ok(found.is_some())
+        Ok(wait_for_claimable(self.lock(), &self.work, timeout))
     }
 
     fn renew(

@@ -36,9 +36,7 @@ pub trait Store: Send + Sync + 'static {
     /// The earliest time at which something becomes claimable by the clock alone (a retry's or a
     /// delayed invocation's not-before time, or a lease expiry), if any. Lets a single-threaded
     /// test driver skip ahead instead of waiting.
-    fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        Ok(None)
-    }
+    fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
 
     /// Blocks until a claim may succeed or `timeout` passes; returns whether work may be there.
     fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError>;

@@ -82,7 +82,7 @@ use std::time::Duration;
 use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Timestamp, WorkerId};
 
 use crate::error::StoreError;
-use crate::memory::{signal, system_now, wait_until};
+use crate::memory::{signal, wait_for_claimable, wait_until};
 use crate::model::{
     Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts, Submitted,
 };
@@ -458,14 +458,7 @@ impl Store for FileStore {
     }
 
     fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
-        let found = wait_until(
-            self.lock(),
-            &self.work,
-            timeout,
-            |t| t.has_claimable(system_now()).then_some(()),
-            Tables::next_due,
-        );
-        Ok(found.is_some())
+        Ok(wait_for_claimable(self.lock(), &self.work, timeout))
     }
 
     fn renew(
