@@ -108,6 +108,7 @@ struct Stats {
     retried: AtomicU64,
     suspended: AtomicU64,
     lease_lost: AtomicU64,
+    errors: AtomicU64,
 }
 
 /// A snapshot of a worker's counters.
@@ -125,6 +126,9 @@ pub struct WorkerStats {
     pub suspended: u64,
     /// Executions whose commit was refused because the lease was lost.
     pub lease_lost: u64,
+    /// Executions whose commit failed for another reason (a store error); the invocation is
+    /// recovered when its lease expires.
+    pub errors: u64,
 }
 
 struct Shared {
@@ -170,7 +174,7 @@ impl Shared {
             Ok(Ended::LeaseLost) => &s.lease_lost,
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; the invocation will be recovered when its lease expires");
-                &s.lease_lost
+                &s.errors
             }
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -240,6 +244,7 @@ impl Worker {
             retried: s.retried.load(Ordering::Relaxed),
             suspended: s.suspended.load(Ordering::Relaxed),
             lease_lost: s.lease_lost.load(Ordering::Relaxed),
+            errors: s.errors.load(Ordering::Relaxed),
         }
     }
 
