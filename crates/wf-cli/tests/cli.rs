@@ -450,7 +450,19 @@ fn purge_removes_finished_workflows() {
     let f = fixture();
     // Nothing finished a week ago.
     assert_eq!(json(&f.dir, &["purge", "--older-than", "7d"])["purged"], 0);
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    // `purge --older-than 0s` keeps what finished in the cut-off's own millisecond: wait until
+    // the clock has passed the store's last update.
+    let last = FileStore::snapshot(&f.dir)
+        .unwrap()
+        .workflows()
+        .unwrap()
+        .iter()
+        .map(|r| r.state.updated_at)
+        .max()
+        .unwrap();
+    while Timestamp::from_system_time(std::time::SystemTime::now()) <= last {
+        std::thread::yield_now();
+    }
     let text = ok(&f.dir, &["purge", "--older-than", "0s"]);
     assert_eq!(
         text.lines().next().unwrap().split_whitespace().nth(1),
