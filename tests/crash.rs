@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use wf::prelude::*;
-use wf::{InvocationId, uuid};
+use wf::{FailureKind, InvocationId, uuid};
 
 const LEASE: Duration = Duration::from_millis(800);
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -98,6 +98,23 @@ fn register(app: &App, dir: PathBuf, crashing: bool) -> (Task<u32, u32>, Task<()
     (single, flow)
 }
 
+/// How many lost executions in a row the poison task allows.
+const POISON_RECOVERIES: u32 = 2;
+
+/// A task whose body crashes its process every time (`crashing`), as a segfault in native code
+/// or an out-of-memory kill would.
+fn register_poison(app: &App, dir: PathBuf, crashing: bool) -> Task<(), ()> {
+    let options = TaskOptions::new("poison").max_recoveries(POISON_RECOVERIES);
+    app.task_with(options, move |ctx: &TaskContext, (): ()| {
+        log_run(&dir, &format!("poison attempt {}", ctx.attempt()));
+        if crashing {
+            std::process::abort();
+        }
+        Ok(())
+    })
+    .unwrap()
+}
+
 fn open(dir: &Path) -> App {
     App::builder()
         .app_id("crash")
@@ -118,12 +135,17 @@ fn crash_child_entry() {
     };
     let dir = PathBuf::from(dir);
     let app = open(&dir);
+    let poison = register_poison(&app, dir.clone(), true);
     let (single, flow) = register(&app, dir, true);
     let id = match role.as_str() {
-        "single" => single.call(&app, 4).unwrap().id(),
-        _ => flow.call(&app, ()).unwrap().id(),
+        "single" => Some(single.call(&app, 4).unwrap().id()),
+        "flow" => Some(flow.call(&app, ()).unwrap().id()),
+        "poison" => Some(poison.call(&app, ()).unwrap().id()),
+        _ => None, // "work": only run what the store holds
     };
-    println!("SUBMITTED {id}");
+    if let Some(id) = id {
+        println!("SUBMITTED {id}");
+    }
     let _worker = app.worker().threads(2).start().unwrap();
     block_forever();
 }
@@ -268,4 +290,78 @@ fn work_is_not_taken_over_before_the_lease_expires() {
     assert_eq!(inv.result_timeout(PATIENCE).unwrap(), 4);
     worker.stop();
     assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
+
+/// Starts a worker process in `role` and waits for it to crash by itself.
+fn run_until_it_crashes(dir: &Path, role: &str) -> Option<InvocationId> {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash_child_entry",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("WF_CRASH_ROLE", role)
+        .env("WF_CRASH_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        !output.status.success(),
+        "the worker process should have crashed: {:?}",
+        output.status
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| {
+            l.split_once("SUBMITTED ")
+                .map(|(_, id)| id.trim().parse().unwrap())
+        })
+}
+
+/// A body that crashes its worker process every time is run `1 + max_recoveries` times, by as
+/// many processes, and then fails with `WorkerLost` instead of crashing workers forever.
+#[test]
+fn a_task_that_crashes_every_worker_fails_after_max_recoveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = run_until_it_crashes(dir.path(), "poison").expect("the first process submits");
+    for _ in 0..POISON_RECOVERIES {
+        assert_eq!(run_until_it_crashes(dir.path(), "work"), None);
+    }
+    let attempts = |dir: &Path| {
+        runs(dir)
+            .into_iter()
+            .filter(|l| l.starts_with("poison attempt"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        attempts(dir.path()),
+        vec!["poison attempt 1", "poison attempt 2", "poison attempt 3"],
+        "each process ran the body once, as the next attempt"
+    );
+
+    // The next worker finds the third loss in a row and fails the invocation instead of running it.
+    let app = open(dir.path());
+    register_poison(&app, dir.path().to_owned(), false);
+    let worker = app.worker().threads(1).start().unwrap();
+    let inv: Invocation<()> = Invocation::attach(&app, id);
+    match inv.result_timeout(PATIENCE) {
+        Err(WfError::Failed {
+            invocation,
+            failure,
+        }) => {
+            assert_eq!(invocation, id);
+            assert_eq!(failure.kind, FailureKind::WorkerLost, "{failure}");
+        }
+        other => panic!("expected a WorkerLost failure, got {other:?}"),
+    }
+    worker.stop();
+    assert_eq!(
+        attempts(dir.path()).len(),
+        3,
+        "the body did not run again after the crash loop was detected"
+    );
 }

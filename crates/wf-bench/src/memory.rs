@@ -57,6 +57,7 @@ impl Maker {
             identity: WorkflowIdentity::new_workflow(id, self.task.clone()),
             parent: None,
             not_before: None,
+            max_recoveries: wf_store::DEFAULT_MAX_RECOVERIES,
         }
     }
 }

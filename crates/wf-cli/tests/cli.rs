@@ -421,6 +421,7 @@ fn reads_work_on_a_store_a_live_process_owns() {
                 args,
                 parent: None,
                 not_before: None,
+                max_recoveries: wf_store::DEFAULT_MAX_RECOVERIES,
             },
             now,
         )

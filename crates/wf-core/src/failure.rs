@@ -21,6 +21,9 @@ pub enum FailureKind {
     Cancelled,
     /// A child's failure, passed on by its parent.
     Child,
+    /// The workers running it vanished (crashed, were killed, or stalled past their lease) more
+    /// times in a row than the task allows: failed to stop a crash loop.
+    WorkerLost,
 }
 
 impl fmt::Display for FailureKind {
@@ -33,6 +36,7 @@ impl fmt::Display for FailureKind {
             FailureKind::UnknownTask => "unknown task",
             FailureKind::Cancelled => "cancelled",
             FailureKind::Child => "child failed",
+            FailureKind::WorkerLost => "worker lost",
         })
     }
 }

@@ -112,13 +112,13 @@ impl App {
         F: Fn(&TaskContext, A) -> Result<R, TaskError> + Send + Sync + 'static,
     {
         let id = options.id.clone();
-        let force_new = options.force_new_workflow;
+        let handle = Task::new(&options);
         let mut tasks = self.inner.tasks.write().unwrap_or_else(|p| p.into_inner());
         if tasks.contains_key(&id) {
             return Err(WfError::DuplicateTask(id));
         }
         tasks.insert(id.clone(), Arc::new(RegisteredTask::new(options, body)));
-        Ok(Task::new(id, force_new))
+        Ok(handle)
     }
 
     /// The registered task called `id`, if any.

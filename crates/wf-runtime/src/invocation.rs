@@ -39,6 +39,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
             args,
             parent: None,
             not_before: None,
+            max_recoveries: self.max_recoveries,
         };
         app.store().submit(invocation, clock::now())?;
         Ok(Invocation::attach(app, id))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wf_core::{CodecError, TaskId, decode, encode};
+use wf_store::DEFAULT_MAX_RECOVERIES;
 
 use crate::context::TaskContext;
 use crate::error::TaskError;
@@ -30,6 +31,7 @@ pub struct TaskOptions {
     pub(crate) id: TaskId,
     pub(crate) retry: RetryPolicy,
     pub(crate) force_new_workflow: bool,
+    pub(crate) max_recoveries: u32,
 }
 
 impl TaskOptions {
@@ -39,6 +41,7 @@ impl TaskOptions {
             id: TaskId::new(name),
             retry: RetryPolicy::default(),
             force_new_workflow: false,
+            max_recoveries: DEFAULT_MAX_RECOVERIES,
         }
     }
 
@@ -69,6 +72,16 @@ impl TaskOptions {
         self.force_new_workflow = yes;
         self
     }
+
+    /// How many times in a row an invocation is run again after its worker vanished mid-body
+    /// (a crash, `kill -9`, or a stall past the lease). The next loss fails it with
+    /// `FailureKind::WorkerLost`, so a body that crashes its process cannot take workers down
+    /// forever. Any completed execution (success, error, retry, suspension) resets the count.
+    /// Default 3. Separate from [`TaskOptions::max_retries`], which counts errors and panics.
+    pub fn max_recoveries(mut self, n: u32) -> Self {
+        self.max_recoveries = n;
+        self
+    }
 }
 
 /// A registered task: call it with [`Task::call`] (from outside any task) or through the workflow
@@ -76,14 +89,16 @@ impl TaskOptions {
 pub struct Task<A, R> {
     pub(crate) id: TaskId,
     pub(crate) force_new_workflow: bool,
+    pub(crate) max_recoveries: u32,
     _types: PhantomData<fn(A) -> R>,
 }
 
 impl<A, R> Task<A, R> {
-    pub(crate) fn new(id: TaskId, force_new_workflow: bool) -> Self {
+    pub(crate) fn new(options: &TaskOptions) -> Self {
         Self {
-            id,
-            force_new_workflow,
+            id: options.id.clone(),
+            force_new_workflow: options.force_new_workflow,
+            max_recoveries: options.max_recoveries,
             _types: PhantomData,
         }
     }
@@ -101,7 +116,12 @@ impl<A, R> Task<A, R> {
 
 impl<A, R> Clone for Task<A, R> {
     fn clone(&self) -> Self {
-        Self::new(self.id.clone(), self.force_new_workflow)
+        Self {
+            id: self.id.clone(),
+            force_new_workflow: self.force_new_workflow,
+            max_recoveries: self.max_recoveries,
+            _types: PhantomData,
+        }
     }
 }
 

@@ -220,6 +220,7 @@ impl WorkflowContext {
                 identity,
                 parent: Some(self.invocation),
                 not_before: None,
+                max_recoveries: task.max_recoveries,
             });
         }
         Ok(ChildHandle {

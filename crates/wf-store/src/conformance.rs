@@ -29,7 +29,10 @@ use wf_core::{
 };
 
 use crate::error::StoreError;
-use crate::model::{Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, Submitted};
+use crate::model::{
+    Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, Lease, NewInvocation, Outcome,
+    Submitted,
+};
 use crate::store::Store;
 
 /// A store under test, and whatever must outlive it.
@@ -71,6 +74,7 @@ pub fn root(n: u128, task: &str, args: &[u8]) -> NewInvocation {
         args: args.to_vec(),
         parent: None,
         not_before: None,
+        max_recoveries: DEFAULT_MAX_RECOVERIES,
     }
 }
 
@@ -85,6 +89,7 @@ pub fn child(n: u128, parent: &NewInvocation, task: &str, args: &[u8]) -> NewInv
         args: args.to_vec(),
         parent: Some(parent.id),
         not_before: None,
+        max_recoveries: DEFAULT_MAX_RECOVERIES,
     }
 }
 
@@ -100,6 +105,7 @@ pub fn subworkflow(n: u128, parent: &NewInvocation, task: &str, args: &[u8]) -> 
         args: args.to_vec(),
         parent: Some(parent.id),
         not_before: None,
+        max_recoveries: DEFAULT_MAX_RECOVERIES,
     }
 }
 
@@ -1321,7 +1327,9 @@ pub fn recover_expired_exactly_once(s: Subject) {
     let short_lease = Duration::from_secs(10);
     let store = &*s.store;
     for n in 1..=SHORT + LONG {
-        submit(store, &root(n, "t", &n.to_le_bytes()), T0);
+        let mut inv = root(n, "t", &n.to_le_bytes());
+        inv.max_recoveries = ROUNDS; // every round recovers, none fails
+        submit(store, &inv, T0);
     }
     let mut expiring = BTreeSet::new();
     for _ in 0..SHORT {
@@ -1488,6 +1496,126 @@ pub fn claim_recovers_expired(s: Subject) {
             "the vanished worker's commit",
         );
     }
+}
+
+/// An invocation whose executions keep getting lost is recovered `max_recoveries` times in a
+/// row; the next loss fails it with `WorkerLost`, and its waiting parent wakes.
+pub fn crash_loop_fails_after_max_recoveries(s: Subject) {
+    let store = &*s.store;
+    let p = root(1, "parent", b"");
+    let mut c = child(2, &p, "crashes", b"");
+    c.max_recoveries = 2;
+    submit(store, &p, T0);
+    let parent = claim_expect(store, "w", T0, p.id);
+    commit(
+        store,
+        &parent.lease,
+        Commit {
+            children: vec![c.clone()],
+            ..Commit::outcome(Outcome::Waiting { on: vec![c.id] })
+        },
+        at(1),
+    );
+    // Each round: claimed, then the worker vanishes and the lease expires.
+    for lost in 1..=3u32 {
+        let start = at(u64::from(lost) * 100);
+        let claim = claim_expect(store, "doomed", start, c.id);
+        assert_eq!(claim.lease.attempt, lost);
+        let recovered = ok(
+            store.recover_expired(at(u64::from(lost) * 100 + 31)),
+            "recover",
+        );
+        assert_eq!(
+            recovered,
+            vec![c.id],
+            "loss {lost}: the expired lease is recovered"
+        );
+        let rec = record(store, c.id);
+        if lost <= 2 {
+            assert_eq!(
+                rec.state.status,
+                Status::Pending,
+                "loss {lost} is recovered"
+            );
+            assert_eq!(rec.state.recoveries, lost);
+            assert_eq!(
+                status(store, p.id),
+                Status::Waiting,
+                "the parent still waits"
+            );
+        } else {
+            assert_eq!(
+                rec.state.status,
+                Status::Failed,
+                "loss {lost} ends the crash loop"
+            );
+            let error = rec
+                .state
+                .error
+                .expect("a failed invocation carries its error");
+            assert_eq!(error.kind, FailureKind::WorkerLost);
+            assert!(
+                error.message.contains("3 time(s) in a row"),
+                "the message counts the losses: {}",
+                error.message
+            );
+            assert_eq!(rec.state.lease, None);
+            assert_eq!(status(store, p.id), Status::Pending, "the parent wakes");
+        }
+    }
+    let again = claim_expect(store, "w", at(400), p.id);
+    assert_eq!(
+        again.lease.invocation, p.id,
+        "only the parent is left to run"
+    );
+    assert_nothing_claimable(store, at(400), "the failed child is not queued again");
+}
+
+/// Any commit ends a run of losses: the count starts again from zero.
+pub fn commit_resets_recovery_count(s: Subject) {
+    let store = &*s.store;
+    let mut inv = root(1, "flaky", b"");
+    inv.max_recoveries = 1;
+    submit(store, &inv, T0);
+    let first = claim_expect(store, "a", T0, inv.id);
+    ok(store.recover_expired(at(31)), "recover");
+    assert_eq!(record(store, inv.id).state.recoveries, 1);
+    let second = claim_expect(store, "b", at(40), inv.id);
+    assert_eq!(second.lease.attempt, first.lease.attempt + 1);
+    commit(
+        store,
+        &second.lease,
+        Commit::outcome(Outcome::Retry {
+            not_before: at(50),
+            error: failure("try again"),
+        }),
+        at(41),
+    );
+    assert_eq!(
+        record(store, inv.id).state.recoveries,
+        0,
+        "a commit resets the count"
+    );
+    let _third = claim_expect(store, "c", at(50), inv.id);
+    ok(store.recover_expired(at(81)), "recover");
+    let rec = record(store, inv.id);
+    assert_eq!(
+        rec.state.status,
+        Status::Pending,
+        "one loss after a commit is within max_recoveries = 1"
+    );
+    let _fourth = claim_expect(store, "d", at(90), inv.id);
+    ok(store.recover_expired(at(121)), "recover");
+    let rec = record(store, inv.id);
+    assert_eq!(
+        rec.state.status,
+        Status::Failed,
+        "the second loss in a row fails it"
+    );
+    assert_eq!(
+        rec.state.error.map(|e| e.kind),
+        Some(FailureKind::WorkerLost)
+    );
 }
 
 // ----- data --------------------------------------------------------------------------------------
@@ -2316,6 +2444,8 @@ macro_rules! conformance_tests {
             next_due_reports_earliest_clock_event,
             recover_expired_exactly_once,
             claim_recovers_expired,
+            crash_loop_fails_after_max_recoveries,
+            commit_resets_recovery_count,
             data_writes_by_root,
             data_write_by_child_is_refused,
             cancel_of_final_is_refused,

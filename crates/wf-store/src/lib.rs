@@ -18,8 +18,8 @@ pub mod tables;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use model::{
-    Claim, Commit, InvocationRecord, InvocationSpec, InvocationState, Lease, LeaseInfo,
-    NewInvocation, Outcome, StatusCounts, Submitted,
+    Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
+    Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted,
 };
 pub use store::Store;
 

@@ -27,6 +27,9 @@ pub struct InvocationSpec {
     pub parent: Option<InvocationId>,
     /// When it was submitted.
     pub created_at: Timestamp,
+    /// How many lost executions in a row are recovered before it fails (see
+    /// [`InvocationState::recoveries`]).
+    pub max_recoveries: u32,
 }
 
 /// The changing part of an invocation.
@@ -39,6 +42,11 @@ pub struct InvocationState {
     pub attempts: u32,
     /// How many executions ended in a retry (the retry budget spent so far).
     pub retries: u32,
+    /// How many executions in a row were lost (their lease expired: the worker crashed, was
+    /// killed or stalled) since the last commit. Once it reaches the spec's `max_recoveries`, the
+    /// next lost execution fails the invocation with `FailureKind::WorkerLost` instead of
+    /// queueing it again, so a task that kills its worker cannot do so forever.
+    pub recoveries: u32,
     /// The lease while running.
     pub lease: Option<LeaseInfo>,
     /// Not runnable before this time (retry backoff, delayed start).
@@ -105,7 +113,14 @@ pub struct NewInvocation {
     pub parent: Option<InvocationId>,
     /// Not runnable before this time.
     pub not_before: Option<Timestamp>,
+    /// Lost executions in a row recovered before it fails; [`DEFAULT_MAX_RECOVERIES`] unless
+    /// the task says otherwise.
+    pub max_recoveries: u32,
 }
+
+/// How many lost executions in a row an invocation survives by default: a worker restart or
+/// two mid-task is normal operations; the fourth loss in a row is a crash loop.
+pub const DEFAULT_MAX_RECOVERIES: u32 = 3;
 
 /// What [`crate::Store::submit`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

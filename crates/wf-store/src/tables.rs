@@ -37,6 +37,21 @@ pub enum Change {
     Purged(InvocationId),
 }
 
+/// The failure of an invocation whose executions keep vanishing.
+fn worker_lost(state: &InvocationState) -> Failure {
+    let lost = state.recoveries + 1;
+    Failure::new(
+        FailureKind::WorkerLost,
+        format!(
+            "the worker running it was lost {lost} time(s) in a row (crashed, killed, or stalled \
+             past its lease); it was failed to stop a crash loop. Find why the worker dies (its \
+             logs around attempt {}), then call the task again; raise \
+             TaskOptions::max_recoveries if the task legitimately outlives workers",
+            state.attempts
+        ),
+    )
+}
+
 /// The one status check of this backend family: the `wf_core` table decides.
 fn check(invocation: InvocationId, from: Status, to: Status) -> Result<(), StoreError> {
     from.check_transition(to)
@@ -269,11 +284,13 @@ impl Tables {
             identity: new.identity,
             parent: new.parent,
             created_at: now,
+            max_recoveries: new.max_recoveries,
         };
         let state = InvocationState {
             status: Status::Pending,
             attempts: 0,
             retries: 0,
+            recoveries: 0,
             lease: None,
             not_before: new.not_before,
             result: None,
@@ -444,6 +461,7 @@ impl Tables {
         // The new state.
         let mut state = slot.state.clone();
         state.lease = None;
+        state.recoveries = 0;
         state.updated_at = now;
         let mut wakes_parent = false;
         let waiting = matches!(commit.outcome, Outcome::Waiting { .. });
@@ -535,7 +553,9 @@ impl Tables {
         self.set_state(out, parent, state);
     }
 
-    /// Makes every invocation whose lease expired before `now` runnable again. Returns their ids.
+    /// Makes every invocation whose lease expired before `now` runnable again, or failed with
+    /// [`FailureKind::WorkerLost`] once it has been lost more times in a row than its spec
+    /// allows. Returns the ids of all of them.
     pub fn recover_expired(
         &mut self,
         out: &mut Vec<Change>,
@@ -550,12 +570,24 @@ impl Tables {
                 self.leases.pop_first();
                 continue;
             };
-            check(id, slot.state.status, Status::Pending)?;
+            let spec = slot.spec.clone();
             let mut state = slot.state.clone();
-            state.status = Status::Pending;
             state.lease = None;
             state.updated_at = now;
+            let crash_loop = state.recoveries >= spec.max_recoveries;
+            if crash_loop {
+                check(id, state.status, Status::Failed)?;
+                state.status = Status::Failed;
+                state.error = Some(worker_lost(&state));
+            } else {
+                check(id, state.status, Status::Pending)?;
+                state.status = Status::Pending;
+                state.recoveries += 1;
+            }
             self.set_state(out, id, state);
+            if crash_loop {
+                self.wake_parent(out, &spec, now);
+            }
             recovered.push(id);
         }
         Ok(recovered)

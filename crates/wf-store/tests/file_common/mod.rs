@@ -51,6 +51,7 @@ pub fn root(n: u64) -> NewInvocation {
         args,
         parent: None,
         not_before: None,
+        max_recoveries: wf_store::DEFAULT_MAX_RECOVERIES,
     }
 }
 
