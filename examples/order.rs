@@ -44,6 +44,21 @@ struct Args {
     fresh: bool,
 }
 
+const HELP: &str = "\
+Process a batch of orders (charge, reserve stock, ship, email) as durable workflows on the
+embedded file store. Interrupt it (Ctrl-C or kill -9) and run the same command again: it
+resumes, printing `replay` for steps taken from the journal and `run` for steps executed.
+
+usage: cargo run --release --example order -- [OPTIONS]
+
+options:
+  --orders N     orders in the batch (default 20; ignored when resuming a batch)
+  --dir DIR      the store directory (default wf-data/orders)
+  --step-ms MS   how long each step pretends to work, in milliseconds (default 150)
+  --fresh        delete the store directory first and start a new batch
+  -h, --help     this text
+";
+
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         orders: 20,
@@ -70,7 +85,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--fresh" => args.fresh = true,
             "-h" | "--help" => {
-                println!("usage: order [--orders N] [--dir DIR] [--step-ms MS] [--fresh]");
+                print!("{HELP}");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
