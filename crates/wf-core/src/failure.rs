@@ -24,6 +24,8 @@ pub enum FailureKind {
     /// The workers running it vanished (crashed, were killed, or stalled past their lease) more
     /// times in a row than the task allows: failed to stop a crash loop.
     WorkerLost,
+    /// The store failed while the body ran (the attempt is run again later).
+    Store,
 }
 
 impl fmt::Display for FailureKind {
@@ -37,6 +39,7 @@ impl fmt::Display for FailureKind {
             FailureKind::Cancelled => "cancelled",
             FailureKind::Child => "child failed",
             FailureKind::WorkerLost => "worker lost",
+            FailureKind::Store => "store error",
         })
     }
 }

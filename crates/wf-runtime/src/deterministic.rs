@@ -15,7 +15,8 @@ use crate::clock;
 pub struct DeterministicExecutor {
     cursor: RefCell<ReplayCursor>,
     poisoned: RefCell<Option<NonDeterminism>>,
-    /// Entries recorded before a suspension; later ones are dropped at commit.
+    /// Entries recorded before an interruption (suspension, failed store read); later ones are
+    /// dropped at commit.
     cut: Cell<Option<usize>>,
 }
 
@@ -105,8 +106,9 @@ impl DeterministicExecutor {
         }
     }
 
-    /// Marks the suspension point: entries recorded after it are not committed.
-    pub(crate) fn mark_suspension(&self) {
+    /// Marks where the execution was interrupted (a suspension, a failed store read): entries
+    /// recorded after it are not committed.
+    pub(crate) fn mark_cut(&self) {
         if self.cut.get().is_none() {
             self.cut.set(Some(self.cursor.borrow().new_entries().len()));
         }

@@ -1,6 +1,7 @@
 //! One execution: run a claimed invocation's body and turn what happened into one commit.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use wf_core::{Failure, FailureKind, Timestamp};
 use wf_store::{Claim, Commit, InvocationRecord, Outcome, StoreError};
@@ -9,6 +10,10 @@ use crate::app::App;
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
 use crate::task::{BodyError, RegisteredTask};
+use crate::workflow::Interruption;
+
+/// How long an execution interrupted by a failed store read waits before it runs again.
+const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// How an execution ended, for worker statistics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +63,7 @@ pub(crate) fn execute(
     let ended = match &commit.outcome {
         Outcome::Success(_) => Ended::Success,
         Outcome::Failed(_) => Ended::Failed,
-        Outcome::Retry { .. } => Ended::Retry,
+        Outcome::Retry { .. } | Outcome::Deferred { .. } => Ended::Retry,
         Outcome::Waiting { .. } | Outcome::Released => Ended::Waiting,
     };
     match app.store().commit(&lease, commit, now()) {
@@ -96,14 +101,32 @@ fn run(
     }
     let mut data = buffers.data;
     let mut children = buffers.children;
-    if let Some(s) = buffers.suspension {
-        data.truncate(s.data_len);
-        children.truncate(s.children_len);
+    if let Some(cut) = buffers.cut {
+        data.truncate(cut.data_len);
+        children.truncate(cut.children_len);
+        let outcome = match cut.why {
+            Interruption::Suspended { on } => Outcome::Waiting { on },
+            Interruption::StoreFailed { error } => {
+                tracing::warn!(%error, delay = ?STORE_RETRY_DELAY, "a store read failed mid-body; running it again later");
+                Outcome::Deferred {
+                    not_before: now().saturating_add(STORE_RETRY_DELAY),
+                    error: Failure::new(
+                        FailureKind::Store,
+                        format!(
+                            "a store read failed while the body ran ({error}); the invocation \
+                             runs again in {} s from its last recorded step, without spending \
+                             its retry budget",
+                            STORE_RETRY_DELAY.as_secs()
+                        ),
+                    ),
+                }
+            }
+        };
         return Commit {
             journal,
             data,
             children,
-            outcome: Outcome::Waiting { on: s.on },
+            outcome,
         };
     }
     let outcome = match result {

@@ -9,7 +9,7 @@ use wf_core::{
     CallId, ChildOutcome, InvocationId, TaskId, WorkflowIdentity, check_read, check_write, decode,
     encode,
 };
-use wf_store::NewInvocation;
+use wf_store::{NewInvocation, StoreError};
 
 use crate::app::App;
 use crate::deterministic::DeterministicExecutor;
@@ -21,14 +21,24 @@ use crate::task::Task;
 pub(crate) struct Buffers {
     pub data: Vec<(String, Vec<u8>)>,
     pub children: Vec<NewInvocation>,
-    pub suspension: Option<Suspension>,
+    /// The first interruption: what was buffered after it is not committed.
+    pub cut: Option<Cut>,
 }
 
-/// Where a body suspended, and on which children.
-pub(crate) struct Suspension {
-    pub on: Vec<InvocationId>,
+/// Where a body's execution was interrupted, and why. Whatever the body does afterwards (even
+/// if it swallows the error and returns a result) does not count.
+pub(crate) struct Cut {
+    pub why: Interruption,
     pub data_len: usize,
     pub children_len: usize,
+}
+
+/// Why an execution stops counting before its body returns.
+pub(crate) enum Interruption {
+    /// Waiting on unfinished children: the invocation becomes waiting.
+    Suspended { on: Vec<InvocationId> },
+    /// A store read failed: the invocation runs again later, replaying up to this point.
+    StoreFailed { error: String },
 }
 
 /// A started child: join it with [`WorkflowContext::join`] or [`WorkflowContext::join_all`].
@@ -152,7 +162,11 @@ impl WorkflowContext {
                     .map(|(_, v)| v.clone());
                 let value = match buffered {
                     Some(v) => Some(v),
-                    None => self.app.store().get_data(self.identity.workflow_id, key)?,
+                    None => self
+                        .app
+                        .store()
+                        .get_data(self.identity.workflow_id, key)
+                        .map_err(|e| self.store_failed(e))?,
                 };
                 self.det.with_cursor(|c| {
                     c.record_data_get(key, value.clone());
@@ -264,7 +278,10 @@ impl WorkflowContext {
             let records = if rest.iter().any(|h| h.fresh) {
                 Vec::new()
             } else {
-                self.app.store().invocations(&lookup)?
+                self.app
+                    .store()
+                    .invocations(&lookup)
+                    .map_err(|e| self.store_failed(e))?
             };
             let all_final =
                 rest.iter().all(|h| !h.fresh) && records.iter().all(|r| r.status().is_final());
@@ -304,17 +321,29 @@ impl WorkflowContext {
     }
 
     fn suspend(&self, on: Vec<InvocationId>) -> WfError {
-        let mut b = self.buffers.borrow_mut();
         let waiting_on = on.len();
-        if b.suspension.is_none() {
-            self.det.mark_suspension();
-            b.suspension = Some(Suspension {
-                on,
+        self.interrupt(Interruption::Suspended { on });
+        WfError::Suspended { waiting_on }
+    }
+
+    fn store_failed(&self, error: StoreError) -> WfError {
+        self.interrupt(Interruption::StoreFailed {
+            error: error.to_string(),
+        });
+        WfError::Store(error)
+    }
+
+    /// Records the first interruption and cuts the journal there.
+    fn interrupt(&self, why: Interruption) {
+        let mut b = self.buffers.borrow_mut();
+        if b.cut.is_none() {
+            self.det.mark_cut();
+            b.cut = Some(Cut {
+                why,
                 data_len: b.data.len(),
                 children_len: b.children.len(),
             });
         }
-        WfError::Suspended { waiting_on }
     }
 
     /// Hands the buffered work to the execution that commits it.

@@ -1618,6 +1618,47 @@ pub fn commit_resets_recovery_count(s: Subject) {
     );
 }
 
+/// A deferred execution is pending again at its not-before time, keeps its error, and spends
+/// no retry budget.
+pub fn commit_deferred_honours_not_before_without_spending_retries(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "reads", b"");
+    submit(store, &inv, T0);
+    let first = claim_expect(store, "w", T0, inv.id);
+    let error = Failure::new(FailureKind::Store, "the store did not answer");
+    commit(
+        store,
+        &first.lease,
+        Commit {
+            journal: entries(0, 2),
+            ..Commit::outcome(Outcome::Deferred {
+                not_before: at(10),
+                error: error.clone(),
+            })
+        },
+        at(1),
+    );
+    let rec = record(store, inv.id);
+    assert_eq!(rec.state.status, Status::Pending);
+    assert_eq!(rec.state.retries, 0, "a deferral spends no retry budget");
+    assert_eq!(rec.state.error, Some(error));
+    assert_eq!(rec.state.lease, None);
+    assert_eq!(
+        ok(store.journal(inv.id), "journal").len(),
+        2,
+        "its journal is kept"
+    );
+    assert_nothing_claimable(store, at(9), "deferred until its not-before time");
+    assert_eq!(ok(store.next_due(), "next_due"), Some(at(10)));
+    let again = claim_expect(store, "w", at(10), inv.id);
+    assert_eq!(again.lease.attempt, 2);
+    assert_eq!(
+        again.journal.len(),
+        2,
+        "the next attempt replays the kept journal"
+    );
+}
+
 // ----- data --------------------------------------------------------------------------------------
 
 /// A root's data writes land in its workflow: readable by key, keys sorted, overwrites win;
@@ -2434,6 +2475,7 @@ macro_rules! conformance_tests {
             commit_failed,
             commit_retry_honours_not_before,
             commit_released_requeues,
+            commit_deferred_honours_not_before_without_spending_retries,
             commit_journal_must_be_contiguous,
             commit_child_must_name_parent,
             parent_wakes_when_all_children_final,

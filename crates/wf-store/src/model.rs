@@ -201,6 +201,14 @@ pub enum Outcome {
     },
     /// Handed back unfinished (graceful stop): runnable again at once.
     Released,
+    /// Could not finish for a reason outside the task (a store read failed mid-body): pending
+    /// again at `not_before`, without spending the retry budget.
+    Deferred {
+        /// When to run it again.
+        not_before: Timestamp,
+        /// What went wrong, kept as the invocation's last error.
+        error: Failure,
+    },
 }
 
 /// Invocation counts by status.

@@ -484,6 +484,11 @@ impl Tables {
                 state.error = Some(error);
             }
             Outcome::Released => state.status = Status::Pending,
+            Outcome::Deferred { not_before, error } => {
+                state.status = Status::Pending;
+                state.not_before = Some(not_before);
+                state.error = Some(error);
+            }
             Outcome::Waiting { on } => {
                 let mut unfinished = Vec::new();
                 for child in on {

@@ -420,7 +420,9 @@ fn journal_bytes(entry: &JournalEntry) -> usize {
 fn commit_bytes(commit: &Commit) -> usize {
     let outcome = match &commit.outcome {
         Outcome::Success(r) => r.len(),
-        Outcome::Failed(f) | Outcome::Retry { error: f, .. } => f.message.len(),
+        Outcome::Failed(f)
+        | Outcome::Retry { error: f, .. }
+        | Outcome::Deferred { error: f, .. } => f.message.len(),
         Outcome::Waiting { on } => on.len() * 16,
         Outcome::Released => 0,
     };
