@@ -60,8 +60,9 @@ pub mod store {
 /// Everything a task author needs: `use wf::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        App, Backoff, ChildHandle, Invocation, Task, TaskContext, TaskError, TaskOptions, WfError,
-        WorkflowContext,
+        App, Backoff, ChildHandle, Failure, FailureKind, Invocation, InvocationId, NonDeterminism,
+        Status, Task, TaskContext, TaskError, TaskOptions, WfError, WorkflowAccessError,
+        WorkflowContext, WorkflowIdentity,
     };
 }
 

@@ -279,19 +279,18 @@ fn changed_workflow_code_is_reported_at_the_diverging_position() {
             let err = inv.result_timeout(PATIENCE).unwrap_err();
             worker.stop();
             match err {
-                WfError::Failed { failure, .. } => {
-                    assert_eq!(
-                        failure.kind,
-                        FailureKind::NonDeterminism,
-                        "{}: {change}",
+                WfError::NonDeterminism(nd) => {
+                    assert_eq!(nd.position, position, "{}: {change}: {nd}", t.backend);
+                    assert_eq!(nd.invocation, inv.id(), "{}: {change}", t.backend);
+                    assert!(
+                        nd.to_string().contains(&format!("position {position}")),
+                        "{}: {change}: {nd}",
                         t.backend
                     );
-                    assert!(
-                        failure.message.contains(&format!("position {position}")),
-                        "{}: {change}: {}",
-                        t.backend,
-                        failure.message
-                    );
+                    let record = app.store().invocation(inv.id()).unwrap();
+                    let stored = record.state.error.unwrap();
+                    assert_eq!(stored.kind, FailureKind::NonDeterminism, "{}", t.backend);
+                    assert_eq!(stored.non_determinism, Some(Box::new(nd)), "{}", t.backend);
                 }
                 other => panic!("{}: {change}: {other:?}", t.backend),
             }

@@ -16,7 +16,9 @@ use crate::ids::{CallId, InvocationId, TaskId};
 use crate::journal::{ChildOutcome, JournalEntry, Op, OpKind};
 
 /// A replay asked for something other than what the journal recorded at that position.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, thiserror::Error,
+)]
 #[error(
     "non-determinism in invocation {invocation} at journal position {position}: the journal recorded \
      {recorded}, but this run asked for {requested}; workflow bodies must issue the same operations in \

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cursor::NonDeterminism;
+
 /// Why an invocation (or one attempt of it) failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FailureKind {
@@ -51,6 +53,9 @@ pub struct Failure {
     pub kind: FailureKind,
     /// The error's message.
     pub message: String,
+    /// For kind [`FailureKind::NonDeterminism`]: where the replay diverged, what the journal
+    /// recorded and what was asked.
+    pub non_determinism: Option<Box<NonDeterminism>>,
 }
 
 impl Failure {
@@ -59,6 +64,16 @@ impl Failure {
         Self {
             kind,
             message: message.into(),
+            non_determinism: None,
+        }
+    }
+
+    /// The failure of an invocation whose replay diverged from its journal.
+    pub fn non_determinism(nd: NonDeterminism) -> Self {
+        Self {
+            kind: FailureKind::NonDeterminism,
+            message: nd.to_string(),
+            non_determinism: Some(Box::new(nd)),
         }
     }
 }

@@ -204,9 +204,10 @@ impl AppBuilder {
     }
 
     /// Keep everything in a directory on disk: durable across crashes; one owning process.
+    /// Takes anything path-like: `&str`, `PathBuf`, `&Path`, a `tempfile::TempDir`.
     #[cfg(feature = "file")]
-    pub fn file(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.backend = Some(Backend::File(dir.into()));
+    pub fn file(mut self, dir: impl AsRef<std::path::Path>) -> Self {
+        self.backend = Some(Backend::File(dir.as_ref().to_path_buf()));
         self
     }
 

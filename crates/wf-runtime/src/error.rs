@@ -14,7 +14,10 @@ pub enum WfError {
     /// A task tried to write workflow data it does not own (only the workflow's root may).
     #[error(transparent)]
     Access(#[from] WorkflowAccessError),
-    /// A replay diverged from the recorded journal; the invocation fails.
+    /// A replay diverged from the recorded journal; the invocation fails. Returned inside the
+    /// body by the operation that diverged, and by [`crate::Invocation::result`] for an
+    /// invocation that failed this way (instead of [`WfError::Failed`]), with the position, what
+    /// the journal recorded and what the run asked for.
     #[error(transparent)]
     NonDeterminism(#[from] NonDeterminism),
     /// The workflow body is suspended until its children finish. Propagate it with `?`: the worker

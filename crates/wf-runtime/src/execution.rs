@@ -94,10 +94,7 @@ fn run(
 
     if let Some(nd) = divergence {
         tracing::error!(error = %nd, "non-determinism");
-        return Commit::outcome(Outcome::Failed(Failure::new(
-            FailureKind::NonDeterminism,
-            nd.to_string(),
-        )));
+        return Commit::outcome(Outcome::Failed(Failure::non_determinism(nd)));
     }
     let mut data = buffers.data;
     let mut children = buffers.children;

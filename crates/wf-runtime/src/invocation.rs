@@ -103,6 +103,14 @@ fn outcome<R: DeserializeOwned>(r: InvocationRecord) -> Result<R, WfError> {
     let id = r.id();
     match (r.state.status, r.state.result, r.state.error) {
         (Status::Success, Some(bytes), _) => Ok(decode(&bytes)?),
+        (
+            _,
+            _,
+            Some(Failure {
+                non_determinism: Some(nd),
+                ..
+            }),
+        ) => Err(WfError::NonDeterminism(*nd)),
         (_, _, Some(failure)) => Err(WfError::Failed {
             invocation: id,
             failure,

@@ -42,6 +42,15 @@ impl Backoff {
         }
     }
 
+    /// The same delay before every retry, without jitter.
+    pub fn fixed(delay: Duration) -> Self {
+        Self {
+            base: delay,
+            max: delay,
+            jitter: 0.0,
+        }
+    }
+
     /// No delay at all: retry at once.
     pub fn none() -> Self {
         Self {
@@ -70,6 +79,13 @@ impl Backoff {
         let raw = self.base.saturating_mul(1u32 << exp).min(self.max);
         let draw = deterministic::random_at(invocation, u32::MAX - retry);
         raw.mul_f64(1.0 - self.jitter * draw)
+    }
+}
+
+/// A fixed delay: `retry_backoff(Duration::from_millis(250))` is `Backoff::fixed(..)`.
+impl From<Duration> for Backoff {
+    fn from(delay: Duration) -> Self {
+        Self::fixed(delay)
     }
 }
 

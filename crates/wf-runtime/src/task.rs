@@ -51,9 +51,10 @@ impl TaskOptions {
         self
     }
 
-    /// The delay between retries. Default: exponential from 100 ms, capped at 60 s, jitter 0.5.
-    pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
-        self.retry.backoff = backoff;
+    /// The delay between retries: a [`Backoff`], or a `Duration` for a fixed delay. Default:
+    /// exponential from 100 ms, capped at 60 s, jitter 0.5.
+    pub fn retry_backoff(mut self, backoff: impl Into<Backoff>) -> Self {
+        self.retry.backoff = backoff.into();
         self
     }
 

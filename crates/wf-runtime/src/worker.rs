@@ -223,6 +223,7 @@ impl Shared {
 
 /// A running worker pool. [`Worker::stop`] (or dropping it) stops it gracefully: no new claims,
 /// running bodies finish and commit.
+#[must_use = "dropping the Worker stops it at once: keep it in a variable (`let worker = ...`) and call `stop()` when done"]
 pub struct Worker {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,

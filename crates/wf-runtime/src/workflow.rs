@@ -1,5 +1,6 @@
 //! The workflow context: the seed's `WorkflowContext`, with durable replay.
 
+use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
@@ -245,9 +246,13 @@ impl WorkflowContext {
         })
     }
 
-    /// Waits for one child. See [`WorkflowContext::execute_task`].
-    pub fn join<R: DeserializeOwned>(&self, handle: &ChildHandle<R>) -> Result<R, WfError> {
-        let mut results = self.join_all(std::slice::from_ref(handle))?;
+    /// Waits for one child. See [`WorkflowContext::execute_task`]. Takes the handle by
+    /// reference or by value.
+    pub fn join<R: DeserializeOwned>(
+        &self,
+        handle: impl Borrow<ChildHandle<R>>,
+    ) -> Result<R, WfError> {
+        let mut results = self.join_all(std::slice::from_ref(handle.borrow()))?;
         results
             .pop()
             .ok_or_else(|| WfError::Usage("join returned no result".into()))
@@ -255,11 +260,13 @@ impl WorkflowContext {
 
     /// Waits for all `handles`; returns their results in order, or the first child failure (in
     /// handle order). Suspends until every one of them is final, so the body replays once per
-    /// join, not once per child.
+    /// join, not once per child. Takes the handles as a slice, a `Vec` or an array, by
+    /// reference or by value.
     pub fn join_all<R: DeserializeOwned>(
         &self,
-        handles: &[ChildHandle<R>],
+        handles: impl AsRef<[ChildHandle<R>]>,
     ) -> Result<Vec<R>, WfError> {
+        let handles = handles.as_ref();
         self.det.check()?;
         let mut outcomes = Vec::with_capacity(handles.len());
         // Replay what the journal recorded, in order.
