@@ -2,138 +2,53 @@
 //! deferred, keeps what it recorded before the failure, and runs again later without spending
 //! the retry budget.
 //!
-//! The failure is real from the runtime's point of view: the app's store is a `Store` that
-//! forwards every call to a real memory or file store, except that it refuses the first
-//! `get_data` calls with `StoreError::Unavailable`, as a Redis backend does on a broken connection.
+//! The failure is real from the runtime's point of view: the app's store forwards every call to
+//! a real memory or file store (`common::hooked`), except that it refuses the first `get_data`
+//! calls with `StoreError::Unavailable`, as a network store does on a broken connection.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use wf::core::{JournalEntry, Timestamp, WorkerId};
+use common::hooked::{Hooks, hooked_apps};
 use wf::prelude::*;
-use wf::store::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts, Store,
-    StoreError, Submitted,
-};
-use wf::{FailureKind, InvocationId, Status};
+use wf::store::{Commit, Lease, Outcome, StoreError};
 
-/// Forwards to `inner`; the first `failures` reads of workflow data fail.
+/// The first `failures` reads of workflow data fail; every committed outcome is kept.
+#[derive(Default)]
 struct FailingReads {
-    inner: Arc<dyn Store>,
     failures: AtomicU32,
-    /// Every committed outcome, in order.
     outcomes: Mutex<Vec<Outcome>>,
 }
 
-impl Store for FailingReads {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
-        self.inner.submit(invocation, now)
-    }
-    fn claim(
-        &self,
-        worker: &WorkerId,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Claim>, StoreError> {
-        self.inner.claim(worker, lease_for, now)
-    }
-    fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due()
-    }
-    fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
-        self.inner.wait_for_work(timeout)
-    }
-    fn renew(
-        &self,
-        lease: &Lease,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, StoreError> {
-        self.inner.renew(lease, lease_for, now)
-    }
-    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
-        let outcome = commit.outcome.clone();
-        self.inner.commit(lease, commit, now)?;
-        self.outcomes.lock().unwrap().push(outcome);
-        Ok(())
-    }
-    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.inner.recover_expired(now)
-    }
-    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
-        self.inner.cancel(id, reason, now)
-    }
-    fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
-        self.inner.invocation(id)
-    }
-    fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
-        self.inner.journal(id)
-    }
-    fn get_data(&self, workflow: InvocationId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let failing = self
-            .failures
+impl Hooks for FailingReads {
+    fn before_get_data(&self) -> Option<StoreError> {
+        self.failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            return Err(StoreError::Unavailable(
-                "connection reset (injected)".into(),
-            ));
-        }
-        self.inner.get_data(workflow, key)
+            .ok()
+            .map(|_| StoreError::Unavailable("connection reset (injected)".into()))
     }
-    fn data_keys(&self, workflow: InvocationId) -> Result<Vec<String>, StoreError> {
-        self.inner.data_keys(workflow)
-    }
-    fn workflow_invocations(
-        &self,
-        workflow: InvocationId,
-    ) -> Result<Vec<InvocationId>, StoreError> {
-        self.inner.workflow_invocations(workflow)
-    }
-    fn workflows(&self) -> Result<Vec<InvocationRecord>, StoreError> {
-        self.inner.workflows()
-    }
-    fn counts(&self) -> Result<StatusCounts, StoreError> {
-        self.inner.counts()
-    }
-    fn wait_final(
-        &self,
-        id: InvocationId,
-        timeout: Duration,
-    ) -> Result<Option<InvocationRecord>, StoreError> {
-        self.inner.wait_final(id, timeout)
-    }
-    fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
-        self.inner.purge_finished(finished_before)
+    fn after_commit(&self, _: &Lease, commit: &Commit) {
+        self.outcomes.lock().unwrap().push(commit.outcome.clone());
     }
 }
 
-/// An app over each real backend whose first `failures` data reads fail, and the wrapper (to
-/// see its commits). The `TestApp` keeps the backend (and its directory) alive.
-fn failing_apps(failures: u32) -> Vec<(common::TestApp, Arc<FailingReads>, App)> {
-    common::apps(|b| b)
-        .into_iter()
-        .map(|t| {
-            let store = Arc::new(FailingReads {
-                inner: t.app.store().clone(),
-                failures: AtomicU32::new(failures),
-                outcomes: Mutex::default(),
-            });
-            let app = App::builder()
-                .app_id("test")
-                .store(store.clone())
-                .build()
-                .unwrap();
-            (t, store, app)
-        })
-        .collect()
+fn failing_apps(
+    failures: u32,
+) -> Vec<(
+    common::TestApp,
+    Arc<common::hooked::Hooked<FailingReads>>,
+    App,
+)> {
+    hooked_apps(
+        || FailingReads {
+            failures: AtomicU32::new(failures),
+            ..FailingReads::default()
+        },
+        |b| b,
+    )
 }
 
 /// Counts executions of a body.
@@ -237,7 +152,7 @@ fn a_deferral_says_why_and_when() {
         let (flow, _, _) = scenario(&app, false);
         flow.call(&app, ()).unwrap();
         app.run_until_idle().unwrap();
-        let outcomes = store.outcomes.lock().unwrap().clone();
+        let outcomes = store.hooks.outcomes.lock().unwrap().clone();
         assert!(
             matches!(outcomes.last(), Some(Outcome::Success(_))),
             "{backend}: {outcomes:?}"

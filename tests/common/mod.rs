@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use wf::App;
 
+pub mod hooked;
+
 /// How long a test waits for something that should happen quickly. Generous: a timeout here is a
 /// failure, never a synchronisation.
 pub const PATIENCE: Duration = Duration::from_secs(30);

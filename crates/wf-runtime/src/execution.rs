@@ -8,7 +8,7 @@ use wf_store::{Claim, Commit, InvocationRecord, Outcome, StoreError};
 
 use crate::app::App;
 use crate::context::TaskContext;
-use crate::error::{TaskError, WfError};
+use crate::error::{TaskError, WfError, is_refusal};
 use crate::task::{BodyError, RegisteredTask};
 use crate::workflow::Interruption;
 
@@ -74,6 +74,26 @@ pub(crate) fn execute(
         Err(StoreError::LeaseLost { reason, .. }) => {
             tracing::warn!(%reason, "commit refused: lease lost; another worker owns this invocation now");
             Ok(Ended::LeaseLost)
+        }
+        Err(e) if is_refusal(&e) => {
+            // Running the body again would build the same commit: fail the invocation instead
+            // of letting its lease expire and recovering it into the same refusal.
+            tracing::error!(error = %e, "commit refused by the store; failing the invocation");
+            let kind = match e {
+                StoreError::Codec(_) => FailureKind::Codec,
+                _ => FailureKind::Store,
+            };
+            let failure = Failure::new(
+                kind,
+                format!(
+                    "the store refused to save this execution ({e}); nothing it recorded was \
+                     kept, and the invocation is failed because running it again would build \
+                     the same commit"
+                ),
+            );
+            app.store()
+                .commit(&lease, Commit::outcome(Outcome::Failed(failure)), now())?;
+            Ok(Ended::Failed)
         }
         Err(e) => Err(e.into()),
     }
@@ -143,7 +163,10 @@ fn run(
             task,
             record,
             None,
-            Failure::new(FailureKind::Panic, panic_message(&*panic)),
+            Failure::new(
+                FailureKind::Panic,
+                format!("task body panicked: {}", panic_text(&*panic)),
+            ),
             now,
         ),
     };
@@ -163,11 +186,28 @@ fn failed(
     failure: Failure,
     now: &impl Fn() -> Timestamp,
 ) -> Outcome {
-    match task
-        .options
-        .retry
-        .next_delay(record.spec.id, record.state.retries, error)
-    {
+    // The retry predicate is user code: a panic in it must not take the worker thread down.
+    let decision = catch_unwind(AssertUnwindSafe(|| {
+        task.options
+            .retry
+            .next_delay(record.spec.id, record.state.retries, error)
+    }));
+    let delay = match decision {
+        Ok(delay) => delay,
+        Err(panic) => {
+            let failure = Failure::new(
+                FailureKind::Panic,
+                format!(
+                    "the task's retry_if predicate panicked ({}) while deciding whether to retry \
+                     this error, so it is final: {failure}",
+                    panic_text(&*panic)
+                ),
+            );
+            tracing::error!(error = %failure, "retry predicate panicked");
+            return Outcome::Failed(failure);
+        }
+    };
+    match delay {
         Some(delay) => {
             tracing::info!(error = %failure, ?delay, "attempt failed; retrying");
             Outcome::Retry {
@@ -190,11 +230,11 @@ fn failure_of(e: &TaskError) -> Failure {
     Failure::new(kind, e.message())
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload
+/// The text of a panic payload.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
-    format!("task body panicked: {text}")
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
 }

@@ -78,7 +78,14 @@ impl Backoff {
         let exp = retry.saturating_sub(1).min(30);
         let raw = self.base.saturating_mul(1u32 << exp).min(self.max);
         let draw = deterministic::random_at(invocation, u32::MAX - retry);
-        raw.mul_f64(1.0 - self.jitter * draw)
+        // The fields are public: a jitter outside [0, 1] (or NaN) set directly is clamped here,
+        // so the factor stays in [0, 1] and `mul_f64` cannot panic.
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        raw.mul_f64(1.0 - jitter * draw)
     }
 }
 

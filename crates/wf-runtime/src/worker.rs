@@ -1,6 +1,7 @@
 //! Workers: thread pools that claim invocations, run them and keep their leases alive.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -12,7 +13,7 @@ use wf_store::{Lease, StoreError};
 use crate::app::App;
 use crate::clock;
 use crate::error::WfError;
-use crate::execution::{Ended, execute};
+use crate::execution::{Ended, execute, panic_text};
 use crate::ids::worker_name;
 
 /// How long an idle worker thread blocks waiting for work before it checks for a stop request.
@@ -63,11 +64,12 @@ impl WorkerBuilder {
             app: self.app,
             id: WorkerId::new(self.name.unwrap_or_else(worker_name)),
             stop: AtomicBool::new(false),
+            stop_renewing: AtomicBool::new(false),
             active: Mutex::new(HashMap::new()),
             wake: (Mutex::new(()), Condvar::new()),
             stats: Stats::default(),
         });
-        let mut threads = Vec::with_capacity(self.threads + 1);
+        let mut threads = Vec::with_capacity(self.threads);
         for i in 0..self.threads {
             let s = shared.clone();
             let t = std::thread::Builder::new()
@@ -76,25 +78,29 @@ impl WorkerBuilder {
                 .map_err(|e| WfError::Config(format!("cannot spawn a worker thread: {e}")))?;
             threads.push(t);
         }
-        if self.renew_leases {
+        let renewer = if self.renew_leases {
             let s = shared.clone();
             let t = std::thread::Builder::new()
                 .name(format!("wf-{}-leases", shared.id))
                 .spawn(move || s.renew_loop())
                 .map_err(|e| WfError::Config(format!("cannot spawn the lease thread: {e}")))?;
-            threads.push(t);
-        }
+            Some(t)
+        } else {
+            None
+        };
         tracing::info!(worker = %shared.id, threads = self.threads, backend = shared.app.store().backend(), "worker started");
-        Ok(Worker { shared, threads })
+        Ok(Worker {
+            shared,
+            threads,
+            renewer,
+        })
     }
 
     /// Starts the pool and blocks the calling thread while it runs: the body of a worker
     /// process's `main`. Returns only if the pool stops (it does not stop by itself).
     pub fn run(self) -> Result<(), WfError> {
         let mut worker = self.start()?;
-        for t in worker.threads.drain(..) {
-            let _ = t.join();
-        }
+        worker.shutdown_after_threads_end();
         Ok(())
     }
 }
@@ -134,7 +140,12 @@ pub struct WorkerStats {
 struct Shared {
     app: App,
     id: WorkerId,
+    /// Stop claiming new work.
     stop: AtomicBool,
+    /// Stop renewing leases: set only once every work thread has ended, so bodies still running
+    /// during a graceful stop keep their leases until they commit.
+    stop_renewing: AtomicBool,
+    /// The lease of each running invocation, renewed by the lease thread.
     active: Mutex<HashMap<InvocationId, Lease>>,
     wake: (Mutex<()>, Condvar),
     stats: Stats,
@@ -147,10 +158,22 @@ impl Shared {
         while !self.stop.load(Ordering::Acquire) {
             match store.claim(&self.id, lease_for, clock::now()) {
                 Ok(Some(claim)) => {
-                    let id = claim.lease.invocation;
-                    self.lock_active().insert(id, claim.lease.clone());
-                    let ended = execute(&self.app, claim, clock::now);
-                    self.lock_active().remove(&id);
+                    let lease = claim.lease.clone();
+                    self.lock_active().insert(lease.invocation, lease.clone());
+                    // Bodies run under their own catch_unwind; this one keeps the thread (and
+                    // the lease bookkeeping) alive if the runtime itself panics.
+                    let ended = catch_unwind(AssertUnwindSafe(|| {
+                        execute(&self.app, claim, clock::now)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        Err(WfError::Usage(format!(
+                            "the runtime panicked while running invocation {} ({}); it will be \
+                             recovered when its lease expires. Please report this as a bug",
+                            lease.invocation,
+                            panic_text(&*panic)
+                        )))
+                    });
+                    self.forget(&lease);
                     self.count(ended);
                 }
                 Ok(None) => {
@@ -183,14 +206,27 @@ impl Shared {
     /// After a store error: log it and wait a little (or until stopped) before trying again.
     fn pause_after(&self, e: &StoreError) {
         tracing::error!(error = %e, worker = %self.id, "store error; retrying in 1s");
-        self.sleep_unless_stopped(Duration::from_secs(1));
+        self.sleep_unless(&self.stop, Duration::from_secs(1));
     }
 
-    fn sleep_unless_stopped(&self, d: Duration) {
+    /// Sleeps for `d`, or until `flag` is set (and the wake condition notified).
+    fn sleep_unless(&self, flag: &AtomicBool, d: Duration) {
         let (lock, cond) = &self.wake;
         let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.stop.load(Ordering::Acquire) {
+        if !flag.load(Ordering::Acquire) {
             let _ = cond.wait_timeout(guard, d);
+        }
+    }
+
+    /// Stops renewing `lease`, unless a later attempt of the same invocation (claimed by another
+    /// thread of this worker after this attempt's commit) holds the entry now.
+    fn forget(&self, lease: &Lease) {
+        let mut active = self.lock_active();
+        if active
+            .get(&lease.invocation)
+            .is_some_and(|held| held.attempt == lease.attempt)
+        {
+            active.remove(&lease.invocation);
         }
     }
 
@@ -202,15 +238,15 @@ impl Shared {
     fn renew_loop(&self) {
         let lease_for = self.app.lease_duration();
         let period = lease_for / 3;
-        while !self.stop.load(Ordering::Acquire) {
-            self.sleep_unless_stopped(period);
+        while !self.stop_renewing.load(Ordering::Acquire) {
+            self.sleep_unless(&self.stop_renewing, period);
             let leases: Vec<Lease> = self.lock_active().values().cloned().collect();
             for lease in leases {
                 match self.app.store().renew(&lease, lease_for, clock::now()) {
                     Ok(_) => {}
                     Err(StoreError::LeaseLost { reason, .. }) => {
                         tracing::warn!(invocation = %lease.invocation, %reason, "lease lost while running");
-                        self.lock_active().remove(&lease.invocation);
+                        self.forget(&lease);
                     }
                     Err(e) => {
                         tracing::error!(invocation = %lease.invocation, error = %e, "lease renewal failed")
@@ -227,6 +263,7 @@ impl Shared {
 pub struct Worker {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    renewer: Option<JoinHandle<()>>,
 }
 
 impl Worker {
@@ -267,9 +304,26 @@ impl Worker {
 
     fn shutdown(&mut self) {
         self.request_stop();
+        self.shutdown_after_threads_end();
+    }
+
+    /// Joins the work threads (they end after a stop request), then stops the lease thread:
+    /// bodies still running keep their leases renewed until they have committed.
+    fn shutdown_after_threads_end(&mut self) {
         for t in self.threads.drain(..) {
             if t.join().is_err() {
                 tracing::error!(worker = %self.shared.id, "a worker thread panicked outside a task body");
+            }
+        }
+        if let Some(renewer) = self.renewer.take() {
+            self.shared.stop_renewing.store(true, Ordering::Release);
+            {
+                let (lock, cond) = &self.shared.wake;
+                let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+                cond.notify_all();
+            }
+            if renewer.join().is_err() {
+                tracing::error!(worker = %self.shared.id, "the lease thread panicked");
             }
         }
         tracing::info!(worker = %self.shared.id, "worker stopped");
@@ -278,7 +332,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !self.threads.is_empty() || self.renewer.is_some() {
             self.shutdown();
         }
     }

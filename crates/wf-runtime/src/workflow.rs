@@ -14,7 +14,7 @@ use wf_store::{NewInvocation, StoreError};
 
 use crate::app::App;
 use crate::deterministic::DeterministicExecutor;
-use crate::error::WfError;
+use crate::error::{WfError, is_transient};
 use crate::task::Task;
 
 /// What a body buffered for its commit.
@@ -333,10 +333,14 @@ impl WorkflowContext {
         WfError::Suspended { waiting_on }
     }
 
+    /// A store read failed. A transient failure interrupts the execution (it runs again later
+    /// from this point); any other is an ordinary error of the body.
     fn store_failed(&self, error: StoreError) -> WfError {
-        self.interrupt(Interruption::StoreFailed {
-            error: error.to_string(),
-        });
+        if is_transient(&error) {
+            self.interrupt(Interruption::StoreFailed {
+                error: error.to_string(),
+            });
+        }
         WfError::Store(error)
     }
 

@@ -1,0 +1,251 @@
+//! Workers under faults that do not come from a crash: user code that panics outside the body,
+//! a graceful stop while a body outlives its lease, a commit racing the next attempt's claim,
+//! and a store that refuses a commit or a read for good.
+//!
+//! Bodies that "work longer than the lease" do so with `thread::sleep`: that is the workload
+//! under test (a slow step), never a way to wait for another thread. Every wait between threads
+//! is a `Gate`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::hooked::{Hooks, hooked_apps};
+use common::{Gate, PATIENCE, apps};
+use wf::prelude::*;
+use wf::store::{Claim, Commit, Lease, Outcome, StoreError};
+
+const LEASE: Duration = Duration::from_millis(150);
+
+/// A `retry_if` predicate is user code outside the body: its panic fails the invocation with a
+/// clear message, and the worker thread survives to run the next invocation.
+#[test]
+fn a_panicking_retry_predicate_fails_the_invocation_and_the_worker_survives() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let options = TaskOptions::new("picky")
+            .max_retries(3)
+            .retry_if(|e| e.message().parse::<u32>().expect("a numeric error") > 0);
+        let picky = app
+            .task_with(
+                options,
+                |_: &TaskContext, (): ()| -> Result<(), TaskError> {
+                    Err(TaskError::new("not a number"))
+                },
+            )
+            .unwrap();
+        let next = app
+            .task(
+                "next",
+                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n + 1) },
+            )
+            .unwrap();
+        let worker = app.worker().threads(1).start().unwrap();
+        let failed = picky.call(app, ()).unwrap().result_timeout(PATIENCE);
+        match failed {
+            Err(WfError::Failed { failure, .. }) => {
+                assert_eq!(failure.kind, FailureKind::Panic, "{}", t.backend);
+                assert!(
+                    failure.message.contains("retry_if predicate panicked")
+                        && failure.message.contains("a numeric error")
+                        && failure.message.contains("not a number"),
+                    "{}: {}",
+                    t.backend,
+                    failure.message
+                );
+            }
+            other => panic!("{}: expected a failure, got {other:?}", t.backend),
+        }
+        let after = next.call(app, 1).unwrap().result_timeout(PATIENCE);
+        assert_eq!(
+            after.unwrap(),
+            2,
+            "{}: the one worker thread lives on",
+            t.backend
+        );
+        worker.stop();
+    }
+}
+
+/// `stop()` lets running bodies finish and commit: their leases are renewed until they have,
+/// even when they run several lease lengths after the stop was asked for.
+#[test]
+fn a_graceful_stop_keeps_renewing_leases_until_bodies_commit() {
+    for t in apps(|b| b.lease_duration(LEASE)) {
+        let app = &t.app;
+        let started = Gate::default();
+        let s = started.clone();
+        let runs = Arc::new(AtomicU32::new(0));
+        let r = runs.clone();
+        let slow = app
+            .task(
+                "slow",
+                move |_: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    s.open();
+                    std::thread::sleep(LEASE * 5); // the slow step under test
+                    Ok(7)
+                },
+            )
+            .unwrap();
+        let worker = app.worker().threads(1).start().unwrap();
+        let inv = slow.call(app, ()).unwrap();
+        started.wait();
+        let stats = worker.stop(); // returns once the body has committed
+        assert_eq!(
+            (stats.succeeded, stats.lease_lost),
+            (1, 0),
+            "{}: {stats:?}",
+            t.backend
+        );
+        assert_eq!(inv.result_timeout(PATIENCE).unwrap(), 7, "{}", t.backend);
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{}", t.backend);
+    }
+}
+
+/// Holds the first attempt's commit (already written) until the second attempt has been
+/// claimed by another thread of the same worker: the moment a file store spends in its fsync.
+#[derive(Default)]
+struct HoldFirstCommit {
+    second_claimed: Gate,
+}
+
+impl Hooks for HoldFirstCommit {
+    fn after_commit(&self, lease: &Lease, commit: &Commit) {
+        if lease.attempt == 1 && matches!(commit.outcome, Outcome::Retry { .. }) {
+            self.second_claimed.wait();
+        }
+    }
+    fn after_claim(&self, claim: &Claim) {
+        if claim.lease.attempt == 2 {
+            self.second_claimed.open();
+        }
+    }
+}
+
+/// An attempt that ends while the next attempt of the same invocation is already running on
+/// another thread must not stop that attempt's lease renewals.
+#[test]
+fn the_next_attempt_keeps_its_renewals_when_the_previous_one_finishes_late() {
+    for (t, _store, app) in hooked_apps(HoldFirstCommit::default, |b| b.lease_duration(LEASE)) {
+        let failed_once = Arc::new(AtomicBool::new(false));
+        let f = failed_once.clone();
+        let options = TaskOptions::new("flaky")
+            .max_retries(1)
+            .retry_backoff(Backoff::none());
+        let flaky = app
+            .task_with(
+                options,
+                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                    if !f.swap(true, Ordering::SeqCst) {
+                        return Err(TaskError::new("first attempt fails at once"));
+                    }
+                    std::thread::sleep(LEASE * 5); // the slow second attempt under test
+                    Ok(ctx.attempt())
+                },
+            )
+            .unwrap();
+        let worker = app.worker().threads(2).start().unwrap();
+        let result = flaky.call(&app, ()).unwrap().result_timeout(PATIENCE);
+        let stats = worker.stop();
+        assert_eq!(result.unwrap(), 2, "{}: {stats:?}", t.backend);
+        assert_eq!(stats.lease_lost, 0, "{}: {stats:?}", t.backend);
+    }
+}
+
+/// Refuses every commit that carries a success: as a store refuses an oversized result.
+struct RefuseSuccess;
+
+impl Hooks for RefuseSuccess {
+    fn before_commit(&self, lease: &Lease, commit: &Commit) -> Option<StoreError> {
+        matches!(commit.outcome, Outcome::Success(_)).then(|| StoreError::InvalidCommit {
+            invocation: lease.invocation,
+            reason: "refused by the test".into(),
+        })
+    }
+}
+
+/// A commit the store refuses for good fails the invocation at once; it is not left to expire
+/// and be recovered into the same refusal again and again.
+#[test]
+fn a_refused_commit_fails_the_invocation_once() {
+    for (t, _store, app) in hooked_apps(|| RefuseSuccess, |b| b.lease_duration(LEASE)) {
+        let runs = Arc::new(AtomicU32::new(0));
+        let r = runs.clone();
+        let task = app
+            .task(
+                "refused",
+                move |_: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    Ok(1)
+                },
+            )
+            .unwrap();
+        let worker = app.worker().threads(1).start().unwrap();
+        let result = task.call(&app, ()).unwrap().result_timeout(PATIENCE);
+        worker.stop();
+        match result {
+            Err(WfError::Failed { failure, .. }) => {
+                assert_eq!(failure.kind, FailureKind::Store, "{}", t.backend);
+                assert!(
+                    failure.message.contains("refused by the test")
+                        && failure
+                            .message
+                            .contains("running it again would build the same commit"),
+                    "{}: {}",
+                    t.backend,
+                    failure.message
+                );
+            }
+            other => panic!("{}: expected a failure, got {other:?}", t.backend),
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "{}: the body ran once",
+            t.backend
+        );
+    }
+}
+
+/// A read the store refuses for good (here: not found) is an ordinary error of the body, not a
+/// deferral that would repeat forever.
+struct ReadsNotFound;
+
+impl Hooks for ReadsNotFound {
+    fn before_get_data(&self) -> Option<StoreError> {
+        Some(StoreError::InvocationNotFound(wf::InvocationId::from_u128(
+            7,
+        )))
+    }
+}
+
+#[test]
+fn a_permanent_read_error_fails_the_body_instead_of_deferring_it() {
+    for (t, _store, app) in hooked_apps(|| ReadsNotFound, |b| b) {
+        let reader = app
+            .task(
+                "reader",
+                |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                    Ok(ctx.wf().get_data_or("k", 1)?)
+                },
+            )
+            .unwrap();
+        let inv = reader.call(&app, ()).unwrap();
+        app.run_until_idle().unwrap();
+        match inv.result() {
+            Err(WfError::Failed { failure, .. }) => {
+                assert_eq!(failure.kind, FailureKind::Task, "{}", t.backend);
+                assert!(
+                    failure.message.contains("not found"),
+                    "{}: {failure}",
+                    t.backend
+                );
+            }
+            other => panic!("{}: expected a failure, got {other:?}", t.backend),
+        }
+    }
+}
