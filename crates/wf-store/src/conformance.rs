@@ -2252,6 +2252,72 @@ pub fn wait_final_times_out(s: Subject) {
     );
 }
 
+/// `wait_final` on an invocation that is gone (purged, or never submitted) is
+/// `InvocationNotFound` at once, and a `wait_final` blocked on an invocation that is purged
+/// meanwhile ends promptly instead of waiting out its timeout.
+pub fn wait_final_ends_when_purged(s: Subject) {
+    let store = &*s.store;
+    let gone = root(1, "t", b"");
+    run_to_success(store, &gone, T0);
+    assert_eq!(ok(store.purge_finished(at(1)), "purge"), 1);
+    let start = Instant::now();
+    assert_not_found(
+        store.wait_final(gone.id, LONG_WAIT),
+        gone.id,
+        "wait_final on a purged invocation",
+    );
+    assert!(
+        start.elapsed() < LONG_WAIT / 2,
+        "wait_final on a purged invocation must return at once"
+    );
+
+    // A waiter may see the invocation final (between its commit and the purge) or see it gone;
+    // either way it must return promptly. Which one happens depends on thread scheduling, so
+    // the scenario runs several times to reach the waiter that only wakes after the purge.
+    for round in 0..20u64 {
+        let inv = root(100 + u128::from(round), "t", b"");
+        let now = at(10 + round);
+        submit(store, &inv, now);
+        let c = claim_expect(store, "w", now, inv.id);
+        let barrier = Barrier::new(2);
+        let (got, waited) = thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                barrier.wait();
+                let start = Instant::now();
+                let got = store.wait_final(inv.id, LONG_WAIT);
+                (got, start.elapsed())
+            });
+            barrier.wait();
+            succeed(store, &c.lease, b"r", now);
+            assert_eq!(
+                ok(store.purge_finished(at(100_000)), "purge while waited on"),
+                1,
+                "round {round}: the finished workflow is purged"
+            );
+            waiter
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        });
+        match got {
+            Ok(Some(rec)) => assert_eq!(
+                (rec.id(), rec.state.status),
+                (inv.id, Status::Success),
+                "round {round}: a waiter that saw it final gets its final record"
+            ),
+            Ok(None) => panic!(
+                "round {round}: wait_final timed out after {waited:?} although the invocation \
+                 was purged: it must return InvocationNotFound when the invocation disappears"
+            ),
+            Err(StoreError::InvocationNotFound(i)) if i == inv.id => {}
+            Err(e) => panic!("round {round}: expected InvocationNotFound, got {e:?}"),
+        }
+        assert!(
+            waited < LONG_WAIT / 2,
+            "round {round}: wait_final took {waited:?}: it must wake on the purge"
+        );
+    }
+}
+
 /// `wait_for_work` blocked on one thread returns `true` promptly when another thread submits.
 pub fn wait_for_work_wakes_on_submit(s: Subject) {
     let store = &*s.store;
@@ -2500,6 +2566,7 @@ macro_rules! conformance_tests {
             wait_final_wakes_on_commit,
             wait_final_wakes_on_cancel,
             wait_final_times_out,
+            wait_final_ends_when_purged,
             wait_for_work_wakes_on_submit,
             wait_for_work_times_out_when_idle,
             purge_finished_removes_only_old_finished,

@@ -90,6 +90,8 @@ pub trait Store: Send + Sync + 'static {
     fn counts(&self) -> Result<StatusCounts, StoreError>;
 
     /// Blocks until invocation `id` is final (returns its record) or `timeout` passes (`None`).
+    /// [`StoreError::InvocationNotFound`] when `id` does not exist when called, or disappears
+    /// (is purged) while waiting: the wait ends then, it does not run out its timeout.
     fn wait_final(
         &self,
         id: InvocationId,
