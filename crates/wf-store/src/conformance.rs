@@ -2518,6 +2518,67 @@ pub fn purge_finished_removes_only_old_finished(s: Subject) {
     );
 }
 
+/// A workflow finished when its last invocation became final, not when its root did: a member
+/// the root started without waiting for it (fire and forget) that finishes later keeps the
+/// workflow until the cut-off passes its own finishing time.
+pub fn purge_judges_by_last_finished_member(s: Subject) {
+    let store = &*s.store;
+    let r = root(1, "r", b"");
+    let m = child(2, &r, "m", b"");
+    submit(store, &r, T0);
+    let c = claim_expect(store, "w", T0, r.id);
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            children: vec![m.clone()],
+            ..Commit::outcome(Outcome::Success(b"r".to_vec()))
+        },
+        at(1),
+    );
+    let c = ok(
+        store.claim(&worker("w"), Duration::from_secs(600), at(2)),
+        "claim m",
+    )
+    .unwrap_or_else(|| panic!("the member must be claimable"));
+    assert_eq!(c.lease.invocation, m.id);
+    assert_eq!(
+        ok(store.purge_finished(at(50)), "purge while the member runs"),
+        0,
+        "a member still runs"
+    );
+    succeed(store, &c.lease, b"m", at(100));
+
+    assert_eq!(
+        ok(store.purge_finished(at(50)), "purge at 50 s"),
+        0,
+        "the root finished at 1 s, but the member only at 100 s"
+    );
+    assert_eq!(
+        ok(store.purge_finished(at(100)), "purge at 100 s"),
+        0,
+        "finished at 100 s is not finished before 100 s"
+    );
+    let rec = ok(
+        store.wait_final(m.id, LONG_WAIT),
+        "wait_final on the member",
+    )
+    .unwrap_or_else(|| panic!("the member is final"));
+    assert_eq!(rec.state.result.as_deref(), Some(&b"m"[..]));
+    assert_eq!(
+        ok(store.workflow_invocations(r.id), "members"),
+        [r.id, m.id]
+    );
+
+    assert_eq!(
+        ok(store.purge_finished(at(150)), "purge at 150 s"),
+        1,
+        "the whole workflow finished at 100 s"
+    );
+    assert_not_found(store.invocation(r.id), r.id, "purged root");
+    assert_not_found(store.invocation(m.id), m.id, "purged member");
+}
+
 // ----- the macro ---------------------------------------------------------------------------------
 
 /// Instantiates every conformance test for a backend. The argument is a factory expression
@@ -2570,6 +2631,7 @@ macro_rules! conformance_tests {
             wait_for_work_wakes_on_submit,
             wait_for_work_times_out_when_idle,
             purge_finished_removes_only_old_finished,
+            purge_judges_by_last_finished_member,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -98,7 +98,8 @@ pub trait Store: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<Option<InvocationRecord>, StoreError>;
 
-    /// Removes workflows that finished before `finished_before` (every invocation final);
-    /// returns how many. Durable backends also reclaim the space.
+    /// Removes workflows that finished before `finished_before`: every invocation final, the
+    /// last of them since before `finished_before`. Returns how many. Durable backends also
+    /// reclaim the space.
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError>;
 }

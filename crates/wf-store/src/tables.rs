@@ -621,20 +621,29 @@ impl Tables {
         Ok(())
     }
 
-    /// Removes finished workflows whose root finished before `finished_before` and whose every
-    /// invocation is final. Returns how many workflows were removed.
+    /// When workflow `wf` finished: the time its last invocation became final (the newest
+    /// `updated_at` of its root and members), or `None` while any of them is not final or its
+    /// root is missing.
+    fn finished_at(&self, wf: InvocationId, members: &[InvocationId]) -> Option<Timestamp> {
+        self.invocations.get(&wf)?;
+        members
+            .iter()
+            .try_fold(Timestamp(0), |newest, m| match self.invocations.get(m) {
+                None => Some(newest),
+                Some(s) if s.state.status.is_final() => Some(newest.max(s.state.updated_at)),
+                Some(_) => None,
+            })
+    }
+
+    /// Removes finished workflows: those whose every invocation is final, the last of them
+    /// since before `finished_before`. Returns how many workflows were removed.
     pub fn purge_finished(&mut self, out: &mut Vec<Change>, finished_before: Timestamp) -> usize {
         let doomed: Vec<InvocationId> = self
             .members
             .iter()
             .filter(|(wf, members)| {
-                self.invocations.get(wf).is_some_and(|root| {
-                    root.state.status.is_final() && root.state.updated_at < finished_before
-                }) && members.iter().all(|m| {
-                    self.invocations
-                        .get(m)
-                        .is_none_or(|s| s.state.status.is_final())
-                })
+                self.finished_at(**wf, members)
+                    .is_some_and(|t| t < finished_before)
             })
             .map(|(wf, _)| *wf)
             .collect();
