@@ -2579,6 +2579,117 @@ pub fn purge_judges_by_last_finished_member(s: Subject) {
     assert_not_found(store.invocation(m.id), m.id, "purged member");
 }
 
+/// A workflow and the sub-workflows started from it are purged together, once all of them
+/// finished before the cut-off: a finished sub-workflow stays while its caller, which has yet to
+/// read its result, or anything else in the caller's workflow is unfinished; a workflow stays
+/// while a sub-workflow it started without waiting still runs.
+pub fn purge_keeps_subworkflows_with_their_callers(s: Subject) {
+    let store = &*s.store;
+    // W: root R waits on member P, which waits on the sub-workflow S.
+    let r = root(1, "r", b"");
+    let p = child(2, &r, "p", b"");
+    let sub = subworkflow(3, &p, "s", b"");
+    submit(store, &r, T0);
+    let c = claim_expect(store, "w", T0, r.id);
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            children: vec![p.clone()],
+            ..Commit::outcome(Outcome::Waiting { on: vec![p.id] })
+        },
+        at(1),
+    );
+    let c = claim_expect(store, "w", at(2), p.id);
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            children: vec![sub.clone()],
+            ..Commit::outcome(Outcome::Waiting { on: vec![sub.id] })
+        },
+        at(2),
+    );
+    let c = claim_expect(store, "w", at(3), sub.id);
+    succeed(store, &c.lease, b"sub result", at(3));
+    assert_eq!(status(store, p.id), Status::Pending, "P woke up");
+
+    assert_eq!(
+        ok(
+            store.purge_finished(at(100_000)),
+            "purge while P is pending"
+        ),
+        0,
+        "S finished, but P has not read its result yet"
+    );
+    let c = claim_expect(store, "w", at(4), p.id);
+    let read = ok(
+        store.invocations(&[sub.id]),
+        "P reads its child's result on replay",
+    );
+    assert_eq!(read[0].state.result.as_deref(), Some(&b"sub result"[..]));
+    succeed(store, &c.lease, b"p", at(5));
+    assert_eq!(
+        ok(
+            store.purge_finished(at(100_000)),
+            "purge while R is pending"
+        ),
+        0,
+        "P finished, but its workflow has not"
+    );
+    assert_eq!(status(store, sub.id), Status::Success);
+    let c = claim_expect(store, "w", at(6), r.id);
+    succeed(store, &c.lease, b"r", at(10));
+    assert_eq!(
+        ok(store.purge_finished(at(10)), "purge at 10 s"),
+        0,
+        "the tree finished at 10 s, not before"
+    );
+    assert_eq!(
+        ok(store.purge_finished(at(100_000)), "purge later"),
+        2,
+        "W and its sub-workflow S go together"
+    );
+    for inv in [r.id, p.id, sub.id] {
+        assert_not_found(store.invocation(inv), inv, "a purged invocation");
+    }
+
+    // W2: root R2 starts the sub-workflow S2 and finishes without waiting for it.
+    let r2 = root(11, "r2", b"");
+    let sub2 = subworkflow(12, &r2, "s2", b"");
+    submit(store, &r2, at(20));
+    let c = claim_expect(store, "w", at(20), r2.id);
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            children: vec![sub2.clone()],
+            ..Commit::outcome(Outcome::Success(b"r2".to_vec()))
+        },
+        at(20),
+    );
+    let c = ok(
+        store.claim(&worker("w"), Duration::from_secs(600), at(21)),
+        "claim s2",
+    )
+    .unwrap_or_else(|| panic!("S2 must be claimable"));
+    assert_eq!(c.lease.invocation, sub2.id);
+    assert_eq!(
+        ok(store.purge_finished(at(100_000)), "purge while S2 runs"),
+        0,
+        "W2 finished, but a sub-workflow it started still runs"
+    );
+    succeed(store, &c.lease, b"s2", at(30));
+    assert_eq!(
+        ok(store.purge_finished(at(25)), "purge at 25 s"),
+        0,
+        "the tree's last invocation finished at 30 s"
+    );
+    assert_eq!(ok(store.purge_finished(at(100_000)), "purge W2"), 2);
+    assert!(ok(store.workflows(), "workflows").is_empty());
+    assert_eq!(ok(store.counts(), "counts").total(), 0);
+}
+
 // ----- the macro ---------------------------------------------------------------------------------
 
 /// Instantiates every conformance test for a backend. The argument is a factory expression
@@ -2632,6 +2743,7 @@ macro_rules! conformance_tests {
             wait_for_work_times_out_when_idle,
             purge_finished_removes_only_old_finished,
             purge_judges_by_last_finished_member,
+            purge_keeps_subworkflows_with_their_callers,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -98,8 +98,9 @@ pub trait Store: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<Option<InvocationRecord>, StoreError>;
 
-    /// Removes workflows that finished before `finished_before`: every invocation final, the
-    /// last of them since before `finished_before`. Returns how many. Durable backends also
-    /// reclaim the space.
+    /// Removes finished workflow trees: a workflow and the sub-workflows started from it,
+    /// recursively, go together once every invocation in them is final, the last of them since
+    /// before `finished_before`. Returns how many workflows (sub-workflows included) it removed.
+    /// Durable backends also reclaim the space.
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError>;
 }

@@ -635,18 +635,58 @@ impl Tables {
             })
     }
 
-    /// Removes finished workflows: those whose every invocation is final, the last of them
-    /// since before `finished_before`. Returns how many workflows were removed.
+    /// The top of the workflow tree `wf` belongs to: the workflow reached by following roots'
+    /// callers up (a sub-workflow's root is called by an invocation of its parent workflow)
+    /// while the caller is still stored.
+    fn tree_top(&self, wf: InvocationId) -> InvocationId {
+        let mut top = wf;
+        // A chain is never longer than the number of workflows; the bound only guards against
+        // a malformed cycle.
+        for _ in 0..self.members.len() {
+            let Some(caller) = self.invocations.get(&top).and_then(|r| r.spec.parent) else {
+                break;
+            };
+            let Some(caller) = self.invocations.get(&caller) else {
+                break;
+            };
+            let up = caller.spec.identity.workflow_id;
+            if up == top {
+                break;
+            }
+            top = up;
+        }
+        top
+    }
+
+    /// Removes finished workflow trees. A tree is a workflow together with the sub-workflows
+    /// started from it, recursively (a sub-workflow whose caller is gone is the top of its own
+    /// tree). It is purged as a whole, once every invocation in it is final and the last of
+    /// them became final before `finished_before`: a finished sub-workflow stays while its
+    /// caller, which still has to read its result, or anything else in the tree runs, and a
+    /// workflow's history stays complete while any of it is kept. Returns how many workflows
+    /// (sub-workflows included) were removed.
     pub fn purge_finished(&mut self, out: &mut Vec<Change>, finished_before: Timestamp) -> usize {
-        let doomed: Vec<InvocationId> = self
-            .members
-            .iter()
-            .filter(|(wf, members)| {
-                self.finished_at(**wf, members)
-                    .is_some_and(|t| t < finished_before)
-            })
-            .map(|(wf, _)| *wf)
+        // Per tree top: its workflows, and when the tree finished (`None`: it has not).
+        let mut trees: HashMap<InvocationId, (Vec<InvocationId>, Option<Timestamp>)> =
+            HashMap::new();
+        for (wf, members) in &self.members {
+            let finished = self.finished_at(*wf, members);
+            let tree = trees
+                .entry(self.tree_top(*wf))
+                .or_insert((Vec::new(), Some(Timestamp(0))));
+            tree.0.push(*wf);
+            tree.1 = tree.1.zip(finished).map(|(a, b)| a.max(b));
+        }
+        let mut doomed: Vec<InvocationId> = trees
+            .into_values()
+            .filter(|(_, finished)| finished.is_some_and(|t| t < finished_before))
+            .flat_map(|(wfs, _)| wfs)
             .collect();
+        doomed.sort_by_key(|wf| {
+            self.invocations
+                .get(wf)
+                .map(|root| (root.spec.created_at, *wf))
+        });
         for wf in &doomed {
             self.emit(out, Change::Purged(*wf));
         }
