@@ -41,6 +41,11 @@ pub enum Change {
     Data(InvocationId, String, Vec<u8>),
     /// A finished workflow removed by retention.
     Purged(InvocationId),
+    /// (parent, child): a child the parent waits on became final while the parent still waits
+    /// on others; the parent no longer waits on it, and its status does not change. (The last
+    /// awaited child's completion logs the parent's new state instead.) Logged instead of the
+    /// parent's whole new state so that a fan-out of N children logs O(N) bytes, not O(N²).
+    ChildFinished(InvocationId, InvocationId),
 }
 
 /// The failure of an invocation whose executions keep vanishing.
@@ -150,6 +155,12 @@ impl Tables {
                     self.journals.remove(&id);
                 }
                 self.data.remove(&workflow);
+            }
+            Change::ChildFinished(parent, child) => {
+                // `waiting_on` is in no index, and the status stays: nothing to re-index.
+                if let Some(slot) = self.invocations.get_mut(&parent) {
+                    slot.state.waiting_on.retain(|c| *c != child);
+                }
             }
         }
     }
@@ -602,13 +613,16 @@ impl Tables {
         if slot.state.status != Status::Waiting || !slot.state.waiting_on.contains(&child.id) {
             return;
         }
-        let mut state = slot.state.clone();
-        state.waiting_on.retain(|c| *c != child.id);
-        if state.waiting_on.is_empty() && Status::Waiting.check_transition(Status::Pending).is_ok()
-        {
-            state.status = Status::Pending;
-            state.updated_at = now;
+        let last = slot.state.waiting_on.iter().all(|c| *c == child.id);
+        if !last || Status::Waiting.check_transition(Status::Pending).is_err() {
+            // Still waiting on others: log only which child finished.
+            self.emit(out, Change::ChildFinished(parent, child.id));
+            return;
         }
+        let mut state = slot.state.clone();
+        state.waiting_on.clear();
+        state.status = Status::Pending;
+        state.updated_at = now;
         self.set_state(out, parent, state);
     }
 
@@ -986,5 +1000,51 @@ mod tests {
         // Q1 waits since 1 ms, A's retry since 5 ms.
         assert_eq!(live.claim(at(10)).invocation, q1.id);
         assert_eq!(assert_rebuilt(live, at(20)), [q2.id, a.id]);
+    }
+
+    /// Each child's completion logs a constant amount, not the parent's whole remaining
+    /// `waiting_on` list (a fan-out of N children would log O(N²) bytes), and replay still
+    /// wakes the parent exactly when its last child finishes.
+    #[test]
+    fn child_completion_logs_constant_size() {
+        const N: u128 = 100;
+        let mut live = Logged::default();
+        let p = root(1);
+        live.submit(&p, at(0));
+        let lease = live.claim(at(0));
+        let kids: Vec<NewInvocation> = (0..N).map(|n| child(1000 + n, &p)).collect();
+        live.commit(
+            &lease,
+            Commit {
+                children: kids.clone(),
+                ..Commit::outcome(Outcome::Waiting {
+                    on: kids.iter().map(|k| k.id).collect(),
+                })
+            },
+            at(1),
+        );
+        let mut sizes = Vec::new();
+        for k in &kids {
+            let lease = live.claim(at(2));
+            assert_eq!(lease.invocation, k.id);
+            let before = live.log.len();
+            live.commit(&lease, Commit::outcome(Outcome::Success(Vec::new())), at(3));
+            sizes.push(wf_core::codec::encode(&live.log[before..]).unwrap().len());
+        }
+        let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(
+            max < &(2 * min),
+            "bytes logged per child completion must not grow with the children still awaited: \
+             {sizes:?}"
+        );
+        let parent = live.tables.invocation(p.id).unwrap();
+        assert_eq!(
+            parent.state.status,
+            Status::Pending,
+            "the last child wakes it"
+        );
+        assert!(parent.state.waiting_on.is_empty());
+        assert_eq!(parent.state.updated_at, at(3));
+        assert_eq!(assert_rebuilt(live, at(10)), [p.id]);
     }
 }
