@@ -2252,6 +2252,72 @@ pub fn wait_final_times_out(s: Subject) {
     );
 }
 
+/// `wait_final` on an invocation that is gone (purged, or never submitted) is
+/// `InvocationNotFound` at once, and a `wait_final` blocked on an invocation that is purged
+/// meanwhile ends promptly instead of waiting out its timeout.
+pub fn wait_final_ends_when_purged(s: Subject) {
+    let store = &*s.store;
+    let gone = root(1, "t", b"");
+    run_to_success(store, &gone, T0);
+    assert_eq!(ok(store.purge_finished(at(1)), "purge"), 1);
+    let start = Instant::now();
+    assert_not_found(
+        store.wait_final(gone.id, LONG_WAIT),
+        gone.id,
+        "wait_final on a purged invocation",
+    );
+    assert!(
+        start.elapsed() < LONG_WAIT / 2,
+        "wait_final on a purged invocation must return at once"
+    );
+
+    // A waiter may see the invocation final (between its commit and the purge) or see it gone;
+    // either way it must return promptly. Which one happens depends on thread scheduling, so
+    // the scenario runs several times to reach the waiter that only wakes after the purge.
+    for round in 0..20u64 {
+        let inv = root(100 + u128::from(round), "t", b"");
+        let now = at(10 + round);
+        submit(store, &inv, now);
+        let c = claim_expect(store, "w", now, inv.id);
+        let barrier = Barrier::new(2);
+        let (got, waited) = thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                barrier.wait();
+                let start = Instant::now();
+                let got = store.wait_final(inv.id, LONG_WAIT);
+                (got, start.elapsed())
+            });
+            barrier.wait();
+            succeed(store, &c.lease, b"r", now);
+            assert_eq!(
+                ok(store.purge_finished(at(100_000)), "purge while waited on"),
+                1,
+                "round {round}: the finished workflow is purged"
+            );
+            waiter
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        });
+        match got {
+            Ok(Some(rec)) => assert_eq!(
+                (rec.id(), rec.state.status),
+                (inv.id, Status::Success),
+                "round {round}: a waiter that saw it final gets its final record"
+            ),
+            Ok(None) => panic!(
+                "round {round}: wait_final timed out after {waited:?} although the invocation \
+                 was purged: it must return InvocationNotFound when the invocation disappears"
+            ),
+            Err(StoreError::InvocationNotFound(i)) if i == inv.id => {}
+            Err(e) => panic!("round {round}: expected InvocationNotFound, got {e:?}"),
+        }
+        assert!(
+            waited < LONG_WAIT / 2,
+            "round {round}: wait_final took {waited:?}: it must wake on the purge"
+        );
+    }
+}
+
 /// `wait_for_work` blocked on one thread returns `true` promptly when another thread submits.
 pub fn wait_for_work_wakes_on_submit(s: Subject) {
     let store = &*s.store;
@@ -2452,6 +2518,178 @@ pub fn purge_finished_removes_only_old_finished(s: Subject) {
     );
 }
 
+/// A workflow finished when its last invocation became final, not when its root did: a member
+/// the root started without waiting for it (fire and forget) that finishes later keeps the
+/// workflow until the cut-off passes its own finishing time.
+pub fn purge_judges_by_last_finished_member(s: Subject) {
+    let store = &*s.store;
+    let r = root(1, "r", b"");
+    let m = child(2, &r, "m", b"");
+    submit(store, &r, T0);
+    let c = claim_expect(store, "w", T0, r.id);
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            children: vec![m.clone()],
+            ..Commit::outcome(Outcome::Success(b"r".to_vec()))
+        },
+        at(1),
+    );
+    let c = ok(
+        store.claim(&worker("w"), Duration::from_secs(600), at(2)),
+        "claim m",
+    )
+    .unwrap_or_else(|| panic!("the member must be claimable"));
+    assert_eq!(c.lease.invocation, m.id);
+    assert_eq!(
+        ok(store.purge_finished(at(50)), "purge while the member runs"),
+        0,
+        "a member still runs"
+    );
+    succeed(store, &c.lease, b"m", at(100));
+
+    assert_eq!(
+        ok(store.purge_finished(at(50)), "purge at 50 s"),
+        0,
+        "the root finished at 1 s, but the member only at 100 s"
+    );
+    assert_eq!(
+        ok(store.purge_finished(at(100)), "purge at 100 s"),
+        0,
+        "finished at 100 s is not finished before 100 s"
+    );
+    let rec = ok(
+        store.wait_final(m.id, LONG_WAIT),
+        "wait_final on the member",
+    )
+    .unwrap_or_else(|| panic!("the member is final"));
+    assert_eq!(rec.state.result.as_deref(), Some(&b"m"[..]));
+    assert_eq!(
+        ok(store.workflow_invocations(r.id), "members"),
+        [r.id, m.id]
+    );
+
+    assert_eq!(
+        ok(store.purge_finished(at(150)), "purge at 150 s"),
+        1,
+        "the whole workflow finished at 100 s"
+    );
+    assert_not_found(store.invocation(r.id), r.id, "purged root");
+    assert_not_found(store.invocation(m.id), m.id, "purged member");
+}
+
+/// A workflow and the sub-workflows started from it are purged together, once all of them
+/// finished before the cut-off: a finished sub-workflow stays while its caller, which has yet to
+/// read its result, or anything else in the caller's workflow is unfinished; a workflow stays
+/// while a sub-workflow it started without waiting still runs.
+pub fn purge_keeps_subworkflows_with_their_callers(s: Subject) {
+    let store = &*s.store;
+    // W: root R waits on member P, which waits on the sub-workflow S.
+    let r = root(1, "r", b"");
+    let p = child(2, &r, "p", b"");
+    let sub = subworkflow(3, &p, "s", b"");
+    submit(store, &r, T0);
+    let c = claim_expect(store, "w", T0, r.id);
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            children: vec![p.clone()],
+            ..Commit::outcome(Outcome::Waiting { on: vec![p.id] })
+        },
+        at(1),
+    );
+    let c = claim_expect(store, "w", at(2), p.id);
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            children: vec![sub.clone()],
+            ..Commit::outcome(Outcome::Waiting { on: vec![sub.id] })
+        },
+        at(2),
+    );
+    let c = claim_expect(store, "w", at(3), sub.id);
+    succeed(store, &c.lease, b"sub result", at(3));
+    assert_eq!(status(store, p.id), Status::Pending, "P woke up");
+
+    assert_eq!(
+        ok(
+            store.purge_finished(at(100_000)),
+            "purge while P is pending"
+        ),
+        0,
+        "S finished, but P has not read its result yet"
+    );
+    let c = claim_expect(store, "w", at(4), p.id);
+    let read = ok(
+        store.invocations(&[sub.id]),
+        "P reads its child's result on replay",
+    );
+    assert_eq!(read[0].state.result.as_deref(), Some(&b"sub result"[..]));
+    succeed(store, &c.lease, b"p", at(5));
+    assert_eq!(
+        ok(
+            store.purge_finished(at(100_000)),
+            "purge while R is pending"
+        ),
+        0,
+        "P finished, but its workflow has not"
+    );
+    assert_eq!(status(store, sub.id), Status::Success);
+    let c = claim_expect(store, "w", at(6), r.id);
+    succeed(store, &c.lease, b"r", at(10));
+    assert_eq!(
+        ok(store.purge_finished(at(10)), "purge at 10 s"),
+        0,
+        "the tree finished at 10 s, not before"
+    );
+    assert_eq!(
+        ok(store.purge_finished(at(100_000)), "purge later"),
+        2,
+        "W and its sub-workflow S go together"
+    );
+    for inv in [r.id, p.id, sub.id] {
+        assert_not_found(store.invocation(inv), inv, "a purged invocation");
+    }
+
+    // W2: root R2 starts the sub-workflow S2 and finishes without waiting for it.
+    let r2 = root(11, "r2", b"");
+    let sub2 = subworkflow(12, &r2, "s2", b"");
+    submit(store, &r2, at(20));
+    let c = claim_expect(store, "w", at(20), r2.id);
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            children: vec![sub2.clone()],
+            ..Commit::outcome(Outcome::Success(b"r2".to_vec()))
+        },
+        at(20),
+    );
+    let c = ok(
+        store.claim(&worker("w"), Duration::from_secs(600), at(21)),
+        "claim s2",
+    )
+    .unwrap_or_else(|| panic!("S2 must be claimable"));
+    assert_eq!(c.lease.invocation, sub2.id);
+    assert_eq!(
+        ok(store.purge_finished(at(100_000)), "purge while S2 runs"),
+        0,
+        "W2 finished, but a sub-workflow it started still runs"
+    );
+    succeed(store, &c.lease, b"s2", at(30));
+    assert_eq!(
+        ok(store.purge_finished(at(25)), "purge at 25 s"),
+        0,
+        "the tree's last invocation finished at 30 s"
+    );
+    assert_eq!(ok(store.purge_finished(at(100_000)), "purge W2"), 2);
+    assert!(ok(store.workflows(), "workflows").is_empty());
+    assert_eq!(ok(store.counts(), "counts").total(), 0);
+}
+
 // ----- the macro ---------------------------------------------------------------------------------
 
 /// Instantiates every conformance test for a backend. The argument is a factory expression
@@ -2500,9 +2738,12 @@ macro_rules! conformance_tests {
             wait_final_wakes_on_commit,
             wait_final_wakes_on_cancel,
             wait_final_times_out,
+            wait_final_ends_when_purged,
             wait_for_work_wakes_on_submit,
             wait_for_work_times_out_when_idle,
             purge_finished_removes_only_old_finished,
+            purge_judges_by_last_finished_member,
+            purge_keeps_subworkflows_with_their_callers,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

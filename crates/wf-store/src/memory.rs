@@ -60,13 +60,18 @@ impl MemoryStore {
     }
 }
 
-/// Wakes workers when work appeared and callers when something finished.
+/// Wakes workers when work appeared, and callers waiting for a result when something finished
+/// or was purged (a waiter on a purged invocation must learn it is gone).
 pub(crate) fn signal(changes: &[Change], work: &Condvar, finished: &Condvar) {
     let mut new_work = 0usize;
     let mut any_final = false;
     for change in changes {
         let state = match change {
             Change::Created(_, s) | Change::State(_, s) => s,
+            Change::Purged(_) => {
+                any_final = true;
+                continue;
+            }
             _ => continue,
         };
         new_work += usize::from(state.status.is_claimable());
@@ -219,16 +224,19 @@ impl Store for MemoryStore {
         id: InvocationId,
         timeout: Duration,
     ) -> Result<Option<InvocationRecord>, StoreError> {
-        let guard = self.lock();
-        guard.invocation(id)?;
-        let found = wait_until(
-            guard,
+        // Ends with the final record, or with `InvocationNotFound` once the invocation does not
+        // exist (never submitted, or purged while we wait: purges signal `finished` too).
+        wait_until(
+            self.lock(),
             &self.finished,
             timeout,
-            |t| t.invocation(id).ok().filter(|r| r.state.status.is_final()),
+            |t| match t.invocation(id) {
+                Ok(r) if !r.state.status.is_final() => None,
+                found => Some(found),
+            },
             |_| None,
-        );
-        Ok(found)
+        )
+        .transpose()
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {

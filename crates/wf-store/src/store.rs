@@ -90,13 +90,17 @@ pub trait Store: Send + Sync + 'static {
     fn counts(&self) -> Result<StatusCounts, StoreError>;
 
     /// Blocks until invocation `id` is final (returns its record) or `timeout` passes (`None`).
+    /// [`StoreError::InvocationNotFound`] when `id` does not exist when called, or disappears
+    /// (is purged) while waiting: the wait ends then, it does not run out its timeout.
     fn wait_final(
         &self,
         id: InvocationId,
         timeout: Duration,
     ) -> Result<Option<InvocationRecord>, StoreError>;
 
-    /// Removes workflows that finished before `finished_before` (every invocation final);
-    /// returns how many. Durable backends also reclaim the space.
+    /// Removes finished workflow trees: a workflow and the sub-workflows started from it,
+    /// recursively, go together once every invocation in them is final, the last of them since
+    /// before `finished_before`. Returns how many workflows (sub-workflows included) it removed.
+    /// Durable backends also reclaim the space.
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError>;
 }

@@ -6,8 +6,14 @@
 //! them through [`Tables::apply`], the one place state changes. The memory backend discards the
 //! changes; the file backend appends them to its log and replays them through the same `apply`
 //! when it opens, so both backends share one implementation of the contract's rules.
+//!
+//! Everything here is a function of the changes applied, in order: replaying a log rebuilds
+//! the tables exactly, orders included, and so does replaying [`Tables::snapshot`] (what
+//! compaction writes). Orders never come from ids or from caller clocks alone: each invocation
+//! has a sequence number given by `apply(Created)`, and the ready queue is ordered by a ticket
+//! given when an invocation becomes ready. Nothing outside `apply` touches an index.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +41,11 @@ pub enum Change {
     Data(InvocationId, String, Vec<u8>),
     /// A finished workflow removed by retention.
     Purged(InvocationId),
+    /// (parent, child): a child the parent waits on became final while the parent still waits
+    /// on others; the parent no longer waits on it, and its status does not change. (The last
+    /// awaited child's completion logs the parent's new state instead.) Logged instead of the
+    /// parent's whole new state so that a fan-out of N children logs O(N) bytes, not O(N²).
+    ChildFinished(InvocationId, InvocationId),
 }
 
 /// The failure of an invocation whose executions keep vanishing.
@@ -61,6 +72,10 @@ fn check(invocation: InvocationId, from: Status, to: Status) -> Result<(), Store
 struct Slot {
     spec: Arc<InvocationSpec>,
     state: InvocationState,
+    /// Creation order: given by `apply(Created)`, so log replay gives the same order.
+    seq: u64,
+    /// Its key in the ready queue while it is there.
+    ticket: Option<u64>,
 }
 
 /// The in-memory state of a store. See the module docs.
@@ -70,10 +85,14 @@ pub struct Tables {
     journals: HashMap<InvocationId, Vec<JournalEntry>>,
     data: HashMap<InvocationId, BTreeMap<String, Vec<u8>>>,
     members: HashMap<InvocationId, Vec<InvocationId>>,
-    ready: VecDeque<InvocationId>,
+    /// Claimable invocations without a not-before time, by ticket: the order they became ready.
+    ready: BTreeMap<u64, InvocationId>,
+    /// Claimable invocations with a not-before time.
     delayed: BTreeSet<(Timestamp, InvocationId)>,
     leases: BTreeSet<(Timestamp, InvocationId)>,
     counts: StatusCounts,
+    next_seq: u64,
+    next_ticket: u64,
 }
 
 impl Tables {
@@ -89,24 +108,40 @@ impl Tables {
         match change {
             Change::Created(spec, state) => {
                 let id = spec.id;
-                if let Some(old) = self.invocations.remove(&id) {
-                    self.unindex(id, &old.state);
-                } else {
-                    self.members
-                        .entry(spec.identity.workflow_id)
-                        .or_default()
-                        .push(id);
-                }
-                self.index(id, &state);
-                self.invocations.insert(id, Slot { spec, state });
+                let seq = match self.invocations.remove(&id) {
+                    Some(old) => {
+                        self.unindex(id, &old.state, old.ticket);
+                        old.seq
+                    }
+                    None => {
+                        self.members
+                            .entry(spec.identity.workflow_id)
+                            .or_default()
+                            .push(id);
+                        let seq = self.next_seq;
+                        self.next_seq += 1;
+                        seq
+                    }
+                };
+                self.invocations.insert(
+                    id,
+                    Slot {
+                        spec,
+                        state,
+                        seq,
+                        ticket: None,
+                    },
+                );
+                self.index(id);
             }
             Change::State(id, state) => {
                 let Some(slot) = self.invocations.get_mut(&id) else {
                     return;
                 };
-                let old = std::mem::replace(&mut slot.state, state.clone());
-                self.unindex(id, &old);
-                self.index(id, &state);
+                let old = std::mem::replace(&mut slot.state, state);
+                let ticket = slot.ticket.take();
+                self.unindex(id, &old, ticket);
+                self.index(id);
             }
             Change::Journal(id, entries) => self.journals.entry(id).or_default().extend(entries),
             Change::Data(workflow, key, value) => {
@@ -115,39 +150,64 @@ impl Tables {
             Change::Purged(workflow) => {
                 for id in self.members.remove(&workflow).unwrap_or_default() {
                     if let Some(slot) = self.invocations.remove(&id) {
-                        self.unindex(id, &slot.state);
+                        self.unindex(id, &slot.state, slot.ticket);
                     }
                     self.journals.remove(&id);
                 }
                 self.data.remove(&workflow);
             }
+            Change::ChildFinished(parent, child) => {
+                // `waiting_on` is in no index, and the status stays: nothing to re-index.
+                if let Some(slot) = self.invocations.get_mut(&parent) {
+                    slot.state.waiting_on.retain(|c| *c != child);
+                }
+            }
         }
     }
 
-    fn index(&mut self, id: InvocationId, state: &InvocationState) {
-        self.counts.add(state.status);
-        if state.status.is_claimable() {
-            match state.not_before {
+    /// Indexes invocation `id` by its (new) state; a ready one joins the back of the queue.
+    fn index(&mut self, id: InvocationId) {
+        let Some(slot) = self.invocations.get(&id) else {
+            return;
+        };
+        let state = &slot.state;
+        let (status, not_before) = (state.status, state.not_before);
+        let lease = state.lease.as_ref().map(|l| l.expires_at);
+        self.counts.add(status);
+        let mut ticket = None;
+        if status.is_claimable() {
+            match not_before {
                 Some(t) => {
                     self.delayed.insert((t, id));
                 }
-                None => self.ready.push_back(id),
+                None => {
+                    ticket = Some(self.next_ticket);
+                    self.ready.insert(self.next_ticket, id);
+                    self.next_ticket += 1;
+                }
             }
         }
-        if let (Status::Running, Some(lease)) = (state.status, &state.lease) {
-            self.leases.insert((lease.expires_at, id));
+        if let (Status::Running, Some(expires_at)) = (status, lease) {
+            self.leases.insert((expires_at, id));
+        }
+        if let Some(slot) = self.invocations.get_mut(&id) {
+            slot.ticket = ticket;
         }
     }
 
-    fn unindex(&mut self, id: InvocationId, state: &InvocationState) {
+    /// Removes invocation `id`, in its old `state` and with its old queue `ticket`, from the
+    /// indexes. They hold exactly the claimable and running invocations, nothing stale.
+    fn unindex(&mut self, id: InvocationId, state: &InvocationState, ticket: Option<u64>) {
         self.counts.remove(state.status);
+        if let Some(ticket) = ticket {
+            self.ready.remove(&ticket);
+        }
         if let Some(t) = state.not_before {
             self.delayed.remove(&(t, id));
         }
         if let Some(lease) = &state.lease {
             self.leases.remove(&(lease.expires_at, id));
         }
-        // The ready queue is cleaned lazily: `claim` skips ids that are no longer claimable.
     }
 
     fn emit(&mut self, out: &mut Vec<Change>, change: Change) {
@@ -205,15 +265,16 @@ impl Tables {
         self.members.get(&workflow).cloned().unwrap_or_default()
     }
 
-    /// The root invocations of all workflows (sub-workflows included).
+    /// The root invocations of all workflows (sub-workflows included), oldest first; roots
+    /// created at the same time in submission order.
     pub fn workflow_roots(&self) -> Vec<InvocationRecord> {
-        let mut roots: Vec<InvocationRecord> = self
+        let mut roots: Vec<(&Slot, InvocationRecord)> = self
             .members
             .keys()
-            .filter_map(|wf| self.invocation(*wf).ok())
+            .filter_map(|wf| Some((self.invocations.get(wf)?, self.invocation(*wf).ok()?)))
             .collect();
-        roots.sort_by_key(|r| (r.spec.created_at, r.spec.id));
-        roots
+        roots.sort_by_key(|(slot, _)| (slot.spec.created_at, slot.seq));
+        roots.into_iter().map(|(_, r)| r).collect()
     }
 
     /// Counts by status.
@@ -223,7 +284,7 @@ impl Tables {
 
     /// Whether a claim at `now` would find something (a ready, due or recoverable invocation).
     pub fn has_claimable(&self, now: Timestamp) -> bool {
-        self.ready.iter().any(|id| self.is_claimable_now(*id, now))
+        !self.ready.is_empty()
             || self.delayed.first().is_some_and(|(t, _)| *t <= now)
             || self.leases.first().is_some_and(|(t, _)| *t < now)
     }
@@ -242,10 +303,24 @@ impl Tables {
         }
     }
 
-    fn is_claimable_now(&self, id: InvocationId, now: Timestamp) -> bool {
-        self.invocations.get(&id).is_some_and(|s| {
-            s.state.status.is_claimable() && s.state.not_before.is_none_or(|t| t <= now)
-        })
+    /// The invocation a claim at `now` takes: the one runnable longest. A queued invocation is
+    /// runnable since it became ready (its `updated_at`: submitted, released, woken, recovered),
+    /// a delayed one since its not-before time; the queue wins ties. Only the queue's front
+    /// and the earliest due delayed invocation can be the oldest.
+    fn next_claimable(&self, now: Timestamp) -> Option<InvocationId> {
+        let queued = self.ready.first_key_value().map(|(_, id)| *id);
+        let due = self.delayed.first().filter(|(t, _)| *t <= now).copied();
+        match (queued, due) {
+            (Some(q), Some((t, d))) => {
+                let since = self.invocations.get(&q).map(|s| s.state.updated_at);
+                Some(if since.is_some_and(|since| t < since) {
+                    d
+                } else {
+                    q
+                })
+            }
+            (q, d) => q.or(d.map(|(_, id)| id)),
+        }
     }
 
     // ----- operations ------------------------------------------------------------------------
@@ -325,46 +400,36 @@ impl Tables {
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
         self.recover_expired(out, now)?;
-        while let Some(&(t, id)) = self.delayed.first() {
-            if t > now {
-                break;
-            }
-            self.delayed.pop_first();
-            self.ready.push_back(id);
-        }
-        while let Some(id) = self.ready.pop_front() {
-            if !self.is_claimable_now(id, now) {
-                continue;
-            }
-            let slot = self.slot(id)?;
-            let from = slot.state.status;
-            check(id, from, Status::Running)?;
-            let expires_at = lease_expiry(now, lease_for);
-            let mut state = slot.state.clone();
-            state.status = Status::Running;
-            state.attempts += 1;
-            state.lease = Some(LeaseInfo {
-                worker: worker.clone(),
-                expires_at,
-            });
-            state.not_before = None;
-            state.updated_at = now;
-            let lease = Lease {
-                invocation: id,
-                worker: worker.clone(),
-                attempt: state.attempts,
-                expires_at,
-            };
-            self.set_state(out, id, state);
-            let record = self.invocation(id)?;
-            let journal = self.journals.get(&id).cloned().unwrap_or_default();
-            return Ok(Some(Claim {
-                lease,
-                record,
-                journal,
-            }));
-        }
-        Ok(None)
+        let Some(id) = self.next_claimable(now) else {
+            return Ok(None);
+        };
+        let slot = self.slot(id)?;
+        let from = slot.state.status;
+        check(id, from, Status::Running)?;
+        let expires_at = lease_expiry(now, lease_for);
+        let mut state = slot.state.clone();
+        state.status = Status::Running;
+        state.attempts += 1;
+        state.lease = Some(LeaseInfo {
+            worker: worker.clone(),
+            expires_at,
+        });
+        state.not_before = None;
+        state.updated_at = now;
+        let lease = Lease {
+            invocation: id,
+            worker: worker.clone(),
+            attempt: state.attempts,
+            expires_at,
+        };
+        self.set_state(out, id, state);
+        let record = self.invocation(id)?;
+        let journal = self.journals.get(&id).cloned().unwrap_or_default();
+        Ok(Some(Claim {
+            lease,
+            record,
+            journal,
+        }))
     }
 
     fn fence(&self, lease: &Lease, now: Timestamp) -> Result<&Slot, StoreError> {
@@ -548,13 +613,16 @@ impl Tables {
         if slot.state.status != Status::Waiting || !slot.state.waiting_on.contains(&child.id) {
             return;
         }
-        let mut state = slot.state.clone();
-        state.waiting_on.retain(|c| *c != child.id);
-        if state.waiting_on.is_empty() && Status::Waiting.check_transition(Status::Pending).is_ok()
-        {
-            state.status = Status::Pending;
-            state.updated_at = now;
+        let last = slot.state.waiting_on.iter().all(|c| *c == child.id);
+        if !last || Status::Waiting.check_transition(Status::Pending).is_err() {
+            // Still waiting on others: log only which child finished.
+            self.emit(out, Change::ChildFinished(parent, child.id));
+            return;
         }
+        let mut state = slot.state.clone();
+        state.waiting_on.clear();
+        state.status = Status::Pending;
+        state.updated_at = now;
         self.set_state(out, parent, state);
     }
 
@@ -621,23 +689,68 @@ impl Tables {
         Ok(())
     }
 
-    /// Removes finished workflows whose root finished before `finished_before` and whose every
-    /// invocation is final. Returns how many workflows were removed.
-    pub fn purge_finished(&mut self, out: &mut Vec<Change>, finished_before: Timestamp) -> usize {
-        let doomed: Vec<InvocationId> = self
-            .members
+    /// When workflow `wf` finished: the time its last invocation became final (the newest
+    /// `updated_at` of its root and members), or `None` while any of them is not final or its
+    /// root is missing.
+    fn finished_at(&self, wf: InvocationId, members: &[InvocationId]) -> Option<Timestamp> {
+        self.invocations.get(&wf)?;
+        members
             .iter()
-            .filter(|(wf, members)| {
-                self.invocations.get(wf).is_some_and(|root| {
-                    root.state.status.is_final() && root.state.updated_at < finished_before
-                }) && members.iter().all(|m| {
-                    self.invocations
-                        .get(m)
-                        .is_none_or(|s| s.state.status.is_final())
-                })
+            .try_fold(Timestamp(0), |newest, m| match self.invocations.get(m) {
+                None => Some(newest),
+                Some(s) if s.state.status.is_final() => Some(newest.max(s.state.updated_at)),
+                Some(_) => None,
             })
-            .map(|(wf, _)| *wf)
+    }
+
+    /// The top of the workflow tree `wf` belongs to: the workflow reached by following roots'
+    /// callers up (a sub-workflow's root is called by an invocation of its parent workflow)
+    /// while the caller is still stored.
+    fn tree_top(&self, wf: InvocationId) -> InvocationId {
+        let mut top = wf;
+        // A chain is never longer than the number of workflows; the bound only guards against
+        // a malformed cycle.
+        for _ in 0..self.members.len() {
+            let Some(caller) = self.invocations.get(&top).and_then(|r| r.spec.parent) else {
+                break;
+            };
+            let Some(caller) = self.invocations.get(&caller) else {
+                break;
+            };
+            let up = caller.spec.identity.workflow_id;
+            if up == top {
+                break;
+            }
+            top = up;
+        }
+        top
+    }
+
+    /// Removes finished workflow trees. A tree is a workflow together with the sub-workflows
+    /// started from it, recursively (a sub-workflow whose caller is gone is the top of its own
+    /// tree). It is purged as a whole, once every invocation in it is final and the last of
+    /// them became final before `finished_before`: a finished sub-workflow stays while its
+    /// caller, which still has to read its result, or anything else in the tree runs, and a
+    /// workflow's history stays complete while any of it is kept. Returns how many workflows
+    /// (sub-workflows included) were removed.
+    pub fn purge_finished(&mut self, out: &mut Vec<Change>, finished_before: Timestamp) -> usize {
+        // Per tree top: its workflows, and when the tree finished (`None`: it has not).
+        let mut trees: HashMap<InvocationId, (Vec<InvocationId>, Option<Timestamp>)> =
+            HashMap::new();
+        for (wf, members) in &self.members {
+            let finished = self.finished_at(*wf, members);
+            let tree = trees
+                .entry(self.tree_top(*wf))
+                .or_insert((Vec::new(), Some(Timestamp(0))));
+            tree.0.push(*wf);
+            tree.1 = tree.1.zip(finished).map(|(a, b)| a.max(b));
+        }
+        let mut doomed: Vec<InvocationId> = trees
+            .into_values()
+            .filter(|(_, finished)| finished.is_some_and(|t| t < finished_before))
+            .flat_map(|(wfs, _)| wfs)
             .collect();
+        doomed.sort_by_key(|wf| self.invocations.get(wf).map(|root| root.seq));
         for wf in &doomed {
             self.emit(out, Change::Purged(*wf));
         }
@@ -645,15 +758,23 @@ impl Tables {
     }
 
     /// Every change needed to rebuild these tables from empty (used by log compaction).
+    /// Invocations are created in creation order (so workflow membership and ties keep
+    /// submission order), then the queued ones are queued again in queue order (a released or
+    /// woken invocation queues behind ones created after it).
     pub fn snapshot(&self) -> Vec<Change> {
-        let mut out = Vec::with_capacity(self.invocations.len() * 2 + self.data.len());
-        let mut ids: Vec<&InvocationId> = self.invocations.keys().collect();
-        ids.sort_by_key(|id| (self.invocations[*id].spec.created_at, **id));
-        for id in ids {
-            let slot = &self.invocations[id];
+        let mut out =
+            Vec::with_capacity(self.invocations.len() * 2 + self.ready.len() + self.data.len());
+        let mut slots: Vec<(&InvocationId, &Slot)> = self.invocations.iter().collect();
+        slots.sort_by_key(|(_, slot)| slot.seq);
+        for (id, slot) in slots {
             out.push(Change::Created(slot.spec.clone(), slot.state.clone()));
             if let Some(j) = self.journals.get(id) {
                 out.push(Change::Journal(*id, j.clone()));
+            }
+        }
+        for id in self.ready.values() {
+            if let Some(slot) = self.invocations.get(id) {
+                out.push(Change::State(*id, slot.state.clone()));
             }
         }
         for (wf, kv) in &self.data {
@@ -662,5 +783,268 @@ impl Tables {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wf_core::{CallId, TaskId, WorkflowIdentity};
+
+    use crate::model::DEFAULT_MAX_RECOVERIES;
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp(1_767_225_600_000 + ms)
+    }
+
+    fn id(n: u128) -> InvocationId {
+        InvocationId::from_u128(n)
+    }
+
+    fn root(n: u128) -> NewInvocation {
+        let task = TaskId::new("t");
+        NewInvocation {
+            id: id(n),
+            call: CallId::of(&task, &[]),
+            identity: WorkflowIdentity::new_workflow(id(n), task.clone()),
+            task,
+            args: Vec::new(),
+            parent: None,
+            not_before: None,
+            max_recoveries: DEFAULT_MAX_RECOVERIES,
+        }
+    }
+
+    fn child(n: u128, parent: &NewInvocation) -> NewInvocation {
+        NewInvocation {
+            id: id(n),
+            identity: parent.identity.clone(),
+            parent: Some(parent.id),
+            ..root(n)
+        }
+    }
+
+    /// Operations on live tables, keeping the log of their changes as a file store would.
+    #[derive(Default)]
+    struct Logged {
+        tables: Tables,
+        log: Vec<Change>,
+    }
+
+    impl Logged {
+        fn submit(&mut self, inv: &NewInvocation, now: Timestamp) {
+            self.tables.submit(&mut self.log, inv.clone(), now).unwrap();
+        }
+
+        fn claim(&mut self, now: Timestamp) -> Lease {
+            claim(&mut self.tables, &mut self.log, now).unwrap().lease
+        }
+
+        fn commit(&mut self, lease: &Lease, commit: Commit, now: Timestamp) {
+            self.tables
+                .commit(&mut self.log, lease, commit, now)
+                .unwrap();
+        }
+    }
+
+    fn claim(t: &mut Tables, out: &mut Vec<Change>, now: Timestamp) -> Option<Claim> {
+        t.claim(out, &WorkerId::new("w"), Duration::from_secs(3600), now)
+            .unwrap()
+    }
+
+    fn replay(changes: Vec<Change>) -> Tables {
+        let mut t = Tables::new();
+        for change in changes {
+            t.apply(change);
+        }
+        t
+    }
+
+    /// Everything a reader sees: roots, each workflow's members in order, every record and
+    /// journal, counts.
+    type Seen = (
+        Vec<InvocationRecord>,
+        Vec<Vec<InvocationId>>,
+        Vec<(InvocationRecord, Vec<JournalEntry>)>,
+        StatusCounts,
+    );
+
+    fn seen(t: &Tables) -> Seen {
+        let roots = t.workflow_roots();
+        let members: Vec<Vec<InvocationId>> = roots
+            .iter()
+            .map(|r| t.workflow_invocations(r.id()))
+            .collect();
+        let mut records: Vec<(InvocationRecord, Vec<JournalEntry>)> = members
+            .iter()
+            .flatten()
+            .map(|m| (t.invocation(*m).unwrap(), t.journal(*m).unwrap()))
+            .collect();
+        records.sort_by_key(|(r, _)| r.id());
+        (roots, members, records, t.counts())
+    }
+
+    /// The order in which claims at `now` hand everything out.
+    fn claim_order(mut t: Tables, now: Timestamp) -> Vec<InvocationId> {
+        let mut order = Vec::new();
+        while let Some(c) = claim(&mut t, &mut Vec::new(), now) {
+            order.push(c.lease.invocation);
+        }
+        order
+    }
+
+    /// Asserts that replaying the log and replaying a snapshot both rebuild what the live
+    /// tables show, claim order included, and returns that claim order.
+    fn assert_rebuilt(live: Logged, now: Timestamp) -> Vec<InvocationId> {
+        let from_log = replay(live.log.clone());
+        let from_snapshot = replay(live.tables.snapshot());
+        let expected = seen(&live.tables);
+        assert_eq!(seen(&from_log), expected, "log replay");
+        assert_eq!(seen(&from_snapshot), expected, "snapshot replay");
+        let order = claim_order(live.tables, now);
+        assert_eq!(
+            claim_order(from_log, now),
+            order,
+            "claim order after log replay"
+        );
+        assert_eq!(
+            claim_order(from_snapshot, now),
+            order,
+            "claim order after snapshot replay"
+        );
+        order
+    }
+
+    /// Children created by one commit share `created_at`; a snapshot (compaction) must keep
+    /// them in submission order, not in id order.
+    #[test]
+    fn snapshot_keeps_submission_order() {
+        let mut live = Logged::default();
+        let p = root(1);
+        live.submit(&p, at(0));
+        let lease = live.claim(at(1));
+        // Ids in descending order, so id order is the reverse of submission order.
+        let kids = [child(0x30, &p), child(0x20, &p), child(0x10, &p)];
+        live.commit(
+            &lease,
+            Commit {
+                children: kids.to_vec(),
+                ..Commit::outcome(Outcome::Waiting {
+                    on: kids.iter().map(|k| k.id).collect(),
+                })
+            },
+            at(2),
+        );
+        let submitted = [p.id, id(0x30), id(0x20), id(0x10)];
+        assert_eq!(live.tables.workflow_invocations(p.id), submitted);
+        assert_eq!(
+            replay(live.tables.snapshot()).workflow_invocations(p.id),
+            submitted,
+            "members after a snapshot replay"
+        );
+        assert_eq!(
+            assert_rebuilt(live, at(10)),
+            [id(0x30), id(0x20), id(0x10)],
+            "children are claimed in submission order"
+        );
+    }
+
+    /// The ready queue is not creation order (a released invocation queues again at the back,
+    /// a retry joins when its not-before time comes); log and snapshot replay keep its order.
+    #[test]
+    fn replay_keeps_the_queue_order() {
+        let mut live = Logged::default();
+        let (a, b, x) = (root(1), root(2), root(3));
+        live.submit(&a, at(0));
+        live.submit(&b, at(1));
+        live.submit(&x, at(2));
+        let lease = live.claim(at(3));
+        assert_eq!(lease.invocation, a.id);
+        live.commit(&lease, Commit::outcome(Outcome::Released), at(4));
+        let lease = live.claim(at(5));
+        assert_eq!(lease.invocation, b.id);
+        live.commit(
+            &lease,
+            Commit::outcome(Outcome::Retry {
+                not_before: at(8),
+                error: Failure::new(FailureKind::Task, "flaky"),
+            }),
+            at(6),
+        );
+        // X waits since 2 ms, B's retry since 8 ms: X first.
+        assert_eq!(live.claim(at(10)).invocation, x.id);
+        let c = root(4);
+        live.submit(&c, at(11));
+        // Queued: A since 4 ms (released), B since 8 ms (retry due), C since 11 ms.
+        assert_eq!(assert_rebuilt(live, at(20)), [a.id, b.id, c.id]);
+    }
+
+    /// A due retry is ordered among queued invocations by its not-before time, as a function of
+    /// the logged state alone: claims do not move it anywhere the log does not record.
+    #[test]
+    fn log_replay_keeps_the_order_of_due_retries() {
+        let mut live = Logged::default();
+        let (a, q1, q2) = (root(1), root(2), root(3));
+        live.submit(&a, at(0));
+        let lease = live.claim(at(0));
+        live.commit(
+            &lease,
+            Commit::outcome(Outcome::Retry {
+                not_before: at(5),
+                error: Failure::new(FailureKind::Task, "flaky"),
+            }),
+            at(0),
+        );
+        live.submit(&q1, at(1));
+        live.submit(&q2, at(2));
+        // Q1 waits since 1 ms, A's retry since 5 ms.
+        assert_eq!(live.claim(at(10)).invocation, q1.id);
+        assert_eq!(assert_rebuilt(live, at(20)), [q2.id, a.id]);
+    }
+
+    /// Each child's completion logs a constant amount, not the parent's whole remaining
+    /// `waiting_on` list (a fan-out of N children would log O(N²) bytes), and replay still
+    /// wakes the parent exactly when its last child finishes.
+    #[test]
+    fn child_completion_logs_constant_size() {
+        const N: u128 = 100;
+        let mut live = Logged::default();
+        let p = root(1);
+        live.submit(&p, at(0));
+        let lease = live.claim(at(0));
+        let kids: Vec<NewInvocation> = (0..N).map(|n| child(1000 + n, &p)).collect();
+        live.commit(
+            &lease,
+            Commit {
+                children: kids.clone(),
+                ..Commit::outcome(Outcome::Waiting {
+                    on: kids.iter().map(|k| k.id).collect(),
+                })
+            },
+            at(1),
+        );
+        let mut sizes = Vec::new();
+        for k in &kids {
+            let lease = live.claim(at(2));
+            assert_eq!(lease.invocation, k.id);
+            let before = live.log.len();
+            live.commit(&lease, Commit::outcome(Outcome::Success(Vec::new())), at(3));
+            sizes.push(wf_core::codec::encode(&live.log[before..]).unwrap().len());
+        }
+        let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(
+            max < &(2 * min),
+            "bytes logged per child completion must not grow with the children still awaited: \
+             {sizes:?}"
+        );
+        let parent = live.tables.invocation(p.id).unwrap();
+        assert_eq!(
+            parent.state.status,
+            Status::Pending,
+            "the last child wakes it"
+        );
+        assert!(parent.state.waiting_on.is_empty());
+        assert_eq!(parent.state.updated_at, at(3));
+        assert_eq!(assert_rebuilt(live, at(10)), [p.id]);
     }
 }
