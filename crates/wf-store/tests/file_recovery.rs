@@ -118,6 +118,39 @@ fn a_damaged_last_record_is_cut_as_a_torn_tail() {
 }
 
 #[test]
+fn an_intact_record_that_does_not_decode_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records(dir.path());
+    let offsets = record_offsets(&full);
+    let last = offsets[2];
+    let mut bytes = full.clone();
+    // The payload is the codec's version byte, the number of changes, then the first change's
+    // enum tag: a tag no build has written, as a record of a future `Change` variant would be.
+    bytes[last + 8 + 2] = 0x7f;
+    fix_checksum(&mut bytes, last);
+    fs::write(log_path(dir.path()), &bytes).unwrap();
+    match FileStore::open_with(dir.path(), opts()) {
+        Err(e @ StoreError::Corrupt { .. }) => {
+            let message = e.to_string();
+            let StoreError::Corrupt { path, offset, .. } = e else {
+                unreachable!()
+            };
+            assert_eq!(path, log_path(dir.path()));
+            assert_eq!(offset, last as u64);
+            assert!(message.contains("intact"), "{message}");
+            assert!(message.contains("upgrade wf"), "{message}");
+        }
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("opened a log whose last record this build cannot read"),
+    }
+    assert_eq!(
+        fs::read(log_path(dir.path())).unwrap(),
+        bytes,
+        "an intact record is never cut"
+    );
+}
+
+#[test]
 fn zeros_or_garbage_after_the_last_record_are_cut() {
     let dir = tempfile::tempdir().unwrap();
     let full = three_records(dir.path());

@@ -1,6 +1,6 @@
 //! Opening the log: create it if missing, replay it into fresh [`Tables`], cut a torn tail.
 //!
-//! The rule for a bad record (cut short, failing its checksum, or not decoding) at offset `X`:
+//! The rule for a bad record (cut short or failing its checksum) at offset `X`:
 //!
 //! - if no checksum-valid record starts anywhere after `X`, it is a **torn tail** (the process
 //!   or the machine died while appending): the file is truncated to `X`, the truncation is made
@@ -9,6 +9,11 @@
 //!   flusher never writes past an unsynced batch, so only the last batch can be torn;
 //! - if a valid record follows, the damage is in the **middle** of the log, where records were
 //!   acknowledged: [`StoreError::Corrupt`] names the file and `X`. Nothing is guessed or skipped.
+//!
+//! A record whose checksum matches but whose payload does not decode is **never** cut: a torn
+//! write cannot produce a matching checksum, so the record is whole and this build cannot read it
+//! (it was written by another build of `wf`). That is [`StoreError::Corrupt`] naming the file and
+//! the record's offset, and the file is left as it is.
 //!
 //! A file written by a newer format gives [`StoreError::NewerFormat`]; opening never panics.
 
@@ -142,7 +147,18 @@ pub(crate) fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, StoreError> 
                             supported: supported.into(),
                         });
                     }
-                    Err(e) => break Some(format!("record does not decode: {e}")),
+                    Err(e) => {
+                        // Only a whole record matches its checksum, so this is no torn tail:
+                        // cutting it would throw away an acknowledged change.
+                        return Err(corrupt(
+                            at,
+                            format!(
+                                "the record is intact (its checksum matches) but this build cannot decode it ({e}); \
+                                 it was probably written by a newer or different build of wf: open the store \
+                                 with that build or upgrade wf"
+                            ),
+                        ));
+                    }
                 }
             }
         }

@@ -38,6 +38,16 @@ pub fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     out
 }
 
+/// Recomputes the checksum of the record at `at` after a test changed its payload, so the record
+/// is whole again as far as its frame can tell.
+pub fn fix_checksum(bytes: &mut [u8], at: usize) {
+    let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[at..at + 4]);
+    h.update(&bytes[at + 8..at + 8 + len]);
+    bytes[at + 4..at + 8].copy_from_slice(&h.finalize().to_le_bytes());
+}
+
 /// Root invocation number `n`; its arguments carry `n`.
 pub fn root(n: u64) -> NewInvocation {
     let id = InvocationId::from_u128(u128::from(n) + 1);
