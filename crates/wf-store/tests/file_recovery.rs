@@ -169,11 +169,25 @@ fn zeros_or_garbage_after_the_last_record_are_cut() {
     }
 }
 
+/// The log format this build writes (the header's last four bytes).
+fn current_format(log: &[u8]) -> u32 {
+    u32::from_le_bytes(log[8..12].try_into().unwrap())
+}
+
+#[test]
+fn this_build_writes_format_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = three_records(dir.path());
+    assert_eq!(&bytes[..8], b"wf-log\0\n");
+    assert_eq!(current_format(&bytes), 2);
+}
+
 #[test]
 fn a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = three_records(dir.path());
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let current = current_format(&bytes);
+    bytes[8..12].copy_from_slice(&(current + 1).to_le_bytes());
     fs::write(log_path(dir.path()), &bytes).unwrap();
     match FileStore::open_with(dir.path(), opts()) {
         Err(e @ StoreError::NewerFormat { .. }) => {
@@ -186,7 +200,10 @@ fn a_newer_format_is_refused() {
             else {
                 unreachable!()
             };
-            assert_eq!((path, found, supported), (log_path(dir.path()), 2, 1));
+            assert_eq!(
+                (path, found, supported),
+                (log_path(dir.path()), current + 1, current)
+            );
         }
         Err(e) => panic!("expected NewerFormat, got {e}"),
         Ok(_) => panic!("opened a newer format"),
@@ -196,6 +213,47 @@ fn a_newer_format_is_refused() {
         bytes,
         "left untouched"
     );
+}
+
+#[test]
+fn an_older_pre_release_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = three_records(dir.path());
+    let current = current_format(&bytes);
+    for older in 1..current {
+        bytes[8..12].copy_from_slice(&older.to_le_bytes());
+        fs::write(log_path(dir.path()), &bytes).unwrap();
+        match FileStore::open_with(dir.path(), opts()) {
+            Err(e @ StoreError::OlderFormat { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("new store directory"), "{message}");
+                assert!(message.contains("in-flight workflows"), "{message}");
+                let StoreError::OlderFormat {
+                    path,
+                    found,
+                    supported,
+                } = e
+                else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    (path, found, supported),
+                    (log_path(dir.path()), older, current)
+                );
+            }
+            Err(e) => panic!("format {older}: expected OlderFormat, got {e}"),
+            Ok(_) => panic!("format {older}: opened an older format"),
+        }
+        assert!(matches!(
+            FileStore::snapshot(dir.path()),
+            Err(StoreError::OlderFormat { found, .. }) if found == older
+        ));
+        assert_eq!(
+            fs::read(log_path(dir.path())).unwrap(),
+            bytes,
+            "left untouched"
+        );
+    }
 }
 
 #[test]

@@ -15,8 +15,10 @@ use wf_core::codec::MAX_DECODE_BYTES;
 /// The first eight bytes of every log file.
 pub(crate) const MAGIC: [u8; 8] = *b"wf-log\0\n";
 
-/// The log format this build writes and the newest it reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The log format this build writes and the only one it reads. Version 1 (before
+/// `InvocationSpec::max_recoveries`, `InvocationState::recoveries`, `Failure::non_determinism`
+/// and later enum variants) is a pre-release format whose records would misdecode: it is refused.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Size of the file header.
 pub(crate) const HEADER_LEN: usize = MAGIC.len() + 4;
@@ -38,10 +40,12 @@ pub(crate) fn header() -> [u8; HEADER_LEN] {
 /// What a file's first bytes say.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Header {
-    /// A log this build reads, of this version.
-    Ok(u32),
+    /// A log this build reads.
+    Ok,
     /// A log written by a newer format.
     Newer(u32),
+    /// A log written by an older format this build does not read.
+    Older(u32),
     /// Not a log file (too short, wrong magic, or version 0).
     Invalid(&'static str),
 }
@@ -59,8 +63,9 @@ pub(crate) fn read_header(bytes: &[u8]) -> Header {
     };
     match u32::from_le_bytes(*version) {
         0 => Header::Invalid("format version 0 was never written"),
+        FORMAT_VERSION => Header::Ok,
         v if v > FORMAT_VERSION => Header::Newer(v),
-        v => Header::Ok(v),
+        v => Header::Older(v),
     }
 }
 
@@ -154,7 +159,7 @@ mod tests {
         let mut log = header().to_vec();
         push_record(&mut log, b"first");
         push_record(&mut log, b"second");
-        assert_eq!(read_header(&log), Header::Ok(FORMAT_VERSION));
+        assert_eq!(read_header(&log), Header::Ok);
         let Frame::Valid { payload, next } = read_frame(&log, HEADER_LEN) else {
             panic!("first record unreadable");
         };
@@ -186,6 +191,8 @@ mod tests {
         let mut h = header();
         h[MAGIC.len()..].copy_from_slice(&7u32.to_le_bytes());
         assert_eq!(read_header(&h), Header::Newer(7));
+        h[MAGIC.len()..].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(read_header(&h), Header::Older(1));
         assert!(matches!(read_header(b"wf-l"), Header::Invalid(_)));
         assert!(matches!(
             read_header(b"not a log at all"),

@@ -226,8 +226,9 @@ impl FileStore {
     ///
     /// Takes the directory's lock ([`StoreError::StoreLocked`] if another process or another
     /// open store holds it), replays the log, cuts a torn tail left by a crash (with a warning)
-    /// and fails with [`StoreError::Corrupt`] on damage before the tail, or
-    /// [`StoreError::NewerFormat`] on a log written by a newer `wf`.
+    /// and fails with [`StoreError::Corrupt`] on damage before the tail,
+    /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
+    /// [`StoreError::OlderFormat`] on one written in an older, pre-release format.
     pub fn open_with(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;

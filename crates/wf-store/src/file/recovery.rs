@@ -15,7 +15,8 @@
 //! (it was written by another build of `wf`). That is [`StoreError::Corrupt`] naming the file and
 //! the record's offset, and the file is left as it is.
 //!
-//! A file written by a newer format gives [`StoreError::NewerFormat`]; opening never panics.
+//! A file written by a newer format gives [`StoreError::NewerFormat`], one of an older
+//! (pre-release) format [`StoreError::OlderFormat`]; opening never panics.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -114,9 +115,16 @@ pub(crate) fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, StoreError> 
         reason,
     };
     match format::read_header(bytes) {
-        Header::Ok(_) => {}
+        Header::Ok => {}
         Header::Newer(found) => {
             return Err(StoreError::NewerFormat {
+                path: path.to_path_buf(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Header::Older(found) => {
+            return Err(StoreError::OlderFormat {
                 path: path.to_path_buf(),
                 found,
                 supported: FORMAT_VERSION,
