@@ -16,7 +16,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::format;
@@ -80,6 +80,9 @@ pub(crate) struct Log {
     /// The last record that readers must not observe before it is durable (everything but
     /// claims and renewals; see the module docs of `file`).
     wanted: AtomicU64,
+    /// Set (after `Queue::failed`) once the log failed, so every operation can check for a
+    /// failure without taking the queue's lock.
+    stopped: AtomicBool,
     pub counters: Counters,
 }
 
@@ -116,6 +119,7 @@ impl Log {
             file: Mutex::new(file),
             durable: AtomicU64::new(0),
             wanted: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
@@ -133,18 +137,33 @@ impl Log {
         }
     }
 
-    /// Fails if an earlier write failed.
+    /// Fails if an earlier write, fsync or encode failed. Called with the `Tables` lock held, it
+    /// sees every failure that left a change in memory without its record (see `stop`).
     pub(crate) fn check(&self) -> Result<(), StoreError> {
+        if !self.stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &lock(&self.queue).failed {
             Some(f) => Err(self.failure_error(f)),
             None => Ok(()),
         }
     }
 
+    /// Whether the log failed (see [`Log::check`]).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Records the first failure; the log takes no record after it.
+    fn stop(&self, q: &mut Queue, failure: Failure) {
+        q.failed.get_or_insert(failure);
+        self.stopped.store(true, Ordering::Release);
+    }
+
     /// Stops the log after the in-memory state moved ahead of what can be logged.
     pub(crate) fn fail(&self, kind: io::ErrorKind, message: String) {
         let mut q = lock(&self.queue);
-        q.failed.get_or_insert(Failure { kind, message });
+        self.stop(&mut q, Failure { kind, message });
         self.flushed.notify_all();
     }
 
@@ -235,10 +254,11 @@ impl Log {
                     }
                 }
                 Err(e) => {
-                    q.failed.get_or_insert(Failure {
+                    let failure = Failure {
                         kind: e.kind(),
                         message: format!("writing {}: {e}", self.path.display()),
-                    });
+                    };
+                    self.stop(&mut q, failure);
                 }
             }
             if q.batch.is_empty() {
@@ -325,15 +345,23 @@ impl Log {
                 Err(e)
             }
             Compacted::Broken(e) => {
-                q.failed.get_or_insert(Failure {
+                let failure = Failure {
                     kind: io::ErrorKind::Other,
                     message: e.to_string(),
-                });
+                };
+                self.stop(&mut q, failure);
                 Err(e)
             }
         };
         self.flushed.notify_all();
         result
+    }
+
+    /// Makes later writes go to `file` instead of the log: a test points it at `/dev/full` to
+    /// get real `ENOSPC` failures without mocking the file system.
+    #[cfg(test)]
+    pub(crate) fn redirect_writes(&self, file: File) {
+        *lock(&self.file) = file;
     }
 
     fn switch_to_new_file(&self) -> Result<(), StoreError> {

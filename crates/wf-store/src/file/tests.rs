@@ -1,0 +1,148 @@
+//! Failures of the log's file, for real: `/dev/full` fails every write with `ENOSPC`, so pointing
+//! the log's writes at it shows what the store does when the disk fills up, without mocking the
+//! file system. (Linux only; a full-disk test through a tiny mounted file system would need root.)
+
+use std::fs::OpenOptions;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use wf_core::{CallId, InvocationId, Status, TaskId, Timestamp, WorkerId, WorkflowIdentity};
+
+use super::{FileOptions, FileStore};
+use crate::error::StoreError;
+use crate::model::{DEFAULT_MAX_RECOVERIES, NewInvocation};
+use crate::store::Store;
+
+const T0: Timestamp = Timestamp(1_767_225_600_000);
+const LONG: Duration = Duration::from_secs(30);
+
+fn root(n: u128) -> NewInvocation {
+    let id = InvocationId::from_u128(n);
+    let task = TaskId::new("disk-full");
+    NewInvocation {
+        id,
+        call: CallId::of(&task, &[]),
+        identity: WorkflowIdentity::new_workflow(id, task.clone()),
+        task,
+        args: Vec::new(),
+        parent: None,
+        not_before: None,
+        max_recoveries: DEFAULT_MAX_RECOVERIES,
+    }
+}
+
+/// From now on every write to the log fails with `ENOSPC`.
+fn fill_the_disk(store: &FileStore) {
+    let full = OpenOptions::new()
+        .append(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    store.log.redirect_writes(full);
+}
+
+/// The fail-stop error: an I/O error that says to reopen the store.
+fn assert_stopped<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) {
+    match result {
+        Err(e @ StoreError::Io { .. }) => {
+            assert!(e.to_string().contains("reopen the store"), "{what}: {e}");
+        }
+        other => panic!("{what}: expected the store to have stopped, got {other:?}"),
+    }
+}
+
+#[test]
+fn after_a_failed_write_no_operation_hands_out_state_that_was_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open_with(dir.path(), FileOptions::default()).unwrap();
+    let id = root(1).id;
+    store.submit(root(1), T0).unwrap();
+    fill_the_disk(&store);
+
+    // The claim is applied in memory, then its record cannot be written.
+    let claimed = store.claim(&WorkerId::new("w"), LONG, T0);
+    match claimed {
+        Err(StoreError::Io { source, .. }) => {
+            assert_eq!(source.kind(), io::ErrorKind::StorageFull, "{source}");
+        }
+        other => panic!("expected ENOSPC from the claim, got {other:?}"),
+    }
+
+    // Memory says "running, attempt 1"; the log never took it. Nobody may see that.
+    assert_stopped("invocation", store.invocation(id));
+    assert_stopped("invocations", store.invocations(&[id]));
+    assert_stopped("journal", store.journal(id));
+    assert_stopped("get_data", store.get_data(id, "k"));
+    assert_stopped("data_keys", store.data_keys(id));
+    assert_stopped("workflow_invocations", store.workflow_invocations(id));
+    assert_stopped("workflows", store.workflows());
+    assert_stopped("counts", store.counts());
+    assert_stopped("next_due", store.next_due());
+    assert_stopped("wait_for_work", store.wait_for_work(LONG));
+    assert_stopped("wait_final", store.wait_final(id, LONG));
+    assert_stopped("submit", store.submit(root(2), T0));
+    assert_stopped("claim", store.claim(&WorkerId::new("w"), LONG, T0));
+    assert_stopped("recover_expired", store.recover_expired(T0));
+    assert_stopped("cancel", store.cancel(id, "no", T0));
+    assert_stopped("purge_finished", store.purge_finished(T0));
+    assert_stopped("compact", store.compact());
+    assert_stopped("flush", store.flush());
+    drop(store);
+
+    // Reopening recovers what the log holds: the claim never happened.
+    let store = FileStore::open_with(dir.path(), FileOptions::default()).unwrap();
+    let record = store.invocation(id).unwrap();
+    assert_eq!(record.status(), Status::Pending);
+    assert_eq!(record.state.attempts, 0);
+}
+
+#[test]
+fn a_failed_write_wakes_threads_blocked_in_wait_final_and_wait_for_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileStore::open_with(dir.path(), FileOptions::default()).unwrap());
+    let id = root(1).id;
+    // Real time: `wait_for_work` also wakes for the lease's expiry, which must be far off.
+    let now = Timestamp::from_system_time(SystemTime::now());
+    store.submit(root(1), now).unwrap();
+    let claim = store
+        .claim(&WorkerId::new("w"), LONG, now)
+        .unwrap()
+        .expect("the invocation is claimable");
+    // Nothing is claimable and nothing is final: both would block for their whole timeout.
+    let final_waiter = std::thread::spawn({
+        let store = Arc::clone(&store);
+        move || {
+            let start = Instant::now();
+            (
+                store.wait_final(id, LONG).map(|r| r.is_some()),
+                start.elapsed(),
+            )
+        }
+    });
+    let work_waiter = std::thread::spawn({
+        let store = Arc::clone(&store);
+        move || {
+            let start = Instant::now();
+            (store.wait_for_work(LONG), start.elapsed())
+        }
+    });
+    // Both found nothing and went on to block, holding the `Tables` lock; once this thread gets
+    // the lock, both are waiting on their condition variables.
+    while store.blocking.load(Ordering::Relaxed) < 2 {
+        std::thread::yield_now();
+    }
+    drop(store.lock());
+    fill_the_disk(&store);
+    assert!(store.renew(&claim.lease, LONG, now).is_err());
+    for (what, (result, waited)) in [
+        ("wait_final", final_waiter.join().unwrap()),
+        ("wait_for_work", work_waiter.join().unwrap()),
+    ] {
+        assert!(
+            waited < LONG / 2,
+            "{what} took {waited:?}: it must wake on the failure, not on its timeout"
+        );
+        assert_stopped(what, result);
+    }
+}
