@@ -41,7 +41,10 @@
 //!   at-least-once contract of tasks allows anyway (a crash after a durable claim re-runs it
 //!   too). Anything a claimed task produces becomes durable only through its commit, which is
 //!   logged after the claim and everything the claim saw. This saves one fsync wait per task (a
-//!   worker's loop is claim, commit).
+//!   worker's loop is claim, commit). A claim's recovery of expired leases can do more than
+//!   that: fail an invocation that crash-loops (`WorkerLost`) and so wake its parent. Such a
+//!   claim is logged and waited for like any other durable operation (see `lease_only`), so
+//!   nobody sees a final state that a power loss could take back.
 //! - Commits, submissions, cancellations, expiry recovery and purges are durable before they
 //!   return. A clean drop of the store flushes whatever is still unsynced.
 //!
@@ -85,7 +88,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Timestamp, WorkerId};
+use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Status, Timestamp, WorkerId};
 
 use crate::error::StoreError;
 use crate::memory::{signal, system_now, wait_until};
@@ -344,7 +347,8 @@ impl FileStore {
     }
 
     /// Runs a mutating operation, logs its changes as one record, does housekeeping and, unless
-    /// `must_sync` is false (claims and renewals), waits until everything it saw is durable.
+    /// `must_sync` is false (claims and renewals) and every change is [`lease_only`], waits until
+    /// everything it saw is durable.
     fn mutate<T>(
         &self,
         must_sync: bool,
@@ -354,6 +358,10 @@ impl FileStore {
         let mut tables = self.lock_checked()?;
         let mut changes = Vec::new();
         let result = op(&mut tables, &mut changes);
+        // A claim that failed a crash-looping invocation (and maybe woke its parent) made
+        // something final: that must be durable before anyone sees it, so it is logged as wanted
+        // and waited for, sharing the next group commit like any other durable operation.
+        let must_sync = must_sync || !changes.iter().all(lease_only);
         let appended = match changes.is_empty() {
             true => None,
             false => match self.log.append(&changes, must_sync) {
@@ -446,6 +454,16 @@ impl Drop for FileStore {
             tracing::warn!(error = %e, "could not flush the store log on close");
         }
     }
+}
+
+/// Whether a change only takes, extends or drops a lease: a claim's or renewal's new state
+/// (running), or an expired lease's invocation queued again (pending). Only such changes may be
+/// seen and acknowledged before they are durable; a crash that loses them loses a lease or an
+/// attempt number, never an outcome. Anything else (a final state, a parent woken by it) is not.
+/// A parent is only ever woken by a final child, so a change list with a parent made pending
+/// always holds a final state too.
+fn lease_only(change: &Change) -> bool {
+    matches!(change, Change::State(_, s) if matches!(s.status, Status::Running | Status::Pending))
 }
 
 /// Refuses, before anything changes, a request whose record could not be encoded: memory would
