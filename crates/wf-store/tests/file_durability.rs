@@ -1,5 +1,5 @@
 //! What the file backend lets callers see, and when: nothing final is handed out before it is
-//! durable, and waiting for an invocation ends when it is gone.
+//! durable.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

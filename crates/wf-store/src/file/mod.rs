@@ -79,7 +79,6 @@ mod log;
 mod recovery;
 mod snapshot;
 #[cfg(test)]
-#[cfg(target_os = "linux")]
 mod tests;
 
 use std::fs::File;
@@ -620,29 +619,24 @@ impl Store for FileStore {
         id: InvocationId,
         timeout: Duration,
     ) -> Result<Option<InvocationRecord>, StoreError> {
-        let guard = self.lock_checked()?;
-        if let Err(e) = guard.invocation(id) {
-            let seen = self.log.wanted();
-            drop(guard);
-            self.stop_on_failure(self.log.wait_durable(seen))?;
-            return Err(e);
-        }
+        // Unknown when called or purged while waiting: `InvocationNotFound` either way.
         let found = wait_until(
-            guard,
+            self.lock_checked()?,
             &self.finished,
             timeout,
-            |t| match self.log.check() {
-                Err(stopped) => Some(Err(stopped)),
-                Ok(()) => {
-                    let done = t
-                        .invocation(id)
-                        .ok()
-                        .filter(|r| r.state.status.is_final())
-                        .map(|r| Ok((r, self.log.wanted())));
-                    if done.is_none() {
+            |t| {
+                if let Err(stopped) = self.log.check() {
+                    return Some(Err(stopped));
+                }
+                match t.invocation(id) {
+                    // Final, or gone (purged by retention): either way the wait is over once the
+                    // state that says so is durable.
+                    Ok(r) if r.state.status.is_final() => Some(Ok((Ok(r), self.log.wanted()))),
+                    Err(gone) => Some(Ok((Err(gone), self.log.wanted()))),
+                    Ok(_) => {
                         self.about_to_block();
+                        None
                     }
-                    done
                 }
             },
             |_| None,
@@ -650,7 +644,7 @@ impl Store for FileStore {
         match found {
             Some(Ok((record, seen))) => {
                 self.stop_on_failure(self.log.wait_durable(seen))?;
-                Ok(Some(record))
+                record.map(Some)
             }
             Some(Err(stopped)) => Err(stopped),
             None => Ok(None),

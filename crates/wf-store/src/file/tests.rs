@@ -1,8 +1,16 @@
-//! Failures of the log's file, for real: `/dev/full` fails every write with `ENOSPC`, so pointing
+//! Tests that need the file store's insides.
+//!
+//! Failures of the log's file are real: `/dev/full` fails every write with `ENOSPC`, so pointing
 //! the log's writes at it shows what the store does when the disk fills up, without mocking the
 //! file system. (Linux only; a full-disk test through a tiny mounted file system would need root.)
+//!
+//! A test that must act while another thread is blocked waits until the store's `blocking`
+//! counter says the thread went to block, then takes the `Tables` lock once: the waiter blocks
+//! holding that lock, so once this thread has it, the waiter is waiting on its condition variable.
 
+#[cfg(target_os = "linux")]
 use std::fs::OpenOptions;
+#[cfg(target_os = "linux")]
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +20,7 @@ use wf_core::{CallId, InvocationId, Status, TaskId, Timestamp, WorkerId, Workflo
 
 use super::{FileOptions, FileStore};
 use crate::error::StoreError;
-use crate::model::{DEFAULT_MAX_RECOVERIES, NewInvocation};
+use crate::model::{Commit, DEFAULT_MAX_RECOVERIES, NewInvocation, Outcome};
 use crate::store::Store;
 
 const T0: Timestamp = Timestamp(1_767_225_600_000);
@@ -33,7 +41,16 @@ fn root(n: u128) -> NewInvocation {
     }
 }
 
+/// Returns once `n` waiters in all went to block and are waiting (see the module docs).
+fn until_blocked(store: &FileStore, n: u64) {
+    while store.blocking.load(Ordering::Relaxed) < n {
+        std::thread::yield_now();
+    }
+    drop(store.lock());
+}
+
 /// From now on every write to the log fails with `ENOSPC`.
+#[cfg(target_os = "linux")]
 fn fill_the_disk(store: &FileStore) {
     let full = OpenOptions::new()
         .append(true)
@@ -43,6 +60,7 @@ fn fill_the_disk(store: &FileStore) {
 }
 
 /// The fail-stop error: an I/O error that says to reopen the store.
+#[cfg(target_os = "linux")]
 fn assert_stopped<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) {
     match result {
         Err(e @ StoreError::Io { .. }) => {
@@ -52,6 +70,7 @@ fn assert_stopped<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>)
     }
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn after_a_failed_write_no_operation_hands_out_state_that_was_never_logged() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,6 +116,7 @@ fn after_a_failed_write_no_operation_hands_out_state_that_was_never_logged() {
     assert_eq!(record.state.attempts, 0);
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_failed_write_wakes_threads_blocked_in_wait_final_and_wait_for_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,12 +147,7 @@ fn a_failed_write_wakes_threads_blocked_in_wait_final_and_wait_for_work() {
             (store.wait_for_work(LONG), start.elapsed())
         }
     });
-    // Both found nothing and went on to block, holding the `Tables` lock; once this thread gets
-    // the lock, both are waiting on their condition variables.
-    while store.blocking.load(Ordering::Relaxed) < 2 {
-        std::thread::yield_now();
-    }
-    drop(store.lock());
+    until_blocked(&store, 2);
     fill_the_disk(&store);
     assert!(store.renew(&claim.lease, LONG, now).is_err());
     for (what, (result, waited)) in [
@@ -144,5 +159,43 @@ fn a_failed_write_wakes_threads_blocked_in_wait_final_and_wait_for_work() {
             "{what} took {waited:?}: it must wake on the failure, not on its timeout"
         );
         assert_stopped(what, result);
+    }
+}
+
+#[test]
+fn wait_final_ends_with_not_found_when_the_invocation_is_purged_while_it_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileStore::open_with(dir.path(), FileOptions::default()).unwrap());
+    let id = root(1).id;
+    store.submit(root(1), T0).unwrap();
+    let claim = store
+        .claim(&WorkerId::new("w"), LONG, T0)
+        .unwrap()
+        .expect("the invocation is claimable");
+    let waiter = std::thread::spawn({
+        let store = Arc::clone(&store);
+        move || store.wait_final(id, LONG)
+    });
+    until_blocked(&store, 1);
+    // Finish and purge in one step, as when a purge takes the lock before the woken waiter does:
+    // the waiter wakes to find the invocation gone.
+    let later = Timestamp(T0.0 + 1);
+    store
+        .mutate(true, T0, |t, out| {
+            t.commit(
+                out,
+                &claim.lease,
+                Commit::outcome(Outcome::Success(Vec::new())),
+                T0,
+            )?;
+            assert_eq!(t.purge_finished(out, later), 1);
+            Ok(())
+        })
+        .unwrap();
+    match waiter.join().unwrap() {
+        Err(StoreError::InvocationNotFound(gone)) => assert_eq!(gone, id),
+        other => {
+            panic!("expected InvocationNotFound once the invocation was purged, got {other:?}")
+        }
     }
 }
