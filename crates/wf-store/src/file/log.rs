@@ -186,7 +186,8 @@ impl Log {
             return Err(self.failure_error(f));
         }
         let before = q.batch.len();
-        format::push_record(&mut q.batch, &payload);
+        let at = q.size;
+        format::push_record(&mut q.batch, at, &payload);
         q.size += (q.batch.len() - before) as u64;
         q.appended += 1;
         let seq = q.appended;
@@ -313,7 +314,7 @@ impl Log {
         let written = write_file(&self.tmp, self.sync, |out| {
             out.write_all(&format::header())
                 .map_err(io_err(&self.tmp))?;
-            write_snapshot(out, snapshot, &self.tmp)
+            write_snapshot(out, snapshot, format::HEADER_LEN as u64, &self.tmp)
         });
         let outcome = match written {
             Ok(size) => match self.switch_to_new_file() {
@@ -376,9 +377,14 @@ impl Log {
 }
 
 /// Writes a snapshot as records of at most a few hundred changes each (halving a group that is
-/// too large for one record). The snapshot is made durable as a whole by the rename, so it does
-/// not need to be one record.
-fn write_snapshot(out: &mut dyn Write, changes: &[Change], path: &Path) -> Result<(), StoreError> {
+/// too large for one record), the first starting at file offset `at`. The snapshot is made
+/// durable as a whole by the rename, so it does not need to be one record.
+fn write_snapshot(
+    out: &mut dyn Write,
+    changes: &[Change],
+    mut at: u64,
+    path: &Path,
+) -> Result<(), StoreError> {
     const GROUP: usize = 512;
     let mut frame = Vec::new();
     let mut pending: Vec<&[Change]> = changes.chunks(GROUP).rev().collect();
@@ -386,8 +392,9 @@ fn write_snapshot(out: &mut dyn Write, changes: &[Change], path: &Path) -> Resul
         match wf_core::codec::encode(group) {
             Ok(payload) => {
                 frame.clear();
-                format::push_record(&mut frame, &payload);
+                format::push_record(&mut frame, at, &payload);
                 out.write_all(&frame).map_err(io_err(path))?;
+                at += frame.len() as u64;
             }
             Err(wf_core::CodecError::TooLarge { .. }) if group.len() > 1 => {
                 let (a, b) = group.split_at(group.len() / 2);

@@ -10,6 +10,11 @@
 //! - if a valid record follows, the damage is in the **middle** of the log, where records were
 //!   acknowledged: [`StoreError::Corrupt`] names the file and `X`. Nothing is guessed or skipped.
 //!
+//! The search for a valid record after `X` costs time in proportion to the rest of the file (a
+//! frame's tag says where records start, see `format`). Only bytes crafted to carry frames that
+//! match their exact offsets could make it give up before an answer; that is reported as
+//! [`StoreError::Corrupt`] too, never cut.
+//!
 //! A record whose checksum matches but whose payload does not decode is **never** cut: a torn
 //! write cannot produce a matching checksum, so the record is whole and this build cannot read it
 //! (it was written by another build of `wf`). That is [`StoreError::Corrupt`] naming the file and
@@ -24,7 +29,7 @@ use std::path::Path;
 
 use wf_core::CodecError;
 
-use super::format::{self, FORMAT_VERSION, Frame, HEADER_LEN, Header};
+use super::format::{self, After, FORMAT_VERSION, Frame, HEADER_LEN, Header};
 use super::fsio::{io_err, rename_durably, sync_dir, write_file};
 use crate::error::StoreError;
 use crate::tables::{Change, Tables};
@@ -174,13 +179,22 @@ pub(crate) fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, StoreError> 
     let cut = match bad {
         None => None,
         Some(reason) => match format::valid_record_after(bytes, at) {
-            Some(next) => {
+            After::Valid(next) => {
                 return Err(corrupt(
                     at,
                     format!("{reason}, yet a valid record follows at offset {next}"),
                 ));
             }
-            None => Some((at as u64, reason)),
+            After::Undecided => {
+                return Err(corrupt(
+                    at,
+                    format!(
+                        "{reason}, and the {} bytes after it hold too many record-like frames to rule out a valid record among them",
+                        bytes.len() - at
+                    ),
+                ));
+            }
+            After::Nothing => Some((at as u64, reason)),
         },
     };
     Ok(Replayed {
