@@ -92,6 +92,18 @@ pub enum StoreError {
         /// Highest version this build reads.
         supported: u32,
     },
+    /// The store was written by an older, pre-release `wf` whose format this build cannot read.
+    #[error(
+        "store {path} has format version {found}, an older pre-release format this build (format {supported}) cannot read: finish or purge its in-flight workflows with the build that wrote it, or start a new store directory"
+    )]
+    OlderFormat {
+        /// The store file.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// The only version this build reads.
+        supported: u32,
+    },
     /// The backend cannot be reached (network, server down).
     #[error("store unavailable: {0}")]
     Unavailable(String),

@@ -64,9 +64,9 @@ fn crash_child() {
 
 /// Whether the log ends inside a record (the kill landed mid-append); for the test's report.
 fn torn_tail(bytes: &[u8]) -> bool {
-    let mut at = 12;
-    while at + 8 <= bytes.len() {
-        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let mut at = HEADER_LEN;
+    while at + FRAME_LEN <= bytes.len() {
+        at += FRAME_LEN + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
     }
     at != bytes.len()
 }

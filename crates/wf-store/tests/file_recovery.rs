@@ -71,8 +71,8 @@ fn a_damaged_middle_record_is_corruption_with_its_offset() {
     let full = three_records(dir.path());
     let offsets = record_offsets(&full);
     let middle = offsets[1];
-    // A flipped bit in the length, in the checksum, and in the payload.
-    for at in [middle, middle + 5, middle + 8, offsets[2] - 1] {
+    // A flipped bit in the length, in the tag, in the checksum, and in the payload.
+    for at in [middle, middle + 5, middle + 9, offsets[2] - 1] {
         let mut bytes = full.clone();
         bytes[at] ^= 0x10;
         fs::write(log_path(dir.path()), &bytes).unwrap();
@@ -118,6 +118,39 @@ fn a_damaged_last_record_is_cut_as_a_torn_tail() {
 }
 
 #[test]
+fn an_intact_record_that_does_not_decode_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records(dir.path());
+    let offsets = record_offsets(&full);
+    let last = offsets[2];
+    let mut bytes = full.clone();
+    // The payload is the codec's version byte, the number of changes, then the first change's
+    // enum tag: a tag no build has written, as a record of a future `Change` variant would be.
+    bytes[last + FRAME_LEN + 2] = 0x7f;
+    fix_checksum(&mut bytes, last);
+    fs::write(log_path(dir.path()), &bytes).unwrap();
+    match FileStore::open_with(dir.path(), opts()) {
+        Err(e @ StoreError::Corrupt { .. }) => {
+            let message = e.to_string();
+            let StoreError::Corrupt { path, offset, .. } = e else {
+                unreachable!()
+            };
+            assert_eq!(path, log_path(dir.path()));
+            assert_eq!(offset, last as u64);
+            assert!(message.contains("intact"), "{message}");
+            assert!(message.contains("upgrade wf"), "{message}");
+        }
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("opened a log whose last record this build cannot read"),
+    }
+    assert_eq!(
+        fs::read(log_path(dir.path())).unwrap(),
+        bytes,
+        "an intact record is never cut"
+    );
+}
+
+#[test]
 fn zeros_or_garbage_after_the_last_record_are_cut() {
     let dir = tempfile::tempdir().unwrap();
     let full = three_records(dir.path());
@@ -136,11 +169,88 @@ fn zeros_or_garbage_after_the_last_record_are_cut() {
     }
 }
 
+/// The log format this build writes (the header's last four bytes).
+fn current_format(log: &[u8]) -> u32 {
+    u32::from_le_bytes(log[8..12].try_into().unwrap())
+}
+
+#[test]
+fn this_build_writes_format_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = three_records(dir.path());
+    assert_eq!(&bytes[..8], b"wf-log\0\n");
+    assert_eq!(current_format(&bytes), 2);
+}
+
+/// `len` bytes that look like nothing in particular (xorshift; the test needs noise, not quality).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Megabytes of noise after a record cut short: a torn tail (say, a crash while the file's size
+/// was already extended but its blocks held old data). Finding out that no valid record hides
+/// in it must take time in proportion to its size, not to its cube.
+#[test]
+fn a_torn_record_followed_by_megabytes_of_noise_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records(dir.path());
+    let offsets = record_offsets(&full);
+    let (last, end) = (offsets[2], offsets[3]);
+    for (seed, tail) in [(1, 8 << 20), (2, 3 << 20), (3, 1)] {
+        let mut bytes = full[..end - 3].to_vec();
+        bytes.extend_from_slice(&noise(tail, seed));
+        fs::write(log_path(dir.path()), &bytes).unwrap();
+        let store = FileStore::open_with(dir.path(), opts()).unwrap();
+        let record = store.invocation(root(0).id).unwrap();
+        assert!(!check_whole(&store, &record), "the torn commit is gone");
+        assert_eq!(record.status(), Status::Running);
+        drop(store);
+        assert_eq!(
+            fs::read(log_path(dir.path())).unwrap(),
+            &full[..last],
+            "cut where the torn record starts"
+        );
+    }
+}
+
+/// The same noise after a damaged record that valid records follow is still corruption: the scan
+/// for valid records does not give up on a long tail.
+#[test]
+fn a_damaged_record_followed_by_valid_ones_and_noise_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records(dir.path());
+    let offsets = record_offsets(&full);
+    let middle = offsets[1];
+    let mut bytes = full.clone();
+    bytes[middle + 20] ^= 0x40;
+    bytes.extend_from_slice(&noise(4 << 20, 4));
+    fs::write(log_path(dir.path()), &bytes).unwrap();
+    match FileStore::open_with(dir.path(), opts()) {
+        Err(StoreError::Corrupt { offset, .. }) => assert_eq!(offset, middle as u64),
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("opened a log damaged before acknowledged records"),
+    }
+    assert_eq!(
+        fs::read(log_path(dir.path())).unwrap(),
+        bytes,
+        "nothing cut"
+    );
+}
+
 #[test]
 fn a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = three_records(dir.path());
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let current = current_format(&bytes);
+    bytes[8..12].copy_from_slice(&(current + 1).to_le_bytes());
     fs::write(log_path(dir.path()), &bytes).unwrap();
     match FileStore::open_with(dir.path(), opts()) {
         Err(e @ StoreError::NewerFormat { .. }) => {
@@ -153,7 +263,10 @@ fn a_newer_format_is_refused() {
             else {
                 unreachable!()
             };
-            assert_eq!((path, found, supported), (log_path(dir.path()), 2, 1));
+            assert_eq!(
+                (path, found, supported),
+                (log_path(dir.path()), current + 1, current)
+            );
         }
         Err(e) => panic!("expected NewerFormat, got {e}"),
         Ok(_) => panic!("opened a newer format"),
@@ -163,6 +276,47 @@ fn a_newer_format_is_refused() {
         bytes,
         "left untouched"
     );
+}
+
+#[test]
+fn an_older_pre_release_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = three_records(dir.path());
+    let current = current_format(&bytes);
+    for older in 1..current {
+        bytes[8..12].copy_from_slice(&older.to_le_bytes());
+        fs::write(log_path(dir.path()), &bytes).unwrap();
+        match FileStore::open_with(dir.path(), opts()) {
+            Err(e @ StoreError::OlderFormat { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("new store directory"), "{message}");
+                assert!(message.contains("in-flight workflows"), "{message}");
+                let StoreError::OlderFormat {
+                    path,
+                    found,
+                    supported,
+                } = e
+                else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    (path, found, supported),
+                    (log_path(dir.path()), older, current)
+                );
+            }
+            Err(e) => panic!("format {older}: expected OlderFormat, got {e}"),
+            Ok(_) => panic!("format {older}: opened an older format"),
+        }
+        assert!(matches!(
+            FileStore::snapshot(dir.path()),
+            Err(StoreError::OlderFormat { found, .. }) if found == older
+        ));
+        assert_eq!(
+            fs::read(log_path(dir.path())).unwrap(),
+            bytes,
+            "left untouched"
+        );
+    }
 }
 
 #[test]

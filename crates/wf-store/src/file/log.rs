@@ -16,7 +16,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::format;
@@ -80,6 +80,9 @@ pub(crate) struct Log {
     /// The last record that readers must not observe before it is durable (everything but
     /// claims and renewals; see the module docs of `file`).
     wanted: AtomicU64,
+    /// Set (after `Queue::failed`) once the log failed, so every operation can check for a
+    /// failure without taking the queue's lock.
+    stopped: AtomicBool,
     pub counters: Counters,
 }
 
@@ -116,6 +119,7 @@ impl Log {
             file: Mutex::new(file),
             durable: AtomicU64::new(0),
             wanted: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
@@ -133,18 +137,33 @@ impl Log {
         }
     }
 
-    /// Fails if an earlier write failed.
+    /// Fails if an earlier write, fsync or encode failed. Called with the `Tables` lock held, it
+    /// sees every failure that left a change in memory without its record (see `stop`).
     pub(crate) fn check(&self) -> Result<(), StoreError> {
+        if !self.stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &lock(&self.queue).failed {
             Some(f) => Err(self.failure_error(f)),
             None => Ok(()),
         }
     }
 
+    /// Whether the log failed (see [`Log::check`]).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Records the first failure; the log takes no record after it.
+    fn stop(&self, q: &mut Queue, failure: Failure) {
+        q.failed.get_or_insert(failure);
+        self.stopped.store(true, Ordering::Release);
+    }
+
     /// Stops the log after the in-memory state moved ahead of what can be logged.
     pub(crate) fn fail(&self, kind: io::ErrorKind, message: String) {
         let mut q = lock(&self.queue);
-        q.failed.get_or_insert(Failure { kind, message });
+        self.stop(&mut q, Failure { kind, message });
         self.flushed.notify_all();
     }
 
@@ -167,7 +186,8 @@ impl Log {
             return Err(self.failure_error(f));
         }
         let before = q.batch.len();
-        format::push_record(&mut q.batch, &payload);
+        let at = q.size;
+        format::push_record(&mut q.batch, at, &payload);
         q.size += (q.batch.len() - before) as u64;
         q.appended += 1;
         let seq = q.appended;
@@ -235,10 +255,11 @@ impl Log {
                     }
                 }
                 Err(e) => {
-                    q.failed.get_or_insert(Failure {
+                    let failure = Failure {
                         kind: e.kind(),
                         message: format!("writing {}: {e}", self.path.display()),
-                    });
+                    };
+                    self.stop(&mut q, failure);
                 }
             }
             if q.batch.is_empty() {
@@ -293,7 +314,7 @@ impl Log {
         let written = write_file(&self.tmp, self.sync, |out| {
             out.write_all(&format::header())
                 .map_err(io_err(&self.tmp))?;
-            write_snapshot(out, snapshot, &self.tmp)
+            write_snapshot(out, snapshot, format::HEADER_LEN as u64, &self.tmp)
         });
         let outcome = match written {
             Ok(size) => match self.switch_to_new_file() {
@@ -325,15 +346,23 @@ impl Log {
                 Err(e)
             }
             Compacted::Broken(e) => {
-                q.failed.get_or_insert(Failure {
+                let failure = Failure {
                     kind: io::ErrorKind::Other,
                     message: e.to_string(),
-                });
+                };
+                self.stop(&mut q, failure);
                 Err(e)
             }
         };
         self.flushed.notify_all();
         result
+    }
+
+    /// Makes later writes go to `file` instead of the log: a test points it at `/dev/full` to
+    /// get real `ENOSPC` failures without mocking the file system.
+    #[cfg(test)]
+    pub(crate) fn redirect_writes(&self, file: File) {
+        *lock(&self.file) = file;
     }
 
     fn switch_to_new_file(&self) -> Result<(), StoreError> {
@@ -348,9 +377,14 @@ impl Log {
 }
 
 /// Writes a snapshot as records of at most a few hundred changes each (halving a group that is
-/// too large for one record). The snapshot is made durable as a whole by the rename, so it does
-/// not need to be one record.
-fn write_snapshot(out: &mut dyn Write, changes: &[Change], path: &Path) -> Result<(), StoreError> {
+/// too large for one record), the first starting at file offset `at`. The snapshot is made
+/// durable as a whole by the rename, so it does not need to be one record.
+fn write_snapshot(
+    out: &mut dyn Write,
+    changes: &[Change],
+    mut at: u64,
+    path: &Path,
+) -> Result<(), StoreError> {
     const GROUP: usize = 512;
     let mut frame = Vec::new();
     let mut pending: Vec<&[Change]> = changes.chunks(GROUP).rev().collect();
@@ -358,8 +392,9 @@ fn write_snapshot(out: &mut dyn Write, changes: &[Change], path: &Path) -> Resul
         match wf_core::codec::encode(group) {
             Ok(payload) => {
                 frame.clear();
-                format::push_record(&mut frame, &payload);
+                format::push_record(&mut frame, at, &payload);
                 out.write_all(&frame).map_err(io_err(path))?;
+                at += frame.len() as u64;
             }
             Err(wf_core::CodecError::TooLarge { .. }) if group.len() > 1 => {
                 let (a, b) = group.split_at(group.len() / 2);

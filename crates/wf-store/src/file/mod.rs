@@ -41,7 +41,10 @@
 //!   at-least-once contract of tasks allows anyway (a crash after a durable claim re-runs it
 //!   too). Anything a claimed task produces becomes durable only through its commit, which is
 //!   logged after the claim and everything the claim saw. This saves one fsync wait per task (a
-//!   worker's loop is claim, commit).
+//!   worker's loop is claim, commit). A claim's recovery of expired leases can do more than
+//!   that: fail an invocation that crash-loops (`WorkerLost`) and so wake its parent. Such a
+//!   claim is logged and waited for like any other durable operation (see `lease_only`), so
+//!   nobody sees a final state that a power loss could take back.
 //! - Commits, submissions, cancellations, expiry recovery and purges are durable before they
 //!   return. A clean drop of the store flushes whatever is still unsynced.
 //!
@@ -51,9 +54,12 @@
 //! [`StoreError::Corrupt`] rather than guessed at; ext4 in its default `data=ordered` mode and
 //! `kill -9` (the page cache survives it) do not produce this.
 //!
-//! After a failed write or fsync, memory may be ahead of the file and the file's durable
-//! contents are unknown: the store fails closed, every operation returns an error saying to
-//! reopen it, and reopening recovers from the log.
+//! After a failed write, fsync or encode, memory may be ahead of the file and the file's durable
+//! contents are unknown: the store **fails stop**. Every operation, reads and `wait_final`
+//! included, checks the log under the `Tables` lock before it looks at memory and returns
+//! [`StoreError::Io`] saying to reopen the store (reopening recovers from the log), so no state
+//! that was never logged is handed out; threads blocked in `wait_final` or `wait_for_work` are
+//! woken to return that error too.
 //!
 //! # Compaction and retention
 //!
@@ -72,6 +78,8 @@ mod lock;
 mod log;
 mod recovery;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -79,10 +87,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Timestamp, WorkerId};
+use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Status, Timestamp, WorkerId};
 
 use crate::error::StoreError;
-use crate::memory::{signal, wait_for_claimable, wait_until};
+use crate::memory::{signal, system_now, wait_until};
 use crate::model::{
     Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts, Submitted,
 };
@@ -201,6 +209,10 @@ pub struct FileStore {
     live_bytes: AtomicU64,
     /// The operation clock (ms) at which retention next runs.
     next_retention: AtomicU64,
+    /// How many times a waiter was about to block, for tests that must fail the log while a
+    /// thread is blocked.
+    #[cfg(test)]
+    blocking: AtomicU64,
     _lock: File,
 }
 
@@ -226,8 +238,9 @@ impl FileStore {
     ///
     /// Takes the directory's lock ([`StoreError::StoreLocked`] if another process or another
     /// open store holds it), replays the log, cuts a torn tail left by a crash (with a warning)
-    /// and fails with [`StoreError::Corrupt`] on damage before the tail, or
-    /// [`StoreError::NewerFormat`] on a log written by a newer `wf`.
+    /// and fails with [`StoreError::Corrupt`] on damage before the tail,
+    /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
+    /// [`StoreError::OlderFormat`] on one written in an older, pre-release format.
     pub fn open_with(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -251,6 +264,8 @@ impl FileStore {
             log,
             live_bytes: AtomicU64::new(0),
             next_retention: AtomicU64::new(0),
+            #[cfg(test)]
+            blocking: AtomicU64::new(0),
             _lock: lock,
         })
     }
@@ -274,15 +289,17 @@ impl FileStore {
     /// Makes everything appended so far durable, claims and renewals included (other
     /// operations are durable when they return).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.log.flush_all()
+        let flushed = self.log.flush_all();
+        self.stop_on_failure(flushed)
     }
 
     /// Rewrites the log as a snapshot of the live state now.
     pub fn compact(&self) -> Result<(), StoreError> {
-        self.log.check()?;
-        let tables = self.lock();
-        let size = self.log.compact(&tables.snapshot())?;
-        self.live_bytes.store(size, Ordering::Relaxed);
+        let tables = self.lock_checked()?;
+        let compacted = self.log.compact(&tables.snapshot());
+        self.wake_if_stopped(&tables);
+        drop(tables);
+        self.live_bytes.store(compacted?, Ordering::Relaxed);
         Ok(())
     }
 
@@ -292,43 +309,94 @@ impl FileStore {
         self.tables.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes the `Tables` lock, failing if the log failed. Under the lock, the check sees every
+    /// failure that left memory ahead of the log (an encode failure stops the log before the
+    /// operation that hit it releases the lock; a failed flush fails whoever waits for the
+    /// records it lost), so nothing read after it is state that was never logged.
+    fn lock_checked(&self) -> Result<MutexGuard<'_, Tables>, StoreError> {
+        let tables = self.lock();
+        self.log.check()?;
+        Ok(tables)
+    }
+
+    /// After the log may have failed, with the `Tables` lock held: wakes every thread blocked in
+    /// `wait_final` or `wait_for_work`, so they return the failure instead of waiting it out.
+    /// (They check the log under the lock, so waking them while it is held loses no wake-up.)
+    fn wake_if_stopped(&self, _tables: &Tables) {
+        if self.log.is_stopped() {
+            self.finished.notify_all();
+            self.work.notify_all();
+        }
+    }
+
+    /// Called by `wait_final` and `wait_for_work` when they are about to block (the `Tables`
+    /// lock held): counts for tests.
+    fn about_to_block(&self) {
+        #[cfg(test)]
+        self.blocking.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Passes on the result of waiting for the log; if that failed the log, first wakes the
+    /// blocked waiters (see [`Self::wake_if_stopped`]). Call without the `Tables` lock.
+    fn stop_on_failure<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() && self.log.is_stopped() {
+            self.wake_if_stopped(&self.lock());
+        }
+        result
+    }
+
     /// Runs a mutating operation, logs its changes as one record, does housekeeping and, unless
-    /// `must_sync` is false (claims and renewals), waits until everything it saw is durable.
+    /// `must_sync` is false (claims and renewals) and every change is [`lease_only`], waits until
+    /// everything it saw is durable.
     fn mutate<T>(
         &self,
         must_sync: bool,
         now: Timestamp,
         op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.log.check()?;
-        let mut tables = self.lock();
+        let mut tables = self.lock_checked()?;
         let mut changes = Vec::new();
         let result = op(&mut tables, &mut changes);
+        // A claim that failed a crash-looping invocation (and maybe woke its parent) made
+        // something final: that must be durable before anyone sees it, so it is logged as wanted
+        // and waited for, sharing the next group commit like any other durable operation.
+        let must_sync = must_sync || !changes.iter().all(lease_only);
         let appended = match changes.is_empty() {
             true => None,
-            false => Some(self.log.append(&changes, must_sync)?),
+            false => match self.log.append(&changes, must_sync) {
+                Ok(seq) => Some(seq),
+                Err(e) => {
+                    // The changes are in memory but not in the log: the log stopped.
+                    self.wake_if_stopped(&tables);
+                    return Err(e);
+                }
+            },
         };
         let seen = self.log.wanted();
         self.housekeeping(&mut tables, now);
+        self.wake_if_stopped(&tables);
         drop(tables);
         signal(&changes, &self.work, &self.finished);
-        if must_sync {
-            self.log.wait_durable(seen)?;
+        let waited = if must_sync {
+            self.log.wait_durable(seen)
         } else if let Some(seq) = appended {
             // A claim or renewal: handed to the OS before it is acknowledged, so a killed
             // process's leases (and attempt numbers) are still there when the store reopens.
-            self.log.wait_written(seq)?;
-        }
+            self.log.wait_written(seq)
+        } else {
+            Ok(())
+        };
+        self.stop_on_failure(waited)?;
         result
     }
 
     /// Runs a read and waits until the state it saw is durable.
     fn read<T>(&self, op: impl FnOnce(&Tables) -> T) -> Result<T, StoreError> {
-        let tables = self.lock();
+        let tables = self.lock_checked()?;
         let value = op(&tables);
         let seen = self.log.wanted();
         drop(tables);
-        self.log.wait_durable(seen)?;
+        self.stop_on_failure(self.log.wait_durable(seen))?;
         Ok(value)
     }
 
@@ -385,6 +453,16 @@ impl Drop for FileStore {
             tracing::warn!(error = %e, "could not flush the store log on close");
         }
     }
+}
+
+/// Whether a change only takes, extends or drops a lease: a claim's or renewal's new state
+/// (running), or an expired lease's invocation queued again (pending). Only such changes may be
+/// seen and acknowledged before they are durable; a crash that loses them loses a lease or an
+/// attempt number, never an outcome. Anything else (a final state, a parent woken by it) is not.
+/// A parent is only ever woken by a final child, so a change list with a parent made pending
+/// always holds a final state too.
+fn lease_only(change: &Change) -> bool {
+    matches!(change, Change::State(_, s) if matches!(s.status, Status::Running | Status::Pending))
 }
 
 /// Refuses, before anything changes, a request whose record could not be encoded: memory would
@@ -456,11 +534,26 @@ impl Store for FileStore {
     }
 
     fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.lock().next_due())
+        Ok(self.lock_checked()?.next_due())
     }
 
     fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
-        Ok(wait_for_claimable(self.lock(), &self.work, timeout))
+        // `memory::wait_for_claimable`, but a failed log also ends the wait.
+        let work = wait_until(
+            self.lock_checked()?,
+            &self.work,
+            timeout,
+            |t| {
+                let ready = self.log.is_stopped() || t.has_claimable(system_now());
+                if !ready {
+                    self.about_to_block();
+                }
+                ready.then_some(())
+            },
+            Tables::next_due,
+        );
+        self.log.check()?;
+        Ok(work.is_some())
     }
 
     fn renew(
@@ -526,52 +619,59 @@ impl Store for FileStore {
         id: InvocationId,
         timeout: Duration,
     ) -> Result<Option<InvocationRecord>, StoreError> {
-        let guard = self.lock();
-        if let Err(e) = guard.invocation(id) {
-            let seen = self.log.wanted();
-            drop(guard);
-            self.log.wait_durable(seen)?;
-            return Err(e);
-        }
+        // Unknown when called or purged while waiting: `InvocationNotFound` either way.
         let found = wait_until(
-            guard,
+            self.lock_checked()?,
             &self.finished,
             timeout,
             |t| {
-                t.invocation(id)
-                    .ok()
-                    .filter(|r| r.state.status.is_final())
-                    .map(|r| (r, self.log.wanted()))
+                if let Err(stopped) = self.log.check() {
+                    return Some(Err(stopped));
+                }
+                match t.invocation(id) {
+                    // Final, or gone (purged by retention): either way the wait is over once the
+                    // state that says so is durable.
+                    Ok(r) if r.state.status.is_final() => Some(Ok((Ok(r), self.log.wanted()))),
+                    Err(gone) => Some(Ok((Err(gone), self.log.wanted()))),
+                    Ok(_) => {
+                        self.about_to_block();
+                        None
+                    }
+                }
             },
             |_| None,
         );
         match found {
-            Some((record, seen)) => {
-                self.log.wait_durable(seen)?;
-                Ok(Some(record))
+            Some(Ok((record, seen))) => {
+                self.stop_on_failure(self.log.wait_durable(seen))?;
+                record.map(Some)
             }
+            Some(Err(stopped)) => Err(stopped),
             None => Ok(None),
         }
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
-        self.log.check()?;
-        let mut tables = self.lock();
+        let mut tables = self.lock_checked()?;
         let mut changes = Vec::new();
         let n = tables.purge_finished(&mut changes, finished_before);
         if n == 0 {
             let seen = self.log.wanted();
             drop(tables);
-            self.log.wait_durable(seen)?;
+            self.stop_on_failure(self.log.wait_durable(seen))?;
             return Ok(0);
         }
-        self.log.append(&changes, true)?;
+        if let Err(e) = self.log.append(&changes, true) {
+            self.wake_if_stopped(&tables);
+            return Err(e);
+        }
         let seen = self.log.wanted();
         // Reclaim the space now; a failed compaction leaves the purge in the log, still durable
         // once the wait below returns.
         self.compact_locked(&tables);
+        self.wake_if_stopped(&tables);
         drop(tables);
-        self.log.wait_durable(seen)?;
+        self.stop_on_failure(self.log.wait_durable(seen))?;
         Ok(n)
     }
 }

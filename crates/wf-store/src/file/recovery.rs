@@ -1,6 +1,6 @@
 //! Opening the log: create it if missing, replay it into fresh [`Tables`], cut a torn tail.
 //!
-//! The rule for a bad record (cut short, failing its checksum, or not decoding) at offset `X`:
+//! The rule for a bad record (cut short or failing its checksum) at offset `X`:
 //!
 //! - if no checksum-valid record starts anywhere after `X`, it is a **torn tail** (the process
 //!   or the machine died while appending): the file is truncated to `X`, the truncation is made
@@ -10,7 +10,18 @@
 //! - if a valid record follows, the damage is in the **middle** of the log, where records were
 //!   acknowledged: [`StoreError::Corrupt`] names the file and `X`. Nothing is guessed or skipped.
 //!
-//! A file written by a newer format gives [`StoreError::NewerFormat`]; opening never panics.
+//! The search for a valid record after `X` costs time in proportion to the rest of the file (a
+//! frame's tag says where records start, see `format`). Only bytes crafted to carry frames that
+//! match their exact offsets could make it give up before an answer; that is reported as
+//! [`StoreError::Corrupt`] too, never cut.
+//!
+//! A record whose checksum matches but whose payload does not decode is **never** cut: a torn
+//! write cannot produce a matching checksum, so the record is whole and this build cannot read it
+//! (it was written by another build of `wf`). That is [`StoreError::Corrupt`] naming the file and
+//! the record's offset, and the file is left as it is.
+//!
+//! A file written by a newer format gives [`StoreError::NewerFormat`], one of an older
+//! (pre-release) format [`StoreError::OlderFormat`]; opening never panics.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -18,7 +29,7 @@ use std::path::Path;
 
 use wf_core::CodecError;
 
-use super::format::{self, FORMAT_VERSION, Frame, HEADER_LEN, Header};
+use super::format::{self, After, FORMAT_VERSION, Frame, HEADER_LEN, Header};
 use super::fsio::{io_err, rename_durably, sync_dir, write_file};
 use crate::error::StoreError;
 use crate::tables::{Change, Tables};
@@ -109,9 +120,16 @@ pub(crate) fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, StoreError> 
         reason,
     };
     match format::read_header(bytes) {
-        Header::Ok(_) => {}
+        Header::Ok => {}
         Header::Newer(found) => {
             return Err(StoreError::NewerFormat {
+                path: path.to_path_buf(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Header::Older(found) => {
+            return Err(StoreError::OlderFormat {
                 path: path.to_path_buf(),
                 found,
                 supported: FORMAT_VERSION,
@@ -142,7 +160,18 @@ pub(crate) fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, StoreError> 
                             supported: supported.into(),
                         });
                     }
-                    Err(e) => break Some(format!("record does not decode: {e}")),
+                    Err(e) => {
+                        // Only a whole record matches its checksum, so this is no torn tail:
+                        // cutting it would throw away an acknowledged change.
+                        return Err(corrupt(
+                            at,
+                            format!(
+                                "the record is intact (its checksum matches) but this build cannot decode it ({e}); \
+                                 it was probably written by a newer or different build of wf: open the store \
+                                 with that build or upgrade wf"
+                            ),
+                        ));
+                    }
                 }
             }
         }
@@ -150,13 +179,22 @@ pub(crate) fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, StoreError> 
     let cut = match bad {
         None => None,
         Some(reason) => match format::valid_record_after(bytes, at) {
-            Some(next) => {
+            After::Valid(next) => {
                 return Err(corrupt(
                     at,
                     format!("{reason}, yet a valid record follows at offset {next}"),
                 ));
             }
-            None => Some((at as u64, reason)),
+            After::Undecided => {
+                return Err(corrupt(
+                    at,
+                    format!(
+                        "{reason}, and the {} bytes after it hold too many record-like frames to rule out a valid record among them",
+                        bytes.len() - at
+                    ),
+                ));
+            }
+            After::Nothing => Some((at as u64, reason)),
         },
     };
     Ok(Replayed {

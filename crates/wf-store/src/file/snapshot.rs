@@ -26,8 +26,9 @@ impl FileStore {
     /// Takes no lock and modifies nothing, so it works while another process owns the store
     /// (a running worker). Changes made to the copy are not written back. A torn or partial last
     /// record (an append in progress) ends the snapshot; damage before the end is
-    /// [`StoreError::Corrupt`], a log of a newer format [`StoreError::NewerFormat`], and a
-    /// directory without a store log [`StoreError::Io`] with kind `NotFound`.
+    /// [`StoreError::Corrupt`], a log of a newer format [`StoreError::NewerFormat`], one of an
+    /// older format [`StoreError::OlderFormat`], and a directory without a store log
+    /// [`StoreError::Io`] with kind `NotFound`.
     ///
     /// ```
     /// use wf_store::{FileStore, Store};

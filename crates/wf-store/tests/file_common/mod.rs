@@ -25,17 +25,33 @@ pub fn log_path(dir: &Path) -> PathBuf {
     dir.join("wf.log")
 }
 
+/// Size of the log file's header.
+pub const HEADER_LEN: usize = 12;
+
+/// Size of a record's frame before its payload: length, tag (position), checksum.
+pub const FRAME_LEN: usize = 12;
+
 /// Offsets of every record in a log file's bytes, followed by the end of the last one.
 pub fn record_offsets(bytes: &[u8]) -> Vec<usize> {
-    let mut at = 12;
+    let mut at = HEADER_LEN;
     let mut out = vec![at];
-    while at + 8 <= bytes.len() {
+    while at + FRAME_LEN <= bytes.len() {
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        at += 8 + len;
+        at += FRAME_LEN + len;
         assert!(at <= bytes.len(), "the log ends inside a record");
         out.push(at);
     }
     out
+}
+
+/// Recomputes the checksum of the record at `at` after a test changed its payload, so the record
+/// is whole again as far as its frame can tell.
+pub fn fix_checksum(bytes: &mut [u8], at: usize) {
+    let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[at..at + 4]);
+    h.update(&bytes[at + FRAME_LEN..at + FRAME_LEN + len]);
+    bytes[at + 8..at + 12].copy_from_slice(&h.finalize().to_le_bytes());
 }
 
 /// Root invocation number `n`; its arguments carry `n`.

@@ -1,0 +1,201 @@
+//! Tests that need the file store's insides.
+//!
+//! Failures of the log's file are real: `/dev/full` fails every write with `ENOSPC`, so pointing
+//! the log's writes at it shows what the store does when the disk fills up, without mocking the
+//! file system. (Linux only; a full-disk test through a tiny mounted file system would need root.)
+//!
+//! A test that must act while another thread is blocked waits until the store's `blocking`
+//! counter says the thread went to block, then takes the `Tables` lock once: the waiter blocks
+//! holding that lock, so once this thread has it, the waiter is waiting on its condition variable.
+
+#[cfg(target_os = "linux")]
+use std::fs::OpenOptions;
+#[cfg(target_os = "linux")]
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use wf_core::{CallId, InvocationId, Status, TaskId, Timestamp, WorkerId, WorkflowIdentity};
+
+use super::{FileOptions, FileStore};
+use crate::error::StoreError;
+use crate::model::{Commit, DEFAULT_MAX_RECOVERIES, NewInvocation, Outcome};
+use crate::store::Store;
+
+const T0: Timestamp = Timestamp(1_767_225_600_000);
+const LONG: Duration = Duration::from_secs(30);
+
+fn root(n: u128) -> NewInvocation {
+    let id = InvocationId::from_u128(n);
+    let task = TaskId::new("disk-full");
+    NewInvocation {
+        id,
+        call: CallId::of(&task, &[]),
+        identity: WorkflowIdentity::new_workflow(id, task.clone()),
+        task,
+        args: Vec::new(),
+        parent: None,
+        not_before: None,
+        max_recoveries: DEFAULT_MAX_RECOVERIES,
+    }
+}
+
+/// Returns once `n` waiters in all went to block and are waiting (see the module docs).
+fn until_blocked(store: &FileStore, n: u64) {
+    while store.blocking.load(Ordering::Relaxed) < n {
+        std::thread::yield_now();
+    }
+    drop(store.lock());
+}
+
+/// From now on every write to the log fails with `ENOSPC`.
+#[cfg(target_os = "linux")]
+fn fill_the_disk(store: &FileStore) {
+    let full = OpenOptions::new()
+        .append(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    store.log.redirect_writes(full);
+}
+
+/// The fail-stop error: an I/O error that says to reopen the store.
+#[cfg(target_os = "linux")]
+fn assert_stopped<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) {
+    match result {
+        Err(e @ StoreError::Io { .. }) => {
+            assert!(e.to_string().contains("reopen the store"), "{what}: {e}");
+        }
+        other => panic!("{what}: expected the store to have stopped, got {other:?}"),
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn after_a_failed_write_no_operation_hands_out_state_that_was_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open_with(dir.path(), FileOptions::default()).unwrap();
+    let id = root(1).id;
+    store.submit(root(1), T0).unwrap();
+    fill_the_disk(&store);
+
+    // The claim is applied in memory, then its record cannot be written.
+    let claimed = store.claim(&WorkerId::new("w"), LONG, T0);
+    match claimed {
+        Err(StoreError::Io { source, .. }) => {
+            assert_eq!(source.kind(), io::ErrorKind::StorageFull, "{source}");
+        }
+        other => panic!("expected ENOSPC from the claim, got {other:?}"),
+    }
+
+    // Memory says "running, attempt 1"; the log never took it. Nobody may see that.
+    assert_stopped("invocation", store.invocation(id));
+    assert_stopped("invocations", store.invocations(&[id]));
+    assert_stopped("journal", store.journal(id));
+    assert_stopped("get_data", store.get_data(id, "k"));
+    assert_stopped("data_keys", store.data_keys(id));
+    assert_stopped("workflow_invocations", store.workflow_invocations(id));
+    assert_stopped("workflows", store.workflows());
+    assert_stopped("counts", store.counts());
+    assert_stopped("next_due", store.next_due());
+    assert_stopped("wait_for_work", store.wait_for_work(LONG));
+    assert_stopped("wait_final", store.wait_final(id, LONG));
+    assert_stopped("submit", store.submit(root(2), T0));
+    assert_stopped("claim", store.claim(&WorkerId::new("w"), LONG, T0));
+    assert_stopped("recover_expired", store.recover_expired(T0));
+    assert_stopped("cancel", store.cancel(id, "no", T0));
+    assert_stopped("purge_finished", store.purge_finished(T0));
+    assert_stopped("compact", store.compact());
+    assert_stopped("flush", store.flush());
+    drop(store);
+
+    // Reopening recovers what the log holds: the claim never happened.
+    let store = FileStore::open_with(dir.path(), FileOptions::default()).unwrap();
+    let record = store.invocation(id).unwrap();
+    assert_eq!(record.status(), Status::Pending);
+    assert_eq!(record.state.attempts, 0);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_write_wakes_threads_blocked_in_wait_final_and_wait_for_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileStore::open_with(dir.path(), FileOptions::default()).unwrap());
+    let id = root(1).id;
+    // Real time: `wait_for_work` also wakes for the lease's expiry, which must be far off.
+    let now = Timestamp::from_system_time(SystemTime::now());
+    store.submit(root(1), now).unwrap();
+    let claim = store
+        .claim(&WorkerId::new("w"), LONG, now)
+        .unwrap()
+        .expect("the invocation is claimable");
+    // Nothing is claimable and nothing is final: both would block for their whole timeout.
+    let final_waiter = std::thread::spawn({
+        let store = Arc::clone(&store);
+        move || {
+            let start = Instant::now();
+            (
+                store.wait_final(id, LONG).map(|r| r.is_some()),
+                start.elapsed(),
+            )
+        }
+    });
+    let work_waiter = std::thread::spawn({
+        let store = Arc::clone(&store);
+        move || {
+            let start = Instant::now();
+            (store.wait_for_work(LONG), start.elapsed())
+        }
+    });
+    until_blocked(&store, 2);
+    fill_the_disk(&store);
+    assert!(store.renew(&claim.lease, LONG, now).is_err());
+    for (what, (result, waited)) in [
+        ("wait_final", final_waiter.join().unwrap()),
+        ("wait_for_work", work_waiter.join().unwrap()),
+    ] {
+        assert!(
+            waited < LONG / 2,
+            "{what} took {waited:?}: it must wake on the failure, not on its timeout"
+        );
+        assert_stopped(what, result);
+    }
+}
+
+#[test]
+fn wait_final_ends_with_not_found_when_the_invocation_is_purged_while_it_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileStore::open_with(dir.path(), FileOptions::default()).unwrap());
+    let id = root(1).id;
+    store.submit(root(1), T0).unwrap();
+    let claim = store
+        .claim(&WorkerId::new("w"), LONG, T0)
+        .unwrap()
+        .expect("the invocation is claimable");
+    let waiter = std::thread::spawn({
+        let store = Arc::clone(&store);
+        move || store.wait_final(id, LONG)
+    });
+    until_blocked(&store, 1);
+    // Finish and purge in one step, as when a purge takes the lock before the woken waiter does:
+    // the waiter wakes to find the invocation gone.
+    let later = Timestamp(T0.0 + 1);
+    store
+        .mutate(true, T0, |t, out| {
+            t.commit(
+                out,
+                &claim.lease,
+                Commit::outcome(Outcome::Success(Vec::new())),
+                T0,
+            )?;
+            assert_eq!(t.purge_finished(out, later), 1);
+            Ok(())
+        })
+        .unwrap();
+    match waiter.join().unwrap() {
+        Err(StoreError::InvocationNotFound(gone)) => assert_eq!(gone, id),
+        other => {
+            panic!("expected InvocationNotFound once the invocation was purged, got {other:?}")
+        }
+    }
+}
