@@ -373,10 +373,14 @@ impl FileStore {
             },
         };
         let seen = self.log.wanted();
-        self.housekeeping(&mut tables, now);
+        let purged = self.housekeeping(&mut tables, now);
         self.wake_if_stopped(&tables);
         drop(tables);
         signal(&changes, &self.work, &self.finished);
+        if !purged.is_empty() {
+            // Waiters on purged invocations must wake to learn they are gone.
+            signal(&purged, &self.work, &self.finished);
+        }
         let waited = if must_sync {
             self.log.wait_durable(seen)
         } else if let Some(seq) = appended {
@@ -400,9 +404,11 @@ impl FileStore {
         Ok(value)
     }
 
-    /// Retention and compaction, with the `Tables` lock held. Failures here do not fail the
+    /// Retention and compaction, with the `Tables` lock held; returns the retention purge's
+    /// changes, for the caller to signal once the lock is released. Failures here do not fail the
     /// operation that triggered them: they are logged, and a broken log fails the next one.
-    fn housekeeping(&self, tables: &mut Tables, now: Timestamp) {
+    fn housekeeping(&self, tables: &mut Tables, now: Timestamp) -> Vec<Change> {
+        let mut purged = Vec::new();
         if let Some(retention) = self.options.retention
             && now.0 >= self.next_retention.load(Ordering::Relaxed)
         {
@@ -410,13 +416,12 @@ impl FileStore {
             self.next_retention
                 .store(now.saturating_add(every).0, Ordering::Relaxed);
             let cutoff = Timestamp(now.0.saturating_sub(retention.as_millis() as u64));
-            let mut purged = Vec::new();
             let n = tables.purge_finished(&mut purged, cutoff);
             if n > 0 {
                 tracing::debug!(workflows = n, "retention purged finished workflows");
                 if let Err(e) = self.log.append(&purged, true) {
                     tracing::error!(error = %e, "could not log a retention purge");
-                    return;
+                    return purged;
                 }
             }
         }
@@ -427,6 +432,7 @@ impl FileStore {
         {
             self.compact_locked(tables);
         }
+        purged
     }
 
     fn compact_locked(&self, tables: &Tables) {
@@ -671,6 +677,7 @@ impl Store for FileStore {
         self.compact_locked(&tables);
         self.wake_if_stopped(&tables);
         drop(tables);
+        signal(&changes, &self.work, &self.finished);
         self.stop_on_failure(self.log.wait_durable(seen))?;
         Ok(n)
     }
