@@ -150,10 +150,10 @@ fn crash_child_entry() {
     block_forever();
 }
 
-/// Starts the worker process and waits until a body reports it is running; returns the child
-/// and the submitted invocation id.
-fn start_and_wait_until_running(dir: &Path, role: &str) -> (Child, InvocationId) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+/// Starts this test binary again as a worker process in `role` (see `crash_child_entry`), with
+/// its stdout piped to the caller.
+fn spawn_worker_process(dir: &Path, role: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "crash_child_entry",
@@ -166,7 +166,13 @@ fn start_and_wait_until_running(dir: &Path, role: &str) -> (Child, InvocationId)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts the worker process and waits until a body reports it is running; returns the child
+/// and the submitted invocation id.
+fn start_and_wait_until_running(dir: &Path, role: &str) -> (Child, InvocationId) {
+    let mut child = spawn_worker_process(dir, role);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut id = None;
     for line in lines.by_ref() {
@@ -294,20 +300,7 @@ fn work_is_not_taken_over_before_the_lease_expires() {
 
 /// Starts a worker process in `role` and waits for it to crash by itself.
 fn run_until_it_crashes(dir: &Path, role: &str) -> Option<InvocationId> {
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child_entry",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("WF_CRASH_ROLE", role)
-        .env("WF_CRASH_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_worker_process(dir, role);
     let output = child.wait_with_output().unwrap();
     assert!(
         !output.status.success(),
