@@ -406,3 +406,32 @@ fn state_survives_reopen_and_a_stale_compaction_file_is_ignored() {
         "root(100), cancelled"
     );
 }
+
+/// A store closed while another thread of the process spawns child processes can be reopened at
+/// once: a forked child shares the lock's open file until it execs, so closing must unlock
+/// explicitly rather than rely on closing the descriptor.
+#[test]
+fn closing_releases_the_lock_even_while_other_threads_spawn_processes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    // Any child process: what matters is the fork in between.
+                    let _ = std::process::Command::new("true").status();
+                }
+            });
+        }
+        let result = (0..300).try_for_each(|round| {
+            let store = FileStore::open_with(dir.path(), opts()).map_err(|e| (round, e))?;
+            drop(store);
+            Ok(())
+        });
+        done.store(true, Ordering::Relaxed);
+        if let Err((round, e)) = result {
+            panic!("reopening right after closing failed in round {round}: {e}");
+        }
+    });
+}

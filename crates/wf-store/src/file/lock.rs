@@ -4,6 +4,11 @@
 //! the store is open. The OS drops the lock when the owning process dies, however it dies, so a
 //! lock left by a crashed process never blocks; the file itself staying behind means nothing.
 //! The lock is per open file, so a second store in the same process is refused too.
+//!
+//! Closing the store unlocks explicitly before the file is closed. A `flock` belongs to the open
+//! file description, which a child process forked by any thread of ours shares until it execs;
+//! closing our descriptor alone would leave the lock held by that child for a moment, and a store
+//! reopened at once in this process would find it locked.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
@@ -15,8 +20,19 @@ use crate::error::StoreError;
 /// The lock file's name inside the store directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
-/// Takes the directory's lock or reports who holds it. The returned file holds the lock.
-pub(crate) fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+/// A held directory lock, released when dropped.
+pub(crate) struct DirLock(File);
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // Errors cannot be reported from here; closing the file releases the lock anyway once
+        // no forked child holds it.
+        let _ = self.0.unlock();
+    }
+}
+
+/// Takes the directory's lock or reports who holds it.
+pub(crate) fn lock_dir(dir: &Path) -> Result<DirLock, StoreError> {
     let path = dir.join(LOCK_FILE);
     let mut file = OpenOptions::new()
         .read(true)
@@ -38,5 +54,5 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     file.set_len(0)
         .and_then(|()| writeln!(file, "{}", std::process::id()))
         .map_err(io_err(&path))?;
-    Ok(file)
+    Ok(DirLock(file))
 }

@@ -81,7 +81,6 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -213,7 +212,7 @@ pub struct FileStore {
     /// thread is blocked.
     #[cfg(test)]
     blocking: AtomicU64,
-    _lock: File,
+    _lock: lock::DirLock,
 }
 
 impl std::fmt::Debug for FileStore {
