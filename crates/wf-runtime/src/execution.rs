@@ -126,7 +126,7 @@ fn run(
             Interruption::StoreFailed { error } => {
                 tracing::warn!(%error, delay = ?STORE_RETRY_DELAY, "a store read failed mid-body; running it again later");
                 Outcome::Deferred {
-                    not_before: now().saturating_add(STORE_RETRY_DELAY),
+                    not_before: not_before(now(), STORE_RETRY_DELAY),
                     error: Failure::new(
                         FailureKind::Store,
                         format!(
@@ -211,7 +211,7 @@ fn failed(
         Some(delay) => {
             tracing::info!(error = %failure, ?delay, "attempt failed; retrying");
             Outcome::Retry {
-                not_before: now().saturating_add(delay),
+                not_before: not_before(now(), delay),
                 error: failure,
             }
         }
@@ -220,6 +220,14 @@ fn failed(
             Outcome::Failed(failure)
         }
     }
+}
+
+/// The first whole millisecond at which at least `delay` has passed since `now`. `now` is a
+/// reading truncated to the millisecond and `delay` may have a fraction of one, so both are
+/// rounded up: a backoff is never shorter than asked.
+fn not_before(now: Timestamp, delay: Duration) -> Timestamp {
+    let ms = delay.as_nanos().div_ceil(1_000_000).saturating_add(1);
+    Timestamp(now.0.saturating_add(u64::try_from(ms).unwrap_or(u64::MAX)))
 }
 
 fn failure_of(e: &TaskError) -> Failure {
@@ -237,4 +245,22 @@ pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backoff_is_never_shorter_than_asked() {
+        // `now` = 1000 stands for any real time in [1000, 1001) ms.
+        let now = Timestamp(1000);
+        assert_eq!(not_before(now, Duration::from_millis(40)), Timestamp(1041));
+        assert_eq!(
+            not_before(now, Duration::from_micros(39_500)),
+            Timestamp(1041)
+        );
+        assert_eq!(not_before(now, Duration::ZERO), Timestamp(1001));
+        assert_eq!(not_before(now, Duration::MAX), Timestamp(u64::MAX));
+    }
 }
