@@ -166,22 +166,3 @@ impl fmt::Debug for TaskError {
             .finish()
     }
 }
-
-/// Whether a store error may go away by itself (an I/O failure, a lost connection), so that the
-/// same operation can succeed later. Refusals (a value too large, an invalid commit, a missing
-/// invocation) are not: repeating them gives the same answer.
-pub(crate) fn is_transient(e: &StoreError) -> bool {
-    matches!(e, StoreError::Io { .. } | StoreError::Unavailable(_))
-}
-
-/// Whether the store refused a commit for a reason that running the body again would repeat.
-pub(crate) fn is_refusal(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Codec(_)
-            | StoreError::InvalidCommit { .. }
-            | StoreError::Access(_)
-            | StoreError::Conflict(_)
-            | StoreError::Transition { .. }
-    )
-}

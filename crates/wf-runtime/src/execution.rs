@@ -8,7 +8,7 @@ use wf_store::{Claim, Commit, InvocationRecord, Outcome, StoreError};
 
 use crate::app::App;
 use crate::context::TaskContext;
-use crate::error::{TaskError, WfError, is_refusal};
+use crate::error::{TaskError, WfError};
 use crate::task::{BodyError, RegisteredTask};
 use crate::workflow::Interruption;
 
@@ -75,7 +75,7 @@ pub(crate) fn execute(
             tracing::warn!(%reason, "commit refused: lease lost; another worker owns this invocation now");
             Ok(Ended::LeaseLost)
         }
-        Err(e) if is_refusal(&e) => {
+        Err(e) if e.is_refusal() => {
             // Running the body again would build the same commit: fail the invocation instead
             // of letting its lease expire and recovering it into the same refusal.
             tracing::error!(error = %e, "commit refused by the store; failing the invocation");

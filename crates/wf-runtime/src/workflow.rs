@@ -14,7 +14,7 @@ use wf_store::{NewInvocation, StoreError};
 
 use crate::app::App;
 use crate::deterministic::DeterministicExecutor;
-use crate::error::{WfError, is_transient};
+use crate::error::WfError;
 use crate::task::Task;
 
 /// What a body buffered for its commit.
@@ -336,7 +336,7 @@ impl WorkflowContext {
     /// A store read failed. A transient failure interrupts the execution (it runs again later
     /// from this point); any other is an ordinary error of the body.
     fn store_failed(&self, error: StoreError) -> WfError {
-        if is_transient(&error) {
+        if error.is_transient() {
             self.interrupt(Interruption::StoreFailed {
                 error: error.to_string(),
             });

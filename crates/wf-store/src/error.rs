@@ -108,3 +108,25 @@ pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
 }
+
+impl StoreError {
+    /// Whether the error may go away by itself (an I/O failure, a lost connection), so that the
+    /// same operation can succeed later. A backend with errors of its own kind classifies them
+    /// here, next to their definition.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Io { .. } | StoreError::Unavailable(_))
+    }
+
+    /// Whether the store refused a request for a reason that repeating the same request would
+    /// meet again (a value too large, an invalid commit, a refused transition, an id conflict).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Codec(_)
+                | StoreError::InvalidCommit { .. }
+                | StoreError::Access(_)
+                | StoreError::Conflict(_)
+                | StoreError::Transition { .. }
+        )
+    }
+}
