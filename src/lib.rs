@@ -34,7 +34,7 @@
 //! rules a workflow body must follow.
 
 pub use wf_runtime::{
-    App, AppBuilder, Backoff, ChildHandle, DEFAULT_LEASE, DeterministicExecutor, Invocation,
+    App, AppBuilder, Backoff, ChildHandle, DEFAULT_LEASE, Deterministic, Invocation,
     RetryPredicate, Task, TaskContext, TaskError, TaskOptions, WfError, Worker, WorkerBuilder,
     WorkerStats, WorkflowContext,
 };

@@ -1,11 +1,9 @@
 //! The `App`: a store, a task registry and configuration, shared by callers and workers.
 
-use std::any::TypeId;
-use std::collections::HashMap;
 use std::fmt;
 #[cfg(feature = "file")]
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -15,8 +13,8 @@ use wf_store::{MemoryStore, Store};
 
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
-use crate::task::{RegisteredTask, Task, TaskOptions};
-use crate::worker::WorkerBuilder;
+use crate::registry::{RegisteredTask, Registry};
+use crate::task::{Task, TaskOptions};
 
 /// The default lease: how long a worker may go silent before its invocations are taken over.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
@@ -30,18 +28,29 @@ enum Backend {
     Custom(Arc<dyn Store>),
 }
 
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Memory => f.write_str("Memory"),
+            #[cfg(feature = "file")]
+            Backend::File(dir) => f.debug_tuple("File").field(dir).finish(),
+            Backend::Custom(store) => f.debug_tuple("Custom").field(&store.backend()).finish(),
+        }
+    }
+}
+
 /// Settings shared by the app's workers.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub lease: Duration,
-    pub worker_threads: usize,
+    pub(crate) lease: Duration,
+    pub(crate) worker_threads: usize,
 }
 
-pub(crate) struct AppInner {
-    pub app_id: String,
-    pub store: Arc<dyn Store>,
-    pub tasks: RwLock<HashMap<TaskId, Arc<RegisteredTask>>>,
-    pub config: Config,
+struct AppInner {
+    app_id: String,
+    store: Arc<dyn Store>,
+    registry: Registry,
+    config: Config,
 }
 
 /// A wf application: where tasks are registered and invocations stored.
@@ -60,7 +69,7 @@ pub(crate) struct AppInner {
 /// ```
 #[derive(Clone)]
 pub struct App {
-    pub(crate) inner: Arc<AppInner>,
+    inner: Arc<AppInner>,
 }
 
 impl fmt::Debug for App {
@@ -94,7 +103,16 @@ impl App {
         self.inner.config.lease
     }
 
+    /// Settings for the app's workers.
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
     /// Registers a task called `name` with default options. See [`App::task_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`App::task_with`].
     pub fn task<A, R, F>(&self, name: &str, body: F) -> Result<Task<A, R>, WfError>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -104,31 +122,25 @@ impl App {
         self.task_with(TaskOptions::new(name), body)
     }
 
-    /// Registers a task with options. A name already registered is [`WfError::DuplicateTask`].
+    /// Registers a task with options.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::DuplicateTask`] when a task of this name is already registered.
     pub fn task_with<A, R, F>(&self, options: TaskOptions, body: F) -> Result<Task<A, R>, WfError>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
         F: Fn(&TaskContext, A) -> Result<R, TaskError> + Send + Sync + 'static,
     {
-        let id = options.id.clone();
         let handle = Task::new(&options);
-        let mut tasks = self.inner.tasks.write().unwrap_or_else(|p| p.into_inner());
-        if tasks.contains_key(&id) {
-            return Err(WfError::DuplicateTask(id));
-        }
-        tasks.insert(id.clone(), Arc::new(RegisteredTask::new(options, body)));
+        self.inner.registry.register(options, body)?;
         Ok(handle)
     }
 
     /// The registered task called `id`, if any.
     pub(crate) fn registered(&self, id: &TaskId) -> Option<Arc<RegisteredTask>> {
-        self.inner
-            .tasks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.inner.registry.get(id)
     }
 
     /// Checks that a handle matches this app's registration of its task, when there is one.
@@ -136,40 +148,17 @@ impl App {
         &self,
         task: &Task<A, R>,
     ) -> Result<(), WfError> {
-        match self.registered(&task.id) {
-            Some(r) if r.signature != TypeId::of::<fn(A) -> R>() => {
-                Err(WfError::ForeignTask(task.id.clone()))
-            }
-            _ => Ok(()),
-        }
+        self.inner.registry.check_handle(task)
     }
 
     /// The names of all registered tasks, sorted.
     pub fn task_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .inner
-            .tasks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
+        self.inner
+            .registry
+            .ids()
+            .into_iter()
             .map(|t| t.as_str().to_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// Configures a worker pool for this app: `app.worker().threads(4).start()?`.
-    pub fn worker(&self) -> WorkerBuilder {
-        WorkerBuilder::new(self.clone())
-    }
-
-    /// Runs queued work on the calling thread until nothing is left to run, and returns how many
-    /// executions ran. Meant for unit tests of workflows: deterministic (one thread, FIFO) and
-    /// fast — retry backoffs and other not-before times are skipped, not waited for.
-    ///
-    /// Do not use it while workers of the same store run: it treats the store as its own.
-    pub fn run_until_idle(&self) -> Result<usize, WfError> {
-        crate::worker::run_until_idle(self)
+            .collect()
     }
 }
 
@@ -182,7 +171,7 @@ impl App {
 /// | store | `memory`, `file`, `store` | `WF_STORE` = `memory` or `file:<dir>` | memory |
 /// | lease | `lease_duration` | `WF_LEASE_MS` | 5 s |
 /// | worker threads | `worker_threads` | `WF_WORKER_THREADS` | available cores |
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct AppBuilder {
     app_id: Option<String>,
     backend: Option<Backend>,
@@ -230,6 +219,12 @@ impl AppBuilder {
     }
 
     /// Builds the app, opening its store.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Config`] for an invalid setting (an empty app id, a lease under 10 ms, zero
+    /// threads, an unparsable `WF_*` variable); [`WfError::Store`] when the store cannot be
+    /// opened (locked by another process, corrupt, of a newer format).
     pub fn build(self) -> Result<App, WfError> {
         self.build_with_env(|k| std::env::var(k).ok())
     }
@@ -285,7 +280,7 @@ impl AppBuilder {
             inner: Arc::new(AppInner {
                 app_id,
                 store,
-                tasks: RwLock::new(HashMap::new()),
+                registry: Registry::default(),
                 config: Config {
                     lease,
                     worker_threads,
@@ -313,7 +308,6 @@ fn parse_store(spec: &str) -> Result<Backend, WfError> {
         "WF_STORE={spec:?} is not a store this build knows: use `memory` or `file:<dir>` (file needs the `file` feature)"
     )))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,7 +331,7 @@ mod tests {
         let app = App::builder().build_with_env(&env).unwrap();
         assert_eq!(app.app_id(), "from-env");
         assert_eq!(app.lease_duration(), Duration::from_millis(1500));
-        assert_eq!(app.inner.config.worker_threads, 3);
+        assert_eq!(app.config().worker_threads, 3);
 
         let app = App::builder()
             .app_id("built")
@@ -347,7 +341,7 @@ mod tests {
             .unwrap();
         assert_eq!(app.app_id(), "built");
         assert_eq!(app.lease_duration(), Duration::from_secs(2));
-        assert_eq!(app.inner.config.worker_threads, 7);
+        assert_eq!(app.config().worker_threads, 7);
     }
 
     #[test]

@@ -58,6 +58,36 @@ pub enum WfError {
         /// How long was waited.
         waited: Duration,
     },
+    /// A child handle was joined by an invocation that did not create it (another workflow, or
+    /// the other side of a sub-workflow). A handle belongs to the execution that started the
+    /// child.
+    #[error(
+        "the handle of child {child} was created by invocation {created_by}; invocation {joined_by} \
+         cannot join it: a handle belongs to the execution that started the child. Pass values \
+         between workflows as arguments and results, not handles"
+    )]
+    ForeignHandle {
+        /// The child the handle points to.
+        child: InvocationId,
+        /// The invocation whose body started the child.
+        created_by: InvocationId,
+        /// The invocation that tried to join it.
+        joined_by: InvocationId,
+    },
+    /// A child handle kept from an earlier execution of the same invocation was joined. Handles
+    /// do not outlive the execution that created them.
+    #[error(
+        "the handle of child {child} comes from an earlier execution of invocation {invocation}; \
+         handles do not outlive the execution that created them. Call `start_task` with the same \
+         task and arguments in this execution (it replays and returns the same child) and join \
+         that handle"
+    )]
+    StaleHandle {
+        /// The child the handle points to.
+        child: InvocationId,
+        /// The invocation (whose earlier execution created the handle).
+        invocation: InvocationId,
+    },
     /// A task with this name is already registered in the app.
     #[error("task '{0}' is already registered in this app; task names must be unique")]
     DuplicateTask(TaskId),

@@ -27,6 +27,12 @@ pub struct Invocation<R> {
 impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     /// Calls the task from outside any task: a new workflow rooted at this invocation. Returns
     /// at once; workers run it. Inside a task body use `ctx.wf().execute_task` instead.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::ForeignTask`] for a handle of another app; [`WfError::Codec`] when the
+    /// arguments cannot be encoded; [`WfError::Store`] when the store refuses or fails the
+    /// submission.
     pub fn call(&self, app: &App, args: A) -> Result<Invocation<R>, WfError> {
         app.check_handle(self)?;
         let args = encode(&args)?;
@@ -63,17 +69,31 @@ impl<R: DeserializeOwned> Invocation<R> {
     }
 
     /// Its current status.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Store`] when the store cannot read it (for example, it does not exist).
     pub fn status(&self) -> Result<Status, WfError> {
         Ok(self.app.store().invocation(self.id)?.status())
     }
 
     /// Its stored record (status, attempts, identity, timings).
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Store`] when the store cannot read it (for example, it does not exist).
     pub fn record(&self) -> Result<InvocationRecord, WfError> {
         Ok(self.app.store().invocation(self.id)?)
     }
 
     /// Blocks until the invocation is final and returns its result, or its failure as
     /// [`WfError::Failed`]. Needs a worker running somewhere (or `app.run_until_idle()`).
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Failed`] with the stored failure; [`WfError::NonDeterminism`] for an
+    /// invocation whose replay diverged; [`WfError::Codec`] when the result does not decode as
+    /// `R`; [`WfError::Store`] when the store fails or the invocation does not exist.
     pub fn result(&self) -> Result<R, WfError> {
         loop {
             if let Some(r) = self
@@ -87,6 +107,10 @@ impl<R: DeserializeOwned> Invocation<R> {
     }
 
     /// Like [`Invocation::result`], giving up with [`WfError::Timeout`] after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Timeout`] when it is not final in time; otherwise as [`Invocation::result`].
     pub fn result_timeout(&self, timeout: Duration) -> Result<R, WfError> {
         let start = Instant::now();
         match self.app.store().wait_final(self.id, timeout)? {

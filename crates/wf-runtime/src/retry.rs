@@ -99,14 +99,14 @@ impl From<Duration> for Backoff {
 /// When a failed attempt is retried.
 #[derive(Clone, Default)]
 pub(crate) struct RetryPolicy {
-    pub max_retries: u32,
-    pub backoff: Backoff,
-    pub predicate: Option<RetryPredicate>,
+    pub(crate) max_retries: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) predicate: Option<RetryPredicate>,
 }
 
 impl RetryPolicy {
     /// The delay before the next attempt, or `None` when the error is final.
-    pub fn next_delay(
+    pub(crate) fn next_delay(
         &self,
         invocation: InvocationId,
         retries_so_far: u32,

@@ -1,16 +1,12 @@
-//! Typed task handles, task options and the type-erased registry entry.
+//! Typed task handles and task options.
 
-use std::any::TypeId;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use wf_core::{CodecError, TaskId, decode, encode};
+use wf_core::TaskId;
 use wf_store::DEFAULT_MAX_RECOVERIES;
 
-use crate::context::TaskContext;
 use crate::error::TaskError;
 use crate::retry::{Backoff, RetryPolicy};
 
@@ -129,44 +125,5 @@ impl<A, R> Clone for Task<A, R> {
 impl<A, R> fmt::Debug for Task<A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task").field("id", &self.id).finish()
-    }
-}
-
-/// Why a type-erased body did not produce a result.
-pub(crate) enum BodyError {
-    /// The stored arguments do not decode as the task's argument type.
-    Args(CodecError),
-    /// The result could not be encoded.
-    Result(CodecError),
-    /// The body returned an error.
-    Task(TaskError),
-}
-
-type ErasedBody = dyn Fn(&TaskContext, &[u8]) -> Result<Vec<u8>, BodyError> + Send + Sync;
-
-/// A task as the registry keeps it: options and a body working on encoded bytes.
-pub(crate) struct RegisteredTask {
-    pub options: TaskOptions,
-    pub signature: TypeId,
-    pub body: Box<ErasedBody>,
-}
-
-impl RegisteredTask {
-    pub fn new<A, R, F>(options: TaskOptions, f: F) -> Self
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        F: Fn(&TaskContext, A) -> Result<R, TaskError> + Send + Sync + 'static,
-    {
-        let body = move |ctx: &TaskContext, args: &[u8]| -> Result<Vec<u8>, BodyError> {
-            let args: A = decode(args).map_err(BodyError::Args)?;
-            let result = f(ctx, args).map_err(BodyError::Task)?;
-            encode(&result).map_err(BodyError::Result)
-        };
-        Self {
-            options,
-            signature: TypeId::of::<fn(A) -> R>(),
-            body: Box::new(body),
-        }
     }
 }

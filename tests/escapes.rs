@@ -1,0 +1,116 @@
+//! Nothing escapes the journal: a child handle is joined only by the execution that created it.
+//! On memory and file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{PATIENCE, apps};
+use wf::prelude::*;
+
+/// A handle kept from workflow A and joined in workflow B is refused, naming both invocations;
+/// B never sees A's child's result.
+#[test]
+fn a_handle_joined_in_another_workflow_is_refused() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let leaf = app
+            .task(
+                "leaf",
+                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n) },
+            )
+            .unwrap();
+        let slot: Arc<Mutex<Option<ChildHandle<u32>>>> = Arc::default();
+        let keep = slot.clone();
+        let a = app
+            .task(
+                "a",
+                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                    let h = ctx.wf().start_task(&leaf, 7)?;
+                    let v = ctx.wf().join(&h)?;
+                    *keep.lock().unwrap() = Some(h);
+                    Ok(v)
+                },
+            )
+            .unwrap();
+        let take = slot.clone();
+        let b = app
+            .task(
+                "b",
+                move |ctx: &TaskContext, (): ()| -> Result<String, TaskError> {
+                    let h = take.lock().unwrap().take().expect("a's handle");
+                    Ok(match ctx.wf().join(h) {
+                        Ok(v) => format!("joined a's child: {v}"),
+                        Err(e) => format!("refused: {e}"),
+                    })
+                },
+            )
+            .unwrap();
+        let inv_a = a.call(app, ()).unwrap();
+        app.run_until_idle().unwrap();
+        assert_eq!(inv_a.result().unwrap(), 7);
+        let inv_b = b.call(app, ()).unwrap();
+        app.run_until_idle().unwrap();
+        let seen = inv_b.result_timeout(PATIENCE).unwrap();
+        assert!(seen.starts_with("refused"), "{}: {seen}", t.backend);
+        assert!(
+            seen.contains(&inv_a.id().to_string()) && seen.contains(&inv_b.id().to_string()),
+            "{}: the refusal names both invocations: {seen}",
+            t.backend
+        );
+    }
+}
+
+/// A handle kept from an earlier execution of the same invocation and joined again is refused
+/// at once; it does not replay the invocation in a loop.
+#[test]
+fn a_handle_from_an_earlier_execution_is_refused_without_a_livelock() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let leaf = app
+            .task(
+                "leaf",
+                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n) },
+            )
+            .unwrap();
+        let executions = Arc::new(AtomicU32::new(0));
+        let slot: Arc<Mutex<Option<ChildHandle<u32>>>> = Arc::default();
+        let (runs, keep) = (executions.clone(), slot.clone());
+        let flow = app
+            .task(
+                "flow",
+                move |ctx: &TaskContext, (): ()| -> Result<String, TaskError> {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    let h = ctx.wf().start_task(&leaf, 7)?;
+                    let mut kept = keep.lock().unwrap();
+                    if kept.is_none() {
+                        // The first execution: the join suspends; the handle stays behind.
+                        let joined = ctx.wf().join(&h);
+                        *kept = Some(h);
+                        drop(kept);
+                        joined?;
+                        return Err(TaskError::new("unreachable: the first join suspends"));
+                    }
+                    ctx.wf().join(&h)?;
+                    let old = kept.as_ref().expect("kept above");
+                    Ok(match ctx.wf().join(old) {
+                        Ok(v) => format!("joined the old handle: {v}"),
+                        Err(e) => format!("refused: {e}"),
+                    })
+                },
+            )
+            .unwrap();
+        let worker = app.worker().threads(2).start().unwrap();
+        let inv = flow.call(app, ()).unwrap();
+        let result = inv.result_timeout(Duration::from_secs(10));
+        worker.stop();
+        let runs = executions.load(Ordering::SeqCst);
+        assert!(runs <= 3, "{}: {runs} executions: a livelock", t.backend);
+        let seen = result.unwrap();
+        assert!(seen.starts_with("refused"), "{}: {seen}", t.backend);
+        assert!(seen.contains("earlier execution"), "{}: {seen}", t.backend);
+    }
+}
