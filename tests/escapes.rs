@@ -1,4 +1,5 @@
-//! Nothing escapes the journal: a child handle is joined only by the execution that created it.
+//! Nothing escapes the journal: from inside a running body, work is started only through the
+//! workflow context, and a child handle is joined only by the execution that created it.
 //! On memory and file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,6 +11,88 @@ use std::time::Duration;
 
 use common::{PATIENCE, apps};
 use wf::prelude::*;
+
+/// `task.call(ctx.app(), ..)` from a body would start a new top-level workflow on every replay:
+/// it is refused, with an error that says what to use instead.
+#[test]
+fn a_top_level_call_from_inside_a_body_is_refused() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let side = app
+            .task("side", |_: &TaskContext, (): ()| -> Result<(), TaskError> {
+                Ok(())
+            })
+            .unwrap();
+        let leaf = app
+            .task(
+                "leaf",
+                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n) },
+            )
+            .unwrap();
+        let captured = app.clone();
+        let flow = app
+            .task(
+                "flow",
+                move |ctx: &TaskContext, (): ()| -> Result<Vec<String>, TaskError> {
+                    let mut refusals = Vec::new();
+                    // Through the context's app, and through an app captured by the closure.
+                    for via in [ctx.app(), &captured] {
+                        refusals.push(match side.call(via, ()) {
+                            Err(e) => e.to_string(),
+                            Ok(inv) => format!("accepted as {}", inv.id()),
+                        });
+                    }
+                    ctx.wf().execute_task(&leaf, 1)?; // suspends once: the body runs twice
+                    Ok(refusals)
+                },
+            )
+            .unwrap();
+        let inv = flow.call(app, ()).unwrap();
+        app.run_until_idle().unwrap();
+        let refusals = inv.result_timeout(PATIENCE).unwrap();
+        for r in &refusals {
+            assert!(
+                r.contains("execute_task") && r.contains("start_task"),
+                "{}: the refusal says what to use instead: {r}",
+                t.backend
+            );
+        }
+        assert_eq!(
+            app.store().workflows().unwrap().len(),
+            1,
+            "{}: no workflow escaped the body",
+            t.backend
+        );
+    }
+}
+
+/// `run_until_idle` runs other invocations inline: inside a body it is refused too.
+#[test]
+fn run_until_idle_inside_a_body_is_refused() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let flow = app
+            .task(
+                "flow",
+                |ctx: &TaskContext, (): ()| -> Result<String, TaskError> {
+                    Ok(match ctx.app().run_until_idle() {
+                        Ok(n) => format!("ran {n} executions"),
+                        Err(e) => format!("refused: {e}"),
+                    })
+                },
+            )
+            .unwrap();
+        let inv = flow.call(app, ()).unwrap();
+        app.run_until_idle().unwrap();
+        let seen = inv.result_timeout(PATIENCE).unwrap();
+        assert!(seen.starts_with("refused"), "{}: {seen}", t.backend);
+        assert!(
+            seen.contains(&inv.id().to_string()),
+            "{}: {seen}",
+            t.backend
+        );
+    }
+}
 
 /// A handle kept from workflow A and joined in workflow B is refused, naming both invocations;
 /// B never sees A's child's result.

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wf_core::TaskId;
+use wf_core::{InvocationId, TaskId};
 use wf_store::{MemoryStore, Store};
 
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
 use crate::registry::{RegisteredTask, Registry};
+use crate::scope;
 use crate::task::{Task, TaskOptions};
 
 /// The default lease: how long a worker may go silent before its invocations are taken over.
@@ -70,6 +71,9 @@ struct AppInner {
 #[derive(Clone)]
 pub struct App {
     inner: Arc<AppInner>,
+    /// Set on the app a task context hands its body (and on clones of it): the invocation whose
+    /// body may use it, where top-level calls are refused.
+    body: Option<InvocationId>,
 }
 
 impl fmt::Debug for App {
@@ -159,6 +163,20 @@ impl App {
             .into_iter()
             .map(|t| t.as_str().to_owned())
             .collect()
+    }
+
+    /// This app, as handed to the body of `invocation`.
+    pub(crate) fn inside_body(&self, invocation: InvocationId) -> App {
+        App {
+            inner: self.inner.clone(),
+            body: Some(invocation),
+        }
+    }
+
+    /// The invocation whose body is running where this app is used (the app a context handed
+    /// out, or any app on a thread running a body), if any.
+    pub(crate) fn body_in_progress(&self) -> Option<InvocationId> {
+        self.body.or_else(scope::running_body)
     }
 }
 
@@ -286,6 +304,7 @@ impl AppBuilder {
                     worker_threads,
                 },
             }),
+            body: None,
         })
     }
 }

@@ -30,7 +30,7 @@ impl TaskContext {
         journal: Vec<JournalEntry>,
     ) -> Self {
         let recorder = Recorder::new(spec.id, journal);
-        let wf = WorkflowContext::new(app.clone(), spec.identity.clone(), recorder);
+        let wf = WorkflowContext::new(app.inside_body(spec.id), spec.identity.clone(), recorder);
         Self { spec, attempt, wf }
     }
 

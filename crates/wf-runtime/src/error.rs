@@ -88,6 +88,21 @@ pub enum WfError {
         /// The invocation (whose earlier execution created the handle).
         invocation: InvocationId,
     },
+    /// `Task::call` was used inside a running task body. It would start a new top-level
+    /// workflow on every replay of the body, outside its journal.
+    #[error(
+        "task '{task}' was called with `Task::call` from inside the body of invocation \
+         {invocation}: that would start a new top-level workflow on every replay. Use \
+         `ctx.wf().execute_task(..)` or `ctx.wf().start_task(..)` to run it as a child of this \
+         invocation; for an independent sub-workflow, register the task with \
+         `TaskOptions::force_new_workflow(true)` and start it the same way"
+    )]
+    CallInsideBody {
+        /// The task called.
+        task: TaskId,
+        /// The invocation whose body made the call.
+        invocation: InvocationId,
+    },
     /// A task with this name is already registered in the app.
     #[error("task '{0}' is already registered in this app; task names must be unique")]
     DuplicateTask(TaskId),

@@ -12,6 +12,7 @@ use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
 use crate::recorder::{Interruption, Sealed, Verdict};
 use crate::registry::{BodyError, RegisteredTask};
+use crate::scope::BodyScope;
 
 /// How long an execution interrupted by a failed store read waits before it runs again.
 const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -128,7 +129,10 @@ fn run(
     now: &impl Fn() -> Timestamp,
 ) -> Commit {
     let ctx = TaskContext::new(app, record.spec.clone(), attempt, journal);
-    let result = catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &record.spec.args)));
+    let result = {
+        let _scope = BodyScope::enter(record.spec.id);
+        catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &record.spec.args)))
+    };
     let ending = match &result {
         Ok(Ok(_)) => Some(Ending::Returned),
         Ok(Err(BodyError::Args(_))) => None,

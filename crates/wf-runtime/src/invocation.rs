@@ -26,14 +26,25 @@ pub struct Invocation<R> {
 
 impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     /// Calls the task from outside any task: a new workflow rooted at this invocation. Returns
-    /// at once; workers run it. Inside a task body use `ctx.wf().execute_task` instead.
+    /// at once; workers run it.
+    ///
+    /// Inside a task body it is refused: a body runs again on every replay, so each run would
+    /// start another workflow. Use `ctx.wf().execute_task` / `start_task` there (with a task
+    /// registered with `force_new_workflow(true)` for an independent sub-workflow).
     ///
     /// # Errors
     ///
-    /// [`WfError::ForeignTask`] for a handle of another app; [`WfError::Codec`] when the
-    /// arguments cannot be encoded; [`WfError::Store`] when the store refuses or fails the
-    /// submission.
+    /// [`WfError::CallInsideBody`] from inside a task body (on the thread running it, or with the
+    /// app a context handed out); [`WfError::ForeignTask`] for a handle of another app;
+    /// [`WfError::Codec`] when the arguments cannot be encoded; [`WfError::Store`] when the store
+    /// refuses or fails the submission.
     pub fn call(&self, app: &App, args: A) -> Result<Invocation<R>, WfError> {
+        if let Some(invocation) = app.body_in_progress() {
+            return Err(WfError::CallInsideBody {
+                task: self.id.clone(),
+                invocation,
+            });
+        }
         app.check_handle(self)?;
         let args = encode(&args)?;
         let id = fresh_invocation_id();

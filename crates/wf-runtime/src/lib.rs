@@ -32,6 +32,7 @@
 //! | `workflow` | [`WorkflowContext`] (`ctx.wf()`): data, primitives, children, joins |
 //! | `recorder` | the recorder of one execution: replay cursor, buffered writes and children, divergence, the stop point |
 //! | `handle` | [`ChildHandle`] and the execution that owns it |
+//! | `scope` | which invocation's body the current thread runs |
 //! | `retry` | [`Backoff`] and the retry decision |
 //! | `error`, `clock`, `ids` | [`WfError`] and [`TaskError`]; the wall clock; fresh ids |
 //!
@@ -52,6 +53,7 @@ mod invocation;
 mod recorder;
 mod registry;
 mod retry;
+mod scope;
 mod task;
 mod worker;
 mod workflow;

@@ -381,8 +381,14 @@ impl App {
     ///
     /// # Errors
     ///
-    /// [`WfError::Store`] when the store fails.
+    /// [`WfError::Usage`] from inside a task body; [`WfError::Store`] when the store fails.
     pub fn run_until_idle(&self) -> Result<usize, WfError> {
+        if let Some(invocation) = self.body_in_progress() {
+            return Err(WfError::Usage(format!(
+                "run_until_idle was called from inside the body of invocation {invocation}; it \
+                 runs other invocations inline and belongs in tests, outside task bodies"
+            )));
+        }
         let store = self.store();
         let worker = WorkerId::new(format!("{}-inline", worker_name()));
         let lease_for = self.lease_duration();

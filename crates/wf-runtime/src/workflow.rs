@@ -110,7 +110,9 @@ impl WorkflowContext {
         &self.identity
     }
 
-    /// The app the task runs in.
+    /// The app the task runs in. Starting work from a body goes through this context
+    /// ([`WorkflowContext::execute_task`], [`WorkflowContext::start_task`]); a top-level
+    /// `Task::call` with this app is refused with [`WfError::CallInsideBody`].
     pub fn app(&self) -> &App {
         &self.app
     }
