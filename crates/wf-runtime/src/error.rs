@@ -171,6 +171,16 @@ impl TaskError {
         !self.permanent
     }
 
+    /// True when this error is a joined child's recorded failure passed on by the body (a
+    /// [`WfError::ChildFailed`], typically propagated with `?`). Such an error is final for the
+    /// parent unless its `retry_if` asks for a retry: a retry would replay the same failure.
+    pub fn is_child_failure(&self) -> bool {
+        matches!(
+            self.downcast_ref::<WfError>(),
+            Some(WfError::ChildFailed { .. })
+        )
+    }
+
     /// The message.
     pub fn message(&self) -> &str {
         &self.message

@@ -270,9 +270,10 @@ fn not_before(now: Timestamp, delay: Duration) -> Timestamp {
 }
 
 fn failure_of(e: &TaskError) -> Failure {
-    let kind = match e.downcast_ref::<WfError>() {
-        Some(WfError::ChildFailed { .. }) => FailureKind::Child,
-        _ => FailureKind::Task,
+    let kind = if e.is_child_failure() {
+        FailureKind::Child
+    } else {
+        FailureKind::Task
     };
     Failure::new(kind, e.message())
 }

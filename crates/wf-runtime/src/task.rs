@@ -42,6 +42,12 @@ impl TaskOptions {
     }
 
     /// How many times a failed attempt (error or panic) is retried. Default 0.
+    ///
+    /// A failure that comes from a recorded child failure — the body returned the
+    /// [`WfError::ChildFailed`](crate::WfError::ChildFailed) of a child it joined, typically with
+    /// `?` — is **final** for the parent unless [`TaskOptions::retry_if`] asks for a retry: a
+    /// retry replays the journal, so it would meet the same recorded failure again. Retry the
+    /// child instead (its own `max_retries`), or handle its failure in the body.
     pub fn max_retries(mut self, n: u32) -> Self {
         self.retry.max_retries = n;
         self
@@ -54,7 +60,14 @@ impl TaskOptions {
         self
     }
 
-    /// Retries only errors for which `predicate` is true (panics always count as retryable).
+    /// Retries only errors for which `predicate` is true (panics always count as retryable;
+    /// errors marked [`TaskError::permanent`] never do).
+    ///
+    /// It is also the only way to retry a failure that comes from a recorded child failure,
+    /// which is otherwise final (see [`TaskOptions::max_retries`]): for such an error (it
+    /// downcasts to [`WfError::ChildFailed`](crate::WfError::ChildFailed)) the predicate is asked,
+    /// and `true` spends a retry. Each such retry replays the journal and so meets the same
+    /// recorded failure.
     pub fn retry_if(
         mut self,
         predicate: impl Fn(&TaskError) -> bool + Send + Sync + 'static,
