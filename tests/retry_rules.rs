@@ -1,5 +1,6 @@
 //! Retry rules of the runtime: a recorded child failure is final for its parent unless the
-//! parent's `retry_if` asks for a retry. On memory and file.
+//! parent's `retry_if` asks for a retry, and `Backoff::none()` retries at once. On memory and
+//! file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -7,8 +8,10 @@ mod common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::hooked::{Hooks, hooked_apps};
 use common::{PATIENCE, apps};
 use wf::prelude::*;
+use wf::store::{Commit, Lease, Outcome, Store};
 
 /// A parent whose child fails and which propagates the failure with `?`; `options` are the
 /// parent's. Returns how many times the parent and the child ran, and the parent's outcome.
@@ -125,5 +128,70 @@ fn a_parent_s_own_failure_still_retries() {
         t.app.run_until_idle().unwrap();
         assert!(inv.result_timeout(PATIENCE).is_err());
         assert_eq!(runs.load(Ordering::SeqCst), 3, "{}", t.backend);
+    }
+}
+
+/// Reads each retry's state right after its commit.
+#[derive(Default)]
+struct RetryStates(Mutex<Vec<(wf::core::Timestamp, wf::core::Timestamp)>>);
+
+struct SeeRetries {
+    states: Arc<RetryStates>,
+    store: Mutex<Option<Arc<dyn Store>>>,
+}
+
+impl Hooks for SeeRetries {
+    fn after_commit(&self, lease: &Lease, commit: &Commit) {
+        if let Outcome::Retry { .. } = commit.outcome {
+            let store = self.store.lock().unwrap().clone().unwrap();
+            let state = store.invocation(lease.invocation).unwrap().state;
+            self.states
+                .0
+                .lock()
+                .unwrap()
+                .push((state.not_before.unwrap(), state.updated_at));
+        }
+    }
+}
+
+/// `Backoff::none()` means at once: the retry is claimable at the very time its failure was
+/// committed, not a millisecond later.
+#[test]
+fn backoff_none_is_claimable_at_once() {
+    let states = Arc::new(RetryStates::default());
+    let s = states.clone();
+    for (t, hooked, app) in hooked_apps(
+        move || SeeRetries {
+            states: s.clone(),
+            store: Mutex::new(None),
+        },
+        |b| b,
+    ) {
+        *hooked.hooks.store.lock().unwrap() = Some(hooked.inner.clone());
+        let flaky = app
+            .task_with(
+                TaskOptions::new("flaky")
+                    .max_retries(3)
+                    .retry_backoff(Backoff::none()),
+                |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                    if ctx.attempt() <= 3 {
+                        return Err(TaskError::new("again"));
+                    }
+                    Ok(1)
+                },
+            )
+            .unwrap();
+        let inv = flaky.call(&app, ()).unwrap();
+        app.run_until_idle().unwrap();
+        assert_eq!(inv.result_timeout(PATIENCE).unwrap(), 1, "{}", t.backend);
+        let seen = std::mem::take(&mut *states.0.lock().unwrap());
+        assert_eq!(seen.len(), 3, "{}", t.backend);
+        for (not_before, committed_at) in seen {
+            assert!(
+                not_before <= committed_at,
+                "{}: a retry with no backoff is claimable at {not_before:?}, after its commit at {committed_at:?}",
+                t.backend
+            );
+        }
     }
 }

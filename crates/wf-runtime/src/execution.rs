@@ -261,10 +261,14 @@ fn failed(
     }
 }
 
-/// The first whole millisecond at which at least `delay` has passed since `now`. `now` is a
+/// When something delayed by `delay` from `now` may run. Zero means at once: `now` itself.
+/// Otherwise the first whole millisecond at which at least `delay` has passed: `now` is a
 /// reading truncated to the millisecond and `delay` may have a fraction of one, so both are
-/// rounded up: a backoff is never shorter than asked.
+/// rounded up, and a backoff is never shorter than asked.
 fn not_before(now: Timestamp, delay: Duration) -> Timestamp {
+    if delay.is_zero() {
+        return now;
+    }
     let ms = delay.as_nanos().div_ceil(1_000_000).saturating_add(1);
     Timestamp(now.0.saturating_add(u64::try_from(ms).unwrap_or(u64::MAX)))
 }
@@ -300,7 +304,12 @@ mod tests {
             not_before(now, Duration::from_micros(39_500)),
             Timestamp(1041)
         );
-        assert_eq!(not_before(now, Duration::ZERO), Timestamp(1001));
+        assert_eq!(not_before(now, Duration::from_nanos(1)), Timestamp(1002));
         assert_eq!(not_before(now, Duration::MAX), Timestamp(u64::MAX));
+    }
+
+    #[test]
+    fn no_backoff_is_at_once() {
+        assert_eq!(not_before(Timestamp(1000), Duration::ZERO), Timestamp(1000));
     }
 }

@@ -51,7 +51,7 @@ impl Backoff {
         }
     }
 
-    /// No delay at all: retry at once.
+    /// No delay at all: the retry is claimable at once, at the time its failure was committed.
     pub fn none() -> Self {
         Self {
             base: Duration::ZERO,
