@@ -1,5 +1,5 @@
 //! Shared helpers of the end-to-end tests: one app per backend, and small sync tools.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;

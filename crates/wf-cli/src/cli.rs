@@ -29,7 +29,7 @@ so it works while workers run (a record being written at that moment is not show
     arg_required_else_help = true,
     propagate_version = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The store: a file store directory, `file:<dir>`, or (not yet supported) a `redis://` URL.
     #[arg(
         long,
@@ -56,7 +56,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List workflows (newest first) with type, status, age and size.
     #[command(
         long_about = "List workflows, newest first: one row per workflow root with its \
@@ -150,7 +150,7 @@ Example:
 
 /// Options of `wf workflows`.
 #[derive(Debug, Args)]
-pub struct WorkflowsArgs {
+pub(crate) struct WorkflowsArgs {
     /// Only workflows whose root has this status.
     #[arg(long, value_name = "STATUS", value_parser = status_parser())]
     pub status: Option<Status>,
@@ -161,14 +161,14 @@ pub struct WorkflowsArgs {
 
 /// Where the store is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSpec {
+pub(crate) enum StoreSpec {
     /// A file store directory.
     File(PathBuf),
 }
 
 impl StoreSpec {
     /// Parses `--store` / `WF_STORE`: a directory, `file:<dir>`; `redis://` is refused for now.
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub(crate) fn parse(spec: &str) -> Result<Self, String> {
         let spec = spec.trim();
         if spec.is_empty() {
             return Err("the store is empty: pass --store <DIR> or set WF_STORE".into());
@@ -217,7 +217,7 @@ fn status_parser() -> impl clap::builder::TypedValueParser<Value = Status> {
 }
 
 /// Parses `30m`, `12h`, `7d`, `1h30m`, `0s`: number and unit pairs (ms, s, m, h, d, w).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     let bad = |why: &str| format!("{s:?} is not a duration: {why} (examples: 30m, 12h, 7d, 1h30m)");
     if text.is_empty() {

@@ -18,7 +18,7 @@ use crate::value::{clip, render};
 const VALUE_WIDTH: usize = 72;
 
 /// Runs the command `cli` names and returns what to print.
-pub fn run(cli: &Cli) -> Result<String, Failure> {
+pub(crate) fn run(cli: &Cli) -> Result<String, Failure> {
     let spec = match cli.store.as_deref() {
         Some(s) => StoreSpec::parse(s).map_err(Failure::Usage)?,
         None => {
