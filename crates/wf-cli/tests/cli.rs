@@ -10,9 +10,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use std::time::Duration;
 
-use wf_core::{CallId, InvocationId, TaskId, Timestamp, WorkerId, WorkflowIdentity};
+use wf_core::{InvocationId, Timestamp, WorkerId};
 use wf_runtime::{App, TaskContext, TaskError, TaskOptions};
-use wf_store::{FileStore, NewInvocation, Store};
+use wf_store::conformance::fixtures::root;
+use wf_store::{FileStore, Store};
 
 /// A store with two finished workflows: `order` (two children, a sub-workflow, data and
 /// journaled draws) and `broken` (failed).
@@ -407,25 +408,11 @@ fn reads_work_on_a_store_a_live_process_owns() {
     assert_eq!(json(&f.dir, &["counts"])["total"], 5);
 
     // A running invocation shows its lease holder.
-    let id = InvocationId::from_u128(99);
-    let task = TaskId::new("slow");
     let args = wf_core::encode(&7u32).unwrap();
+    let slow = root(99, "slow", &args);
+    let id = slow.id;
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
-    owner
-        .submit(
-            NewInvocation {
-                id,
-                call: CallId::of(&task, &args),
-                identity: WorkflowIdentity::new_workflow(id, task.clone()),
-                task,
-                args,
-                parent: None,
-                not_before: None,
-                max_recoveries: wf_store::DEFAULT_MAX_RECOVERIES,
-            },
-            now,
-        )
-        .unwrap();
+    owner.submit(slow, now).unwrap();
     owner
         .claim(&WorkerId::new("worker-7"), Duration::from_secs(600), now)
         .unwrap()

@@ -789,39 +789,16 @@ impl Tables {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wf_core::{CallId, TaskId, WorkflowIdentity};
+    use crate::conformance::fixtures::{at_ms as at, id};
 
-    use crate::model::DEFAULT_MAX_RECOVERIES;
-
-    fn at(ms: u64) -> Timestamp {
-        Timestamp(1_767_225_600_000 + ms)
-    }
-
-    fn id(n: u128) -> InvocationId {
-        InvocationId::from_u128(n)
-    }
-
+    /// Root number `n` of the one task these tests use.
     fn root(n: u128) -> NewInvocation {
-        let task = TaskId::new("t");
-        NewInvocation {
-            id: id(n),
-            call: CallId::of(&task, &[]),
-            identity: WorkflowIdentity::new_workflow(id(n), task.clone()),
-            task,
-            args: Vec::new(),
-            parent: None,
-            not_before: None,
-            max_recoveries: DEFAULT_MAX_RECOVERIES,
-        }
+        crate::conformance::fixtures::root(n, "t", b"")
     }
 
+    /// Child number `n` of `parent`, of the same task.
     fn child(n: u128, parent: &NewInvocation) -> NewInvocation {
-        NewInvocation {
-            id: id(n),
-            identity: parent.identity.clone(),
-            parent: Some(parent.id),
-            ..root(n)
-        }
+        crate::conformance::fixtures::child(n, parent, "t", b"")
     }
 
     /// Operations on live tables, keeping the log of their changes as a file store would.

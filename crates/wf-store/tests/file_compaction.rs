@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use file_common::*;
 use wf_core::{Status, WorkerId};
-use wf_store::{Commit, FileOptions, FileStore, NewInvocation, Outcome, Store, StoreError};
+use wf_store::{Commit, FileOptions, FileStore, Outcome, Store, StoreError};
 
 fn log_len(dir: &std::path::Path) -> u64 {
     fs::metadata(log_path(dir)).unwrap().len()
@@ -71,13 +71,6 @@ fn purge_finished_reclaims_space_at_once() {
     let store = FileStore::open(dir.path()).unwrap();
     assert_eq!(store.counts().unwrap().total(), 1);
     assert_eq!(claim_and_finish(&store, "w", at(300)), Some(1000));
-}
-
-fn child_of(n: u64, parent: &NewInvocation) -> NewInvocation {
-    let mut child = root(n);
-    child.parent = Some(parent.id);
-    child.identity = parent.identity.clone();
-    child
 }
 
 /// Everything a reader can see, for comparing two stores.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use file_common::at;
 use wf_core::{FailureKind, Status, WorkerId};
-use wf_store::conformance::{child, root};
+use wf_store::conformance::fixtures::{child, root};
 use wf_store::{Commit, FileStore, Outcome, Store};
 
 #[test]

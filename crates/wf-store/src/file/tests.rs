@@ -16,29 +16,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use wf_core::{CallId, InvocationId, Status, TaskId, Timestamp, WorkerId, WorkflowIdentity};
+use wf_core::{Status, Timestamp, WorkerId};
 
 use super::{FileOptions, FileStore};
+use crate::conformance::fixtures::T0;
 use crate::error::StoreError;
-use crate::model::{Commit, DEFAULT_MAX_RECOVERIES, NewInvocation, Outcome};
+use crate::model::{Commit, NewInvocation, Outcome};
 use crate::store::Store;
 
-const T0: Timestamp = Timestamp(1_767_225_600_000);
 const LONG: Duration = Duration::from_secs(30);
 
+/// Root number `n` of the one task these tests use.
 fn root(n: u128) -> NewInvocation {
-    let id = InvocationId::from_u128(n);
-    let task = TaskId::new("disk-full");
-    NewInvocation {
-        id,
-        call: CallId::of(&task, &[]),
-        identity: WorkflowIdentity::new_workflow(id, task.clone()),
-        task,
-        args: Vec::new(),
-        parent: None,
-        not_before: None,
-        max_recoveries: DEFAULT_MAX_RECOVERIES,
-    }
+    crate::conformance::fixtures::root(n, "disk-full", b"")
 }
 
 /// Returns once `n` waiters in all went to block and are waiting (see the module docs).
