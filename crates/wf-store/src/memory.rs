@@ -7,15 +7,15 @@ use wf_core::{InvocationId, JournalEntry, Timestamp, WorkerId};
 
 use crate::error::StoreError;
 use crate::model::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
+    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted, TaskSet,
 };
-use crate::store::Store;
+use crate::store::{StoreAdmin, StoreRead, StoreWork};
 use crate::tables::{Change, Tables};
 
 /// A store that lives in this process's memory and dies with it.
 ///
 /// ```
-/// use wf_store::{MemoryStore, Store};
+/// use wf_store::{MemoryStore, StoreRead};
 /// let store = MemoryStore::new();
 /// assert_eq!(store.counts().unwrap().total(), 0);
 /// ```
@@ -136,51 +136,13 @@ pub(crate) fn wait_for_claimable(
     .is_some()
 }
 
-impl Store for MemoryStore {
+impl StoreRead for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
     }
 
-    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
-        self.mutate(|t, out| t.submit(out, invocation, now))
-    }
-
-    fn claim(
-        &self,
-        worker: &WorkerId,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Claim>, StoreError> {
-        self.mutate(|t, out| t.claim(out, worker, lease_for, now))
-    }
-
-    fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.lock().next_due())
-    }
-
-    fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
-        Ok(wait_for_claimable(self.lock(), &self.work, timeout))
-    }
-
-    fn renew(
-        &self,
-        lease: &Lease,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, StoreError> {
-        self.mutate(|t, out| t.renew(out, lease, lease_for, now))
-    }
-
-    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
-        self.mutate(|t, out| t.commit(out, lease, commit, now))
-    }
-
-    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.mutate(|t, out| t.recover_expired(out, now))
-    }
-
-    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
-        self.mutate(|t, out| t.cancel(out, id, reason, now))
+    fn app_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
     }
 
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
@@ -237,6 +199,57 @@ impl Store for MemoryStore {
             |_| None,
         )
         .transpose()
+    }
+}
+
+impl StoreWork for MemoryStore {
+    fn bind_app(&self, _app_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
+        self.mutate(|t, out| t.submit(out, invocation, now))
+    }
+
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        _tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.mutate(|t, out| t.claim(out, worker, lease_for, now))
+    }
+
+    fn next_due(&self, _tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock().next_due())
+    }
+
+    fn wait_for_work(&self, _tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
+        Ok(wait_for_claimable(self.lock(), &self.work, timeout))
+    }
+
+    fn renew(
+        &self,
+        lease: &Lease,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, StoreError> {
+        self.mutate(|t, out| t.renew(out, lease, lease_for, now))
+    }
+
+    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.commit(out, lease, commit, now))
+    }
+
+    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.mutate(|t, out| t.recover_expired(out, now))
+    }
+}
+
+impl StoreAdmin for MemoryStore {
+    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.cancel(out, id, reason, now))
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {

@@ -10,7 +10,7 @@ use std::io::Write;
 
 use file_common::*;
 use wf_core::Status;
-use wf_store::{FileOptions, FileStore, Store, StoreError};
+use wf_store::{FileOptions, FileStore, StoreError, StoreRead, StoreWork};
 
 fn opts() -> FileOptions {
     FileOptions::default().sync(false)

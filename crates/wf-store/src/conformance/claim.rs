@@ -116,7 +116,7 @@ pub fn concurrent_claims_never_duplicate(s: Subject) {
                     let mut got = Vec::new();
                     barrier.wait();
                     loop {
-                        match store.claim(&w, LEASE, at(1)) {
+                        match store.claim(&w, &suite_tasks(), LEASE, at(1)) {
                             Ok(Some(c)) => {
                                 let done = Commit::outcome(Outcome::Success(w.as_str().into()));
                                 let r = store.commit(&c.lease, done, at(1));
@@ -191,7 +191,11 @@ pub fn submitted_not_before_is_honoured(s: Subject) {
 /// expires. Claiming at that moment succeeds; a millisecond earlier nothing is claimable.
 pub fn next_due_reports_earliest_clock_event(s: Subject) {
     let store = &*s.store;
-    assert_eq!(ok(store.next_due(), "next_due"), None, "an empty store");
+    assert_eq!(
+        ok(store.next_due(&suite_tasks()), "next_due"),
+        None,
+        "an empty store"
+    );
     let a = root(1, "a", b"");
     let b = root(2, "b", b"");
     let mut c = root(3, "c", b"");
@@ -213,7 +217,7 @@ pub fn next_due_reports_earliest_clock_event(s: Subject) {
 
     // Retry at 20 s < lease expiry after 30 s < delayed start at 50 s.
     assert_eq!(
-        ok(store.next_due(), "next_due"),
+        ok(store.next_due(&suite_tasks()), "next_due"),
         Some(at(20)),
         "the retry is first"
     );
@@ -221,7 +225,7 @@ pub fn next_due_reports_earliest_clock_event(s: Subject) {
     let cb = claim_expect(store, "w", at(20), b.id); // lease until 50 s
 
     assert_eq!(
-        ok(store.next_due(), "next_due"),
+        ok(store.next_due(&suite_tasks()), "next_due"),
         Some(at_ms(30_001)),
         "a's lease (valid through 30 s) is void from 30.001 s"
     );
@@ -235,7 +239,7 @@ pub fn next_due_reports_earliest_clock_event(s: Subject) {
     );
 
     assert_eq!(
-        ok(store.next_due(), "next_due"),
+        ok(store.next_due(&suite_tasks()), "next_due"),
         Some(at(50)),
         "c's delayed start"
     );
@@ -245,7 +249,7 @@ pub fn next_due_reports_earliest_clock_event(s: Subject) {
         succeed(store, lease, b"", at(50));
     }
     assert_eq!(
-        ok(store.next_due(), "next_due"),
+        ok(store.next_due(&suite_tasks()), "next_due"),
         None,
         "nothing delayed and no lease left"
     );

@@ -153,7 +153,7 @@ pub fn commit_deferred_honours_not_before_without_spending_retries(s: Subject) {
         "its journal is kept"
     );
     assert_nothing_claimable(store, at(9), "deferred until its not-before time");
-    assert_eq!(ok(store.next_due(), "next_due"), Some(at(10)));
+    assert_eq!(ok(store.next_due(&suite_tasks()), "next_due"), Some(at(10)));
     let again = claim_expect(store, "w", at(10), inv.id);
     assert_eq!(again.lease.attempt, 2);
     assert_eq!(

@@ -17,7 +17,7 @@ use wf_core::{
 use crate::error::StoreError;
 use crate::model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, Lease, NewInvocation, Outcome,
-    Submitted,
+    Submitted, TaskSet,
 };
 use crate::store::Store;
 
@@ -59,6 +59,62 @@ pub fn child(n: u128, parent: &NewInvocation, task: &str, args: &[u8]) -> NewInv
 pub fn subworkflow(n: u128, parent: &NewInvocation, task: &str, args: &[u8]) -> NewInvocation {
     let identity = |id, task| WorkflowIdentity::new_subworkflow(id, task, &parent.identity);
     invocation(n, task, args, identity, Some(parent))
+}
+
+/// Every task the conformance tests submit invocations of. The claim helpers claim for all of
+/// them; the `tasks` topic claims for smaller sets.
+pub const SUITE_TASKS: &[&str] = &[
+    "a",
+    "ak",
+    "b",
+    "bad",
+    "bc",
+    "big",
+    "c",
+    "c1",
+    "c2",
+    "ck",
+    "crashes",
+    "d",
+    "dk",
+    "flaky",
+    "good",
+    "grandkid",
+    "k",
+    "k1",
+    "k2",
+    "k3",
+    "kid",
+    "later",
+    "m",
+    "now",
+    "other",
+    "p",
+    "parent",
+    "pending",
+    "r",
+    "r2",
+    "race",
+    "reads",
+    "rejected-child",
+    "retrying",
+    "root",
+    "s",
+    "s2",
+    "sk",
+    "sub",
+    "t",
+    "u",
+];
+
+/// The set of [`SUITE_TASKS`]: a worker that runs every task the suite submits.
+pub fn suite_tasks() -> TaskSet {
+    TaskSet::new(SUITE_TASKS.iter().copied())
+}
+
+/// The set of these tasks.
+pub fn tasks(names: &[&str]) -> TaskSet {
+    TaskSet::new(names.iter().copied())
 }
 
 /// A fixed clock reading for tests: 2026-01-01T00:00:00Z.
@@ -175,8 +231,10 @@ pub fn submit(store: &dyn Store, inv: &NewInvocation, now: Timestamp) {
 /// Claims at `now` and asserts that invocation `expected` is the one claimed.
 #[track_caller]
 pub fn claim_expect(store: &dyn Store, w: &str, now: Timestamp, expected: InvocationId) -> Claim {
-    let claim = ok(store.claim(&worker(w), LEASE, now), format!("claim by {w}"))
-        .unwrap_or_else(|| panic!("claim by {w} at {now:?}: expected {expected}, got nothing"));
+    let claim = ok(store.claim(&worker(w), &suite_tasks(), LEASE, now), format!("claim by {w}"))
+        .unwrap_or_else(|| panic!(
+            "claim by {w} at {now:?}: expected {expected}, got nothing (is its task in SUITE_TASKS?)"
+        ));
     assert_eq!(
         claim.lease.invocation, expected,
         "claim by {w}: claimed the wrong invocation"
@@ -187,7 +245,10 @@ pub fn claim_expect(store: &dyn Store, w: &str, now: Timestamp, expected: Invoca
 /// Asserts that a claim at `now` finds nothing; `why` says why nothing should be there.
 #[track_caller]
 pub fn assert_nothing_claimable(store: &dyn Store, now: Timestamp, why: &str) {
-    let claim = ok(store.claim(&worker("idle"), LEASE, now), "claim");
+    let claim = ok(
+        store.claim(&worker("idle"), &suite_tasks(), LEASE, now),
+        "claim",
+    );
     assert!(
         claim.is_none(),
         "{why}: expected nothing claimable, but {:?} was claimed",

@@ -30,6 +30,7 @@ use crate::store::Store;
 
 pub mod fixtures;
 
+pub mod app;
 pub mod cancel;
 pub mod claim;
 pub mod commit;
@@ -39,6 +40,7 @@ pub mod reads;
 pub mod recovery;
 pub mod retention;
 pub mod submit;
+pub mod tasks;
 pub mod values;
 pub mod waiting;
 pub mod waits;
@@ -100,6 +102,11 @@ macro_rules! conformance_tests {
             submitted_not_before_is_honoured,
             next_due_reports_earliest_clock_event,
         );
+        $crate::conformance_tests!(@topic tasks:
+            claim_hands_out_only_tasks_in_the_set,
+            claim_is_fifo_across_tasks,
+            idle_worker_ignores_other_tasks_work,
+        );
         $crate::conformance_tests!(@topic leases:
             renew_extends_lease,
             lease_expiry_boundary,
@@ -153,6 +160,11 @@ macro_rules! conformance_tests {
             wait_final_ends_when_purged,
             wait_for_work_wakes_on_submit,
             wait_for_work_times_out_when_idle,
+        );
+        $crate::conformance_tests!(@topic app:
+            first_bind_records_the_app,
+            same_app_binds_again,
+            other_app_is_refused_naming_both,
         );
         $crate::conformance_tests!(@topic retention:
             purge_finished_removes_only_old_finished,

@@ -29,14 +29,22 @@ pub fn recover_expired_exactly_once(s: Subject) {
     }
     let mut expiring = BTreeSet::new();
     for _ in 0..SHORT {
-        let c = ok(store.claim(&worker("short"), short_lease, T0), "claim")
-            .unwrap_or_else(|| panic!("expected something to claim"));
+        let c = ok(
+            store.claim(&worker("short"), &suite_tasks(), short_lease, T0),
+            "claim",
+        )
+        .unwrap_or_else(|| panic!("expected something to claim"));
         expiring.insert(c.lease.invocation);
     }
     let mut holding = Vec::new();
     for _ in 0..LONG {
         let c = ok(
-            store.claim(&worker("long"), Duration::from_secs(3600), T0),
+            store.claim(
+                &worker("long"),
+                &suite_tasks(),
+                Duration::from_secs(3600),
+                T0,
+            ),
             "claim",
         )
         .unwrap_or_else(|| panic!("expected something to claim"));
@@ -100,10 +108,11 @@ pub fn recover_expired_exactly_once(s: Subject) {
         // Claim them all again (the next attempt) with a lease that expires before the next round.
         if round < ROUNDS {
             for _ in 0..SHORT {
-                let c = ok(store.claim(&worker("short"), short_lease, now), "reclaim")
-                    .unwrap_or_else(|| {
-                        panic!("round {round}: a recovered invocation is claimable")
-                    });
+                let c = ok(
+                    store.claim(&worker("short"), &suite_tasks(), short_lease, now),
+                    "reclaim",
+                )
+                .unwrap_or_else(|| panic!("round {round}: a recovered invocation is claimable"));
                 assert!(expiring.contains(&c.lease.invocation));
                 assert_eq!(
                     c.lease.attempt,
@@ -143,7 +152,10 @@ pub fn claim_recovers_expired(s: Subject) {
         submit(store, &root(n, "t", &n.to_le_bytes()), T0);
     }
     let mut first = Vec::new();
-    while let Some(c) = ok(store.claim(&worker("vanishing"), LEASE, T0), "claim") {
+    while let Some(c) = ok(
+        store.claim(&worker("vanishing"), &suite_tasks(), LEASE, T0),
+        "claim",
+    ) {
         first.push(c.lease);
     }
     assert_eq!(first.len() as u128, INVOCATIONS);
@@ -158,7 +170,8 @@ pub fn claim_recovers_expired(s: Subject) {
                     let w = worker(&format!("rescuer-{t}"));
                     barrier.wait();
                     let mut got = Vec::new();
-                    while let Some(c) = ok(store.claim(&w, LEASE, at(31)), "claim") {
+                    while let Some(c) = ok(store.claim(&w, &suite_tasks(), LEASE, at(31)), "claim")
+                    {
                         got.push((c.lease.invocation, c.lease.attempt));
                     }
                     got

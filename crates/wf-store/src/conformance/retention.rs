@@ -54,7 +54,12 @@ pub fn purge_finished_removes_only_old_finished(s: Subject) {
     let b = root(2, "b", b"");
     submit(store, &b, at(11));
     let c = ok(
-        store.claim(&worker("w"), Duration::from_secs(600), at(11)),
+        store.claim(
+            &worker("w"),
+            &suite_tasks(),
+            Duration::from_secs(600),
+            at(11),
+        ),
         "claim b",
     )
     .unwrap_or_else(|| panic!("b must be claimable"));
@@ -172,7 +177,12 @@ pub fn purge_judges_by_last_finished_member(s: Subject) {
         at(1),
     );
     let c = ok(
-        store.claim(&worker("w"), Duration::from_secs(600), at(2)),
+        store.claim(
+            &worker("w"),
+            &suite_tasks(),
+            Duration::from_secs(600),
+            at(2),
+        ),
         "claim m",
     )
     .unwrap_or_else(|| panic!("the member must be claimable"));
@@ -304,7 +314,12 @@ pub fn purge_keeps_subworkflows_with_their_callers(s: Subject) {
         at(20),
     );
     let c = ok(
-        store.claim(&worker("w"), Duration::from_secs(600), at(21)),
+        store.claim(
+            &worker("w"),
+            &suite_tasks(),
+            Duration::from_secs(600),
+            at(21),
+        ),
         "claim s2",
     )
     .unwrap_or_else(|| panic!("S2 must be claimable"));

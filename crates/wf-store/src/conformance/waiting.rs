@@ -225,7 +225,7 @@ pub fn parent_wakes_once_under_concurrent_children(s: Subject) {
             scope.spawn(move || {
                 let w = worker(&format!("w{t}"));
                 barrier.wait();
-                while let Some(c) = ok(store.claim(&w, LEASE, at(2)), "claim") {
+                while let Some(c) = ok(store.claim(&w, &suite_tasks(), LEASE, at(2)), "claim") {
                     if c.lease.invocation == pid {
                         let kids = ok(store.invocations(kid_ids), "children");
                         let unfinished: Vec<_> = kids

@@ -188,7 +188,12 @@ pub fn wait_final_ends_when_purged(s: Subject) {
 pub fn wait_for_work_wakes_on_submit(s: Subject) {
     let store = &*s.store;
     let (found, waited) = woken_by(
-        || ok(store.wait_for_work(LONG_WAIT), "wait_for_work"),
+        || {
+            ok(
+                store.wait_for_work(&suite_tasks(), LONG_WAIT),
+                "wait_for_work",
+            )
+        },
         || submit(store, &root(1, "t", b""), system_now()),
     );
     assert!(found, "wait_for_work must report work after a submit");
@@ -197,7 +202,10 @@ pub fn wait_for_work_wakes_on_submit(s: Subject) {
         "wait_for_work returned {waited:?} after the submit: a submit must wake it, not its \
          timeout"
     );
-    let c = ok(store.claim(&worker("w"), LEASE, system_now()), "claim");
+    let c = ok(
+        store.claim(&worker("w"), &suite_tasks(), LEASE, system_now()),
+        "claim",
+    );
     assert!(c.is_some(), "the announced work is claimable");
 }
 
@@ -207,7 +215,10 @@ pub fn wait_for_work_times_out_when_idle(s: Subject) {
     let timeout = Duration::from_millis(150);
     let start = Instant::now();
     assert!(
-        !ok(store.wait_for_work(timeout), "wait_for_work"),
+        !ok(
+            store.wait_for_work(&suite_tasks(), timeout),
+            "wait_for_work"
+        ),
         "an empty store has no work"
     );
     assert!(
@@ -220,7 +231,10 @@ pub fn wait_for_work_times_out_when_idle(s: Subject) {
     let now = system_now();
     run_to_success(store, &root(1, "t", b""), now);
     assert!(
-        !ok(store.wait_for_work(timeout), "wait_for_work"),
+        !ok(
+            store.wait_for_work(&suite_tasks(), timeout),
+            "wait_for_work"
+        ),
         "a store holding only finished invocations has no work"
     );
 }

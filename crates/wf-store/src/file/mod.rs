@@ -68,7 +68,7 @@
 //! operation that noticed writes [`Tables::snapshot`] to a new file, syncs it, renames it over the
 //! log and syncs the directory, holding the `Tables` mutex meanwhile (so compaction pauses the
 //! store for about one snapshot write; amortised it costs a constant per appended byte).
-//! [`Store::purge_finished`] compacts at once. With [`FileOptions::retention`], finished
+//! [`StoreAdmin::purge_finished`] compacts at once. With [`FileOptions::retention`], finished
 //! workflows older than the retention (by the operations' clock) are purged as operations go, so
 //! the log stays bounded under steady load.
 
@@ -92,8 +92,9 @@ use crate::error::StoreError;
 use crate::memory::{signal, system_now, wait_until};
 use crate::model::{
     Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts, Submitted,
+    TaskSet,
 };
-use crate::store::Store;
+use crate::store::{StoreAdmin, StoreRead, StoreWork};
 use crate::tables::{Change, Tables};
 
 use self::fsio::io_err;
@@ -148,7 +149,7 @@ impl FileOptions {
 
     /// Purge workflows that finished longer than `retention` ago (judged by the clock the
     /// operations pass in), as operations go; their space is reclaimed by the next compaction.
-    /// Default: keep everything until [`Store::purge_finished`] is called.
+    /// Default: keep everything until [`StoreAdmin::purge_finished`] is called.
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
@@ -190,7 +191,7 @@ pub struct FileStats {
 /// the format, the durability guarantees and compaction.
 ///
 /// ```
-/// use wf_store::{FileStore, Store};
+/// use wf_store::{FileStore, StoreRead};
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = FileStore::open(dir.path()).unwrap();
 /// assert_eq!(store.counts().unwrap().total(), 0);
@@ -519,69 +520,13 @@ fn commit_bytes(commit: &Commit) -> usize {
         + commit.children.iter().map(invocation_bytes).sum::<usize>()
 }
 
-impl Store for FileStore {
+impl StoreRead for FileStore {
     fn backend(&self) -> &'static str {
         "file"
     }
 
-    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
-        check_size("submission", invocation_bytes(&invocation))?;
-        self.mutate(true, now, |t, out| t.submit(out, invocation, now))
-    }
-
-    fn claim(
-        &self,
-        worker: &WorkerId,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Claim>, StoreError> {
-        self.mutate(false, now, |t, out| t.claim(out, worker, lease_for, now))
-    }
-
-    fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.lock_checked()?.next_due())
-    }
-
-    fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
-        // `memory::wait_for_claimable`, but a failed log also ends the wait.
-        let work = wait_until(
-            self.lock_checked()?,
-            &self.work,
-            timeout,
-            |t| {
-                let ready = self.log.is_stopped() || t.has_claimable(system_now());
-                if !ready {
-                    self.about_to_block();
-                }
-                ready.then_some(())
-            },
-            Tables::next_due,
-        );
-        self.log.check()?;
-        Ok(work.is_some())
-    }
-
-    fn renew(
-        &self,
-        lease: &Lease,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, StoreError> {
-        self.mutate(false, now, |t, out| t.renew(out, lease, lease_for, now))
-    }
-
-    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
-        check_size("commit", commit_bytes(&commit))?;
-        self.mutate(true, now, |t, out| t.commit(out, lease, commit, now))
-    }
-
-    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.mutate(true, now, |t, out| t.recover_expired(out, now))
-    }
-
-    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
-        check_size("cancellation", reason.len())?;
-        self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))
+    fn app_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
     }
 
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
@@ -654,6 +599,75 @@ impl Store for FileStore {
             Some(Err(stopped)) => Err(stopped),
             None => Ok(None),
         }
+    }
+}
+
+impl StoreWork for FileStore {
+    fn bind_app(&self, _app_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
+        check_size("submission", invocation_bytes(&invocation))?;
+        self.mutate(true, now, |t, out| t.submit(out, invocation, now))
+    }
+
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        _tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.mutate(false, now, |t, out| t.claim(out, worker, lease_for, now))
+    }
+
+    fn next_due(&self, _tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock_checked()?.next_due())
+    }
+
+    fn wait_for_work(&self, _tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
+        // `memory::wait_for_claimable`, but a failed log also ends the wait.
+        let work = wait_until(
+            self.lock_checked()?,
+            &self.work,
+            timeout,
+            |t| {
+                let ready = self.log.is_stopped() || t.has_claimable(system_now());
+                if !ready {
+                    self.about_to_block();
+                }
+                ready.then_some(())
+            },
+            Tables::next_due,
+        );
+        self.log.check()?;
+        Ok(work.is_some())
+    }
+
+    fn renew(
+        &self,
+        lease: &Lease,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, StoreError> {
+        self.mutate(false, now, |t, out| t.renew(out, lease, lease_for, now))
+    }
+
+    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
+        check_size("commit", commit_bytes(&commit))?;
+        self.mutate(true, now, |t, out| t.commit(out, lease, commit, now))
+    }
+
+    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.mutate(true, now, |t, out| t.recover_expired(out, now))
+    }
+}
+
+impl StoreAdmin for FileStore {
+    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        check_size("cancellation", reason.len())?;
+        self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use wf_core::{JournalEntry, Op, Status, Timestamp, WorkerId};
 use wf_store::conformance::fixtures;
-use wf_store::{Commit, InvocationRecord, NewInvocation, Outcome, Store};
+use wf_store::{
+    Commit, InvocationRecord, NewInvocation, Outcome, Store, StoreAdmin, StoreRead, StoreWork,
+    TaskSet,
+};
 
 /// The task every invocation of this workload calls.
 pub const TASK: &str = "crash-test";
@@ -59,6 +62,11 @@ pub fn root(n: u64) -> NewInvocation {
 /// Invocation number `n`, a child of `parent` in its workflow, made like [`root`].
 pub fn child_of(n: u64, parent: &NewInvocation) -> NewInvocation {
     fixtures::child(u128::from(n) + 1, parent, TASK, &n.to_le_bytes())
+}
+
+/// The tasks of this workload: the one task [`TASK`].
+pub fn workload_tasks() -> TaskSet {
+    fixtures::tasks(&[TASK])
 }
 
 /// The number an invocation was made from.
@@ -115,7 +123,12 @@ pub fn commit_of(n: u64) -> Commit {
 /// claimable.
 pub fn claim_and_finish(store: &dyn Store, worker: &str, now: Timestamp) -> Option<u64> {
     let claim = store
-        .claim(&WorkerId::new(worker), Duration::from_secs(600), now)
+        .claim(
+            &WorkerId::new(worker),
+            &workload_tasks(),
+            Duration::from_secs(600),
+            now,
+        )
         .unwrap()?;
     let n = number(&claim.record);
     store.commit(&claim.lease, commit_of(n), now).unwrap();
