@@ -32,4 +32,4 @@ pub mod conformance;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "file")]
-pub use file::{FileOptions, FileStore};
+pub use file::{FileOptions, FileSnapshot, FileStore};

@@ -119,19 +119,21 @@ pub(crate) fn wait_until<'a, T>(
     }
 }
 
-/// `wait_for_work` of the in-process backends: blocks until a claim at the current time could
-/// succeed, waking early for the next not-before time or lease expiry.
+/// `wait_for_work` of the in-process backends: blocks until a claim by a worker running `tasks`
+/// at the current time could succeed, waking early for the next not-before time of one of its
+/// tasks or lease expiry. Work of other tasks neither ends the wait nor wakes it early.
 pub(crate) fn wait_for_claimable(
     guard: MutexGuard<'_, Tables>,
     work: &Condvar,
+    tasks: &TaskSet,
     timeout: Duration,
 ) -> bool {
     wait_until(
         guard,
         work,
         timeout,
-        |t| t.has_claimable(system_now()).then_some(()),
-        Tables::next_due,
+        |t| t.has_claimable(tasks, system_now()).then_some(()),
+        |t| t.next_due(tasks),
     )
     .is_some()
 }
@@ -142,7 +144,7 @@ impl StoreRead for MemoryStore {
     }
 
     fn app_id(&self) -> Result<Option<String>, StoreError> {
-        Ok(None)
+        Ok(self.lock().app_id().map(str::to_owned))
     }
 
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
@@ -203,8 +205,8 @@ impl StoreRead for MemoryStore {
 }
 
 impl StoreWork for MemoryStore {
-    fn bind_app(&self, _app_id: &str) -> Result<(), StoreError> {
-        Ok(())
+    fn bind_app(&self, app_id: &str) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.bind_app(out, "(in memory)", app_id))
     }
 
     fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
@@ -214,19 +216,19 @@ impl StoreWork for MemoryStore {
     fn claim(
         &self,
         worker: &WorkerId,
-        _tasks: &TaskSet,
+        tasks: &TaskSet,
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
-        self.mutate(|t, out| t.claim(out, worker, lease_for, now))
+        self.mutate(|t, out| t.claim(out, worker, tasks, lease_for, now))
     }
 
-    fn next_due(&self, _tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.lock().next_due())
+    fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock().next_due(tasks))
     }
 
-    fn wait_for_work(&self, _tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
-        Ok(wait_for_claimable(self.lock(), &self.work, timeout))
+    fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
+        Ok(wait_for_claimable(self.lock(), &self.work, tasks, timeout))
     }
 
     fn renew(

@@ -89,6 +89,7 @@ use std::time::Duration;
 use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Status, Timestamp, WorkerId};
 
 use crate::error::StoreError;
+use crate::limits;
 use crate::memory::{signal, system_now, wait_until};
 use crate::model::{
     Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts, Submitted,
@@ -99,6 +100,7 @@ use crate::tables::{Change, Tables};
 
 use self::fsio::io_err;
 use self::log::Log;
+pub use self::snapshot::FileSnapshot;
 
 /// The log file's name inside the store directory.
 const LOG_FILE: &str = "wf.log";
@@ -224,9 +226,6 @@ impl std::fmt::Debug for FileStore {
             .finish_non_exhaustive()
     }
 }
-
-/// Room left in a record for everything a size estimate does not count.
-const RECORD_SLACK: usize = 1 << 20;
 
 impl FileStore {
     /// Opens (creating if needed) the store in directory `dir` with default options.
@@ -472,12 +471,16 @@ fn lease_only(change: &Change) -> bool {
 }
 
 /// Refuses, before anything changes, a request whose record could not be encoded: memory would
-/// then be ahead of the log.
+/// then be ahead of the log. `bytes` is an estimate of the record (see `commit_bytes`).
 fn check_size(what: &str, bytes: usize) -> Result<(), StoreError> {
-    let limit = format::MAX_PAYLOAD - RECORD_SLACK;
+    let limit = limits::MAX_RECORD_BYTES;
     if bytes > limit {
         tracing::debug!(what, bytes, "refusing an oversized request");
-        return Err(wf_core::CodecError::TooLarge { size: bytes, limit }.into());
+        return Err(StoreError::TooLarge {
+            what: what.to_owned(),
+            size: bytes,
+            limit,
+        });
     }
     Ok(())
 }
@@ -526,7 +529,7 @@ impl StoreRead for FileStore {
     }
 
     fn app_id(&self) -> Result<Option<String>, StoreError> {
-        Ok(None)
+        self.read(|t| t.app_id().map(str::to_owned))
     }
 
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
@@ -603,43 +606,47 @@ impl StoreRead for FileStore {
 }
 
 impl StoreWork for FileStore {
-    fn bind_app(&self, _app_id: &str) -> Result<(), StoreError> {
-        Ok(())
+    fn bind_app(&self, app_id: &str) -> Result<(), StoreError> {
+        check_size("an app id", app_id.len())?;
+        let store = self.dir.display().to_string();
+        self.mutate(true, system_now(), |t, out| t.bind_app(out, &store, app_id))
     }
 
     fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
-        check_size("submission", invocation_bytes(&invocation))?;
+        check_size("a submission", invocation_bytes(&invocation))?;
         self.mutate(true, now, |t, out| t.submit(out, invocation, now))
     }
 
     fn claim(
         &self,
         worker: &WorkerId,
-        _tasks: &TaskSet,
+        tasks: &TaskSet,
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
-        self.mutate(false, now, |t, out| t.claim(out, worker, lease_for, now))
+        self.mutate(false, now, |t, out| {
+            t.claim(out, worker, tasks, lease_for, now)
+        })
     }
 
-    fn next_due(&self, _tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.lock_checked()?.next_due())
+    fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock_checked()?.next_due(tasks))
     }
 
-    fn wait_for_work(&self, _tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
+    fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
         // `memory::wait_for_claimable`, but a failed log also ends the wait.
         let work = wait_until(
             self.lock_checked()?,
             &self.work,
             timeout,
             |t| {
-                let ready = self.log.is_stopped() || t.has_claimable(system_now());
+                let ready = self.log.is_stopped() || t.has_claimable(tasks, system_now());
                 if !ready {
                     self.about_to_block();
                 }
                 ready.then_some(())
             },
-            Tables::next_due,
+            |t| t.next_due(tasks),
         );
         self.log.check()?;
         Ok(work.is_some())
@@ -655,7 +662,7 @@ impl StoreWork for FileStore {
     }
 
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
-        check_size("commit", commit_bytes(&commit))?;
+        check_size("a commit", commit_bytes(&commit))?;
         self.mutate(true, now, |t, out| t.commit(out, lease, commit, now))
     }
 
@@ -666,7 +673,7 @@ impl StoreWork for FileStore {
 
 impl StoreAdmin for FileStore {
     fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
-        check_size("cancellation", reason.len())?;
+        check_size("a cancellation", reason.len())?;
         self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))
     }
 

@@ -143,7 +143,7 @@ pub fn run_one(store: &dyn Store, n: u64, now: Timestamp) -> u64 {
 
 /// Checks that a stored invocation is either finished exactly as `commit_of` says or untouched
 /// by its commit (no journal, no data, no result): never half-written.
-pub fn check_whole(store: &dyn Store, record: &InvocationRecord) -> bool {
+pub fn check_whole(store: &dyn StoreRead, record: &InvocationRecord) -> bool {
     let n = number(record);
     let id = record.id();
     let journal = store.journal(id).unwrap();
