@@ -157,3 +157,23 @@ impl StoreError {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn too_large_is_a_refusal_that_says_what_and_how_much() {
+        let e = StoreError::TooLarge {
+            what: "a commit".to_owned(),
+            size: 300 << 20,
+            limit: crate::limits::MAX_RECORD_BYTES,
+        };
+        assert!(e.is_refusal() && !e.is_transient());
+        let message = e.to_string();
+        assert!(
+            message.starts_with("a commit is 314572800 bytes") && message.contains("reference"),
+            "{message}"
+        );
+    }
+}

@@ -19,7 +19,7 @@ use crate::tables::{Change, Tables};
 /// let store = MemoryStore::new();
 /// assert_eq!(store.counts().unwrap().total(), 0);
 /// ```
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
     /// Signalled when something may have become claimable.

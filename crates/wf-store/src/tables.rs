@@ -278,6 +278,9 @@ impl Tables {
     }
 
     /// An invocation's record.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] for an unknown id.
     pub fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
         let slot = self.slot(id)?;
         Ok(InvocationRecord {
@@ -292,6 +295,9 @@ impl Tables {
     }
 
     /// An invocation's journal.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] for an unknown id.
     pub fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
         self.slot(id)?;
         Ok(self.journals.get(&id).cloned().unwrap_or_default())
@@ -458,6 +464,9 @@ impl Tables {
     }
 
     /// Stores and queues a new invocation; idempotent by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for another call under an existing id.
     pub fn submit(
         &mut self,
         out: &mut Vec<Change>,
@@ -474,6 +483,9 @@ impl Tables {
     /// Binds the tables to app `app_id`: the first bind records it, a later one with the same
     /// id changes nothing, one with another id is [`StoreError::AppMismatch`] naming `store`
     /// (a directory or a URL, for the message).
+    ///
+    /// # Errors
+    /// [`StoreError::AppMismatch`] when another app is recorded.
     pub fn bind_app(
         &mut self,
         out: &mut Vec<Change>,
@@ -496,6 +508,9 @@ impl Tables {
 
     /// Claims for `worker` the oldest runnable invocation of one of `tasks`, recovering expired
     /// leases (of any task) first.
+    ///
+    /// # Errors
+    /// A refused status transition while recovering (a bug: the tables are inconsistent).
     pub fn claim(
         &mut self,
         out: &mut Vec<Change>,
@@ -563,6 +578,9 @@ impl Tables {
     }
 
     /// Extends a lease that is still valid.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when the lease is no longer held.
     pub fn renew(
         &mut self,
         out: &mut Vec<Change>,
@@ -585,6 +603,10 @@ impl Tables {
     }
 
     /// Commits an execution atomically: validates everything, then writes everything.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`], [`StoreError::InvalidCommit`], [`StoreError::Access`],
+    /// [`StoreError::Conflict`] or [`StoreError::Transition`], with nothing changed.
     pub fn commit(
         &mut self,
         out: &mut Vec<Change>,
@@ -734,6 +756,9 @@ impl Tables {
     /// Makes every invocation whose lease expired before `now` runnable again, or failed with
     /// [`FailureKind::WorkerLost`] once it has been lost more times in a row than its spec
     /// allows. Returns the ids of all of them.
+    ///
+    /// # Errors
+    /// A refused status transition (a bug: the tables are inconsistent).
     pub fn recover_expired(
         &mut self,
         out: &mut Vec<Change>,
@@ -772,6 +797,9 @@ impl Tables {
     }
 
     /// Fails a non-final invocation on an operator's word.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`]; [`StoreError::Transition`] for a final invocation.
     pub fn cancel(
         &mut self,
         out: &mut Vec<Change>,

@@ -229,6 +229,9 @@ impl std::fmt::Debug for FileStore {
 
 impl FileStore {
     /// Opens (creating if needed) the store in directory `dir` with default options.
+    ///
+    /// # Errors
+    /// As [`FileStore::open_with`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir, FileOptions::default())
     }
@@ -240,6 +243,9 @@ impl FileStore {
     /// and fails with [`StoreError::Corrupt`] on damage before the tail,
     /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
     /// [`StoreError::OlderFormat`] on one written in an older, pre-release format.
+    ///
+    /// # Errors
+    /// Those above, and [`StoreError::Io`] when the directory or log cannot be read or written.
     pub fn open_with(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -287,12 +293,18 @@ impl FileStore {
 
     /// Makes everything appended so far durable, claims and renewals included (other
     /// operations are durable when they return).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when a write or fsync fails (the store then fails stop).
     pub fn flush(&self) -> Result<(), StoreError> {
         let flushed = self.log.flush_all();
         self.stop_on_failure(flushed)
     }
 
     /// Rewrites the log as a snapshot of the live state now.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the new log cannot be written, synced or renamed into place.
     pub fn compact(&self) -> Result<(), StoreError> {
         let tables = self.lock_checked()?;
         let compacted = self.log.compact(&tables.snapshot());
