@@ -28,7 +28,7 @@ use common::apps;
 use common::program::Children;
 use wf::core::{CallId, JournalEntry, TaskId, WorkerId, encode};
 use wf::prelude::*;
-use wf::store::{Commit, NewInvocation, Outcome};
+use wf::store::{Commit, NewInvocation, Outcome, TaskSet};
 
 /// A body under test: what a task body does with its workflow context.
 type Body = fn(&WorkflowContext, &Children) -> Result<u32, WfError>;
@@ -318,6 +318,7 @@ fn plant(app: &App, f: &Fixture, journal: Vec<JournalEntry>) -> InvocationId {
     let claim = store
         .claim(
             &WorkerId::new("fixture-planter"),
+            &TaskSet::new([ROOT_TASK]),
             Duration::from_secs(60),
             wf::core::Timestamp(1),
         )

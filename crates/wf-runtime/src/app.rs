@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wf_core::{InvocationId, TaskId};
-use wf_store::{MemoryStore, Store};
+use wf_store::{MemoryStore, Store, TaskSet};
 
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
@@ -142,6 +142,11 @@ impl App {
         Ok(handle)
     }
 
+    /// The ids of the registered tasks: what this app's workers claim.
+    pub(crate) fn task_set(&self) -> TaskSet {
+        self.inner.registry.task_set()
+    }
+
     /// The registered task called `id`, if any.
     pub(crate) fn registered(&self, id: &TaskId) -> Option<Arc<RegisteredTask>> {
         self.inner.registry.get(id)
@@ -236,13 +241,15 @@ impl AppBuilder {
         self
     }
 
-    /// Builds the app, opening its store.
+    /// Builds the app, opening its store and binding it to the app id: a store records the
+    /// first app that opens it.
     ///
     /// # Errors
     ///
     /// [`WfError::Config`] for an invalid setting (an empty app id, a lease under 10 ms, zero
     /// threads, an unparsable `WF_*` variable); [`WfError::Store`] when the store cannot be
-    /// opened (locked by another process, corrupt, of a newer format).
+    /// opened (locked by another process, corrupt, of a newer format), or holds another app's
+    /// work: `WfError::Store(StoreError::AppMismatch { .. })` names both app ids.
     pub fn build(self) -> Result<App, WfError> {
         self.build_with_env(|k| std::env::var(k).ok())
     }
@@ -294,6 +301,7 @@ impl AppBuilder {
             Backend::File(dir) => Arc::new(wf_store::FileStore::open(&dir)?),
             Backend::Custom(store) => store,
         };
+        store.bind_app(&app_id)?;
         Ok(App {
             inner: Arc::new(AppInner {
                 app_id,

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wf_core::{CodecError, TaskId, decode, encode};
+use wf_store::TaskSet;
 
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
@@ -71,6 +72,8 @@ impl fmt::Debug for RegisteredTask {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     tasks: RwLock<HashMap<TaskId, Arc<RegisteredTask>>>,
+    /// The registered tasks' ids, as workers pass them to claims; replaced on registration.
+    task_set: RwLock<TaskSet>,
 }
 
 impl Registry {
@@ -87,6 +90,8 @@ impl Registry {
         }
         let id = options.id.clone();
         tasks.insert(id, Arc::new(RegisteredTask::new(options, body)));
+        *self.task_set.write().unwrap_or_else(|p| p.into_inner()) =
+            TaskSet::new(tasks.keys().cloned());
         Ok(())
     }
 
@@ -110,6 +115,14 @@ impl Registry {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The ids of all registered tasks, as a claim takes them.
+    pub(crate) fn task_set(&self) -> TaskSet {
+        self.task_set
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The ids of all registered tasks, sorted.

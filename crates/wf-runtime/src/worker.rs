@@ -170,7 +170,9 @@ impl Shared {
         let store = self.app.store();
         let lease_for = self.app.lease_duration();
         while !self.stop.load(Ordering::Acquire) {
-            match store.claim(&self.id, lease_for, clock::now()) {
+            // Read each time: tasks registered after the worker started are claimed too.
+            let tasks = self.app.task_set();
+            match store.claim(&self.id, &tasks, lease_for, clock::now()) {
                 Ok(Some(claim)) => {
                     let lease = claim.lease.clone();
                     self.lock_active().insert(lease.invocation, lease.clone());
@@ -191,7 +193,7 @@ impl Shared {
                     self.count(ended);
                 }
                 Ok(None) => {
-                    if let Err(e) = store.wait_for_work(IDLE_WAIT) {
+                    if let Err(e) = store.wait_for_work(&tasks, IDLE_WAIT) {
                         self.pause_after(&e);
                     }
                 }
@@ -392,16 +394,17 @@ impl App {
         let store = self.store();
         let worker = WorkerId::new(format!("{}-inline", worker_name()));
         let lease_for = self.lease_duration();
+        let tasks = self.task_set();
         let mut virtual_now = clock::now();
         let mut executed = 0;
         loop {
             let now = virtual_now.max(clock::now());
-            match store.claim(&worker, lease_for, now)? {
+            match store.claim(&worker, &tasks, lease_for, now)? {
                 Some(claim) => {
                     execute(self, claim, || now)?;
                     executed += 1;
                 }
-                None => match store.next_due()? {
+                None => match store.next_due(&tasks)? {
                     Some(t) if t > now => virtual_now = t,
                     _ => return Ok(executed),
                 },
