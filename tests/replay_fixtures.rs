@@ -306,7 +306,11 @@ fn record(f: &Fixture) -> Vec<JournalEntry> {
     let id = submit_root(&app, f);
     app.run_until_idle().unwrap();
     let outcome = Invocation::<u32>::attach(&app, id).result_timeout(Duration::from_secs(5));
-    assert!(outcome.is_ok(), "{}: the original body fails: {outcome:?}", f.name);
+    assert!(
+        outcome.is_ok(),
+        "{}: the original body fails: {outcome:?}",
+        f.name
+    );
     app.store().journal(id).unwrap()
 }
 

@@ -49,14 +49,14 @@ pub enum WfError {
         failure: Failure,
     },
     /// The invocation did not finish within the time given to `result_timeout`.
-    #[error(
-        "invocation {invocation} did not finish within {waited:?}; is a worker running (`app.worker().start()`)?"
-    )]
+    #[error("invocation {invocation} did not finish within {waited:?}: {progress}")]
     Timeout {
         /// The invocation.
         invocation: InvocationId,
         /// How long was waited.
         waited: Duration,
+        /// Where it stands, in words (see [`crate::Invocation::progress`]).
+        progress: String,
     },
     /// A child handle was joined by an invocation that did not create it (another workflow, or
     /// the other side of a sub-workflow). A handle belongs to the execution that started the

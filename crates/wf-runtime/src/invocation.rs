@@ -129,8 +129,78 @@ impl<R: DeserializeOwned> Invocation<R> {
             None => Err(WfError::Timeout {
                 invocation: self.id,
                 waited: start.elapsed(),
+                progress: self.progress()?,
             }),
         }
+    }
+
+    /// Where the invocation stands, in words: what it waits for while unfinished. A pending
+    /// invocation waits for a worker that runs its task; when this app does not register that
+    /// task, the text says so (a partial deploy, a renamed task: work no worker can run stays
+    /// pending, it is never failed).
+    ///
+    /// ```
+    /// use wf_runtime::{App, Invocation, TaskContext, TaskError};
+    ///
+    /// let app = App::builder().memory().build()?;
+    /// let ship = app.task("ship", |_: &TaskContext, (): ()| -> Result<(), TaskError> { Ok(()) })?;
+    /// let inv = ship.call(&app, ())?;
+    /// assert_eq!(inv.progress()?, "pending: waiting for a worker that runs task 'ship'");
+    ///
+    /// // Seen from an app of the same store that does not register the task:
+    /// let other = App::builder().store(app.store().clone()).build()?;
+    /// let seen = Invocation::<()>::attach(&other, inv.id()).progress()?;
+    /// assert!(seen.contains("this app does not register it"));
+    /// # Ok::<(), wf_runtime::WfError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Store`] when the store cannot read the invocation.
+    pub fn progress(&self) -> Result<String, WfError> {
+        let record = self.app.store().invocation(self.id)?;
+        Ok(progress_of(&self.app, &record))
+    }
+}
+
+/// Where `record` stands, in words, as `app` sees it.
+fn progress_of(app: &App, record: &InvocationRecord) -> String {
+    let state = &record.state;
+    let task = &record.spec.task;
+    match state.status {
+        Status::Pending | Status::Registered if state.not_before.is_some() => format!(
+            "pending: deferred until {} ms since the epoch, then waiting for a worker that runs \
+             task '{task}'",
+            state.not_before.map_or(0, |t| t.0)
+        ),
+        Status::Pending | Status::Registered if app.registered(task).is_none() => format!(
+            "pending: waiting for a worker that runs task '{task}'; this app does not register \
+             it, so start a worker of an app that does"
+        ),
+        Status::Pending | Status::Registered => {
+            format!("pending: waiting for a worker that runs task '{task}'")
+        }
+        Status::Running => match &state.lease {
+            Some(lease) => format!(
+                "running on worker '{}' (attempt {})",
+                lease.worker, state.attempts
+            ),
+            None => format!("running (attempt {})", state.attempts),
+        },
+        Status::Waiting => format!(
+            "waiting for {} child invocation(s) to finish",
+            state.waiting_on.len()
+        ),
+        Status::Retry => format!(
+            "waiting to retry after failed attempt {}{}",
+            state.attempts,
+            state
+                .error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ),
+        Status::Success | Status::Failed => format!("finished: {}", state.status),
     }
 }
 
