@@ -117,8 +117,9 @@ impl WorkflowContext {
         &self.app
     }
 
-    /// The deterministic primitives and replay state of this execution, as one value (the
-    /// seed API's `deterministic()`); the same methods exist on the context itself.
+    /// The deterministic primitives and replay state of this execution, as one read-only view
+    /// ([`Deterministic`]); the same methods exist on the context itself. The recorder behind
+    /// them is internal: the view can draw and observe, never rewind or edit the journal.
     pub fn deterministic(&self) -> Deterministic<'_> {
         Deterministic { wf: self }
     }
