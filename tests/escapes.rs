@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::program::Children;
 use common::{PATIENCE, apps};
 use wf::prelude::*;
 
@@ -23,12 +24,7 @@ fn a_top_level_call_from_inside_a_body_is_refused() {
                 Ok(())
             })
             .unwrap();
-        let leaf = app
-            .task(
-                "leaf",
-                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n) },
-            )
-            .unwrap();
+        let leaf = Children::register(app).leaf;
         let captured = app.clone();
         let flow = app
             .task(
@@ -100,12 +96,7 @@ fn run_until_idle_inside_a_body_is_refused() {
 fn a_handle_joined_in_another_workflow_is_refused() {
     for t in apps(|b| b) {
         let app = &t.app;
-        let leaf = app
-            .task(
-                "leaf",
-                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n) },
-            )
-            .unwrap();
+        let leaf = Children::register(app).leaf;
         let slot: Arc<Mutex<Option<ChildHandle<u32>>>> = Arc::default();
         let keep = slot.clone();
         let a = app
@@ -134,7 +125,7 @@ fn a_handle_joined_in_another_workflow_is_refused() {
             .unwrap();
         let inv_a = a.call(app, ()).unwrap();
         app.run_until_idle().unwrap();
-        assert_eq!(inv_a.result().unwrap(), 7);
+        assert_eq!(inv_a.result().unwrap(), 14);
         let inv_b = b.call(app, ()).unwrap();
         app.run_until_idle().unwrap();
         let seen = inv_b.result_timeout(PATIENCE).unwrap();
@@ -153,12 +144,7 @@ fn a_handle_joined_in_another_workflow_is_refused() {
 fn a_handle_from_an_earlier_execution_is_refused_without_a_livelock() {
     for t in apps(|b| b) {
         let app = &t.app;
-        let leaf = app
-            .task(
-                "leaf",
-                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n) },
-            )
-            .unwrap();
+        let leaf = Children::register(app).leaf;
         let executions = Arc::new(AtomicU32::new(0));
         let slot: Arc<Mutex<Option<ChildHandle<u32>>>> = Arc::default();
         let (runs, keep) = (executions.clone(), slot.clone());

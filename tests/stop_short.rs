@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use common::apps;
+use common::program::Children;
 use common::program::{End, Evolving, Program, Step, assert_diverged, run_to_end};
 use wf::prelude::*;
 
@@ -131,12 +132,7 @@ fn stopping_short_after_every_kind_and_every_ending_is_non_determinism() {
 fn a_suspension_may_stop_short() {
     for t in apps(|b| b) {
         let app = &t.app;
-        let leaf = app
-            .task(
-                "leaf",
-                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n * 2) },
-            )
-            .unwrap();
+        let leaf = Children::register(app).leaf;
         let flow = app
             .task(
                 "flow",

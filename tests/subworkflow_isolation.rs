@@ -7,7 +7,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{PATIENCE, apps};
+use common::program::Children;
+use common::{PATIENCE, apps, journal_kinds};
 use wf::core::OpKind;
 use wf::prelude::*;
 
@@ -58,12 +59,7 @@ fn a_sub_workflow_keeps_its_own_journal_and_data() {
         let store = app.store();
         let members = store.workflow_invocations(inv.id()).unwrap();
         assert_eq!(members, vec![inv.id()], "{}", t.backend);
-        let top_kinds: Vec<OpKind> = store
-            .journal(inv.id())
-            .unwrap()
-            .iter()
-            .map(|e| e.op.kind())
-            .collect();
+        let top_kinds: Vec<OpKind> = journal_kinds(app, inv.id());
         assert_eq!(
             top_kinds,
             [OpKind::ChildStart, OpKind::ChildResult, OpKind::DataGet],
@@ -74,12 +70,7 @@ fn a_sub_workflow_keeps_its_own_journal_and_data() {
             wf::core::Op::ChildStart { child, .. } => *child,
             other => panic!("{other:?}"),
         };
-        let sub_kinds: Vec<OpKind> = store
-            .journal(sub_id)
-            .unwrap()
-            .iter()
-            .map(|e| e.op.kind())
-            .collect();
+        let sub_kinds: Vec<OpKind> = journal_kinds(app, sub_id);
         assert_eq!(
             sub_kinds,
             [OpKind::DataGet, OpKind::Random],
@@ -98,12 +89,7 @@ fn a_sub_workflow_keeps_its_own_journal_and_data() {
 fn handles_do_not_cross_between_a_workflow_and_its_sub_workflow() {
     for t in apps(|b| b) {
         let app = &t.app;
-        let leaf = app
-            .task(
-                "leaf",
-                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n) },
-            )
-            .unwrap();
+        let leaf = Children::register(app).leaf;
         // The sub-workflow's handle, handed up; the parent's handle, handed down.
         let up: Arc<Mutex<Option<ChildHandle<u32>>>> = Arc::default();
         let down: Arc<Mutex<Option<ChildHandle<u32>>>> = Arc::default();

@@ -7,7 +7,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{PATIENCE, apps};
+use common::program::Children;
+use common::{PATIENCE, apps, journal_kinds};
 use wf::core::OpKind;
 use wf::prelude::*;
 
@@ -35,12 +36,7 @@ fn a_swallowed_suspension_still_suspends_whatever_the_body_does_next() {
         for t in apps(|b| b) {
             let context = format!("{}: {after:?}", t.backend);
             let app = &t.app;
-            let leaf = app
-                .task(
-                    "leaf",
-                    |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n * 2) },
-                )
-                .unwrap();
+            let leaf = Children::register(app).leaf;
             // What the context answered after the suspension, per execution.
             let answers: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
             let seen = answers.clone();
@@ -90,12 +86,7 @@ fn a_swallowed_suspension_still_suspends_whatever_the_body_does_next() {
             let record = store.invocation(inv.id()).unwrap();
             assert_eq!(record.state.retries, 0, "{context}: no retry was spent");
             // Only the child start before the suspension and the child's result were recorded.
-            let kinds: Vec<OpKind> = store
-                .journal(inv.id())
-                .unwrap()
-                .iter()
-                .map(|e| e.op.kind())
-                .collect();
+            let kinds: Vec<OpKind> = journal_kinds(app, inv.id());
             assert_eq!(
                 kinds,
                 [OpKind::ChildStart, OpKind::ChildResult],

@@ -69,3 +69,13 @@ impl Gate {
         *self.0.0.lock().unwrap()
     }
 }
+
+/// The kinds of invocation `id`'s journal entries, in order.
+pub fn journal_kinds(app: &App, id: wf::InvocationId) -> Vec<wf::core::OpKind> {
+    app.store()
+        .journal(id)
+        .unwrap()
+        .iter()
+        .map(|e| e.op.kind())
+        .collect()
+}
