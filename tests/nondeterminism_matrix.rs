@@ -72,3 +72,45 @@ fn an_unchanged_program_of_every_kind_replays_to_success() {
         assert_eq!(result.unwrap(), 0, "{}", t.backend);
     }
 }
+
+/// A body that swallows the divergence error and returns a value still fails with it: the first
+/// divergence is kept, and nothing after it counts.
+#[test]
+fn a_swallowed_divergence_still_fails_the_invocation() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let leaf = common::program::Children::register(app).leaf;
+        let flow = app
+            .task_with(
+                wf::TaskOptions::new("flow")
+                    .max_retries(1)
+                    .retry_backoff(wf::Backoff::none()),
+                move |ctx: &wf::TaskContext, (): ()| -> Result<u32, wf::TaskError> {
+                    let wf = ctx.wf();
+                    if ctx.attempt() == 1 {
+                        wf.random();
+                        return Err(wf::TaskError::new("retry me"));
+                    }
+                    // The retry asks for a child where random() was recorded, and swallows it.
+                    let swallowed = wf.start_task(&leaf, 1).is_err();
+                    let later = wf.get_data::<u32>("k").is_err();
+                    Ok(u32::from(swallowed) + u32::from(later))
+                },
+            )
+            .unwrap();
+        let (id, result) = run_to_end(app, &flow);
+        assert_diverged(
+            t.backend,
+            id,
+            result,
+            0,
+            "random()",
+            "child start of task 'leaf'",
+        );
+        assert!(
+            app.store().workflow_invocations(id).unwrap() == vec![id],
+            "{}: the diverging execution started no child",
+            t.backend
+        );
+    }
+}

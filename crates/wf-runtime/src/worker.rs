@@ -62,8 +62,16 @@ impl WorkerBuilder {
     ///
     /// # Errors
     ///
-    /// [`WfError::Config`] when a thread cannot be spawned.
+    /// [`WfError::Config`] when a thread cannot be spawned; [`WfError::Usage`] from inside a
+    /// task body (a body runs again on every replay: each run would start another pool).
     pub fn start(self) -> Result<Worker, WfError> {
+        if let Some(invocation) = self.app.body_in_progress() {
+            return Err(WfError::Usage(format!(
+                "a worker pool was started from inside the body of invocation {invocation}; \
+                 start workers in a process's main or a test, not in task bodies (a body runs \
+                 again on every replay)"
+            )));
+        }
         let shared = Arc::new(Shared {
             app: self.app,
             id: WorkerId::new(self.name.unwrap_or_else(worker_name)),
