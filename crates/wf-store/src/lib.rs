@@ -21,8 +21,8 @@ pub mod tables;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use model::{
-    Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
-    Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, TaskSet,
+    Checkpoint, Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec,
+    InvocationState, Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, TaskSet,
 };
 pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 

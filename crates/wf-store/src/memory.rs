@@ -7,7 +7,8 @@ use wf_core::{InvocationId, JournalEntry, Timestamp, WorkerId};
 
 use crate::error::StoreError;
 use crate::model::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted, TaskSet,
+    Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
+    TaskSet,
 };
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
 use crate::tables::{Change, Tables};
@@ -213,6 +214,14 @@ impl StoreWork for MemoryStore {
         self.mutate(|t, out| t.submit(out, invocation, now))
     }
 
+    fn submit_many(
+        &self,
+        invocations: Vec<NewInvocation>,
+        now: Timestamp,
+    ) -> Result<Vec<Submitted>, StoreError> {
+        self.mutate(|t, out| t.submit_many(out, invocations, now))
+    }
+
     fn claim(
         &self,
         worker: &WorkerId,
@@ -242,6 +251,18 @@ impl StoreWork for MemoryStore {
 
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
         self.mutate(|t, out| t.commit(out, lease, commit, now))
+    }
+
+    fn checkpoint(
+        &self,
+        lease: &Lease,
+        checkpoint: Checkpoint,
+        run: InvocationId,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.mutate(|t, out| t.checkpoint(out, lease, checkpoint, run, lease_for, now))
+            .map(Some)
     }
 
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {

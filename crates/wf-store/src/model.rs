@@ -168,6 +168,19 @@ pub struct Commit {
     pub outcome: Outcome,
 }
 
+/// Progress of a running execution, persisted without ending it: what
+/// [`crate::StoreWork::checkpoint`] writes before one of the children runs inline. The same
+/// parts as a [`Commit`], without an outcome: the invocation stays running under its lease.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checkpoint {
+    /// New journal entries, continuing the stored journal's sequence.
+    pub journal: Vec<JournalEntry>,
+    /// Writes to the invocation's workflow data (only a workflow root may write).
+    pub data: Vec<(String, Vec<u8>)>,
+    /// Children to submit (idempotent by id); one of them is claimed at once for the caller.
+    pub children: Vec<NewInvocation>,
+}
+
 impl Commit {
     /// A commit of just an outcome.
     pub fn outcome(outcome: Outcome) -> Self {

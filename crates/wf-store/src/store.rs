@@ -15,7 +15,8 @@ use wf_core::{InvocationId, JournalEntry, Timestamp, WorkerId};
 
 use crate::error::StoreError;
 use crate::model::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted, TaskSet,
+    Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
+    TaskSet,
 };
 
 /// Reads: what the inspector, monitors and `Invocation::result` need.
@@ -138,6 +139,32 @@ pub trait StoreWork: StoreRead {
     /// Pinned by `submit::submit_is_idempotent`, `submit::submit_conflict_is_refused`.
     fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError>;
 
+    /// Stores and queues several invocations in **one** operation (one log record and one fsync
+    /// on the file store, one script call on Redis), all or nothing. Each is idempotent by id as
+    /// in [`StoreWork::submit`], within the batch too (an identical repeat is `AlreadyExists`);
+    /// the answers come in the order given. `Task::call_many` uses it.
+    ///
+    /// The default submits one by one (neither atomic nor one round trip): every backend
+    /// overrides it.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] naming the first id that is another call, in the store or earlier
+    /// in the batch; [`StoreError::TooLarge`] for a batch over the store's record limit. Either
+    /// way nothing is submitted.
+    ///
+    /// Pinned by `submit::submit_many_is_one_atomic_batch`,
+    /// `submit::submit_many_conflict_submits_nothing`.
+    fn submit_many(
+        &self,
+        invocations: Vec<NewInvocation>,
+        now: Timestamp,
+    ) -> Result<Vec<Submitted>, StoreError> {
+        invocations
+            .into_iter()
+            .map(|invocation| self.submit(invocation, now))
+            .collect()
+    }
+
     /// Claims, for `worker`, the runnable invocation of one of `tasks` that has been runnable
     /// longest (pending, or retrying/delayed with its not-before time passed), with a lease
     /// until `now + lease_for`. Its status becomes running and its attempt number grows by one.
@@ -206,6 +233,41 @@ pub trait StoreWork: StoreRead {
     ///
     /// Pinned by the `commit`, `waiting`, `data` and `leases` topics.
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Persists a running execution's progress without ending it, and claims `run`, one of the
+    /// children it submits, for the lease's worker: one atomic step, the inline path of
+    /// `execute_task` (the runtime then runs the child on the caller's thread).
+    ///
+    /// Fenced and validated like [`StoreWork::commit`]: the journal continues the stored
+    /// sequence, only a workflow root writes data, children name the committer as parent.
+    /// `run` must be a child that is new in this checkpoint and has no not-before time.
+    /// Afterwards the invocation is still running under the same lease (same worker and
+    /// attempt), extended to `now + lease_for`, with its lost-execution count reset (a
+    /// checkpoint is progress, like a commit); the other new children are pending; `run` is
+    /// running as attempt 1 under a lease of the same worker until `now + lease_for`, and its
+    /// claim (lease, record, empty journal) is returned. Durable when it returns, like a
+    /// commit: the child runs only once what led to it is durable.
+    ///
+    /// `Ok(None)` means the backend does not support checkpoints (the default): the caller then
+    /// suspends on the child as usual. Every backend in this repository supports them.
+    ///
+    /// # Errors
+    /// As [`StoreWork::commit`], with nothing written: [`StoreError::LeaseLost`],
+    /// [`StoreError::InvalidCommit`] (also when `run` is not a child new in this checkpoint),
+    /// [`StoreError::Access`], [`StoreError::Conflict`], [`StoreError::TooLarge`].
+    ///
+    /// Pinned by the `checkpoint` topic.
+    fn checkpoint(
+        &self,
+        lease: &Lease,
+        checkpoint: Checkpoint,
+        run: InvocationId,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        let _ = (lease, checkpoint, run, lease_for, now);
+        Ok(None)
+    }
 
     /// Makes invocations whose lease expired before `now` runnable again, whatever their task;
     /// returns them. Each expired lease is recovered exactly once, however many callers race.

@@ -23,13 +23,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wf_core::{
-    Failure, FailureKind, InvocationId, JournalEntry, Status, TaskId, Timestamp, WorkerId,
-    check_write,
+    CallId, Failure, FailureKind, InvocationId, JournalEntry, Status, TaskId, Timestamp, WorkerId,
+    WorkflowIdentity, check_write,
 };
 
 use crate::error::StoreError;
 use crate::model::{
-    Claim, Commit, InvocationRecord, InvocationSpec, InvocationState, Lease, LeaseInfo,
+    Checkpoint, Claim, Commit, InvocationRecord, InvocationSpec, InvocationState, Lease, LeaseInfo,
     NewInvocation, Outcome, StatusCounts, Submitted, TaskSet, lease_expiry,
 };
 
@@ -69,6 +69,36 @@ fn worker_lost(state: &InvocationState) -> Failure {
             state.attempts
         ),
     )
+}
+
+/// What makes two submissions under one id the same call: task, call id, arguments, parent and
+/// workflow (not the submission time or options).
+type CallKey<'a> = (
+    &'a TaskId,
+    CallId,
+    &'a [u8],
+    Option<InvocationId>,
+    &'a WorkflowIdentity,
+);
+
+fn spec_call(s: &InvocationSpec) -> CallKey<'_> {
+    (&s.task, s.call, &s.args, s.parent, &s.identity)
+}
+
+fn new_call(n: &NewInvocation) -> CallKey<'_> {
+    (&n.task, n.call, &n.args, n.parent, &n.identity)
+}
+
+/// The validated writes of a commit or checkpoint besides the status.
+struct Progress {
+    journal: Vec<JournalEntry>,
+    data: Vec<(String, Vec<u8>)>,
+    /// The children to create: new ones only, in submission order.
+    fresh: Vec<NewInvocation>,
+}
+
+fn invalid(invocation: InvocationId, reason: String) -> StoreError {
+    StoreError::InvalidCommit { invocation, reason }
 }
 
 /// The one status check of this backend family: the `wf_core` table decides.
@@ -415,13 +445,7 @@ impl Tables {
         match self.invocations.get(&new.id) {
             None => Ok(None),
             Some(slot) => {
-                let s = &slot.spec;
-                if s.task == new.task
-                    && s.call == new.call
-                    && s.args == new.args
-                    && s.parent == new.parent
-                    && s.identity == new.identity
-                {
+                if spec_call(&slot.spec) == new_call(new) {
                     Ok(Some(Submitted::AlreadyExists))
                 } else {
                     Err(StoreError::Conflict(new.id))
@@ -436,6 +460,37 @@ impl Tables {
         new: NewInvocation,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let (spec, state) = Self::new_slot(new, now)?;
+        self.emit(out, Change::Created(Arc::new(spec), state));
+        Ok(())
+    }
+
+    /// Creates `new` already claimed under `lease` (attempt 1), in one change: it is never
+    /// queued, so no other worker can see it claimable.
+    fn create_running(
+        &mut self,
+        out: &mut Vec<Change>,
+        new: NewInvocation,
+        lease: &Lease,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (spec, mut state) = Self::new_slot(new, now)?;
+        check(spec.id, state.status, Status::Running)?;
+        state.status = Status::Running;
+        state.attempts = lease.attempt;
+        state.lease = Some(LeaseInfo {
+            worker: lease.worker.clone(),
+            expires_at: lease.expires_at,
+        });
+        self.emit(out, Change::Created(Arc::new(spec), state));
+        Ok(())
+    }
+
+    /// The spec and pending state of a new submission.
+    fn new_slot(
+        new: NewInvocation,
+        now: Timestamp,
+    ) -> Result<(InvocationSpec, InvocationState), StoreError> {
         check(new.id, Status::Registered, Status::Pending)?;
         let spec = InvocationSpec {
             id: new.id,
@@ -459,8 +514,7 @@ impl Tables {
             waiting_on: Vec::new(),
             updated_at: now,
         };
-        self.emit(out, Change::Created(Arc::new(spec), state));
-        Ok(())
+        Ok((spec, state))
     }
 
     /// Stores and queues a new invocation; idempotent by id.
@@ -478,6 +532,59 @@ impl Tables {
         }
         self.create(out, new, now)?;
         Ok(Submitted::Created)
+    }
+
+    /// Stores and queues several invocations, all or nothing; each is idempotent by id, within
+    /// the batch too. Answers in the order given.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for the first id that is another call (in the store or earlier
+    /// in the batch), with nothing submitted.
+    pub fn submit_many(
+        &mut self,
+        out: &mut Vec<Change>,
+        batch: Vec<NewInvocation>,
+        now: Timestamp,
+    ) -> Result<Vec<Submitted>, StoreError> {
+        let fresh = self.check_new_batch(batch.iter())?;
+        let answers = fresh
+            .iter()
+            .map(|f| match f {
+                true => Submitted::Created,
+                false => Submitted::AlreadyExists,
+            })
+            .collect();
+        for (new, fresh) in batch.into_iter().zip(fresh) {
+            if fresh {
+                self.create(out, new, now)?;
+            }
+        }
+        Ok(answers)
+    }
+
+    /// For each of `batch`, in order, whether it is new: not stored and not an identical repeat
+    /// of an earlier one in the batch.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for the first that is another call under a known id.
+    fn check_new_batch<'a>(
+        &self,
+        batch: impl Iterator<Item = &'a NewInvocation>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut earlier: HashMap<InvocationId, &NewInvocation> = HashMap::new();
+        let mut fresh = Vec::new();
+        for new in batch {
+            let is_new = match earlier.get(&new.id) {
+                Some(first) if new_call(first) == new_call(new) => false,
+                Some(_) => return Err(StoreError::Conflict(new.id)),
+                None => self.check_new(new)?.is_none(),
+            };
+            if is_new {
+                earlier.insert(new.id, new);
+            }
+            fresh.push(is_new);
+        }
+        Ok(fresh)
     }
 
     /// Binds the tables to app `app_id`: the first bind records it, a later one with the same
@@ -617,47 +724,23 @@ impl Tables {
         let id = lease.invocation;
         let slot = self.fence(lease, now)?;
         let spec = slot.spec.clone();
-        let invalid = |reason: String| StoreError::InvalidCommit {
-            invocation: id,
-            reason,
-        };
-
-        // Journal entries continue the stored sequence.
-        let stored = self.journals.get(&id).map_or(0, Vec::len);
-        for (i, entry) in commit.journal.iter().enumerate() {
-            if entry.seq as usize != stored + i {
-                return Err(invalid(format!(
-                    "journal entry has sequence {}, expected {}",
-                    entry.seq,
-                    stored + i
-                )));
-            }
-        }
-        // Only the workflow's root writes its data.
-        if !commit.data.is_empty() {
-            check_write(id, &spec.identity, spec.identity.workflow_id)?;
-        }
-        // Children are this invocation's, and new or identical resubmissions.
-        let mut fresh = Vec::with_capacity(commit.children.len());
-        for child in commit.children {
-            if child.parent != Some(id) {
-                return Err(invalid(format!(
-                    "child {} does not name {id} as its parent",
-                    child.id
-                )));
-            }
-            if self.check_new(&child)?.is_none() {
-                fresh.push(child);
-            }
-        }
+        let invalid = |reason: String| invalid(id, reason);
+        let Commit {
+            journal,
+            data,
+            children,
+            outcome,
+        } = commit;
+        let progress = self.check_progress(&spec, journal, data, children)?;
+        let fresh = &progress.fresh;
         // The new state.
-        let mut state = slot.state.clone();
+        let mut state = self.slot(id)?.state.clone();
         state.lease = None;
         state.recoveries = 0;
         state.updated_at = now;
         let mut wakes_parent = false;
-        let waiting = matches!(commit.outcome, Outcome::Waiting { .. });
-        match commit.outcome {
+        let waiting = matches!(outcome, Outcome::Waiting { .. });
+        match outcome {
             Outcome::Success(result) => {
                 state.status = Status::Success;
                 state.result = Some(result);
@@ -715,18 +798,151 @@ impl Tables {
         }
 
         // Everything is valid: write.
-        if !commit.journal.is_empty() {
-            self.emit(out, Change::Journal(id, commit.journal));
-        }
-        for (key, value) in commit.data {
-            self.emit(out, Change::Data(spec.identity.workflow_id, key, value));
-        }
-        for child in fresh {
-            self.create(out, child, now)?;
-        }
+        self.write_progress(out, &spec, progress, None, now)?;
         self.set_state(out, id, state);
         if wakes_parent {
             self.wake_parent(out, &spec, now);
+        }
+        Ok(())
+    }
+
+    /// Persists a running execution's progress and claims `run`, a child new in it, for the
+    /// lease's worker; the invocation stays running, its lease extended. See
+    /// [`crate::StoreWork::checkpoint`].
+    ///
+    /// # Errors
+    /// As [`Tables::commit`], with nothing changed; [`StoreError::InvalidCommit`] also when
+    /// `run` is not a child new in this checkpoint or has a not-before time.
+    pub fn checkpoint(
+        &mut self,
+        out: &mut Vec<Change>,
+        lease: &Lease,
+        checkpoint: Checkpoint,
+        run: InvocationId,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Claim, StoreError> {
+        let id = lease.invocation;
+        let slot = self.fence(lease, now)?;
+        let spec = slot.spec.clone();
+        let mut state = slot.state.clone();
+        let Checkpoint {
+            journal,
+            data,
+            children,
+        } = checkpoint;
+        let progress = self.check_progress(&spec, journal, data, children)?;
+        match progress.fresh.iter().find(|c| c.id == run) {
+            None => {
+                return Err(invalid(
+                    id,
+                    format!("runs {run} inline, which is not a child new in this checkpoint"),
+                ));
+            }
+            Some(child) if child.not_before.is_some() => {
+                return Err(invalid(
+                    id,
+                    format!("runs {run} inline, which is delayed by a not-before time"),
+                ));
+            }
+            Some(_) => check(run, Status::Pending, Status::Running)?,
+        }
+        let expires_at = lease_expiry(now, lease_for);
+        let child_lease = Lease {
+            invocation: run,
+            worker: lease.worker.clone(),
+            attempt: 1,
+            expires_at,
+        };
+        // Everything is valid: write.
+        self.write_progress(out, &spec, progress, Some(&child_lease), now)?;
+        state.lease = Some(LeaseInfo {
+            worker: lease.worker.clone(),
+            expires_at,
+        });
+        state.recoveries = 0;
+        self.set_state(out, id, state);
+        Ok(Claim {
+            lease: child_lease,
+            record: self.invocation(run)?,
+            journal: Vec::new(),
+        })
+    }
+
+    /// Validates what a commit or checkpoint of invocation `spec` writes besides its status: the
+    /// journal continues the stored sequence, only the workflow's root writes data, children are
+    /// its own and new or identical resubmissions (those are dropped).
+    fn check_progress(
+        &self,
+        spec: &InvocationSpec,
+        journal: Vec<JournalEntry>,
+        data: Vec<(String, Vec<u8>)>,
+        children: Vec<NewInvocation>,
+    ) -> Result<Progress, StoreError> {
+        let id = spec.id;
+        let stored = self.journals.get(&id).map_or(0, Vec::len);
+        for (i, entry) in journal.iter().enumerate() {
+            if entry.seq as usize != stored + i {
+                return Err(invalid(
+                    id,
+                    format!(
+                        "journal entry has sequence {}, expected {}",
+                        entry.seq,
+                        stored + i
+                    ),
+                ));
+            }
+        }
+        if !data.is_empty() {
+            check_write(id, &spec.identity, spec.identity.workflow_id)?;
+        }
+        if let Some(child) = children.iter().find(|c| c.parent != Some(id)) {
+            return Err(invalid(
+                id,
+                format!("child {} does not name {id} as its parent", child.id),
+            ));
+        }
+        let new = self.check_new_batch(children.iter())?;
+        let fresh = children
+            .into_iter()
+            .zip(new)
+            .filter_map(|(child, new)| new.then_some(child))
+            .collect();
+        Ok(Progress {
+            journal,
+            data,
+            fresh,
+        })
+    }
+
+    /// Writes validated progress of invocation `spec`: journal, data, new children in order
+    /// (the one `running` names created running under that lease, the others pending).
+    fn write_progress(
+        &mut self,
+        out: &mut Vec<Change>,
+        spec: &InvocationSpec,
+        progress: Progress,
+        running: Option<&Lease>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Progress {
+            journal,
+            data,
+            fresh,
+        } = progress;
+        if !journal.is_empty() {
+            self.emit(out, Change::Journal(spec.id, journal));
+        }
+        for (key, value) in data {
+            self.emit(out, Change::Data(spec.identity.workflow_id, key, value));
+        }
+        for child in fresh {
+            match running {
+                Some(lease) if lease.invocation == child.id => {
+                    self.create_running(out, child, lease, now)?;
+                }
+                _ => self.create(out, child, now)?,
+            }
         }
         Ok(())
     }
@@ -1192,6 +1408,44 @@ mod tests {
         assert!(parent.state.waiting_on.is_empty());
         assert_eq!(parent.state.updated_at, at(3));
         assert_eq!(assert_rebuilt(live, at(10)), [p.id]);
+    }
+
+    /// A checkpoint's inline child is created running (never queued), its siblings queued in
+    /// order; log and snapshot replay rebuild both, and the leases recovery looks at.
+    #[test]
+    fn replay_rebuilds_a_checkpoint() {
+        let mut live = Logged::default();
+        let p = root(1);
+        live.submit(&p, at(0));
+        let lease = live.claim(at(1));
+        let (inline, sibling) = (child(2, &p), child(3, &p));
+        let claim = live
+            .tables
+            .checkpoint(
+                &mut live.log,
+                &lease,
+                Checkpoint {
+                    journal: fixtures::entries(0, 1),
+                    data: Vec::new(),
+                    children: vec![inline.clone(), sibling.clone()],
+                },
+                inline.id,
+                Duration::from_secs(10),
+                at(2),
+            )
+            .unwrap();
+        assert_eq!(claim.lease.invocation, inline.id);
+        let later = at(2).saturating_add(Duration::from_secs(11));
+        for mut t in [replay(live.log.clone()), replay(live.tables.snapshot())] {
+            let mut lost = t.recover_expired(&mut Vec::new(), later).unwrap();
+            lost.sort();
+            assert_eq!(
+                lost,
+                [p.id, inline.id],
+                "both leases are indexed after replay"
+            );
+        }
+        assert_eq!(assert_rebuilt(live, at(3)), [sibling.id]);
     }
 
     /// Two tasks' queues, each in its own order and interleaved by when their invocations

@@ -32,6 +32,7 @@ pub mod fixtures;
 
 pub mod app;
 pub mod cancel;
+pub mod checkpoint;
 pub mod claim;
 pub mod commit;
 pub mod data;
@@ -94,6 +95,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@topic submit:
             submit_is_idempotent,
             submit_conflict_is_refused,
+            submit_many_is_one_atomic_batch,
+            submit_many_conflict_submits_nothing,
         );
         $crate::conformance_tests!(@topic claim:
             claim_is_fifo_and_leases,
@@ -123,6 +126,12 @@ macro_rules! conformance_tests {
             commit_deferred_honours_not_before_without_spending_retries,
             commit_journal_must_be_contiguous,
             commit_child_must_name_parent,
+        );
+        $crate::conformance_tests!(@topic checkpoint:
+            checkpoint_persists_progress_and_claims_the_child,
+            checkpoint_with_a_lost_lease_writes_nothing,
+            checkpoint_refuses_what_a_commit_refuses,
+            checkpoint_then_crash_recovers_parent_and_child,
         );
         $crate::conformance_tests!(@topic waiting:
             parent_wakes_when_all_children_final,

@@ -99,3 +99,84 @@ pub fn submit_conflict_is_refused(s: Subject) {
     assert_eq!(rec.spec.parent, None);
     assert_eq!(ok(store.counts(), "counts").total(), 1);
 }
+
+/// A batch is submitted in one call, in order, each idempotent by id (an invocation already
+/// stored, and an identical repeat inside the batch, are `AlreadyExists`), and claimed in the
+/// order given.
+pub fn submit_many_is_one_atomic_batch(s: Subject) {
+    let store = &*s.store;
+    let stored = root(1, "t", b"a");
+    submit(store, &stored, T0);
+    let (a, b) = (root(2, "t", b"b"), root(3, "u", b"c"));
+    let answers = ok(
+        store.submit_many(vec![a.clone(), stored.clone(), b.clone(), a.clone()], at(1)),
+        "submit_many",
+    );
+    assert_eq!(
+        answers,
+        vec![
+            Submitted::Created,
+            Submitted::AlreadyExists,
+            Submitted::Created,
+            Submitted::AlreadyExists
+        ],
+        "one answer per submission, in order; repeats and stored ids already exist"
+    );
+    assert_eq!(ok(store.counts(), "counts").total(), 3);
+    assert_eq!(
+        record(store, stored.id).spec.created_at,
+        T0,
+        "a batch must not touch an invocation already stored"
+    );
+    for inv in [&a, &b] {
+        let rec = record(store, inv.id);
+        assert_eq!(rec.state.status, Status::Pending);
+        assert_eq!(rec.spec.args, inv.args);
+        assert_eq!(rec.spec.created_at, at(1));
+    }
+    for expected in [stored.id, a.id, b.id] {
+        claim_expect(store, "w", at(2), expected);
+    }
+    assert_eq!(
+        ok(store.submit_many(Vec::new(), at(3)), "an empty batch"),
+        Vec::new()
+    );
+}
+
+/// A batch with one conflicting submission (against the store, or against an earlier one in the
+/// batch) is refused whole: nothing of it is stored.
+pub fn submit_many_conflict_submits_nothing(s: Subject) {
+    let store = &*s.store;
+    let stored = root(1, "t", b"a");
+    submit(store, &stored, T0);
+    let fresh = root(2, "t", b"b");
+    let conflicting = root(1, "t", b"other args");
+    match err(
+        store.submit_many(vec![fresh.clone(), conflicting], at(1)),
+        "a batch conflicting with the store",
+    ) {
+        StoreError::Conflict(i) => assert_eq!(i, stored.id),
+        other => panic!("expected Conflict({}), got {other:?}", stored.id),
+    }
+    assert_not_found(
+        store.invocation(fresh.id),
+        fresh.id,
+        "a refused batch must submit nothing, not even the submissions before the conflict",
+    );
+
+    let twin = root(2, "t", b"twin with other args");
+    match err(
+        store.submit_many(vec![fresh.clone(), twin], at(2)),
+        "a batch conflicting with itself",
+    ) {
+        StoreError::Conflict(i) => assert_eq!(i, fresh.id),
+        other => panic!("expected Conflict({}), got {other:?}", fresh.id),
+    }
+    assert_not_found(
+        store.invocation(fresh.id),
+        fresh.id,
+        "a batch conflicting with itself must submit nothing",
+    );
+    assert_eq!(ok(store.counts(), "counts").total(), 1);
+    assert_eq!(record(store, stored.id).spec.args, b"a");
+}

@@ -92,8 +92,8 @@ use crate::error::StoreError;
 use crate::limits;
 use crate::memory::{signal, system_now, wait_until};
 use crate::model::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts, Submitted,
-    TaskSet,
+    Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts,
+    Submitted, TaskSet,
 };
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
 use crate::tables::{Change, Tables};
@@ -525,14 +525,24 @@ fn commit_bytes(commit: &Commit) -> usize {
         Outcome::Waiting { on } => on.len() * 16,
         Outcome::Released => 0,
     };
-    outcome
-        + commit.journal.iter().map(journal_bytes).sum::<usize>()
-        + commit
-            .data
+    outcome + parts_bytes(&commit.journal, &commit.data, &commit.children)
+}
+
+fn progress_bytes(checkpoint: &Checkpoint) -> usize {
+    parts_bytes(&checkpoint.journal, &checkpoint.data, &checkpoint.children) + 256
+}
+
+fn parts_bytes(
+    journal: &[JournalEntry],
+    data: &[(String, Vec<u8>)],
+    children: &[NewInvocation],
+) -> usize {
+    journal.iter().map(journal_bytes).sum::<usize>()
+        + data
             .iter()
             .map(|(k, v)| k.len() + v.len() + 32)
             .sum::<usize>()
-        + commit.children.iter().map(invocation_bytes).sum::<usize>()
+        + children.iter().map(invocation_bytes).sum::<usize>()
 }
 
 impl StoreRead for FileStore {
@@ -629,6 +639,18 @@ impl StoreWork for FileStore {
         self.mutate(true, now, |t, out| t.submit(out, invocation, now))
     }
 
+    fn submit_many(
+        &self,
+        invocations: Vec<NewInvocation>,
+        now: Timestamp,
+    ) -> Result<Vec<Submitted>, StoreError> {
+        check_size(
+            "a batch of submissions",
+            invocations.iter().map(invocation_bytes).sum(),
+        )?;
+        self.mutate(true, now, |t, out| t.submit_many(out, invocations, now))
+    }
+
     fn claim(
         &self,
         worker: &WorkerId,
@@ -676,6 +698,23 @@ impl StoreWork for FileStore {
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
         check_size("a commit", commit_bytes(&commit))?;
         self.mutate(true, now, |t, out| t.commit(out, lease, commit, now))
+    }
+
+    fn checkpoint(
+        &self,
+        lease: &Lease,
+        checkpoint: Checkpoint,
+        run: InvocationId,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        check_size("a checkpoint", progress_bytes(&checkpoint))?;
+        // Durable before the child runs: the journal and data that led to it must survive
+        // anything its body does.
+        self.mutate(true, now, |t, out| {
+            t.checkpoint(out, lease, checkpoint, run, lease_for, now)
+        })
+        .map(Some)
     }
 
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
