@@ -37,6 +37,10 @@ fn a_top_level_call_from_inside_a_body_is_refused() {
                             Err(e) => e.to_string(),
                             Ok(inv) => format!("accepted as {}", inv.id()),
                         });
+                        refusals.push(match side.call_many(via, [(), ()]) {
+                            Err(e) => e.to_string(),
+                            Ok(invs) => format!("a batch accepted as {}", invs.len()),
+                        });
                     }
                     ctx.wf().execute_task(&leaf, 1)?; // suspends once: the body runs twice
                     Ok(refusals)

@@ -69,6 +69,46 @@ fn results_and_errors_reach_the_caller() {
     }
 }
 
+/// `call_many` submits a batch in one store operation; each call is its own workflow, and the
+/// results come back in the order of the arguments.
+#[test]
+fn call_many_submits_a_batch_and_each_call_is_a_workflow() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let square = app
+            .task(
+                "square",
+                |_: &TaskContext, n: u64| -> Result<u64, TaskError> { Ok(n * n) },
+            )
+            .unwrap();
+        let calls = square.call_many(app, (0..100).rev()).unwrap();
+        assert_eq!(calls.len(), 100);
+        assert_eq!(
+            app.store().counts().unwrap().get(Status::Pending),
+            100,
+            "{}: all submitted before anything ran",
+            t.backend
+        );
+        let worker = app.worker().threads(2).start().unwrap();
+        for (call, n) in calls.iter().zip((0..100u64).rev()) {
+            assert_eq!(
+                call.result_timeout(PATIENCE).unwrap(),
+                n * n,
+                "{}",
+                t.backend
+            );
+            assert!(
+                call.record().unwrap().is_root(),
+                "{}: its own workflow",
+                t.backend
+            );
+        }
+        worker.stop();
+        assert_eq!(app.store().workflows().unwrap().len(), 100);
+        assert!(square.call_many(app, Vec::new()).unwrap().is_empty());
+    }
+}
+
 #[test]
 fn retries_back_off_then_succeed_or_give_up() {
     for t in apps(|b| b) {
