@@ -1,84 +1,118 @@
-//! `wf-bench`: measures what one task costs in `wf`, next to the floors it cannot beat.
+//! `wf-bench`: what `wf` costs per task, per workflow and per recovery, on each backend, beside
+//! the floors it cannot beat, measured in the same run.
 //!
-//! Run it with `cargo xtask bench [--quick]` (a release build). Each scenario is one function in
-//! its own module and returns table rows; `main` runs them in order and prints one table:
+//! Run it with `cargo xtask bench [--backend memory|file|redis|all] [--quick]` (a release build;
+//! the table goes to stdout and to `target/bench/latest.{md,json}`). First the floors:
 //!
-//! | module | scenario | status |
-//! |---|---|---|
-//! | [`memory`] | memory store: submit + claim + commit round trips, 1 and 4 threads, per-op latency | measured |
-//! | [`disk`] | raw `write 4 KiB + fsync` rate of the disk under the target dir: the file store's floor | measured |
-//! | [`file_store`] | file store round trips with fsync on 1, 4, 8, 16 threads: fsyncs/s, records per fsync (group commit), ratio to the fsync floor | measured |
-//! | [`runtime`] | tasks/s call to result through a `wf` App: memory (pools of 1 and 4, `run_until_idle`), file (pools of 4 and 16), 10 sequential children, a 1000-child fan-out; µs per task and ratio to the memory round trip | measured |
+//! | module | floor |
+//! |---|---|
+//! | [`memory`] | memory store submit + claim + commit round trips, 1 and 4 threads, per-op latency |
+//! | [`disk`] | raw `write 4 KiB + fdatasync` rate of the disk under the scratch dir: the file store's floor |
+//! | [`file_store`] | file store round trips with fsync on 1–16 threads: group commit against the fsync floor |
+//! | [`redis`] | `EVALSHA` round trips to a throwaway local `redis-server`, 1 and 4 clients |
 //!
-//! After the table, a "floors" summary restates the floors and the best file store and runtime
-//! rates against them. Disk scenarios work in fresh directories under `--dir` (by default
-//! `cargo xtask bench` passes `<target dir>/wf-bench`) and remove them when done.
+//! then the workloads of issue 15 on each backend ([`workloads`]): burst, latency, workflows,
+//! long workflows, replay, recovery after `kill -9`, peak RSS. Each row shows its median over
+//! `--runs` runs with the spread, its floor, the ratio to it and the issue's target.
 //!
 //! Timing here is for humans and for comparing runs on one machine; no test asserts on it.
 
+mod backend;
 mod disk;
 mod file_store;
 mod memory;
+mod redis;
 mod report;
-mod runtime;
 mod scratch;
+mod targets;
+mod workloads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use report::{Floors, Row, Table};
+use backend::Backend;
+use report::{Floors, Measurement, Row, Table};
+use workloads::procs::Role;
 
 const USAGE: &str = "\
-usage: wf-bench [--quick] [--dir DIR]
+usage: wf-bench [--backend memory|file|redis|all] [--quick] [--runs N] [--dir DIR] [--out DIR]
 
-  --quick     short measurements (a smoke run, numbers are noisier)
-  --dir DIR   scratch directory for disk scenarios (default: a temporary directory);
-              `cargo xtask bench` passes <target dir>/wf-bench
+  --backend B  the backends whose workloads run (default: all)
+  --quick      short measurements and smaller workloads (a smoke run, numbers are noisier)
+  --runs N     measure each workload N times and show the median and spread
+               (default 3, 1 with --quick)
+  --dir DIR    scratch directory for stores and the fsync floor (default: a temporary
+               directory); `cargo xtask bench` passes <target dir>/wf-bench
+  --out DIR    also write the report to DIR/latest.md and DIR/latest.json;
+               `cargo xtask bench` passes <target dir>/bench
 ";
 
 /// What every scenario is told.
 #[derive(Debug)]
-pub struct Config {
+pub(crate) struct Config {
     /// Short runs.
-    pub quick: bool,
-    /// How long one measurement runs (each scenario may stop earlier at its operation cap).
-    pub duration: Duration,
+    pub(crate) quick: bool,
+    /// How long one floor measurement runs (each may stop earlier at its operation cap).
+    pub(crate) duration: Duration,
     /// Scratch directory for anything that touches the disk; scenarios use subdirectories.
-    pub dir: PathBuf,
-    /// Thread count of the multi-threaded scenarios.
-    pub threads: usize,
+    pub(crate) dir: PathBuf,
+    /// Thread count of the multi-threaded floor scenarios.
+    pub(crate) threads: usize,
+    /// Runs of each workload.
+    pub(crate) runs: usize,
+    /// The backends whose workloads run.
+    pub(crate) backends: Vec<Backend>,
+    /// Where to write `latest.md` and `latest.json`.
+    pub(crate) out: Option<PathBuf>,
+    /// Set when this process plays a role for a parent bench process.
+    role: Option<Role>,
 }
 
-/// One scenario: measures, may record a floor for later scenarios, returns its table rows.
+/// One floor scenario: measures, records its floor, returns its detail rows.
 type Scenario = fn(&Config, &mut Floors) -> Result<Vec<Row>, String>;
-
-/// The scenarios, in the order they run. Floors are measured before the scenarios judged
-/// against them. Add new scenarios here.
-const SCENARIOS: &[(&str, Scenario)] = &[
-    ("memory store", memory::run),
-    ("disk fsync floor", disk::run),
-    ("file store", file_store::run),
-    ("runtime", runtime::run),
-];
 
 fn parse_args() -> Result<Config, String> {
     let mut quick = false;
     let mut dir = None;
+    let mut out = None;
+    let mut runs = None;
+    let mut backends = Backend::ALL.to_vec();
+    let (mut role, mut store, mut id) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}"));
         match arg.as_str() {
             "--quick" => quick = true,
-            "--dir" => {
-                let d = args.next().ok_or("--dir needs a directory")?;
-                dir = Some(PathBuf::from(d));
+            "--dir" => dir = Some(PathBuf::from(value("a directory")?)),
+            "--out" => out = Some(PathBuf::from(value("a directory")?)),
+            "--runs" => {
+                let n = value("a number")?;
+                runs = Some(n.parse().map_err(|_| format!("--runs {n}: not a number"))?);
             }
+            "--backend" => {
+                let b = value("memory, file, redis or all")?;
+                backends = Backend::parse(&b)
+                    .ok_or(format!("--backend {b}: use memory, file, redis or all"))?;
+            }
+            "--role" => role = Some(value("a role")?),
+            "--store" => store = Some(PathBuf::from(value("a directory")?)),
+            "--id" => id = Some(value("an invocation id")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
     let dir = dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("wf-bench-{}", std::process::id())));
+    let role = match role {
+        None => None,
+        Some(name) => Some(Role {
+            name,
+            backend: *backends.first().ok_or("a role needs one --backend")?,
+            store: store.ok_or("a role needs --store")?,
+            id,
+        }),
+    };
     Ok(Config {
         quick,
         duration: if quick {
@@ -88,6 +122,10 @@ fn parse_args() -> Result<Config, String> {
         },
         dir,
         threads: 4,
+        runs: runs.unwrap_or(if quick { 1 } else { 3 }).max(1),
+        backends,
+        out,
+        role,
     })
 }
 
@@ -103,43 +141,142 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(role) = &config.role {
+        return match workloads::procs::role(role) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wf-bench --role {}: {e}", role.name);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!(
-        "wf-bench {} ({} mode: {:.2}s per measurement) on {} core(s); scratch dir {}",
+    let mut header = vec![format!(
+        "wf-bench {} ({} mode, {} run(s) per workload) on {} core(s); backends: {}; scratch dir {}",
         env!("CARGO_PKG_VERSION"),
         if config.quick { "quick" } else { "full" },
-        config.duration.as_secs_f64(),
+        config.runs,
         cores,
+        config
+            .backends
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         config.dir.display()
-    );
+    )];
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        header.push(format!(
+            "load average at start: {}",
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
     if cfg!(debug_assertions) {
-        println!("warning: debug build; numbers are meaningless, use `cargo xtask bench`");
+        header
+            .push("warning: debug build; numbers are meaningless, use `cargo xtask bench`".into());
+    }
+    for line in &header {
+        println!("{line}");
     }
 
+    let wants = |b: Backend| config.backends.contains(&b);
+    let mut scenarios: Vec<(&str, Scenario)> = vec![("memory store floor", memory::run)];
+    if wants(Backend::File) {
+        scenarios.push(("disk fsync floor", disk::run));
+        scenarios.push(("file store group commit", file_store::run));
+    }
+    if wants(Backend::Redis) {
+        scenarios.push(("redis EVALSHA floor", redis::run));
+    }
     let mut floors = Floors::default();
-    let mut table = Table::default();
+    let mut detail = Table::default();
     let mut failed = false;
-    for (name, scenario) in SCENARIOS {
+    for (name, scenario) in scenarios {
         eprintln!("running: {name}");
         match scenario(&config, &mut floors) {
-            Ok(rows) => table.extend(rows),
+            Ok(rows) => detail.extend(rows),
             Err(e) => {
                 failed = true;
-                table.push(Row::note(format!("{name}: FAILED"), e));
+                detail.push(Row::note(format!("{name}: FAILED"), e));
             }
         }
     }
+    let mut rows: Vec<Measurement> = Vec::new();
+    for backend in &config.backends {
+        eprintln!("running: workloads on {}", backend.name());
+        workloads::run(&config, &floors, *backend, &mut rows);
+    }
+    failed |= rows.iter().any(|r| r.note.starts_with("failed"));
     // Only remove what the bench created; a --dir given by the user is left, emptied.
     let _ = std::fs::remove_dir(&config.dir);
 
+    let md = render_markdown(&header, &floors, &rows, &detail);
     println!();
-    table.print();
-    println!();
-    floors.print();
+    print!("{md}");
+    if let Some(out) = &config.out
+        && let Err(e) = write_report(out, &md, &header, &floors, &rows, &detail)
+    {
+        eprintln!(
+            "wf-bench: cannot write the report to {}: {e}",
+            out.display()
+        );
+        failed = true;
+    }
     if failed {
-        eprintln!("wf-bench: some scenarios failed (see the table)");
+        eprintln!("wf-bench: some scenarios failed (see the tables)");
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn render_markdown(
+    header: &[String],
+    floors: &Floors,
+    rows: &[Measurement],
+    detail: &Table,
+) -> String {
+    let mut md = String::from("## wf-bench\n\n");
+    for line in header {
+        md.push_str(&format!("{line}  \n"));
+    }
+    md.push_str("\n### Floors (measured first, same run)\n\n");
+    for line in floors.lines() {
+        md.push_str(&format!("- {line}\n"));
+    }
+    md.push_str("\n### Workloads\n\n");
+    md.push_str(&report::measurements_markdown(rows));
+    md.push_str("\n### Floor measurements\n\n");
+    md.push_str(&detail.markdown());
+    md
+}
+
+fn write_report(
+    out: &std::path::Path,
+    md: &str,
+    header: &[String],
+    floors: &Floors,
+    rows: &[Measurement],
+    detail: &Table,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("latest.md"), md)?;
+    let json = serde_json::json!({
+        "header": header,
+        "floors": {
+            "memory_round_trips_per_sec": floors.memory_round_trips_per_sec,
+            "fsync_per_sec": floors.fsync_per_sec,
+            "redis_evalsha_1_per_sec": floors.redis_evalsha_1,
+            "redis_evalsha_4_per_sec": floors.redis_evalsha_4,
+        },
+        "workloads": report::measurements_json(rows),
+        "floor_measurements": detail.json(),
+    });
+    let text = serde_json::to_string_pretty(&json).map_err(std::io::Error::other)?;
+    std::fs::write(out.join("latest.json"), text + "\n")?;
+    eprintln!("wf-bench: wrote {}/latest.{{md,json}}", out.display());
+    Ok(())
 }

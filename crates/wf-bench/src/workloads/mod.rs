@@ -1,0 +1,252 @@
+//! The workloads of issue 15 on each backend, each beside its floor and target:
+//!
+//! | workload | module | primary value |
+//! |---|---|---|
+//! | burst: 20,000 no-op tasks submitted at once by one producer (`call_many`), 2 worker threads | [`procs`] (a child process) | tasks/s |
+//! | peak RSS of that worker process | [`procs`] | MB (`VmHWM`) |
+//! | latency: 2,000 sequential call → result, 2 idle worker threads | [`calls`] | p50 µs (p95, p99 in details) |
+//! | workflow: 100 `uuid()` + 100 `random()` + 10 sequential `execute_task` children; 500 of them, 64 in flight | [`flows`] | workflows/s |
+//! | long workflow: n = 100, 1,000, 3,000 sequential children, one workflow at a time | [`flows`] | total time of n = 3,000; ratio to 3,000 x one child |
+//! | replay: a workflow with a 10,000-entry journal executed again from it | [`flows`] | ms |
+//! | recovery: a worker process killed with SIGKILL mid-task; a new process finishes it | [`procs`] | s until the result |
+//!
+//! Each workload runs `--runs` times (3 by default, 1 with `--quick`); the table shows the
+//! median and the spread.
+
+mod calls;
+mod flows;
+pub(crate) mod procs;
+
+use std::time::Duration;
+
+use crate::backend::{Backend, StoreAt};
+use crate::report::{Floors, Measurement, human};
+use crate::scratch::ScratchDir;
+use crate::{Config, targets};
+
+/// The lease of the bench's apps (the default's); recovery uses its own, shorter one.
+pub(crate) const LEASE: Duration = Duration::from_secs(5);
+
+/// One measurement of a workload: its primary value and facts for the details column.
+pub(crate) struct Run {
+    pub(crate) value: f64,
+    pub(crate) detail: String,
+}
+
+/// Runs every workload on `backend` and appends its rows.
+pub(crate) fn run(config: &Config, floors: &Floors, backend: Backend, rows: &mut Vec<Measurement>) {
+    if let Some(why) = backend.unavailable() {
+        let mut m = Measurement::new("all workloads", backend.name(), "");
+        m.note = format!("skipped: {why}");
+        rows.push(m);
+        return;
+    }
+    let name = backend.name();
+    let floor_rt = floors
+        .memory_round_trips_per_sec
+        .map(|r| format!("memory round trip {:.2} µs", 1e6 / r));
+    let floor_fsync = floors
+        .fsync_per_sec
+        .map(|r| format!("{} fsync/s ({:.0} µs)", human(r), 1e6 / r));
+    let floor = match backend {
+        Backend::Memory => floor_rt.clone().unwrap_or_default(),
+        Backend::File => floor_fsync.clone().unwrap_or_default(),
+        Backend::Redis => floors
+            .redis_evalsha_4
+            .map(|r| format!("{} EVALSHA/s (4 clients)", human(r)))
+            .unwrap_or_default(),
+    };
+    let floor_rate = match backend {
+        Backend::Memory => floors.memory_round_trips_per_sec,
+        Backend::File => floors.fsync_per_sec,
+        Backend::Redis => floors.redis_evalsha_4,
+    };
+    let floor_unit = match backend {
+        Backend::Memory => "round trips",
+        Backend::File => "fsync rate",
+        Backend::Redis => "EVALSHA rate",
+    };
+
+    // Burst and RSS: one child process per run gives both.
+    let mut burst = Measurement::new(
+        format!(
+            "burst: {} tasks, 1 producer, 2 worker threads",
+            human(procs::BURST as f64)
+        ),
+        name,
+        "tasks/s",
+    );
+    let mut rss = Measurement::new("worker peak RSS under the burst", name, "MB");
+    for _ in 0..config.runs {
+        match procs::burst(config, backend) {
+            Ok((b, r)) => {
+                burst.values.push(b.value);
+                burst.detail = b.detail;
+                rss.values.push(r.value);
+                rss.detail = r.detail;
+            }
+            Err(e) => {
+                burst.note = format!("failed: {e}");
+                rss.note = "failed with the burst".to_owned();
+                break;
+            }
+        }
+    }
+    burst.floor = floor.clone();
+    burst.vs_floor = Floors::ratio(burst.median(), floor_rate, floor_unit);
+    burst.target = targets::burst(backend, floors);
+    rss.target = Some(targets::rss_mb(backend));
+    rows.push(burst);
+
+    // Latency.
+    let mut latency = repeat(
+        config,
+        "latency: sequential call → result, p50",
+        name,
+        "µs",
+        || calls::latency(config, backend),
+    );
+    latency.floor = match backend {
+        Backend::Memory => floor_rt.clone().unwrap_or_default(),
+        Backend::File => floor_fsync.clone().unwrap_or_default(),
+        Backend::Redis => floors
+            .redis_evalsha_1
+            .map(|r| format!("EVALSHA round trip {:.0} µs", 1e6 / r))
+            .unwrap_or_default(),
+    };
+    let floor_us = match backend {
+        Backend::Memory => floors.memory_round_trips_per_sec,
+        Backend::File => floors.fsync_per_sec,
+        Backend::Redis => floors.redis_evalsha_1,
+    }
+    .map(|r| 1e6 / r);
+    latency.vs_floor = Floors::ratio(latency.median(), floor_us, "the floor");
+    latency.target = targets::latency_p50(backend, floors);
+    rows.push(latency);
+
+    // Workflows.
+    let mut workflows = repeat(
+        config,
+        "workflow: 100 uuid + 100 random + 10 sequential children, 64 in flight",
+        name,
+        "workflows/s",
+        || flows::workflows(config, backend),
+    );
+    workflows.floor = floor.clone();
+    workflows.vs_floor = Floors::ratio(workflows.median(), floor_rate, floor_unit);
+    workflows.target = targets::workflows(backend, floors);
+    rows.push(workflows);
+
+    // Long workflows: the total time of the longest, and its ratio to n x one child.
+    let ns = flows::long_sizes(config);
+    let longest = ns[ns.len() - 1];
+    let mut total = Measurement::new(
+        format!(
+            "long workflow: {} sequential children",
+            human(longest as f64)
+        ),
+        name,
+        "s",
+    );
+    let mut ratio = Measurement::new(
+        format!(
+            "long workflow: {} children vs {} x one child",
+            human(longest as f64),
+            human(longest as f64)
+        ),
+        name,
+        "x",
+    );
+    for _ in 0..config.runs {
+        match flows::long(config, backend, &ns) {
+            Ok(l) => {
+                total.values.push(l.longest_secs);
+                total.detail = l.detail.clone();
+                ratio.values.push(l.ratio);
+                ratio.detail = l.ratio_detail;
+            }
+            Err(e) => {
+                total.note = format!("failed: {e}");
+                break;
+            }
+        }
+    }
+    ratio.target = Some(targets::long_ratio());
+    rows.push(total);
+    rows.push(ratio);
+
+    // Replay.
+    let mut replay = repeat(
+        config,
+        format!(
+            "replay: a workflow with a {}-entry journal executed again",
+            human(flows::REPLAY_ENTRIES as f64)
+        ),
+        name,
+        "ms",
+        || flows::replay(config, backend),
+    );
+    replay.target = Some(targets::replay_ms(backend));
+    rows.push(replay);
+
+    // Recovery (processes sharing a durable store).
+    let mut recovery = Measurement::new(
+        "recovery: worker process killed (SIGKILL) mid-task, time until the result",
+        name,
+        "s",
+    );
+    if backend == Backend::Memory {
+        recovery.note = "n/a: a memory store dies with its process".to_owned();
+    } else {
+        for _ in 0..config.runs {
+            match procs::recovery(config, backend) {
+                Ok(r) => {
+                    recovery.values.push(r.value);
+                    recovery.detail = r.detail;
+                }
+                Err(e) => {
+                    recovery.note = format!("failed: {e}");
+                    break;
+                }
+            }
+        }
+        recovery.target = Some(targets::recovery_secs(procs::RECOVERY_LEASE.as_secs_f64()));
+    }
+    rows.push(recovery);
+    rows.push(rss);
+}
+
+/// Runs `measure` `config.runs` times into one row; a failure ends the repeats with a note.
+fn repeat(
+    config: &Config,
+    workload: impl Into<String>,
+    backend: &'static str,
+    unit: &'static str,
+    mut measure: impl FnMut() -> Result<Run, String>,
+) -> Measurement {
+    let mut m = Measurement::new(workload, backend, unit);
+    for _ in 0..config.runs {
+        match measure() {
+            Ok(run) => {
+                m.values.push(run.value);
+                m.detail = run.detail;
+            }
+            Err(e) => {
+                m.note = format!("failed: {e}");
+                break;
+            }
+        }
+    }
+    m
+}
+
+/// A fresh store of `backend` for one measurement, with the scratch directory that must outlive
+/// it (removed when dropped).
+pub(crate) fn fresh_store(
+    config: &Config,
+    backend: Backend,
+    what: &str,
+) -> Result<(StoreAt, ScratchDir), String> {
+    let dir = ScratchDir::new(&config.dir, &format!("{what}-{}", backend.name()))?;
+    Ok((StoreAt::new(backend, &dir.path().join("store")), dir))
+}
