@@ -245,7 +245,7 @@ fn a_workflow_killed_mid_child_resumes_without_repeating_finished_steps() {
         .iter()
         .filter(|l| l.starts_with("flow draw "))
         .collect();
-    assert!(draws.len() >= 3, "{after:?}");
+    assert!(draws.len() >= 2, "{after:?}");
     assert!(draws.iter().all(|d| *d == draws[0]), "{draws:?}");
     assert_eq!(
         format!("flow draw {}", result.rsplit_once(' ').unwrap().0),

@@ -52,57 +52,77 @@ fn propagate_child_failure(
     )
 }
 
+/// The parent executions of one child that is not run inline: one suspends on it, one replays
+/// into its outcome. Inline, the first execution records the outcome itself.
+fn suspension(inline: bool) -> u32 {
+    u32::from(!inline)
+}
+
 #[test]
 fn a_propagated_child_failure_is_final_for_the_parent() {
-    for t in apps(|b| b) {
-        let options = TaskOptions::new("parent")
-            .max_retries(3)
-            .retry_backoff(Backoff::none());
-        let (parent_runs, child_runs, id, result) = propagate_child_failure(&t.app, options);
-        // Suspended on the child once, then replayed into the recorded failure: final.
-        assert_eq!(parent_runs, 2, "{}: no pointless retries", t.backend);
-        assert_eq!(child_runs, 1, "{}", t.backend);
-        let record = t.app.store().invocation(id).unwrap();
-        assert_eq!(record.state.retries, 0, "{}", t.backend);
-        match result {
-            Err(WfError::Failed { failure, .. }) => {
-                assert_eq!(failure.kind, FailureKind::Child, "{}", t.backend);
-                assert!(failure.message.contains("out of stock"), "{}", t.backend);
+    for inline in [true, false] {
+        for t in apps(|b| b.inline_children(inline)) {
+            let options = TaskOptions::new("parent")
+                .max_retries(3)
+                .retry_backoff(Backoff::none());
+            let (parent_runs, child_runs, id, result) = propagate_child_failure(&t.app, options);
+            // The child's failure is recorded (inline, or replayed after a suspension): final.
+            assert_eq!(
+                parent_runs,
+                1 + suspension(inline),
+                "{}: no pointless retries",
+                t.backend
+            );
+            assert_eq!(child_runs, 1, "{}", t.backend);
+            let record = t.app.store().invocation(id).unwrap();
+            assert_eq!(record.state.retries, 0, "{}", t.backend);
+            match result {
+                Err(WfError::Failed { failure, .. }) => {
+                    assert_eq!(failure.kind, FailureKind::Child, "{}", t.backend);
+                    assert!(failure.message.contains("out of stock"), "{}", t.backend);
+                }
+                other => panic!("{}: {other:?}", t.backend),
             }
-            other => panic!("{}: {other:?}", t.backend),
         }
     }
 }
 
 #[test]
 fn retry_if_may_ask_to_retry_a_child_failure() {
-    for t in apps(|b| b) {
-        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
-        let a = asked.clone();
-        let options = TaskOptions::new("parent")
-            .max_retries(3)
-            .retry_backoff(Backoff::none())
-            .retry_if(move |e| {
-                a.lock().unwrap().push(e.message().to_owned());
-                true
-            });
-        let (parent_runs, child_runs, id, _) = propagate_child_failure(&t.app, options);
-        assert_eq!(parent_runs, 5, "{}: asked for, so retried", t.backend);
-        assert_eq!(
-            child_runs, 1,
-            "{}: the child's failure is replayed",
-            t.backend
-        );
-        assert_eq!(t.app.store().invocation(id).unwrap().state.retries, 3);
-        assert!(asked.lock().unwrap()[0].contains("out of stock"));
-    }
-    // A predicate that declines keeps it final.
-    for t in apps(|b| b) {
-        let options = TaskOptions::new("parent")
-            .max_retries(3)
-            .retry_if(|_| false);
-        let (parent_runs, _, _, _) = propagate_child_failure(&t.app, options);
-        assert_eq!(parent_runs, 2, "{}", t.backend);
+    for inline in [true, false] {
+        for t in apps(|b| b.inline_children(inline)) {
+            let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+            let a = asked.clone();
+            let options = TaskOptions::new("parent")
+                .max_retries(3)
+                .retry_backoff(Backoff::none())
+                .retry_if(move |e| {
+                    a.lock().unwrap().push(e.message().to_owned());
+                    true
+                });
+            let (parent_runs, child_runs, id, _) = propagate_child_failure(&t.app, options);
+            assert_eq!(
+                parent_runs,
+                4 + suspension(inline),
+                "{}: asked for, so retried",
+                t.backend
+            );
+            assert_eq!(
+                child_runs, 1,
+                "{}: the child's failure is replayed",
+                t.backend
+            );
+            assert_eq!(t.app.store().invocation(id).unwrap().state.retries, 3);
+            assert!(asked.lock().unwrap()[0].contains("out of stock"));
+        }
+        // A predicate that declines keeps it final.
+        for t in apps(|b| b.inline_children(inline)) {
+            let options = TaskOptions::new("parent")
+                .max_retries(3)
+                .retry_if(|_| false);
+            let (parent_runs, _, _, _) = propagate_child_failure(&t.app, options);
+            assert_eq!(parent_runs, 1 + suspension(inline), "{}", t.backend);
+        }
     }
 }
 

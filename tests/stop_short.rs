@@ -18,7 +18,8 @@ use wf::prelude::*;
 /// only `random, uuid` and returns `Ok` when woken by the child.
 #[test]
 fn a_wake_up_replay_that_returns_before_a_recorded_child_is_non_determinism() {
-    for t in apps(|b| b) {
+    // A wake-up replay needs a suspension on the child: no inline children.
+    for t in apps(|b| b.inline_children(false)) {
         let app = &t.app;
         let child_runs = Arc::new(AtomicU32::new(0));
         let runs = child_runs.clone();

@@ -67,7 +67,7 @@ fn a_retried_workflow_replays_values_and_does_not_rerun_children() {
 
         let draws = draws.lock().unwrap();
         assert!(
-            draws.len() >= 4,
+            draws.len() >= 2,
             "{}: expected several executions, saw {}",
             t.backend,
             draws.len()
@@ -227,7 +227,8 @@ fn workflows_in_one_process_never_share_deterministic_state() {
 fn changed_workflow_code_is_reported_at_the_diverging_position() {
     // (version change applied while the workflow is suspended, expected position)
     for (change, position) in [("swap random and uuid", 0u32), ("swap the child", 2)] {
-        for t in apps(|b| b) {
+        // The new code must meet a suspended workflow: no inline children.
+        for t in apps(|b| b.inline_children(false)) {
             let app = &t.app;
             let version = Arc::new(AtomicU8::new(1));
             let child_started = Gate::default();

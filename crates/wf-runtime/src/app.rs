@@ -45,6 +45,8 @@ impl fmt::Debug for Backend {
 pub(crate) struct Config {
     pub(crate) lease: Duration,
     pub(crate) worker_threads: usize,
+    /// Whether `execute_task` runs a child inline (see `AppBuilder::inline_children`).
+    pub(crate) inline_children: bool,
 }
 
 struct AppInner {
@@ -200,6 +202,7 @@ pub struct AppBuilder {
     backend: Option<Backend>,
     lease: Option<Duration>,
     worker_threads: Option<usize>,
+    inline_children: Option<bool>,
 }
 
 impl AppBuilder {
@@ -238,6 +241,17 @@ impl AppBuilder {
     /// Default thread count of this app's workers.
     pub fn worker_threads(mut self, n: usize) -> Self {
         self.worker_threads = Some(n);
+        self
+    }
+
+    /// Whether `execute_task` runs a child of a task this app registers inline, on the
+    /// caller's thread (default: yes). Inline, a workflow of n sequential children costs n
+    /// child executions; otherwise each child is claimed by a worker like any invocation and
+    /// its caller suspends and is replayed once per child (O(n²) in all). Durability and replay
+    /// are the same either way. Turn it off in tests that must exercise a workflow's replays
+    /// after each child, or to have children claimed by whichever worker is free.
+    pub fn inline_children(mut self, yes: bool) -> Self {
+        self.inline_children = Some(yes);
         self
     }
 
@@ -310,6 +324,7 @@ impl AppBuilder {
                 config: Config {
                     lease,
                     worker_threads,
+                    inline_children: self.inline_children.unwrap_or(true),
                 },
             }),
             body: None,

@@ -9,6 +9,7 @@ use wf_store::InvocationSpec;
 use crate::app::App;
 use crate::error::WfError;
 use crate::handle::ChildHandle;
+use crate::inline::Inline;
 use crate::recorder::Recorder;
 use crate::task::Task;
 use crate::workflow::WorkflowContext;
@@ -28,9 +29,15 @@ impl TaskContext {
         spec: Arc<InvocationSpec>,
         attempt: u32,
         journal: Vec<JournalEntry>,
+        inline: Inline,
     ) -> Self {
         let recorder = Recorder::new(spec.id, journal);
-        let wf = WorkflowContext::new(app.inside_body(spec.id), spec.identity.clone(), recorder);
+        let wf = WorkflowContext::new(
+            app.inside_body(spec.id),
+            spec.identity.clone(),
+            recorder,
+            inline,
+        );
         Self { spec, attempt, wf }
     }
 

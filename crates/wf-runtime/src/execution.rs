@@ -4,14 +4,16 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
-use wf_core::{Ending, Failure, FailureKind, JournalEntry, Timestamp};
-use wf_store::{Claim, Commit, InvocationRecord, Outcome, StoreError};
+use wf_core::{ChildOutcome, Ending, Failure, FailureKind, JournalEntry, Timestamp};
+use wf_store::{Claim, Commit, InvocationRecord, Lease, Outcome, StoreError};
 
 use crate::app::App;
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
+use crate::inline::Inline;
 use crate::recorder::{Interruption, Sealed, Verdict};
 use crate::registry::{BodyError, RegisteredTask};
+use crate::runner::Runner;
 use crate::scope::BodyScope;
 
 /// How long an execution interrupted by a failed store read waits before it runs again.
@@ -50,13 +52,35 @@ impl From<&Outcome> for Ended {
     }
 }
 
-/// Runs the body of a claimed invocation and commits the outcome at `now()` (a function, so the
-/// time is read after the body ran).
-pub(crate) fn execute(
-    app: &App,
-    claim: Claim,
-    now: impl Fn() -> Timestamp,
-) -> Result<Ended, WfError> {
+/// What an execution amounted to: how it ended, and, when it ran inline for a parent (its
+/// runner is nested) and committed a final outcome, that outcome for the parent to record.
+#[derive(Debug)]
+pub(crate) struct Executed {
+    pub(crate) ended: Ended,
+    pub(crate) outcome: Option<ChildOutcome>,
+}
+
+impl Executed {
+    fn new(ended: Ended) -> Self {
+        Self {
+            ended,
+            outcome: None,
+        }
+    }
+}
+
+/// The final outcome a commit carries, as a parent records it.
+fn final_outcome(outcome: &Outcome) -> Option<ChildOutcome> {
+    match outcome {
+        Outcome::Success(bytes) => Some(ChildOutcome::Success(bytes.clone())),
+        Outcome::Failed(failure) => Some(ChildOutcome::Failed(failure.clone())),
+        _ => None,
+    }
+}
+
+/// Runs the body of a claimed invocation for `runner` and commits the outcome at the runner's
+/// time (read after the body ran).
+pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Executed, WfError> {
     let Claim {
         lease,
         record,
@@ -70,8 +94,9 @@ pub(crate) fn execute(
         attempt = lease.attempt,
     );
     let _entered = span.enter();
+    let now = || runner.now();
     let commit = match app.registered(&record.spec.task) {
-        Some(task) => run(app, &task, &record, journal, lease.attempt, &now),
+        Some(task) => run(app, &task, &record, journal, &lease, runner),
         None => {
             // Claims are filtered by the registered tasks, so this needs a claim made with
             // another task set (or a task unregistered since): hand it back for a worker that
@@ -81,14 +106,18 @@ pub(crate) fn execute(
         }
     };
     let ended = Ended::from(&commit.outcome);
+    let outcome = runner
+        .is_nested()
+        .then(|| final_outcome(&commit.outcome))
+        .flatten();
     match app.store().commit(&lease, commit, now()) {
         Ok(()) => {
             tracing::debug!(?ended, "committed");
-            Ok(ended)
+            Ok(Executed { ended, outcome })
         }
         Err(StoreError::LeaseLost { reason, .. }) => {
             tracing::warn!(%reason, "commit refused: lease lost; another worker owns this invocation now");
-            Ok(Ended::LeaseLost)
+            Ok(Executed::new(Ended::LeaseLost))
         }
         Err(e) if e.is_refusal() => {
             // Running the body again would build the same commit: fail the invocation instead
@@ -106,9 +135,15 @@ pub(crate) fn execute(
                      the same commit"
                 ),
             );
+            let outcome = runner
+                .is_nested()
+                .then(|| ChildOutcome::Failed(failure.clone()));
             app.store()
                 .commit(&lease, Commit::outcome(Outcome::Failed(failure)), now())?;
-            Ok(Ended::Failed)
+            Ok(Executed {
+                ended: Ended::Failed,
+                outcome,
+            })
         }
         Err(e) => Err(e.into()),
     }
@@ -121,10 +156,12 @@ fn run(
     task: &RegisteredTask,
     record: &InvocationRecord,
     journal: Vec<JournalEntry>,
-    attempt: u32,
-    now: &impl Fn() -> Timestamp,
+    lease: &Lease,
+    runner: &Runner,
 ) -> Commit {
-    let ctx = TaskContext::new(app, record.spec.clone(), attempt, journal);
+    let now = &|| runner.now();
+    let inline = Inline::new(lease.clone(), runner, app.config().inline_children);
+    let ctx = TaskContext::new(app, record.spec.clone(), lease.attempt, journal, inline);
     let result = {
         let _scope = BodyScope::enter(record.spec.id);
         catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &record.spec.args)))

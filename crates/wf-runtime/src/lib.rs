@@ -27,7 +27,9 @@
 //! | `task` | [`TaskOptions`] and the typed handle [`Task`] |
 //! | `invocation` | `Task::call` and [`Invocation`], a caller's handle on one call |
 //! | `worker` | [`Worker`]s, `App::worker` and `App::run_until_idle` |
+//! | `runner` | who runs executions: the worker, its clock, the pool that renews leases and counts |
 //! | `execution` | one execution: run a claimed body, seal its recorder, commit one outcome |
+//! | `inline` | running a child inline: checkpoint, the child's execution, its outcome |
 //! | `context` | [`TaskContext`], what a body receives |
 //! | `workflow` | [`WorkflowContext`] (`ctx.wf()`): data, primitives, children, joins |
 //! | `recorder` | the recorder of one execution: replay cursor, buffered writes and children, divergence, the stop point |
@@ -49,10 +51,12 @@ mod error;
 mod execution;
 mod handle;
 mod ids;
+mod inline;
 mod invocation;
 mod recorder;
 mod registry;
 mod retry;
+mod runner;
 mod scope;
 mod task;
 mod worker;

@@ -16,7 +16,7 @@ use wf_core::{
     CallId, ChildOutcome, Ending, InvocationId, JournalEntry, NonDeterminism, Replay, ReplayCursor,
     TaskId, deterministic,
 };
-use wf_store::{NewInvocation, StoreError};
+use wf_store::{Checkpoint, NewInvocation, StoreError};
 
 use crate::error::WfError;
 use crate::handle::Execution;
@@ -188,6 +188,25 @@ impl Recorder {
             self.children.push(submission(start.child));
         }
         Ok(start.child)
+    }
+
+    /// What this execution recorded and buffered since it began or last checkpointed, for a
+    /// checkpoint to persist; refused once the execution no longer counts.
+    pub(crate) fn progress(&self) -> Result<Checkpoint, WfError> {
+        self.check_live()?;
+        Ok(Checkpoint {
+            journal: self.cursor.new_entries().to_vec(),
+            data: self.writes.clone(),
+            children: self.children.clone(),
+        })
+    }
+
+    /// The [`Recorder::progress`] taken last is persisted: drop it from what the execution will
+    /// commit (reads of data written before it now go to the store).
+    pub(crate) fn checkpointed(&mut self) {
+        self.cursor.take_new_entries();
+        self.writes.clear();
+        self.children.clear();
     }
 
     /// Whether `child` is submitted only when this execution commits (it was started live in

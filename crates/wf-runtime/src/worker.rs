@@ -1,20 +1,19 @@
 //! Workers: thread pools that claim invocations, run them and keep their leases alive.
 
-use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wf_core::{InvocationId, WorkerId};
-use wf_store::{Lease, StoreError};
+use wf_core::WorkerId;
+use wf_store::StoreError;
 
 use crate::app::App;
 use crate::clock;
 use crate::error::WfError;
-use crate::execution::{Ended, execute, panic_text};
+use crate::execution::execute;
 use crate::ids::worker_name;
+use crate::runner::{Clock, Pool, Runner};
 
 /// How long an idle worker thread blocks waiting for work before it checks for a stop request.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
@@ -72,14 +71,15 @@ impl WorkerBuilder {
                  again on every replay)"
             )));
         }
+        let id = WorkerId::new(self.name.unwrap_or_else(worker_name));
+        let pool = Arc::new(Pool::default());
         let shared = Arc::new(Shared {
             app: self.app,
-            id: WorkerId::new(self.name.unwrap_or_else(worker_name)),
-            stop: AtomicBool::new(false),
+            runner: Runner::new(id.clone(), Clock::Wall, pool.clone()),
+            id,
+            pool,
             stop_renewing: AtomicBool::new(false),
-            active: Mutex::new(HashMap::new()),
             wake: (Mutex::new(()), Condvar::new()),
-            stats: Stats::default(),
         });
         let mut threads = Vec::with_capacity(self.threads);
         for i in 0..self.threads {
@@ -121,20 +121,6 @@ impl WorkerBuilder {
     }
 }
 
-/// Counters of a worker's executions.
-#[derive(Debug, Default)]
-struct Stats {
-    executed: AtomicU64,
-    succeeded: AtomicU64,
-    failed: AtomicU64,
-    retried: AtomicU64,
-    deferred: AtomicU64,
-    suspended: AtomicU64,
-    released: AtomicU64,
-    lease_lost: AtomicU64,
-    errors: AtomicU64,
-}
-
 /// A snapshot of a worker's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -162,43 +148,26 @@ pub struct WorkerStats {
 struct Shared {
     app: App,
     id: WorkerId,
-    /// Stop claiming new work.
-    stop: AtomicBool,
+    /// Leases to renew, counters, the stop flag.
+    pool: Arc<Pool>,
+    /// Runs what the threads claim.
+    runner: Runner,
     /// Stop renewing leases: set only once every work thread has ended, so bodies still running
     /// during a graceful stop keep their leases until they commit.
     stop_renewing: AtomicBool,
-    /// The lease of each running invocation, renewed by the lease thread.
-    active: Mutex<HashMap<InvocationId, Lease>>,
     wake: (Mutex<()>, Condvar),
-    stats: Stats,
 }
 
 impl Shared {
     fn work_loop(&self) {
         let store = self.app.store();
         let lease_for = self.app.lease_duration();
-        while !self.stop.load(Ordering::Acquire) {
+        while !self.pool.stopping() {
             // Read each time: tasks registered after the worker started are claimed too.
             let tasks = self.app.task_set();
             match store.claim(&self.id, &tasks, lease_for, clock::now()) {
                 Ok(Some(claim)) => {
-                    let lease = claim.lease.clone();
-                    self.lock_active().insert(lease.invocation, lease.clone());
-                    // Bodies run under their own catch_unwind; this one keeps the thread (and
-                    // the lease bookkeeping) alive if the runtime itself panics.
-                    let ended = catch_unwind(AssertUnwindSafe(|| {
-                        execute(&self.app, claim, clock::now)
-                    }))
-                    .unwrap_or_else(|panic| {
-                        Err(WfError::Usage(format!(
-                            "the runtime panicked while running invocation {} ({}); it will be \
-                             recovered when its lease expires. Please report this as a bug",
-                            lease.invocation,
-                            panic_text(&*panic)
-                        )))
-                    });
-                    self.forget(&lease);
-                    self.count(ended);
+                    self.runner.run(&self.app, claim);
                 }
                 Ok(None) => {
                     if let Err(e) = store.wait_for_work(&tasks, IDLE_WAIT) {
@@ -210,54 +179,19 @@ impl Shared {
         }
     }
 
-    fn count(&self, ended: Result<Ended, WfError>) {
-        let s = &self.stats;
-        s.executed.fetch_add(1, Ordering::Relaxed);
-        let counter = match ended {
-            Ok(Ended::Success) => &s.succeeded,
-            Ok(Ended::Failed) => &s.failed,
-            Ok(Ended::Retry) => &s.retried,
-            Ok(Ended::Deferred) => &s.deferred,
-            Ok(Ended::Waiting) => &s.suspended,
-            Ok(Ended::Released) => &s.released,
-            Ok(Ended::LeaseLost) => &s.lease_lost,
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; the invocation will be recovered when its lease expires");
-                &s.errors
-            }
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// After a store error: log it and wait a little (or until stopped) before trying again.
     fn pause_after(&self, e: &StoreError) {
         tracing::error!(error = %e, worker = %self.id, "store error; retrying in 1s");
-        self.sleep_unless(&self.stop, Duration::from_secs(1));
+        self.sleep_unless(|| self.pool.stopping(), Duration::from_secs(1));
     }
 
-    /// Sleeps for `d`, or until `flag` is set (and the wake condition notified).
-    fn sleep_unless(&self, flag: &AtomicBool, d: Duration) {
+    /// Sleeps for `d`, or until `done` says so (and the wake condition is notified).
+    fn sleep_unless(&self, done: impl Fn() -> bool, d: Duration) {
         let (lock, cond) = &self.wake;
         let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if !flag.load(Ordering::Acquire) {
+        if !done() {
             let _ = cond.wait_timeout(guard, d);
         }
-    }
-
-    /// Stops renewing `lease`, unless a later attempt of the same invocation (claimed by another
-    /// thread of this worker after this attempt's commit) holds the entry now.
-    fn forget(&self, lease: &Lease) {
-        let mut active = self.lock_active();
-        if active
-            .get(&lease.invocation)
-            .is_some_and(|held| held.attempt == lease.attempt)
-        {
-            active.remove(&lease.invocation);
-        }
-    }
-
-    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<InvocationId, Lease>> {
-        self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Renews every running invocation's lease at a third of the lease time.
@@ -265,14 +199,13 @@ impl Shared {
         let lease_for = self.app.lease_duration();
         let period = lease_for / 3;
         while !self.stop_renewing.load(Ordering::Acquire) {
-            self.sleep_unless(&self.stop_renewing, period);
-            let leases: Vec<Lease> = self.lock_active().values().cloned().collect();
-            for lease in leases {
+            self.sleep_unless(|| self.stop_renewing.load(Ordering::Acquire), period);
+            for lease in self.pool.leases() {
                 match self.app.store().renew(&lease, lease_for, clock::now()) {
                     Ok(_) => {}
                     Err(StoreError::LeaseLost { reason, .. }) => {
                         tracing::warn!(invocation = %lease.invocation, %reason, "lease lost while running");
-                        self.forget(&lease);
+                        self.pool.forget(&lease);
                     }
                     Err(e) => {
                         tracing::error!(invocation = %lease.invocation, error = %e, "lease renewal failed")
@@ -298,27 +231,16 @@ impl Worker {
         &self.shared.id
     }
 
-    /// The worker's counters so far.
+    /// The worker's counters so far. Children run inline by a workflow count as executions too.
     pub fn stats(&self) -> WorkerStats {
-        let s = &self.shared.stats;
-        WorkerStats {
-            executed: s.executed.load(Ordering::Relaxed),
-            succeeded: s.succeeded.load(Ordering::Relaxed),
-            failed: s.failed.load(Ordering::Relaxed),
-            retried: s.retried.load(Ordering::Relaxed),
-            deferred: s.deferred.load(Ordering::Relaxed),
-            suspended: s.suspended.load(Ordering::Relaxed),
-            released: s.released.load(Ordering::Relaxed),
-            lease_lost: s.lease_lost.load(Ordering::Relaxed),
-            errors: s.errors.load(Ordering::Relaxed),
-        }
+        self.shared.pool.stats()
     }
 
     /// Asks the pool to stop without waiting: no claim starts after this returns; running
     /// bodies go on and commit. Safe to call from a signal-handling thread; follow with
     /// [`Worker::stop`] to wait for the threads.
     pub fn request_stop(&self) {
-        self.shared.stop.store(true, Ordering::Release);
+        self.shared.pool.request_stop();
         let (lock, cond) = &self.shared.wake;
         let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
         cond.notify_all();
@@ -403,18 +325,21 @@ impl App {
         let worker = WorkerId::new(format!("{}-inline", worker_name()));
         let lease_for = self.lease_duration();
         let tasks = self.task_set();
+        // Counts the children that executions run inline; no lease thread: the clock is virtual.
+        let pool = Arc::new(Pool::default());
         let mut virtual_now = clock::now();
         let mut executed = 0;
         loop {
             let now = virtual_now.max(clock::now());
             match store.claim(&worker, &tasks, lease_for, now)? {
                 Some(claim) => {
-                    execute(self, claim, || now)?;
+                    let runner = Runner::new(worker.clone(), Clock::Fixed(now), pool.clone());
+                    execute(self, claim, &runner)?;
                     executed += 1;
                 }
                 None => match store.next_due(&tasks)? {
                     Some(t) if t > now => virtual_now = t,
-                    _ => return Ok(executed),
+                    _ => return Ok(executed + pool.stats().executed as usize),
                 },
             }
         }

@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::clock;
 use crate::error::WfError;
 use crate::handle::ChildHandle;
+use crate::inline::Inline;
 use crate::recorder::Recorder;
 use crate::task::Task;
 
@@ -50,6 +51,8 @@ pub struct WorkflowContext {
     app: App,
     identity: WorkflowIdentity,
     recorder: RefCell<Recorder>,
+    /// Runs children inline (see `crate::inline`).
+    inline: Inline,
 }
 
 /// The deterministic primitives of one execution, as `ctx.wf().deterministic()` returns them: a
@@ -89,11 +92,17 @@ impl Deterministic<'_> {
 }
 
 impl WorkflowContext {
-    pub(crate) fn new(app: App, identity: WorkflowIdentity, recorder: Recorder) -> Self {
+    pub(crate) fn new(
+        app: App,
+        identity: WorkflowIdentity,
+        recorder: Recorder,
+        inline: Inline,
+    ) -> Self {
         Self {
             app,
             identity,
             recorder: RefCell::new(recorder),
+            inline,
         }
     }
 
@@ -358,6 +367,16 @@ impl WorkflowContext {
     fn observe_outcomes<R>(&self, rest: &[ChildHandle<R>]) -> Result<Vec<ChildOutcome>, WfError> {
         let ids: Vec<InvocationId> = rest.iter().map(ChildHandle::id).collect();
         if ids.iter().any(|c| self.recorder().submits(*c)) {
+            // One child started here (`execute_task`): run it inline when possible.
+            if let [only] = rest
+                && let Some(outcome) =
+                    self.inline
+                        .run(&self.app, &self.recorder, only.id(), only.task())
+            {
+                return Ok(vec![
+                    self.recorder().record_child_result(only.id(), outcome)?,
+                ]);
+            }
             return Err(self.recorder().suspend(ids));
         }
         let records = self

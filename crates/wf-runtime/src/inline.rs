@@ -1,0 +1,90 @@
+//! Running a child inline: `execute_task` of a child this worker's app registers runs the child
+//! on the caller's thread instead of suspending the caller, so a workflow of n sequential
+//! children costs n child executions, not n replays of itself (O(n), not O(n²)).
+//!
+//! The steps, and why each is safe:
+//!
+//! 1. **Checkpoint** (`StoreWork::checkpoint`, one atomic, durable store operation): the
+//!    caller's journal, data writes and children buffered so far are persisted, and the child is
+//!    created already claimed by this worker. Durable before visible: nothing the child does can
+//!    run ahead of the journal entries that led to it. The caller keeps running under its lease
+//!    (extended); its recorder drops what was persisted.
+//! 2. **Run the child** with a nested [`Runner`] on this thread: its own execution, lease
+//!    (renewed by the pool's lease thread), retries and commit, exactly as if a worker had
+//!    claimed it.
+//! 3. **Record its outcome** in the caller's journal (committed with the caller's next
+//!    checkpoint or commit), and the body goes on.
+//!
+//! When the child does not end final (it suspends on its own children, fails retryably, is
+//! deferred, loses its lease) the caller suspends on it as usual: it is stored already, so the
+//! caller's commit just waits on it. A crash anywhere is recovered by the ordinary rules: before
+//! the checkpoint nothing happened; after it, both leases expire, the caller replays into the
+//! stored `ChildStart` (child ids are deterministic) and waits on the child or reads its final
+//! outcome, and the child runs again (at least once, as every task).
+//!
+//! Nothing runs inline when the app turns it off (`AppBuilder::inline_children(false)`), when
+//! the store does not support checkpoints, when the checkpoint fails
+//! (nothing was written: the caller suspends and its commit meets the same problem), past
+//! [`crate::runner::MAX_INLINE_DEPTH`] nested children, or while the worker stops.
+
+use std::cell::RefCell;
+
+use wf_core::{ChildOutcome, InvocationId, TaskId};
+use wf_store::Lease;
+
+use crate::app::App;
+use crate::recorder::Recorder;
+use crate::runner::Runner;
+
+/// What an execution needs to run its children inline.
+#[derive(Debug)]
+pub(crate) struct Inline {
+    /// The executing invocation's lease: the checkpoint is fenced by it.
+    lease: Lease,
+    /// The runner children run with (one level deeper), unless too deep already.
+    runner: Option<Runner>,
+}
+
+impl Inline {
+    /// For an execution under `lease` run by `runner`, of an app that runs children inline
+    /// when `enabled`.
+    pub(crate) fn new(lease: Lease, runner: &Runner, enabled: bool) -> Self {
+        Self {
+            lease,
+            runner: runner.nested().filter(|_| enabled),
+        }
+    }
+
+    /// Runs `child` (of `task`), started by this execution and not submitted yet, inline.
+    /// Returns its final outcome, for the caller to record; `None` when it did not run inline
+    /// or did not end final: the caller then suspends on it. See the module docs.
+    pub(crate) fn run(
+        &self,
+        app: &App,
+        recorder: &RefCell<Recorder>,
+        child: InvocationId,
+        task: &TaskId,
+    ) -> Option<ChildOutcome> {
+        let runner = self.runner.as_ref().filter(|r| r.may_start())?;
+        app.registered(task)?;
+        let progress = recorder.borrow().progress().ok()?;
+        let checkpoint = app.store().checkpoint(
+            &self.lease,
+            progress,
+            child,
+            app.lease_duration(),
+            runner.now(),
+        );
+        let claim = match checkpoint {
+            Ok(Some(claim)) => claim,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, %child, "cannot run a child inline; suspending on it");
+                return None;
+            }
+        };
+        recorder.borrow_mut().checkpointed();
+        tracing::debug!(%child, worker = %runner.worker(), "running a child inline");
+        runner.run(app, claim)
+    }
+}
