@@ -80,19 +80,20 @@ impl StoreAt {
         }
     }
 
-    /// A fresh app on this store with the given lease.
-    pub(crate) fn app(&self, lease: Duration) -> Result<App, String> {
-        app_on(self.open()?, lease)
+    /// A fresh app on this store with the given lease, running children inline or not.
+    pub(crate) fn app(&self, lease: Duration, inline: bool) -> Result<App, String> {
+        app_on(self.open()?, lease, inline)
     }
 }
 
-/// An app of the bench on `store`, with the given lease.
-pub(crate) fn app_on(store: Arc<dyn Store>, lease: Duration) -> Result<App, String> {
+/// An app of the bench on `store`, with the given lease, running children inline or not.
+pub(crate) fn app_on(store: Arc<dyn Store>, lease: Duration, inline: bool) -> Result<App, String> {
     let backend = store.backend();
     App::builder()
         .app_id("wf-bench")
         .store(store)
         .lease_duration(lease)
+        .inline_children(inline)
         .build()
         .map_err(|e| format!("cannot build an app on {backend}: {e}"))
 }

@@ -36,12 +36,17 @@ use report::{Floors, Measurement, Row, Table};
 use workloads::procs::Role;
 
 const USAGE: &str = "\
-usage: wf-bench [--backend memory|file|redis|all] [--quick] [--runs N] [--dir DIR] [--out DIR]
+usage: wf-bench [--backend memory|file|redis|all] [--quick] [--runs N] [--only W,..] [--dir DIR]
+                [--out DIR]
 
   --backend B  the backends whose workloads run (default: all)
   --quick      short measurements and smaller workloads (a smoke run, numbers are noisier)
   --runs N     measure each workload N times and show the median and spread
                (default 3, 1 with --quick)
+  --only W,..  only these workloads: burst (with RSS), latency, workflow, long, replay, recovery
+  --no-floors  skip the floor measurements (for profiling a workload; no ratios then)
+  --no-inline  run children the pre-inline way (AppBuilder::inline_children(false)): each
+               child claimed by a worker, its caller replayed once per child; for before/after
   --dir DIR    scratch directory for stores and the fsync floor (default: a temporary
                directory); `cargo xtask bench` passes <target dir>/wf-bench
   --out DIR    also write the report to DIR/latest.md and DIR/latest.json;
@@ -65,8 +70,21 @@ pub(crate) struct Config {
     pub(crate) backends: Vec<Backend>,
     /// Where to write `latest.md` and `latest.json`.
     pub(crate) out: Option<PathBuf>,
+    /// Only these workloads (all when empty).
+    pub(crate) only: Vec<String>,
+    /// Whether apps run children inline (`--no-inline` turns it off).
+    pub(crate) inline: bool,
+    /// Whether the floors are measured (`--no-floors` skips them).
+    floors: bool,
     /// Set when this process plays a role for a parent bench process.
     role: Option<Role>,
+}
+
+impl Config {
+    /// Whether workload `name` runs.
+    pub(crate) fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| w == name)
+    }
 }
 
 /// One floor scenario: measures, records its floor, returns its detail rows.
@@ -77,6 +95,9 @@ fn parse_args() -> Result<Config, String> {
     let mut dir = None;
     let mut out = None;
     let mut runs = None;
+    let mut only = Vec::new();
+    let mut inline = true;
+    let mut floors = true;
     let mut backends = Backend::ALL.to_vec();
     let (mut role, mut store, mut id) = (None, None, None);
     let mut args = std::env::args().skip(1);
@@ -84,6 +105,8 @@ fn parse_args() -> Result<Config, String> {
         let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}"));
         match arg.as_str() {
             "--quick" => quick = true,
+            "--no-inline" => inline = false,
+            "--no-floors" => floors = false,
             "--dir" => dir = Some(PathBuf::from(value("a directory")?)),
             "--out" => out = Some(PathBuf::from(value("a directory")?)),
             "--runs" => {
@@ -94,6 +117,12 @@ fn parse_args() -> Result<Config, String> {
                 let b = value("memory, file, redis or all")?;
                 backends = Backend::parse(&b)
                     .ok_or(format!("--backend {b}: use memory, file, redis or all"))?;
+            }
+            "--only" => {
+                only = value("workload names")?
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect();
             }
             "--role" => role = Some(value("a role")?),
             "--store" => store = Some(PathBuf::from(value("a directory")?)),
@@ -125,6 +154,9 @@ fn parse_args() -> Result<Config, String> {
         runs: runs.unwrap_or(if quick { 1 } else { 3 }).max(1),
         backends,
         out,
+        only,
+        inline,
+        floors,
         role,
     })
 }
@@ -152,10 +184,15 @@ fn main() -> ExitCode {
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut header = vec![format!(
-        "wf-bench {} ({} mode, {} run(s) per workload) on {} core(s); backends: {}; scratch dir {}",
+        "wf-bench {} ({} mode, {} run(s) per workload{}) on {} core(s); backends: {}; scratch dir {}",
         env!("CARGO_PKG_VERSION"),
         if config.quick { "quick" } else { "full" },
         config.runs,
+        if config.inline {
+            ""
+        } else {
+            ", children NOT inline"
+        },
         cores,
         config
             .backends
@@ -184,11 +221,13 @@ fn main() -> ExitCode {
 
     let wants = |b: Backend| config.backends.contains(&b);
     let mut scenarios: Vec<(&str, Scenario)> = vec![("memory store floor", memory::run)];
-    if wants(Backend::File) {
+    if !config.floors {
+        scenarios.clear();
+    } else if wants(Backend::File) {
         scenarios.push(("disk fsync floor", disk::run));
         scenarios.push(("file store group commit", file_store::run));
     }
-    if wants(Backend::Redis) {
+    if config.floors && wants(Backend::Redis) {
         scenarios.push(("redis EVALSHA floor", redis::run));
     }
     let mut floors = Floors::default();

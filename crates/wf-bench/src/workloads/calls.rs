@@ -26,7 +26,7 @@ pub(crate) fn noop(app: &App) -> Result<Task<u64, u64>, String> {
 /// p50 of `CALLS` sequential call → result round trips.
 pub(crate) fn latency(config: &Config, backend: Backend) -> Result<Run, String> {
     let (store, _dir) = fresh_store(config, backend, "latency")?;
-    let app = store.app(LEASE)?;
+    let app = store.app(LEASE, true)?;
     let task = noop(&app)?;
     let worker = app
         .worker()

@@ -38,7 +38,7 @@ pub(crate) fn workflow_threads(backend: Backend) -> usize {
 /// children, [`IN_FLIGHT`] at a time.
 pub(crate) fn workflows(config: &Config, backend: Backend) -> Result<Run, String> {
     let (store, _dir) = fresh_store(config, backend, "workflows")?;
-    let app = store.app(LEASE)?;
+    let app = store.app(LEASE, config.inline)?;
     let child = noop(&app)?;
     let flow = app
         .task(
@@ -165,7 +165,7 @@ pub(crate) fn long(config: &Config, backend: Backend, ns: &[u64]) -> Result<Long
 /// The time of one workflow executing `n` children one after another, on a pool of 2 threads.
 fn chain(config: &Config, backend: Backend, n: u64) -> Result<Duration, String> {
     let (store, _dir) = fresh_store(config, backend, &format!("long-{n}"))?;
-    let app = store.app(LEASE)?;
+    let app = store.app(LEASE, config.inline)?;
     let child = noop(&app)?;
     let flow = app
         .task(
@@ -219,8 +219,8 @@ fn slope(x: &[f64], y: &[f64]) -> f64 {
 pub(crate) fn replay(config: &Config, backend: Backend) -> Result<Run, String> {
     let (at, _dir) = fresh_store(config, backend, "replay")?;
     let store = at.open()?;
-    let recorder = app_on(store.clone(), LEASE)?;
-    let helper = app_on(store.clone(), LEASE)?;
+    let recorder = app_on(store.clone(), LEASE, true)?;
+    let helper = app_on(store.clone(), LEASE, true)?;
     let late = helper
         .task(
             "bench.late",

@@ -68,6 +68,59 @@ pub(crate) fn run(config: &Config, floors: &Floors, backend: Backend, rows: &mut
     };
 
     // Burst and RSS: one child process per run gives both.
+    if config.wants("burst") {
+        burst_rows(
+            config, floors, backend, &floor, floor_rate, floor_unit, rows,
+        );
+    }
+    if config.wants("latency") {
+        latency_row(config, floors, backend, rows);
+    }
+    if config.wants("workflow") {
+        let mut workflows = repeat(
+            config,
+            "workflow: 100 uuid + 100 random + 10 sequential children, 64 in flight",
+            name,
+            "workflows/s",
+            || flows::workflows(config, backend),
+        );
+        workflows.floor = floor.clone();
+        workflows.vs_floor = Floors::ratio(workflows.median(), floor_rate, floor_unit);
+        workflows.target = targets::workflows(backend, floors);
+        rows.push(workflows);
+    }
+    if config.wants("long") {
+        long_rows(config, backend, rows);
+    }
+    if config.wants("replay") {
+        let mut replay = repeat(
+            config,
+            format!(
+                "replay: a workflow with a {}-entry journal executed again",
+                human(flows::REPLAY_ENTRIES as f64)
+            ),
+            name,
+            "ms",
+            || flows::replay(config, backend),
+        );
+        replay.target = Some(targets::replay_ms(backend));
+        rows.push(replay);
+    }
+    if config.wants("recovery") {
+        recovery_row(config, backend, rows);
+    }
+}
+
+fn burst_rows(
+    config: &Config,
+    floors: &Floors,
+    backend: Backend,
+    floor: &str,
+    floor_rate: Option<f64>,
+    floor_unit: &str,
+    rows: &mut Vec<Measurement>,
+) {
+    let name = backend.name();
     let mut burst = Measurement::new(
         format!(
             "burst: {} tasks, 1 producer, 2 worker threads",
@@ -92,13 +145,22 @@ pub(crate) fn run(config: &Config, floors: &Floors, backend: Backend, rows: &mut
             }
         }
     }
-    burst.floor = floor.clone();
+    burst.floor = floor.to_owned();
     burst.vs_floor = Floors::ratio(burst.median(), floor_rate, floor_unit);
     burst.target = targets::burst(backend, floors);
     rss.target = Some(targets::rss_mb(backend));
     rows.push(burst);
+    rows.push(rss);
+}
 
-    // Latency.
+fn latency_row(config: &Config, floors: &Floors, backend: Backend, rows: &mut Vec<Measurement>) {
+    let name = backend.name();
+    let floor_rt = floors
+        .memory_round_trips_per_sec
+        .map(|r| format!("memory round trip {:.2} µs", 1e6 / r));
+    let floor_fsync = floors
+        .fsync_per_sec
+        .map(|r| format!("{} fsync/s ({:.0} µs)", human(r), 1e6 / r));
     let mut latency = repeat(
         config,
         "latency: sequential call → result, p50",
@@ -123,21 +185,11 @@ pub(crate) fn run(config: &Config, floors: &Floors, backend: Backend, rows: &mut
     latency.vs_floor = Floors::ratio(latency.median(), floor_us, "the floor");
     latency.target = targets::latency_p50(backend, floors);
     rows.push(latency);
+}
 
-    // Workflows.
-    let mut workflows = repeat(
-        config,
-        "workflow: 100 uuid + 100 random + 10 sequential children, 64 in flight",
-        name,
-        "workflows/s",
-        || flows::workflows(config, backend),
-    );
-    workflows.floor = floor.clone();
-    workflows.vs_floor = Floors::ratio(workflows.median(), floor_rate, floor_unit);
-    workflows.target = targets::workflows(backend, floors);
-    rows.push(workflows);
-
-    // Long workflows: the total time of the longest, and its ratio to n x one child.
+/// Long workflows: the total time of the longest, and its ratio to n x one child.
+fn long_rows(config: &Config, backend: Backend, rows: &mut Vec<Measurement>) {
+    let name = backend.name();
     let ns = flows::long_sizes(config);
     let longest = ns[ns.len() - 1];
     let mut total = Measurement::new(
@@ -174,22 +226,11 @@ pub(crate) fn run(config: &Config, floors: &Floors, backend: Backend, rows: &mut
     ratio.target = Some(targets::long_ratio());
     rows.push(total);
     rows.push(ratio);
+}
 
-    // Replay.
-    let mut replay = repeat(
-        config,
-        format!(
-            "replay: a workflow with a {}-entry journal executed again",
-            human(flows::REPLAY_ENTRIES as f64)
-        ),
-        name,
-        "ms",
-        || flows::replay(config, backend),
-    );
-    replay.target = Some(targets::replay_ms(backend));
-    rows.push(replay);
-
-    // Recovery (processes sharing a durable store).
+/// Recovery (processes sharing a durable store).
+fn recovery_row(config: &Config, backend: Backend, rows: &mut Vec<Measurement>) {
+    let name = backend.name();
     let mut recovery = Measurement::new(
         "recovery: worker process killed (SIGKILL) mid-task, time until the result",
         name,
@@ -213,7 +254,6 @@ pub(crate) fn run(config: &Config, floors: &Floors, backend: Backend, rows: &mut
         recovery.target = Some(targets::recovery_secs(procs::RECOVERY_LEASE.as_secs_f64()));
     }
     rows.push(recovery);
-    rows.push(rss);
 }
 
 /// Runs `measure` `config.runs` times into one row; a failure ends the repeats with a note.

@@ -140,7 +140,7 @@ pub(crate) fn burst(config: &Config, backend: Backend) -> Result<(Run, Run), Str
 }
 
 fn burst_role(at: &StoreAt) -> Result<(), String> {
-    let app = at.app(LEASE)?;
+    let app = at.app(LEASE, true)?;
     let task = noop(&app)?;
     let worker = app
         .worker()
@@ -209,7 +209,7 @@ fn recover_task(app: &App, dir: &Path, block: bool) -> Result<Task<u64, u64>, St
 }
 
 fn victim_role(at: &StoreAt, dir: &Path) -> Result<(), String> {
-    let app = at.app(RECOVERY_LEASE)?;
+    let app = at.app(RECOVERY_LEASE, true)?;
     let task = recover_task(&app, dir, true)?;
     let inv = task.call(&app, 7).map_err(|e| format!("call: {e}"))?;
     println!("SUBMITTED {}", inv.id());
@@ -225,7 +225,7 @@ fn victim_role(at: &StoreAt, dir: &Path) -> Result<(), String> {
 
 fn resume_role(at: &StoreAt, dir: &Path, id: &str) -> Result<(), String> {
     let id: InvocationId = id.parse().map_err(|e| format!("bad id {id}: {e:?}"))?;
-    let app = at.app(RECOVERY_LEASE)?;
+    let app = at.app(RECOVERY_LEASE, true)?;
     recover_task(&app, dir, false)?;
     let worker = app
         .worker()
