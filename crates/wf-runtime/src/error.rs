@@ -75,12 +75,46 @@ pub enum WfError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The app's configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// The app's configuration is invalid: the error names the setting (the environment
+    /// variable or the builder method) and the value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The operating system refused a thread the worker needs.
+    #[error("cannot start the {what}: {source}; the process may be out of threads or memory")]
+    Spawn {
+        /// Which thread.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Workflow-context operations are only valid inside the body that owns the context.
     #[error("{0}")]
     Usage(String),
+}
+
+/// A configuration an [`crate::App`] cannot be built with. Each message names the setting as the
+/// user wrote it — `WF_LEASE_MS=0`, `lease_duration(5ms)` — and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting has a value it cannot take.
+    #[error("{setting}={value}: {problem}")]
+    Invalid {
+        /// The environment variable (`WF_LEASE_MS`) or builder method (`lease_duration`).
+        setting: &'static str,
+        /// The value given, as given.
+        value: String,
+        /// What is wrong with it and what to write instead.
+        problem: String,
+    },
+    /// No store was chosen, neither in the builder nor in `WF_STORE`.
+    #[error(
+        "no store configured: choose one with `.file(dir)` (durable), `.memory()` (everything is \
+         lost when the process exits), `.store(..)`, or the WF_STORE variable (`memory`, \
+         `file:<dir>` or a directory path such as ./wf-data)"
+    )]
+    NoStore,
 }
 
 /// The error type of task bodies. Anything implementing `std::error::Error` converts into it, so

@@ -20,6 +20,7 @@
 
 mod app;
 mod clock;
+mod config;
 mod context;
 mod deterministic;
 mod error;
@@ -31,10 +32,11 @@ mod task;
 mod worker;
 mod workflow;
 
-pub use app::{App, AppBuilder, DEFAULT_LEASE};
+pub use app::{App, AppBuilder};
+pub use config::DEFAULT_LEASE;
 pub use context::TaskContext;
 pub use deterministic::DeterministicExecutor;
-pub use error::{TaskError, WfError};
+pub use error::{ConfigError, TaskError, WfError};
 pub use invocation::Invocation;
 pub use retry::{Backoff, RetryPredicate};
 pub use task::{Task, TaskOptions};

@@ -72,6 +72,14 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The path given as a store directory is a file (or something else that is not a directory).
+    #[error(
+        "store path {path} is not a directory: give the directory the store lives in (it is created if missing), not a file in it"
+    )]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
     /// Another process owns the store directory.
     #[error(
         "store {path} is locked by another process; a file store has one owning process: run workers in that process, or use the Redis backend for multi-process workers"

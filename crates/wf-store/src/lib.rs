@@ -12,6 +12,7 @@
 pub mod error;
 pub mod memory;
 pub mod model;
+pub mod spec;
 pub mod store;
 pub mod tables;
 
@@ -21,6 +22,7 @@ pub use model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
     Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted,
 };
+pub use spec::{StoreSpec, StoreSpecError};
 pub use store::Store;
 
 #[cfg(feature = "testing")]

@@ -331,6 +331,26 @@ fn a_file_that_is_not_a_log_is_refused() {
 }
 
 #[test]
+fn a_file_given_as_the_store_directory_is_not_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wf.log");
+    fs::write(&file, b"").unwrap();
+    for result in [
+        FileStore::open_with(&file, opts()).map(|_| ()),
+        FileStore::snapshot(&file).map(|_| ()),
+    ] {
+        match result {
+            Err(e @ StoreError::NotADirectory { .. }) => {
+                assert!(e.to_string().contains("is not a directory"), "{e}");
+                assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+            }
+            Err(e) => panic!("expected NotADirectory, got {e}"),
+            Ok(()) => panic!("opened a file as a store directory"),
+        }
+    }
+}
+
+#[test]
 fn a_second_open_is_locked_until_the_first_closes() {
     let dir = tempfile::tempdir().unwrap();
     let first = FileStore::open_with(dir.path(), opts()).unwrap();

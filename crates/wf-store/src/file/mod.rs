@@ -239,9 +239,13 @@ impl FileStore {
     /// open store holds it), replays the log, cuts a torn tail left by a crash (with a warning)
     /// and fails with [`StoreError::Corrupt`] on damage before the tail,
     /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
-    /// [`StoreError::OlderFormat`] on one written in an older, pre-release format.
+    /// [`StoreError::OlderFormat`] on one written in an older, pre-release format. A path that
+    /// exists but is not a directory is [`StoreError::NotADirectory`].
     pub fn open_with(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::NotADirectory { path: dir });
+        }
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let lock = lock::lock_dir(&dir)?;
         let path = dir.join(LOG_FILE);

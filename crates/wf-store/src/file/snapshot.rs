@@ -41,6 +41,11 @@ impl FileStore {
     pub fn snapshot(dir: impl AsRef<Path>) -> Result<MemoryStore, StoreError> {
         let dir = dir.as_ref();
         let path = dir.join(LOG_FILE);
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
         if !dir.is_dir() {
             return Err(not_found(dir, "the directory does not exist"));
         }
