@@ -58,6 +58,19 @@ pub enum WfError {
         /// How long was waited.
         waited: Duration,
     },
+    /// [`crate::Task::call_keyed`] was given a key that already started an invocation of the
+    /// task with other arguments. Nothing was started.
+    #[error(
+        "key {key:?} of task '{task}' already started invocation {existing} with other arguments; a key stands for one piece of work: reuse it only with the same arguments, or pick a new key"
+    )]
+    KeyConflict {
+        /// The task called.
+        task: TaskId,
+        /// The idempotency key.
+        key: String,
+        /// The invocation the key started first.
+        existing: InvocationId,
+    },
     /// A task with this name is already registered in the app.
     #[error("task '{0}' is already registered in this app; task names must be unique")]
     DuplicateTask(TaskId),
