@@ -34,17 +34,21 @@
 //! rules a workflow body must follow.
 
 pub use wf_runtime::{
-    App, AppBuilder, Backoff, ChildHandle, DEFAULT_LEASE, DeterministicExecutor, Invocation,
-    RetryPredicate, Task, TaskContext, TaskError, TaskOptions, WfError, Worker, WorkerBuilder,
-    WorkerStats, WorkflowContext,
+    App, AppBuilder, Backoff, ChildHandle, ConfigError, DEFAULT_LEASE, DeterministicExecutor,
+    Inspector, Invocation, InvocationView, RetryPredicate, StatusCounts, Task, TaskContext,
+    TaskError, TaskOptions, TreeNode, WfError, Worker, WorkerBuilder, WorkerStats, WorkflowContext,
+    WorkflowList, WorkflowQuery, WorkflowSummary, WorkflowTree,
 };
+
+/// How a store is named in text (`WF_STORE`, `--store`): `memory`, `file:<dir>`, a directory.
+pub use wf_store::{StoreSpec, StoreSpecError};
 
 /// Re-exported so `wf::uuid::Uuid` and `wf::time::OffsetDateTime` match what the context returns.
 pub use wf_core::{time, uuid};
 
 pub use wf_core::{
-    Failure, FailureKind, InvocationId, NonDeterminism, Status, TaskId, WorkflowAccessError,
-    WorkflowIdentity,
+    Failure, FailureKind, InvocationId, NonDeterminism, Status, TaskId, Timestamp,
+    WorkflowAccessError, WorkflowIdentity,
 };
 
 /// The pure core: identities, access rules, status table, journal, replay cursor, codec.

@@ -27,6 +27,7 @@ mod error;
 mod execution;
 mod ids;
 mod invocation;
+mod manage;
 mod retry;
 mod task;
 mod worker;
@@ -38,7 +39,12 @@ pub use context::TaskContext;
 pub use deterministic::DeterministicExecutor;
 pub use error::{ConfigError, TaskError, WfError};
 pub use invocation::Invocation;
+pub use manage::{
+    Inspector, InvocationView, TreeNode, WorkflowList, WorkflowQuery, WorkflowSummary, WorkflowTree,
+};
 pub use retry::{Backoff, RetryPredicate};
 pub use task::{Task, TaskOptions};
+/// Invocation counts by status ([`App::counts`]).
+pub use wf_store::StatusCounts;
 pub use worker::{Worker, WorkerBuilder, WorkerStats};
 pub use workflow::{ChildHandle, WorkflowContext};
