@@ -70,10 +70,12 @@ pub mod prelude {
     };
 }
 
-/// The README's code blocks, compiled and run as doc-tests so the quick start stays honest.
-#[doc = include_str!("../README.md")]
+/// The README's quick start (`examples/quickstart.rs`, the same text: `tests/readme.rs` checks),
+/// compiled as a doc-test. It is run by `tests/readme.rs` in a scratch directory, and every Rust
+/// block of the README is compiled as a new project by `cargo xtask readme`.
+#[doc = concat!("```no_run\n", include_str!("../examples/quickstart.rs"), "```")]
 #[cfg(doctest)]
-pub struct ReadmeDoctests;
+pub struct QuickstartDoctest;
 
 /// The determinism guide's runnable examples, compiled and run as doc-tests.
 #[doc = include_str!("../docs/guide/workflows.md")]
