@@ -244,3 +244,36 @@ fn counts_and_purge_are_reachable_from_the_app() {
         assert_eq!(app.counts().unwrap().total(), 0, "{}", t.backend);
     }
 }
+
+#[test]
+fn sub_workflows_started_together_are_listed_in_the_order_they_were_started() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let sub = app
+            .task_with(
+                TaskOptions::new("sub").force_new_workflow(true),
+                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n) },
+            )
+            .unwrap();
+        let fan = app
+            .task(
+                "fan",
+                move |ctx: &TaskContext, n: u32| -> Result<u32, TaskError> {
+                    let wf = ctx.wf();
+                    let handles = (0..n)
+                        .map(|i| wf.start_task(&sub, i))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(wf.join_all(&handles)?.iter().sum())
+                },
+            )
+            .unwrap();
+        let inv = fan.call(app, 6).unwrap();
+        app.run_until_idle().unwrap();
+        let tree = app.workflow(inv.id()).unwrap();
+        let args: Vec<u32> = tree.nodes()[1..]
+            .iter()
+            .map(|n| n.invocation.args::<u32>().unwrap())
+            .collect();
+        assert_eq!(args, [0, 1, 2, 3, 4, 5], "{}", t.backend);
+    }
+}

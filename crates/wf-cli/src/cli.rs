@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use wf_core::{InvocationId, Status};
+use wf_store::StoreSpec;
 
 use crate::value::HEURISTIC;
 
@@ -30,7 +31,8 @@ so it works while workers run (a record being written at that moment is not show
     propagate_version = true
 )]
 pub struct Cli {
-    /// The store: a file store directory, `file:<dir>`, or (not yet supported) a `redis://` URL.
+    /// The store: a file store directory (`./wf-data`, `/var/lib/app/wf`), `file:<dir>`, or (not
+    /// yet supported) a `redis://` URL; the forms `WF_STORE` takes.
     #[arg(
         long,
         short = 's',
@@ -64,7 +66,8 @@ id, type (the root's task), status (the root's), age, number of invocations and,
 sub-workflow, the workflow it was started from.
 
 Example:
-  wf --store ./wf-data workflows --status running --limit 20"
+  wf --store ./wf-data workflows --status running --limit 20
+  wf --store ./wf-data workflows --task order --status failed --older-than 1h"
     )]
     Workflows(WorkflowsArgs),
 
@@ -154,49 +157,37 @@ pub struct WorkflowsArgs {
     /// Only workflows whose root has this status.
     #[arg(long, value_name = "STATUS", value_parser = status_parser())]
     pub status: Option<Status>,
+    /// Only workflows of this type (the task of their root).
+    #[arg(long, value_name = "TASK")]
+    pub task: Option<String>,
+    /// Only workflows started at least this long ago, e.g. 1h, 7d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+    /// Only workflows started less than this long ago, e.g. 30m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub newer_than: Option<Duration>,
     /// Show at most this many (newest first); 0 shows all.
     #[arg(long, short = 'n', value_name = "N", default_value_t = 100)]
     pub limit: usize,
 }
 
-/// Where the store is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSpec {
-    /// A file store directory.
-    File(PathBuf),
-}
-
-impl StoreSpec {
-    /// Parses `--store` / `WF_STORE`: a directory, `file:<dir>`; `redis://` is refused for now.
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let spec = spec.trim();
-        if spec.is_empty() {
-            return Err("the store is empty: pass --store <DIR> or set WF_STORE".into());
-        }
-        if spec.starts_with("redis://") || spec.starts_with("rediss://") {
-            return Err(format!(
-                "{spec}: redis is not supported by this build yet; point --store at a file store directory"
-            ));
-        }
-        if spec == "memory" {
-            return Err(
-                "a memory store lives inside its process and cannot be inspected from outside; \
-                        point --store at a file store directory"
-                    .into(),
-            );
-        }
-        if let Some(dir) = spec.strip_prefix("file:") {
-            if dir.is_empty() {
-                return Err("file: needs a directory, e.g. file:./wf-data".into());
-            }
-            return Ok(Self::File(PathBuf::from(dir)));
-        }
-        if let Some((scheme, _)) = spec.split_once("://") {
-            return Err(format!(
-                "{spec}: unknown store kind `{scheme}`; use a file store directory or file:<dir>"
-            ));
-        }
-        Ok(Self::File(PathBuf::from(spec)))
+/// Parses `--store` / `WF_STORE` (the forms every wf tool takes, `wf_store::StoreSpec`) into
+/// what this inspector can read: a file store directory.
+pub fn store_dir(text: &str) -> Result<PathBuf, String> {
+    match StoreSpec::parse(text).map_err(|e| format!("--store: {e}"))? {
+        StoreSpec::File(dir) => Ok(dir),
+        StoreSpec::Memory => Err(
+            "a memory store lives inside its process and cannot be inspected from outside; \
+             point --store at a file store directory"
+                .into(),
+        ),
+        StoreSpec::Redis(url) => Err(format!(
+            "{url}: redis is not supported by this build yet; point --store at a file store directory"
+        )),
+        other => Err(format!(
+            "{other}: this inspector cannot read a {} store",
+            other.backend()
+        )),
     }
 }
 
@@ -278,16 +269,19 @@ mod tests {
 
     #[test]
     fn store_specs_parse() {
-        assert_eq!(
-            StoreSpec::parse("file:./a"),
-            Ok(StoreSpec::File("./a".into()))
-        );
-        assert_eq!(StoreSpec::parse("/x/y"), Ok(StoreSpec::File("/x/y".into())));
-        let redis = StoreSpec::parse("redis://127.0.0.1:6379").unwrap_err();
+        assert_eq!(store_dir("file:./a"), Ok("./a".into()));
+        assert_eq!(store_dir("/x/y"), Ok("/x/y".into()));
+        assert_eq!(store_dir("./wf-data"), Ok("./wf-data".into()));
+        let redis = store_dir("redis://127.0.0.1:6379").unwrap_err();
         assert!(redis.contains("redis is not supported by this build yet"));
-        assert!(StoreSpec::parse("file:").is_err());
-        assert!(StoreSpec::parse("memory").is_err());
-        assert!(StoreSpec::parse("s3://bucket").is_err());
+        assert!(store_dir("file:").is_err());
+        assert!(
+            store_dir("memory")
+                .unwrap_err()
+                .contains("cannot be inspected")
+        );
+        assert!(store_dir("s3://bucket").is_err());
+        assert!(store_dir("wf-data").unwrap_err().contains("./wf-data"));
     }
 
     #[test]

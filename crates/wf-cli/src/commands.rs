@@ -1,16 +1,17 @@
 //! The subcommands: each reads the store and returns its whole output as text.
 
-use std::collections::{BTreeSet, HashMap};
 use std::io::ErrorKind as IoKind;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use wf_core::{ChildOutcome, Failure as StoredFailure, InvocationId, Op, Status, Timestamp};
+use wf_runtime::{App, Inspector, TreeNode, WfError, WorkflowQuery};
 use wf_store::{FileStore, InvocationRecord, MemoryStore, Store, StoreError};
 
 use crate::Failure;
-use crate::cli::{Cli, Command, StoreSpec, WorkflowsArgs};
+use crate::cli::{Cli, Command, WorkflowsArgs, store_dir};
 use crate::fmt::{Table, age, between, rfc3339, rfc3339_nanos, span, utc};
 use crate::value::{clip, render};
 
@@ -19,8 +20,8 @@ const VALUE_WIDTH: usize = 72;
 
 /// Runs the command `cli` names and returns what to print.
 pub fn run(cli: &Cli) -> Result<String, Failure> {
-    let spec = match cli.store.as_deref() {
-        Some(s) => StoreSpec::parse(s).map_err(Failure::Usage)?,
+    let dir = match cli.store.as_deref() {
+        Some(s) => store_dir(s).map_err(Failure::Usage)?,
         None => {
             return Err(Failure::Usage(
                 "no store given: pass --store <DIR> (a file store directory) or set WF_STORE"
@@ -33,7 +34,6 @@ pub fn run(cli: &Cli) -> Result<String, Failure> {
             "--app is empty: give an app id or leave it out".into(),
         ));
     }
-    let StoreSpec::File(dir) = spec;
     let now = Timestamp::from_system_time(SystemTime::now());
     let out = Out {
         json: cli.json,
@@ -43,12 +43,13 @@ pub fn run(cli: &Cli) -> Result<String, Failure> {
         Command::Purge { older_than } => purge(&out, &dir, *older_than),
         command => {
             let store = snapshot(&dir)?;
+            let ins = Inspector::new(&store);
             match command {
-                Command::Workflows(args) => workflows(&out, &store, args),
-                Command::Show { workflow } => show(&out, &store, *workflow),
+                Command::Workflows(args) => workflows(&out, &ins, args),
+                Command::Show { workflow } => show(&out, &ins, *workflow),
                 Command::Journal { invocation } => journal(&out, &store, *invocation),
                 Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
-                Command::Counts => counts(&out, &store),
+                Command::Counts => counts(&out, &ins),
                 Command::Purge { .. } => Ok(String::new()),
             }
         }
@@ -87,10 +88,22 @@ fn store_failure(dir: &Path, e: StoreError) -> Failure {
     }
 }
 
-fn read<T>(dir: Option<&Path>, r: Result<T, StoreError>) -> Result<T, Failure> {
-    r.map_err(|e| match dir {
+fn store_error(dir: Option<&Path>, e: StoreError) -> Failure {
+    match dir {
         Some(d) => store_failure(d, e),
         None => Failure::Runtime(e.to_string()),
+    }
+}
+
+fn read<T>(dir: Option<&Path>, r: Result<T, StoreError>) -> Result<T, Failure> {
+    r.map_err(|e| store_error(dir, e))
+}
+
+/// A management call's error as one line for the user.
+fn managed<T>(dir: Option<&Path>, r: Result<T, WfError>) -> Result<T, Failure> {
+    r.map_err(|e| match e {
+        WfError::Store(e) => store_error(dir, e),
+        e => Failure::Runtime(e.to_string()),
     })
 }
 
@@ -102,34 +115,39 @@ fn failure_json(f: &StoredFailure) -> Value {
     json!({ "kind": f.kind.to_string(), "message": f.message })
 }
 
-fn workflows(out: &Out, store: &MemoryStore, args: &WorkflowsArgs) -> Result<String, Failure> {
-    let mut roots = read(None, store.workflows())?;
-    roots.reverse();
+fn workflows(out: &Out, ins: &Inspector<'_>, args: &WorkflowsArgs) -> Result<String, Failure> {
+    let mut query = WorkflowQuery::new();
     if let Some(status) = args.status {
-        roots.retain(|r| r.status() == status);
+        query = query.status(status);
     }
-    let total = roots.len();
+    if let Some(task) = &args.task {
+        query = query.task(task);
+    }
+    if let Some(age) = args.older_than {
+        query = query.older_than(age);
+    }
+    if let Some(age) = args.newer_than {
+        query = query.newer_than(age);
+    }
     if args.limit > 0 {
-        roots.truncate(args.limit);
+        query = query.limit(args.limit);
     }
-    let mut rows = Vec::with_capacity(roots.len());
-    for r in &roots {
-        let members = read(None, store.workflow_invocations(r.id()))?.len();
-        rows.push((r, members));
-    }
+    let list = managed(None, ins.workflows(&query, out.now))?;
+    let total = list.matched;
+    let rows = &list.workflows;
     if out.json {
         let list: Vec<Value> = rows
             .iter()
-            .map(|(r, n)| {
+            .map(|w| {
                 json!({
-                    "id": r.id().to_string(),
-                    "type": r.spec.identity.workflow_type.as_str(),
-                    "status": r.status().as_str(),
-                    "created_at": ts_json(r.spec.created_at),
-                    "updated_at": ts_json(r.state.updated_at),
-                    "age_ms": between(r.spec.created_at, out.now).as_millis() as u64,
-                    "invocations": n,
-                    "parent_workflow": r.spec.identity.parent_workflow_id.map(|p| p.to_string()),
+                    "id": w.id.to_string(),
+                    "type": w.workflow_type.as_str(),
+                    "status": w.status.as_str(),
+                    "created_at": ts_json(w.created_at),
+                    "updated_at": ts_json(w.updated_at),
+                    "age_ms": between(w.created_at, out.now).as_millis() as u64,
+                    "invocations": w.invocations,
+                    "parent_workflow": w.parent_workflow.map(|p| p.to_string()),
                 })
             })
             .collect();
@@ -149,16 +167,14 @@ fn workflows(out: &Out, store: &MemoryStore, args: &WorkflowsArgs) -> Result<Str
         ">INVOCATIONS",
         "SUB-WORKFLOW OF",
     ]);
-    for (r, n) in &rows {
+    for w in rows {
         t.row(vec![
-            r.id().to_string(),
-            r.spec.identity.workflow_type.to_string(),
-            r.status().to_string(),
-            age(between(r.spec.created_at, out.now)),
-            n.to_string(),
-            r.spec
-                .identity
-                .parent_workflow_id
+            w.id.to_string(),
+            w.workflow_type.to_string(),
+            w.status.to_string(),
+            age(between(w.created_at, out.now)),
+            w.invocations.to_string(),
+            w.parent_workflow
                 .map_or_else(|| "-".into(), |p| p.to_string()),
         ]);
     }
@@ -172,98 +188,57 @@ fn workflows(out: &Out, store: &MemoryStore, args: &WorkflowsArgs) -> Result<Str
     Ok(text)
 }
 
-/// One invocation in a workflow tree.
-struct Node {
-    record: InvocationRecord,
-    depth: usize,
-    /// Tree-drawing prefix for its row, and for lines under it.
-    prefix: String,
-    under: String,
+/// Tree-drawing prefixes for nodes listed depth first (given by their depths): for each node, the prefix of its own row
+/// (`├─ `, `└─ ` after its ancestors' rails) and the one for lines under it.
+fn rails(depths: &[usize]) -> Vec<(String, String)> {
+    // A node is the last of its siblings when no later node at its depth comes before one
+    // shallower than it; found walking backwards.
+    let mut last = vec![false; depths.len()];
+    let mut sibling_below: Vec<bool> = Vec::new();
+    for (i, &depth) in depths.iter().enumerate().rev() {
+        sibling_below.resize(depth + 1, false);
+        last[i] = !sibling_below[depth];
+        sibling_below[depth] = true;
+    }
+    let mut open: Vec<bool> = Vec::new(); // per depth: is that ancestor's branch still open?
+    depths
+        .iter()
+        .zip(&last)
+        .map(|(&depth, &is_last)| {
+            open.truncate(depth);
+            let mut rail = String::new();
+            for &o in open.iter().skip(1) {
+                rail.push_str(if o { "│  " } else { "   " });
+            }
+            let (row, under) = match depth {
+                0 => (String::new(), String::new()),
+                _ => (
+                    format!("{rail}{}", if is_last { "└─ " } else { "├─ " }),
+                    format!("{rail}{}", if is_last { "   " } else { "│  " }),
+                ),
+            };
+            open.push(!is_last);
+            (row, under)
+        })
+        .collect()
 }
 
-/// The invocations of workflow `wf` and of the sub-workflows started from it, depth first
-/// under their callers.
-fn tree(store: &MemoryStore, wf: InvocationId) -> Result<Vec<Node>, Failure> {
-    let roots = read(None, store.workflows())?;
-    let mut members: Vec<InvocationRecord> = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut pending = vec![wf];
-    while let Some(w) = pending.pop() {
-        if !seen.insert(w) {
-            continue;
-        }
-        let ids = read(None, store.workflow_invocations(w))?;
-        members.extend(read(None, store.invocations(&ids))?);
-        pending.extend(
-            roots
-                .iter()
-                .filter(|r| r.spec.identity.parent_workflow_id == Some(w))
-                .map(InvocationRecord::id),
-        );
+fn show(out: &Out, ins: &Inspector<'_>, id: InvocationId) -> Result<String, Failure> {
+    let tree = managed(None, ins.workflow(id))?;
+    let Some(root) = tree.root() else {
+        return Err(Failure::Runtime(format!(
+            "the workflow of {id} was purged while it was read"
+        )));
+    };
+    let root = root.record();
+    let wf = root.id();
+    if wf != id {
+        eprintln!("note: {id} is an invocation of workflow {wf}; showing that workflow");
     }
-    members.sort_by_key(|r| (r.spec.created_at, r.id()));
-    let known: BTreeSet<InvocationId> = members.iter().map(InvocationRecord::id).collect();
-    let mut children: HashMap<Option<InvocationId>, Vec<InvocationRecord>> = HashMap::new();
-    for r in members {
-        // The workflow's root, and anything whose caller is gone, start a branch of their own.
-        let parent = r.spec.parent.filter(|p| known.contains(p) && r.id() != wf);
-        children.entry(parent).or_default().push(r);
-    }
-    let mut nodes = Vec::new();
-    let mut tops = children.remove(&None).unwrap_or_default();
-    tops.sort_by_key(|r| (r.id() != wf, r.spec.created_at));
-    for r in tops {
-        walk(&mut children, r, 0, "", "", &mut nodes);
-    }
-    Ok(nodes)
-}
-
-fn walk(
-    children: &mut HashMap<Option<InvocationId>, Vec<InvocationRecord>>,
-    record: InvocationRecord,
-    depth: usize,
-    prefix: &str,
-    under: &str,
-    nodes: &mut Vec<Node>,
-) {
-    let kids = children.remove(&Some(record.id())).unwrap_or_default();
-    nodes.push(Node {
-        record,
-        depth,
-        prefix: prefix.to_owned(),
-        under: under.to_owned(),
-    });
-    let n = kids.len();
-    for (i, kid) in kids.into_iter().enumerate() {
-        let last = i + 1 == n;
-        let p = format!("{under}{}", if last { "└─ " } else { "├─ " });
-        let u = format!("{under}{}", if last { "   " } else { "│  " });
-        walk(children, kid, depth + 1, &p, &u, nodes);
-    }
-}
-
-/// Resolves an id that may name any invocation to its workflow's id.
-fn workflow_of(
-    store: &MemoryStore,
-    id: InvocationId,
-) -> Result<(InvocationId, Option<String>), Failure> {
-    let record = read(None, store.invocation(id))?;
-    let wf = record.spec.identity.workflow_id;
-    let note = (wf != id)
-        .then(|| format!("note: {id} is an invocation of workflow {wf}; showing that workflow"));
-    Ok((wf, note))
-}
-
-fn show(out: &Out, store: &MemoryStore, id: InvocationId) -> Result<String, Failure> {
-    let (wf, note) = workflow_of(store, id)?;
-    if let Some(note) = note {
-        eprintln!("{note}");
-    }
-    let root = read(None, store.invocation(wf))?;
-    let nodes = tree(store, wf)?;
+    let nodes = tree.nodes();
     let in_subs = nodes
         .iter()
-        .filter(|n| n.record.spec.identity.workflow_id != wf)
+        .filter(|n| n.invocation.identity().workflow_id != wf)
         .count();
     if out.json {
         let list: Vec<Value> = nodes.iter().map(|n| invocation_json(out, n)).collect();
@@ -307,13 +282,13 @@ fn show(out: &Out, store: &MemoryStore, id: InvocationId) -> Result<String, Fail
         ">DURATION",
         "UPDATED",
     ]);
-    for n in &nodes {
-        let r = &n.record;
+    let depths: Vec<usize> = nodes.iter().map(|n| n.depth).collect();
+    for (n, (prefix, under)) in nodes.iter().zip(rails(&depths)) {
+        let r = n.invocation.record();
         let s = &r.state;
-        let sub = r.is_root() && r.id() != wf;
         t.row(vec![
-            format!("{}{}", n.prefix, r.id()),
-            match sub {
+            format!("{prefix}{}", r.id()),
+            match n.subworkflow_root {
                 true => format!("{} [sub-workflow]", r.spec.task),
                 false => r.spec.task.to_string(),
             },
@@ -324,7 +299,21 @@ fn show(out: &Out, store: &MemoryStore, id: InvocationId) -> Result<String, Fail
             duration_text(out, r),
             format!("{} ago", age(between(s.updated_at, out.now))),
         ]);
-        let pad = format!("{}   ", n.under);
+        let pad = format!("{under}   ");
+        if s.status == Status::Pending {
+            t.note(match s.not_before.filter(|at| *at > out.now) {
+                Some(at) => format!(
+                    "{pad}pending until {} (in {}), then waiting for a worker that runs task '{}'",
+                    utc(at),
+                    span(between(out.now, at)),
+                    r.spec.task
+                ),
+                None => format!(
+                    "{pad}pending — waiting for a worker that runs task '{}'",
+                    r.spec.task
+                ),
+            });
+        }
         if let Some(lease) = &s.lease {
             let left = between(out.now, lease.expires_at);
             t.note(format!(
@@ -370,8 +359,8 @@ fn duration_text(out: &Out, r: &InvocationRecord) -> String {
     }
 }
 
-fn invocation_json(out: &Out, n: &Node) -> Value {
-    let r = &n.record;
+fn invocation_json(out: &Out, n: &TreeNode) -> Value {
+    let r = n.invocation.record();
     let s = &r.state;
     let end = match s.status.is_final() {
         true => s.updated_at,
@@ -383,7 +372,7 @@ fn invocation_json(out: &Out, n: &Node) -> Value {
         "workflow": r.spec.identity.workflow_id.to_string(),
         "parent": r.spec.parent.map(|p| p.to_string()),
         "depth": n.depth,
-        "subworkflow_root": r.is_root() && r.spec.identity.is_subworkflow(),
+        "subworkflow_root": n.subworkflow_root,
         "status": s.status.as_str(),
         "attempts": s.attempts,
         "retries": s.retries,
@@ -495,6 +484,18 @@ fn op_json(op: &Op) -> Value {
     }
 }
 
+/// Resolves an id that may name any invocation to its workflow's id.
+fn workflow_of(
+    store: &MemoryStore,
+    id: InvocationId,
+) -> Result<(InvocationId, Option<String>), Failure> {
+    let record = read(None, store.invocation(id))?;
+    let wf = record.spec.identity.workflow_id;
+    let note = (wf != id)
+        .then(|| format!("note: {id} is an invocation of workflow {wf}; showing that workflow"));
+    Ok((wf, note))
+}
+
 fn data(
     out: &Out,
     store: &MemoryStore,
@@ -538,8 +539,8 @@ fn data(
     Ok(t.render())
 }
 
-fn counts(out: &Out, store: &MemoryStore) -> Result<String, Failure> {
-    let counts = read(None, store.counts())?;
+fn counts(out: &Out, ins: &Inspector<'_>) -> Result<String, Failure> {
+    let counts = managed(None, ins.counts())?;
     if out.json {
         let map: serde_json::Map<String, Value> = counts
             .iter()
@@ -555,28 +556,56 @@ fn counts(out: &Out, store: &MemoryStore) -> Result<String, Failure> {
     Ok(t.render())
 }
 
-fn purge(out: &Out, dir: &PathBuf, older_than: std::time::Duration) -> Result<String, Failure> {
-    // Check the store exists first: opening would create an empty one at a mistyped path.
+/// Opens the store in `dir` for a command that writes, as an [`App`] whose management
+/// methods do the work. The store must exist (opening would create an empty one at a mistyped
+/// path) and be free (a file store has one owning process).
+fn open_app(dir: &Path) -> Result<App, Failure> {
     snapshot(dir)?;
     let store = match FileStore::open(dir) {
         Ok(s) => s,
         Err(StoreError::StoreLocked { .. }) => {
             return Err(Failure::Runtime(format!(
-                "store {} is owned by a running process: stop its workers first, or purge from that \
-                 process (FileOptions::retention purges finished workflows as it runs)",
+                "store {} is owned by a running process: stop its workers first, or do this from \
+                 that process (FileOptions::retention purges finished workflows as it runs)",
                 dir.display()
             )));
         }
         Err(e) => return Err(store_failure(dir, e)),
     };
+    let store: Arc<dyn Store> = Arc::new(store);
+    managed(Some(dir), App::builder().store(store).build())
+}
+
+fn purge(out: &Out, dir: &Path, older_than: Duration) -> Result<String, Failure> {
+    let app = open_app(dir)?;
+    let purged = managed(Some(dir), app.purge_finished(older_than))?;
     let before = Timestamp(out.now.0.saturating_sub(older_than.as_millis() as u64));
-    let purged = read(Some(dir), store.purge_finished(before))?;
     if out.json {
         return out.json(&json!({ "purged": purged, "finished_before": ts_json(before) }));
     }
     Ok(format!(
-        "purged {purged} finished workflow{} (finished before {})\n",
+        "purged {purged} finished workflow{} (finished by {})\n",
         if purged == 1 { "" } else { "s" },
         utc(before)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rails_follow_the_depths() {
+        let r = rails(&[0, 1, 2, 1, 2, 2, 3]);
+        let rows: Vec<&str> = r.iter().map(|(row, _)| row.as_str()).collect();
+        assert_eq!(
+            rows,
+            ["", "├─ ", "│  └─ ", "└─ ", "   ├─ ", "   └─ ", "      └─ "]
+        );
+        let unders: Vec<&str> = r.iter().map(|(_, u)| u.as_str()).collect();
+        assert_eq!(
+            unders,
+            ["", "│  ", "│     ", "   ", "   │  ", "      ", "         "]
+        );
+    }
 }

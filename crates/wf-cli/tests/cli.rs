@@ -162,6 +162,17 @@ fn workflows_lists_roots_with_status_and_size() {
         .unwrap();
     assert!(notify_line.ends_with(&f.order.to_string()), "{notify_line}");
 
+    let orders = ok(&f.dir, &["workflows", "--task", "order"]);
+    assert!(orders.contains(&f.order.to_string()) && !orders.contains(&f.broken.to_string()));
+    assert_eq!(
+        ok(&f.dir, &["workflows", "--older-than", "1h"]),
+        "no workflows\n"
+    );
+    assert_eq!(
+        json(&f.dir, &["workflows", "--newer-than", "1h"])["total"],
+        3
+    );
+
     let failed = ok(&f.dir, &["workflows", "--status", "failed"]);
     assert!(failed.contains(&f.broken.to_string()) && !failed.contains(&f.order.to_string()));
     assert_eq!(
@@ -439,6 +450,31 @@ fn reads_work_on_a_store_a_live_process_owns() {
     let v = json(&f.dir, &["show", &id.to_string()]);
     assert_eq!(v["invocations"][0]["lease"]["worker"], "worker-7");
     assert_eq!(v["invocations"][0]["args"]["value"], 7);
+
+    // A pending invocation says what it waits for: a worker that runs its task.
+    let waiting = InvocationId::from_u128(100);
+    let task = TaskId::new("unregistered");
+    owner
+        .submit(
+            NewInvocation {
+                id: waiting,
+                call: CallId::of(&task, &[]),
+                identity: WorkflowIdentity::new_workflow(waiting, task.clone()),
+                task,
+                args: Vec::new(),
+                parent: None,
+                not_before: None,
+                max_recoveries: wf_store::DEFAULT_MAX_RECOVERIES,
+            },
+            now,
+        )
+        .unwrap();
+    owner.flush().unwrap();
+    let text = ok(&f.dir, &["show", &waiting.to_string()]);
+    assert!(
+        text.contains("pending — waiting for a worker that runs task 'unregistered'"),
+        "{text}"
+    );
 
     let e = fails(&run(&f.dir, &["purge", "--older-than", "0s"]), 1);
     assert!(e.contains("owned by a running process"), "{e}");

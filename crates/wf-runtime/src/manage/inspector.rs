@@ -1,7 +1,7 @@
 //! Management reads over any store: one implementation behind [`crate::App`]'s management
 //! methods and the `wf` inspector.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 
 use wf_core::{InvocationId, Timestamp};
@@ -78,8 +78,9 @@ impl<'s> Inspector<'s> {
         let roots = self.store.workflows()?;
         let mut members: Vec<InvocationRecord> = Vec::new();
         let mut seen = BTreeSet::new();
-        let mut pending = vec![top];
-        while let Some(w) = pending.pop() {
+        // Breadth first, sub-workflows in the order they were created.
+        let mut pending = VecDeque::from([top]);
+        while let Some(w) = pending.pop_front() {
             if !seen.insert(w) {
                 continue;
             }
