@@ -2,13 +2,12 @@
 
 use std::io::ErrorKind as IoKind;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use wf_core::{ChildOutcome, Failure as StoredFailure, InvocationId, Op, Status, Timestamp};
-use wf_runtime::{App, Inspector, TreeNode, WfError, WorkflowQuery};
-use wf_store::{FileStore, InvocationRecord, MemoryStore, Store, StoreError};
+use wf_runtime::{Admin, Inspector, TreeNode, WfError, WorkflowQuery};
+use wf_store::{FileSnapshot, FileStore, InvocationRecord, StoreError, StoreRead};
 
 use crate::Failure;
 use crate::cli::{Cli, Command, WorkflowsArgs, store_dir};
@@ -39,20 +38,17 @@ pub fn run(cli: &Cli) -> Result<String, Failure> {
         json: cli.json,
         now,
     };
+    // Checks the store exists (opening it would create an empty one at a mistyped path) and
+    // belongs to `--app`.
+    let store = snapshot(&dir)?;
+    check_app(&dir, &store, cli.app.as_deref())?;
     match &cli.command {
         Command::Purge { older_than } => purge(&out, &dir, *older_than),
-        command => {
-            let store = snapshot(&dir)?;
-            let ins = Inspector::new(&store);
-            match command {
-                Command::Workflows(args) => workflows(&out, &ins, args),
-                Command::Show { workflow } => show(&out, &ins, *workflow),
-                Command::Journal { invocation } => journal(&out, &store, *invocation),
-                Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
-                Command::Counts => counts(&out, &ins),
-                Command::Purge { .. } => Ok(String::new()),
-            }
-        }
+        Command::Workflows(args) => workflows(&out, &Inspector::new(&store), args),
+        Command::Show { workflow } => show(&out, &Inspector::new(&store), *workflow),
+        Command::Journal { invocation } => journal(&out, &store, *invocation),
+        Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
+        Command::Counts => counts(&out, &Inspector::new(&store)),
     }
 }
 
@@ -71,8 +67,27 @@ impl Out {
 }
 
 /// A read-only snapshot of the file store in `dir`.
-fn snapshot(dir: &Path) -> Result<MemoryStore, Failure> {
+fn snapshot(dir: &Path) -> Result<FileSnapshot, Failure> {
     FileStore::snapshot(dir).map_err(|e| store_failure(dir, e))
+}
+
+/// With `--app`, checks that the store belongs to that app. A store no app has opened since
+/// stores record their app has nothing to compare with, and is accepted.
+fn check_app(dir: &Path, store: &dyn StoreRead, app: Option<&str>) -> Result<(), Failure> {
+    let (Some(requested), Some(recorded)) = (app, read(Some(dir), store.app_id())?) else {
+        return Ok(());
+    };
+    if recorded == requested {
+        return Ok(());
+    }
+    Err(store_failure(
+        dir,
+        StoreError::AppMismatch {
+            store: dir.display().to_string(),
+            recorded,
+            requested: requested.to_owned(),
+        },
+    ))
 }
 
 /// A store error as one line for the user.
@@ -391,7 +406,7 @@ fn invocation_json(out: &Out, n: &TreeNode) -> Value {
     })
 }
 
-fn journal(out: &Out, store: &MemoryStore, id: InvocationId) -> Result<String, Failure> {
+fn journal(out: &Out, store: &dyn StoreRead, id: InvocationId) -> Result<String, Failure> {
     let record = read(None, store.invocation(id))?;
     let entries = read(None, store.journal(id))?;
     if out.json {
@@ -486,7 +501,7 @@ fn op_json(op: &Op) -> Value {
 
 /// Resolves an id that may name any invocation to its workflow's id.
 fn workflow_of(
-    store: &MemoryStore,
+    store: &dyn StoreRead,
     id: InvocationId,
 ) -> Result<(InvocationId, Option<String>), Failure> {
     let record = read(None, store.invocation(id))?;
@@ -498,7 +513,7 @@ fn workflow_of(
 
 fn data(
     out: &Out,
-    store: &MemoryStore,
+    store: &dyn StoreRead,
     id: InvocationId,
     key: Option<&str>,
 ) -> Result<String, Failure> {
@@ -556,29 +571,27 @@ fn counts(out: &Out, ins: &Inspector<'_>) -> Result<String, Failure> {
     Ok(t.render())
 }
 
-/// Opens the store in `dir` for a command that writes, as an [`App`] whose management
-/// methods do the work. The store must exist (opening would create an empty one at a mistyped
-/// path) and be free (a file store has one owning process).
-fn open_app(dir: &Path) -> Result<App, Failure> {
-    snapshot(dir)?;
-    let store = match FileStore::open(dir) {
-        Ok(s) => s,
-        Err(StoreError::StoreLocked { .. }) => {
-            return Err(Failure::Runtime(format!(
-                "store {} is owned by a running process: stop its workers first, or do this from \
-                 that process (FileOptions::retention purges finished workflows as it runs)",
-                dir.display()
-            )));
-        }
-        Err(e) => return Err(store_failure(dir, e)),
-    };
-    let store: Arc<dyn Store> = Arc::new(store);
-    managed(Some(dir), App::builder().store(store).build())
+/// Opens the store in `dir` for a command that writes. The store must exist (opening would
+/// create an empty one at a mistyped path; `run` checked with a snapshot) and be free (a file
+/// store has one owning process). It is opened without an app, so it is not bound to one.
+fn open_store(dir: &Path) -> Result<FileStore, Failure> {
+    match FileStore::open(dir) {
+        Ok(s) => Ok(s),
+        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
+            "store {} is owned by a running process: stop its workers first, or do this from \
+             that process (FileOptions::retention purges finished workflows as it runs)",
+            dir.display()
+        ))),
+        Err(e) => Err(store_failure(dir, e)),
+    }
 }
 
 fn purge(out: &Out, dir: &Path, older_than: Duration) -> Result<String, Failure> {
-    let app = open_app(dir)?;
-    let purged = managed(Some(dir), app.purge_finished(older_than))?;
+    let store = open_store(dir)?;
+    let purged = managed(
+        Some(dir),
+        Admin::new(&store).purge_finished(older_than, out.now),
+    )?;
     let before = Timestamp(out.now.0.saturating_sub(older_than.as_millis() as u64));
     if out.json {
         return out.json(&json!({ "purged": purged, "finished_before": ts_json(before) }));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wf_core::TaskId;
-use wf_store::{Store, StoreSpec};
+use wf_store::{Store, StoreSpec, TaskSet};
 
 use crate::config::{self, Given, StoreChoice};
 use crate::context::TaskContext;
@@ -30,6 +30,8 @@ pub(crate) struct AppInner {
     pub app_id: String,
     pub store: Arc<dyn Store>,
     pub tasks: RwLock<HashMap<TaskId, Arc<RegisteredTask>>>,
+    /// The registered tasks' ids, as workers pass them to claims; replaced on registration.
+    pub task_set: RwLock<TaskSet>,
     pub config: Config,
 }
 
@@ -107,7 +109,21 @@ impl App {
             return Err(WfError::DuplicateTask(id));
         }
         tasks.insert(id.clone(), Arc::new(RegisteredTask::new(options, body)));
+        *self
+            .inner
+            .task_set
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = TaskSet::new(tasks.keys().cloned());
         Ok(handle)
+    }
+
+    /// The ids of the registered tasks: what this app's workers claim.
+    pub(crate) fn task_set(&self) -> TaskSet {
+        self.inner
+            .task_set
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The registered task called `id`, if any.
@@ -240,13 +256,15 @@ impl AppBuilder {
         self
     }
 
-    /// Builds the app, opening its store.
+    /// Builds the app, opening its store and binding it to the app id: a store records the
+    /// first app that opens it.
     ///
     /// # Errors
     ///
     /// [`WfError::Config`] when a setting is invalid or no store was chosen (the message names
     /// the setting: `WF_LEASE_MS=0`, `worker_threads=0`, …); [`WfError::Store`] when the store
-    /// cannot be opened (locked by another process, not a directory, corrupt, …).
+    /// cannot be opened (locked by another process, not a directory, corrupt, …), or holds
+    /// another app's work: `WfError::Store(StoreError::AppMismatch { .. })` names both app ids.
     pub fn build(self) -> Result<App, WfError> {
         self.build_with_env(|k| std::env::var(k).ok())
     }
@@ -254,11 +272,13 @@ impl AppBuilder {
     fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<App, WfError> {
         let settings = config::resolve(self.given, env)?;
         let store = config::open_store(settings.store)?;
+        store.bind_app(&settings.app_id)?;
         Ok(App {
             inner: Arc::new(AppInner {
                 app_id: settings.app_id,
                 store,
                 tasks: RwLock::new(HashMap::new()),
+                task_set: RwLock::new(TaskSet::default()),
                 config: Config {
                     lease: settings.lease,
                     worker_threads: settings.worker_threads,

@@ -40,7 +40,8 @@ pub use deterministic::DeterministicExecutor;
 pub use error::{ConfigError, TaskError, WfError};
 pub use invocation::Invocation;
 pub use manage::{
-    Inspector, InvocationView, TreeNode, WorkflowList, WorkflowQuery, WorkflowSummary, WorkflowTree,
+    Admin, Inspector, InvocationView, TreeNode, WorkflowList, WorkflowQuery, WorkflowSummary,
+    WorkflowTree,
 };
 pub use retry::{Backoff, RetryPredicate};
 pub use task::{Task, TaskOptions};

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 
 use wf_core::{InvocationId, Timestamp};
-use wf_store::{InvocationRecord, StatusCounts, Store};
+use wf_store::{InvocationRecord, StatusCounts, StoreRead};
 
 use super::query::{WorkflowList, WorkflowQuery, WorkflowSummary};
 use super::view::{InvocationView, WorkflowTree};
@@ -16,7 +16,7 @@ use crate::error::WfError;
 /// store, such as a read-only snapshot of a file store another process owns.
 #[derive(Clone, Copy)]
 pub struct Inspector<'s> {
-    store: &'s dyn Store,
+    store: &'s dyn StoreRead,
 }
 
 impl fmt::Debug for Inspector<'_> {
@@ -29,7 +29,7 @@ impl fmt::Debug for Inspector<'_> {
 
 impl<'s> Inspector<'s> {
     /// Reads `store`.
-    pub fn new(store: &'s dyn Store) -> Self {
+    pub fn new(store: &'s dyn StoreRead) -> Self {
         Self { store }
     }
 

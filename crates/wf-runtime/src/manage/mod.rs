@@ -1,15 +1,17 @@
-//! The management API: list, read, count and purge workflows, from [`App`] or over any store
-//! with an [`Inspector`].
+//! The management API: list, read, count and purge workflows, from [`App`], or over any store
+//! with an [`Inspector`] (reads) and an [`Admin`] (changes).
 
+mod admin;
 mod inspector;
 mod query;
 mod view;
 
 use std::time::Duration;
 
-use wf_core::{InvocationId, Timestamp};
+use wf_core::InvocationId;
 use wf_store::StatusCounts;
 
+pub use admin::Admin;
 pub use inspector::Inspector;
 pub use query::{WorkflowList, WorkflowQuery, WorkflowSummary};
 pub use view::{InvocationView, TreeNode, WorkflowTree};
@@ -23,6 +25,11 @@ impl App {
     /// Reads this app's store with an [`Inspector`].
     pub fn inspector(&self) -> Inspector<'_> {
         Inspector::new(self.store().as_ref())
+    }
+
+    /// Acts on this app's store with an [`Admin`].
+    pub fn admin(&self) -> Admin<'_> {
+        Admin::new(self.store().as_ref())
     }
 
     /// The workflows `query` selects, newest first.
@@ -82,13 +89,6 @@ impl App {
     ///
     /// [`WfError::Store`] when the store fails.
     pub fn purge_finished(&self, older_than: Duration) -> Result<usize, WfError> {
-        Ok(self.store().purge_finished(cutoff(older_than))?)
+        self.admin().purge_finished(older_than, clock::now())
     }
-}
-
-/// The `finished_before` bound for "finished at least `older_than` ago": one millisecond past
-/// `now - older_than`, so that `Duration::ZERO` takes everything finished up to now.
-fn cutoff(older_than: Duration) -> Timestamp {
-    let ms = u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX);
-    Timestamp(clock::now().0.saturating_sub(ms).saturating_add(1))
 }
