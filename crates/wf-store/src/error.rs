@@ -43,6 +43,14 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// An operator's retry was refused: the invocation is not failed, or its caller is final.
+    #[error("invocation {invocation} cannot be retried: {reason}")]
+    NotRetryable {
+        /// The invocation.
+        invocation: InvocationId,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A submission reused an id for a different call.
     #[error(
         "invocation {0} already exists with a different task, arguments or parent; ids must be unique per call"
@@ -162,6 +170,7 @@ impl StoreError {
                 | StoreError::Access(_)
                 | StoreError::Conflict(_)
                 | StoreError::Transition { .. }
+                | StoreError::NotRetryable { .. }
         )
     }
 }

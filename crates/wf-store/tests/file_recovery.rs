@@ -456,3 +456,55 @@ fn closing_releases_the_lock_even_while_other_threads_spawn_processes() {
         }
     });
 }
+
+/// An operator's retry is in the log: after reopening (and after compaction) the invocation is
+/// still pending, claimable, with its journal.
+#[test]
+fn a_retry_survives_reopening_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open_with(dir.path(), opts()).unwrap();
+    store.submit(root(0), at(0)).unwrap();
+    let claim = store
+        .claim(
+            &WorkerId::new("w"),
+            &workload_tasks(),
+            std::time::Duration::from_secs(60),
+            at(0),
+        )
+        .unwrap()
+        .unwrap();
+    let failed = wf_store::Commit {
+        journal: journal_of(2),
+        ..wf_store::Commit::outcome(wf_store::Outcome::Failed(wf_core::Failure::new(
+            wf_core::FailureKind::Task,
+            "declined",
+        )))
+    };
+    store.commit(&claim.lease, failed, at(1)).unwrap();
+    let id = claim.lease.invocation;
+    store.retry(id, at(2)).unwrap();
+    drop(store);
+
+    for compact in [false, true] {
+        let store = FileStore::open_with(dir.path(), opts()).unwrap();
+        if compact {
+            store.compact().unwrap();
+        }
+        let rec = store.invocation(id).unwrap();
+        assert_eq!(rec.status(), Status::Pending, "compacted: {compact}");
+        assert_eq!(store.journal(id).unwrap(), journal_of(2));
+        drop(store);
+    }
+    let store = FileStore::open_with(dir.path(), opts()).unwrap();
+    let again = store
+        .claim(
+            &WorkerId::new("w2"),
+            &workload_tasks(),
+            std::time::Duration::from_secs(60),
+            at(3),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.lease.invocation, id);
+    assert_eq!(again.journal, journal_of(2));
+}

@@ -579,6 +579,10 @@ impl StoreRead for FileStore {
         self.read(Tables::workflow_roots)
     }
 
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.read(|t| t.purgeable(finished_before))
+    }
+
     fn counts(&self) -> Result<StatusCounts, StoreError> {
         self.read(Tables::counts)
     }
@@ -691,6 +695,10 @@ impl StoreAdmin for FileStore {
     fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
         check_size("a cancellation", reason.len())?;
         self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))
+    }
+
+    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(true, now, |t, out| t.retry(out, id, now))
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wf_core::{InvocationId, JournalEntry};
+use wf_core::{InvocationId, JournalEntry, Timestamp};
 
 use super::fsio::io_err;
 use super::recovery::replay;
@@ -157,6 +157,10 @@ impl StoreRead for FileSnapshot {
 
     fn counts(&self) -> Result<StatusCounts, StoreError> {
         Ok(self.tables.counts())
+    }
+
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        Ok(self.tables.purgeable(finished_before))
     }
 
     /// A snapshot never changes: the record if it is final, `None` at once if it is not (no
