@@ -277,3 +277,117 @@ fn sub_workflows_started_together_are_listed_in_the_order_they_were_started() {
         assert_eq!(args, [0, 1, 2, 3, 4, 5], "{}", t.backend);
     }
 }
+
+/// A retried workflow replays its journal: the child that finished before the failure is not
+/// run again, the values it drew are the same, and the step that failed runs again.
+#[test]
+fn a_retried_workflow_replays_its_journal_and_reruns_only_the_failed_step() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let charged = Arc::new(AtomicU32::new(0));
+        let shipping_up = Arc::new(AtomicBool::new(false));
+        let (c, up) = (charged.clone(), shipping_up.clone());
+        let charge = app
+            .task(
+                "charge",
+                move |_: &TaskContext, cents: u64| -> Result<u64, TaskError> {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    Ok(cents)
+                },
+            )
+            .unwrap();
+        let order = app
+            .task(
+                "order",
+                move |ctx: &TaskContext, cents: u64| -> Result<String, TaskError> {
+                    let wf = ctx.wf();
+                    let id = wf.uuid();
+                    let paid = wf.execute_task(&charge, cents)?;
+                    if !up.load(Ordering::SeqCst) {
+                        return Err(TaskError::new("the shipping service is down"));
+                    }
+                    Ok(format!("{id}: {paid}"))
+                },
+            )
+            .unwrap();
+        let inv = order.call(app, 700).unwrap();
+        app.run_until_idle().unwrap();
+        let failed = app.invocation(inv.id()).unwrap();
+        assert_eq!(failed.status(), Status::Failed, "{}", t.backend);
+        assert_eq!(charged.load(Ordering::SeqCst), 1);
+
+        shipping_up.store(true, Ordering::SeqCst);
+        app.retry(inv.id()).unwrap();
+        let pending = app.invocation(inv.id()).unwrap();
+        assert_eq!(pending.status(), Status::Pending);
+        assert!(pending.error().is_some(), "the last error stays visible");
+        app.run_until_idle().unwrap();
+        let done = inv.result().unwrap();
+        assert!(done.ends_with(": 700"), "{done}");
+        assert_eq!(
+            charged.load(Ordering::SeqCst),
+            1,
+            "{}: the finished child is replayed, not charged again",
+            t.backend
+        );
+        // The same uuid as the failed attempt drew: the journal was replayed, not redrawn.
+        let journal_uuid = app.store().journal(inv.id()).unwrap()[0].clone();
+        assert!(done.starts_with(&match journal_uuid.op {
+            wf::core::Op::Uuid(u) => u.to_string(),
+            other => panic!("{other:?}"),
+        }));
+    }
+}
+
+#[test]
+fn retrying_what_is_not_failed_is_a_typed_refusal() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let s = shop(app);
+        let inv = s.order.call(app, order(1)).unwrap();
+        match app.retry(inv.id()) {
+            Err(WfError::Store(e @ wf::store::StoreError::NotRetryable { .. })) => {
+                assert!(e.to_string().contains("it is pending, not failed"), "{e}");
+            }
+            other => panic!("{}: expected NotRetryable, got {other:?}", t.backend),
+        }
+        assert!(matches!(
+            app.retry(wf::InvocationId::from_u128(5)),
+            Err(WfError::Store(wf::store::StoreError::InvocationNotFound(_)))
+        ));
+    }
+}
+
+#[test]
+fn the_purge_dry_run_lists_what_a_purge_removes_and_removes_nothing() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let s = shop(app);
+        let inv = s.order.call(app, order(1)).unwrap();
+        app.run_until_idle().unwrap();
+        let unfinished = s.flaky.call(app, 3).unwrap();
+        let before = app.counts().unwrap();
+
+        assert!(
+            app.purge_finished_dry_run(Duration::from_secs(3600))
+                .unwrap()
+                .is_empty()
+        );
+        let listed = app.purge_finished_dry_run(Duration::ZERO).unwrap();
+        let types: Vec<&str> = listed.iter().map(|w| w.workflow_type.as_str()).collect();
+        assert_eq!(types, ["order", "ship"], "{}", t.backend);
+        assert_eq!(listed[0].id, inv.id());
+        assert!(listed.iter().all(|w| w.id != unfinished.id()));
+        assert_eq!(app.counts().unwrap(), before, "a dry run removes nothing");
+
+        assert_eq!(app.purge_finished(Duration::ZERO).unwrap(), listed.len());
+        assert!(
+            app.purge_finished_dry_run(Duration::ZERO)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -4,12 +4,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use wf_core::Timestamp;
+use wf_core::{InvocationId, Timestamp};
 use wf_store::StoreAdmin;
 
 use crate::error::WfError;
 
-/// Changes what a store holds, for operators: purging finished workflows. [`crate::App`]'s
+/// Changes what a store holds, for operators: retrying failed invocations, purging finished
+/// workflows. (What a purge would remove is a read: [`crate::Inspector::purgeable`].) [`crate::App`]'s
 /// management methods use it on the app's store; tools use it on a store they opened
 /// themselves, without an app (so without binding the store to an app id).
 #[derive(Clone, Copy)]
@@ -40,6 +41,17 @@ impl<'s> Admin<'s> {
     /// [`WfError::Store`] when the store fails.
     pub fn purge_finished(&self, older_than: Duration, now: Timestamp) -> Result<usize, WfError> {
         Ok(self.store.purge_finished(cutoff(older_than, now))?)
+    }
+
+    /// Retries the failed invocation `id` at `now`: it becomes pending, and its next attempt
+    /// replays its journal (see [`crate::App::retry`]).
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Store`] with [`wf_store::StoreError::NotRetryable`] when it is not failed or
+    /// its caller is final, or [`wf_store::StoreError::InvocationNotFound`].
+    pub fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), WfError> {
+        Ok(self.store.retry(id, now)?)
     }
 }
 

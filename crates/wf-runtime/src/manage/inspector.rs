@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
+use std::time::Duration;
 
 use wf_core::{InvocationId, Timestamp};
 use wf_store::{InvocationRecord, StatusCounts, StoreRead};
 
+use super::admin::cutoff;
 use super::query::{WorkflowList, WorkflowQuery, WorkflowSummary};
 use super::view::{InvocationView, WorkflowTree};
 use crate::error::WfError;
@@ -50,12 +52,17 @@ impl<'s> Inspector<'s> {
         if let Some(limit) = query.limit {
             roots.truncate(limit);
         }
-        let mut workflows = Vec::with_capacity(roots.len());
-        for root in &roots {
-            let members = self.store.workflow_invocations(root.id())?.len();
-            workflows.push(WorkflowSummary::new(root, members));
-        }
+        let workflows = roots
+            .iter()
+            .map(|root| self.summary(root))
+            .collect::<Result<_, _>>()?;
         Ok(WorkflowList { workflows, matched })
+    }
+
+    /// The summary of the workflow `root` is the root of.
+    pub(crate) fn summary(&self, root: &InvocationRecord) -> Result<WorkflowSummary, WfError> {
+        let members = self.store.workflow_invocations(root.id())?.len();
+        Ok(WorkflowSummary::new(root, members))
     }
 
     /// One invocation.
@@ -96,6 +103,25 @@ impl<'s> Inspector<'s> {
         // Submission order within a workflow, creation time across them (a stable sort).
         members.sort_by_key(|r| r.spec.created_at);
         Ok(WorkflowTree::build(top, members))
+    }
+
+    /// What a purge of workflows finished at least `older_than` before `now` would remove
+    /// (see [`crate::App::purge_finished_dry_run`]), removing nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Store`] when the store cannot be read.
+    pub fn purgeable(
+        &self,
+        older_than: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<WorkflowSummary>, WfError> {
+        let ids = self.store.purgeable(cutoff(older_than, now))?;
+        self.store
+            .invocations(&ids)?
+            .iter()
+            .map(|root| self.summary(root))
+            .collect()
     }
 
     /// Invocation counts by status.
