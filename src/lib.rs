@@ -41,8 +41,9 @@
 //!
 //! Starting work once per request: [`Task::call_keyed`]. Managing what runs, from code:
 //! [`App::workflows`] (with a [`WorkflowQuery`]), [`App::invocation`] and [`App::workflow`]
-//! (arguments and results typed by the caller), [`App::counts`], [`App::purge_finished`]. The
-//! same from the command line: the `wf` inspector (crate `wf-cli`).
+//! (arguments and results typed by the caller), [`App::counts`], [`App::retry`],
+//! [`App::purge_finished`] and [`App::purge_finished_dry_run`]. The same from the command line:
+//! the `wf` inspector (crate `wf-cli`).
 //!
 //! ## Configuration
 //!

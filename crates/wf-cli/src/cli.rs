@@ -10,19 +10,20 @@ use wf_store::StoreSpec;
 
 use crate::value::HEURISTIC;
 
-/// Inspect a wf store: workflows, invocation trees, journals, data, counts; purge old workflows.
+/// Inspect a wf store: workflows, invocation trees, journals, data, counts; retry failed
+/// invocations, purge old workflows.
 #[derive(Debug, Parser)]
 #[command(
     name = "wf",
     version,
-    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; purge old workflows",
+    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows",
     long_about = "Inspect a wf store: list workflows with status and age, show one workflow as a \
 tree of invocations, read an invocation's journal and a workflow's data, count invocations by \
-status, and purge finished workflows.
+status, retry failed invocations, and purge finished workflows.
 
 Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
 so it works while workers run (a record being written at that moment is not shown yet). Only \
-`purge` writes, and it needs the store to be free.",
+`retry` and `purge` write, and they need the store to be free.",
     after_help = "Examples:
   wf --store ./wf-data workflows --status failed
   wf --store ./wf-data show 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
@@ -130,17 +131,45 @@ Example:
     )]
     Counts,
 
-    /// Remove finished workflows older than a duration (needs the store to be free).
+    /// Retry a failed invocation: a new attempt that replays its journal (needs the store to
+    /// be free).
     #[command(
-        long_about = "Remove workflows that finished longer ago than --older-than: every \
-invocation final and the root's last change before that time. Their invocations, journals and \
-data are deleted and the log is compacted.
+        long_about = "Retry a failed invocation: it becomes pending at once, with its task's \
+retry budget anew, and the next worker that runs its task takes it. The new attempt replays \
+the invocation's journal: values it drew and children that finished are not done again; the \
+work from the failed step on runs again. Retry after fixing what made it fail (a deploy, an \
+outside service back up).
 
-This is the one command that writes, so it opens the store like a worker does and needs it to \
-be free: while a worker process owns the store, stop its workers first, or let that process \
-purge (FileOptions::retention purges finished workflows as it runs).
+A workflow that failed because a child failed replays that recorded failure; a failed child \
+can be retried while its caller still waits on it, not once the caller has finished.
+
+Like purge, this writes, so it needs the store to be free: stop the owning process's workers \
+first, or call App::retry in that process.
 
 Example:
+  wf --store ./wf-data retry 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e"
+    )]
+    Retry {
+        /// The failed invocation's id.
+        #[arg(value_name = "INVOCATION_ID", value_parser = parse_id)]
+        invocation: InvocationId,
+    },
+
+    /// Remove finished workflows older than a duration (needs the store to be free), or list
+    /// them with --dry-run.
+    #[command(
+        long_about = "Remove workflows that finished longer ago than --older-than: every \
+invocation final and the last of them final before that time; a workflow goes together with \
+the sub-workflows started from it. Their invocations, journals and data are deleted and the log \
+is compacted.
+
+It writes, so it opens the store like a worker does and needs it to be free: while a worker \
+process owns the store, stop its workers first, or let that process purge \
+(FileOptions::retention purges finished workflows as it runs). --dry-run lists what would be \
+removed and removes nothing; it reads a snapshot, so it works on a live store.
+
+Example:
+  wf --store ./wf-data purge --older-than 7d --dry-run
   wf --store ./wf-data purge --older-than 7d"
     )]
     Purge {
@@ -148,6 +177,9 @@ Example:
         /// m, h, d, w).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         older_than: Duration,
+        /// List the workflows a purge would remove; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

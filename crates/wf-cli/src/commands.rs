@@ -1,5 +1,6 @@
 //! The subcommands: each reads the store and returns its whole output as text.
 
+use std::cell::RefCell;
 use std::io::ErrorKind as IoKind;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -17,8 +18,19 @@ use crate::value::{clip, render};
 /// How many characters of a value a table line shows.
 const VALUE_WIDTH: usize = 72;
 
+/// What a command prints: its output for stdout, and notes for stderr (that an id named an
+/// invocation inside another workflow; where the store hardening lands, that a read ignored a
+/// torn tail). `main` prints the notes first.
+#[derive(Debug, Default)]
+pub struct Printed {
+    /// The output.
+    pub stdout: String,
+    /// One line each, without the `note: ` prefix.
+    pub notes: Vec<String>,
+}
+
 /// Runs the command `cli` names and returns what to print.
-pub fn run(cli: &Cli) -> Result<String, Failure> {
+pub fn run(cli: &Cli) -> Result<Printed, Failure> {
     let dir = match cli.store.as_deref() {
         Some(s) => store_dir(s).map_err(Failure::Usage)?,
         None => {
@@ -37,28 +49,45 @@ pub fn run(cli: &Cli) -> Result<String, Failure> {
     let out = Out {
         json: cli.json,
         now,
+        notes: RefCell::new(Vec::new()),
     };
     // Checks the store exists (opening it would create an empty one at a mistyped path) and
-    // belongs to `--app`.
+    // belongs to `--app`. Warnings about what the snapshot read (a torn tail it ignored) are
+    // to be noted here, with `out.note`, once the store reports them.
     let store = snapshot(&dir)?;
     check_app(&dir, &store, cli.app.as_deref())?;
-    match &cli.command {
-        Command::Purge { older_than } => purge(&out, &dir, *older_than),
-        Command::Workflows(args) => workflows(&out, &Inspector::new(&store), args),
-        Command::Show { workflow } => show(&out, &Inspector::new(&store), *workflow),
+    let reads = Inspector::new(&store);
+    let stdout = match &cli.command {
+        Command::Purge {
+            older_than,
+            dry_run: true,
+        } => purge_dry_run(&out, &reads, *older_than),
+        Command::Purge { older_than, .. } => purge(&out, &dir, *older_than),
+        Command::Retry { invocation } => retry(&out, &dir, &reads, *invocation),
+        Command::Workflows(args) => workflows(&out, &reads, args),
+        Command::Show { workflow } => show(&out, &reads, *workflow),
         Command::Journal { invocation } => journal(&out, &store, *invocation),
         Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
-        Command::Counts => counts(&out, &Inspector::new(&store)),
-    }
+        Command::Counts => counts(&out, &reads),
+    }?;
+    Ok(Printed {
+        stdout,
+        notes: out.notes.into_inner(),
+    })
 }
 
-/// Output settings shared by the commands.
+/// Output settings shared by the commands, and the notes they leave for stderr.
 struct Out {
     json: bool,
     now: Timestamp,
+    notes: RefCell<Vec<String>>,
 }
 
 impl Out {
+    fn note(&self, line: String) {
+        self.notes.borrow_mut().push(line);
+    }
+
     fn json(&self, v: &Value) -> Result<String, Failure> {
         serde_json::to_string_pretty(v)
             .map(|s| s + "\n")
@@ -248,7 +277,9 @@ fn show(out: &Out, ins: &Inspector<'_>, id: InvocationId) -> Result<String, Fail
     let root = root.record();
     let wf = root.id();
     if wf != id {
-        eprintln!("note: {id} is an invocation of workflow {wf}; showing that workflow");
+        out.note(format!(
+            "{id} is an invocation of workflow {wf}; showing that workflow"
+        ));
     }
     let nodes = tree.nodes();
     let in_subs = nodes
@@ -507,7 +538,7 @@ fn workflow_of(
     let record = read(None, store.invocation(id))?;
     let wf = record.spec.identity.workflow_id;
     let note = (wf != id)
-        .then(|| format!("note: {id} is an invocation of workflow {wf}; showing that workflow"));
+        .then(|| format!("{id} is an invocation of workflow {wf}; showing that workflow"));
     Ok((wf, note))
 }
 
@@ -519,7 +550,7 @@ fn data(
 ) -> Result<String, Failure> {
     let (wf, note) = workflow_of(store, id)?;
     if let Some(note) = note {
-        eprintln!("{note}");
+        out.note(note);
     }
     if let Some(key) = key {
         let Some(bytes) = read(None, store.get_data(wf, key))? else {
@@ -579,11 +610,93 @@ fn open_store(dir: &Path) -> Result<FileStore, Failure> {
         Ok(s) => Ok(s),
         Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
             "store {} is owned by a running process: stop its workers first, or do this from \
-             that process (FileOptions::retention purges finished workflows as it runs)",
+             that process (App::retry, App::purge_finished; FileOptions::retention purges \
+             finished workflows as it runs)",
             dir.display()
         ))),
         Err(e) => Err(store_failure(dir, e)),
     }
+}
+
+fn purge_dry_run(
+    out: &Out,
+    reads: &Inspector<'_>,
+    older_than: Duration,
+) -> Result<String, Failure> {
+    let listed = managed(None, reads.purgeable(older_than, out.now))?;
+    let by = Timestamp(out.now.0.saturating_sub(older_than.as_millis() as u64));
+    if out.json {
+        let list: Vec<Value> = listed
+            .iter()
+            .map(|w| {
+                json!({
+                    "id": w.id.to_string(),
+                    "type": w.workflow_type.as_str(),
+                    "status": w.status.as_str(),
+                    "created_at": ts_json(w.created_at),
+                    "invocations": w.invocations,
+                    "parent_workflow": w.parent_workflow.map(|p| p.to_string()),
+                })
+            })
+            .collect();
+        return out.json(&json!({
+            "dry_run": true,
+            "would_purge": list.len(),
+            "finished_by": ts_json(by),
+            "workflows": list,
+        }));
+    }
+    let mut text = format!(
+        "would purge {} finished workflow{} (finished by {}); nothing was removed\n",
+        listed.len(),
+        if listed.len() == 1 { "" } else { "s" },
+        utc(by)
+    );
+    if listed.is_empty() {
+        return Ok(text);
+    }
+    text.push('\n');
+    let mut t = Table::new(&[
+        "WORKFLOW",
+        "TYPE",
+        "STATUS",
+        "CREATED",
+        ">INVOCATIONS",
+        "SUB-WORKFLOW OF",
+    ]);
+    for w in &listed {
+        t.row(vec![
+            w.id.to_string(),
+            w.workflow_type.to_string(),
+            w.status.to_string(),
+            utc(w.created_at),
+            w.invocations.to_string(),
+            w.parent_workflow
+                .map_or_else(|| "-".into(), |p| p.to_string()),
+        ]);
+    }
+    text.push_str(&t.render());
+    Ok(text)
+}
+
+fn retry(
+    out: &Out,
+    dir: &Path,
+    reads: &Inspector<'_>,
+    id: InvocationId,
+) -> Result<String, Failure> {
+    // Read first, so an unknown id or a refused retry says so without taking the store.
+    let task = managed(None, reads.invocation(id))?.task().clone();
+    let store = open_store(dir)?;
+    managed(Some(dir), Admin::new(&store).retry(id, out.now))?;
+    if out.json {
+        return out.json(
+            &json!({ "retried": id.to_string(), "task": task.as_str(), "status": "pending" }),
+        );
+    }
+    Ok(format!(
+        "retried {id}: pending again; a worker that runs task '{task}' takes it and replays its journal\n"
+    ))
 }
 
 fn purge(out: &Out, dir: &Path, older_than: Duration) -> Result<String, Failure> {
