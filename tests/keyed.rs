@@ -42,7 +42,7 @@ fn the_same_key_returns_the_same_invocation_and_runs_it_once() {
         assert_eq!(late.id(), first.id());
         assert!(!late.was_created());
         assert_eq!(app.run_until_idle().unwrap(), 0, "{}", t.backend);
-        assert_eq!(app.store().counts().unwrap().total(), 2, "{}", t.backend);
+        assert_eq!(app.counts().unwrap().total(), 2, "{}", t.backend);
     }
 }
 
@@ -73,7 +73,7 @@ fn the_same_key_with_other_arguments_is_a_typed_conflict() {
             }
             other => panic!("{}: expected KeyConflict, got {other:?}", t.backend),
         }
-        assert_eq!(app.store().counts().unwrap().total(), 1, "{}", t.backend);
+        assert_eq!(app.counts().unwrap().total(), 1, "{}", t.backend);
     }
 }
 
@@ -117,7 +117,7 @@ fn racing_threads_with_one_key_start_one_invocation() {
         assert_eq!(ids.len(), 1, "{}: {results:?}", t.backend);
         let created = results.iter().filter(|(_, c)| *c).count();
         assert_eq!(created, 1, "{}: exactly one call stored it", t.backend);
-        assert_eq!(app.store().counts().unwrap().total(), 1, "{}", t.backend);
+        assert_eq!(app.counts().unwrap().total(), 1, "{}", t.backend);
         assert_eq!(app.run_until_idle().unwrap(), 1, "{}", t.backend);
     }
 }
