@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use wf_core::{ChildOutcome, Failure as StoredFailure, InvocationId, Op, Status, Timestamp};
-use wf_runtime::{Admin, Inspector, TreeNode, WfError, WorkflowQuery};
+use wf_runtime::{Admin, Inspector, TreeNode, WfError, WorkflowQuery, WorkflowSummary};
 use wf_store::{FileSnapshot, FileStore, InvocationRecord, StoreError, StoreRead};
 
 use crate::Failure;
@@ -180,21 +180,7 @@ fn workflows(out: &Out, ins: &Inspector<'_>, args: &WorkflowsArgs) -> Result<Str
     let total = list.matched;
     let rows = &list.workflows;
     if out.json {
-        let list: Vec<Value> = rows
-            .iter()
-            .map(|w| {
-                json!({
-                    "id": w.id.to_string(),
-                    "type": w.workflow_type.as_str(),
-                    "status": w.status.as_str(),
-                    "created_at": ts_json(w.created_at),
-                    "updated_at": ts_json(w.updated_at),
-                    "age_ms": between(w.created_at, out.now).as_millis() as u64,
-                    "invocations": w.invocations,
-                    "parent_workflow": w.parent_workflow.map(|p| p.to_string()),
-                })
-            })
-            .collect();
+        let list: Vec<Value> = rows.iter().map(|w| summary_json(out, w)).collect();
         return out.json(&json!({ "total": total, "workflows": list }));
     }
     if rows.is_empty() {
@@ -203,6 +189,33 @@ fn workflows(out: &Out, ins: &Inspector<'_>, args: &WorkflowsArgs) -> Result<Str
             None => "no workflows\n".into(),
         });
     }
+    let t = summary_table(out, rows);
+    let mut text = t.render();
+    if rows.len() < total {
+        text.push_str(&format!(
+            "({} of {total} shown, newest first; --limit 0 shows all)\n",
+            rows.len()
+        ));
+    }
+    Ok(text)
+}
+
+/// One workflow of a list, for JSON.
+fn summary_json(out: &Out, w: &WorkflowSummary) -> Value {
+    json!({
+        "id": w.id.to_string(),
+        "type": w.workflow_type.as_str(),
+        "status": w.status.as_str(),
+        "created_at": ts_json(w.created_at),
+        "updated_at": ts_json(w.updated_at),
+        "age_ms": between(w.created_at, out.now).as_millis() as u64,
+        "invocations": w.invocations,
+        "parent_workflow": w.parent_workflow.map(|p| p.to_string()),
+    })
+}
+
+/// A list of workflows as a table: id, type, status, age, size, parent workflow.
+fn summary_table(out: &Out, rows: &[WorkflowSummary]) -> Table {
     let mut t = Table::new(&[
         "WORKFLOW",
         "TYPE",
@@ -222,14 +235,7 @@ fn workflows(out: &Out, ins: &Inspector<'_>, args: &WorkflowsArgs) -> Result<Str
                 .map_or_else(|| "-".into(), |p| p.to_string()),
         ]);
     }
-    let mut text = t.render();
-    if rows.len() < total {
-        text.push_str(&format!(
-            "({} of {total} shown, newest first; --limit 0 shows all)\n",
-            rows.len()
-        ));
-    }
-    Ok(text)
+    t
 }
 
 /// Tree-drawing prefixes for nodes listed depth first (given by their depths): for each node, the prefix of its own row
@@ -626,19 +632,7 @@ fn purge_dry_run(
     let listed = managed(None, reads.purgeable(older_than, out.now))?;
     let by = Timestamp(out.now.0.saturating_sub(older_than.as_millis() as u64));
     if out.json {
-        let list: Vec<Value> = listed
-            .iter()
-            .map(|w| {
-                json!({
-                    "id": w.id.to_string(),
-                    "type": w.workflow_type.as_str(),
-                    "status": w.status.as_str(),
-                    "created_at": ts_json(w.created_at),
-                    "invocations": w.invocations,
-                    "parent_workflow": w.parent_workflow.map(|p| p.to_string()),
-                })
-            })
-            .collect();
+        let list: Vec<Value> = listed.iter().map(|w| summary_json(out, w)).collect();
         return out.json(&json!({
             "dry_run": true,
             "would_purge": list.len(),
@@ -656,25 +650,7 @@ fn purge_dry_run(
         return Ok(text);
     }
     text.push('\n');
-    let mut t = Table::new(&[
-        "WORKFLOW",
-        "TYPE",
-        "STATUS",
-        "CREATED",
-        ">INVOCATIONS",
-        "SUB-WORKFLOW OF",
-    ]);
-    for w in &listed {
-        t.row(vec![
-            w.id.to_string(),
-            w.workflow_type.to_string(),
-            w.status.to_string(),
-            utc(w.created_at),
-            w.invocations.to_string(),
-            w.parent_workflow
-                .map_or_else(|| "-".into(), |p| p.to_string()),
-        ]);
-    }
+    let t = summary_table(out, &listed);
     text.push_str(&t.render());
     Ok(text)
 }

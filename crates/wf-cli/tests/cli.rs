@@ -131,6 +131,22 @@ fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// Waits until the wall clock has passed the store's last update, so `--older-than 0s` takes
+/// everything that finished.
+fn wait_past_last_update(dir: &Path) {
+    let last = FileStore::snapshot(dir)
+        .unwrap()
+        .workflows()
+        .unwrap()
+        .iter()
+        .map(|r| r.state.updated_at)
+        .max()
+        .unwrap();
+    while Timestamp::from_system_time(std::time::SystemTime::now()) <= last {
+        std::thread::yield_now();
+    }
+}
+
 /// Asserts a failure with exit code `code` and one line on stderr; returns the line.
 fn fails(out: &Output, code: i32) -> String {
     let stderr = String::from_utf8(out.stderr.clone()).unwrap();
@@ -391,10 +407,26 @@ fn bad_arguments_and_missing_stores_give_one_line() {
     let help = wf(&["--help"]);
     assert!(help.status.success());
     let help = String::from_utf8(help.stdout).unwrap();
-    for cmd in ["workflows", "show", "journal", "data", "counts", "retry", "purge"] {
+    for cmd in [
+        "workflows",
+        "show",
+        "journal",
+        "data",
+        "counts",
+        "retry",
+        "purge",
+    ] {
         assert!(help.contains(cmd), "{cmd} not in help");
     }
-    for cmd in ["workflows", "show", "journal", "data", "counts", "retry", "purge"] {
+    for cmd in [
+        "workflows",
+        "show",
+        "journal",
+        "data",
+        "counts",
+        "retry",
+        "purge",
+    ] {
         let out = wf(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help");
         assert!(
@@ -456,17 +488,7 @@ fn purge_removes_finished_workflows() {
     assert_eq!(json(&f.dir, &["purge", "--older-than", "7d"])["purged"], 0);
     // `purge --older-than 0s` keeps what finished in the cut-off's own millisecond: wait until
     // the clock has passed the store's last update.
-    let last = FileStore::snapshot(&f.dir)
-        .unwrap()
-        .workflows()
-        .unwrap()
-        .iter()
-        .map(|r| r.state.updated_at)
-        .max()
-        .unwrap();
-    while Timestamp::from_system_time(std::time::SystemTime::now()) <= last {
-        std::thread::yield_now();
-    }
+    wait_past_last_update(&f.dir);
     let text = ok(&f.dir, &["purge", "--older-than", "0s"]);
     assert_eq!(
         text.lines().next().unwrap().split_whitespace().nth(1),
@@ -567,17 +589,7 @@ fn retry_requeues_a_failed_invocation() {
 #[test]
 fn purge_dry_run_lists_and_removes_nothing_even_on_a_live_store() {
     let f = fixture();
-    let last = FileStore::snapshot(&f.dir)
-        .unwrap()
-        .workflows()
-        .unwrap()
-        .iter()
-        .map(|r| r.state.updated_at)
-        .max()
-        .unwrap();
-    while Timestamp::from_system_time(std::time::SystemTime::now()) <= last {
-        std::thread::yield_now();
-    }
+    wait_past_last_update(&f.dir);
     let owner = FileStore::open(&f.dir).unwrap();
     let text = ok(&f.dir, &["purge", "--older-than", "0s", "--dry-run"]);
     assert!(
