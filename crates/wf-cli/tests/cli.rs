@@ -131,6 +131,17 @@ fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// Every subcommand.
+const COMMANDS: [&str; 7] = [
+    "workflows",
+    "show",
+    "journal",
+    "data",
+    "counts",
+    "retry",
+    "purge",
+];
+
 /// Waits until the wall clock has passed the store's last update, so `--older-than 0s` takes
 /// everything that finished.
 fn wait_past_last_update(dir: &Path) {
@@ -407,26 +418,10 @@ fn bad_arguments_and_missing_stores_give_one_line() {
     let help = wf(&["--help"]);
     assert!(help.status.success());
     let help = String::from_utf8(help.stdout).unwrap();
-    for cmd in [
-        "workflows",
-        "show",
-        "journal",
-        "data",
-        "counts",
-        "retry",
-        "purge",
-    ] {
+    for cmd in COMMANDS {
         assert!(help.contains(cmd), "{cmd} not in help");
     }
-    for cmd in [
-        "workflows",
-        "show",
-        "journal",
-        "data",
-        "counts",
-        "retry",
-        "purge",
-    ] {
+    for cmd in COMMANDS {
         let out = wf(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help");
         assert!(

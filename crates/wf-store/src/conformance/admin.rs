@@ -128,15 +128,7 @@ pub fn retry_refuses_what_is_not_failed(s: Subject) {
     let kid = child(21, &parent, "kid", b"");
     submit(store, &parent, at(1));
     let c = claim_expect(store, "w", at(1), parent.id);
-    commit(
-        store,
-        &c.lease,
-        Commit {
-            children: vec![kid.clone()],
-            ..Commit::outcome(Outcome::Waiting { on: vec![kid.id] })
-        },
-        at(1),
-    );
+    start_and_wait(store, &c.lease, &[&kid], at(1));
     let running = root(3, "r", b"");
     submit(store, &running, at(2));
     let _kid_claim = claim_expect(store, "w", at(2), kid.id);
@@ -165,15 +157,7 @@ pub fn retry_refuses_a_child_whose_caller_finished(s: Subject) {
     let kid = child(11, &parent, "kid", b"");
     submit(store, &parent, T0);
     let c = claim_expect(store, "w", T0, parent.id);
-    commit(
-        store,
-        &c.lease,
-        Commit {
-            children: vec![kid.clone()],
-            ..Commit::outcome(Outcome::Waiting { on: vec![kid.id] })
-        },
-        T0,
-    );
+    start_and_wait(store, &c.lease, &[&kid], T0);
     let c = claim_expect(store, "w", at(1), kid.id);
     commit(
         store,
@@ -204,17 +188,7 @@ pub fn retried_child_is_awaited_by_its_waiting_caller(s: Subject) {
     let k2 = child(12, &parent, "k2", b"");
     submit(store, &parent, T0);
     let c = claim_expect(store, "w", T0, parent.id);
-    commit(
-        store,
-        &c.lease,
-        Commit {
-            children: vec![k1.clone(), k2.clone()],
-            ..Commit::outcome(Outcome::Waiting {
-                on: vec![k1.id, k2.id],
-            })
-        },
-        T0,
-    );
+    start_and_wait(store, &c.lease, &[&k1, &k2], T0);
     let c1 = claim_expect(store, "w", at(1), k1.id);
     let c2 = claim_expect(store, "w", at(1), k2.id);
     commit(
