@@ -67,10 +67,10 @@
 //! `docs/ARCHITECTURE.md` in the repository explains how they fit.
 
 pub use wf_runtime::{
-    Admin, App, AppBuilder, Backoff, ChildHandle, ConfigError, DEFAULT_LEASE,
-    DeterministicExecutor, Inspector, Invocation, InvocationView, RetryPredicate, StatusCounts,
-    Task, TaskContext, TaskError, TaskOptions, TreeNode, WfError, Worker, WorkerBuilder,
-    WorkerStats, WorkflowContext, WorkflowList, WorkflowQuery, WorkflowSummary, WorkflowTree,
+    Admin, App, AppBuilder, Backoff, ChildHandle, ConfigError, DEFAULT_LEASE, Deterministic,
+    Inspector, Invocation, InvocationView, RetryPredicate, StatusCounts, Task, TaskContext,
+    TaskError, TaskOptions, TreeNode, WfError, Worker, WorkerBuilder, WorkerStats, WorkflowContext,
+    WorkflowList, WorkflowQuery, WorkflowSummary, WorkflowTree,
 };
 
 /// How a store is named in text (`WF_STORE`, `--store`): `memory`, `file:<dir>`, a directory.

@@ -31,7 +31,7 @@ so it works while workers run (a record being written at that moment is not show
     arg_required_else_help = true,
     propagate_version = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The store: a file store directory (`./wf-data`, `/var/lib/app/wf`), `file:<dir>`, or (not
     /// yet supported) a `redis://` URL; the forms `WF_STORE` takes.
     #[arg(
@@ -59,7 +59,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List workflows (newest first) with type, status, age and size.
     #[command(
         long_about = "List workflows, newest first: one row per workflow root with its \
@@ -185,7 +185,7 @@ Example:
 
 /// Options of `wf workflows`.
 #[derive(Debug, Args)]
-pub struct WorkflowsArgs {
+pub(crate) struct WorkflowsArgs {
     /// Only workflows whose root has this status.
     #[arg(long, value_name = "STATUS", value_parser = status_parser())]
     pub status: Option<Status>,
@@ -205,7 +205,7 @@ pub struct WorkflowsArgs {
 
 /// Parses `--store` / `WF_STORE` (the forms every wf tool takes, `wf_store::StoreSpec`) into
 /// what this inspector can read: a file store directory.
-pub fn store_dir(text: &str) -> Result<PathBuf, String> {
+pub(crate) fn store_dir(text: &str) -> Result<PathBuf, String> {
     match StoreSpec::parse(text).map_err(|e| format!("--store: {e}"))? {
         StoreSpec::File(dir) => Ok(dir),
         StoreSpec::Memory => Err(
@@ -240,7 +240,7 @@ fn status_parser() -> impl clap::builder::TypedValueParser<Value = Status> {
 }
 
 /// Parses `30m`, `12h`, `7d`, `1h30m`, `0s`: number and unit pairs (ms, s, m, h, d, w).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     let bad = |why: &str| format!("{s:?} is not a duration: {why} (examples: 30m, 12h, 7d, 1h30m)");
     if text.is_empty() {

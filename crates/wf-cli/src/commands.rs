@@ -22,15 +22,15 @@ const VALUE_WIDTH: usize = 72;
 /// invocation inside another workflow; where the store hardening lands, that a read ignored a
 /// torn tail). `main` prints the notes first.
 #[derive(Debug, Default)]
-pub struct Printed {
+pub(crate) struct Printed {
     /// The output.
-    pub stdout: String,
+    pub(crate) stdout: String,
     /// One line each, without the `note: ` prefix.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// Runs the command `cli` names and returns what to print.
-pub fn run(cli: &Cli) -> Result<Printed, Failure> {
+pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
     let dir = match cli.store.as_deref() {
         Some(s) => store_dir(s).map_err(Failure::Usage)?,
         None => {

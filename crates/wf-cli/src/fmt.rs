@@ -29,22 +29,22 @@ fn ts_nanos(ts: Timestamp) -> i128 {
 }
 
 /// `2026-01-01 12:00:03Z` (seconds precision, UTC), for tables.
-pub fn utc(ts: Timestamp) -> String {
+pub(crate) fn utc(ts: Timestamp) -> String {
     format_nanos(ts_nanos(ts), TABLE_TIME)
 }
 
 /// `2026-01-01T12:00:03.123Z` (RFC 3339, milliseconds), for JSON.
-pub fn rfc3339(ts: Timestamp) -> String {
+pub(crate) fn rfc3339(ts: Timestamp) -> String {
     format_nanos(ts_nanos(ts), RFC3339_MILLIS)
 }
 
 /// `2026-01-01T12:00:03.123456789Z` from nanoseconds since the epoch (journaled `utc_now()`).
-pub fn rfc3339_nanos(nanos: i128) -> String {
+pub(crate) fn rfc3339_nanos(nanos: i128) -> String {
     format_nanos(nanos, RFC3339_NANOS)
 }
 
 /// A coarse age: `3s`, `5m`, `2h`, `4d`.
-pub fn age(d: Duration) -> String {
+pub(crate) fn age(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..60 => format!("{s}s"),
@@ -55,7 +55,7 @@ pub fn age(d: Duration) -> String {
 }
 
 /// A duration with more precision for short spans: `12ms`, `3.4s`, then like [`age`].
-pub fn span(d: Duration) -> String {
+pub(crate) fn span(d: Duration) -> String {
     match d.as_millis() {
         0..1000 => format!("{}ms", d.as_millis()),
         1000..60_000 => format!("{:.1}s", d.as_secs_f64()),
@@ -64,7 +64,7 @@ pub fn span(d: Duration) -> String {
 }
 
 /// The time from `from` to `to` (zero if `to` is earlier).
-pub fn between(from: Timestamp, to: Timestamp) -> Duration {
+pub(crate) fn between(from: Timestamp, to: Timestamp) -> Duration {
     Duration::from_millis(to.0.saturating_sub(from.0))
 }
 
@@ -76,7 +76,7 @@ enum Line {
 }
 
 /// An aligned plain-text table: a header, rows and free-text notes.
-pub struct Table {
+pub(crate) struct Table {
     headers: Vec<String>,
     right: Vec<bool>,
     lines: Vec<Line>,
@@ -84,7 +84,7 @@ pub struct Table {
 
 impl Table {
     /// A table with these column headers; a header starting with `>` is right-aligned.
-    pub fn new(headers: &[&str]) -> Self {
+    pub(crate) fn new(headers: &[&str]) -> Self {
         Self {
             headers: headers
                 .iter()
@@ -96,17 +96,17 @@ impl Table {
     }
 
     /// Adds a row.
-    pub fn row(&mut self, cells: Vec<String>) {
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
         self.lines.push(Line::Row(cells));
     }
 
     /// Adds a line of free text.
-    pub fn note(&mut self, text: String) {
+    pub(crate) fn note(&mut self, text: String) {
         self.lines.push(Line::Note(text));
     }
 
     /// The table as text, one line per row, columns two spaces apart.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
         for line in &self.lines {
             if let Line::Row(cells) = line {

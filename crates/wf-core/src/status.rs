@@ -68,6 +68,10 @@ impl Status {
     }
 
     /// The single check every backend calls before changing a status.
+    ///
+    /// # Errors
+    ///
+    /// [`TransitionError`] when the table has no move from `self` to `to`.
     pub fn check_transition(self, to: Status) -> Result<(), TransitionError> {
         match self.transition(to) {
             Some(_) => Ok(()),

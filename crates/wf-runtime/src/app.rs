@@ -1,14 +1,12 @@
 //! The `App`: a store, a task registry and configuration, shared by callers and workers.
 
-use std::any::TypeId;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wf_core::TaskId;
+use wf_core::{InvocationId, TaskId};
 use wf_store::{Store, StoreSpec, TaskSet};
 
 use crate::config::{self, Given, StoreChoice};
@@ -16,23 +14,22 @@ use crate::context::TaskContext;
 #[cfg(doc)]
 use crate::error::ConfigError;
 use crate::error::{TaskError, WfError};
-use crate::task::{RegisteredTask, Task, TaskOptions};
-use crate::worker::WorkerBuilder;
+use crate::registry::{RegisteredTask, Registry};
+use crate::scope;
+use crate::task::{Task, TaskOptions};
 
 /// Settings shared by the app's workers.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub lease: Duration,
-    pub worker_threads: usize,
+    pub(crate) lease: Duration,
+    pub(crate) worker_threads: usize,
 }
 
-pub(crate) struct AppInner {
-    pub app_id: String,
-    pub store: Arc<dyn Store>,
-    pub tasks: RwLock<HashMap<TaskId, Arc<RegisteredTask>>>,
-    /// The registered tasks' ids, as workers pass them to claims; replaced on registration.
-    pub task_set: RwLock<TaskSet>,
-    pub config: Config,
+struct AppInner {
+    app_id: String,
+    store: Arc<dyn Store>,
+    registry: Registry,
+    config: Config,
 }
 
 /// A wf application: where tasks are registered and invocations stored.
@@ -51,7 +48,10 @@ pub(crate) struct AppInner {
 /// ```
 #[derive(Clone)]
 pub struct App {
-    pub(crate) inner: Arc<AppInner>,
+    inner: Arc<AppInner>,
+    /// Set on the app a task context hands its body (and on clones of it): the invocation whose
+    /// body may use it, where top-level calls are refused.
+    body: Option<InvocationId>,
 }
 
 impl fmt::Debug for App {
@@ -85,7 +85,16 @@ impl App {
         self.inner.config.lease
     }
 
+    /// Settings for the app's workers.
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
     /// Registers a task called `name` with default options. See [`App::task_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`App::task_with`].
     pub fn task<A, R, F>(&self, name: &str, body: F) -> Result<Task<A, R>, WfError>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -95,45 +104,30 @@ impl App {
         self.task_with(TaskOptions::new(name), body)
     }
 
-    /// Registers a task with options. A name already registered is [`WfError::DuplicateTask`].
+    /// Registers a task with options.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::DuplicateTask`] when a task of this name is already registered.
     pub fn task_with<A, R, F>(&self, options: TaskOptions, body: F) -> Result<Task<A, R>, WfError>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
         F: Fn(&TaskContext, A) -> Result<R, TaskError> + Send + Sync + 'static,
     {
-        let id = options.id.clone();
         let handle = Task::new(&options);
-        let mut tasks = self.inner.tasks.write().unwrap_or_else(|p| p.into_inner());
-        if tasks.contains_key(&id) {
-            return Err(WfError::DuplicateTask(id));
-        }
-        tasks.insert(id.clone(), Arc::new(RegisteredTask::new(options, body)));
-        *self
-            .inner
-            .task_set
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = TaskSet::new(tasks.keys().cloned());
+        self.inner.registry.register(options, body)?;
         Ok(handle)
     }
 
     /// The ids of the registered tasks: what this app's workers claim.
     pub(crate) fn task_set(&self) -> TaskSet {
-        self.inner
-            .task_set
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.registry.task_set()
     }
 
     /// The registered task called `id`, if any.
     pub(crate) fn registered(&self, id: &TaskId) -> Option<Arc<RegisteredTask>> {
-        self.inner
-            .tasks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.inner.registry.get(id)
     }
 
     /// Checks that a handle matches this app's registration of its task, when there is one.
@@ -141,40 +135,31 @@ impl App {
         &self,
         task: &Task<A, R>,
     ) -> Result<(), WfError> {
-        match self.registered(&task.id) {
-            Some(r) if r.signature != TypeId::of::<fn(A) -> R>() => {
-                Err(WfError::ForeignTask(task.id.clone()))
-            }
-            _ => Ok(()),
-        }
+        self.inner.registry.check_handle(task)
     }
 
     /// The names of all registered tasks, sorted.
     pub fn task_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .inner
-            .tasks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
+        self.inner
+            .registry
+            .ids()
+            .into_iter()
             .map(|t| t.as_str().to_owned())
-            .collect();
-        names.sort();
-        names
+            .collect()
     }
 
-    /// Configures a worker pool for this app: `app.worker().threads(4).start()?`.
-    pub fn worker(&self) -> WorkerBuilder {
-        WorkerBuilder::new(self.clone())
+    /// This app, as handed to the body of `invocation`.
+    pub(crate) fn inside_body(&self, invocation: InvocationId) -> App {
+        App {
+            inner: self.inner.clone(),
+            body: Some(invocation),
+        }
     }
 
-    /// Runs queued work on the calling thread until nothing is left to run, and returns how many
-    /// executions ran. Meant for unit tests of workflows: deterministic (one thread, FIFO) and
-    /// fast — retry backoffs and other not-before times are skipped, not waited for.
-    ///
-    /// Do not use it while workers of the same store run: it treats the store as its own.
-    pub fn run_until_idle(&self) -> Result<usize, WfError> {
-        crate::worker::run_until_idle(self)
+    /// The invocation whose body is running where this app is used (the app a context handed
+    /// out, or any app on a thread running a body), if any.
+    pub(crate) fn body_in_progress(&self) -> Option<InvocationId> {
+        self.body.or_else(scope::running_body)
     }
 }
 
@@ -277,13 +262,13 @@ impl AppBuilder {
             inner: Arc::new(AppInner {
                 app_id: settings.app_id,
                 store,
-                tasks: RwLock::new(HashMap::new()),
-                task_set: RwLock::new(TaskSet::default()),
+                registry: Registry::default(),
                 config: Config {
                     lease: settings.lease,
                     worker_threads: settings.worker_threads,
                 },
             }),
+            body: None,
         })
     }
 }
@@ -303,7 +288,7 @@ mod tests {
             .unwrap();
         assert_eq!(app.app_id(), "built");
         assert_eq!(app.lease_duration(), Duration::from_secs(2));
-        assert_eq!(app.inner.config.worker_threads, 7);
+        assert_eq!(app.config().worker_threads, 7);
         assert_eq!(app.store().backend(), "memory");
     }
 

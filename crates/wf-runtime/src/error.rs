@@ -49,14 +49,59 @@ pub enum WfError {
         failure: Failure,
     },
     /// The invocation did not finish within the time given to `result_timeout`.
-    #[error(
-        "invocation {invocation} did not finish within {waited:?}; is a worker running (`app.worker().start()`)?"
-    )]
+    #[error("invocation {invocation} did not finish within {waited:?}: {progress}")]
     Timeout {
         /// The invocation.
         invocation: InvocationId,
         /// How long was waited.
         waited: Duration,
+        /// Where it stands, in words (see [`crate::Invocation::progress`]).
+        progress: String,
+    },
+    /// A child handle was joined by an invocation that did not create it (another workflow, or
+    /// the other side of a sub-workflow). A handle belongs to the execution that started the
+    /// child.
+    #[error(
+        "the handle of child {child} was created by invocation {created_by}; invocation {joined_by} \
+         cannot join it: a handle belongs to the execution that started the child. Pass values \
+         between workflows as arguments and results, not handles"
+    )]
+    ForeignHandle {
+        /// The child the handle points to.
+        child: InvocationId,
+        /// The invocation whose body started the child.
+        created_by: InvocationId,
+        /// The invocation that tried to join it.
+        joined_by: InvocationId,
+    },
+    /// A child handle kept from an earlier execution of the same invocation was joined. Handles
+    /// do not outlive the execution that created them.
+    #[error(
+        "the handle of child {child} comes from an earlier execution of invocation {invocation}; \
+         handles do not outlive the execution that created them. Call `start_task` with the same \
+         task and arguments in this execution (it replays and returns the same child) and join \
+         that handle"
+    )]
+    StaleHandle {
+        /// The child the handle points to.
+        child: InvocationId,
+        /// The invocation (whose earlier execution created the handle).
+        invocation: InvocationId,
+    },
+    /// `Task::call` was used inside a running task body. It would start a new top-level
+    /// workflow on every replay of the body, outside its journal.
+    #[error(
+        "task '{task}' was called with `Task::call` from inside the body of invocation \
+         {invocation}: that would start a new top-level workflow on every replay. Use \
+         `ctx.wf().execute_task(..)` or `ctx.wf().start_task(..)` to run it as a child of this \
+         invocation; for an independent sub-workflow, register the task with \
+         `TaskOptions::force_new_workflow(true)` and start it the same way"
+    )]
+    CallInsideBody {
+        /// The task called.
+        task: TaskId,
+        /// The invocation whose body made the call.
+        invocation: InvocationId,
     },
     /// [`crate::Task::call_keyed`] was given a key that already started an invocation of the
     /// task with other arguments. Nothing was started.
@@ -171,6 +216,16 @@ impl TaskError {
     /// False when marked [`TaskError::permanent`].
     pub fn is_retryable(&self) -> bool {
         !self.permanent
+    }
+
+    /// True when this error is a joined child's recorded failure passed on by the body (a
+    /// [`WfError::ChildFailed`], typically propagated with `?`). Such an error is final for the
+    /// parent unless its `retry_if` asks for a retry: a retry would replay the same failure.
+    pub fn is_child_failure(&self) -> bool {
+        matches!(
+            self.downcast_ref::<WfError>(),
+            Some(WfError::ChildFailed { .. })
+        )
     }
 
     /// The message.
