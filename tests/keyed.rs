@@ -157,3 +157,28 @@ fn a_key_holds_across_app_instances_and_restarts() {
     app.run_until_idle().unwrap();
     assert_eq!(inv.result().unwrap(), 8);
 }
+
+/// A keyed call from inside a body escapes the journal like a plain call: refused.
+#[test]
+fn a_keyed_call_inside_a_body_is_refused() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let inner = double(app);
+        let outer = app
+            .task(
+                "outer",
+                move |ctx: &TaskContext, (): ()| -> Result<String, TaskError> {
+                    match inner.call_keyed(ctx.app(), "k", 1) {
+                        Err(e @ WfError::CallInsideBody { .. }) => Ok(e.to_string()),
+                        other => Ok(format!("not refused: {other:?}")),
+                    }
+                },
+            )
+            .unwrap();
+        let inv = outer.call(app, ()).unwrap();
+        app.run_until_idle().unwrap();
+        let said = inv.result().unwrap();
+        assert!(said.contains("double"), "{}: {said}", t.backend);
+        assert_eq!(app.counts().unwrap().total(), 1, "{}", t.backend);
+    }
+}
