@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use wf_core::{
     CallId, Failure, FailureKind, InvocationId, Status, WorkflowIdentity, decode, encode,
 };
-use wf_store::{InvocationRecord, NewInvocation};
+use wf_store::{InvocationRecord, NewInvocation, StoreError, Submitted};
 
 use crate::app::App;
 use crate::clock;
@@ -21,6 +21,7 @@ use crate::task::Task;
 pub struct Invocation<R> {
     id: InvocationId,
     app: App,
+    created: bool,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -39,11 +40,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     /// [`WfError::Codec`] when the arguments cannot be encoded; [`WfError::Store`] when the store
     /// refuses or fails the submission.
     pub fn call(&self, app: &App, args: A) -> Result<Invocation<R>, WfError> {
-        self.check_caller(app)?;
-        let invocation = self.new_root(args)?;
-        let id = invocation.id;
-        app.store().submit(invocation, clock::now())?;
-        Ok(Invocation::attach(app, id))
+        self.submit(app, fresh_invocation_id(), &args)
     }
 
     /// Calls the task once per item of `args`, each call a new workflow as with [`Task::call`],
@@ -77,14 +74,73 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
         self.check_caller(app)?;
         let batch = args
             .into_iter()
-            .map(|a| self.new_root(a))
+            .map(|a| self.new_root(fresh_invocation_id(), &a))
             .collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<InvocationId> = batch.iter().map(|i| i.id).collect();
-        app.store().submit_many(batch, clock::now())?;
+        let answers = app.store().submit_many(batch, clock::now())?;
         Ok(ids
             .into_iter()
-            .map(|id| Invocation::attach(app, id))
+            .zip(answers)
+            .map(|(id, submitted)| Invocation {
+                created: submitted == Submitted::Created,
+                ..Invocation::attach(app, id)
+            })
             .collect())
+    }
+
+    /// Calls the task at most once per `key`: an idempotent start. The invocation's id derives
+    /// from (app id, task, key) ([`InvocationId::keyed`]), so every call with the same key —
+    /// from this process or another one sharing the store, now or after a restart — returns the
+    /// same invocation, and only the first stores and queues it ([`Invocation::was_created`]
+    /// tells which one this was). Use a key that names the work in your domain: an order number,
+    /// a batch date, a request id.
+    ///
+    /// ```
+    /// use wf_runtime::{App, TaskContext, TaskError, WfError};
+    ///
+    /// let app = App::builder().app_id("shop").memory().build()?;
+    /// let ship = app.task("ship", |_: &TaskContext, order: u32| -> Result<String, TaskError> {
+    ///     Ok(format!("parcel for order {order}"))
+    /// })?;
+    /// let first = ship.call_keyed(&app, "order-1042", 1042)?;
+    /// let again = ship.call_keyed(&app, "order-1042", 1042)?; // a retry of the request
+    /// assert_eq!(first.id(), again.id());
+    /// assert!(first.was_created() && !again.was_created());
+    ///
+    /// // The same key with other arguments is a conflict, not a second start.
+    /// let err = ship.call_keyed(&app, "order-1042", 7).unwrap_err();
+    /// assert!(matches!(err, WfError::KeyConflict { existing, .. } if existing == first.id()));
+    /// # Ok::<(), WfError>(())
+    /// ```
+    ///
+    /// The key holds while the invocation is stored: once its workflow is purged, the same key
+    /// starts anew. Like [`Task::call`], it is refused inside a task body.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::KeyConflict`] when the key already started an invocation with other arguments,
+    /// and the errors of [`Task::call`].
+    pub fn call_keyed(&self, app: &App, key: &str, args: A) -> Result<Invocation<R>, WfError> {
+        let id = InvocationId::keyed(app.app_id(), &self.id, key);
+        match self.submit(app, id, &args) {
+            Err(WfError::Store(StoreError::Conflict(existing))) => Err(WfError::KeyConflict {
+                task: self.id.clone(),
+                key: key.to_owned(),
+                existing,
+            }),
+            other => other,
+        }
+    }
+
+    /// Submits a root invocation with id `id`; idempotent by id.
+    fn submit(&self, app: &App, id: InvocationId, args: &A) -> Result<Invocation<R>, WfError> {
+        self.check_caller(app)?;
+        let invocation = self.new_root(id, args)?;
+        let submitted = app.store().submit(invocation, clock::now())?;
+        Ok(Invocation {
+            created: submitted == Submitted::Created,
+            ..Invocation::attach(app, id)
+        })
     }
 
     /// Refuses a top-level call from inside a body, or with a handle of another app.
@@ -98,10 +154,9 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
         app.check_handle(self)
     }
 
-    /// A new root invocation of this task with `args`: a workflow of its own.
-    fn new_root(&self, args: A) -> Result<NewInvocation, WfError> {
-        let args = encode(&args)?;
-        let id = fresh_invocation_id();
+    /// A new root invocation `id` of this task with `args`: a workflow of its own.
+    fn new_root(&self, id: InvocationId, args: &A) -> Result<NewInvocation, WfError> {
+        let args = encode(args)?;
         Ok(NewInvocation {
             id,
             call: CallId::of(&self.id, &args),
@@ -122,8 +177,16 @@ impl<R: DeserializeOwned> Invocation<R> {
         Self {
             id,
             app: app.clone(),
+            created: false,
             _result: PhantomData,
         }
+    }
+
+    /// True when the call that returned this handle stored the invocation: always for
+    /// [`Task::call`]; for [`Task::call_keyed`], only for the first call with its key. False
+    /// for a handle from [`Invocation::attach`].
+    pub fn was_created(&self) -> bool {
+        self.created
     }
 
     /// The invocation's id.
@@ -293,6 +356,7 @@ impl<R> Clone for Invocation<R> {
         Self {
             id: self.id,
             app: self.app.clone(),
+            created: self.created,
             _result: PhantomData,
         }
     }
