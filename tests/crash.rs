@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+mod common;
+
+use wf::core::OpKind;
 use wf::prelude::*;
 use wf::{FailureKind, InvocationId, uuid};
 
@@ -98,6 +101,34 @@ fn register(app: &App, dir: PathBuf, crashing: bool) -> (Task<u32, u32>, Task<()
     (single, flow)
 }
 
+/// A workflow that runs a child inline and then crashes its process in its own body, after the
+/// child committed and before the workflow's next commit (`crashing`).
+fn register_after(app: &App, dir: PathBuf, crashing: bool) -> Task<(), u32> {
+    let d = dir.clone();
+    let note = app
+        .task(
+            "note",
+            move |_: &TaskContext, n: u32| -> Result<u32, TaskError> {
+                log_run(&d, &format!("note {n}"));
+                Ok(n + 1)
+            },
+        )
+        .unwrap();
+    app.task(
+        "after",
+        move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
+            let got = ctx.wf().execute_task(&note, 41)?;
+            log_run(&dir, "after the child");
+            if crashing {
+                println!("RUNNING");
+                block_forever();
+            }
+            Ok(got)
+        },
+    )
+    .unwrap()
+}
+
 /// How many lost executions in a row the poison task allows.
 const POISON_RECOVERIES: u32 = 2;
 
@@ -136,10 +167,12 @@ fn crash_child_entry() {
     let dir = PathBuf::from(dir);
     let app = open(&dir);
     let poison = register_poison(&app, dir.clone(), true);
+    let after = register_after(&app, dir.clone(), true);
     let (single, flow) = register(&app, dir, true);
     let id = match role.as_str() {
         "single" => Some(single.call(&app, 4).unwrap().id()),
         "flow" => Some(flow.call(&app, ()).unwrap().id()),
+        "after" => Some(after.call(&app, ()).unwrap().id()),
         "poison" => Some(poison.call(&app, ()).unwrap().id()),
         _ => None, // "work": only run what the store holds
     };
@@ -227,6 +260,28 @@ fn a_workflow_killed_mid_child_resumes_without_repeating_finished_steps() {
     assert_eq!(before.iter().filter(|l| l.as_str() == "step 2").count(), 1);
 
     let app = open(dir.path());
+    // Step 2 ran inline: the process died between the checkpoint that persisted the workflow's
+    // progress and claimed step 2, and step 2's commit.
+    assert_eq!(
+        common::journal_kinds(&app, id),
+        [
+            OpKind::Random,
+            OpKind::Uuid,
+            OpKind::Time,
+            OpKind::ChildStart,
+            OpKind::ChildResult,
+            OpKind::ChildStart
+        ],
+        "the checkpoint before step 2 is durable"
+    );
+    let members = app.store().workflow_invocations(id).unwrap();
+    let step2 = app.store().invocation(members[2]).unwrap();
+    assert_eq!(
+        (step2.status(), step2.state.attempts),
+        (Status::Running, 1),
+        "step 2 was claimed by the checkpoint and never committed"
+    );
+    assert!(app.store().get_data(id, "draw").unwrap().is_some());
     register(&app, dir.path().to_owned(), false);
     let worker = app.worker().threads(2).start().unwrap();
     let inv: Invocation<String> = Invocation::attach(&app, id);
@@ -255,6 +310,39 @@ fn a_workflow_killed_mid_child_resumes_without_repeating_finished_steps() {
     let stored: uuid::Uuid =
         wf::core::decode(&app.store().get_data(id, "draw").unwrap().unwrap()).unwrap();
     assert!(result.contains(&stored.to_string()));
+}
+
+/// The process dies after a child ran inline and committed, before the workflow's next commit:
+/// the child's outcome is durable (it is not run again) though the workflow's journal never
+/// recorded it; the workflow's replay reads it from the store.
+#[test]
+fn a_workflow_killed_after_an_inline_child_committed_does_not_rerun_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, id) = start_and_wait_until_running(dir.path(), "after");
+    kill_9(child);
+    assert_eq!(runs(dir.path()), vec!["note 41", "after the child"]);
+
+    let app = open(dir.path());
+    assert_eq!(
+        common::journal_kinds(&app, id),
+        [OpKind::ChildStart],
+        "the child's result was recorded only in the lost execution"
+    );
+    let members = app.store().workflow_invocations(id).unwrap();
+    assert_eq!(
+        app.store().invocation(members[1]).unwrap().status(),
+        Status::Success
+    );
+    register_after(&app, dir.path().to_owned(), false);
+    let worker = app.worker().threads(1).start().unwrap();
+    let inv: Invocation<u32> = Invocation::attach(&app, id);
+    assert_eq!(inv.result_timeout(PATIENCE).unwrap(), 42);
+    worker.stop();
+    assert_eq!(
+        runs(dir.path()),
+        vec!["note 41", "after the child", "after the child"],
+        "the child ran once; the workflow's body twice"
+    );
 }
 
 /// The lease is what lets the new process take over: until it expires, nothing runs twice at
