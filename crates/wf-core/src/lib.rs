@@ -49,6 +49,6 @@ pub use codec::{CodecError, FORMAT_VERSION, decode, encode};
 pub use cursor::{ChildStart, Ending, NonDeterminism, Replay, ReplayCursor};
 pub use failure::{Failure, FailureKind};
 pub use identity::WorkflowIdentity;
-pub use ids::{CallId, InvocationId, TaskId, Timestamp, WorkerId};
+pub use ids::{CallId, IdHasher, IdHashing, InvocationId, TaskId, Timestamp, WorkerId};
 pub use journal::{ChildOutcome, JournalEntry, Op, OpKind};
 pub use status::{Status, TRANSITIONS, Transition, TransitionError};

@@ -1,6 +1,7 @@
 //! Fresh ids for invocations started from outside any task, and worker names.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use wf_core::InvocationId;
@@ -23,18 +24,24 @@ pub(crate) fn fresh_invocation_id() -> InvocationId {
         let mut h = std::hash::RandomState::new().build_hasher();
         h.write_u64(n);
         h.write_u128(nanos);
-        h.write_u32(std::process::id());
+        h.write_u32(process_id());
         h.write_usize(i);
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
     InvocationId::from_random_bytes(bytes)
 }
 
+/// This process's id, read once (each `std::process::id()` is a system call).
+fn process_id() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 /// A worker name unique in this process: `w<pid>-<n>`.
 pub(crate) fn worker_name() -> String {
     format!(
         "w{}-{}",
-        std::process::id(),
+        process_id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }

@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use wf_core::{ChildOutcome, InvocationId, Timestamp, WorkerId};
+use wf_core::{ChildOutcome, IdHashing, InvocationId, Timestamp, WorkerId};
 use wf_store::{Claim, Lease};
 
 use crate::app::App;
@@ -63,7 +63,7 @@ pub(crate) struct Pool {
     /// Stop claiming new work (inline children included).
     stop: AtomicBool,
     /// The lease of each running invocation, renewed by the lease thread.
-    active: Mutex<HashMap<InvocationId, Lease>>,
+    active: Mutex<HashMap<InvocationId, Lease, IdHashing>>,
     stats: Stats,
 }
 
@@ -78,7 +78,7 @@ impl Pool {
         self.stop.load(Ordering::Acquire)
     }
 
-    fn lock_active(&self) -> MutexGuard<'_, HashMap<InvocationId, Lease>> {
+    fn lock_active(&self) -> MutexGuard<'_, HashMap<InvocationId, Lease, IdHashing>> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 

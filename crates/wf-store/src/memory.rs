@@ -1,5 +1,6 @@
 //! The memory backend: in-process, exact, fast; for tests and single-process use.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,9 +25,53 @@ use crate::tables::{Change, Tables};
 pub struct MemoryStore {
     tables: Mutex<Tables>,
     /// Signalled when something may have become claimable.
-    work: Condvar,
+    work: Signal,
     /// Signalled when an invocation became final.
-    finished: Condvar,
+    finished: Signal,
+}
+
+/// A condition variable over the `Tables` lock that knows whether anyone waits on it, so a
+/// change nobody waits for costs no wake-up system call (most commits, under load).
+///
+/// No wake-up is lost: a waiter counts itself while it holds the lock, before `wait` releases
+/// it; a notifier changes the state under the lock and reads the count after releasing it, so
+/// it sees every waiter that checked the state before the change.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    cond: Condvar,
+    waiting: AtomicUsize,
+}
+
+impl Signal {
+    /// Waits up to `d` for a notification, releasing `guard` meanwhile.
+    pub(crate) fn wait_timeout<'a>(
+        &self,
+        guard: MutexGuard<'a, Tables>,
+        d: Duration,
+    ) -> MutexGuard<'a, Tables> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let guard = self
+            .cond
+            .wait_timeout(guard, d)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        guard
+    }
+
+    /// Wakes one waiter, if any.
+    pub(crate) fn notify_one(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.cond.notify_one();
+        }
+    }
+
+    /// Wakes every waiter, if any.
+    pub(crate) fn notify_all(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.cond.notify_all();
+        }
+    }
 }
 
 impl MemoryStore {
@@ -63,7 +108,7 @@ impl MemoryStore {
 
 /// Wakes workers when work appeared, and callers waiting for a result when something finished
 /// or was purged (a waiter on a purged invocation must learn it is gone).
-pub(crate) fn signal(changes: &[Change], work: &Condvar, finished: &Condvar) {
+pub(crate) fn signal(changes: &[Change], work: &Signal, finished: &Signal) {
     let mut new_work = 0usize;
     let mut any_final = false;
     for change in changes {
@@ -95,7 +140,7 @@ pub(crate) fn system_now() -> Timestamp {
 /// Waits on `cond` until `ready` says yes or `timeout` passes; shared by the in-process backends.
 pub(crate) fn wait_until<'a, T>(
     mut guard: MutexGuard<'a, Tables>,
-    cond: &Condvar,
+    cond: &Signal,
     timeout: Duration,
     mut ready: impl FnMut(&Tables) -> Option<T>,
     mut wake_by: impl FnMut(&Tables) -> Option<Timestamp>,
@@ -113,10 +158,7 @@ pub(crate) fn wait_until<'a, T>(
         if let Some(due) = wake_by(&guard) {
             wait = wait.min(system_now().until(due).max(Duration::from_millis(1)));
         }
-        guard = cond
-            .wait_timeout(guard, wait)
-            .map(|(g, _)| g)
-            .unwrap_or_else(|p| p.into_inner().0);
+        guard = cond.wait_timeout(guard, wait);
     }
 }
 
@@ -125,7 +167,7 @@ pub(crate) fn wait_until<'a, T>(
 /// tasks or lease expiry. Work of other tasks neither ends the wait nor wakes it early.
 pub(crate) fn wait_for_claimable(
     guard: MutexGuard<'_, Tables>,
-    work: &Condvar,
+    work: &Signal,
     tasks: &TaskSet,
     timeout: Duration,
 ) -> bool {

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wf_core::{
-    CallId, Failure, FailureKind, InvocationId, JournalEntry, Status, TaskId, Timestamp, WorkerId,
-    WorkflowIdentity, check_write,
+    CallId, Failure, FailureKind, IdHashing, InvocationId, JournalEntry, Status, TaskId, Timestamp,
+    WorkerId, WorkflowIdentity, check_write,
 };
 
 use crate::error::StoreError;
@@ -89,6 +89,10 @@ fn new_call(n: &NewInvocation) -> CallKey<'_> {
     (&n.task, n.call, &n.args, n.parent, &n.identity)
 }
 
+/// A map keyed by invocation id, hashed with the fast [`IdHashing`] (ids are random or derived,
+/// never chosen by an adversary).
+type IdMap<V> = HashMap<InvocationId, V, IdHashing>;
+
 /// The validated writes of a commit or checkpoint besides the status.
 struct Progress {
     journal: Vec<JournalEntry>,
@@ -131,16 +135,16 @@ struct TaskQueue {
 #[derive(Default)]
 #[cfg_attr(test, derive(Clone))]
 pub struct Tables {
-    invocations: HashMap<InvocationId, Slot>,
-    journals: HashMap<InvocationId, Vec<JournalEntry>>,
-    data: HashMap<InvocationId, BTreeMap<String, Vec<u8>>>,
-    members: HashMap<InvocationId, Vec<InvocationId>>,
+    invocations: IdMap<Slot>,
+    journals: IdMap<Vec<JournalEntry>>,
+    data: IdMap<BTreeMap<String, Vec<u8>>>,
+    members: IdMap<Vec<InvocationId>>,
     /// The app the store belongs to, once bound.
     app: Option<String>,
     /// Claimable invocations by task. A task's entry stays once made (empty when it has nothing
     /// claimable): there are as many as distinct task names, and keeping them saves re-making
     /// the entry on every submit of a task whose queue just ran empty.
-    queues: HashMap<TaskId, TaskQueue>,
+    queues: HashMap<TaskId, TaskQueue, IdHashing>,
     /// Running invocations by lease expiry, of every task.
     leases: BTreeSet<(Timestamp, InvocationId)>,
     counts: StatusCounts,
@@ -547,6 +551,9 @@ impl Tables {
         now: Timestamp,
     ) -> Result<Vec<Submitted>, StoreError> {
         let fresh = self.check_new_batch(batch.iter())?;
+        let created = fresh.iter().filter(|f| **f).count();
+        self.invocations.reserve(created);
+        self.members.reserve(created);
         let answers = fresh
             .iter()
             .map(|f| match f {
@@ -571,7 +578,7 @@ impl Tables {
         &self,
         batch: impl Iterator<Item = &'a NewInvocation>,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut earlier: HashMap<InvocationId, &NewInvocation> = HashMap::new();
+        let mut earlier: IdMap<&NewInvocation> = IdMap::default();
         let mut fresh = Vec::new();
         for new in batch {
             let is_new = match earlier.get(&new.id) {

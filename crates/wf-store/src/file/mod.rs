@@ -83,14 +83,14 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Status, Timestamp, WorkerId};
 
 use crate::error::StoreError;
 use crate::limits;
-use crate::memory::{signal, system_now, wait_until};
+use crate::memory::{Signal, signal, system_now, wait_until};
 use crate::model::{
     Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts,
     Submitted, TaskSet,
@@ -203,9 +203,9 @@ pub struct FileStore {
     options: FileOptions,
     tables: Mutex<Tables>,
     /// Signalled when something may have become claimable.
-    work: Condvar,
+    work: Signal,
     /// Signalled when an invocation became final.
-    finished: Condvar,
+    finished: Signal,
     log: Log,
     /// The log's size right after the last compaction: the live state's size.
     live_bytes: AtomicU64,
@@ -268,8 +268,8 @@ impl FileStore {
             dir,
             options,
             tables: Mutex::new(opened.tables),
-            work: Condvar::new(),
-            finished: Condvar::new(),
+            work: Signal::default(),
+            finished: Signal::default(),
             log,
             live_bytes: AtomicU64::new(0),
             next_retention: AtomicU64::new(0),
