@@ -21,7 +21,7 @@ use crate::tables::{Change, Tables};
 /// let store = MemoryStore::new();
 /// assert_eq!(store.counts().unwrap().total(), 0);
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
     /// Signalled when something may have become claimable.
@@ -74,17 +74,24 @@ impl Signal {
     }
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self::default()
+        Self::from_tables(Tables::new())
     }
 
     /// A store holding `tables` (for example state rebuilt from a file store's log).
     pub fn from_tables(tables: Tables) -> Self {
         Self {
-            tables: Mutex::new(tables),
-            ..Self::default()
+            tables: Mutex::new(tables.unlogged()),
+            work: Signal::default(),
+            finished: Signal::default(),
         }
     }
 

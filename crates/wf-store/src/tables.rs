@@ -150,6 +150,10 @@ pub struct Tables {
     counts: StatusCounts,
     next_seq: u64,
     next_ticket: u64,
+    /// Set by a backend that logs nothing (memory): operations then report only the changes
+    /// that say what became claimable or final (`Created`, `State`, `Purged`), without copying
+    /// journals and data values into the change list.
+    unlogged: bool,
 }
 
 impl std::fmt::Debug for Tables {
@@ -166,6 +170,14 @@ impl Tables {
     /// Empty tables.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// These tables, for a backend that logs nothing (memory): operations then leave journal
+    /// entries, data writes and other changes that neither queue nor finish an invocation out
+    /// of the change list they return (it is only used to wake waiters).
+    pub fn unlogged(mut self) -> Self {
+        self.unlogged = true;
+        self
     }
 
     // ----- the one mutation path -------------------------------------------------------------
@@ -295,7 +307,13 @@ impl Tables {
     }
 
     fn emit(&mut self, out: &mut Vec<Change>, change: Change) {
-        out.push(change.clone());
+        let wakes = matches!(
+            change,
+            Change::Created(..) | Change::State(..) | Change::Purged(_)
+        );
+        if wakes || !self.unlogged {
+            out.push(change.clone());
+        }
         self.apply(change);
     }
 
@@ -578,8 +596,12 @@ impl Tables {
         &self,
         batch: impl Iterator<Item = &'a NewInvocation>,
     ) -> Result<Vec<bool>, StoreError> {
+        let batch = batch.collect::<Vec<_>>();
+        if let [one] = batch[..] {
+            return Ok(vec![self.check_new(one)?.is_none()]);
+        }
         let mut earlier: IdMap<&NewInvocation> = IdMap::default();
-        let mut fresh = Vec::new();
+        let mut fresh = Vec::with_capacity(batch.len());
         for new in batch {
             let is_new = match earlier.get(&new.id) {
                 Some(first) if new_call(first) == new_call(new) => false,
