@@ -5,7 +5,7 @@
 //! | `ci` | fmt check, clippy (`-D warnings`), the test suite, the README check, rustdoc (`-D warnings`), stopping at the first failure |
 //! | `test [-- ARGS]` | `cargo test --workspace --all-features [ARGS]`: the one test command README and `.ci/run` use |
 //! | `readme` | compiles every Rust block of README.md as a new project depending on `wf` by path |
-//! | `bench [--quick] [-- ARGS]` | builds `crates/wf-bench` in release and runs it |
+//! | `bench [--backend B] [--quick] [-- ARGS]` | builds `crates/wf-bench` in release and runs it; the report goes to stdout and `target/bench/latest.{md,json}` |
 //!
 //! Only the standard library: this crate must build before anything else does.
 
@@ -25,8 +25,9 @@ commands:
                          (stops at the first failure)
   test [-- ARGS]         cargo test --workspace --all-features [ARGS]
   readme                 compile every Rust block of README.md as a new project using wf by path
-  bench [--quick] [-- ARGS]
-                         build crates/wf-bench in release and run it (--quick: short measurements)
+  bench [--backend memory|file|redis|all] [--quick] [-- ARGS]
+                         build crates/wf-bench in release and run it (--quick: short measurements);
+                         the report goes to stdout and target/bench/latest.{md,json}
   help                   this message
 ";
 
@@ -232,13 +233,19 @@ fn rustdocflags() -> OsString {
 fn bench(root: &Path, rest: &[String]) -> Result<(), Failed> {
     let mut bench_args: Vec<String> = Vec::new();
     let mut iter = rest.iter();
-    for arg in iter.by_ref() {
+    while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--quick" => bench_args.push(arg.clone()),
+            "--backend" => match iter.next() {
+                Some(b) if ["memory", "file", "redis", "all"].contains(&b.as_str()) => {
+                    bench_args.extend([arg.clone(), b.clone()]);
+                }
+                _ => return usage_error("--backend takes memory, file, redis or all"),
+            },
             "--" => break,
             other => {
                 return usage_error(&format!(
-                    "unknown bench argument `{other}`; use --quick, and pass others to wf-bench after `--`"
+                    "unknown bench argument `{other}`; use --backend and --quick, and pass others to wf-bench after `--`"
                 ));
             }
         }
@@ -249,6 +256,15 @@ fn bench(root: &Path, rest: &[String]) -> Result<(), Failed> {
     if !bench_args.iter().any(|a| a == "--dir") {
         bench_args.push("--dir".to_owned());
         bench_args.push(scratch.to_string_lossy().into_owned());
+    }
+    if !bench_args.iter().any(|a| a == "--out") {
+        bench_args.push("--out".to_owned());
+        bench_args.push(
+            target_dir(root)
+                .join("bench")
+                .to_string_lossy()
+                .into_owned(),
+        );
     }
     let mut args = vec!["run", "--release", "--quiet", "-p", "wf-bench", "--"];
     args.extend(bench_args.iter().map(String::as_str));

@@ -49,8 +49,14 @@ impl IdHasher {
 }
 
 impl Hasher for IdHasher {
+    /// The state, avalanched (the SplitMix64 finalizer): the mix only carries bits upwards, and
+    /// ids that differ only in their high bytes (small numbers, big-endian) must still land in
+    /// different buckets, which hash tables pick by the low bits.
     fn finish(&self) -> u64 {
-        self.0
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -254,6 +260,22 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher;
+
+    /// Sequential ids (as tests and `from_u128` make them) differ only in their last bytes; the
+    /// hasher must still spread them over a table's low bits, or lookups degrade to scans.
+    #[test]
+    fn id_hashes_spread_sequential_ids_over_the_low_bits() {
+        let hashing = IdHashing::default();
+        let buckets: std::collections::HashSet<u64> = (0..4096u128)
+            .map(|n| hashing.hash_one(InvocationId::from_u128(n)) & 4095)
+            .collect();
+        assert!(
+            buckets.len() > 2000,
+            "{} distinct buckets of 4096",
+            buckets.len()
+        );
+    }
 
     #[test]
     fn call_id_is_stable_and_separates_task_from_args() {
