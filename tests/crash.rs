@@ -284,6 +284,7 @@ fn work_is_not_taken_over_before_the_lease_expires() {
         store
             .claim(
                 &wf::core::WorkerId::new("early"),
+                &wf::store::TaskSet::new(["single"]),
                 LEASE,
                 wf::core::Timestamp(expires.0 - 1).min(now)
             )

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Gate, PATIENCE, apps};
 use wf::prelude::*;
+use wf::store::StoreError;
 use wf::{FailureKind, Status};
 
 #[test]
@@ -248,30 +249,81 @@ fn graceful_stop_finishes_running_work_and_claims_nothing_new() {
     }
 }
 
+/// A worker app that has not registered a task (a partial deploy, a renamed task, a second
+/// binary) never claims its invocations: they stay pending, untouched, until a worker that runs
+/// the task takes them.
 #[test]
-fn unknown_tasks_fail_with_a_clear_message() {
+fn unknown_tasks_wait_for_a_worker_that_registers_them() {
     for t in apps(|b| b) {
         let caller = &t.app;
         let task = caller
             .task(
                 "known_here",
-                |_: &TaskContext, (): ()| -> Result<(), TaskError> { Ok(()) },
+                |_: &TaskContext, (): ()| -> Result<u8, TaskError> { Ok(7) },
             )
             .unwrap();
         let inv = task.call(caller, ()).unwrap();
         // A worker app sharing the store but lacking the task.
         let worker_app = App::builder()
+            .app_id("test")
             .store(caller.store().clone())
             .build()
             .unwrap();
-        worker_app.run_until_idle().unwrap();
-        match inv.result_timeout(PATIENCE) {
-            Err(WfError::Failed { failure, .. }) => {
-                assert_eq!(failure.kind, FailureKind::UnknownTask);
-                assert!(failure.message.contains("known_here"));
-            }
-            other => panic!("{}: {other:?}", t.backend),
+        worker_app
+            .task(
+                "other",
+                |_: &TaskContext, (): ()| -> Result<(), TaskError> { Ok(()) },
+            )
+            .unwrap();
+        assert_eq!(worker_app.run_until_idle().unwrap(), 0, "{}", t.backend);
+        let worker = worker_app.worker().threads(1).start().unwrap();
+        // Nothing to await: the worker must do nothing. Give it a moment to do the wrong thing.
+        assert!(
+            matches!(
+                inv.result_timeout(Duration::from_millis(300)),
+                Err(WfError::Timeout { .. })
+            ),
+            "{}: a worker without the task must leave it alone",
+            t.backend
+        );
+        assert_eq!(worker.stop().executed, 0, "{}", t.backend);
+        let record = caller.store().invocation(inv.id()).unwrap();
+        assert_eq!(record.status(), Status::Pending, "{}", t.backend);
+        assert_eq!(record.state.attempts, 0, "{}: never claimed", t.backend);
+
+        assert_eq!(caller.run_until_idle().unwrap(), 1, "{}", t.backend);
+        assert_eq!(inv.result_timeout(PATIENCE).unwrap(), 7, "{}", t.backend);
+    }
+}
+
+/// A store records the app that first opened it; building an app with another id on it is an
+/// error that names both.
+#[test]
+fn a_store_refuses_another_app() {
+    for t in apps(|b| b) {
+        let other = App::builder()
+            .app_id("billing")
+            .store(t.app.store().clone())
+            .build();
+        match other {
+            Err(WfError::Store(StoreError::AppMismatch {
+                recorded,
+                requested,
+                ..
+            })) => assert_eq!(
+                (recorded.as_str(), requested.as_str()),
+                ("test", "billing"),
+                "{}",
+                t.backend
+            ),
+            other => panic!("{}: expected AppMismatch, got {other:?}", t.backend),
         }
+        assert_eq!(
+            t.app.store().app_id().unwrap().as_deref(),
+            Some("test"),
+            "{}",
+            t.backend
+        );
     }
 }
 
@@ -282,11 +334,13 @@ fn a_stalled_worker_is_taken_over_and_its_late_commit_refused() {
     for t in apps(|b| b.lease_duration(Duration::from_millis(150))) {
         let store = t.app.store().clone();
         let app_a = App::builder()
+            .app_id("test")
             .store(store.clone())
             .lease_duration(Duration::from_millis(150))
             .build()
             .unwrap();
         let app_b = App::builder()
+            .app_id("test")
             .store(store)
             .lease_duration(Duration::from_millis(150))
             .build()

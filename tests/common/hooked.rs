@@ -1,4 +1,4 @@
-//! A `Store` that forwards every call to a real store (memory or file) and lets a test step in
+//! A store that forwards every call to a real store (memory or file) and lets a test step in
 //! at a few points: refuse a data read or a commit, or act after a commit or a claim. The tests
 //! use it to make the real stores behave like a flaky network store or a slow disk, at exact
 //! moments instead of by chance.
@@ -9,8 +9,8 @@ use std::time::Duration;
 use wf::InvocationId;
 use wf::core::{JournalEntry, Timestamp, WorkerId};
 use wf::store::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Store, StoreError,
-    Submitted,
+    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Store, StoreAdmin,
+    StoreError, StoreRead, StoreWork, Submitted, TaskSet,
 };
 
 /// Where a test steps in. Every method's default does nothing.
@@ -35,53 +35,12 @@ pub struct Hooked<H> {
     pub hooks: H,
 }
 
-impl<H: Hooks> Store for Hooked<H> {
+impl<H: Hooks> StoreRead for Hooked<H> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
-    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
-        self.inner.submit(invocation, now)
-    }
-    fn claim(
-        &self,
-        worker: &WorkerId,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Claim>, StoreError> {
-        let claim = self.inner.claim(worker, lease_for, now)?;
-        if let Some(c) = &claim {
-            self.hooks.after_claim(c);
-        }
-        Ok(claim)
-    }
-    fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due()
-    }
-    fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
-        self.inner.wait_for_work(timeout)
-    }
-    fn renew(
-        &self,
-        lease: &Lease,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, StoreError> {
-        self.inner.renew(lease, lease_for, now)
-    }
-    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
-        if let Some(e) = self.hooks.before_commit(lease, &commit) {
-            return Err(e);
-        }
-        let seen = commit.clone();
-        self.inner.commit(lease, commit, now)?;
-        self.hooks.after_commit(lease, &seen);
-        Ok(())
-    }
-    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.inner.recover_expired(now)
-    }
-    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
-        self.inner.cancel(id, reason, now)
+    fn app_id(&self) -> Result<Option<String>, StoreError> {
+        self.inner.app_id()
     }
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
         self.inner.invocation(id)
@@ -116,6 +75,60 @@ impl<H: Hooks> Store for Hooked<H> {
         timeout: Duration,
     ) -> Result<Option<InvocationRecord>, StoreError> {
         self.inner.wait_final(id, timeout)
+    }
+}
+
+impl<H: Hooks> StoreWork for Hooked<H> {
+    fn bind_app(&self, app_id: &str) -> Result<(), StoreError> {
+        self.inner.bind_app(app_id)
+    }
+    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
+        self.inner.submit(invocation, now)
+    }
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        let claim = self.inner.claim(worker, tasks, lease_for, now)?;
+        if let Some(c) = &claim {
+            self.hooks.after_claim(c);
+        }
+        Ok(claim)
+    }
+    fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_due(tasks)
+    }
+    fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
+        self.inner.wait_for_work(tasks, timeout)
+    }
+    fn renew(
+        &self,
+        lease: &Lease,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, StoreError> {
+        self.inner.renew(lease, lease_for, now)
+    }
+    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
+        if let Some(e) = self.hooks.before_commit(lease, &commit) {
+            return Err(e);
+        }
+        let seen = commit.clone();
+        self.inner.commit(lease, commit, now)?;
+        self.hooks.after_commit(lease, &seen);
+        Ok(())
+    }
+    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.inner.recover_expired(now)
+    }
+}
+
+impl<H: Hooks> StoreAdmin for Hooked<H> {
+    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.cancel(id, reason, now)
     }
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
         self.inner.purge_finished(finished_before)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use wf_core::{CallId, InvocationId, TaskId, Timestamp, WorkerId, WorkflowIdentity};
-use wf_store::{Commit, MemoryStore, NewInvocation, Outcome, Store};
+use wf_store::{Commit, MemoryStore, NewInvocation, Outcome, Store, TaskSet};
 
 use crate::Config;
 use crate::report::{Floors, Row, Samples};
@@ -75,6 +75,7 @@ pub(crate) fn round_trips<S: Store + ?Sized>(
     cap: u64,
 ) -> Result<Run, String> {
     let maker = Maker::new();
+    let tasks = TaskSet::new([maker.task.clone()]);
     let worker = WorkerId::new(format!("bench-{thread}"));
     let cap_usize = usize::try_from(cap).unwrap_or(usize::MAX);
     let mut run = Run {
@@ -95,7 +96,7 @@ pub(crate) fn round_trips<S: Store + ?Sized>(
         // With several threads the claim may return another thread's invocation; every claim is
         // preceded by its own submit, so there is always one to claim.
         let claim = store
-            .claim(&worker, LEASE, now())
+            .claim(&worker, &tasks, LEASE, now())
             .map_err(|e| format!("claim: {e}"))?
             .ok_or("claim found nothing right after a submit")?;
         let t2 = Instant::now();

@@ -40,8 +40,8 @@ pub struct Cli {
     )]
     pub store: Option<String>,
 
-    /// The app whose workflows to show. A file store holds one app, so this only matters for
-    /// Redis stores (planned); it is accepted for scripts that pass it everywhere.
+    /// The app the store must belong to. A store records the app that first opened it; with
+    /// `--app`, a store of another app is an error naming both.
     #[arg(long, env = "WF_APP_ID", global = true, value_name = "ID")]
     pub app: Option<String>,
 

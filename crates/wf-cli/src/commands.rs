@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 use wf_core::{ChildOutcome, Failure as StoredFailure, InvocationId, Op, Status, Timestamp};
-use wf_store::{FileStore, InvocationRecord, MemoryStore, Store, StoreError};
+use wf_store::{FileSnapshot, FileStore, InvocationRecord, StoreAdmin, StoreError, StoreRead};
 
 use crate::Failure;
 use crate::cli::{Cli, Command, StoreSpec, WorkflowsArgs};
@@ -39,19 +39,17 @@ pub fn run(cli: &Cli) -> Result<String, Failure> {
         json: cli.json,
         now,
     };
+    // Checks the store exists (opening it would create an empty one at a mistyped path) and
+    // belongs to `--app`.
+    let store = snapshot(&dir)?;
+    check_app(&dir, &store, cli.app.as_deref())?;
     match &cli.command {
         Command::Purge { older_than } => purge(&out, &dir, *older_than),
-        command => {
-            let store = snapshot(&dir)?;
-            match command {
-                Command::Workflows(args) => workflows(&out, &store, args),
-                Command::Show { workflow } => show(&out, &store, *workflow),
-                Command::Journal { invocation } => journal(&out, &store, *invocation),
-                Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
-                Command::Counts => counts(&out, &store),
-                Command::Purge { .. } => Ok(String::new()),
-            }
-        }
+        Command::Workflows(args) => workflows(&out, &store, args),
+        Command::Show { workflow } => show(&out, &store, *workflow),
+        Command::Journal { invocation } => journal(&out, &store, *invocation),
+        Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
+        Command::Counts => counts(&out, &store),
     }
 }
 
@@ -70,8 +68,27 @@ impl Out {
 }
 
 /// A read-only snapshot of the file store in `dir`.
-fn snapshot(dir: &Path) -> Result<MemoryStore, Failure> {
+fn snapshot(dir: &Path) -> Result<FileSnapshot, Failure> {
     FileStore::snapshot(dir).map_err(|e| store_failure(dir, e))
+}
+
+/// With `--app`, checks that the store belongs to that app. A store no app has opened since
+/// stores record their app has nothing to compare with, and is accepted.
+fn check_app(dir: &Path, store: &dyn StoreRead, app: Option<&str>) -> Result<(), Failure> {
+    let (Some(requested), Some(recorded)) = (app, read(Some(dir), store.app_id())?) else {
+        return Ok(());
+    };
+    if recorded == requested {
+        return Ok(());
+    }
+    Err(store_failure(
+        dir,
+        StoreError::AppMismatch {
+            store: dir.display().to_string(),
+            recorded,
+            requested: requested.to_owned(),
+        },
+    ))
 }
 
 /// A store error as one line for the user.
@@ -102,7 +119,7 @@ fn failure_json(f: &StoredFailure) -> Value {
     json!({ "kind": f.kind.to_string(), "message": f.message })
 }
 
-fn workflows(out: &Out, store: &MemoryStore, args: &WorkflowsArgs) -> Result<String, Failure> {
+fn workflows(out: &Out, store: &dyn StoreRead, args: &WorkflowsArgs) -> Result<String, Failure> {
     let mut roots = read(None, store.workflows())?;
     roots.reverse();
     if let Some(status) = args.status {
@@ -183,7 +200,7 @@ struct Node {
 
 /// The invocations of workflow `wf` and of the sub-workflows started from it, depth first
 /// under their callers.
-fn tree(store: &MemoryStore, wf: InvocationId) -> Result<Vec<Node>, Failure> {
+fn tree(store: &dyn StoreRead, wf: InvocationId) -> Result<Vec<Node>, Failure> {
     let roots = read(None, store.workflows())?;
     let mut members: Vec<InvocationRecord> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -244,7 +261,7 @@ fn walk(
 
 /// Resolves an id that may name any invocation to its workflow's id.
 fn workflow_of(
-    store: &MemoryStore,
+    store: &dyn StoreRead,
     id: InvocationId,
 ) -> Result<(InvocationId, Option<String>), Failure> {
     let record = read(None, store.invocation(id))?;
@@ -254,7 +271,7 @@ fn workflow_of(
     Ok((wf, note))
 }
 
-fn show(out: &Out, store: &MemoryStore, id: InvocationId) -> Result<String, Failure> {
+fn show(out: &Out, store: &dyn StoreRead, id: InvocationId) -> Result<String, Failure> {
     let (wf, note) = workflow_of(store, id)?;
     if let Some(note) = note {
         eprintln!("{note}");
@@ -348,6 +365,12 @@ fn show(out: &Out, store: &MemoryStore, id: InvocationId) -> Result<String, Fail
         if !s.waiting_on.is_empty() {
             t.note(format!("{pad}waiting on {} children", s.waiting_on.len()));
         }
+        if s.status == Status::Pending {
+            t.note(format!(
+                "{pad}waiting for a worker that runs task '{}'",
+                r.spec.task
+            ));
+        }
         if let Some(e) = &s.error {
             t.note(format!("{pad}error: {}", clip(&e.to_string(), 200)));
         }
@@ -402,7 +425,7 @@ fn invocation_json(out: &Out, n: &Node) -> Value {
     })
 }
 
-fn journal(out: &Out, store: &MemoryStore, id: InvocationId) -> Result<String, Failure> {
+fn journal(out: &Out, store: &dyn StoreRead, id: InvocationId) -> Result<String, Failure> {
     let record = read(None, store.invocation(id))?;
     let entries = read(None, store.journal(id))?;
     if out.json {
@@ -497,7 +520,7 @@ fn op_json(op: &Op) -> Value {
 
 fn data(
     out: &Out,
-    store: &MemoryStore,
+    store: &dyn StoreRead,
     id: InvocationId,
     key: Option<&str>,
 ) -> Result<String, Failure> {
@@ -538,7 +561,7 @@ fn data(
     Ok(t.render())
 }
 
-fn counts(out: &Out, store: &MemoryStore) -> Result<String, Failure> {
+fn counts(out: &Out, store: &dyn StoreRead) -> Result<String, Failure> {
     let counts = read(None, store.counts())?;
     if out.json {
         let map: serde_json::Map<String, Value> = counts
@@ -556,8 +579,6 @@ fn counts(out: &Out, store: &MemoryStore) -> Result<String, Failure> {
 }
 
 fn purge(out: &Out, dir: &PathBuf, older_than: std::time::Duration) -> Result<String, Failure> {
-    // Check the store exists first: opening would create an empty one at a mistyped path.
-    snapshot(dir)?;
     let store = match FileStore::open(dir) {
         Ok(s) => s,
         Err(StoreError::StoreLocked { .. }) => {

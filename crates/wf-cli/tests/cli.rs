@@ -10,9 +10,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use std::time::Duration;
 
-use wf_core::{CallId, InvocationId, TaskId, Timestamp, WorkerId, WorkflowIdentity};
+use wf_core::{InvocationId, Timestamp, WorkerId};
 use wf_runtime::{App, TaskContext, TaskError, TaskOptions};
-use wf_store::{FileStore, NewInvocation, Store};
+use wf_store::conformance::fixtures::{at_ms, root, tasks};
+use wf_store::{FileStore, StoreRead, StoreWork};
 
 /// A store with two finished workflows: `order` (two children, a sub-workflow, data and
 /// journaled draws) and `broken` (failed).
@@ -407,27 +408,18 @@ fn reads_work_on_a_store_a_live_process_owns() {
     assert_eq!(json(&f.dir, &["counts"])["total"], 5);
 
     // A running invocation shows its lease holder.
-    let id = InvocationId::from_u128(99);
-    let task = TaskId::new("slow");
     let args = wf_core::encode(&7u32).unwrap();
+    let slow = root(99, "slow", &args);
+    let id = slow.id;
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
+    owner.submit(slow, now).unwrap();
     owner
-        .submit(
-            NewInvocation {
-                id,
-                call: CallId::of(&task, &args),
-                identity: WorkflowIdentity::new_workflow(id, task.clone()),
-                task,
-                args,
-                parent: None,
-                not_before: None,
-                max_recoveries: wf_store::DEFAULT_MAX_RECOVERIES,
-            },
+        .claim(
+            &WorkerId::new("worker-7"),
+            &tasks(&["slow"]),
+            Duration::from_secs(600),
             now,
         )
-        .unwrap();
-    owner
-        .claim(&WorkerId::new("worker-7"), Duration::from_secs(600), now)
         .unwrap()
         .unwrap();
     owner.flush().unwrap();
@@ -477,4 +469,31 @@ fn purge_removes_finished_workflows() {
     let missing = f.dir.join("nope");
     fails(&run(&missing, &["purge", "--older-than", "0s"]), 1);
     assert!(!missing.exists());
+}
+
+#[test]
+fn app_must_be_the_stores_and_pending_work_names_the_task_it_waits_for() {
+    let f = fixture();
+    assert!(ok(&f.dir, &["--app", "cli-test", "counts"]).contains("total"));
+    for args in [&["counts"][..], &["purge", "--older-than", "0s"]] {
+        let mut all = vec!["--app", "billing"];
+        all.extend_from_slice(args);
+        let e = fails(&run(&f.dir, &all), 1);
+        assert!(
+            e.contains("belongs to app 'cli-test', not 'billing'") && e.contains("its own store"),
+            "{e}"
+        );
+    }
+
+    // An invocation of a task no worker has registered waits, and says for what.
+    let owner = FileStore::open(&f.dir).unwrap();
+    let orphan = root(98, "renamed.task", &wf_core::encode(&1u32).unwrap());
+    owner.submit(orphan.clone(), at_ms(0)).unwrap();
+    drop(owner);
+    let text = ok(&f.dir, &["show", &orphan.id.to_string()]);
+    assert!(
+        text.contains("pending")
+            && text.contains("waiting for a worker that runs task 'renamed.task'"),
+        "{text}"
+    );
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wf_core::TaskId;
-use wf_store::{MemoryStore, Store};
+use wf_store::{MemoryStore, Store, TaskSet};
 
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
@@ -41,6 +41,8 @@ pub(crate) struct AppInner {
     pub app_id: String,
     pub store: Arc<dyn Store>,
     pub tasks: RwLock<HashMap<TaskId, Arc<RegisteredTask>>>,
+    /// The registered tasks' ids, as workers pass them to claims; replaced on registration.
+    pub task_set: RwLock<TaskSet>,
     pub config: Config,
 }
 
@@ -118,7 +120,21 @@ impl App {
             return Err(WfError::DuplicateTask(id));
         }
         tasks.insert(id.clone(), Arc::new(RegisteredTask::new(options, body)));
+        *self
+            .inner
+            .task_set
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = TaskSet::new(tasks.keys().cloned());
         Ok(handle)
+    }
+
+    /// The ids of the registered tasks: what this app's workers claim.
+    pub(crate) fn task_set(&self) -> TaskSet {
+        self.inner
+            .task_set
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The registered task called `id`, if any.
@@ -229,7 +245,13 @@ impl AppBuilder {
         self
     }
 
-    /// Builds the app, opening its store.
+    /// Builds the app, opening its store and binding it to the app id: a store records the
+    /// first app that opens it.
+    ///
+    /// # Errors
+    /// [`WfError::Config`] for invalid settings; [`WfError::Store`] when the store cannot be
+    /// opened, or holds another app's work: `WfError::Store(StoreError::AppMismatch { .. })`
+    /// names both app ids.
     pub fn build(self) -> Result<App, WfError> {
         self.build_with_env(|k| std::env::var(k).ok())
     }
@@ -281,11 +303,13 @@ impl AppBuilder {
             Backend::File(dir) => Arc::new(wf_store::FileStore::open(&dir)?),
             Backend::Custom(store) => store,
         };
+        store.bind_app(&app_id)?;
         Ok(App {
             inner: Arc::new(AppInner {
                 app_id,
                 store,
                 tasks: RwLock::new(HashMap::new()),
+                task_set: RwLock::new(TaskSet::default()),
                 config: Config {
                     lease,
                     worker_threads,

@@ -49,15 +49,11 @@ pub(crate) fn execute(
     let commit = match app.registered(&record.spec.task) {
         Some(task) => run(app, &task, &record, journal, lease.attempt, &now),
         None => {
-            tracing::error!("task is not registered in this worker's app");
-            Commit::outcome(Outcome::Failed(Failure::new(
-                FailureKind::UnknownTask,
-                format!(
-                    "task '{}' is not registered in the worker's app '{}'",
-                    record.spec.task,
-                    app.app_id()
-                ),
-            )))
+            // Claims are filtered by the registered tasks, so this needs a claim made with
+            // another task set (or a task unregistered since): hand it back for a worker that
+            // runs it, never fail it.
+            tracing::warn!("claimed a task this worker's app has not registered; releasing it");
+            Commit::outcome(Outcome::Released)
         }
     };
     let ended = match &commit.outcome {
@@ -80,7 +76,7 @@ pub(crate) fn execute(
             // of letting its lease expire and recovering it into the same refusal.
             tracing::error!(error = %e, "commit refused by the store; failing the invocation");
             let kind = match e {
-                StoreError::Codec(_) => FailureKind::Codec,
+                StoreError::Codec(_) | StoreError::TooLarge { .. } => FailureKind::Codec,
                 _ => FailureKind::Store,
             };
             let failure = Failure::new(

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wf_core::{InvocationId, Timestamp, WorkerId};
+use wf_core::{InvocationId, WorkerId};
 use wf_store::{Lease, StoreError};
 
 use crate::app::App;
@@ -156,7 +156,8 @@ impl Shared {
         let store = self.app.store();
         let lease_for = self.app.lease_duration();
         while !self.stop.load(Ordering::Acquire) {
-            match store.claim(&self.id, lease_for, clock::now()) {
+            let tasks = self.app.task_set();
+            match store.claim(&self.id, &tasks, lease_for, clock::now()) {
                 Ok(Some(claim)) => {
                     let lease = claim.lease.clone();
                     self.lock_active().insert(lease.invocation, lease.clone());
@@ -177,7 +178,7 @@ impl Shared {
                     self.count(ended);
                 }
                 Ok(None) => {
-                    if let Err(e) = store.wait_for_work(IDLE_WAIT) {
+                    if let Err(e) = store.wait_for_work(&tasks, IDLE_WAIT) {
                         self.pause_after(&e);
                     }
                 }
@@ -353,24 +354,20 @@ pub(crate) fn run_until_idle(app: &App) -> Result<usize, WfError> {
     let store = app.store();
     let worker = WorkerId::new(format!("{}-inline", worker_name()));
     let lease_for = app.lease_duration();
+    let tasks = app.task_set();
     let mut virtual_now = clock::now();
     let mut executed = 0;
     loop {
         let now = virtual_now.max(clock::now());
-        match store.claim(&worker, lease_for, now)? {
+        match store.claim(&worker, &tasks, lease_for, now)? {
             Some(claim) => {
                 execute(app, claim, || now)?;
                 executed += 1;
             }
-            None => match next_due(app)? {
+            None => match store.next_due(&tasks)? {
                 Some(t) if t > now => virtual_now = t,
                 _ => return Ok(executed),
             },
         }
     }
-}
-
-/// The earliest not-before time among retrying or delayed invocations, if any.
-fn next_due(app: &App) -> Result<Option<Timestamp>, WfError> {
-    Ok(app.store().next_due()?)
 }

@@ -107,6 +107,32 @@ pub enum StoreError {
     /// The backend cannot be reached (network, server down).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store belongs to another app (see `StoreWork::bind_app`): a configuration error,
+    /// neither transient nor a refusal of one request.
+    #[error(
+        "store {store} belongs to app '{recorded}', not '{requested}': open it with app id '{recorded}', or give app '{requested}' its own store"
+    )]
+    AppMismatch {
+        /// The store: a directory or a URL.
+        store: String,
+        /// The app id the store recorded when it was first bound.
+        recorded: String,
+        /// The app id that asked to bind it.
+        requested: String,
+    },
+    /// One request is over the store's size limits ([`crate::limits`]); it is refused alone,
+    /// before anything is applied, and the store goes on.
+    #[error(
+        "{what} is {size} bytes, over the store's limit of {limit} bytes; nothing was written: store large blobs elsewhere and pass a reference"
+    )]
+    TooLarge {
+        /// What was too large (a submission, a commit, …).
+        what: String,
+        /// Its size in bytes, as the store measured it.
+        size: usize,
+        /// The limit it is over.
+        limit: usize,
+    },
 }
 
 impl StoreError {
@@ -123,10 +149,31 @@ impl StoreError {
         matches!(
             self,
             StoreError::Codec(_)
+                | StoreError::TooLarge { .. }
                 | StoreError::InvalidCommit { .. }
                 | StoreError::Access(_)
                 | StoreError::Conflict(_)
                 | StoreError::Transition { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn too_large_is_a_refusal_that_says_what_and_how_much() {
+        let e = StoreError::TooLarge {
+            what: "a commit".to_owned(),
+            size: 300 << 20,
+            limit: crate::limits::MAX_RECORD_BYTES,
+        };
+        assert!(e.is_refusal() && !e.is_transient());
+        let message = e.to_string();
+        assert!(
+            message.starts_with("a commit is 314572800 bytes") && message.contains("reference"),
+            "{message}"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! # wf-store
 //!
-//! The storage contract of `wf` ([`Store`]) and its backends:
+//! The storage contract of `wf`, split by caller ([`StoreRead`] for readers, [`StoreWork`] for
+//! workers and submitting callers, [`StoreAdmin`] for operators; [`Store`] is all three), and
+//! its backends:
 //!
 //! - [`MemoryStore`]: in-process, for tests and single-process use;
 //! - `FileStore` (feature `file`, default): the embedded, crash-safe directory store.
@@ -10,6 +12,7 @@
 //! This crate knows nothing of workers or task bodies: it stores and hands out invocations.
 
 pub mod error;
+pub mod limits;
 pub mod memory;
 pub mod model;
 pub mod store;
@@ -19,9 +22,9 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
-    Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted,
+    Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, TaskSet,
 };
-pub use store::Store;
+pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -29,4 +32,4 @@ pub mod conformance;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "file")]
-pub use file::{FileOptions, FileStore};
+pub use file::{FileOptions, FileSnapshot, FileStore};

@@ -7,19 +7,19 @@ use wf_core::{InvocationId, JournalEntry, Timestamp, WorkerId};
 
 use crate::error::StoreError;
 use crate::model::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
+    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted, TaskSet,
 };
-use crate::store::Store;
+use crate::store::{StoreAdmin, StoreRead, StoreWork};
 use crate::tables::{Change, Tables};
 
 /// A store that lives in this process's memory and dies with it.
 ///
 /// ```
-/// use wf_store::{MemoryStore, Store};
+/// use wf_store::{MemoryStore, StoreRead};
 /// let store = MemoryStore::new();
 /// assert_eq!(store.counts().unwrap().total(), 0);
 /// ```
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
     /// Signalled when something may have become claimable.
@@ -119,68 +119,32 @@ pub(crate) fn wait_until<'a, T>(
     }
 }
 
-/// `wait_for_work` of the in-process backends: blocks until a claim at the current time could
-/// succeed, waking early for the next not-before time or lease expiry.
+/// `wait_for_work` of the in-process backends: blocks until a claim by a worker running `tasks`
+/// at the current time could succeed, waking early for the next not-before time of one of its
+/// tasks or lease expiry. Work of other tasks neither ends the wait nor wakes it early.
 pub(crate) fn wait_for_claimable(
     guard: MutexGuard<'_, Tables>,
     work: &Condvar,
+    tasks: &TaskSet,
     timeout: Duration,
 ) -> bool {
     wait_until(
         guard,
         work,
         timeout,
-        |t| t.has_claimable(system_now()).then_some(()),
-        Tables::next_due,
+        |t| t.has_claimable(tasks, system_now()).then_some(()),
+        |t| t.next_due(tasks),
     )
     .is_some()
 }
 
-impl Store for MemoryStore {
+impl StoreRead for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
     }
 
-    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
-        self.mutate(|t, out| t.submit(out, invocation, now))
-    }
-
-    fn claim(
-        &self,
-        worker: &WorkerId,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Claim>, StoreError> {
-        self.mutate(|t, out| t.claim(out, worker, lease_for, now))
-    }
-
-    fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.lock().next_due())
-    }
-
-    fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
-        Ok(wait_for_claimable(self.lock(), &self.work, timeout))
-    }
-
-    fn renew(
-        &self,
-        lease: &Lease,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, StoreError> {
-        self.mutate(|t, out| t.renew(out, lease, lease_for, now))
-    }
-
-    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
-        self.mutate(|t, out| t.commit(out, lease, commit, now))
-    }
-
-    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.mutate(|t, out| t.recover_expired(out, now))
-    }
-
-    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
-        self.mutate(|t, out| t.cancel(out, id, reason, now))
+    fn app_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().app_id().map(str::to_owned))
     }
 
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
@@ -237,6 +201,57 @@ impl Store for MemoryStore {
             |_| None,
         )
         .transpose()
+    }
+}
+
+impl StoreWork for MemoryStore {
+    fn bind_app(&self, app_id: &str) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.bind_app(out, "(in memory)", app_id))
+    }
+
+    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
+        self.mutate(|t, out| t.submit(out, invocation, now))
+    }
+
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.mutate(|t, out| t.claim(out, worker, tasks, lease_for, now))
+    }
+
+    fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock().next_due(tasks))
+    }
+
+    fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
+        Ok(wait_for_claimable(self.lock(), &self.work, tasks, timeout))
+    }
+
+    fn renew(
+        &self,
+        lease: &Lease,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, StoreError> {
+        self.mutate(|t, out| t.renew(out, lease, lease_for, now))
+    }
+
+    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.commit(out, lease, commit, now))
+    }
+
+    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.mutate(|t, out| t.recover_expired(out, now))
+    }
+}
+
+impl StoreAdmin for MemoryStore {
+    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.cancel(out, id, reason, now))
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {

@@ -122,7 +122,7 @@ pub struct NewInvocation {
 /// two mid-task is normal operations; the fourth loss in a row is a crash loop.
 pub const DEFAULT_MAX_RECOVERIES: u32 = 3;
 
-/// What [`crate::Store::submit`] did.
+/// What [`crate::StoreWork::submit`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Submitted {
     /// The invocation was stored and queued.
@@ -244,6 +244,74 @@ impl StatusCounts {
     pub(crate) fn remove(&mut self, status: Status) {
         let c = &mut self.counts[Self::index(status)];
         *c = c.saturating_sub(1);
+    }
+}
+
+/// The tasks a worker can run: a claim hands out only invocations of these tasks
+/// ([`crate::StoreWork::claim`]), so work no worker here can run stays pending for a worker that
+/// can. Immutable and cheap to clone (shared, sorted, without duplicates).
+///
+/// ```
+/// use wf_core::TaskId;
+/// use wf_store::TaskSet;
+/// let tasks = TaskSet::new(["email.send", "order.ship", "email.send"]);
+/// assert_eq!(tasks.len(), 2);
+/// assert!(tasks.contains(&TaskId::new("order.ship")));
+/// assert!(!tasks.contains(&TaskId::new("order.cancel")));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct TaskSet(Arc<[TaskId]>);
+
+impl TaskSet {
+    /// The set of these tasks (duplicates count once).
+    pub fn new<T: Into<TaskId>>(tasks: impl IntoIterator<Item = T>) -> Self {
+        let mut tasks: Vec<TaskId> = tasks.into_iter().map(Into::into).collect();
+        tasks.sort();
+        tasks.dedup();
+        Self(tasks.into())
+    }
+
+    /// Whether `task` is in the set.
+    pub fn contains(&self, task: &TaskId) -> bool {
+        self.0.binary_search(task).is_ok()
+    }
+
+    /// The tasks, in name order.
+    pub fn iter(&self) -> std::slice::Iter<'_, TaskId> {
+        self.0.iter()
+    }
+
+    /// How many tasks.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty (a worker with no tasks claims nothing).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for TaskSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries(self.0.iter().map(TaskId::as_str))
+            .finish()
+    }
+}
+
+impl<T: Into<TaskId>> FromIterator<T> for TaskSet {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Self::new(iter)
+    }
+}
+
+impl<'a> IntoIterator for &'a TaskSet {
+    type Item = &'a TaskId;
+    type IntoIter = std::slice::Iter<'a, TaskId>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 

@@ -1,4 +1,13 @@
-//! The storage contract: the operations the runtime needs, each atomic.
+//! The storage contract, split by caller: what readers need ([`StoreRead`]), what workers and
+//! submitting callers need ([`StoreWork`]), what operators need ([`StoreAdmin`]). A full store
+//! ([`Store`]) is all three; a read-only view (the file store's `FileStore::snapshot`, which the
+//! inspector uses) is only a [`StoreRead`].
+//!
+//! Every backend passes the conformance suite (`wf_store::conformance`, feature `testing`);
+//! each method's documentation names the tests that pin it, as `topic::test`. All methods are
+//! synchronous and atomic; `now` is the caller's wall clock, so leases and not-before times are
+//! judged against one time source per call. Blocking waits are event-driven: they return as
+//! soon as the awaited thing happens.
 
 use std::time::Duration;
 
@@ -6,42 +15,178 @@ use wf_core::{InvocationId, JournalEntry, Timestamp, WorkerId};
 
 use crate::error::StoreError;
 use crate::model::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
+    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted, TaskSet,
 };
 
-/// A durable home for invocations, journals and workflow data.
-///
-/// Every backend implements this trait and passes the conformance suite
-/// (`wf_store::conformance`, feature `testing`). All methods are synchronous and atomic; `now` is
-/// the caller's wall clock, so leases and not-before times are judged against one time source per
-/// call. Blocking waits are event-driven: they return as soon as the awaited thing happens.
-pub trait Store: Send + Sync + 'static {
+/// Reads: what the inspector, monitors and `Invocation::result` need.
+pub trait StoreRead: Send + Sync + 'static {
     /// A short name for logs and tools: `"memory"`, `"file"`, `"redis"`.
     fn backend(&self) -> &'static str;
 
+    /// The id of the app this store belongs to, once one was bound ([`StoreWork::bind_app`]);
+    /// `None` for a store no app has opened yet.
+    ///
+    /// # Errors
+    /// A failed store ([`StoreError::Io`], [`StoreError::Unavailable`]).
+    ///
+    /// Pinned by `app::first_bind_records_the_app`, `app::other_app_is_refused_naming_both`.
+    fn app_id(&self) -> Result<Option<String>, StoreError>;
+
+    /// An invocation's record.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] for an id never submitted or purged.
+    ///
+    /// Pinned by `submit::submit_is_idempotent`, `reads::unknown_ids_are_not_found` and the
+    /// state every other test reads back.
+    fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError>;
+
+    /// Several invocations' records in one round trip, in the order asked.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] naming the first unknown id.
+    ///
+    /// Pinned by `reads::invocations_in_order_asked`, `reads::unknown_ids_are_not_found`.
+    fn invocations(&self, ids: &[InvocationId]) -> Result<Vec<InvocationRecord>, StoreError> {
+        ids.iter().map(|id| self.invocation(*id)).collect()
+    }
+
+    /// An invocation's journal.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] for an unknown id.
+    ///
+    /// Pinned by `claim::claim_returns_journal`, `commit::commit_journal_must_be_contiguous`.
+    fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError>;
+
+    /// One value from a workflow's data (`None` for an unknown key or workflow).
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `data::data_writes_by_root`, `values::large_values_round_trip`.
+    fn get_data(&self, workflow: InvocationId, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// A workflow's data keys, sorted.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `data::data_writes_by_root`.
+    fn data_keys(&self, workflow: InvocationId) -> Result<Vec<String>, StoreError>;
+
+    /// A workflow's invocations, in submission order.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `reads::workflow_membership`.
+    fn workflow_invocations(&self, workflow: InvocationId)
+    -> Result<Vec<InvocationId>, StoreError>;
+
+    /// The root invocation of every stored workflow, oldest first.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `reads::workflow_membership`, `retention::purge_finished_removes_only_old_finished`.
+    fn workflows(&self) -> Result<Vec<InvocationRecord>, StoreError>;
+
+    /// Invocation counts by status.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `reads::counts_by_status`.
+    fn counts(&self) -> Result<StatusCounts, StoreError>;
+
+    /// Blocks until invocation `id` is final (returns its record) or `timeout` passes (`None`).
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] when `id` does not exist when called, or disappears
+    /// (is purged) while waiting: the wait ends then, it does not run out its timeout.
+    ///
+    /// Pinned by `waits::wait_final_wakes_on_commit`, `waits::wait_final_wakes_on_cancel`,
+    /// `waits::wait_final_times_out`, `waits::wait_final_ends_when_purged`.
+    fn wait_final(
+        &self,
+        id: InvocationId,
+        timeout: Duration,
+    ) -> Result<Option<InvocationRecord>, StoreError>;
+}
+
+/// What workers, and callers submitting work, need.
+pub trait StoreWork: StoreRead {
+    /// Binds the store to the app `app_id`: the first bind records it durably, a later bind
+    /// with the same id changes nothing. `App::build` calls it once.
+    ///
+    /// # Errors
+    /// [`StoreError::AppMismatch`] naming both ids when the store belongs to another app
+    /// (nothing changes).
+    ///
+    /// Pinned by `app::first_bind_records_the_app`, `app::same_app_binds_again`,
+    /// `app::other_app_is_refused_naming_both`.
+    fn bind_app(&self, app_id: &str) -> Result<(), StoreError>;
+
     /// Stores and queues an invocation. Idempotent by id: an identical resubmission changes
-    /// nothing; a different call under the same id is [`StoreError::Conflict`].
+    /// nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for a different call under an existing id;
+    /// [`StoreError::TooLarge`] for a submission over the store's limits.
+    ///
+    /// Pinned by `submit::submit_is_idempotent`, `submit::submit_conflict_is_refused`.
     fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError>;
 
-    /// Claims the oldest runnable invocation (pending, or retry/delayed whose not-before time has
-    /// passed) for `worker`, with a lease until `now + lease_for`. Its status becomes running and
-    /// its attempt number grows by one. Invocations whose leases expired are recovered first.
+    /// Claims, for `worker`, the runnable invocation of one of `tasks` that has been runnable
+    /// longest (pending, or retrying/delayed with its not-before time passed), with a lease
+    /// until `now + lease_for`. Its status becomes running and its attempt number grows by one.
+    /// Invocations whose leases expired are recovered first (of any task). Invocations of tasks
+    /// outside `tasks` are never handed out, and stay as they are.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `claim::claim_is_fifo_and_leases`, `claim::claim_returns_journal`,
+    /// `claim::concurrent_claims_never_duplicate`, `claim::submitted_not_before_is_honoured`,
+    /// `tasks::claim_hands_out_only_tasks_in_the_set`, `tasks::claim_is_fifo_across_tasks`,
+    /// `recovery::claim_recovers_expired`.
     fn claim(
         &self,
         worker: &WorkerId,
+        tasks: &TaskSet,
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError>;
 
-    /// The earliest time at which something becomes claimable by the clock alone (a retry's or a
-    /// delayed invocation's not-before time, or a lease expiry), if any. Lets a single-threaded
-    /// test driver skip ahead instead of waiting.
-    fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// The earliest time at which something becomes claimable by `tasks` by the clock alone (a
+    /// retry's or a delayed invocation's not-before time, or a lease expiry), if any. Lets a
+    /// single-threaded test driver skip ahead instead of waiting.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `claim::next_due_reports_earliest_clock_event`,
+    /// `tasks::idle_worker_ignores_other_tasks_work`.
+    fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError>;
 
-    /// Blocks until a claim may succeed or `timeout` passes; returns whether work may be there.
-    fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError>;
+    /// Blocks until a claim by `tasks` may succeed or `timeout` passes; returns whether work
+    /// may be there. Work of other tasks does not end the wait, so an idle worker never spins.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `waits::wait_for_work_wakes_on_submit`,
+    /// `waits::wait_for_work_times_out_when_idle`, `tasks::idle_worker_ignores_other_tasks_work`.
+    fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError>;
 
-    /// Extends a lease that is still held. [`StoreError::LeaseLost`] if it is not.
+    /// Extends a lease that is still held.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] if it is not.
+    ///
+    /// Pinned by `leases::renew_extends_lease`, `leases::lease_expiry_boundary`,
+    /// `leases::stale_lease_expired_cannot_commit`, `leases::stale_attempt_cannot_commit`.
     fn renew(
         &self,
         lease: &Lease,
@@ -50,57 +195,54 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Lease, StoreError>;
 
     /// Persists one execution atomically: journal entries, data writes, child submissions and the
-    /// new status, all or nothing. Refused with [`StoreError::LeaseLost`] (nothing written) when the
-    /// lease expired or another attempt holds the invocation. A final status wakes a parent
-    /// waiting on it once all of that parent's awaited children are final.
+    /// new status, all or nothing. A final status wakes a parent waiting on it once all of that
+    /// parent's awaited children are final.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] (nothing written) when the lease expired or another attempt
+    /// holds the invocation; [`StoreError::InvalidCommit`], [`StoreError::Access`],
+    /// [`StoreError::Conflict`], [`StoreError::TooLarge`] for a commit the store refuses
+    /// (nothing written).
+    ///
+    /// Pinned by the `commit`, `waiting`, `data` and `leases` topics.
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError>;
 
-    /// Makes invocations whose lease expired before `now` runnable again; returns them. Each
-    /// expired lease is recovered exactly once, however many callers race.
+    /// Makes invocations whose lease expired before `now` runnable again, whatever their task;
+    /// returns them. Each expired lease is recovered exactly once, however many callers race.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `recovery::recover_expired_exactly_once`,
+    /// `recovery::crash_loop_fails_after_max_recoveries`, `recovery::commit_resets_recovery_count`.
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError>;
+}
 
-    /// Fails a non-final invocation (operator action). Final ones give [`StoreError::Transition`].
+/// What operators need.
+pub trait StoreAdmin: StoreRead {
+    /// Fails a non-final invocation (operator action).
+    ///
+    /// # Errors
+    /// [`StoreError::Transition`] for a final one; [`StoreError::InvocationNotFound`].
+    ///
+    /// Pinned by `cancel::cancel_of_final_is_refused`, `cancel::cancel_non_final`,
+    /// `leases::cancelled_running_cannot_commit`.
     fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError>;
-
-    /// An invocation's record.
-    fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError>;
-
-    /// Several invocations' records in one round trip, in the order asked.
-    fn invocations(&self, ids: &[InvocationId]) -> Result<Vec<InvocationRecord>, StoreError> {
-        ids.iter().map(|id| self.invocation(*id)).collect()
-    }
-
-    /// An invocation's journal.
-    fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError>;
-
-    /// One value from a workflow's data.
-    fn get_data(&self, workflow: InvocationId, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// A workflow's data keys, sorted.
-    fn data_keys(&self, workflow: InvocationId) -> Result<Vec<String>, StoreError>;
-
-    /// A workflow's invocations, in submission order.
-    fn workflow_invocations(&self, workflow: InvocationId)
-    -> Result<Vec<InvocationId>, StoreError>;
-
-    /// The root invocation of every stored workflow, oldest first.
-    fn workflows(&self) -> Result<Vec<InvocationRecord>, StoreError>;
-
-    /// Invocation counts by status.
-    fn counts(&self) -> Result<StatusCounts, StoreError>;
-
-    /// Blocks until invocation `id` is final (returns its record) or `timeout` passes (`None`).
-    /// [`StoreError::InvocationNotFound`] when `id` does not exist when called, or disappears
-    /// (is purged) while waiting: the wait ends then, it does not run out its timeout.
-    fn wait_final(
-        &self,
-        id: InvocationId,
-        timeout: Duration,
-    ) -> Result<Option<InvocationRecord>, StoreError>;
 
     /// Removes finished workflow trees: a workflow and the sub-workflows started from it,
     /// recursively, go together once every invocation in them is final, the last of them since
     /// before `finished_before`. Returns how many workflows (sub-workflows included) it removed.
     /// Durable backends also reclaim the space.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by the `retention` topic and `waits::wait_final_ends_when_purged`.
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError>;
 }
+
+/// A full store: what an `App` holds. Implemented for every type that implements
+/// [`StoreWork`] and [`StoreAdmin`].
+pub trait Store: StoreWork + StoreAdmin {}
+
+impl<T: StoreWork + StoreAdmin> Store for T {}

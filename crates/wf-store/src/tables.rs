@@ -1,7 +1,9 @@
 //! The store's state machine, shared by every backend that keeps its state in process memory.
 //!
-//! [`Tables`] holds invocations, journals, workflow data and the indexes a worker needs (a ready
-//! queue, delayed invocations by not-before time, running invocations by lease expiry). Every
+//! [`Tables`] holds invocations, journals, workflow data, the app the store belongs to, and the
+//! indexes a worker needs: per task, a ready queue and the delayed invocations by not-before
+//! time (so a claim looks only at the queues of the tasks the worker runs, never past other
+//! tasks' work), and running invocations by lease expiry (recovery is task-independent). Every
 //! operation validates first, then describes what it does as a list of [`Change`]s and applies
 //! them through [`Tables::apply`], the one place state changes. The memory backend discards the
 //! changes; the file backend appends them to its log and replays them through the same `apply`
@@ -10,8 +12,10 @@
 //! Everything here is a function of the changes applied, in order: replaying a log rebuilds
 //! the tables exactly, orders included, and so does replaying [`Tables::snapshot`] (what
 //! compaction writes). Orders never come from ids or from caller clocks alone: each invocation
-//! has a sequence number given by `apply(Created)`, and the ready queue is ordered by a ticket
-//! given when an invocation becomes ready. Nothing outside `apply` touches an index.
+//! has a sequence number given by `apply(Created)`, and the ready queues are ordered by a ticket
+//! given when an invocation becomes ready, one counter for all tasks, so the order across the
+//! queues is the order in which invocations became ready. Nothing outside `apply` touches an
+//! index.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -19,13 +23,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wf_core::{
-    Failure, FailureKind, InvocationId, JournalEntry, Status, Timestamp, WorkerId, check_write,
+    Failure, FailureKind, InvocationId, JournalEntry, Status, TaskId, Timestamp, WorkerId,
+    check_write,
 };
 
 use crate::error::StoreError;
 use crate::model::{
     Claim, Commit, InvocationRecord, InvocationSpec, InvocationState, Lease, LeaseInfo,
-    NewInvocation, Outcome, StatusCounts, Submitted, lease_expiry,
+    NewInvocation, Outcome, StatusCounts, Submitted, TaskSet, lease_expiry,
 };
 
 /// One state change, the unit a durable backend logs.
@@ -46,6 +51,9 @@ pub enum Change {
     /// awaited child's completion logs the parent's new state instead.) Logged instead of the
     /// parent's whole new state so that a fan-out of N children logs O(N) bytes, not O(N²).
     ChildFinished(InvocationId, InvocationId),
+    /// The store was bound to this app (its first bind). New variants go last: a log written
+    /// before a variant existed still decodes.
+    App(String),
 }
 
 /// The failure of an invocation whose executions keep vanishing.
@@ -69,30 +77,55 @@ fn check(invocation: InvocationId, from: Status, to: Status) -> Result<(), Store
         .map_err(|source| StoreError::Transition { invocation, source })
 }
 
+#[cfg_attr(test, derive(Clone))]
 struct Slot {
     spec: Arc<InvocationSpec>,
     state: InvocationState,
     /// Creation order: given by `apply(Created)`, so log replay gives the same order.
     seq: u64,
-    /// Its key in the ready queue while it is there.
+    /// Its key in its task's ready queue while it is there.
     ticket: Option<u64>,
+}
+
+/// The claimable invocations of one task.
+#[derive(Default)]
+#[cfg_attr(test, derive(Clone))]
+struct TaskQueue {
+    /// Those without a not-before time, by ticket: the order they became ready.
+    ready: BTreeMap<u64, InvocationId>,
+    /// Those with a not-before time.
+    delayed: BTreeSet<(Timestamp, InvocationId)>,
 }
 
 /// The in-memory state of a store. See the module docs.
 #[derive(Default)]
+#[cfg_attr(test, derive(Clone))]
 pub struct Tables {
     invocations: HashMap<InvocationId, Slot>,
     journals: HashMap<InvocationId, Vec<JournalEntry>>,
     data: HashMap<InvocationId, BTreeMap<String, Vec<u8>>>,
     members: HashMap<InvocationId, Vec<InvocationId>>,
-    /// Claimable invocations without a not-before time, by ticket: the order they became ready.
-    ready: BTreeMap<u64, InvocationId>,
-    /// Claimable invocations with a not-before time.
-    delayed: BTreeSet<(Timestamp, InvocationId)>,
+    /// The app the store belongs to, once bound.
+    app: Option<String>,
+    /// Claimable invocations by task. A task's entry stays once made (empty when it has nothing
+    /// claimable): there are as many as distinct task names, and keeping them saves re-making
+    /// the entry on every submit of a task whose queue just ran empty.
+    queues: HashMap<TaskId, TaskQueue>,
+    /// Running invocations by lease expiry, of every task.
     leases: BTreeSet<(Timestamp, InvocationId)>,
     counts: StatusCounts,
     next_seq: u64,
     next_ticket: u64,
+}
+
+impl std::fmt::Debug for Tables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tables")
+            .field("app", &self.app)
+            .field("invocations", &self.invocations.len())
+            .field("counts", &self.counts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tables {
@@ -110,7 +143,7 @@ impl Tables {
                 let id = spec.id;
                 let seq = match self.invocations.remove(&id) {
                     Some(old) => {
-                        self.unindex(id, &old.state, old.ticket);
+                        self.unindex(id, &old.spec.task, &old.state, old.ticket);
                         old.seq
                     }
                     None => {
@@ -140,7 +173,8 @@ impl Tables {
                 };
                 let old = std::mem::replace(&mut slot.state, state);
                 let ticket = slot.ticket.take();
-                self.unindex(id, &old, ticket);
+                let spec = slot.spec.clone();
+                self.unindex(id, &spec.task, &old, ticket);
                 self.index(id);
             }
             Change::Journal(id, entries) => self.journals.entry(id).or_default().extend(entries),
@@ -150,7 +184,7 @@ impl Tables {
             Change::Purged(workflow) => {
                 for id in self.members.remove(&workflow).unwrap_or_default() {
                     if let Some(slot) = self.invocations.remove(&id) {
-                        self.unindex(id, &slot.state, slot.ticket);
+                        self.unindex(id, &slot.spec.task, &slot.state, slot.ticket);
                     }
                     self.journals.remove(&id);
                 }
@@ -162,10 +196,12 @@ impl Tables {
                     slot.state.waiting_on.retain(|c| *c != child);
                 }
             }
+            Change::App(app) => self.app = Some(app),
         }
     }
 
-    /// Indexes invocation `id` by its (new) state; a ready one joins the back of the queue.
+    /// Indexes invocation `id` by its (new) state; a ready one joins the back of its task's
+    /// queue.
     fn index(&mut self, id: InvocationId) {
         let Some(slot) = self.invocations.get(&id) else {
             return;
@@ -176,14 +212,20 @@ impl Tables {
         self.counts.add(status);
         let mut ticket = None;
         if status.is_claimable() {
-            match not_before {
-                Some(t) => {
-                    self.delayed.insert((t, id));
-                }
-                None => {
-                    ticket = Some(self.next_ticket);
-                    self.ready.insert(self.next_ticket, id);
-                    self.next_ticket += 1;
+            let task = &slot.spec.task;
+            if !self.queues.contains_key(task) {
+                self.queues.insert(task.clone(), TaskQueue::default());
+            }
+            if let Some(queue) = self.queues.get_mut(task) {
+                match not_before {
+                    Some(t) => {
+                        queue.delayed.insert((t, id));
+                    }
+                    None => {
+                        ticket = Some(self.next_ticket);
+                        queue.ready.insert(self.next_ticket, id);
+                        self.next_ticket += 1;
+                    }
                 }
             }
         }
@@ -195,15 +237,23 @@ impl Tables {
         }
     }
 
-    /// Removes invocation `id`, in its old `state` and with its old queue `ticket`, from the
-    /// indexes. They hold exactly the claimable and running invocations, nothing stale.
-    fn unindex(&mut self, id: InvocationId, state: &InvocationState, ticket: Option<u64>) {
+    /// Removes invocation `id` of `task`, in its old `state` and with its old queue `ticket`,
+    /// from the indexes. They hold exactly the claimable and running invocations, nothing stale.
+    fn unindex(
+        &mut self,
+        id: InvocationId,
+        task: &TaskId,
+        state: &InvocationState,
+        ticket: Option<u64>,
+    ) {
         self.counts.remove(state.status);
-        if let Some(ticket) = ticket {
-            self.ready.remove(&ticket);
-        }
-        if let Some(t) = state.not_before {
-            self.delayed.remove(&(t, id));
+        if let Some(queue) = self.queues.get_mut(task) {
+            if let Some(ticket) = ticket {
+                queue.ready.remove(&ticket);
+            }
+            if let Some(t) = state.not_before {
+                queue.delayed.remove(&(t, id));
+            }
         }
         if let Some(lease) = &state.lease {
             self.leases.remove(&(lease.expires_at, id));
@@ -228,6 +278,9 @@ impl Tables {
     }
 
     /// An invocation's record.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] for an unknown id.
     pub fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
         let slot = self.slot(id)?;
         Ok(InvocationRecord {
@@ -242,6 +295,9 @@ impl Tables {
     }
 
     /// An invocation's journal.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] for an unknown id.
     pub fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
         self.slot(id)?;
         Ok(self.journals.get(&id).cloned().unwrap_or_default())
@@ -282,17 +338,33 @@ impl Tables {
         self.counts
     }
 
-    /// Whether a claim at `now` would find something (a ready, due or recoverable invocation).
-    pub fn has_claimable(&self, now: Timestamp) -> bool {
-        !self.ready.is_empty()
-            || self.delayed.first().is_some_and(|(t, _)| *t <= now)
-            || self.leases.first().is_some_and(|(t, _)| *t < now)
+    /// The app the store belongs to, once bound.
+    pub fn app_id(&self) -> Option<&str> {
+        self.app.as_deref()
     }
 
-    /// The next time something becomes claimable by the clock alone (a not-before time or a
-    /// lease expiry), so a blocked worker knows how long it may sleep.
-    pub fn next_due(&self) -> Option<Timestamp> {
-        let delayed = self.delayed.first().map(|(t, _)| *t);
+    /// The queues of the tasks in `tasks` that have ever had claimable invocations.
+    fn queues_of<'a>(&'a self, tasks: &'a TaskSet) -> impl Iterator<Item = &'a TaskQueue> + 'a {
+        tasks.iter().filter_map(|task| self.queues.get(task))
+    }
+
+    /// Whether a claim by a worker running `tasks` at `now` would find something: a ready or
+    /// due invocation of one of its tasks, or an expired lease to recover (of any task).
+    pub fn has_claimable(&self, tasks: &TaskSet, now: Timestamp) -> bool {
+        self.leases.first().is_some_and(|(t, _)| *t < now)
+            || self
+                .queues_of(tasks)
+                .any(|q| !q.ready.is_empty() || q.delayed.first().is_some_and(|(t, _)| *t <= now))
+    }
+
+    /// The next time something becomes claimable by a worker running `tasks` by the clock
+    /// alone (a not-before time of one of its tasks, or a lease expiry of any task), so a
+    /// blocked worker knows how long it may sleep.
+    pub fn next_due(&self, tasks: &TaskSet) -> Option<Timestamp> {
+        let delayed = self
+            .queues_of(tasks)
+            .filter_map(|q| q.delayed.first().map(|(t, _)| *t))
+            .min();
         let lease = self
             .leases
             .first()
@@ -303,14 +375,28 @@ impl Tables {
         }
     }
 
-    /// The invocation a claim at `now` takes: the one runnable longest. A queued invocation is
-    /// runnable since it became ready (its `updated_at`: submitted, released, woken, recovered),
-    /// a delayed one since its not-before time; the queue wins ties. Only the queue's front
-    /// and the earliest due delayed invocation can be the oldest.
-    fn next_claimable(&self, now: Timestamp) -> Option<InvocationId> {
-        let queued = self.ready.first_key_value().map(|(_, id)| *id);
-        let due = self.delayed.first().filter(|(t, _)| *t <= now).copied();
-        match (queued, due) {
+    /// The invocation a claim by a worker running `tasks` at `now` takes: the one of its tasks
+    /// runnable longest. A queued invocation is runnable since it became ready (its
+    /// `updated_at`: submitted, released, woken, recovered), a delayed one since its not-before
+    /// time; the queue wins ties. Only the queues' fronts and the earliest due delayed
+    /// invocations can be the oldest, so this looks at two entries per task of the worker.
+    fn next_claimable(&self, tasks: &TaskSet, now: Timestamp) -> Option<InvocationId> {
+        let mut queued: Option<(u64, InvocationId)> = None;
+        let mut due: Option<(Timestamp, InvocationId)> = None;
+        for queue in self.queues_of(tasks) {
+            if let Some((&ticket, &id)) = queue.ready.first_key_value()
+                && queued.is_none_or(|(first, _)| ticket < first)
+            {
+                queued = Some((ticket, id));
+            }
+            if let Some(&(t, id)) = queue.delayed.first()
+                && t <= now
+                && due.is_none_or(|first| (t, id) < first)
+            {
+                due = Some((t, id));
+            }
+        }
+        match (queued.map(|(_, id)| id), due) {
             (Some(q), Some((t, d))) => {
                 let since = self.invocations.get(&q).map(|s| s.state.updated_at);
                 Some(if since.is_some_and(|since| t < since) {
@@ -378,6 +464,9 @@ impl Tables {
     }
 
     /// Stores and queues a new invocation; idempotent by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for another call under an existing id.
     pub fn submit(
         &mut self,
         out: &mut Vec<Change>,
@@ -391,16 +480,47 @@ impl Tables {
         Ok(Submitted::Created)
     }
 
-    /// Claims the oldest runnable invocation for `worker`, recovering expired leases first.
+    /// Binds the tables to app `app_id`: the first bind records it, a later one with the same
+    /// id changes nothing, one with another id is [`StoreError::AppMismatch`] naming `store`
+    /// (a directory or a URL, for the message).
+    ///
+    /// # Errors
+    /// [`StoreError::AppMismatch`] when another app is recorded.
+    pub fn bind_app(
+        &mut self,
+        out: &mut Vec<Change>,
+        store: &str,
+        app_id: &str,
+    ) -> Result<(), StoreError> {
+        match &self.app {
+            Some(recorded) if recorded == app_id => Ok(()),
+            Some(recorded) => Err(StoreError::AppMismatch {
+                store: store.to_owned(),
+                recorded: recorded.clone(),
+                requested: app_id.to_owned(),
+            }),
+            None => {
+                self.emit(out, Change::App(app_id.to_owned()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Claims for `worker` the oldest runnable invocation of one of `tasks`, recovering expired
+    /// leases (of any task) first.
+    ///
+    /// # Errors
+    /// A refused status transition while recovering (a bug: the tables are inconsistent).
     pub fn claim(
         &mut self,
         out: &mut Vec<Change>,
         worker: &WorkerId,
+        tasks: &TaskSet,
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
         self.recover_expired(out, now)?;
-        let Some(id) = self.next_claimable(now) else {
+        let Some(id) = self.next_claimable(tasks, now) else {
             return Ok(None);
         };
         let slot = self.slot(id)?;
@@ -458,6 +578,9 @@ impl Tables {
     }
 
     /// Extends a lease that is still valid.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when the lease is no longer held.
     pub fn renew(
         &mut self,
         out: &mut Vec<Change>,
@@ -480,6 +603,10 @@ impl Tables {
     }
 
     /// Commits an execution atomically: validates everything, then writes everything.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`], [`StoreError::InvalidCommit`], [`StoreError::Access`],
+    /// [`StoreError::Conflict`] or [`StoreError::Transition`], with nothing changed.
     pub fn commit(
         &mut self,
         out: &mut Vec<Change>,
@@ -629,6 +756,9 @@ impl Tables {
     /// Makes every invocation whose lease expired before `now` runnable again, or failed with
     /// [`FailureKind::WorkerLost`] once it has been lost more times in a row than its spec
     /// allows. Returns the ids of all of them.
+    ///
+    /// # Errors
+    /// A refused status transition (a bug: the tables are inconsistent).
     pub fn recover_expired(
         &mut self,
         out: &mut Vec<Change>,
@@ -667,6 +797,9 @@ impl Tables {
     }
 
     /// Fails a non-final invocation on an operator's word.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`]; [`StoreError::Transition`] for a final invocation.
     pub fn cancel(
         &mut self,
         out: &mut Vec<Change>,
@@ -758,12 +891,21 @@ impl Tables {
     }
 
     /// Every change needed to rebuild these tables from empty (used by log compaction).
-    /// Invocations are created in creation order (so workflow membership and ties keep
-    /// submission order), then the queued ones are queued again in queue order (a released or
-    /// woken invocation queues behind ones created after it).
+    /// The app first; then invocations in creation order (so workflow membership and ties keep
+    /// submission order); then the queued ones are queued again in the order they became ready,
+    /// across all tasks (a released or woken invocation queues behind ones created after it).
     pub fn snapshot(&self) -> Vec<Change> {
+        let mut queued: Vec<(u64, InvocationId)> = self
+            .queues
+            .values()
+            .flat_map(|q| q.ready.iter().map(|(ticket, id)| (*ticket, *id)))
+            .collect();
+        queued.sort_unstable();
         let mut out =
-            Vec::with_capacity(self.invocations.len() * 2 + self.ready.len() + self.data.len());
+            Vec::with_capacity(self.invocations.len() * 2 + queued.len() + self.data.len() + 1);
+        if let Some(app) = &self.app {
+            out.push(Change::App(app.clone()));
+        }
         let mut slots: Vec<(&InvocationId, &Slot)> = self.invocations.iter().collect();
         slots.sort_by_key(|(_, slot)| slot.seq);
         for (id, slot) in slots {
@@ -772,9 +914,9 @@ impl Tables {
                 out.push(Change::Journal(*id, j.clone()));
             }
         }
-        for id in self.ready.values() {
-            if let Some(slot) = self.invocations.get(id) {
-                out.push(Change::State(*id, slot.state.clone()));
+        for (_, id) in queued {
+            if let Some(slot) = self.invocations.get(&id) {
+                out.push(Change::State(id, slot.state.clone()));
             }
         }
         for (wf, kv) in &self.data {
@@ -789,39 +931,19 @@ impl Tables {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wf_core::{CallId, TaskId, WorkflowIdentity};
+    use crate::conformance::fixtures::{self, at_ms as at, id, tasks};
 
-    use crate::model::DEFAULT_MAX_RECOVERIES;
+    /// The tasks these tests use: most use `t`, the per-task order tests `u` too.
+    const TASKS: [&str; 2] = ["t", "u"];
 
-    fn at(ms: u64) -> Timestamp {
-        Timestamp(1_767_225_600_000 + ms)
-    }
-
-    fn id(n: u128) -> InvocationId {
-        InvocationId::from_u128(n)
-    }
-
+    /// Root number `n` of task `t`.
     fn root(n: u128) -> NewInvocation {
-        let task = TaskId::new("t");
-        NewInvocation {
-            id: id(n),
-            call: CallId::of(&task, &[]),
-            identity: WorkflowIdentity::new_workflow(id(n), task.clone()),
-            task,
-            args: Vec::new(),
-            parent: None,
-            not_before: None,
-            max_recoveries: DEFAULT_MAX_RECOVERIES,
-        }
+        fixtures::root(n, "t", b"")
     }
 
+    /// Child number `n` of `parent`, of task `t`.
     fn child(n: u128, parent: &NewInvocation) -> NewInvocation {
-        NewInvocation {
-            id: id(n),
-            identity: parent.identity.clone(),
-            parent: Some(parent.id),
-            ..root(n)
-        }
+        fixtures::child(n, parent, "t", b"")
     }
 
     /// Operations on live tables, keeping the log of their changes as a file store would.
@@ -837,7 +959,9 @@ mod tests {
         }
 
         fn claim(&mut self, now: Timestamp) -> Lease {
-            claim(&mut self.tables, &mut self.log, now).unwrap().lease
+            claim(&mut self.tables, &mut self.log, &tasks(&TASKS), now)
+                .unwrap()
+                .lease
         }
 
         fn commit(&mut self, lease: &Lease, commit: Commit, now: Timestamp) {
@@ -847,9 +971,20 @@ mod tests {
         }
     }
 
-    fn claim(t: &mut Tables, out: &mut Vec<Change>, now: Timestamp) -> Option<Claim> {
-        t.claim(out, &WorkerId::new("w"), Duration::from_secs(3600), now)
-            .unwrap()
+    fn claim(
+        t: &mut Tables,
+        out: &mut Vec<Change>,
+        tasks: &TaskSet,
+        now: Timestamp,
+    ) -> Option<Claim> {
+        t.claim(
+            out,
+            &WorkerId::new("w"),
+            tasks,
+            Duration::from_secs(3600),
+            now,
+        )
+        .unwrap()
     }
 
     fn replay(changes: Vec<Change>) -> Tables {
@@ -884,35 +1019,46 @@ mod tests {
         (roots, members, records, t.counts())
     }
 
-    /// The order in which claims at `now` hand everything out.
-    fn claim_order(mut t: Tables, now: Timestamp) -> Vec<InvocationId> {
+    /// The order in which claims by a worker running `tasks` at `now` hand everything out.
+    fn claim_order(t: &Tables, tasks: &TaskSet, now: Timestamp) -> Vec<InvocationId> {
+        let mut t = t.clone();
         let mut order = Vec::new();
-        while let Some(c) = claim(&mut t, &mut Vec::new(), now) {
+        while let Some(c) = claim(&mut t, &mut Vec::new(), tasks, now) {
             order.push(c.lease.invocation);
         }
         order
     }
 
     /// Asserts that replaying the log and replaying a snapshot both rebuild what the live
-    /// tables show, claim order included, and returns that claim order.
+    /// tables show, the app and the claim order included: for a worker running both tasks
+    /// and for one running either, so the order within each task's queue and across them is
+    /// rebuilt. Returns the claim order of a worker running both.
     fn assert_rebuilt(live: Logged, now: Timestamp) -> Vec<InvocationId> {
         let from_log = replay(live.log.clone());
         let from_snapshot = replay(live.tables.snapshot());
         let expected = seen(&live.tables);
         assert_eq!(seen(&from_log), expected, "log replay");
         assert_eq!(seen(&from_snapshot), expected, "snapshot replay");
-        let order = claim_order(live.tables, now);
-        assert_eq!(
-            claim_order(from_log, now),
-            order,
-            "claim order after log replay"
-        );
-        assert_eq!(
-            claim_order(from_snapshot, now),
-            order,
-            "claim order after snapshot replay"
-        );
-        order
+        for (t, how) in [
+            (&from_log, "log replay"),
+            (&from_snapshot, "snapshot replay"),
+        ] {
+            assert_eq!(t.app_id(), live.tables.app_id(), "the app after {how}");
+        }
+        for set in [tasks(&TASKS), tasks(&["t"]), tasks(&["u"])] {
+            let order = claim_order(&live.tables, &set, now);
+            for (t, how) in [
+                (&from_log, "log replay"),
+                (&from_snapshot, "snapshot replay"),
+            ] {
+                assert_eq!(
+                    claim_order(t, &set, now),
+                    order,
+                    "claim order of a worker running {set:?} after {how}"
+                );
+            }
+        }
+        claim_order(&live.tables, &tasks(&TASKS), now)
     }
 
     /// Children created by one commit share `created_at`; a snapshot (compaction) must keep
@@ -1046,5 +1192,44 @@ mod tests {
         assert!(parent.state.waiting_on.is_empty());
         assert_eq!(parent.state.updated_at, at(3));
         assert_eq!(assert_rebuilt(live, at(10)), [p.id]);
+    }
+
+    /// Two tasks' queues, each in its own order and interleaved by when their invocations
+    /// became ready (submitted, released, retry due), with the app the store was bound to:
+    /// log replay and snapshot replay rebuild all of it.
+    #[test]
+    fn replay_keeps_per_task_queues_and_the_order_across_them() {
+        let mut live = Logged::default();
+        live.tables.bind_app(&mut live.log, "test", "shop").unwrap();
+        let [t1, u1, t2, u2, t3] = [
+            fixtures::root(1, "t", b""),
+            fixtures::root(2, "u", b""),
+            fixtures::root(3, "t", b""),
+            fixtures::root(4, "u", b""),
+            fixtures::root(5, "t", b""),
+        ];
+        for (n, inv) in [&t1, &u1, &t2, &u2].into_iter().enumerate() {
+            live.submit(inv, at(n as u64));
+        }
+        // t1 runs and is released (queued again at 11 ms); u1 runs and retries from 12 ms.
+        let lease = live.claim(at(10));
+        assert_eq!(lease.invocation, t1.id);
+        live.commit(&lease, Commit::outcome(Outcome::Released), at(11));
+        let lease = live.claim(at(10));
+        assert_eq!(lease.invocation, u1.id);
+        live.commit(
+            &lease,
+            Commit::outcome(Outcome::Retry {
+                not_before: at(12),
+                error: Failure::new(FailureKind::Task, "flaky"),
+            }),
+            at(11),
+        );
+        live.submit(&t3, at(13));
+        // Ready: t2 (2 ms), u2 (3 ms), t1 (11 ms), u1 (retry, 12 ms), t3 (13 ms).
+        assert_eq!(
+            assert_rebuilt(live, at(20)),
+            [t2.id, u2.id, t1.id, u1.id, t3.id]
+        );
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use file_common::*;
 use wf_core::{Status, WorkerId};
-use wf_store::{Commit, FileOptions, FileStore, NewInvocation, Outcome, Store, StoreError};
+use wf_store::{
+    Commit, FileOptions, FileStore, Outcome, Store, StoreAdmin, StoreError, StoreRead, StoreWork,
+};
 
 fn log_len(dir: &std::path::Path) -> u64 {
     fs::metadata(log_path(dir)).unwrap().len()
@@ -73,13 +75,6 @@ fn purge_finished_reclaims_space_at_once() {
     assert_eq!(claim_and_finish(&store, "w", at(300)), Some(1000));
 }
 
-fn child_of(n: u64, parent: &NewInvocation) -> NewInvocation {
-    let mut child = root(n);
-    child.parent = Some(parent.id);
-    child.identity = parent.identity.clone();
-    child
-}
-
 /// Everything a reader can see, for comparing two stores.
 fn everything(store: &dyn Store) -> String {
     let mut out = format!("{:?}\n", store.counts().unwrap());
@@ -112,7 +107,10 @@ fn compaction_and_reopen_keep_every_state() {
     // A parent waiting on a child, a delayed invocation, a running one with a lease.
     let parent = root(10);
     store.submit(parent.clone(), at(10)).unwrap();
-    let claim = store.claim(&w, lease, at(11)).unwrap().unwrap();
+    let claim = store
+        .claim(&w, &workload_tasks(), lease, at(11))
+        .unwrap()
+        .unwrap();
     assert_eq!(claim.record.id(), parent.id);
     let kid = child_of(11, &parent);
     store
@@ -130,7 +128,10 @@ fn compaction_and_reopen_keep_every_state() {
     let mut delayed = root(20);
     delayed.not_before = Some(at(1_000));
     store.submit(delayed.clone(), at(13)).unwrap();
-    let running = store.claim(&w, lease, at(14)).unwrap().unwrap();
+    let running = store
+        .claim(&w, &workload_tasks(), lease, at(14))
+        .unwrap()
+        .unwrap();
     assert_eq!(running.record.id(), kid.id);
 
     let before = everything(&store);
@@ -154,13 +155,23 @@ fn compaction_and_reopen_keep_every_state() {
         Status::Pending
     );
     assert_eq!(
-        store.claim(&w, lease, at(16)).unwrap().unwrap().record.id(),
+        store
+            .claim(&w, &workload_tasks(), lease, at(16))
+            .unwrap()
+            .unwrap()
+            .record
+            .id(),
         parent.id
     );
-    assert!(store.claim(&w, lease, at(17)).unwrap().is_none());
+    assert!(
+        store
+            .claim(&w, &workload_tasks(), lease, at(17))
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store
-            .claim(&w, lease, at(1_000))
+            .claim(&w, &workload_tasks(), lease, at(1_000))
             .unwrap()
             .unwrap()
             .record

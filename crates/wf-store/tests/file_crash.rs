@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use file_common::*;
 use wf_core::{Status, Timestamp};
-use wf_store::{FileOptions, FileStore, Store, StoreError};
+use wf_store::{FileOptions, FileStore, StoreError, StoreRead, StoreWork};
 
 const CHILD_DIR: &str = "WF_FILE_CRASH_CHILD_DIR";
 const CHILD_BASE: &str = "WF_FILE_CRASH_CHILD_BASE";

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use file_common::at;
 use wf_core::{FailureKind, Status, WorkerId};
-use wf_store::conformance::{child, root};
-use wf_store::{Commit, FileStore, Outcome, Store};
+use wf_store::conformance::fixtures::{child, root, tasks};
+use wf_store::{Commit, FileStore, Outcome, StoreRead, StoreWork};
 
 #[test]
 fn a_claim_that_fails_a_crash_looping_child_and_wakes_its_parent_is_durable_before_it_is_seen() {
@@ -21,9 +21,10 @@ fn a_claim_that_fails_a_crash_looping_child_and_wakes_its_parent_is_durable_befo
     // Lost once: failed with WorkerLost by whoever recovers it.
     kid.max_recoveries = 0;
     let w = WorkerId::new("w");
+    let tasks = tasks(&["parent", "child"]);
     store.submit(parent.clone(), at(0)).unwrap();
     let p = store
-        .claim(&w, Duration::from_secs(60), at(1))
+        .claim(&w, &tasks, Duration::from_secs(60), at(1))
         .unwrap()
         .unwrap();
     store
@@ -37,7 +38,7 @@ fn a_claim_that_fails_a_crash_looping_child_and_wakes_its_parent_is_durable_befo
         )
         .unwrap();
     let lost = store
-        .claim(&w, Duration::from_secs(1), at(3))
+        .claim(&w, &tasks, Duration::from_secs(1), at(3))
         .unwrap()
         .unwrap();
     assert_eq!(lost.record.id(), kid.id);
@@ -46,7 +47,7 @@ fn a_claim_that_fails_a_crash_looping_child_and_wakes_its_parent_is_durable_befo
     // WorkerLost, which wakes the parent, which that same claim then takes.
     let flushes = store.stats().flushes;
     let next = store
-        .claim(&w, Duration::from_secs(60), at(60_000))
+        .claim(&w, &tasks, Duration::from_secs(60), at(60_000))
         .unwrap()
         .unwrap();
     assert_eq!(next.record.id(), parent.id);

@@ -8,7 +8,7 @@ use std::fs;
 
 use file_common::*;
 use wf_core::{InvocationId, Status, WorkerId};
-use wf_store::{FileOptions, FileStore, Store, StoreError};
+use wf_store::{FileOptions, FileStore, StoreAdmin, StoreError, StoreRead, StoreWork};
 
 fn opts() -> FileOptions {
     FileOptions::default()
@@ -366,6 +366,7 @@ fn state_survives_reopen_and_a_stale_compaction_file_is_ignored() {
     let claim = store
         .claim(
             &WorkerId::new("w"),
+            &workload_tasks(),
             std::time::Duration::from_secs(5),
             at(51),
         )

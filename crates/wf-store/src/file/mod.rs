@@ -68,7 +68,7 @@
 //! operation that noticed writes [`Tables::snapshot`] to a new file, syncs it, renames it over the
 //! log and syncs the directory, holding the `Tables` mutex meanwhile (so compaction pauses the
 //! store for about one snapshot write; amortised it costs a constant per appended byte).
-//! [`Store::purge_finished`] compacts at once. With [`FileOptions::retention`], finished
+//! [`StoreAdmin::purge_finished`] compacts at once. With [`FileOptions::retention`], finished
 //! workflows older than the retention (by the operations' clock) are purged as operations go, so
 //! the log stays bounded under steady load.
 
@@ -89,15 +89,18 @@ use std::time::Duration;
 use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Status, Timestamp, WorkerId};
 
 use crate::error::StoreError;
+use crate::limits;
 use crate::memory::{signal, system_now, wait_until};
 use crate::model::{
     Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts, Submitted,
+    TaskSet,
 };
-use crate::store::Store;
+use crate::store::{StoreAdmin, StoreRead, StoreWork};
 use crate::tables::{Change, Tables};
 
 use self::fsio::io_err;
 use self::log::Log;
+pub use self::snapshot::FileSnapshot;
 
 /// The log file's name inside the store directory.
 const LOG_FILE: &str = "wf.log";
@@ -148,7 +151,7 @@ impl FileOptions {
 
     /// Purge workflows that finished longer than `retention` ago (judged by the clock the
     /// operations pass in), as operations go; their space is reclaimed by the next compaction.
-    /// Default: keep everything until [`Store::purge_finished`] is called.
+    /// Default: keep everything until [`StoreAdmin::purge_finished`] is called.
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
@@ -190,7 +193,7 @@ pub struct FileStats {
 /// the format, the durability guarantees and compaction.
 ///
 /// ```
-/// use wf_store::{FileStore, Store};
+/// use wf_store::{FileStore, StoreRead};
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = FileStore::open(dir.path()).unwrap();
 /// assert_eq!(store.counts().unwrap().total(), 0);
@@ -224,11 +227,11 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
-/// Room left in a record for everything a size estimate does not count.
-const RECORD_SLACK: usize = 1 << 20;
-
 impl FileStore {
     /// Opens (creating if needed) the store in directory `dir` with default options.
+    ///
+    /// # Errors
+    /// As [`FileStore::open_with`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir, FileOptions::default())
     }
@@ -240,6 +243,9 @@ impl FileStore {
     /// and fails with [`StoreError::Corrupt`] on damage before the tail,
     /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
     /// [`StoreError::OlderFormat`] on one written in an older, pre-release format.
+    ///
+    /// # Errors
+    /// Those above, and [`StoreError::Io`] when the directory or log cannot be read or written.
     pub fn open_with(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -287,12 +293,18 @@ impl FileStore {
 
     /// Makes everything appended so far durable, claims and renewals included (other
     /// operations are durable when they return).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when a write or fsync fails (the store then fails stop).
     pub fn flush(&self) -> Result<(), StoreError> {
         let flushed = self.log.flush_all();
         self.stop_on_failure(flushed)
     }
 
     /// Rewrites the log as a snapshot of the live state now.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the new log cannot be written, synced or renamed into place.
     pub fn compact(&self) -> Result<(), StoreError> {
         let tables = self.lock_checked()?;
         let compacted = self.log.compact(&tables.snapshot());
@@ -471,12 +483,16 @@ fn lease_only(change: &Change) -> bool {
 }
 
 /// Refuses, before anything changes, a request whose record could not be encoded: memory would
-/// then be ahead of the log.
+/// then be ahead of the log. `bytes` is an estimate of the record (see `commit_bytes`).
 fn check_size(what: &str, bytes: usize) -> Result<(), StoreError> {
-    let limit = format::MAX_PAYLOAD - RECORD_SLACK;
+    let limit = limits::MAX_RECORD_BYTES;
     if bytes > limit {
         tracing::debug!(what, bytes, "refusing an oversized request");
-        return Err(wf_core::CodecError::TooLarge { size: bytes, limit }.into());
+        return Err(StoreError::TooLarge {
+            what: what.to_owned(),
+            size: bytes,
+            limit,
+        });
     }
     Ok(())
 }
@@ -519,69 +535,13 @@ fn commit_bytes(commit: &Commit) -> usize {
         + commit.children.iter().map(invocation_bytes).sum::<usize>()
 }
 
-impl Store for FileStore {
+impl StoreRead for FileStore {
     fn backend(&self) -> &'static str {
         "file"
     }
 
-    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
-        check_size("submission", invocation_bytes(&invocation))?;
-        self.mutate(true, now, |t, out| t.submit(out, invocation, now))
-    }
-
-    fn claim(
-        &self,
-        worker: &WorkerId,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Claim>, StoreError> {
-        self.mutate(false, now, |t, out| t.claim(out, worker, lease_for, now))
-    }
-
-    fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.lock_checked()?.next_due())
-    }
-
-    fn wait_for_work(&self, timeout: Duration) -> Result<bool, StoreError> {
-        // `memory::wait_for_claimable`, but a failed log also ends the wait.
-        let work = wait_until(
-            self.lock_checked()?,
-            &self.work,
-            timeout,
-            |t| {
-                let ready = self.log.is_stopped() || t.has_claimable(system_now());
-                if !ready {
-                    self.about_to_block();
-                }
-                ready.then_some(())
-            },
-            Tables::next_due,
-        );
-        self.log.check()?;
-        Ok(work.is_some())
-    }
-
-    fn renew(
-        &self,
-        lease: &Lease,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, StoreError> {
-        self.mutate(false, now, |t, out| t.renew(out, lease, lease_for, now))
-    }
-
-    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
-        check_size("commit", commit_bytes(&commit))?;
-        self.mutate(true, now, |t, out| t.commit(out, lease, commit, now))
-    }
-
-    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.mutate(true, now, |t, out| t.recover_expired(out, now))
-    }
-
-    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
-        check_size("cancellation", reason.len())?;
-        self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))
+    fn app_id(&self) -> Result<Option<String>, StoreError> {
+        self.read(|t| t.app_id().map(str::to_owned))
     }
 
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
@@ -654,6 +614,79 @@ impl Store for FileStore {
             Some(Err(stopped)) => Err(stopped),
             None => Ok(None),
         }
+    }
+}
+
+impl StoreWork for FileStore {
+    fn bind_app(&self, app_id: &str) -> Result<(), StoreError> {
+        check_size("an app id", app_id.len())?;
+        let store = self.dir.display().to_string();
+        self.mutate(true, system_now(), |t, out| t.bind_app(out, &store, app_id))
+    }
+
+    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
+        check_size("a submission", invocation_bytes(&invocation))?;
+        self.mutate(true, now, |t, out| t.submit(out, invocation, now))
+    }
+
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.mutate(false, now, |t, out| {
+            t.claim(out, worker, tasks, lease_for, now)
+        })
+    }
+
+    fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock_checked()?.next_due(tasks))
+    }
+
+    fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
+        // `memory::wait_for_claimable`, but a failed log also ends the wait.
+        let work = wait_until(
+            self.lock_checked()?,
+            &self.work,
+            timeout,
+            |t| {
+                let ready = self.log.is_stopped() || t.has_claimable(tasks, system_now());
+                if !ready {
+                    self.about_to_block();
+                }
+                ready.then_some(())
+            },
+            |t| t.next_due(tasks),
+        );
+        self.log.check()?;
+        Ok(work.is_some())
+    }
+
+    fn renew(
+        &self,
+        lease: &Lease,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, StoreError> {
+        self.mutate(false, now, |t, out| t.renew(out, lease, lease_for, now))
+    }
+
+    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
+        check_size("a commit", commit_bytes(&commit))?;
+        self.mutate(true, now, |t, out| t.commit(out, lease, commit, now))
+    }
+
+    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.mutate(true, now, |t, out| t.recover_expired(out, now))
+    }
+}
+
+impl StoreAdmin for FileStore {
+    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        check_size("a cancellation", reason.len())?;
+        self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {

@@ -3,25 +3,31 @@
 //! A live worker process holds the store directory's lock, so an inspector cannot
 //! [`FileStore::open`] it. [`FileStore::snapshot`] instead reads `wf.log` as it is on disk at that
 //! moment, without the lock and without writing anything, and replays it into a
-//! [`MemoryStore`]. A record that the owner is still appending (cut short, or not yet complete)
+//! [`FileSnapshot`], which implements only [`StoreRead`]. A record that the owner is still appending (cut short, or not yet complete)
 //! is simply where the snapshot ends: it was never acknowledged, so the snapshot still shows
 //! every change the owner acknowledged before the read began.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wf_core::{InvocationId, JournalEntry};
 
 use super::fsio::io_err;
 use super::recovery::replay;
 use super::{FileStore, LOG_FILE};
 use crate::error::StoreError;
-use crate::memory::MemoryStore;
+use crate::model::{InvocationRecord, StatusCounts};
+use crate::store::StoreRead;
+use crate::tables::Tables;
 
 /// How many times a read that looks corrupt is retried: a compaction may have replaced the log
 /// while it was being read, or the owner may have been writing a batch.
 const READ_ATTEMPTS: usize = 3;
 
 impl FileStore {
-    /// A read-only, point-in-time copy of the store in `dir`, as a [`MemoryStore`].
+    /// A read-only, point-in-time copy of the store in `dir`: a [`FileSnapshot`], which offers
+    /// the reads ([`StoreRead`]) and nothing else.
     ///
     /// Takes no lock and modifies nothing, so it works while another process owns the store
     /// (a running worker). Changes made to the copy are not written back. A torn or partial last
@@ -31,14 +37,19 @@ impl FileStore {
     /// [`StoreError::Io`] with kind `NotFound`.
     ///
     /// ```
-    /// use wf_store::{FileStore, Store};
+    /// use wf_store::{FileStore, StoreRead, StoreWork};
     /// let dir = tempfile::tempdir().unwrap();
     /// let owner = FileStore::open(dir.path()).unwrap(); // holds the lock
+    /// owner.bind_app("shop").unwrap();
     /// let copy = FileStore::snapshot(dir.path()).unwrap();
     /// assert_eq!(copy.counts().unwrap().total(), 0);
+    /// assert_eq!(copy.app_id().unwrap().as_deref(), Some("shop"));
     /// # drop(owner);
     /// ```
-    pub fn snapshot(dir: impl AsRef<Path>) -> Result<MemoryStore, StoreError> {
+    ///
+    /// # Errors
+    /// As listed above.
+    pub fn snapshot(dir: impl AsRef<Path>) -> Result<FileSnapshot, StoreError> {
         let dir = dir.as_ref();
         let path = dir.join(LOG_FILE);
         if !dir.is_dir() {
@@ -60,7 +71,10 @@ impl FileStore {
                             "snapshot ends before an incomplete last record"
                         );
                     }
-                    return Ok(MemoryStore::from_tables(replayed.tables));
+                    return Ok(FileSnapshot {
+                        dir: dir.to_path_buf(),
+                        tables: replayed.tables,
+                    });
                 }
                 Err(StoreError::Corrupt { .. }) if attempt < READ_ATTEMPTS => attempt += 1,
                 Err(e) => return Err(e),
@@ -73,5 +87,81 @@ fn not_found(path: &Path, what: &str) -> StoreError {
     StoreError::Io {
         path: path.to_path_buf(),
         source: io::Error::new(io::ErrorKind::NotFound, what.to_owned()),
+    }
+}
+
+/// A read-only, point-in-time copy of a file store, made by [`FileStore::snapshot`]: the reads
+/// of the storage contract ([`StoreRead`]) and nothing else, so a tool holding one cannot change
+/// the store. It never changes either: [`StoreRead::wait_final`] answers at once.
+pub struct FileSnapshot {
+    dir: PathBuf,
+    tables: Tables,
+}
+
+impl std::fmt::Debug for FileSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSnapshot")
+            .field("dir", &self.dir)
+            .field("tables", &self.tables)
+            .finish()
+    }
+}
+
+impl FileSnapshot {
+    /// The directory of the store it copies.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl StoreRead for FileSnapshot {
+    fn backend(&self) -> &'static str {
+        "file"
+    }
+
+    fn app_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.tables.app_id().map(str::to_owned))
+    }
+
+    fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
+        self.tables.invocation(id)
+    }
+
+    fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
+        self.tables.journal(id)
+    }
+
+    fn get_data(&self, workflow: InvocationId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tables.get_data(workflow, key))
+    }
+
+    fn data_keys(&self, workflow: InvocationId) -> Result<Vec<String>, StoreError> {
+        Ok(self.tables.data_keys(workflow))
+    }
+
+    fn workflow_invocations(
+        &self,
+        workflow: InvocationId,
+    ) -> Result<Vec<InvocationId>, StoreError> {
+        Ok(self.tables.workflow_invocations(workflow))
+    }
+
+    fn workflows(&self) -> Result<Vec<InvocationRecord>, StoreError> {
+        Ok(self.tables.workflow_roots())
+    }
+
+    fn counts(&self) -> Result<StatusCounts, StoreError> {
+        Ok(self.tables.counts())
+    }
+
+    /// A snapshot never changes: the record if it is final, `None` at once if it is not (no
+    /// waiting for the timeout), [`StoreError::InvocationNotFound`] if it is not in the copy.
+    fn wait_final(
+        &self,
+        id: InvocationId,
+        _timeout: Duration,
+    ) -> Result<Option<InvocationRecord>, StoreError> {
+        let record = self.tables.invocation(id)?;
+        Ok(record.state.status.is_final().then_some(record))
     }
 }

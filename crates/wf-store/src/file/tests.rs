@@ -16,29 +16,24 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use wf_core::{CallId, InvocationId, Status, TaskId, Timestamp, WorkerId, WorkflowIdentity};
+use wf_core::{Status, Timestamp, WorkerId};
 
 use super::{FileOptions, FileStore};
+use crate::conformance::fixtures::T0;
 use crate::error::StoreError;
-use crate::model::{Commit, DEFAULT_MAX_RECOVERIES, NewInvocation, Outcome};
-use crate::store::Store;
+use crate::model::{Commit, NewInvocation, Outcome, TaskSet};
+use crate::store::{StoreAdmin, StoreRead, StoreWork};
 
-const T0: Timestamp = Timestamp(1_767_225_600_000);
 const LONG: Duration = Duration::from_secs(30);
 
+/// Root number `n` of the one task these tests use.
 fn root(n: u128) -> NewInvocation {
-    let id = InvocationId::from_u128(n);
-    let task = TaskId::new("disk-full");
-    NewInvocation {
-        id,
-        call: CallId::of(&task, &[]),
-        identity: WorkflowIdentity::new_workflow(id, task.clone()),
-        task,
-        args: Vec::new(),
-        parent: None,
-        not_before: None,
-        max_recoveries: DEFAULT_MAX_RECOVERIES,
-    }
+    crate::conformance::fixtures::root(n, "disk-full", b"")
+}
+
+/// The one task these tests use.
+fn disk_full() -> TaskSet {
+    crate::conformance::fixtures::tasks(&["disk-full"])
 }
 
 /// Returns once `n` waiters in all went to block and are waiting (see the module docs).
@@ -80,7 +75,7 @@ fn after_a_failed_write_no_operation_hands_out_state_that_was_never_logged() {
     fill_the_disk(&store);
 
     // The claim is applied in memory, then its record cannot be written.
-    let claimed = store.claim(&WorkerId::new("w"), LONG, T0);
+    let claimed = store.claim(&WorkerId::new("w"), &disk_full(), LONG, T0);
     match claimed {
         Err(StoreError::Io { source, .. }) => {
             assert_eq!(source.kind(), io::ErrorKind::StorageFull, "{source}");
@@ -97,11 +92,14 @@ fn after_a_failed_write_no_operation_hands_out_state_that_was_never_logged() {
     assert_stopped("workflow_invocations", store.workflow_invocations(id));
     assert_stopped("workflows", store.workflows());
     assert_stopped("counts", store.counts());
-    assert_stopped("next_due", store.next_due());
-    assert_stopped("wait_for_work", store.wait_for_work(LONG));
+    assert_stopped("next_due", store.next_due(&disk_full()));
+    assert_stopped("wait_for_work", store.wait_for_work(&disk_full(), LONG));
     assert_stopped("wait_final", store.wait_final(id, LONG));
     assert_stopped("submit", store.submit(root(2), T0));
-    assert_stopped("claim", store.claim(&WorkerId::new("w"), LONG, T0));
+    assert_stopped(
+        "claim",
+        store.claim(&WorkerId::new("w"), &disk_full(), LONG, T0),
+    );
     assert_stopped("recover_expired", store.recover_expired(T0));
     assert_stopped("cancel", store.cancel(id, "no", T0));
     assert_stopped("purge_finished", store.purge_finished(T0));
@@ -126,7 +124,7 @@ fn a_failed_write_wakes_threads_blocked_in_wait_final_and_wait_for_work() {
     let now = Timestamp::from_system_time(SystemTime::now());
     store.submit(root(1), now).unwrap();
     let claim = store
-        .claim(&WorkerId::new("w"), LONG, now)
+        .claim(&WorkerId::new("w"), &disk_full(), LONG, now)
         .unwrap()
         .expect("the invocation is claimable");
     // Nothing is claimable and nothing is final: both would block for their whole timeout.
@@ -144,7 +142,7 @@ fn a_failed_write_wakes_threads_blocked_in_wait_final_and_wait_for_work() {
         let store = Arc::clone(&store);
         move || {
             let start = Instant::now();
-            (store.wait_for_work(LONG), start.elapsed())
+            (store.wait_for_work(&disk_full(), LONG), start.elapsed())
         }
     });
     until_blocked(&store, 2);
@@ -169,7 +167,7 @@ fn wait_final_ends_with_not_found_when_the_invocation_is_purged_while_it_waits()
     let id = root(1).id;
     store.submit(root(1), T0).unwrap();
     let claim = store
-        .claim(&WorkerId::new("w"), LONG, T0)
+        .claim(&WorkerId::new("w"), &disk_full(), LONG, T0)
         .unwrap()
         .expect("the invocation is claimable");
     let waiter = std::thread::spawn({

@@ -2,23 +2,22 @@
 //! of the invocation's number, so a reopened store can be checked for completeness and for
 //! half-written state.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wf_core::{
-    CallId, InvocationId, JournalEntry, Op, Status, TaskId, Timestamp, WorkerId, WorkflowIdentity,
+use wf_core::{JournalEntry, Op, Status, Timestamp, WorkerId};
+use wf_store::conformance::fixtures;
+use wf_store::{
+    Commit, InvocationRecord, NewInvocation, Outcome, Store, StoreAdmin, StoreRead, StoreWork,
+    TaskSet,
 };
-use wf_store::{Commit, InvocationRecord, NewInvocation, Outcome, Store};
 
-/// A fixed clock: 2026-01-01T00:00:00Z.
-pub const T0: Timestamp = Timestamp(1_767_225_600_000);
+/// The task every invocation of this workload calls.
+pub const TASK: &str = "crash-test";
 
-/// `T0` plus `ms` milliseconds.
-pub fn at(ms: u64) -> Timestamp {
-    Timestamp(T0.0 + ms)
-}
+pub use wf_store::conformance::fixtures::{T0, at_ms as at};
 
 /// The log file of a store directory.
 pub fn log_path(dir: &Path) -> PathBuf {
@@ -54,21 +53,20 @@ pub fn fix_checksum(bytes: &mut [u8], at: usize) {
     bytes[at + 8..at + 12].copy_from_slice(&h.finalize().to_le_bytes());
 }
 
-/// Root invocation number `n`; its arguments carry `n`.
+/// Root invocation number `n` (id `n + 1`) of the one task of this workload; its arguments
+/// carry `n`.
 pub fn root(n: u64) -> NewInvocation {
-    let id = InvocationId::from_u128(u128::from(n) + 1);
-    let task = TaskId::new("crash-test");
-    let args = n.to_le_bytes().to_vec();
-    NewInvocation {
-        id,
-        call: CallId::of(&task, &args),
-        identity: WorkflowIdentity::new_workflow(id, task.clone()),
-        task,
-        args,
-        parent: None,
-        not_before: None,
-        max_recoveries: wf_store::DEFAULT_MAX_RECOVERIES,
-    }
+    fixtures::root(u128::from(n) + 1, TASK, &n.to_le_bytes())
+}
+
+/// Invocation number `n`, a child of `parent` in its workflow, made like [`root`].
+pub fn child_of(n: u64, parent: &NewInvocation) -> NewInvocation {
+    fixtures::child(u128::from(n) + 1, parent, TASK, &n.to_le_bytes())
+}
+
+/// The tasks of this workload: the one task [`TASK`].
+pub fn workload_tasks() -> TaskSet {
+    fixtures::tasks(&[TASK])
 }
 
 /// The number an invocation was made from.
@@ -125,7 +123,12 @@ pub fn commit_of(n: u64) -> Commit {
 /// claimable.
 pub fn claim_and_finish(store: &dyn Store, worker: &str, now: Timestamp) -> Option<u64> {
     let claim = store
-        .claim(&WorkerId::new(worker), Duration::from_secs(600), now)
+        .claim(
+            &WorkerId::new(worker),
+            &workload_tasks(),
+            Duration::from_secs(600),
+            now,
+        )
         .unwrap()?;
     let n = number(&claim.record);
     store.commit(&claim.lease, commit_of(n), now).unwrap();
@@ -140,7 +143,7 @@ pub fn run_one(store: &dyn Store, n: u64, now: Timestamp) -> u64 {
 
 /// Checks that a stored invocation is either finished exactly as `commit_of` says or untouched
 /// by its commit (no journal, no data, no result): never half-written.
-pub fn check_whole(store: &dyn Store, record: &InvocationRecord) -> bool {
+pub fn check_whole(store: &dyn StoreRead, record: &InvocationRecord) -> bool {
     let n = number(record);
     let id = record.id();
     let journal = store.journal(id).unwrap();

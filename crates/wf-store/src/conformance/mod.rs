@@ -1,0 +1,185 @@
+//! The conformance suite every backend must pass unchanged (feature `testing`).
+//!
+//! A backend's test file instantiates it with one line:
+//!
+//! ```text
+//! wf_store::conformance_tests!(|| wf_store::conformance::Subject::new(wf_store::MemoryStore::new()));
+//! ```
+//!
+//! Each test gets a fresh, empty store from the factory. A [`Subject`] may carry a guard (for
+//! example a temporary directory) that lives as long as the store.
+//!
+//! The tests are grouped by topic, one module each, and the macro generates one test module per
+//! topic, so a backend's tests are named `leases::stale_attempt_cannot_commit` and can be
+//! filtered by topic (`cargo test -p wf-store --test memory_conformance leases::`). Everything
+//! the tests share (invocation builders, clocks, assertions) is in [`fixtures`], which other
+//! crates' tests use too.
+//!
+//! The tests use only the [`Store`] trait, never a backend's internals, and drive the clock
+//! explicitly: every operation takes `now`, so a test passes [`fixtures::T0`], `T0 + 30 s`, …
+//! instead of sleeping. The blocking waits (`wait_final`, `wait_for_work`) are the only
+//! operations that read the real clock; see [`waits`] for how their tests make sure a waiter
+//! was woken.
+// Test support: a failed expectation is a failed test, so unwrap and panic are the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::store::Store;
+
+pub mod fixtures;
+
+pub mod app;
+pub mod cancel;
+pub mod claim;
+pub mod commit;
+pub mod data;
+pub mod leases;
+pub mod reads;
+pub mod recovery;
+pub mod retention;
+pub mod submit;
+pub mod tasks;
+pub mod values;
+pub mod waiting;
+pub mod waits;
+
+/// A store under test, and whatever must outlive it.
+pub struct Subject {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subject")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subject {
+    /// A store with nothing else to keep alive.
+    pub fn new(store: impl Store) -> Self {
+        Self {
+            store: Arc::new(store),
+            _guard: Box::new(()),
+        }
+    }
+
+    /// A store with a guard (a temporary directory, a server handle) that must outlive it.
+    pub fn with_guard(store: impl Store, guard: impl Any + Send) -> Self {
+        Self {
+            store: Arc::new(store),
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// Instantiates every conformance test for a backend. The argument is a factory expression
+/// (a closure or fn) returning a fresh [`Subject`].
+///
+/// It expands to one module per topic, each with one `#[test]` per conformance test, named
+/// like the function it runs (`leases::stale_attempt_cannot_commit`), and a private function
+/// `conformance_subject` holding the factory.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        fn conformance_subject() -> $crate::conformance::Subject {
+            let make: &dyn Fn() -> $crate::conformance::Subject = &$make;
+            make()
+        }
+        $crate::conformance_tests!(@topic submit:
+            submit_is_idempotent,
+            submit_conflict_is_refused,
+        );
+        $crate::conformance_tests!(@topic claim:
+            claim_is_fifo_and_leases,
+            claim_returns_journal,
+            concurrent_claims_never_duplicate,
+            submitted_not_before_is_honoured,
+            next_due_reports_earliest_clock_event,
+        );
+        $crate::conformance_tests!(@topic tasks:
+            claim_hands_out_only_tasks_in_the_set,
+            claim_is_fifo_across_tasks,
+            idle_worker_ignores_other_tasks_work,
+        );
+        $crate::conformance_tests!(@topic leases:
+            renew_extends_lease,
+            lease_expiry_boundary,
+            stale_lease_expired_cannot_commit,
+            stale_lease_after_takeover_cannot_commit,
+            stale_attempt_cannot_commit,
+            cancelled_running_cannot_commit,
+        );
+        $crate::conformance_tests!(@topic commit:
+            commit_success,
+            commit_failed,
+            commit_retry_honours_not_before,
+            commit_released_requeues,
+            commit_deferred_honours_not_before_without_spending_retries,
+            commit_journal_must_be_contiguous,
+            commit_child_must_name_parent,
+        );
+        $crate::conformance_tests!(@topic waiting:
+            parent_wakes_when_all_children_final,
+            waiting_on_finished_children_is_pending_at_once,
+            waiting_on_non_child_is_invalid,
+            parent_wakes_once_under_concurrent_children,
+        );
+        $crate::conformance_tests!(@topic recovery:
+            recover_expired_exactly_once,
+            claim_recovers_expired,
+            crash_loop_fails_after_max_recoveries,
+            commit_resets_recovery_count,
+        );
+        $crate::conformance_tests!(@topic data:
+            data_writes_by_root,
+            data_write_by_child_is_refused,
+        );
+        $crate::conformance_tests!(@topic cancel:
+            cancel_of_final_is_refused,
+            cancel_non_final,
+        );
+        $crate::conformance_tests!(@topic values:
+            large_values_round_trip,
+        );
+        $crate::conformance_tests!(@topic reads:
+            unknown_ids_are_not_found,
+            invocations_in_order_asked,
+            workflow_membership,
+            counts_by_status,
+        );
+        $crate::conformance_tests!(@topic waits:
+            wait_final_wakes_on_commit,
+            wait_final_wakes_on_cancel,
+            wait_final_times_out,
+            wait_final_ends_when_purged,
+            wait_for_work_wakes_on_submit,
+            wait_for_work_times_out_when_idle,
+        );
+        $crate::conformance_tests!(@topic app:
+            first_bind_records_the_app,
+            same_app_binds_again,
+            other_app_is_refused_naming_both,
+        );
+        $crate::conformance_tests!(@topic retention:
+            purge_finished_removes_only_old_finished,
+            purge_judges_by_last_finished_member,
+            purge_keeps_subworkflows_with_their_callers,
+        );
+    };
+    (@topic $topic:ident: $($name:ident),* $(,)?) => {
+        mod $topic {
+            $(
+                #[test]
+                fn $name() {
+                    $crate::conformance::$topic::$name(super::conformance_subject());
+                }
+            )*
+        }
+    };
+}

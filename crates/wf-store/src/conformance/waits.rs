@@ -1,0 +1,240 @@
+//! Blocking waits (`wait_final`, `wait_for_work`): woken by events, not by their timeouts.
+
+use std::sync::{Barrier, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use wf_core::Status;
+
+use crate::error::StoreError;
+
+use super::Subject;
+use super::fixtures::*;
+
+/// How long after a waiter began its wait the event it waits for is made to happen.
+///
+/// The trait cannot show that a thread is blocked, so the event comes this long after the
+/// waiter called the wait: by then it is blocked, and it can only see the event by being woken.
+/// A correct store passes however the threads are scheduled; the delay only makes sure that a
+/// store that never wakes its waiters fails (its waiter returns at [`LONG_WAIT`], far past
+/// [`WAKE_BOUND`]) instead of passing because the waiter saw the event on arrival.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// How soon after the event began a blocked waiter must have returned: far below its timeout
+/// ([`LONG_WAIT`]), so only a wake-up meets it.
+const WAKE_BOUND: Duration = Duration::from_secs(2);
+
+/// Runs `wait` on another thread and `event` on this one [`SETTLE`] after the wait began;
+/// returns what the wait returned and how long after the start of the event it returned.
+fn woken_by<T: Send>(wait: impl FnOnce() -> T + Send, event: impl FnOnce()) -> (T, Duration) {
+    thread::scope(|scope| {
+        let (started, began) = mpsc::channel();
+        let waiter = scope.spawn(move || {
+            let _ = started.send(Instant::now());
+            let got = wait();
+            (got, Instant::now())
+        });
+        let began = began
+            .recv()
+            .unwrap_or_else(|_| panic!("the waiting thread died before it began to wait"));
+        thread::sleep((began + SETTLE).saturating_duration_since(Instant::now()));
+        let event_at = Instant::now();
+        event();
+        let (got, returned) = waiter
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (got, returned.saturating_duration_since(event_at))
+    })
+}
+
+/// `wait_final` blocked on one thread returns promptly with the final record when another
+/// thread commits; it returns at once for an already-final invocation.
+pub fn wait_final_wakes_on_commit(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    submit(store, &inv, T0);
+    let c = claim_expect(store, "w", T0, inv.id);
+    let (got, waited) = woken_by(
+        || ok(store.wait_final(inv.id, LONG_WAIT), "wait_final"),
+        || succeed(store, &c.lease, b"the result", at(1)),
+    );
+    let rec =
+        got.unwrap_or_else(|| panic!("wait_final timed out although the invocation finished"));
+    assert!(
+        waited < WAKE_BOUND,
+        "wait_final returned {waited:?} after the commit: a commit must wake it, not its timeout"
+    );
+    assert_eq!(rec.id(), inv.id);
+    assert_eq!(rec.state.status, Status::Success);
+    assert_eq!(rec.state.result.as_deref(), Some(&b"the result"[..]));
+
+    let start = Instant::now();
+    let again = ok(store.wait_final(inv.id, LONG_WAIT), "wait_final when final");
+    assert_eq!(again.map(|r| r.state.status), Some(Status::Success));
+    assert!(
+        start.elapsed() < WAKE_BOUND,
+        "wait_final on a final invocation must return at once"
+    );
+}
+
+/// `wait_final` wakes for a failure too (here a cancellation from another thread).
+pub fn wait_final_wakes_on_cancel(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    submit(store, &inv, T0);
+    let (got, waited) = woken_by(
+        || ok(store.wait_final(inv.id, LONG_WAIT), "wait_final"),
+        || ok(store.cancel(inv.id, "stop", at(1)), "cancel"),
+    );
+    let rec = got.unwrap_or_else(|| panic!("wait_final timed out although the invocation failed"));
+    assert_eq!(rec.state.status, Status::Failed);
+    assert!(
+        waited < WAKE_BOUND,
+        "wait_final returned {waited:?} after the cancel: a cancel must wake it"
+    );
+}
+
+/// `wait_final` on an invocation that never finishes returns `None` after its timeout.
+pub fn wait_final_times_out(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    submit(store, &inv, T0);
+    let timeout = Duration::from_millis(150);
+    let start = Instant::now();
+    let got = ok(store.wait_final(inv.id, timeout), "wait_final");
+    assert!(
+        got.is_none(),
+        "an unfinished invocation: expected None, got {got:?}"
+    );
+    assert!(
+        start.elapsed() >= timeout / 2,
+        "wait_final returned after {:?}, before its timeout of {timeout:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        status(store, inv.id),
+        Status::Pending,
+        "waiting changes nothing"
+    );
+}
+
+/// `wait_final` on an invocation that is gone (purged, or never submitted) is
+/// `InvocationNotFound` at once, and a `wait_final` blocked on an invocation that is purged
+/// meanwhile ends promptly instead of waiting out its timeout.
+pub fn wait_final_ends_when_purged(s: Subject) {
+    let store = &*s.store;
+    let gone = root(1, "t", b"");
+    run_to_success(store, &gone, T0);
+    assert_eq!(ok(store.purge_finished(at(1)), "purge"), 1);
+    let start = Instant::now();
+    assert_not_found(
+        store.wait_final(gone.id, LONG_WAIT),
+        gone.id,
+        "wait_final on a purged invocation",
+    );
+    assert!(
+        start.elapsed() < LONG_WAIT / 2,
+        "wait_final on a purged invocation must return at once"
+    );
+
+    // A waiter may see the invocation final (between its commit and the purge) or see it gone;
+    // either way it must return promptly. Which one happens depends on thread scheduling, so
+    // the scenario runs several times to reach the waiter that only wakes after the purge.
+    for round in 0..20u64 {
+        let inv = root(100 + u128::from(round), "t", b"");
+        let now = at(10 + round);
+        submit(store, &inv, now);
+        let c = claim_expect(store, "w", now, inv.id);
+        let barrier = Barrier::new(2);
+        let (got, waited) = thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                barrier.wait();
+                let start = Instant::now();
+                let got = store.wait_final(inv.id, LONG_WAIT);
+                (got, start.elapsed())
+            });
+            barrier.wait();
+            succeed(store, &c.lease, b"r", now);
+            assert_eq!(
+                ok(store.purge_finished(at(100_000)), "purge while waited on"),
+                1,
+                "round {round}: the finished workflow is purged"
+            );
+            waiter
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        });
+        match got {
+            Ok(Some(rec)) => assert_eq!(
+                (rec.id(), rec.state.status),
+                (inv.id, Status::Success),
+                "round {round}: a waiter that saw it final gets its final record"
+            ),
+            Ok(None) => panic!(
+                "round {round}: wait_final timed out after {waited:?} although the invocation \
+                 was purged: it must return InvocationNotFound when the invocation disappears"
+            ),
+            Err(StoreError::InvocationNotFound(i)) if i == inv.id => {}
+            Err(e) => panic!("round {round}: expected InvocationNotFound, got {e:?}"),
+        }
+        assert!(
+            waited < LONG_WAIT / 2,
+            "round {round}: wait_final took {waited:?}: it must wake on the purge"
+        );
+    }
+}
+
+/// `wait_for_work` blocked on one thread returns `true` promptly when another thread submits.
+pub fn wait_for_work_wakes_on_submit(s: Subject) {
+    let store = &*s.store;
+    let (found, waited) = woken_by(
+        || {
+            ok(
+                store.wait_for_work(&suite_tasks(), LONG_WAIT),
+                "wait_for_work",
+            )
+        },
+        || submit(store, &root(1, "t", b""), system_now()),
+    );
+    assert!(found, "wait_for_work must report work after a submit");
+    assert!(
+        waited < WAKE_BOUND,
+        "wait_for_work returned {waited:?} after the submit: a submit must wake it, not its \
+         timeout"
+    );
+    let c = ok(
+        store.claim(&worker("w"), &suite_tasks(), LEASE, system_now()),
+        "claim",
+    );
+    assert!(c.is_some(), "the announced work is claimable");
+}
+
+/// `wait_for_work` with nothing to do returns `false` after its timeout.
+pub fn wait_for_work_times_out_when_idle(s: Subject) {
+    let store = &*s.store;
+    let timeout = Duration::from_millis(150);
+    let start = Instant::now();
+    assert!(
+        !ok(
+            store.wait_for_work(&suite_tasks(), timeout),
+            "wait_for_work"
+        ),
+        "an empty store has no work"
+    );
+    assert!(
+        start.elapsed() >= timeout / 2,
+        "wait_for_work returned after {:?}, before its timeout of {timeout:?}",
+        start.elapsed()
+    );
+
+    // A finished invocation is no work either.
+    let now = system_now();
+    run_to_success(store, &root(1, "t", b""), now);
+    assert!(
+        !ok(
+            store.wait_for_work(&suite_tasks(), timeout),
+            "wait_for_work"
+        ),
+        "a store holding only finished invocations has no work"
+    );
+}
