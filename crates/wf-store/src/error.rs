@@ -133,6 +133,17 @@ pub enum StoreError {
         /// The limit it is over.
         limit: usize,
     },
+    /// A server-side store refused the operation for a reason that waiting will not fix: a
+    /// wrong password or missing permission, a misconfigured server, a namespace holding data
+    /// this version did not write. (Lost connections and busy servers are
+    /// [`StoreError::Unavailable`].)
+    #[error("store {store}: {message}")]
+    Backend {
+        /// The store (a URL, its password hidden).
+        store: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
 }
 
 impl StoreError {

@@ -31,5 +31,9 @@ pub mod conformance;
 
 #[cfg(feature = "file")]
 pub mod file;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "file")]
 pub use file::{FileOptions, FileSnapshot, FileStore};
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;

@@ -53,7 +53,7 @@ impl Conn {
                 for cmd in cmds {
                     p.add_command(cmd.clone());
                 }
-                p.query(&mut **c)
+                p.query(c)
             }
         }
     }
@@ -136,10 +136,13 @@ impl Connector {
             }
             Ok(Connector::Cluster(b.build().map_err(fail)?))
         } else {
-            let info = infos.into_iter().next().ok_or_else(|| StoreError::Backend {
-                store: url.to_string(),
-                message: "the URL names no server".into(),
-            })?;
+            let info = infos
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::Backend {
+                    store: url.to_string(),
+                    message: "the URL names no server".into(),
+                })?;
             Ok(Connector::Single(Client::open(info).map_err(fail)?))
         }
     }

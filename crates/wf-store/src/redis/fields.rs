@@ -13,7 +13,7 @@ use wf_core::{
 
 use crate::error::StoreError;
 use crate::model::{InvocationRecord, InvocationSpec, InvocationState, LeaseInfo, NewInvocation};
-use crate::tables::worker_lost;
+use crate::tables::worker_lost_failure as worker_lost;
 
 /// The latest time a script stores exactly (Lua numbers are doubles): about the year 287,000.
 const MAX_TIME: u64 = (1 << 53) - 1;

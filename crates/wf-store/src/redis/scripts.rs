@@ -74,7 +74,12 @@ impl Scripts {
 
 /// Calls `script` by SHA with one key and `args`; on `NOSCRIPT` (a restarted or failed-over
 /// server has an empty script cache) loads it and calls again.
-pub(crate) fn call(conn: &mut Conn, script: &Script, key: &str, args: &[Vec<u8>]) -> RedisResult<Value> {
+pub(crate) fn call(
+    conn: &mut Conn,
+    script: &Script,
+    key: &str,
+    args: &[Vec<u8>],
+) -> RedisResult<Value> {
     let mut inv = script.key(key);
     for a in args {
         inv.arg(a.as_slice());

@@ -26,7 +26,8 @@ const STARTUP: Duration = Duration::from_secs(20);
 /// The `redis-server` binary to run, if there is one.
 pub fn redis_server_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("WF_REDIS_SERVER").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
     }
     find_on_path("redis-server")
 }
@@ -95,6 +96,9 @@ pub struct ServerOptions {
     pub cluster: bool,
     /// Extra `redis-server` arguments.
     pub extra: Vec<String>,
+    /// Remove the server's directory when the test process ends (servers shared by a whole
+    /// process are never dropped).
+    remove_at_exit: bool,
 }
 
 /// A `redis-server` process. Stopped (by pid) when dropped.
@@ -103,6 +107,7 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     args: Vec<String>,
+    remove_at_exit: bool,
     pid: u32,
     watchdog: Option<(Child, ChildStdin)>,
 }
@@ -147,9 +152,7 @@ impl RedisServer {
             .map(|s| (*s).to_owned())
             .collect();
             if options.aof_always {
-                args.extend(
-                    ["--appendonly", "yes", "--appendfsync", "always"].map(str::to_owned),
-                );
+                args.extend(["--appendonly", "yes", "--appendfsync", "always"].map(str::to_owned));
             } else {
                 args.extend(["--appendonly", "no"].map(str::to_owned));
             }
@@ -171,6 +174,7 @@ impl RedisServer {
                 port,
                 dir,
                 args,
+                remove_at_exit: options.remove_at_exit,
                 pid: 0,
                 watchdog: None,
             };
@@ -191,11 +195,23 @@ impl RedisServer {
         // held by this process) to close, and kills the server then.
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(r#"b="$1"; shift; "$b" "$@" </dev/null >>"$WF_REDIS_LOG" 2>&1 & echo $!; cat >/dev/null; kill -9 $! 2>/dev/null"#)
+            .arg(concat!(
+                r#"b="$1"; shift; "$b" "$@" </dev/null >>"$WF_REDIS_LOG" 2>&1 & echo $!; "#,
+                r#"cat >/dev/null; kill -9 $! 2>/dev/null; "#,
+                r#"if [ -n "$WF_REDIS_RMDIR" ]; then sleep 0.2; rm -rf "$WF_REDIS_RMDIR"; fi"#
+            ))
             .arg("sh")
             .arg(&binary)
             .args(&self.args)
             .env("WF_REDIS_LOG", &log)
+            .env(
+                "WF_REDIS_RMDIR",
+                if self.remove_at_exit {
+                    self.dir.as_os_str()
+                } else {
+                    std::ffi::OsStr::new("")
+                },
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -212,7 +228,7 @@ impl RedisServer {
             .parse()
             .map_err(|_| format!("the watchdog printed {line:?}, not a pid"))?;
         self.watchdog = Some((child, stdin));
-        match wait_for_ping(self.port, STARTUP) {
+        match wait_for_ping(self.port, self.pid, STARTUP) {
             Ok(()) => Ok(()),
             Err(e) => {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
@@ -300,8 +316,13 @@ impl RedisCluster {
     ///
     /// Why the cluster did not form.
     pub fn start(masters: usize) -> Result<Self, String> {
+        Self::start_with(masters, false)
+    }
+
+    fn start_with(masters: usize, remove_at_exit: bool) -> Result<Self, String> {
         let options = ServerOptions {
             cluster: true,
+            remove_at_exit,
             ..ServerOptions::default()
         };
         let nodes = (0..masters.max(3))
@@ -378,7 +399,11 @@ pub fn shared_server(test: &str) -> Option<&'static RedisServer> {
     if !available_or_skip(test) {
         return None;
     }
-    match SERVER.get_or_init(RedisServer::start) {
+    let options = ServerOptions {
+        remove_at_exit: true,
+        ..ServerOptions::default()
+    };
+    match SERVER.get_or_init(|| RedisServer::start_with(&options)) {
         Ok(s) => Some(s),
         Err(e) => panic!("{test}: could not start redis-server: {e}"),
     }
@@ -390,7 +415,7 @@ pub fn shared_cluster(test: &str) -> Option<&'static RedisCluster> {
     if !available_or_skip(test) {
         return None;
     }
-    match CLUSTER.get_or_init(|| RedisCluster::start(3)) {
+    match CLUSTER.get_or_init(|| RedisCluster::start_with(3, true)) {
         Ok(c) => Some(c),
         Err(e) => panic!("{test}: could not start a Redis Cluster: {e}"),
     }
@@ -416,9 +441,7 @@ fn free_port(with_bus: bool) -> Result<u16, String> {
             .map_err(|e| format!("no free port: {e}"))?
             .port();
         // A cluster node also listens on port + 10000 (its bus).
-        if !with_bus
-            || (port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok())
-        {
+        if !with_bus || (port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()) {
             return Ok(port);
         }
     }
@@ -434,6 +457,15 @@ fn scratch_dir(port: u16) -> Result<PathBuf, String> {
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
+}
+
+/// Whether process `pid` still runs (`kill -0`).
+fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Sends one command in the inline protocol and returns the raw reply.
@@ -460,7 +492,7 @@ fn command(port: u16, args: &[&str]) -> Result<String, String> {
 
 /// Waits until the server on `port` answers PING (it announces nothing a test can block on, so
 /// this asks, with a deadline). A server still loading its data answers `-LOADING`.
-fn wait_for_ping(port: u16, patience: Duration) -> Result<(), String> {
+fn wait_for_ping(port: u16, pid: u32, patience: Duration) -> Result<(), String> {
     let deadline = Instant::now() + patience;
     loop {
         let reply = command(port, &["PING"]);
@@ -469,6 +501,7 @@ fn wait_for_ping(port: u16, patience: Duration) -> Result<(), String> {
             _ if Instant::now() > deadline => {
                 return Err(format!("no PONG within {patience:?}: last reply {reply:?}"));
             }
+            _ if !alive(pid) => return Err("the process exited".into()),
             _ => std::thread::sleep(Duration::from_millis(10)),
         }
     }

@@ -161,7 +161,10 @@ impl RedisUrl {
                     .map(|p| percent_decode(p).map(Password))
                     .transpose()
                     .map_err(|e| fail(format!("password: {e}")))?;
-                ((!user.is_empty()).then_some(user), pass.filter(|p| !p.0.is_empty()))
+                (
+                    (!user.is_empty()).then_some(user),
+                    pass.filter(|p| !p.0.is_empty()),
+                )
             }
         };
         let mut nodes = Vec::new();
@@ -406,10 +409,19 @@ mod tests {
         )
         .unwrap();
         assert!(!u.tls && !u.cluster);
-        assert_eq!(u.nodes, [Node { host: "cache.local".into(), port: 6380 }]);
+        assert_eq!(
+            u.nodes,
+            [Node {
+                host: "cache.local".into(),
+                port: 6380
+            }]
+        );
         assert_eq!(u.username.as_deref(), Some("app"));
         assert_eq!(u.password.as_ref().map(Password::expose), Some("p@ss"));
-        assert_eq!((u.db, u.namespace.as_str(), u.shards, u.pool), (3, "shop", Some(8), 4));
+        assert_eq!(
+            (u.db, u.namespace.as_str(), u.shards, u.pool),
+            (3, "shop", Some(8), 4)
+        );
         assert_eq!(u.wait_replicas, 1);
     }
 

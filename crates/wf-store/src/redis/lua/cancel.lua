@@ -1,5 +1,6 @@
--- cancel: ARGV now, id, failure (opaque). Returns {'ok'}, {'notfound'} or {'transition', from, to}.
+-- cancel: ARGV now, id, failure (opaque), order. Returns {'ok'}, {'notfound'} or {'transition', from, to}.
 local now = tonumber(ARGV[1])
+ORD = ARGV[4]
 local id = ARGV[2]
 local old = load(id)
 if not old then return { 'notfound' } end

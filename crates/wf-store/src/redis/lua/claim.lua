@@ -1,13 +1,14 @@
--- claim: ARGV now, worker, lease expiry, recovery limit, task count (-1: all), tasks...
+-- claim: ARGV now, worker, lease expiry, recovery limit, order, task count (-1: all), tasks...
 -- Recovers expired leases first, then claims the oldest runnable invocation of the tasks.
--- Returns {'none'}, {'transition', from, to} or {'claimed', id, record, journal}.
+-- Returns {'none'}, {'transition', from, to, id} or {'claimed', id, record, journal}.
 local now = tonumber(ARGV[1])
+ORD = ARGV[5]
 recover(now, tonumber(ARGV[4]))
-local tasks = tasks_arg(5)
+local tasks = tasks_arg(6)
 local id = pick(now, tasks)
 if not id then return { 'none' } end
 local old = load(id)
-if not allowed(old.st, 'running') then return { 'transition', old.st, 'running' } end
+if not allowed(old.st, 'running') then return { 'transition', old.st, 'running', id } end
 local new = copy(old)
 new.st = 'running'
 new.att = old.att + 1

@@ -1,5 +1,5 @@
 -- commit: persists one execution atomically, validating everything before writing anything.
--- ARGV: now, id, worker, attempt, token, outcome, payload, not_before ('' for none),
+-- ARGV: now, id, worker, attempt, token, outcome, payload, not_before ('' for none), order,
 --   journal count, (seq, entry)..., data count, (key, value)...,
 --   child count, (id, task, wf, parent, spec, max_recoveries, not_before)...,
 --   waited-on count, ids...
@@ -10,6 +10,7 @@
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
 local token = ARGV[5]
+ORD = ARGV[9]
 local s, refusal = fence(id, ARGV[3], tonumber(ARGV[4]), now)
 if not s then
   -- The same commit sent again after a lost reply: it was applied.
@@ -19,7 +20,7 @@ end
 local kind, payload = ARGV[6], ARGV[7]
 local nb = ARGV[8] ~= '' and tonumber(ARGV[8])
 
-local at = 9
+local at = 10
 local nj = tonumber(ARGV[at])
 local stored = redis.call('LLEN', P .. 'j:' .. id)
 for i = 0, nj - 1 do

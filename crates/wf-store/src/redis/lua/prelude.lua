@@ -32,6 +32,10 @@ local TRANSITIONS = { --[[TRANSITIONS]] }
 local FINAL = { --[[FINAL]] }
 local CLAIMABLE = { --[[CLAIMABLE]] }
 local NOTIFY_TTL_MS = 60000
+-- The caller's order of this call among its own calls (set by each script from its ARGV):
+-- recorded on what it queues, it orders invocations that became ready in the same millisecond
+-- in different shards (inside a shard, the queue ticket orders them).
+local ORD = '0'
 
 local function num(v) return string.format('%d', v) end
 local function allowed(from, to) return TRANSITIONS[from .. '>' .. to] == true end
@@ -81,6 +85,7 @@ local function index(id, s)
     else
       local t = redis.call('INCR', P .. 'tick')
       redis.call('ZADD', P .. 'q:' .. s.task, num(t), id)
+      redis.call('HSET', ik(id), 'ord', ORD)
       s.tk = t
     end
     ring(s.task)
@@ -143,7 +148,7 @@ local function create(c, now)
       or (c.parent and redis.call('HGET', ik(c.parent), 'top')) or c.wf
   end
   redis.call('HSET', ik(c.id), 'spec', c.spec, 'task', c.task, 'wf', c.wf, 'top', top,
-    'created', num(now), 'maxr', num(c.maxr), 'seq', num(seq))
+    'created', num(now), 'maxr', num(c.maxr), 'seq', num(seq), 'cord', ORD)
   if c.parent then redis.call('HSET', ik(c.id), 'parent', c.parent) end
   redis.call('RPUSH', P .. 'm:' .. c.wf, c.id)
   if c.id == c.wf then
@@ -212,12 +217,14 @@ local function recover(now, limit)
   return ids
 end
 
--- An invocation's record as the client decodes it, or false.
+-- An invocation's record as the client decodes it (the last field is the caller's order of its
+-- creation, which orders roots created in the same millisecond in different shards), or false.
 local function record(id)
   local v = redis.call('HMGET', ik(id), 'spec', 'created', 'maxr', 'st', 'att', 'ret', 'rec',
     'lw', 'lx', 'nb', 'upd', 'res', 'err', 'errl')
   if not v[4] then return false end
   v[15] = redis.call('ZRANGE', P .. 'w:' .. id, 0, -1)
+  v[16] = redis.call('HGET', ik(id), 'cord') or '0'
   return v
 end
 
