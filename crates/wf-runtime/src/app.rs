@@ -27,6 +27,9 @@ enum Backend {
     Memory,
     #[cfg(feature = "file")]
     File(PathBuf),
+    /// A Redis URL (kept as given; it may hold a password, so it is never printed).
+    #[cfg(feature = "redis")]
+    Redis(String),
     Custom(Arc<dyn Store>),
 }
 
@@ -195,7 +198,7 @@ impl App {
 /// | setting | builder | environment | default |
 /// |---|---|---|---|
 /// | app id | `app_id` | `WF_APP_ID` | `"wf"` |
-/// | store | `memory`, `file`, `store` | `WF_STORE` = `memory` or `file:<dir>` | memory |
+/// | store | `memory`, `file`, `redis`, `store` | `WF_STORE` = `memory`, `file:<dir>`, or a `redis://`, `rediss://`, `redis+cluster://` URL | memory |
 /// | lease | `lease_duration` | `WF_LEASE_MS` | 5 s |
 /// | worker threads | `worker_threads` | `WF_WORKER_THREADS` | available cores |
 #[derive(Default)]
@@ -224,6 +227,17 @@ impl AppBuilder {
     #[cfg(feature = "file")]
     pub fn file(mut self, dir: impl AsRef<std::path::Path>) -> Self {
         self.backend = Some(Backend::File(dir.as_ref().to_path_buf()));
+        self
+    }
+
+    /// Keep everything in Redis (feature `redis`): many worker processes on many machines share
+    /// it. `url` is `redis://[user:password@]host[:port][/db][?options]`, `rediss://…` for TLS
+    /// (feature `redis-tls`), or `redis+cluster://h1:p1,h2:p2[?options]` for Redis Cluster;
+    /// see `wf_store::redis::RedisUrl` for the options (`shards`, `ns`, `wait_replicas`, …).
+    /// The password never appears in errors, logs or `Debug` output.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.backend = Some(Backend::Redis(url.into()));
         self
     }
 
@@ -301,6 +315,8 @@ impl AppBuilder {
             Backend::Memory => Arc::new(MemoryStore::new()),
             #[cfg(feature = "file")]
             Backend::File(dir) => Arc::new(wf_store::FileStore::open(&dir)?),
+            #[cfg(feature = "redis")]
+            Backend::Redis(url) => Arc::new(wf_store::RedisStore::open(&url)?),
             Backend::Custom(store) => store,
         };
         store.bind_app(&app_id)?;
@@ -333,8 +349,17 @@ fn parse_store(spec: &str) -> Result<Backend, WfError> {
         }
         return Ok(Backend::File(PathBuf::from(dir)));
     }
+    #[cfg(feature = "redis")]
+    if ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"]
+        .iter()
+        .any(|scheme| spec.starts_with(scheme))
+    {
+        return Ok(Backend::Redis(spec.to_owned()));
+    }
     Err(WfError::Config(format!(
-        "WF_STORE={spec:?} is not a store this build knows: use `memory` or `file:<dir>` (file needs the `file` feature)"
+        "WF_STORE={:?} is not a store this build knows: use `memory`, `file:<dir>` (feature \
+         `file`) or a redis:// URL (feature `redis`)",
+        wf_store::redact_url(spec)
     )))
 }
 

@@ -15,10 +15,12 @@ pub mod error;
 pub mod limits;
 pub mod memory;
 pub mod model;
+mod redact;
 pub mod store;
 pub mod tables;
 
 pub use error::StoreError;
+pub use redact::redact_url;
 pub use memory::MemoryStore;
 pub use model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,

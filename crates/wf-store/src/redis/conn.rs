@@ -99,8 +99,30 @@ fn addr(url: &RedisUrl, node: &Node) -> Result<ConnectionAddr, StoreError> {
     Ok(ConnectionAddr::Tcp(node.host.clone(), node.port))
 }
 
+/// The CA to trust for TLS, from the URL's `tls_ca` file; `None`: the system's roots.
+#[cfg(feature = "redis-tls")]
+fn tls_certificates(url: &RedisUrl) -> Result<Option<redis::TlsCertificates>, StoreError> {
+    // rustls needs one process-wide crypto provider; an app may have installed its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(path) = url.tls_ca.as_ref().filter(|_| url.tls) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path).map_err(|e| StoreError::Backend {
+        store: url.to_string(),
+        message: format!("cannot read the CA file tls_ca={}: {e}", path.display()),
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
+}
+
 impl Connector {
     pub(crate) fn new(url: &RedisUrl) -> Result<Self, StoreError> {
+        #[cfg(feature = "redis-tls")]
+        if url.tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let fail = |e: RedisError| classify(url, &e);
         let mut settings = RedisConnectionInfo::default().set_db(url.db);
         if let Some(u) = &url.username {
@@ -133,6 +155,9 @@ impl Connector {
             #[cfg(feature = "redis-tls")]
             if url.tls {
                 b = b.tls(redis::TlsMode::Secure);
+                if let Some(certs) = tls_certificates(url)? {
+                    b = b.certs(certs);
+                }
             }
             Ok(Connector::Cluster(b.build().map_err(fail)?))
         } else {
@@ -143,6 +168,12 @@ impl Connector {
                     store: url.to_string(),
                     message: "the URL names no server".into(),
                 })?;
+            #[cfg(feature = "redis-tls")]
+            if let Some(certs) = tls_certificates(url)? {
+                return Ok(Connector::Single(
+                    Client::build_with_tls(info, certs).map_err(fail)?,
+                ));
+            }
             Ok(Connector::Single(Client::open(info).map_err(fail)?))
         }
     }

@@ -8,7 +8,8 @@
 //!
 //! Options: `ns` (key namespace, default `wf`), `shards` (how many shards a new namespace gets),
 //! `pool` (pooled connections), `wait_replicas` and `wait_timeout_ms` (commit waits for that many
-//! replicas), `connect_timeout_ms`, `timeout_ms` (reply timeout of non-blocking commands).
+//! replicas), `connect_timeout_ms`, `timeout_ms` (reply timeout of non-blocking commands),
+//! `tls_ca` (a PEM file of the CA to trust for `rediss://` instead of the system's roots).
 //!
 //! The password is kept apart from everything printable: [`RedisUrl`]'s `Display` and `Debug`
 //! show `***` in its place, and [`RedisUrl::redact`] scrubs it from any text (an error message
@@ -89,6 +90,8 @@ pub struct RedisUrl {
     pub connect_timeout: Duration,
     /// Reply timeout of non-blocking commands.
     pub timeout: Duration,
+    /// A PEM file with the CA certificate(s) to trust for TLS, instead of the system's.
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// Why a URL was refused. Never contains the password.
@@ -119,7 +122,7 @@ impl RedisUrl {
     ///
     /// [`UrlError`] naming what is wrong (the password hidden in it).
     pub fn parse(text: &str) -> Result<Self, UrlError> {
-        let shown = redact_url_text(text);
+        let shown = crate::redact::redact_url(text);
         let fail = |reason: String| UrlError {
             url: shown.clone(),
             reason,
@@ -209,6 +212,7 @@ impl RedisUrl {
             wait_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
+            tls_ca: None,
         };
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -257,10 +261,11 @@ impl RedisUrl {
                 }
                 self.timeout = Duration::from_millis(ms);
             }
+            "tls_ca" => self.tls_ca = Some(std::path::PathBuf::from(value)),
             other => {
                 return Err(format!(
                     "unknown option `{other}`: known are ns, shards, pool, wait_replicas, \
-                     wait_timeout_ms, connect_timeout_ms, timeout_ms"
+                     wait_timeout_ms, connect_timeout_ms, timeout_ms, tls_ca"
                 ));
             }
         }
@@ -373,29 +378,6 @@ fn percent_decode(text: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| "percent-encoding decodes to invalid UTF-8".to_owned())
-}
-
-/// A URL text with whatever stands between `user:` and `@` replaced by `***`, for error
-/// messages about URLs that did not parse.
-fn redact_url_text(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else {
-        return text.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                // `redis://secret@host` is a password-only form for some clients.
-                "***".to_owned()
-            };
-            format!("{scheme}://{masked}@{hosts}{tail}")
-        }
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]
