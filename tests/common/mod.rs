@@ -46,9 +46,13 @@ pub fn apps(configure: impl Fn(wf::AppBuilder) -> wf::AppBuilder) -> Vec<TestApp
     #[cfg(feature = "redis")]
     if let Some(server) = wf_store::redis::testing::shared_server("end-to-end tests on Redis") {
         let ns = wf_store::redis::testing::unique_namespace("e2e");
-        let app = configure(App::builder().app_id("test").redis(server.url(&format!("ns={ns}"))))
-            .build()
-            .unwrap();
+        let app = configure(
+            App::builder()
+                .app_id("test")
+                .redis(server.url(&format!("ns={ns}"))),
+        )
+        .build()
+        .unwrap();
         out.push(TestApp {
             backend: "redis",
             app,

@@ -350,9 +350,14 @@ fn parse_store(spec: &str) -> Result<Backend, WfError> {
         return Ok(Backend::File(PathBuf::from(dir)));
     }
     #[cfg(feature = "redis")]
-    if ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"]
-        .iter()
-        .any(|scheme| spec.starts_with(scheme))
+    if [
+        "redis://",
+        "rediss://",
+        "redis+cluster://",
+        "rediss+cluster://",
+    ]
+    .iter()
+    .any(|scheme| spec.starts_with(scheme))
     {
         return Ok(Backend::Redis(spec.to_owned()));
     }

@@ -20,12 +20,12 @@ pub mod store;
 pub mod tables;
 
 pub use error::StoreError;
-pub use redact::redact_url;
 pub use memory::MemoryStore;
 pub use model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
     Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, TaskSet,
 };
+pub use redact::redact_url;
 pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 
 #[cfg(feature = "testing")]

@@ -257,7 +257,7 @@ impl Shared {
                 return Ok(None);
             }
             let block = left.min(MAX_BLOCK).max(Duration::from_millis(1));
-            self.block(&key, block, |c| {
+            let woke = self.block(&key, block, |c| {
                 let mut cmd = redis::cmd("BLMOVE");
                 cmd.arg(&key)
                     .arg(&key)
@@ -265,7 +265,16 @@ impl Shared {
                     .arg("LEFT")
                     .arg(format!("{:.3}", block.as_secs_f64()));
                 cmd.query::<Value>(c.like()).map(|_| ())
-            })?;
+            });
+            match woke {
+                Ok(()) => {}
+                // A lost connection (a restart, a failover): look again, on a new connection;
+                // the read above retries through the outage or reports it.
+                Err(e) if e.is_transient() => {
+                    std::thread::sleep(Duration::from_millis(50).min(left));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -96,9 +96,9 @@ pub struct ServerOptions {
     pub cluster: bool,
     /// Extra `redis-server` arguments.
     pub extra: Vec<String>,
-    /// Remove the server's directory when the test process ends (servers shared by a whole
-    /// process are never dropped).
-    remove_at_exit: bool,
+    /// Remove the server's directory when the test process ends (for servers shared by a whole
+    /// process, which are never dropped).
+    pub remove_at_exit: bool,
 }
 
 /// A `redis-server` process. Stopped (by pid) when dropped.
