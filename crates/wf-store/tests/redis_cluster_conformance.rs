@@ -8,9 +8,7 @@ use wf_store::redis::RedisStore;
 use wf_store::redis::testing::{shared_cluster, unique_namespace};
 
 fn subject() -> Option<Subject> {
-    let Some(cluster) = shared_cluster("redis_cluster_conformance") else {
-        return None;
-    };
+    let cluster = shared_cluster("redis_cluster_conformance")?;
     let url = cluster.url(&format!("ns={}&shards=6", unique_namespace("cluster")));
     Some(Subject::new(
         RedisStore::open(&url).expect("the Redis Cluster store opens"),

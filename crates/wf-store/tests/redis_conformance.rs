@@ -7,9 +7,7 @@ use wf_store::redis::RedisStore;
 use wf_store::redis::testing::{shared_server, unique_namespace};
 
 fn subject() -> Option<Subject> {
-    let Some(server) = shared_server("redis_conformance") else {
-        return None;
-    };
+    let server = shared_server("redis_conformance")?;
     let url = server.url(&format!("ns={}", unique_namespace("conf")));
     Some(Subject::new(
         RedisStore::open(&url).expect("the Redis store opens"),

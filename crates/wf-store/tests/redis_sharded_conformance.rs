@@ -8,9 +8,7 @@ use wf_store::redis::RedisStore;
 use wf_store::redis::testing::{shared_server, unique_namespace};
 
 fn subject() -> Option<Subject> {
-    let Some(server) = shared_server("redis_sharded_conformance") else {
-        return None;
-    };
+    let server = shared_server("redis_sharded_conformance")?;
     let url = server.url(&format!("ns={}&shards=4", unique_namespace("sharded")));
     Some(Subject::new(
         RedisStore::open(&url).expect("the sharded Redis store opens"),

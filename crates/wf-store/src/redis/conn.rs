@@ -332,3 +332,67 @@ pub(crate) fn classify(url: &RedisUrl, e: &RedisError) -> StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error the driver makes of a server's error reply `line` (as it arrives on the wire).
+    fn server_error(line: &str) -> RedisError {
+        match redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+            .and_then(Value::extract_error)
+        {
+            Err(e) => e,
+            Ok(v) => panic!("{line}: parsed as {v:?}, not an error"),
+        }
+    }
+
+    fn url() -> RedisUrl {
+        RedisUrl::parse("redis://app:hunter2-secret@127.0.0.1:1/").unwrap()
+    }
+
+    #[test]
+    fn transient_failures_are_unavailable() {
+        for line in [
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            "READONLY You can't write against a read only replica.",
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "NOREPLICAS Not enough good replicas to write.",
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        ] {
+            let e = classify(&url(), &server_error(line));
+            assert!(
+                matches!(e, StoreError::Unavailable(_)) && e.is_transient(),
+                "{line}: {e:?}"
+            );
+        }
+        let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(classify(&url(), &io).is_transient());
+        assert!(!connection_survives(&io), "a reset connection is dropped");
+        assert!(
+            connection_survives(&server_error("BUSY busy")),
+            "an error reply leaves the connection usable"
+        );
+    }
+
+    #[test]
+    fn refusals_are_not_transient_and_hide_the_password() {
+        for line in [
+            "WRONGPASS invalid username-password pair or user is disabled.",
+            "NOPERM this user has no permissions to run the 'evalsha' command",
+            "ERR something hunter2-secret went wrong",
+        ] {
+            let e = classify(&url(), &server_error(line));
+            assert!(matches!(e, StoreError::Backend { .. }), "{line}: {e:?}");
+            assert!(!e.is_transient(), "{line}");
+            for shown in [e.to_string(), format!("{e:?}")] {
+                assert!(!shown.contains("hunter2"), "{shown}");
+            }
+        }
+    }
+}
