@@ -1,5 +1,5 @@
 //! Shared helpers of the end-to-end tests: one app per backend, and small sync tools.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use wf::App;
 
 pub mod hooked;
+pub mod program;
 
 /// How long a test waits for something that should happen quickly. Generous: a timeout here is a
 /// failure, never a synchronisation.
@@ -85,4 +86,14 @@ impl Gate {
     pub fn is_open(&self) -> bool {
         *self.0.0.lock().unwrap()
     }
+}
+
+/// The kinds of invocation `id`'s journal entries, in order.
+pub fn journal_kinds(app: &App, id: wf::InvocationId) -> Vec<wf::core::OpKind> {
+    app.store()
+        .journal(id)
+        .unwrap()
+        .iter()
+        .map(|e| e.op.kind())
+        .collect()
 }

@@ -13,7 +13,7 @@ const BLOCK: usize = 4096;
 const MAX_SYNCS: u64 = 200_000;
 
 /// Appends 4 KiB and calls `File::sync_data` in a loop for the configured duration.
-pub fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
+pub(crate) fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
     fs::create_dir_all(&config.dir)
         .map_err(|e| format!("cannot create {}: {e}", config.dir.display()))?;
     let path = config.dir.join(format!("fsync-{}.tmp", std::process::id()));

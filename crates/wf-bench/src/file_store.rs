@@ -44,7 +44,7 @@ struct Measured {
 }
 
 /// Runs the round trips on 1, 4, 8 and 16 threads.
-pub fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
+pub(crate) fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
     let cap = if config.quick {
         MAX_ROUND_TRIPS / 4
     } else {

@@ -38,6 +38,7 @@ usage: wf-bench [--quick] [--dir DIR]
 ";
 
 /// What every scenario is told.
+#[derive(Debug)]
 pub struct Config {
     /// Short runs.
     pub quick: bool,

@@ -120,7 +120,7 @@ pub(crate) fn round_trips<S: Store + ?Sized>(
 
 /// Single-threaded round trips, with each operation's latency, then `config.threads` threads
 /// sharing one store.
-pub fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
+pub(crate) fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
     let cap = if config.quick {
         MAX_ROUND_TRIPS / 3
     } else {

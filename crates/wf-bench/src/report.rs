@@ -4,31 +4,31 @@ use std::time::Duration;
 
 /// Per-operation latencies of one measurement, in nanoseconds.
 #[derive(Default)]
-pub struct Samples(Vec<u64>);
+pub(crate) struct Samples(Vec<u64>);
 
 impl Samples {
     /// Room for `n` samples.
-    pub fn with_capacity(n: usize) -> Self {
+    pub(crate) fn with_capacity(n: usize) -> Self {
         Self(Vec::with_capacity(n))
     }
 
     /// Records one operation's duration.
-    pub fn push(&mut self, d: Duration) {
+    pub(crate) fn push(&mut self, d: Duration) {
         self.0.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// Adds another thread's samples.
-    pub fn merge(&mut self, other: Samples) {
+    pub(crate) fn merge(&mut self, other: Samples) {
         self.0.extend(other.0);
     }
 
     /// The time all samples add up to.
-    pub fn total(&self) -> Duration {
+    pub(crate) fn total(&self) -> Duration {
         Duration::from_nanos(self.0.iter().sum())
     }
 
     /// Mean, median and 99th percentile, in microseconds.
-    pub fn latency(&self) -> Option<Latency> {
+    pub(crate) fn latency(&self) -> Option<Latency> {
         if self.0.is_empty() {
             return None;
         }
@@ -50,7 +50,7 @@ impl Samples {
 
 /// Latency summary in microseconds.
 #[derive(Clone, Copy)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// Mean.
     pub mean_us: f64,
     /// Median.
@@ -60,7 +60,7 @@ pub struct Latency {
 }
 
 /// One line of the table.
-pub struct Row {
+pub(crate) struct Row {
     /// What was measured.
     pub name: String,
     /// Threads that did it.
@@ -77,7 +77,7 @@ pub struct Row {
 
 impl Row {
     /// A measured row: `ops` operations by `threads` threads in `elapsed` wall time.
-    pub fn measured(
+    pub(crate) fn measured(
         name: impl Into<String>,
         threads: usize,
         ops: u64,
@@ -96,7 +96,7 @@ impl Row {
     }
 
     /// A row with only a note (a scenario not implemented yet, skipped or failed).
-    pub fn note(name: impl Into<String>, note: impl Into<String>) -> Self {
+    pub(crate) fn note(name: impl Into<String>, note: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             threads: None,
@@ -108,7 +108,7 @@ impl Row {
     }
 
     /// Sets the note column.
-    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+    pub(crate) fn with_note(mut self, note: impl Into<String>) -> Self {
         self.note = note.into();
         self
     }
@@ -116,7 +116,7 @@ impl Row {
 
 /// The floors later scenarios are judged against, filled in as scenarios run.
 #[derive(Default)]
-pub struct Floors {
+pub(crate) struct Floors {
     /// Memory store submit+claim+commit round trips per second, one thread.
     pub memory_round_trips_per_sec: Option<f64>,
     /// Raw `write 4 KiB + fsync` per second on the scratch disk.
@@ -130,7 +130,7 @@ pub struct Floors {
 }
 
 /// The file store's best measurement.
-pub struct FileFloor {
+pub(crate) struct FileFloor {
     /// Threads doing round trips.
     pub threads: usize,
     /// Round trips (commits) per second.
@@ -140,7 +140,7 @@ pub struct FileFloor {
 }
 
 /// A runtime measurement summarised in the floors section.
-pub struct RuntimeRate {
+pub(crate) struct RuntimeRate {
     /// Worker threads.
     pub threads: usize,
     /// Tasks per second, call to result.
@@ -149,7 +149,7 @@ pub struct RuntimeRate {
 
 impl Floors {
     /// `value` as a multiple of `floor`, for the note column (e.g. "0.85x fsync floor").
-    pub fn ratio(value: Option<f64>, floor: Option<f64>, what: &str) -> String {
+    pub(crate) fn ratio(value: Option<f64>, floor: Option<f64>, what: &str) -> String {
         match (value, floor) {
             (Some(v), Some(f)) if f > 0.0 => format!("{:.2}x {what}", v / f),
             _ => String::new(),
@@ -157,7 +157,7 @@ impl Floors {
     }
 
     /// Prints the floors in words.
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         println!("floors:");
         match self.memory_round_trips_per_sec {
             Some(r) => println!(
@@ -217,7 +217,7 @@ impl Floors {
 }
 
 /// A number with thousands separators, no decimals.
-pub fn human(x: f64) -> String {
+pub(crate) fn human(x: f64) -> String {
     let n = x.round().max(0.0) as u64;
     let digits = n.to_string();
     let mut out = String::new();
@@ -232,21 +232,21 @@ pub fn human(x: f64) -> String {
 
 /// The result table.
 #[derive(Default)]
-pub struct Table(Vec<Row>);
+pub(crate) struct Table(Vec<Row>);
 
 impl Table {
     /// Adds a row.
-    pub fn push(&mut self, row: Row) {
+    pub(crate) fn push(&mut self, row: Row) {
         self.0.push(row);
     }
 
     /// Adds rows.
-    pub fn extend(&mut self, rows: impl IntoIterator<Item = Row>) {
+    pub(crate) fn extend(&mut self, rows: impl IntoIterator<Item = Row>) {
         self.0.extend(rows);
     }
 
     /// Prints the table, columns aligned.
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         let header = [
             "scenario", "threads", "ops", "ops/s", "mean us", "p50 us", "p99 us", "note",
         ];

@@ -68,7 +68,7 @@ struct Load<'a> {
 }
 
 /// Runs every runtime scenario.
-pub fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
+pub(crate) fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
     let cap = if config.quick {
         MAX_TASKS / 3
     } else {

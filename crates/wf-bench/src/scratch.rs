@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 /// A directory created empty for one measurement and removed (with its contents) on drop, also
 /// when the measurement fails half-way.
-pub struct ScratchDir(PathBuf);
+pub(crate) struct ScratchDir(PathBuf);
 
 impl ScratchDir {
     /// Creates `<parent>/<name>-<pid>`, removing what an earlier, interrupted run left there.
-    pub fn new(parent: &Path, name: &str) -> Result<Self, String> {
+    pub(crate) fn new(parent: &Path, name: &str) -> Result<Self, String> {
         let path = parent.join(format!("{name}-{}", std::process::id()));
         if path.exists() {
             std::fs::remove_dir_all(&path)
@@ -20,7 +20,7 @@ impl ScratchDir {
     }
 
     /// The directory.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

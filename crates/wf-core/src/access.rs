@@ -25,6 +25,11 @@ pub struct WorkflowAccessError {
 /// May `invocation`, a member of `own` (its own workflow identity), write `workflow`'s data?
 ///
 /// Only the workflow's root may: `invocation == workflow` and it belongs to that workflow.
+///
+/// # Errors
+///
+/// [`WorkflowAccessError`] (naming the workflow, the invocation and the owner) for any other
+/// invocation.
 pub fn check_write(
     invocation: InvocationId,
     own: &WorkflowIdentity,
@@ -44,6 +49,10 @@ pub fn check_write(
 }
 
 /// May `invocation`, a member of `own`, read `workflow`'s data? Any member of the workflow may.
+///
+/// # Errors
+///
+/// [`WorkflowAccessError`] for an invocation of another workflow.
 pub fn check_read(
     invocation: InvocationId,
     own: &WorkflowIdentity,

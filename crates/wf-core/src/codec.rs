@@ -67,6 +67,12 @@ pub enum CodecError {
 }
 
 /// Encodes a value: version byte, then bincode.
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] when serde cannot encode the value (for example a map with non-string
+/// keys in a format that needs them); [`CodecError::TooLarge`] when the encoding exceeds the
+/// decode limit, so it could never be read back.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = vec![FORMAT_VERSION];
     bincode::serde::encode_into_std_write(value, &mut out, config())
@@ -81,6 +87,11 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 }
 
 /// Decodes a value written by [`encode`].
+///
+/// # Errors
+///
+/// A [`CodecError`] for empty, truncated, oversized, trailing or garbage bytes, and for a
+/// format version this build does not read; never a panic.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     match version {

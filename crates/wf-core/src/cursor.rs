@@ -4,18 +4,28 @@
 //! It is a small state machine over one position counter:
 //!
 //! ```text
-//!   position < recorded.len()  --(op of the recorded kind/child)-->  return recorded, position + 1
-//!   position < recorded.len()  --(any other op)------------------->  NonDeterminism at position
-//!   position >= recorded.len() --(op)----------------------------->  generate, buffer, position + 1
+//!   position < recorded.len()  --(op of the recorded kind/child/key)-->  Recorded(value), position + 1
+//!   position < recorded.len()  --(any other op)----------------------->  NonDeterminism at position
+//!   position >= recorded.len() --(op)--------------------------------->  Live: generate or observe,
+//!                                                                         record, position + 1
+//!   end of the body, position < recorded.len() ---------------------->  NonDeterminism at position
 //! ```
 //!
+//! Every operation goes through one step, [`ReplayCursor`]'s private `replay`: peek at the entry
+//! at the position, check that it is the operation asked for, advance. Operations whose value the
+//! cursor cannot make itself (a child's outcome, a data read) return [`Replay::Live`] past the
+//! journal; the caller observes the value and records it with the matching `record_*` method.
+//!
 //! The buffered entries ([`ReplayCursor::take_new_entries`]) are what the runtime commits.
+
+use std::fmt;
 
 use crate::deterministic;
 use crate::ids::{CallId, InvocationId, TaskId};
 use crate::journal::{ChildOutcome, JournalEntry, Op, OpKind};
 
-/// A replay asked for something other than what the journal recorded at that position.
+/// A replay asked for something other than what the journal recorded at that position, or ended
+/// before asking for everything the journal recorded.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, thiserror::Error,
 )]
@@ -32,8 +42,18 @@ pub struct NonDeterminism {
     pub position: u32,
     /// What the journal holds there.
     pub recorded: String,
-    /// What this run asked for.
+    /// What this run asked for (for a run that ended too early: "nothing more", and how it
+    /// ended).
     pub requested: String,
+}
+
+/// What the journal answers for an operation whose value the cursor cannot make itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay<T> {
+    /// The journal recorded this operation: here is its value; the cursor moved past it.
+    Recorded(T),
+    /// Past the recorded journal: the caller observes the value live and records it.
+    Live,
 }
 
 /// The outcome of starting a child through the cursor.
@@ -43,6 +63,27 @@ pub struct ChildStart {
     pub child: InvocationId,
     /// True when the start was replayed from the journal (the child was already submitted).
     pub replayed: bool,
+}
+
+/// How a body ended, for [`ReplayCursor::check_end`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ending {
+    /// It returned a value.
+    Returned,
+    /// It returned an error.
+    Failed,
+    /// It panicked.
+    Panicked,
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ending::Returned => "returned",
+            Ending::Failed => "failed",
+            Ending::Panicked => "panicked",
+        })
+    }
 }
 
 /// Replays one invocation's journal and records what comes after it.
@@ -97,28 +138,32 @@ impl ReplayCursor {
         &self.new_entries
     }
 
-    fn mismatch(&self, recorded: &Op, requested: String) -> NonDeterminism {
-        NonDeterminism {
-            invocation: self.invocation,
-            position: self.position,
-            recorded: recorded.to_string(),
-            requested,
-        }
-    }
-
-    /// The recorded op at the position if it has `kind`; `None` past the recorded journal.
-    fn replay(&mut self, kind: OpKind) -> Result<Option<Op>, NonDeterminism> {
+    /// The one replay step: peek at the recorded entry at the position; if `matching` accepts
+    /// it, advance and return its value; if it does not, that is non-determinism (described by
+    /// `requested`); past the journal, [`Replay::Live`] without moving.
+    fn replay<T>(
+        &mut self,
+        requested: impl FnOnce() -> String,
+        matching: impl FnOnce(&Op) -> Option<T>,
+    ) -> Result<Replay<T>, NonDeterminism> {
         let Some(entry) = self.recorded.get(self.position as usize) else {
-            return Ok(None);
+            return Ok(Replay::Live);
         };
-        if entry.op.kind() != kind {
-            return Err(self.mismatch(&entry.op, kind.to_string()));
+        match matching(&entry.op) {
+            Some(value) => {
+                self.position += 1;
+                Ok(Replay::Recorded(value))
+            }
+            None => Err(NonDeterminism {
+                invocation: self.invocation,
+                position: self.position,
+                recorded: entry.op.to_string(),
+                requested: requested(),
+            }),
         }
-        let op = entry.op.clone();
-        self.position += 1;
-        Ok(Some(op))
     }
 
+    /// Appends a live entry at the position and advances.
     fn record(&mut self, op: Op) {
         self.new_entries.push(JournalEntry {
             seq: self.position,
@@ -128,34 +173,71 @@ impl ReplayCursor {
     }
 
     /// `random()`: a value in [0, 1), recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation at this position.
     pub fn random(&mut self) -> Result<f64, NonDeterminism> {
-        if let Some(Op::Random(bits)) = self.replay(OpKind::Random)? {
-            return Ok(f64::from_bits(bits));
-        }
-        let value = deterministic::random_at(self.invocation, self.position);
-        self.record(Op::Random(value.to_bits()));
-        Ok(value)
+        let replayed = self.replay(
+            || OpKind::Random.to_string(),
+            |op| match op {
+                Op::Random(bits) => Some(f64::from_bits(*bits)),
+                _ => None,
+            },
+        )?;
+        Ok(match replayed {
+            Replay::Recorded(value) => value,
+            Replay::Live => {
+                let value = deterministic::random_at(self.invocation, self.position);
+                self.record(Op::Random(value.to_bits()));
+                value
+            }
+        })
     }
 
     /// `uuid()`: a version-4 UUID, recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation at this position.
     pub fn uuid(&mut self) -> Result<uuid::Uuid, NonDeterminism> {
-        if let Some(Op::Uuid(u)) = self.replay(OpKind::Uuid)? {
-            return Ok(u);
-        }
-        let value = deterministic::uuid_at(self.invocation, self.position);
-        self.record(Op::Uuid(value));
-        Ok(value)
+        let replayed = self.replay(
+            || OpKind::Uuid.to_string(),
+            |op| match op {
+                Op::Uuid(u) => Some(*u),
+                _ => None,
+            },
+        )?;
+        Ok(match replayed {
+            Replay::Recorded(value) => value,
+            Replay::Live => {
+                let value = deterministic::uuid_at(self.invocation, self.position);
+                self.record(Op::Uuid(value));
+                value
+            }
+        })
     }
 
     /// `utc_now()`: `clock` (the real time, read by the caller) the first time, the recorded value
     /// on replay. Never earlier than any time this invocation saw before.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation at this position.
     pub fn utc_now(
         &mut self,
         clock: time::OffsetDateTime,
     ) -> Result<time::OffsetDateTime, NonDeterminism> {
-        let nanos = match self.replay(OpKind::Time)? {
-            Some(Op::Time(ns)) => ns,
-            _ => {
+        let replayed = self.replay(
+            || OpKind::Time.to_string(),
+            |op| match op {
+                Op::Time(ns) => Some(*ns),
+                _ => None,
+            },
+        )?;
+        let nanos = match replayed {
+            Replay::Recorded(ns) => ns,
+            Replay::Live => {
                 let ns = clock
                     .unix_timestamp_nanos()
                     .max(self.last_time.unwrap_or(i128::MIN));
@@ -171,105 +253,154 @@ impl ReplayCursor {
 
     /// Starting a child of `task` with call id `call`: the recorded child on replay (which must be
     /// the same task and call), or a new deterministic child id.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation, or a child of another
+    /// task or call, at this position.
     pub fn child_start(
         &mut self,
         task: &TaskId,
         call: CallId,
     ) -> Result<ChildStart, NonDeterminism> {
-        let requested = || format!("child start of task '{task}' (call {call})");
-        if let Some(entry) = self.recorded.get(self.position as usize) {
-            return match &entry.op {
+        let replayed = self.replay(
+            || format!("child start of task '{task}' (call {call})"),
+            |op| match op {
                 Op::ChildStart {
                     task: t,
                     call: c,
                     child,
-                } if t == task && *c == call => {
-                    let child = *child;
-                    self.position += 1;
-                    Ok(ChildStart {
-                        child,
-                        replayed: true,
-                    })
+                } if t == task && *c == call => Some(*child),
+                _ => None,
+            },
+        )?;
+        Ok(match replayed {
+            Replay::Recorded(child) => ChildStart {
+                child,
+                replayed: true,
+            },
+            Replay::Live => {
+                let child = deterministic::child_id_at(self.invocation, self.position);
+                self.record(Op::ChildStart {
+                    task: task.clone(),
+                    call,
+                    child,
+                });
+                ChildStart {
+                    child,
+                    replayed: false,
                 }
-                other => Err(self.mismatch(other, requested())),
-            };
-        }
-        let child = deterministic::child_id_at(self.invocation, self.position);
-        self.record(Op::ChildStart {
-            task: task.clone(),
-            call,
-            child,
-        });
-        Ok(ChildStart {
-            child,
-            replayed: false,
+            }
         })
     }
 
-    /// The recorded outcome of `child` if the journal holds one at this position; `None` (and no
-    /// move) past the recorded journal, where the caller looks the child up and, once it is final,
-    /// calls [`ReplayCursor::record_child_result`].
-    pub fn replay_child_result(
+    /// The recorded outcome of `child` at this position, or [`Replay::Live`] (and no move) past
+    /// the journal, where the caller looks the child up and, once it is final, calls
+    /// [`ReplayCursor::record_child_result`].
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation, or another child's
+    /// result, at this position.
+    pub fn child_result(
         &mut self,
         child: InvocationId,
-    ) -> Result<Option<ChildOutcome>, NonDeterminism> {
-        let Some(entry) = self.recorded.get(self.position as usize) else {
-            return Ok(None);
-        };
-        match &entry.op {
-            Op::ChildResult { child: c, outcome } if *c == child => {
-                let outcome = outcome.clone();
-                self.position += 1;
-                Ok(Some(outcome))
-            }
-            other => Err(self.mismatch(other, format!("child result of {child}"))),
-        }
+    ) -> Result<Replay<ChildOutcome>, NonDeterminism> {
+        self.replay(
+            || format!("child result of {child}"),
+            |op| match op {
+                Op::ChildResult { child: c, outcome } if *c == child => Some(outcome.clone()),
+                _ => None,
+            },
+        )
     }
 
     /// Records the final outcome of `child`, observed past the recorded journal.
     ///
-    /// While still replaying this behaves as [`ReplayCursor::replay_child_result`] and returns the
+    /// While still replaying this behaves as [`ReplayCursor::child_result`] and returns the
     /// recorded outcome, so the journal always wins over a fresh observation.
+    ///
+    /// # Errors
+    ///
+    /// As [`ReplayCursor::child_result`].
     pub fn record_child_result(
         &mut self,
         child: InvocationId,
         outcome: ChildOutcome,
     ) -> Result<ChildOutcome, NonDeterminism> {
-        if let Some(recorded) = self.replay_child_result(child)? {
-            return Ok(recorded);
+        match self.child_result(child)? {
+            Replay::Recorded(recorded) => Ok(recorded),
+            Replay::Live => {
+                self.record(Op::ChildResult {
+                    child,
+                    outcome: outcome.clone(),
+                });
+                Ok(outcome)
+            }
         }
-        self.record(Op::ChildResult {
-            child,
-            outcome: outcome.clone(),
-        });
-        Ok(outcome)
     }
 
-    /// The recorded value of a `get_data(key)` if the journal holds one at this position;
-    /// `None` (and no move) past the recorded journal, where the caller reads the store and
-    /// calls [`ReplayCursor::record_data_get`]. A read of another key is non-determinism.
-    pub fn replay_data_get(
-        &mut self,
-        key: &str,
-    ) -> Result<Option<Option<Vec<u8>>>, NonDeterminism> {
-        let Some(entry) = self.recorded.get(self.position as usize) else {
-            return Ok(None);
-        };
-        match &entry.op {
-            Op::DataGet { key: k, value } if k == key => {
-                let value = value.clone();
-                self.position += 1;
-                Ok(Some(value))
-            }
-            other => Err(self.mismatch(other, format!("get_data(\"{key}\")"))),
-        }
+    /// The recorded value of a `get_data(key)` at this position, or [`Replay::Live`] (and no
+    /// move) past the journal, where the caller reads the store and calls
+    /// [`ReplayCursor::record_data_get`].
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation, or a read of another
+    /// key, at this position.
+    pub fn data_get(&mut self, key: &str) -> Result<Replay<Option<Vec<u8>>>, NonDeterminism> {
+        self.replay(
+            || format!("get_data(\"{key}\")"),
+            |op| match op {
+                Op::DataGet { key: k, value } if k == key => Some(value.clone()),
+                _ => None,
+            },
+        )
     }
 
     /// Records the value a `get_data(key)` found past the recorded journal.
-    pub fn record_data_get(&mut self, key: &str, value: Option<Vec<u8>>) {
-        self.record(Op::DataGet {
-            key: key.to_owned(),
-            value,
-        });
+    ///
+    /// While still replaying this behaves as [`ReplayCursor::data_get`] and returns the recorded
+    /// value, so the journal always wins over a fresh observation.
+    ///
+    /// # Errors
+    ///
+    /// As [`ReplayCursor::data_get`].
+    pub fn record_data_get(
+        &mut self,
+        key: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, NonDeterminism> {
+        match self.data_get(key)? {
+            Replay::Recorded(recorded) => Ok(recorded),
+            Replay::Live => {
+                self.record(Op::DataGet {
+                    key: key.to_owned(),
+                    value: value.clone(),
+                });
+                Ok(value)
+            }
+        }
+    }
+
+    /// Checks that a body which *ended* (returned, failed or panicked) asked for every recorded
+    /// entry. A body that ends before the journal does diverges too, at the first entry it
+    /// skipped: changed code must not skip a recorded step (and orphan a recorded child). An
+    /// execution cut short by a suspension has not ended: do not call this for it.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] at the first unconsumed position, with "nothing more" and `how` as the
+    /// requested side.
+    pub fn check_end(&self, how: Ending) -> Result<(), NonDeterminism> {
+        match self.recorded.get(self.position as usize) {
+            None => Ok(()),
+            Some(entry) => Err(NonDeterminism {
+                invocation: self.invocation,
+                position: self.position,
+                recorded: entry.op.to_string(),
+                requested: format!("nothing more (the body {how})"),
+            }),
+        }
     }
 }

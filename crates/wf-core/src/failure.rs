@@ -28,6 +28,8 @@ pub enum FailureKind {
     WorkerLost,
     /// The store failed while the body ran (the attempt is run again later).
     Store,
+    /// The runtime found one of its own rules broken (a bug in wf); the message says which.
+    Internal,
 }
 
 impl fmt::Display for FailureKind {
@@ -42,6 +44,7 @@ impl fmt::Display for FailureKind {
             FailureKind::Child => "child failed",
             FailureKind::WorkerLost => "worker lost",
             FailureKind::Store => "store error",
+            FailureKind::Internal => "internal error",
         })
     }
 }

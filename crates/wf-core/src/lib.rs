@@ -11,7 +11,7 @@
 //! | [`status`] | [`Status`] and the one declarative transition table every backend applies |
 //! | [`deterministic`] | the seeded PCG draws behind `random()` and `uuid()` |
 //! | [`journal`] | the replay log: [`JournalEntry`] and [`Op`] |
-//! | [`cursor`] | [`ReplayCursor`], the state machine that answers operations from the journal |
+//! | [`cursor`] | [`ReplayCursor`], the state machine that answers operations from the journal, and [`NonDeterminism`] |
 //! | [`codec`] | versioned, bounded binary encoding of every stored value |
 //! | [`failure`] | [`Failure`], the stored form of an invocation's error |
 //!
@@ -46,7 +46,7 @@ pub mod status;
 
 pub use access::{WorkflowAccessError, check_read, check_write};
 pub use codec::{CodecError, FORMAT_VERSION, decode, encode};
-pub use cursor::{ChildStart, NonDeterminism, ReplayCursor};
+pub use cursor::{ChildStart, Ending, NonDeterminism, Replay, ReplayCursor};
 pub use failure::{Failure, FailureKind};
 pub use identity::WorkflowIdentity;
 pub use ids::{CallId, InvocationId, TaskId, Timestamp, WorkerId};

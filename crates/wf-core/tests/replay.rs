@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 use wf_core::{
-    CallId, ChildOutcome, Failure, FailureKind, InvocationId, NonDeterminism, ReplayCursor, TaskId,
+    CallId, ChildOutcome, Ending, Failure, FailureKind, InvocationId, NonDeterminism, Replay,
+    ReplayCursor, TaskId,
 };
 
 /// One operation a workflow body may ask for.
@@ -48,6 +49,14 @@ fn req() -> impl Strategy<Value = Req> {
     ]
 }
 
+fn ending() -> impl Strategy<Value = Ending> {
+    prop_oneof![
+        Just(Ending::Returned),
+        Just(Ending::Failed),
+        Just(Ending::Panicked)
+    ]
+}
+
 fn call_of(t: u8, a: u8) -> (TaskId, CallId) {
     let task = TaskId::new(format!("t{t}"));
     let call = CallId::of(&task, &[a]);
@@ -79,9 +88,9 @@ fn run(
             }
             Req::Result(ok) => {
                 let Some(child) = last_child else { continue };
-                let outcome = match cursor.replay_child_result(child)? {
-                    Some(o) => o,
-                    None => {
+                let outcome = match cursor.child_result(child)? {
+                    Replay::Recorded(o) => o,
+                    Replay::Live => {
                         let fresh = if *ok {
                             ChildOutcome::Success(child.as_uuid().as_bytes().to_vec())
                         } else {
@@ -94,14 +103,13 @@ fn run(
             }
             Req::Data(k) => {
                 let key = format!("k{k}");
-                let value = match cursor.replay_data_get(&key)? {
-                    Some(v) => v,
-                    None => {
+                let value = match cursor.data_get(&key)? {
+                    Replay::Recorded(v) => v,
+                    Replay::Live => {
                         // What the store holds now: depends on the clock shift, so a replay that
                         // re-read the store instead of the journal would see something else.
                         let fresh = (clock_shift == 0).then(|| vec![*k; 3]);
-                        cursor.record_data_get(&key, fresh.clone());
-                        fresh
+                        cursor.record_data_get(&key, fresh)?
                     }
                 };
                 Value::Data(value)
@@ -221,6 +229,33 @@ proptest! {
         prop_assert!(msg.contains(&format!("position {i}")), "{}", msg);
     }
 
+    /// (d) A replay of a completed run that ends (returns, fails, panics) after any strict
+    /// prefix of its operations stops short: it is reported at exactly the first entry it
+    /// skipped, naming that entry and how the body ended. The whole run ends cleanly.
+    #[test]
+    fn a_replay_that_ends_early_is_reported_at_the_first_skipped_entry(inv in any::<u128>(), reqs in proptest::collection::vec(req(), 0..30), cut in any::<prop::sample::Index>(), how in ending()) {
+        let reqs = effective(&reqs);
+        let id = InvocationId::from_u128(inv);
+        let mut first = ReplayCursor::new(id, Vec::new());
+        run(&mut first, &reqs, 0).unwrap();
+        prop_assert!(first.check_end(how).is_ok(), "a first run never stops short");
+        let journal = first.take_new_entries();
+        let k = cut.index(reqs.len() + 1);
+
+        let mut replay = ReplayCursor::new(id, journal.clone());
+        run(&mut replay, &reqs[..k], 0).unwrap();
+        match replay.check_end(how) {
+            Ok(()) => prop_assert_eq!(k, reqs.len(), "stopped short at {} undetected", k),
+            Err(nd) => {
+                prop_assert!(k < reqs.len());
+                prop_assert_eq!(nd.position as usize, k);
+                prop_assert_eq!(nd.invocation, id);
+                prop_assert_eq!(&nd.recorded, &journal[k].op.to_string());
+                prop_assert!(nd.requested.contains(&how.to_string()), "{}", nd.requested);
+            }
+        }
+    }
+
     /// (c) random() is in [0, 1); uuids are distinct within an invocation; utc_now() never
     /// decreases, even when the wall clock jumps backwards.
     #[test]
@@ -284,7 +319,7 @@ fn child_result_for_another_child_is_non_determinism() {
     let mut replay = ReplayCursor::new(id, journal);
     replay.child_start(&task, call).unwrap();
     let err = replay
-        .replay_child_result(InvocationId::from_u128(77))
+        .child_result(InvocationId::from_u128(77))
         .unwrap_err();
     assert_eq!(err.position, 1);
 }

@@ -1,52 +1,35 @@
 //! The `App`: a store, a task registry and configuration, shared by callers and workers.
 
-use std::any::TypeId;
-use std::collections::HashMap;
 use std::fmt;
-#[cfg(feature = "file")]
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wf_core::TaskId;
-use wf_store::{MemoryStore, Store, TaskSet};
+use wf_core::{InvocationId, TaskId};
+use wf_store::{Store, StoreSpec, TaskSet};
 
+use crate::config::{self, Given, StoreChoice};
 use crate::context::TaskContext;
+#[cfg(doc)]
+use crate::error::ConfigError;
 use crate::error::{TaskError, WfError};
-use crate::task::{RegisteredTask, Task, TaskOptions};
-use crate::worker::WorkerBuilder;
-
-/// The default lease: how long a worker may go silent before its invocations are taken over.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
-
-/// Which store an app uses.
-#[derive(Clone)]
-enum Backend {
-    Memory,
-    #[cfg(feature = "file")]
-    File(PathBuf),
-    /// A Redis URL (kept as given; it may hold a password, so it is never printed).
-    #[cfg(feature = "redis")]
-    Redis(String),
-    Custom(Arc<dyn Store>),
-}
+use crate::registry::{RegisteredTask, Registry};
+use crate::scope;
+use crate::task::{Task, TaskOptions};
 
 /// Settings shared by the app's workers.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub lease: Duration,
-    pub worker_threads: usize,
+    pub(crate) lease: Duration,
+    pub(crate) worker_threads: usize,
 }
 
-pub(crate) struct AppInner {
-    pub app_id: String,
-    pub store: Arc<dyn Store>,
-    pub tasks: RwLock<HashMap<TaskId, Arc<RegisteredTask>>>,
-    /// The registered tasks' ids, as workers pass them to claims; replaced on registration.
-    pub task_set: RwLock<TaskSet>,
-    pub config: Config,
+struct AppInner {
+    app_id: String,
+    store: Arc<dyn Store>,
+    registry: Registry,
+    config: Config,
 }
 
 /// A wf application: where tasks are registered and invocations stored.
@@ -65,7 +48,10 @@ pub(crate) struct AppInner {
 /// ```
 #[derive(Clone)]
 pub struct App {
-    pub(crate) inner: Arc<AppInner>,
+    inner: Arc<AppInner>,
+    /// Set on the app a task context hands its body (and on clones of it): the invocation whose
+    /// body may use it, where top-level calls are refused.
+    body: Option<InvocationId>,
 }
 
 impl fmt::Debug for App {
@@ -99,7 +85,16 @@ impl App {
         self.inner.config.lease
     }
 
+    /// Settings for the app's workers.
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
     /// Registers a task called `name` with default options. See [`App::task_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`App::task_with`].
     pub fn task<A, R, F>(&self, name: &str, body: F) -> Result<Task<A, R>, WfError>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -109,45 +104,30 @@ impl App {
         self.task_with(TaskOptions::new(name), body)
     }
 
-    /// Registers a task with options. A name already registered is [`WfError::DuplicateTask`].
+    /// Registers a task with options.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::DuplicateTask`] when a task of this name is already registered.
     pub fn task_with<A, R, F>(&self, options: TaskOptions, body: F) -> Result<Task<A, R>, WfError>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
         F: Fn(&TaskContext, A) -> Result<R, TaskError> + Send + Sync + 'static,
     {
-        let id = options.id.clone();
         let handle = Task::new(&options);
-        let mut tasks = self.inner.tasks.write().unwrap_or_else(|p| p.into_inner());
-        if tasks.contains_key(&id) {
-            return Err(WfError::DuplicateTask(id));
-        }
-        tasks.insert(id.clone(), Arc::new(RegisteredTask::new(options, body)));
-        *self
-            .inner
-            .task_set
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = TaskSet::new(tasks.keys().cloned());
+        self.inner.registry.register(options, body)?;
         Ok(handle)
     }
 
     /// The ids of the registered tasks: what this app's workers claim.
     pub(crate) fn task_set(&self) -> TaskSet {
-        self.inner
-            .task_set
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.registry.task_set()
     }
 
     /// The registered task called `id`, if any.
     pub(crate) fn registered(&self, id: &TaskId) -> Option<Arc<RegisteredTask>> {
-        self.inner
-            .tasks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.inner.registry.get(id)
     }
 
     /// Checks that a handle matches this app's registration of its task, when there is one.
@@ -155,40 +135,31 @@ impl App {
         &self,
         task: &Task<A, R>,
     ) -> Result<(), WfError> {
-        match self.registered(&task.id) {
-            Some(r) if r.signature != TypeId::of::<fn(A) -> R>() => {
-                Err(WfError::ForeignTask(task.id.clone()))
-            }
-            _ => Ok(()),
-        }
+        self.inner.registry.check_handle(task)
     }
 
     /// The names of all registered tasks, sorted.
     pub fn task_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .inner
-            .tasks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
+        self.inner
+            .registry
+            .ids()
+            .into_iter()
             .map(|t| t.as_str().to_owned())
-            .collect();
-        names.sort();
-        names
+            .collect()
     }
 
-    /// Configures a worker pool for this app: `app.worker().threads(4).start()?`.
-    pub fn worker(&self) -> WorkerBuilder {
-        WorkerBuilder::new(self.clone())
+    /// This app, as handed to the body of `invocation`.
+    pub(crate) fn inside_body(&self, invocation: InvocationId) -> App {
+        App {
+            inner: self.inner.clone(),
+            body: Some(invocation),
+        }
     }
 
-    /// Runs queued work on the calling thread until nothing is left to run, and returns how many
-    /// executions ran. Meant for unit tests of workflows: deterministic (one thread, FIFO) and
-    /// fast — retry backoffs and other not-before times are skipped, not waited for.
-    ///
-    /// Do not use it while workers of the same store run: it treats the store as its own.
-    pub fn run_until_idle(&self) -> Result<usize, WfError> {
-        crate::worker::run_until_idle(self)
+    /// The invocation whose body is running where this app is used (the app a context handed
+    /// out, or any app on a thread running a body), if any.
+    pub(crate) fn body_in_progress(&self) -> Option<InvocationId> {
+        self.body.or_else(scope::running_body)
     }
 }
 
@@ -198,27 +169,39 @@ impl App {
 /// | setting | builder | environment | default |
 /// |---|---|---|---|
 /// | app id | `app_id` | `WF_APP_ID` | `"wf"` |
-/// | store | `memory`, `file`, `redis`, `store` | `WF_STORE` = `memory`, `file:<dir>`, or a `redis://`, `rediss://`, `redis+cluster://` URL | memory |
+/// | store | `memory`, `file`, `redis`, `store` | `WF_STORE` = `memory`, `file:<dir>`, a directory path (`./wf-data`, `/var/lib/app/wf`) or a `redis://`, `rediss://`, `redis+cluster://` URL | none: choosing one is required |
 /// | lease | `lease_duration` | `WF_LEASE_MS` | 5 s |
 /// | worker threads | `worker_threads` | `WF_WORKER_THREADS` | available cores |
+///
+/// There is no default store on purpose: an app that silently kept its work in memory would
+/// lose it on exit, so [`AppBuilder::build`] without one is [`ConfigError::NoStore`]. Say
+/// `.memory()` where that is what you want (tests, throw-away work).
 #[derive(Default)]
 pub struct AppBuilder {
-    app_id: Option<String>,
-    backend: Option<Backend>,
-    lease: Option<Duration>,
-    worker_threads: Option<usize>,
+    given: Given,
+}
+
+impl fmt::Debug for AppBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppBuilder")
+            .field("app_id", &self.given.app_id)
+            .field("lease", &self.given.lease)
+            .field("worker_threads", &self.given.worker_threads)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppBuilder {
     /// The app's id (labels its store and logs).
     pub fn app_id(mut self, id: impl Into<String>) -> Self {
-        self.app_id = Some(id.into());
+        self.given.app_id = Some(id.into());
         self
     }
 
-    /// Keep everything in this process's memory (tests, single-process use).
+    /// Keep everything in this process's memory: for tests and work that may be lost when the
+    /// process exits.
     pub fn memory(mut self) -> Self {
-        self.backend = Some(Backend::Memory);
+        self.given.store = Some(StoreChoice::Spec(StoreSpec::Memory));
         self
     }
 
@@ -226,36 +209,46 @@ impl AppBuilder {
     /// Takes anything path-like: `&str`, `PathBuf`, `&Path`, a `tempfile::TempDir`.
     #[cfg(feature = "file")]
     pub fn file(mut self, dir: impl AsRef<std::path::Path>) -> Self {
-        self.backend = Some(Backend::File(dir.as_ref().to_path_buf()));
+        self.given.store = Some(StoreChoice::Spec(StoreSpec::File(
+            dir.as_ref().to_path_buf(),
+        )));
         self
     }
 
     /// Keep everything in Redis (feature `redis`): many worker processes on many machines share
     /// it. `url` is `redis://[user:password@]host[:port][/db][?options]`, `rediss://…` for TLS
-    /// (feature `redis-tls`), or `redis+cluster://h1:p1,h2:p2[?options]` for Redis Cluster;
-    /// see `wf_store::redis::RedisUrl` for the options (`shards`, `ns`, `wait_replicas`, …).
+    /// (feature `redis-tls`), or `redis+cluster://h1:p1,h2:p2[?options]` for Redis Cluster; the
+    /// options (`shards`, `ns`, `wait_replicas`, …) are listed at `wf_store::redis::RedisUrl`.
     /// The password never appears in errors, logs or `Debug` output.
     #[cfg(feature = "redis")]
     pub fn redis(mut self, url: impl Into<String>) -> Self {
-        self.backend = Some(Backend::Redis(url.into()));
+        self.given.store = Some(StoreChoice::Spec(StoreSpec::Redis(url.into())));
+        self
+    }
+
+    /// The store a [`StoreSpec`] names (what `WF_STORE` holds, parsed): one binary can take its
+    /// store from a flag or a config file with `text.parse::<StoreSpec>()?`.
+    pub fn store_spec(mut self, spec: StoreSpec) -> Self {
+        self.given.store = Some(StoreChoice::Spec(spec));
         self
     }
 
     /// Use a store you built yourself (any [`Store`] implementation).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.backend = Some(Backend::Custom(store));
+        self.given.store = Some(StoreChoice::Custom(store));
         self
     }
 
-    /// How long a worker's claim lasts without renewal (workers renew at a third of it).
+    /// How long a worker's claim lasts without renewal (workers renew at a third of it). At
+    /// least 10 ms; seconds in production.
     pub fn lease_duration(mut self, lease: Duration) -> Self {
-        self.lease = Some(lease);
+        self.given.lease = Some(lease);
         self
     }
 
-    /// Default thread count of this app's workers.
+    /// Default thread count of this app's workers. At least 1.
     pub fn worker_threads(mut self, n: usize) -> Self {
-        self.worker_threads = Some(n);
+        self.given.worker_threads = Some(n);
         self
     }
 
@@ -263,162 +256,51 @@ impl AppBuilder {
     /// first app that opens it.
     ///
     /// # Errors
-    /// [`WfError::Config`] for invalid settings; [`WfError::Store`] when the store cannot be
-    /// opened, or holds another app's work: `WfError::Store(StoreError::AppMismatch { .. })`
-    /// names both app ids.
+    ///
+    /// [`WfError::Config`] when a setting is invalid or no store was chosen (the message names
+    /// the setting: `WF_LEASE_MS=0`, `worker_threads=0`, …); [`WfError::Store`] when the store
+    /// cannot be opened (locked by another process, not a directory, corrupt, …), or holds
+    /// another app's work: `WfError::Store(StoreError::AppMismatch { .. })` names both app ids.
     pub fn build(self) -> Result<App, WfError> {
         self.build_with_env(|k| std::env::var(k).ok())
     }
 
     fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<App, WfError> {
-        let app_id = self
-            .app_id
-            .or_else(|| env("WF_APP_ID"))
-            .unwrap_or_else(|| "wf".to_owned());
-        if app_id.is_empty() {
-            return Err(WfError::Config(
-                "app id is empty: set a name with `.app_id(..)` or WF_APP_ID".into(),
-            ));
-        }
-        let backend = match self.backend {
-            Some(b) => b,
-            None => match env("WF_STORE") {
-                Some(spec) => parse_store(&spec)?,
-                None => Backend::Memory,
-            },
-        };
-        let lease = match (self.lease, env("WF_LEASE_MS")) {
-            (Some(l), _) => l,
-            (None, Some(ms)) => Duration::from_millis(ms.trim().parse().map_err(|_| {
-                WfError::Config(format!(
-                    "WF_LEASE_MS={ms:?} is not a whole number of milliseconds"
-                ))
-            })?),
-            (None, None) => DEFAULT_LEASE,
-        };
-        if lease < Duration::from_millis(10) {
-            return Err(WfError::Config(format!(
-                "lease {lease:?} is too short: use at least 10 ms (seconds in production)"
-            )));
-        }
-        let worker_threads = match (self.worker_threads, env("WF_WORKER_THREADS")) {
-            (Some(n), _) => n,
-            (None, Some(n)) => n.trim().parse().map_err(|_| {
-                WfError::Config(format!("WF_WORKER_THREADS={n:?} is not a whole number"))
-            })?,
-            (None, None) => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        };
-        if worker_threads == 0 {
-            return Err(WfError::Config("worker threads must be at least 1".into()));
-        }
-        let store: Arc<dyn Store> = match backend {
-            Backend::Memory => Arc::new(MemoryStore::new()),
-            #[cfg(feature = "file")]
-            Backend::File(dir) => Arc::new(wf_store::FileStore::open(&dir)?),
-            #[cfg(feature = "redis")]
-            Backend::Redis(url) => Arc::new(wf_store::RedisStore::open(&url)?),
-            Backend::Custom(store) => store,
-        };
-        store.bind_app(&app_id)?;
+        let settings = config::resolve(self.given, env)?;
+        let store = config::open_store(settings.store)?;
+        store.bind_app(&settings.app_id)?;
         Ok(App {
             inner: Arc::new(AppInner {
-                app_id,
+                app_id: settings.app_id,
                 store,
-                tasks: RwLock::new(HashMap::new()),
-                task_set: RwLock::new(TaskSet::default()),
+                registry: Registry::default(),
                 config: Config {
-                    lease,
-                    worker_threads,
+                    lease: settings.lease,
+                    worker_threads: settings.worker_threads,
                 },
             }),
+            body: None,
         })
     }
-}
-
-fn parse_store(spec: &str) -> Result<Backend, WfError> {
-    let spec = spec.trim();
-    if spec == "memory" {
-        return Ok(Backend::Memory);
-    }
-    #[cfg(feature = "file")]
-    if let Some(dir) = spec.strip_prefix("file:") {
-        if dir.is_empty() {
-            return Err(WfError::Config(
-                "WF_STORE=file: needs a directory, e.g. file:./wf-data".into(),
-            ));
-        }
-        return Ok(Backend::File(PathBuf::from(dir)));
-    }
-    #[cfg(feature = "redis")]
-    if [
-        "redis://",
-        "rediss://",
-        "redis+cluster://",
-        "rediss+cluster://",
-    ]
-    .iter()
-    .any(|scheme| spec.starts_with(scheme))
-    {
-        return Ok(Backend::Redis(spec.to_owned()));
-    }
-    Err(WfError::Config(format!(
-        "WF_STORE={:?} is not a store this build knows: use `memory`, `file:<dir>` (feature \
-         `file`) or a redis:// URL (feature `redis`)",
-        wf_store::redact_url(spec)
-    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
-
     #[test]
-    fn builder_values_win_over_environment() {
-        let env = env_of(&[
-            ("WF_APP_ID", "from-env"),
-            ("WF_LEASE_MS", "1500"),
-            ("WF_WORKER_THREADS", "3"),
-        ]);
-        let app = App::builder().build_with_env(&env).unwrap();
-        assert_eq!(app.app_id(), "from-env");
-        assert_eq!(app.lease_duration(), Duration::from_millis(1500));
-        assert_eq!(app.inner.config.worker_threads, 3);
-
+    fn an_app_gets_the_settings_it_was_given() {
         let app = App::builder()
             .app_id("built")
+            .memory()
             .lease_duration(Duration::from_secs(2))
             .worker_threads(7)
-            .build_with_env(&env)
+            .build_with_env(|_| None)
             .unwrap();
         assert_eq!(app.app_id(), "built");
         assert_eq!(app.lease_duration(), Duration::from_secs(2));
-        assert_eq!(app.inner.config.worker_threads, 7);
-    }
-
-    #[test]
-    fn bad_environment_gives_actionable_errors() {
-        let err = App::builder()
-            .build_with_env(env_of(&[("WF_LEASE_MS", "soon")]))
-            .unwrap_err();
-        assert!(err.to_string().contains("WF_LEASE_MS"), "{err}");
-        let err = App::builder()
-            .build_with_env(env_of(&[("WF_STORE", "postgres://x")]))
-            .unwrap_err();
-        assert!(err.to_string().contains("memory"), "{err}");
-        let err = App::builder()
-            .worker_threads(0)
-            .build_with_env(env_of(&[]))
-            .unwrap_err();
-        assert!(matches!(err, WfError::Config(_)));
+        assert_eq!(app.config().worker_threads, 7);
+        assert_eq!(app.store().backend(), "memory");
     }
 
     #[test]

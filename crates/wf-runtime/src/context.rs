@@ -7,12 +7,14 @@ use wf_core::{InvocationId, JournalEntry, TaskId, WorkflowIdentity};
 use wf_store::InvocationSpec;
 
 use crate::app::App;
-use crate::deterministic::DeterministicExecutor;
 use crate::error::WfError;
+use crate::handle::ChildHandle;
+use crate::recorder::Recorder;
 use crate::task::Task;
-use crate::workflow::{ChildHandle, WorkflowContext};
+use crate::workflow::WorkflowContext;
 
 /// What a running task knows about itself, and its door to the workflow: [`TaskContext::wf`].
+#[derive(Debug)]
 pub struct TaskContext {
     spec: Arc<InvocationSpec>,
     attempt: u32,
@@ -20,14 +22,15 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
+    /// The context of one execution of `spec`'s body, replaying `journal`.
     pub(crate) fn new(
-        app: App,
+        app: &App,
         spec: Arc<InvocationSpec>,
         attempt: u32,
         journal: Vec<JournalEntry>,
     ) -> Self {
-        let det = DeterministicExecutor::new(spec.id, journal);
-        let wf = WorkflowContext::new(app, spec.id, spec.identity.clone(), det);
+        let recorder = Recorder::new(spec.id, journal);
+        let wf = WorkflowContext::new(app.inside_body(spec.id), spec.identity.clone(), recorder);
         Self { spec, attempt, wf }
     }
 
@@ -36,7 +39,7 @@ impl TaskContext {
         &self.wf
     }
 
-    /// The app the task runs in.
+    /// The app the task runs in. See [`WorkflowContext::app`].
     pub fn app(&self) -> &App {
         self.wf.app()
     }
@@ -70,6 +73,10 @@ impl TaskContext {
     /// Calls `task` from inside this task: the call is recorded as a child of this invocation
     /// (same workflow, or a sub-workflow if the task forces one) and submitted when this
     /// execution commits. Same as `ctx.wf().start_task(..)`; wait for it with `ctx.wf().join(..)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkflowContext::start_task`].
     pub fn call<A, R>(&self, task: &Task<A, R>, args: A) -> Result<ChildHandle<R>, WfError>
     where
         A: Serialize + 'static,
@@ -78,7 +85,8 @@ impl TaskContext {
         self.wf.start_task(task, args)
     }
 
-    pub(crate) fn finish(self) -> WorkflowContext {
-        self.wf
+    /// Hands the execution's recorder to the execution that seals and commits it.
+    pub(crate) fn into_recorder(self) -> Recorder {
+        self.wf.into_recorder()
     }
 }

@@ -49,14 +49,72 @@ pub enum WfError {
         failure: Failure,
     },
     /// The invocation did not finish within the time given to `result_timeout`.
-    #[error(
-        "invocation {invocation} did not finish within {waited:?}; is a worker running (`app.worker().start()`)?"
-    )]
+    #[error("invocation {invocation} did not finish within {waited:?}: {progress}")]
     Timeout {
         /// The invocation.
         invocation: InvocationId,
         /// How long was waited.
         waited: Duration,
+        /// Where it stands, in words (see [`crate::Invocation::progress`]).
+        progress: String,
+    },
+    /// A child handle was joined by an invocation that did not create it (another workflow, or
+    /// the other side of a sub-workflow). A handle belongs to the execution that started the
+    /// child.
+    #[error(
+        "the handle of child {child} was created by invocation {created_by}; invocation {joined_by} \
+         cannot join it: a handle belongs to the execution that started the child. Pass values \
+         between workflows as arguments and results, not handles"
+    )]
+    ForeignHandle {
+        /// The child the handle points to.
+        child: InvocationId,
+        /// The invocation whose body started the child.
+        created_by: InvocationId,
+        /// The invocation that tried to join it.
+        joined_by: InvocationId,
+    },
+    /// A child handle kept from an earlier execution of the same invocation was joined. Handles
+    /// do not outlive the execution that created them.
+    #[error(
+        "the handle of child {child} comes from an earlier execution of invocation {invocation}; \
+         handles do not outlive the execution that created them. Call `start_task` with the same \
+         task and arguments in this execution (it replays and returns the same child) and join \
+         that handle"
+    )]
+    StaleHandle {
+        /// The child the handle points to.
+        child: InvocationId,
+        /// The invocation (whose earlier execution created the handle).
+        invocation: InvocationId,
+    },
+    /// `Task::call` was used inside a running task body. It would start a new top-level
+    /// workflow on every replay of the body, outside its journal.
+    #[error(
+        "task '{task}' was called with `Task::call` from inside the body of invocation \
+         {invocation}: that would start a new top-level workflow on every replay. Use \
+         `ctx.wf().execute_task(..)` or `ctx.wf().start_task(..)` to run it as a child of this \
+         invocation; for an independent sub-workflow, register the task with \
+         `TaskOptions::force_new_workflow(true)` and start it the same way"
+    )]
+    CallInsideBody {
+        /// The task called.
+        task: TaskId,
+        /// The invocation whose body made the call.
+        invocation: InvocationId,
+    },
+    /// [`crate::Task::call_keyed`] was given a key that already started an invocation of the
+    /// task with other arguments. Nothing was started.
+    #[error(
+        "key {key:?} of task '{task}' already started invocation {existing} with other arguments; a key stands for one piece of work: reuse it only with the same arguments, or pick a new key"
+    )]
+    KeyConflict {
+        /// The task called.
+        task: TaskId,
+        /// The idempotency key.
+        key: String,
+        /// The invocation the key started first.
+        existing: InvocationId,
     },
     /// A task with this name is already registered in the app.
     #[error("task '{0}' is already registered in this app; task names must be unique")]
@@ -75,12 +133,46 @@ pub enum WfError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The app's configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// The app's configuration is invalid: the error names the setting (the environment
+    /// variable or the builder method) and the value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The operating system refused a thread the worker needs.
+    #[error("cannot start the {what}: {source}; the process may be out of threads or memory")]
+    Spawn {
+        /// Which thread.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Workflow-context operations are only valid inside the body that owns the context.
     #[error("{0}")]
     Usage(String),
+}
+
+/// A configuration an [`crate::App`] cannot be built with. Each message names the setting as the
+/// user wrote it — `WF_LEASE_MS=0`, `lease_duration(5ms)` — and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting has a value it cannot take.
+    #[error("{setting}={value}: {problem}")]
+    Invalid {
+        /// The environment variable (`WF_LEASE_MS`) or builder method (`lease_duration`).
+        setting: &'static str,
+        /// The value given, as given.
+        value: String,
+        /// What is wrong with it and what to write instead.
+        problem: String,
+    },
+    /// No store was chosen, neither in the builder nor in `WF_STORE`.
+    #[error(
+        "no store configured: choose one with `.file(dir)` (durable), `.memory()` (everything is \
+         lost when the process exits), `.store(..)`, or the WF_STORE variable (`memory`, \
+         `file:<dir>` or a directory path such as ./wf-data)"
+    )]
+    NoStore,
 }
 
 /// The error type of task bodies. Anything implementing `std::error::Error` converts into it, so
@@ -124,6 +216,16 @@ impl TaskError {
     /// False when marked [`TaskError::permanent`].
     pub fn is_retryable(&self) -> bool {
         !self.permanent
+    }
+
+    /// True when this error is a joined child's recorded failure passed on by the body (a
+    /// [`WfError::ChildFailed`], typically propagated with `?`). Such an error is final for the
+    /// parent unless its `retry_if` asks for a retry: a retry would replay the same failure.
+    pub fn is_child_failure(&self) -> bool {
+        matches!(
+            self.downcast_ref::<WfError>(),
+            Some(WfError::ChildFailed { .. })
+        )
     }
 
     /// The message.

@@ -1,29 +1,53 @@
-//! One execution: run a claimed invocation's body and turn what happened into one commit.
+//! One execution: run a claimed invocation's body, seal what its recorder recorded, and turn it
+//! into one commit.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
-use wf_core::{Failure, FailureKind, Timestamp};
+use wf_core::{Ending, Failure, FailureKind, JournalEntry, Timestamp};
 use wf_store::{Claim, Commit, InvocationRecord, Outcome, StoreError};
 
 use crate::app::App;
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
-use crate::task::{BodyError, RegisteredTask};
-use crate::workflow::Interruption;
+use crate::recorder::{Interruption, Sealed, Verdict};
+use crate::registry::{BodyError, RegisteredTask};
+use crate::scope::BodyScope;
 
 /// How long an execution interrupted by a failed store read waits before it runs again.
 const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// How an execution ended, for worker statistics and logs.
+/// How an execution ended: the outcome it committed (one variant per [`Outcome`]), or a refused
+/// commit. For worker statistics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ended {
+    /// Committed [`Outcome::Success`].
     Success,
+    /// Committed [`Outcome::Failed`].
     Failed,
+    /// Committed [`Outcome::Retry`].
     Retry,
+    /// Committed [`Outcome::Deferred`].
+    Deferred,
+    /// Committed [`Outcome::Waiting`].
     Waiting,
+    /// Committed [`Outcome::Released`].
+    Released,
     /// The commit was refused: the lease was lost (expired or taken over).
     LeaseLost,
+}
+
+impl From<&Outcome> for Ended {
+    fn from(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Success(_) => Ended::Success,
+            Outcome::Failed(_) => Ended::Failed,
+            Outcome::Retry { .. } => Ended::Retry,
+            Outcome::Deferred { .. } => Ended::Deferred,
+            Outcome::Waiting { .. } => Ended::Waiting,
+            Outcome::Released => Ended::Released,
+        }
+    }
 }
 
 /// Runs the body of a claimed invocation and commits the outcome at `now()` (a function, so the
@@ -56,12 +80,7 @@ pub(crate) fn execute(
             Commit::outcome(Outcome::Released)
         }
     };
-    let ended = match &commit.outcome {
-        Outcome::Success(_) => Ended::Success,
-        Outcome::Failed(_) => Ended::Failed,
-        Outcome::Retry { .. } | Outcome::Deferred { .. } => Ended::Retry,
-        Outcome::Waiting { .. } | Outcome::Released => Ended::Waiting,
-    };
+    let ended = Ended::from(&commit.outcome);
     match app.store().commit(&lease, commit, now()) {
         Ok(()) => {
             tracing::debug!(?ended, "committed");
@@ -95,54 +114,80 @@ pub(crate) fn execute(
     }
 }
 
+/// Runs the body and builds the commit: the recorder's verdict first (a divergence fails, an
+/// interruption suspends or defers), then the body's own result.
 fn run(
     app: &App,
     task: &RegisteredTask,
     record: &InvocationRecord,
-    journal: Vec<wf_core::JournalEntry>,
+    journal: Vec<JournalEntry>,
     attempt: u32,
     now: &impl Fn() -> Timestamp,
 ) -> Commit {
-    let ctx = TaskContext::new(app.clone(), record.spec.clone(), attempt, journal);
-    let result = catch_unwind(AssertUnwindSafe(|| (task.body)(&ctx, &record.spec.args)));
-    let (det, buffers) = ctx.finish().finish();
-    let (journal, divergence) = det.finish();
-
-    if let Some(nd) = divergence {
-        tracing::error!(error = %nd, "non-determinism");
-        return Commit::outcome(Outcome::Failed(Failure::non_determinism(nd)));
-    }
-    let mut data = buffers.data;
-    let mut children = buffers.children;
-    if let Some(cut) = buffers.cut {
-        data.truncate(cut.data_len);
-        children.truncate(cut.children_len);
-        let outcome = match cut.why {
-            Interruption::Suspended { on } => Outcome::Waiting { on },
-            Interruption::StoreFailed { error } => {
-                tracing::warn!(%error, delay = ?STORE_RETRY_DELAY, "a store read failed mid-body; running it again later");
-                Outcome::Deferred {
-                    not_before: not_before(now(), STORE_RETRY_DELAY),
-                    error: Failure::new(
-                        FailureKind::Store,
-                        format!(
-                            "a store read failed while the body ran ({error}); the invocation \
-                             runs again in {} s from its last recorded step, without spending \
-                             its retry budget",
-                            STORE_RETRY_DELAY.as_secs()
-                        ),
+    let ctx = TaskContext::new(app, record.spec.clone(), attempt, journal);
+    let result = {
+        let _scope = BodyScope::enter(record.spec.id);
+        catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &record.spec.args)))
+    };
+    let ending = match &result {
+        Ok(Ok(_)) => Some(Ending::Returned),
+        Ok(Err(BodyError::Args(_))) => None,
+        Ok(Err(BodyError::Result(_) | BodyError::Task(_))) => Some(Ending::Failed),
+        Err(_) => Some(Ending::Panicked),
+    };
+    let Sealed {
+        journal,
+        writes,
+        children,
+        verdict,
+    } = ctx.into_recorder().seal(ending);
+    let outcome = match verdict {
+        Verdict::Diverged(nd) => {
+            tracing::error!(error = %nd, "non-determinism");
+            return Commit::outcome(Outcome::Failed(Failure::non_determinism(nd)));
+        }
+        Verdict::Interrupted(Interruption::Suspended { on }) if on.is_empty() => {
+            tracing::error!("suspended without a child to wait for");
+            return Commit::outcome(Outcome::Failed(Failure::new(
+                FailureKind::Internal,
+                "the execution suspended without an unfinished child to wait for, which would \
+                 replay it in a loop; this is a bug in wf, please report it",
+            )));
+        }
+        Verdict::Interrupted(Interruption::Suspended { on }) => Outcome::Waiting { on },
+        Verdict::Interrupted(Interruption::StoreFailed { error }) => {
+            tracing::warn!(%error, delay = ?STORE_RETRY_DELAY, "a store read failed mid-body; running it again later");
+            Outcome::Deferred {
+                not_before: not_before(now(), STORE_RETRY_DELAY),
+                error: Failure::new(
+                    FailureKind::Store,
+                    format!(
+                        "a store read failed while the body ran ({error}); the invocation \
+                         runs again in {} s from its last recorded step, without spending \
+                         its retry budget",
+                        STORE_RETRY_DELAY.as_secs()
                     ),
-                }
+                ),
             }
-        };
-        return Commit {
-            journal,
-            data,
-            children,
-            outcome,
-        };
+        }
+        Verdict::Ended => body_outcome(task, record, result, now),
+    };
+    Commit {
+        journal,
+        data: writes,
+        children,
+        outcome,
     }
-    let outcome = match result {
+}
+
+/// The outcome of a body that ended in step with its journal.
+fn body_outcome(
+    task: &RegisteredTask,
+    record: &InvocationRecord,
+    result: std::thread::Result<Result<Vec<u8>, BodyError>>,
+    now: &impl Fn() -> Timestamp,
+) -> Outcome {
+    match result {
         Ok(Ok(bytes)) => Outcome::Success(bytes),
         Ok(Err(BodyError::Args(e))) => Outcome::Failed(Failure::new(
             FailureKind::Codec,
@@ -165,12 +210,6 @@ fn run(
             ),
             now,
         ),
-    };
-    Commit {
-        journal,
-        data,
-        children,
-        outcome,
     }
 }
 
@@ -218,18 +257,23 @@ fn failed(
     }
 }
 
-/// The first whole millisecond at which at least `delay` has passed since `now`. `now` is a
+/// When something delayed by `delay` from `now` may run. Zero means at once: `now` itself.
+/// Otherwise the first whole millisecond at which at least `delay` has passed: `now` is a
 /// reading truncated to the millisecond and `delay` may have a fraction of one, so both are
-/// rounded up: a backoff is never shorter than asked.
+/// rounded up, and a backoff is never shorter than asked.
 fn not_before(now: Timestamp, delay: Duration) -> Timestamp {
+    if delay.is_zero() {
+        return now;
+    }
     let ms = delay.as_nanos().div_ceil(1_000_000).saturating_add(1);
     Timestamp(now.0.saturating_add(u64::try_from(ms).unwrap_or(u64::MAX)))
 }
 
 fn failure_of(e: &TaskError) -> Failure {
-    let kind = match e.downcast_ref::<WfError>() {
-        Some(WfError::ChildFailed { .. }) => FailureKind::Child,
-        _ => FailureKind::Task,
+    let kind = if e.is_child_failure() {
+        FailureKind::Child
+    } else {
+        FailureKind::Task
     };
     Failure::new(kind, e.message())
 }
@@ -256,7 +300,12 @@ mod tests {
             not_before(now, Duration::from_micros(39_500)),
             Timestamp(1041)
         );
-        assert_eq!(not_before(now, Duration::ZERO), Timestamp(1001));
+        assert_eq!(not_before(now, Duration::from_nanos(1)), Timestamp(1002));
         assert_eq!(not_before(now, Duration::MAX), Timestamp(u64::MAX));
+    }
+
+    #[test]
+    fn no_backoff_is_at_once() {
+        assert_eq!(not_before(Timestamp(1000), Duration::ZERO), Timestamp(1000));
     }
 }

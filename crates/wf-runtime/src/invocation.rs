@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use wf_core::{
     CallId, Failure, FailureKind, InvocationId, Status, WorkflowIdentity, decode, encode,
 };
-use wf_store::{InvocationRecord, NewInvocation};
+use wf_store::{InvocationRecord, NewInvocation, StoreError, Submitted};
 
 use crate::app::App;
 use crate::clock;
@@ -21,16 +21,82 @@ use crate::task::Task;
 pub struct Invocation<R> {
     id: InvocationId,
     app: App,
+    created: bool,
     _result: PhantomData<fn() -> R>,
 }
 
 impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     /// Calls the task from outside any task: a new workflow rooted at this invocation. Returns
-    /// at once; workers run it. Inside a task body use `ctx.wf().execute_task` instead.
+    /// at once; workers run it.
+    ///
+    /// Inside a task body it is refused: a body runs again on every replay, so each run would
+    /// start another workflow. Use `ctx.wf().execute_task` / `start_task` there (with a task
+    /// registered with `force_new_workflow(true)` for an independent sub-workflow).
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::CallInsideBody`] from inside a task body (on the thread running it, or with the
+    /// app a context handed out); [`WfError::ForeignTask`] for a handle of another app;
+    /// [`WfError::Codec`] when the arguments cannot be encoded; [`WfError::Store`] when the store
+    /// refuses or fails the submission.
     pub fn call(&self, app: &App, args: A) -> Result<Invocation<R>, WfError> {
+        self.submit(app, fresh_invocation_id(), &args)
+    }
+
+    /// Calls the task at most once per `key`: an idempotent start. The invocation's id derives
+    /// from (app id, task, key) ([`InvocationId::keyed`]), so every call with the same key —
+    /// from this process or another one sharing the store, now or after a restart — returns the
+    /// same invocation, and only the first stores and queues it ([`Invocation::was_created`]
+    /// tells which one this was). Use a key that names the work in your domain: an order number,
+    /// a batch date, a request id.
+    ///
+    /// ```
+    /// use wf_runtime::{App, TaskContext, TaskError, WfError};
+    ///
+    /// let app = App::builder().app_id("shop").memory().build()?;
+    /// let ship = app.task("ship", |_: &TaskContext, order: u32| -> Result<String, TaskError> {
+    ///     Ok(format!("parcel for order {order}"))
+    /// })?;
+    /// let first = ship.call_keyed(&app, "order-1042", 1042)?;
+    /// let again = ship.call_keyed(&app, "order-1042", 1042)?; // a retry of the request
+    /// assert_eq!(first.id(), again.id());
+    /// assert!(first.was_created() && !again.was_created());
+    ///
+    /// // The same key with other arguments is a conflict, not a second start.
+    /// let err = ship.call_keyed(&app, "order-1042", 7).unwrap_err();
+    /// assert!(matches!(err, WfError::KeyConflict { existing, .. } if existing == first.id()));
+    /// # Ok::<(), WfError>(())
+    /// ```
+    ///
+    /// The key holds while the invocation is stored: once its workflow is purged, the same key
+    /// starts anew. Like [`Task::call`], it is refused inside a task body.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::KeyConflict`] when the key already started an invocation with other arguments,
+    /// and the errors of [`Task::call`].
+    pub fn call_keyed(&self, app: &App, key: &str, args: A) -> Result<Invocation<R>, WfError> {
+        let id = InvocationId::keyed(app.app_id(), &self.id, key);
+        match self.submit(app, id, &args) {
+            Err(WfError::Store(StoreError::Conflict(existing))) => Err(WfError::KeyConflict {
+                task: self.id.clone(),
+                key: key.to_owned(),
+                existing,
+            }),
+            other => other,
+        }
+    }
+
+    /// Submits a root invocation with id `id`; idempotent by id.
+    fn submit(&self, app: &App, id: InvocationId, args: &A) -> Result<Invocation<R>, WfError> {
+        if let Some(invocation) = app.body_in_progress() {
+            return Err(WfError::CallInsideBody {
+                task: self.id.clone(),
+                invocation,
+            });
+        }
         app.check_handle(self)?;
-        let args = encode(&args)?;
-        let id = fresh_invocation_id();
+        let args = encode(args)?;
         let invocation = NewInvocation {
             id,
             call: CallId::of(&self.id, &args),
@@ -41,8 +107,11 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
             not_before: None,
             max_recoveries: self.max_recoveries,
         };
-        app.store().submit(invocation, clock::now())?;
-        Ok(Invocation::attach(app, id))
+        let submitted = app.store().submit(invocation, clock::now())?;
+        Ok(Invocation {
+            created: submitted == Submitted::Created,
+            ..Invocation::attach(app, id)
+        })
     }
 }
 
@@ -53,8 +122,16 @@ impl<R: DeserializeOwned> Invocation<R> {
         Self {
             id,
             app: app.clone(),
+            created: false,
             _result: PhantomData,
         }
+    }
+
+    /// True when the call that returned this handle stored the invocation: always for
+    /// [`Task::call`]; for [`Task::call_keyed`], only for the first call with its key. False
+    /// for a handle from [`Invocation::attach`].
+    pub fn was_created(&self) -> bool {
+        self.created
     }
 
     /// The invocation's id.
@@ -63,17 +140,31 @@ impl<R: DeserializeOwned> Invocation<R> {
     }
 
     /// Its current status.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Store`] when the store cannot read it (for example, it does not exist).
     pub fn status(&self) -> Result<Status, WfError> {
         Ok(self.app.store().invocation(self.id)?.status())
     }
 
     /// Its stored record (status, attempts, identity, timings).
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Store`] when the store cannot read it (for example, it does not exist).
     pub fn record(&self) -> Result<InvocationRecord, WfError> {
         Ok(self.app.store().invocation(self.id)?)
     }
 
     /// Blocks until the invocation is final and returns its result, or its failure as
     /// [`WfError::Failed`]. Needs a worker running somewhere (or `app.run_until_idle()`).
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Failed`] with the stored failure; [`WfError::NonDeterminism`] for an
+    /// invocation whose replay diverged; [`WfError::Codec`] when the result does not decode as
+    /// `R`; [`WfError::Store`] when the store fails or the invocation does not exist.
     pub fn result(&self) -> Result<R, WfError> {
         loop {
             if let Some(r) = self
@@ -87,6 +178,10 @@ impl<R: DeserializeOwned> Invocation<R> {
     }
 
     /// Like [`Invocation::result`], giving up with [`WfError::Timeout`] after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Timeout`] when it is not final in time; otherwise as [`Invocation::result`].
     pub fn result_timeout(&self, timeout: Duration) -> Result<R, WfError> {
         let start = Instant::now();
         match self.app.store().wait_final(self.id, timeout)? {
@@ -94,8 +189,78 @@ impl<R: DeserializeOwned> Invocation<R> {
             None => Err(WfError::Timeout {
                 invocation: self.id,
                 waited: start.elapsed(),
+                progress: self.progress()?,
             }),
         }
+    }
+
+    /// Where the invocation stands, in words: what it waits for while unfinished. A pending
+    /// invocation waits for a worker that runs its task; when this app does not register that
+    /// task, the text says so (a partial deploy, a renamed task: work no worker can run stays
+    /// pending, it is never failed).
+    ///
+    /// ```
+    /// use wf_runtime::{App, Invocation, TaskContext, TaskError};
+    ///
+    /// let app = App::builder().memory().build()?;
+    /// let ship = app.task("ship", |_: &TaskContext, (): ()| -> Result<(), TaskError> { Ok(()) })?;
+    /// let inv = ship.call(&app, ())?;
+    /// assert_eq!(inv.progress()?, "pending: waiting for a worker that runs task 'ship'");
+    ///
+    /// // Seen from an app of the same store that does not register the task:
+    /// let other = App::builder().store(app.store().clone()).build()?;
+    /// let seen = Invocation::<()>::attach(&other, inv.id()).progress()?;
+    /// assert!(seen.contains("this app does not register it"));
+    /// # Ok::<(), wf_runtime::WfError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Store`] when the store cannot read the invocation.
+    pub fn progress(&self) -> Result<String, WfError> {
+        let record = self.app.store().invocation(self.id)?;
+        Ok(progress_of(&self.app, &record))
+    }
+}
+
+/// Where `record` stands, in words, as `app` sees it.
+fn progress_of(app: &App, record: &InvocationRecord) -> String {
+    let state = &record.state;
+    let task = &record.spec.task;
+    match state.status {
+        Status::Pending | Status::Registered if state.not_before.is_some() => format!(
+            "pending: deferred until {} ms since the epoch, then waiting for a worker that runs \
+             task '{task}'",
+            state.not_before.map_or(0, |t| t.0)
+        ),
+        Status::Pending | Status::Registered if app.registered(task).is_none() => format!(
+            "pending: waiting for a worker that runs task '{task}'; this app does not register \
+             it, so start a worker of an app that does"
+        ),
+        Status::Pending | Status::Registered => {
+            format!("pending: waiting for a worker that runs task '{task}'")
+        }
+        Status::Running => match &state.lease {
+            Some(lease) => format!(
+                "running on worker '{}' (attempt {})",
+                lease.worker, state.attempts
+            ),
+            None => format!("running (attempt {})", state.attempts),
+        },
+        Status::Waiting => format!(
+            "waiting for {} child invocation(s) to finish",
+            state.waiting_on.len()
+        ),
+        Status::Retry => format!(
+            "waiting to retry after failed attempt {}{}",
+            state.attempts,
+            state
+                .error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ),
+        Status::Success | Status::Failed => format!("finished: {}", state.status),
     }
 }
 
@@ -136,6 +301,7 @@ impl<R> Clone for Invocation<R> {
         Self {
             id: self.id,
             app: self.app.clone(),
+            created: self.created,
             _result: PhantomData,
         }
     }

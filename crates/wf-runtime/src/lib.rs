@@ -18,25 +18,63 @@
 //! # Ok::<(), wf_runtime::WfError>(())
 //! ```
 
+//! ## Modules, and the one import circle
+//!
+//! | module | owns |
+//! |---|---|
+//! | `app` | [`App`] and [`AppBuilder`]: the store, the registry, the configuration |
+//! | `config` | resolving settings (builder, `WF_*` variables, defaults) and opening the store a [`wf_store::StoreSpec`] names |
+//! | `manage` | the management API on [`App`]: [`Inspector`] (reads) and [`Admin`] (retry, purge) over any store |
+//! | `registry` | the type-erased task registry: each task's options and its body on bytes |
+//! | `task` | [`TaskOptions`] and the typed handle [`Task`] |
+//! | `invocation` | `Task::call`, `Task::call_keyed` and [`Invocation`], a caller's handle on one call |
+//! | `worker` | [`Worker`]s, `App::worker` and `App::run_until_idle` |
+//! | `execution` | one execution: run a claimed body, seal its recorder, commit one outcome |
+//! | `context` | [`TaskContext`], what a body receives |
+//! | `workflow` | [`WorkflowContext`] (`ctx.wf()`): data, primitives, children, joins |
+//! | `recorder` | the recorder of one execution: replay cursor, buffered writes and children, divergence, the stop point |
+//! | `handle` | [`ChildHandle`] and the execution that owns it |
+//! | `scope` | which invocation's body the current thread runs |
+//! | `retry` | [`Backoff`] and the retry decision |
+//! | `error`, `clock`, `ids` | [`WfError`] and [`TaskError`]; the wall clock; fresh ids |
+//!
+//! Dependencies between modules point one way except for one circle, `app` → `registry` →
+//! `context` → `workflow` → `app`: the app holds the registry of bodies, a body receives a
+//! context, and the context hands the body its app (to start children through it). The circle is
+//! the product's shape — a body runs inside the app that registered it — and it is kept to those
+//! four modules: workers and executions depend on the app, never the other way round.
+
 mod app;
 mod clock;
+mod config;
 mod context;
-mod deterministic;
 mod error;
 mod execution;
+mod handle;
 mod ids;
 mod invocation;
+mod manage;
+mod recorder;
+mod registry;
 mod retry;
+mod scope;
 mod task;
 mod worker;
 mod workflow;
 
-pub use app::{App, AppBuilder, DEFAULT_LEASE};
+pub use app::{App, AppBuilder};
+pub use config::DEFAULT_LEASE;
 pub use context::TaskContext;
-pub use deterministic::DeterministicExecutor;
-pub use error::{TaskError, WfError};
+pub use error::{ConfigError, TaskError, WfError};
+pub use handle::ChildHandle;
 pub use invocation::Invocation;
+pub use manage::{
+    Admin, Inspector, InvocationView, TreeNode, WorkflowList, WorkflowQuery, WorkflowSummary,
+    WorkflowTree,
+};
 pub use retry::{Backoff, RetryPredicate};
 pub use task::{Task, TaskOptions};
+/// Invocation counts by status ([`App::counts`]).
+pub use wf_store::StatusCounts;
 pub use worker::{Worker, WorkerBuilder, WorkerStats};
-pub use workflow::{ChildHandle, WorkflowContext};
+pub use workflow::{Deterministic, WorkflowContext};

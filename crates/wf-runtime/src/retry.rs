@@ -51,7 +51,7 @@ impl Backoff {
         }
     }
 
-    /// No delay at all: retry at once.
+    /// No delay at all: the retry is claimable at once, at the time its failure was committed.
     pub fn none() -> Self {
         Self {
             base: Duration::ZERO,
@@ -99,14 +99,16 @@ impl From<Duration> for Backoff {
 /// When a failed attempt is retried.
 #[derive(Clone, Default)]
 pub(crate) struct RetryPolicy {
-    pub max_retries: u32,
-    pub backoff: Backoff,
-    pub predicate: Option<RetryPredicate>,
+    pub(crate) max_retries: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) predicate: Option<RetryPredicate>,
 }
 
 impl RetryPolicy {
-    /// The delay before the next attempt, or `None` when the error is final.
-    pub fn next_delay(
+    /// The delay before the next attempt, or `None` when the error is final: no retry left, a
+    /// permanent error, an error `retry_if` declines, or a recorded child failure `retry_if` did
+    /// not ask to retry. `error` is `None` for a panic.
+    pub(crate) fn next_delay(
         &self,
         invocation: InvocationId,
         retries_so_far: u32,
@@ -115,10 +117,16 @@ impl RetryPolicy {
         if retries_so_far >= self.max_retries {
             return None;
         }
-        if let Some(e) = error
-            && (!e.is_retryable() || self.predicate.as_ref().is_some_and(|p| !p(e)))
-        {
-            return None;
+        if let Some(e) = error {
+            let retry = match &self.predicate {
+                _ if !e.is_retryable() => false,
+                Some(predicate) => predicate(e),
+                // A retry would replay the same recorded child failure: only on request.
+                None => !e.is_child_failure(),
+            };
+            if !retry {
+                return None;
+            }
         }
         Some(self.backoff.delay(invocation, retries_so_far + 1))
     }
@@ -184,6 +192,33 @@ mod tests {
         assert!(
             only_io
                 .next_delay(id, 0, Some(&TaskError::new("bad input")))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_child_failure_is_retried_only_when_the_predicate_asks() {
+        let id = InvocationId::from_u128(1);
+        let child_failed = TaskError::from(crate::WfError::ChildFailed {
+            task: wf_core::TaskId::new("c"),
+            child: InvocationId::from_u128(2),
+            failure: wf_core::Failure::new(wf_core::FailureKind::Task, "no"),
+        });
+        assert!(child_failed.is_child_failure());
+        let p = RetryPolicy {
+            max_retries: 3,
+            backoff: Backoff::none(),
+            predicate: None,
+        };
+        assert!(p.next_delay(id, 0, Some(&child_failed)).is_none());
+        assert!(p.next_delay(id, 0, Some(&TaskError::new("own"))).is_some());
+        let asks = RetryPolicy {
+            predicate: Some(Arc::new(|e: &TaskError| e.is_child_failure())),
+            ..p
+        };
+        assert!(asks.next_delay(id, 0, Some(&child_failed)).is_some());
+        assert!(
+            asks.next_delay(id, 0, Some(&TaskError::new("own")))
                 .is_none()
         );
     }

@@ -1,16 +1,12 @@
-//! Typed task handles, task options and the type-erased registry entry.
+//! Typed task handles and task options.
 
-use std::any::TypeId;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use wf_core::{CodecError, TaskId, decode, encode};
+use wf_core::TaskId;
 use wf_store::DEFAULT_MAX_RECOVERIES;
 
-use crate::context::TaskContext;
 use crate::error::TaskError;
 use crate::retry::{Backoff, RetryPolicy};
 
@@ -46,6 +42,12 @@ impl TaskOptions {
     }
 
     /// How many times a failed attempt (error or panic) is retried. Default 0.
+    ///
+    /// A failure that comes from a recorded child failure — the body returned the
+    /// [`WfError::ChildFailed`](crate::WfError::ChildFailed) of a child it joined, typically with
+    /// `?` — is **final** for the parent unless [`TaskOptions::retry_if`] asks for a retry: a
+    /// retry replays the journal, so it would meet the same recorded failure again. Retry the
+    /// child instead (its own `max_retries`), or handle its failure in the body.
     pub fn max_retries(mut self, n: u32) -> Self {
         self.retry.max_retries = n;
         self
@@ -58,7 +60,14 @@ impl TaskOptions {
         self
     }
 
-    /// Retries only errors for which `predicate` is true (panics always count as retryable).
+    /// Retries only errors for which `predicate` is true (panics always count as retryable;
+    /// errors marked [`TaskError::permanent`] never do).
+    ///
+    /// It is also the only way to retry a failure that comes from a recorded child failure,
+    /// which is otherwise final (see [`TaskOptions::max_retries`]): for such an error (it
+    /// downcasts to [`WfError::ChildFailed`](crate::WfError::ChildFailed)) the predicate is asked,
+    /// and `true` spends a retry. Each such retry replays the journal and so meets the same
+    /// recorded failure.
     pub fn retry_if(
         mut self,
         predicate: impl Fn(&TaskError) -> bool + Send + Sync + 'static,
@@ -129,44 +138,5 @@ impl<A, R> Clone for Task<A, R> {
 impl<A, R> fmt::Debug for Task<A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task").field("id", &self.id).finish()
-    }
-}
-
-/// Why a type-erased body did not produce a result.
-pub(crate) enum BodyError {
-    /// The stored arguments do not decode as the task's argument type.
-    Args(CodecError),
-    /// The result could not be encoded.
-    Result(CodecError),
-    /// The body returned an error.
-    Task(TaskError),
-}
-
-type ErasedBody = dyn Fn(&TaskContext, &[u8]) -> Result<Vec<u8>, BodyError> + Send + Sync;
-
-/// A task as the registry keeps it: options and a body working on encoded bytes.
-pub(crate) struct RegisteredTask {
-    pub options: TaskOptions,
-    pub signature: TypeId,
-    pub body: Box<ErasedBody>,
-}
-
-impl RegisteredTask {
-    pub fn new<A, R, F>(options: TaskOptions, f: F) -> Self
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        F: Fn(&TaskContext, A) -> Result<R, TaskError> + Send + Sync + 'static,
-    {
-        let body = move |ctx: &TaskContext, args: &[u8]| -> Result<Vec<u8>, BodyError> {
-            let args: A = decode(args).map_err(BodyError::Args)?;
-            let result = f(ctx, args).map_err(BodyError::Task)?;
-            encode(&result).map_err(BodyError::Result)
-        };
-        Self {
-            options,
-            signature: TypeId::of::<fn(A) -> R>(),
-            body: Box::new(body),
-        }
     }
 }

@@ -30,7 +30,7 @@ pub struct WorkerBuilder {
 
 impl WorkerBuilder {
     pub(crate) fn new(app: App) -> Self {
-        let threads = app.inner.config.worker_threads;
+        let threads = app.config().worker_threads;
         Self {
             app,
             threads,
@@ -59,7 +59,19 @@ impl WorkerBuilder {
     }
 
     /// Starts the pool in the background of this process and returns its handle.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Config`] when a thread cannot be spawned; [`WfError::Usage`] from inside a
+    /// task body (a body runs again on every replay: each run would start another pool).
     pub fn start(self) -> Result<Worker, WfError> {
+        if let Some(invocation) = self.app.body_in_progress() {
+            return Err(WfError::Usage(format!(
+                "a worker pool was started from inside the body of invocation {invocation}; \
+                 start workers in a process's main or a test, not in task bodies (a body runs \
+                 again on every replay)"
+            )));
+        }
         let shared = Arc::new(Shared {
             app: self.app,
             id: WorkerId::new(self.name.unwrap_or_else(worker_name)),
@@ -75,7 +87,10 @@ impl WorkerBuilder {
             let t = std::thread::Builder::new()
                 .name(format!("wf-{}-{i}", shared.id))
                 .spawn(move || s.work_loop())
-                .map_err(|e| WfError::Config(format!("cannot spawn a worker thread: {e}")))?;
+                .map_err(|source| WfError::Spawn {
+                    what: "worker thread",
+                    source,
+                })?;
             threads.push(t);
         }
         let renewer = if self.renew_leases {
@@ -83,7 +98,10 @@ impl WorkerBuilder {
             let t = std::thread::Builder::new()
                 .name(format!("wf-{}-leases", shared.id))
                 .spawn(move || s.renew_loop())
-                .map_err(|e| WfError::Config(format!("cannot spawn the lease thread: {e}")))?;
+                .map_err(|source| WfError::Spawn {
+                    what: "lease renewal thread",
+                    source,
+                })?;
             Some(t)
         } else {
             None
@@ -98,6 +116,10 @@ impl WorkerBuilder {
 
     /// Starts the pool and blocks the calling thread while it runs: the body of a worker
     /// process's `main`. Returns only if the pool stops (it does not stop by itself).
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkerBuilder::start`].
     pub fn run(self) -> Result<(), WfError> {
         let mut worker = self.start()?;
         worker.shutdown_after_threads_end();
@@ -112,7 +134,9 @@ struct Stats {
     succeeded: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
+    deferred: AtomicU64,
     suspended: AtomicU64,
+    released: AtomicU64,
     lease_lost: AtomicU64,
     errors: AtomicU64,
 }
@@ -128,8 +152,12 @@ pub struct WorkerStats {
     pub failed: u64,
     /// Executions that failed and were scheduled for a retry.
     pub retried: u64,
+    /// Executions deferred because a store read failed while the body ran.
+    pub deferred: u64,
     /// Executions that suspended on children.
     pub suspended: u64,
+    /// Executions handed back unfinished.
+    pub released: u64,
     /// Executions whose commit was refused because the lease was lost.
     pub lease_lost: u64,
     /// Executions whose commit failed for another reason (a store error); the invocation is
@@ -156,6 +184,7 @@ impl Shared {
         let store = self.app.store();
         let lease_for = self.app.lease_duration();
         while !self.stop.load(Ordering::Acquire) {
+            // Read each time: tasks registered after the worker started are claimed too.
             let tasks = self.app.task_set();
             match store.claim(&self.id, &tasks, lease_for, clock::now()) {
                 Ok(Some(claim)) => {
@@ -194,7 +223,9 @@ impl Shared {
             Ok(Ended::Success) => &s.succeeded,
             Ok(Ended::Failed) => &s.failed,
             Ok(Ended::Retry) => &s.retried,
+            Ok(Ended::Deferred) => &s.deferred,
             Ok(Ended::Waiting) => &s.suspended,
+            Ok(Ended::Released) => &s.released,
             Ok(Ended::LeaseLost) => &s.lease_lost,
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; the invocation will be recovered when its lease expires");
@@ -281,7 +312,9 @@ impl Worker {
             succeeded: s.succeeded.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
             retried: s.retried.load(Ordering::Relaxed),
+            deferred: s.deferred.load(Ordering::Relaxed),
             suspended: s.suspended.load(Ordering::Relaxed),
+            released: s.released.load(Ordering::Relaxed),
             lease_lost: s.lease_lost.load(Ordering::Relaxed),
             errors: s.errors.load(Ordering::Relaxed),
         }
@@ -348,26 +381,48 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-/// See [`App::run_until_idle`]. Time is virtual: when nothing is runnable but something becomes
-/// runnable later (a retry backoff), the clock jumps there instead of waiting.
-pub(crate) fn run_until_idle(app: &App) -> Result<usize, WfError> {
-    let store = app.store();
-    let worker = WorkerId::new(format!("{}-inline", worker_name()));
-    let lease_for = app.lease_duration();
-    let tasks = app.task_set();
-    let mut virtual_now = clock::now();
-    let mut executed = 0;
-    loop {
-        let now = virtual_now.max(clock::now());
-        match store.claim(&worker, &tasks, lease_for, now)? {
-            Some(claim) => {
-                execute(app, claim, || now)?;
-                executed += 1;
+impl App {
+    /// Configures a worker pool for this app: `app.worker().threads(4).start()?`.
+    pub fn worker(&self) -> WorkerBuilder {
+        WorkerBuilder::new(self.clone())
+    }
+
+    /// Runs queued work on the calling thread until nothing is left to run, and returns how many
+    /// executions ran. Meant for unit tests of workflows: deterministic (one thread, FIFO) and
+    /// fast — retry backoffs and other not-before times are skipped, not waited for: the clock
+    /// is virtual, and when nothing is runnable but something becomes runnable later, it jumps
+    /// there instead of waiting.
+    ///
+    /// Do not use it while workers of the same store run: it treats the store as its own.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Usage`] from inside a task body; [`WfError::Store`] when the store fails.
+    pub fn run_until_idle(&self) -> Result<usize, WfError> {
+        if let Some(invocation) = self.body_in_progress() {
+            return Err(WfError::Usage(format!(
+                "run_until_idle was called from inside the body of invocation {invocation}; it \
+                 runs other invocations inline and belongs in tests, outside task bodies"
+            )));
+        }
+        let store = self.store();
+        let worker = WorkerId::new(format!("{}-inline", worker_name()));
+        let lease_for = self.lease_duration();
+        let tasks = self.task_set();
+        let mut virtual_now = clock::now();
+        let mut executed = 0;
+        loop {
+            let now = virtual_now.max(clock::now());
+            match store.claim(&worker, &tasks, lease_for, now)? {
+                Some(claim) => {
+                    execute(self, claim, || now)?;
+                    executed += 1;
+                }
+                None => match store.next_due(&tasks)? {
+                    Some(t) if t > now => virtual_now = t,
+                    _ => return Ok(executed),
+                },
             }
-            None => match store.next_due(&tasks)? {
-                Some(t) if t > now => virtual_now = t,
-                _ => return Ok(executed),
-            },
         }
     }
 }

@@ -1,68 +1,23 @@
-//! The workflow context: the seed's `WorkflowContext`, with durable replay.
+//! The workflow context (`ctx.wf()`): identity, workflow data, deterministic primitives and
+//! durable child execution, recorded by the execution's [`Recorder`].
 
 use std::borrow::Borrow;
-use std::cell::RefCell;
-use std::marker::PhantomData;
+use std::cell::{RefCell, RefMut};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wf_core::{
-    CallId, ChildOutcome, InvocationId, TaskId, WorkflowIdentity, check_read, check_write, decode,
-    encode,
+    CallId, ChildOutcome, Failure, FailureKind, InvocationId, Replay, Status, WorkflowIdentity,
+    check_read, check_write, decode, encode,
 };
-use wf_store::{NewInvocation, StoreError};
+use wf_store::{InvocationRecord, NewInvocation, StoreError};
 
 use crate::app::App;
-use crate::deterministic::DeterministicExecutor;
+use crate::clock;
 use crate::error::WfError;
+use crate::handle::ChildHandle;
+use crate::recorder::Recorder;
 use crate::task::Task;
-
-/// What a body buffered for its commit.
-#[derive(Default)]
-pub(crate) struct Buffers {
-    pub data: Vec<(String, Vec<u8>)>,
-    pub children: Vec<NewInvocation>,
-    /// The first interruption: what was buffered after it is not committed.
-    pub cut: Option<Cut>,
-}
-
-/// Where a body's execution was interrupted, and why. Whatever the body does afterwards (even
-/// if it swallows the error and returns a result) does not count.
-pub(crate) struct Cut {
-    pub why: Interruption,
-    pub data_len: usize,
-    pub children_len: usize,
-}
-
-/// Why an execution stops counting before its body returns.
-pub(crate) enum Interruption {
-    /// Waiting on unfinished children: the invocation becomes waiting.
-    Suspended { on: Vec<InvocationId> },
-    /// A store read failed: the invocation runs again later, replaying up to this point.
-    StoreFailed { error: String },
-}
-
-/// A started child: join it with [`WorkflowContext::join`] or [`WorkflowContext::join_all`].
-#[derive(Debug)]
-pub struct ChildHandle<R> {
-    child: InvocationId,
-    task: TaskId,
-    /// Started (and so not yet submitted) in this execution.
-    fresh: bool,
-    _result: PhantomData<fn() -> R>,
-}
-
-impl<R> ChildHandle<R> {
-    /// The child's invocation id.
-    pub fn id(&self) -> InvocationId {
-        self.child
-    }
-
-    /// The child's task.
-    pub fn task(&self) -> &TaskId {
-        &self.task
-    }
-}
 
 /// Workflow capabilities of a running task: identity, workflow data, deterministic primitives
 /// and durable child execution. Get it with `ctx.wf()` in any task body.
@@ -90,28 +45,64 @@ impl<R> ChildHandle<R> {
 /// assert!(inv.result()?.ends_with(": 400"));
 /// # Ok::<(), wf_runtime::WfError>(())
 /// ```
+#[derive(Debug)]
 pub struct WorkflowContext {
     app: App,
-    invocation: InvocationId,
     identity: WorkflowIdentity,
-    det: DeterministicExecutor,
-    buffers: RefCell<Buffers>,
+    recorder: RefCell<Recorder>,
+}
+
+/// The deterministic primitives of one execution, as `ctx.wf().deterministic()` returns them: a
+/// read-only view of the execution's replay state plus the draws, which are the same on every
+/// replay. The same methods exist on [`WorkflowContext`] itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Deterministic<'a> {
+    wf: &'a WorkflowContext,
+}
+
+impl Deterministic<'_> {
+    /// A number in [0, 1), the same on every replay. See [`WorkflowContext::random`].
+    pub fn random(&self) -> f64 {
+        self.wf.random()
+    }
+
+    /// A UUID, the same on every replay. See [`WorkflowContext::uuid`].
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.wf.uuid()
+    }
+
+    /// The time this point was first executed. See [`WorkflowContext::utc_now`].
+    pub fn utc_now(&self) -> time::OffsetDateTime {
+        self.wf.utc_now()
+    }
+
+    /// True while operations are answered from the journal. See
+    /// [`WorkflowContext::is_replaying`].
+    pub fn is_replaying(&self) -> bool {
+        self.wf.is_replaying()
+    }
+
+    /// The next journal position. See [`WorkflowContext::position`].
+    pub fn position(&self) -> u32 {
+        self.wf.position()
+    }
 }
 
 impl WorkflowContext {
-    pub(crate) fn new(
-        app: App,
-        invocation: InvocationId,
-        identity: WorkflowIdentity,
-        det: DeterministicExecutor,
-    ) -> Self {
+    pub(crate) fn new(app: App, identity: WorkflowIdentity, recorder: Recorder) -> Self {
         Self {
             app,
-            invocation,
             identity,
-            det,
-            buffers: RefCell::new(Buffers::default()),
+            recorder: RefCell::new(recorder),
         }
+    }
+
+    fn recorder(&self) -> RefMut<'_, Recorder> {
+        self.recorder.borrow_mut()
+    }
+
+    fn invocation(&self) -> InvocationId {
+        self.recorder.borrow().execution().invocation()
     }
 
     /// This invocation's workflow identity.
@@ -119,49 +110,68 @@ impl WorkflowContext {
         &self.identity
     }
 
-    /// The app the task runs in.
+    /// The app the task runs in. Starting work from a body goes through this context
+    /// ([`WorkflowContext::execute_task`], [`WorkflowContext::start_task`]); a top-level
+    /// `Task::call` with this app is refused with [`WfError::CallInsideBody`].
     pub fn app(&self) -> &App {
         &self.app
     }
 
-    /// The replay executor of this invocation.
-    pub fn deterministic(&self) -> &DeterministicExecutor {
-        &self.det
+    /// The deterministic primitives and replay state of this execution, as one read-only view
+    /// ([`Deterministic`]); the same methods exist on the context itself. The recorder behind
+    /// them is internal: the view can draw and observe, never rewind or edit the journal.
+    pub fn deterministic(&self) -> Deterministic<'_> {
+        Deterministic { wf: self }
     }
 
-    /// A number in [0, 1), the same on every replay. See [`DeterministicExecutor::random`].
+    /// True while operations are answered from the journal: this execution has not yet reached
+    /// the point where the previous one stopped. Useful to skip logging on replay.
+    pub fn is_replaying(&self) -> bool {
+        self.recorder.borrow().is_replaying()
+    }
+
+    /// The journal position the next operation gets (0 for the first of the invocation).
+    pub fn position(&self) -> u32 {
+        self.recorder.borrow().position()
+    }
+
+    /// A number in [0, 1), the same on every replay.
+    ///
+    /// Infallible: if the journal recorded another operation here, the invocation fails with
+    /// non-determinism when the body returns, whatever it returns.
     pub fn random(&self) -> f64 {
-        self.det.random()
+        self.recorder().random()
     }
 
-    /// The time this point was first executed, the same on every replay.
+    /// The time this point was first executed, the same on every replay; never earlier than a
+    /// time this invocation saw before. Infallible like [`WorkflowContext::random`].
     pub fn utc_now(&self) -> time::OffsetDateTime {
-        self.det.utc_now()
+        self.recorder().utc_now(clock::now_utc())
     }
 
-    /// A UUID, the same on every replay.
+    /// A UUID, the same on every replay. Infallible like [`WorkflowContext::random`].
     pub fn uuid(&self) -> uuid::Uuid {
-        self.det.uuid()
+        self.recorder().uuid()
     }
 
     /// Reads `key` from the workflow's data; any task of the workflow may. The value read is
     /// journaled, so a replay sees what the first run saw. Within one execution, the root reads
     /// its own writes.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::NonDeterminism`] when the journal recorded something else here;
+    /// [`WfError::Codec`] when the value does not decode as `T`; [`WfError::Store`] when the
+    /// store fails (a transient failure defers the execution: return the error with `?`);
+    /// [`WfError::Suspended`] after this execution was suspended.
     pub fn get_data<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, WfError> {
-        check_read(self.invocation, &self.identity, self.identity.workflow_id)?;
-        let replayed = self.det.with_cursor(|c| c.replay_data_get(key))?;
+        check_read(self.invocation(), &self.identity, self.identity.workflow_id)?;
+        let replayed = self.recorder().data_get(key)?;
         let bytes = match replayed {
-            Some(v) => v,
-            None => {
-                let buffered = self
-                    .buffers
-                    .borrow()
-                    .data
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone());
-                let value = match buffered {
+            Replay::Recorded(value) => value,
+            Replay::Live => {
+                let written = self.recorder().written(key);
+                let value = match written {
                     Some(v) => Some(v),
                     None => self
                         .app
@@ -169,17 +179,17 @@ impl WorkflowContext {
                         .get_data(self.identity.workflow_id, key)
                         .map_err(|e| self.store_failed(e))?,
                 };
-                self.det.with_cursor(|c| {
-                    c.record_data_get(key, value.clone());
-                    Ok(())
-                })?;
-                value
+                self.recorder().record_data_get(key, value)?
             }
         };
         bytes.map(|b| decode(&b)).transpose().map_err(WfError::from)
     }
 
     /// Reads `key`, or `default` when it is not set.
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkflowContext::get_data`].
     pub fn get_data_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T, WfError> {
         Ok(self.get_data(key)?.unwrap_or(default))
     }
@@ -187,18 +197,29 @@ impl WorkflowContext {
     /// Writes `key` in the workflow's data. Only the workflow's root invocation may; any other
     /// task gets [`WfError::Access`] and nothing is written. The write is committed with the
     /// invocation's next status change.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Access`] from a task that is not its workflow's root; [`WfError::Codec`] when
+    /// the value cannot be encoded; [`WfError::NonDeterminism`] or [`WfError::Suspended`] once
+    /// this execution diverged or was suspended.
     pub fn set_data<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), WfError> {
-        check_write(self.invocation, &self.identity, self.identity.workflow_id)?;
-        self.det.check()?;
+        self.recorder().check_live()?;
+        check_write(self.invocation(), &self.identity, self.identity.workflow_id)?;
         let bytes = encode(value)?;
-        self.buffers.borrow_mut().data.push((key.to_owned(), bytes));
-        Ok(())
+        self.recorder().write(key, bytes)
     }
 
     /// Runs `task` as a child and returns its result. On replay the recorded result is returned
     /// and the child is not executed again. If the child is not finished yet, this returns
     /// [`WfError::Suspended`]: propagate it with `?`; the worker is released and the body replays
-    /// to this point when the child finishes. A failed child is [`WfError::ChildFailed`].
+    /// to this point when the child finishes.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Suspended`] while the child runs; [`WfError::ChildFailed`] when it failed
+    /// (final for this invocation unless its `retry_if` asks for a retry); otherwise as
+    /// [`WorkflowContext::start_task`] and [`WorkflowContext::join`].
     pub fn execute_task<A, R>(&self, task: &Task<A, R>, args: A) -> Result<R, WfError>
     where
         A: Serialize + 'static,
@@ -210,44 +231,52 @@ impl WorkflowContext {
 
     /// Starts `task` as a child without waiting, so several children can run in parallel on
     /// other workers; wait for them with [`WorkflowContext::join_all`]. The start is journaled:
-    /// a replay returns the same child instead of starting another.
+    /// a replay returns the same child instead of starting another. The handle belongs to this
+    /// execution: join it here, not in another invocation or a later execution.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::NonDeterminism`] when the journal recorded something else here (another task,
+    /// other arguments, another operation); [`WfError::ForeignTask`] for a handle of another app;
+    /// [`WfError::Codec`] when the arguments cannot be encoded; [`WfError::Suspended`] once this
+    /// execution was suspended.
     pub fn start_task<A, R>(&self, task: &Task<A, R>, args: A) -> Result<ChildHandle<R>, WfError>
     where
         A: Serialize + 'static,
         R: 'static,
     {
+        self.recorder().check_live()?;
         self.app.check_handle(task)?;
         let encoded = encode(&args)?;
         let call = CallId::of(&task.id, &encoded);
-        let start = self.det.with_cursor(|c| c.child_start(&task.id, call))?;
-        if !start.replayed {
+        let parent = self.invocation();
+        let child = self.recorder().start_child(&task.id, call, |child| {
             let identity = WorkflowIdentity::derive(
-                start.child,
+                child,
                 &task.id,
                 task.force_new_workflow,
                 Some(&self.identity),
             );
-            self.buffers.borrow_mut().children.push(NewInvocation {
-                id: start.child,
+            NewInvocation {
+                id: child,
                 task: task.id.clone(),
                 call,
                 args: encoded,
                 identity,
-                parent: Some(self.invocation),
+                parent: Some(parent),
                 not_before: None,
                 max_recoveries: task.max_recoveries,
-            });
-        }
-        Ok(ChildHandle {
-            child: start.child,
-            task: task.id.clone(),
-            fresh: !start.replayed,
-            _result: PhantomData,
-        })
+            }
+        })?;
+        Ok(self.recorder().execution().handle(child, task.id.clone()))
     }
 
     /// Waits for one child. See [`WorkflowContext::execute_task`]. Takes the handle by
     /// reference or by value.
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkflowContext::join_all`].
     pub fn join<R: DeserializeOwned>(
         &self,
         handle: impl Borrow<ChildHandle<R>>,
@@ -262,103 +291,118 @@ impl WorkflowContext {
     /// handle order). Suspends until every one of them is final, so the body replays once per
     /// join, not once per child. Takes the handles as a slice, a `Vec` or an array, by
     /// reference or by value.
+    ///
+    /// The steps: check that this execution created every handle; take the outcomes the journal
+    /// recorded, in order; look the others up (past the journal): all final, they are recorded;
+    /// otherwise the execution suspends; decode the outcomes.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::Suspended`] while a child runs; [`WfError::ChildFailed`] for the first failed
+    /// child; [`WfError::ForeignHandle`] / [`WfError::StaleHandle`] for a handle another
+    /// invocation or an earlier execution created; [`WfError::NonDeterminism`] when the journal
+    /// recorded something else here; [`WfError::Codec`] when a result does not decode as `R`;
+    /// [`WfError::Store`] when the lookup fails.
     pub fn join_all<R: DeserializeOwned>(
         &self,
         handles: impl AsRef<[ChildHandle<R>]>,
     ) -> Result<Vec<R>, WfError> {
         let handles = handles.as_ref();
-        self.det.check()?;
-        let mut outcomes = Vec::with_capacity(handles.len());
-        // Replay what the journal recorded, in order.
-        for h in handles {
-            match self.det.with_cursor(|c| c.replay_child_result(h.child))? {
-                Some(o) => outcomes.push(o),
-                None => break,
-            }
-        }
-        let rest = &handles[outcomes.len()..];
-        if !rest.is_empty() {
-            // Past the journal: children started in this execution are not even submitted yet;
-            // the others are looked up in one round trip.
-            let lookup: Vec<InvocationId> =
-                rest.iter().filter(|h| !h.fresh).map(|h| h.child).collect();
-            let records = if rest.iter().any(|h| h.fresh) {
-                Vec::new()
-            } else {
-                self.app
-                    .store()
-                    .invocations(&lookup)
-                    .map_err(|e| self.store_failed(e))?
-            };
-            let all_final =
-                rest.iter().all(|h| !h.fresh) && records.iter().all(|r| r.status().is_final());
-            if !all_final {
-                let on: Vec<InvocationId> = rest.iter().map(|h| h.child).collect();
-                return Err(self.suspend(on));
-            }
-            for (h, r) in rest.iter().zip(records) {
-                let outcome = match (r.state.result, r.state.error) {
-                    (Some(bytes), _) if r.state.status == wf_core::Status::Success => {
-                        ChildOutcome::Success(bytes)
-                    }
-                    (_, Some(f)) => ChildOutcome::Failed(f),
-                    _ => ChildOutcome::Failed(wf_core::Failure::new(
-                        wf_core::FailureKind::Task,
-                        "child failed without an error message",
-                    )),
-                };
-                outcomes.push(
-                    self.det
-                        .with_cursor(|c| c.record_child_result(h.child, outcome))?,
-                );
-            }
+        self.check_owned(handles)?;
+        let mut outcomes = self.recorded_outcomes(handles)?;
+        if outcomes.len() < handles.len() {
+            outcomes.extend(self.observe_outcomes(&handles[outcomes.len()..])?);
         }
         handles
             .iter()
             .zip(outcomes)
-            .map(|(h, o)| match o {
+            .map(|(h, outcome)| match outcome {
                 ChildOutcome::Success(bytes) => decode(&bytes).map_err(WfError::from),
                 ChildOutcome::Failed(failure) => Err(WfError::ChildFailed {
-                    task: h.task.clone(),
-                    child: h.child,
+                    task: h.task().clone(),
+                    child: h.id(),
                     failure,
                 }),
             })
             .collect()
     }
 
-    fn suspend(&self, on: Vec<InvocationId>) -> WfError {
-        let waiting_on = on.len();
-        self.interrupt(Interruption::Suspended { on });
-        WfError::Suspended { waiting_on }
+    /// Join step 1: every handle was created by this execution.
+    fn check_owned<R>(&self, handles: &[ChildHandle<R>]) -> Result<(), WfError> {
+        let recorder = self.recorder();
+        recorder.check_live()?;
+        let execution = recorder.execution();
+        handles.iter().try_for_each(|h| execution.check_owns(h))
+    }
+
+    /// Join step 2: the outcomes the journal recorded, in handle order, up to the first handle
+    /// past the journal.
+    fn recorded_outcomes<R>(
+        &self,
+        handles: &[ChildHandle<R>],
+    ) -> Result<Vec<ChildOutcome>, WfError> {
+        let mut outcomes = Vec::with_capacity(handles.len());
+        for h in handles {
+            match self.recorder().child_result(h.id())? {
+                Replay::Recorded(outcome) => outcomes.push(outcome),
+                Replay::Live => break,
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Join step 3, past the journal: the outcomes of `rest` once all are final, recorded; or
+    /// a suspension on those that are not. A child this execution started is not even submitted
+    /// yet; the others are looked up in one round trip. The execution waits only on children it
+    /// submits or saw unfinished: a child already final is consumed, never waited for.
+    fn observe_outcomes<R>(&self, rest: &[ChildHandle<R>]) -> Result<Vec<ChildOutcome>, WfError> {
+        let ids: Vec<InvocationId> = rest.iter().map(ChildHandle::id).collect();
+        if ids.iter().any(|c| self.recorder().submits(*c)) {
+            return Err(self.recorder().suspend(ids));
+        }
+        let records = self
+            .app
+            .store()
+            .invocations(&ids)
+            .map_err(|e| self.store_failed(e))?;
+        let unfinished: Vec<InvocationId> = records
+            .iter()
+            .filter(|r| !r.status().is_final())
+            .map(InvocationRecord::id)
+            .collect();
+        if !unfinished.is_empty() {
+            return Err(self.recorder().suspend(unfinished));
+        }
+        // `invocations` answers in the order asked.
+        ids.iter()
+            .zip(records)
+            .map(|(child, r)| self.recorder().record_child_result(*child, outcome_of(r)))
+            .collect()
     }
 
     /// A store read failed. A transient failure interrupts the execution (it runs again later
     /// from this point); any other is an ordinary error of the body.
     fn store_failed(&self, error: StoreError) -> WfError {
         if error.is_transient() {
-            self.interrupt(Interruption::StoreFailed {
-                error: error.to_string(),
-            });
+            return self.recorder().store_failed(&error);
         }
         WfError::Store(error)
     }
 
-    /// Records the first interruption and cuts the journal there.
-    fn interrupt(&self, why: Interruption) {
-        let mut b = self.buffers.borrow_mut();
-        if b.cut.is_none() {
-            self.det.mark_cut();
-            b.cut = Some(Cut {
-                why,
-                data_len: b.data.len(),
-                children_len: b.children.len(),
-            });
-        }
+    /// Hands the recorder to the execution that seals and commits it.
+    pub(crate) fn into_recorder(self) -> Recorder {
+        self.recorder.into_inner()
     }
+}
 
-    /// Hands the buffered work to the execution that commits it.
-    pub(crate) fn finish(self) -> (DeterministicExecutor, Buffers) {
-        (self.det, self.buffers.into_inner())
+/// A final child's outcome as its parent records it.
+fn outcome_of(record: InvocationRecord) -> ChildOutcome {
+    match (record.state.status, record.state.result, record.state.error) {
+        (Status::Success, Some(bytes), _) => ChildOutcome::Success(bytes),
+        (_, _, Some(failure)) => ChildOutcome::Failed(failure),
+        (status, _, None) => ChildOutcome::Failed(Failure::new(
+            FailureKind::Task,
+            format!("child finished as {status} without a result or an error"),
+        )),
     }
 }

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod memory;
 pub mod model;
 mod redact;
+pub mod spec;
 pub mod store;
 pub mod tables;
 
@@ -26,6 +27,7 @@ pub use model::{
     Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, TaskSet,
 };
 pub use redact::redact_url;
+pub use spec::{StoreSpec, StoreSpecError};
 pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 
 #[cfg(feature = "testing")]

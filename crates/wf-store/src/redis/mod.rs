@@ -465,6 +465,10 @@ impl StoreRead for RedisStore {
         self.shared.counts()
     }
 
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.shared.purgeable(finished_before)
+    }
+
     fn wait_final(
         &self,
         id: InvocationId,
@@ -534,5 +538,9 @@ impl StoreAdmin for RedisStore {
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
         self.shared.purge_finished(finished_before)
+    }
+
+    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
+        self.shared.retry(id, now)
     }
 }

@@ -49,6 +49,8 @@ pub(crate) struct Scripts {
     pub(crate) probe: Script,
     pub(crate) ring: Script,
     pub(crate) bind: Script,
+    pub(crate) retry: Script,
+    pub(crate) purgeable: Script,
 }
 
 impl Scripts {
@@ -68,6 +70,8 @@ impl Scripts {
             probe: with(include_str!("lua/probe.lua")),
             ring: with(include_str!("lua/ring.lua")),
             bind: Script::new(include_str!("lua/bind.lua")),
+            retry: with(include_str!("lua/retry.lua")),
+            purgeable: with(include_str!("lua/purgeable.lua")),
         }
     }
 }

@@ -445,6 +445,50 @@ impl Shared {
         }
     }
 
+    pub(super) fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
+        let shard = self.shard_of(id)?;
+        let args = vec![time_arg(now), id_arg(id), order_arg()];
+        let reply = self.call(shard, &self.scripts.retry, &args, Retry::Once)?;
+        let r = array(&reply).ok_or_else(|| malformed("retry"))?;
+        match r.first().and_then(text) {
+            Some("ok") => Ok(()),
+            Some("notretryable") => Err(StoreError::NotRetryable {
+                invocation: id,
+                reason: r.get(1).and_then(text).unwrap_or("").to_owned(),
+            }),
+            _ => Err(refusal(id, r)),
+        }
+    }
+
+    /// The workflows a purge with `finished_before` would remove, in creation order (across
+    /// shards as `workflows` orders roots).
+    pub(super) fn purgeable(
+        &self,
+        finished_before: Timestamp,
+    ) -> Result<Vec<InvocationId>, StoreError> {
+        let replies = self.call_all(
+            &self.scripts.purgeable,
+            &[time_arg(finished_before)],
+            budget(),
+        )?;
+        let mut all: Vec<(u64, u64, u32, u64, InvocationId)> = Vec::new();
+        for (shard, reply) in replies.iter().enumerate() {
+            for entry in array(reply).ok_or_else(|| malformed("purgeable"))? {
+                let f = array(entry).ok_or_else(|| malformed("purgeable"))?;
+                let n = |i: usize| {
+                    f.get(i)
+                        .and_then(int)
+                        .and_then(|v| u64::try_from(v).ok())
+                        .ok_or_else(|| malformed("purgeable"))
+                };
+                let id = parse_id(f.first().ok_or_else(|| malformed("purgeable"))?)?;
+                all.push((n(1)?, n(2)?, shard as u32, n(3)?, id));
+            }
+        }
+        all.sort_unstable();
+        Ok(all.into_iter().map(|(.., id)| id).collect())
+    }
+
     pub(super) fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
         let args = vec![
             time_arg(finished_before),

@@ -2,7 +2,13 @@
 //! of the invocation's number, so a reopened store can be checked for completeness and for
 //! half-written state.
 
-#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    unused_imports,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -106,6 +106,15 @@ local function finished(id, s)
   notify_final(id)
 end
 
+-- A final invocation that is not final any more (an operator's retry): its tree is unfinished
+-- again, and a stale notification token must not wake wait_final callers.
+local function reopened(id, s)
+  if redis.call('HINCRBY', P .. 'tr:' .. s.top, 'open', 1) == 1 then
+    redis.call('ZREM', P .. 'fin', s.top)
+  end
+  redis.call('DEL', P .. 'f:' .. id)
+end
+
 -- The one mutation path of an invocation's state: old (nil for a new one) becomes new.
 local STATE_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk' }
 local NUMERIC = { att = true, ret = true, rec = true, lx = true, nb = true, upd = true, tk = true }
@@ -125,6 +134,7 @@ local function save(id, old, new)
   redis.call('HSET', ik(id), unpack(set))
   if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
   if old and not FINAL[old.st] and FINAL[new.st] then finished(id, new) end
+  if old and FINAL[old.st] and not FINAL[new.st] then reopened(id, new) end
 end
 
 -- Sets (value) or clears (false) the opaque result and error fields.

@@ -1,0 +1,437 @@
+//! The recorder: everything one execution of a body records, in one place.
+//!
+//! One recorder per execution owns
+//! - the replay cursor (answers operations from the journal, records new ones),
+//! - the first divergence from the journal, after which nothing more is recorded,
+//! - the buffered data writes and child submissions, committed with the execution,
+//! - the one stop point: where (and why) the execution stopped counting before its body ended
+//!   (a suspension on unfinished children, or a failed store read). Whatever the body does after
+//!   it — even if it swallows the error and returns a value — is not committed, and every
+//!   fallible operation after it returns the same error again, so the body keeps unwinding.
+//!
+//! When the body has ended, [`Recorder::seal`] turns all of it into a [`Sealed`] execution: what
+//! to commit and a [`Verdict`].
+
+use wf_core::{
+    CallId, ChildOutcome, Ending, InvocationId, JournalEntry, NonDeterminism, Replay, ReplayCursor,
+    TaskId, deterministic,
+};
+use wf_store::{NewInvocation, StoreError};
+
+use crate::error::WfError;
+use crate::handle::Execution;
+
+/// Why an execution stopped counting before its body ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Interruption {
+    /// Waiting on unfinished children: the invocation becomes waiting.
+    Suspended { on: Vec<InvocationId> },
+    /// A store read failed: the invocation runs again later, replaying up to this point.
+    StoreFailed { error: String },
+}
+
+impl Interruption {
+    /// The error every operation returns once the execution is interrupted.
+    fn error(&self) -> WfError {
+        match self {
+            Interruption::Suspended { on } => WfError::Suspended {
+                waiting_on: on.len(),
+            },
+            Interruption::StoreFailed { error } => {
+                WfError::Store(StoreError::Unavailable(format!(
+                    "a store read of this execution failed ({error}); the execution is deferred \
+                     and runs again later from its last recorded step"
+                )))
+            }
+        }
+    }
+}
+
+/// The stop point: why, and how much had been recorded and buffered when it happened.
+#[derive(Debug)]
+struct StopPoint {
+    why: Interruption,
+    journal_len: usize,
+    writes_len: usize,
+    children_len: usize,
+}
+
+/// What a sealed execution amounts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The body diverged from its journal (asked for another operation, or ended before asking
+    /// for every recorded one): the invocation fails; nothing it buffered is committed.
+    Diverged(NonDeterminism),
+    /// The execution was interrupted: commit what came before the stop point.
+    Interrupted(Interruption),
+    /// The body ended in step with its journal: its result decides the outcome.
+    Ended,
+}
+
+/// A sealed execution: what to commit, and the verdict.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    pub(crate) journal: Vec<JournalEntry>,
+    pub(crate) writes: Vec<(String, Vec<u8>)>,
+    pub(crate) children: Vec<NewInvocation>,
+    pub(crate) verdict: Verdict,
+}
+
+/// Records one execution of one invocation's body. See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    execution: Execution,
+    cursor: ReplayCursor,
+    divergence: Option<NonDeterminism>,
+    writes: Vec<(String, Vec<u8>)>,
+    children: Vec<NewInvocation>,
+    stop: Option<StopPoint>,
+}
+
+impl Recorder {
+    /// A recorder for a new execution of `invocation`, over its recorded `journal`.
+    pub(crate) fn new(invocation: InvocationId, journal: Vec<JournalEntry>) -> Self {
+        Self {
+            execution: Execution::begin(invocation),
+            cursor: ReplayCursor::new(invocation, journal),
+            divergence: None,
+            writes: Vec::new(),
+            children: Vec::new(),
+            stop: None,
+        }
+    }
+
+    /// The execution being recorded (owner of the handles it creates).
+    pub(crate) fn execution(&self) -> Execution {
+        self.execution
+    }
+
+    /// True while operations are answered from the recorded journal.
+    pub(crate) fn is_replaying(&self) -> bool {
+        self.cursor.is_replaying()
+    }
+
+    /// The next journal position.
+    pub(crate) fn position(&self) -> u32 {
+        self.cursor.position()
+    }
+
+    /// Fails once the execution diverged or was interrupted: nothing more counts.
+    pub(crate) fn check_live(&self) -> Result<(), WfError> {
+        if let Some(nd) = &self.divergence {
+            return Err(WfError::NonDeterminism(nd.clone()));
+        }
+        if let Some(stop) = &self.stop {
+            return Err(stop.why.error());
+        }
+        Ok(())
+    }
+
+    /// Keeps the first divergence.
+    fn diverged(&mut self, nd: NonDeterminism) -> WfError {
+        self.divergence.get_or_insert(nd.clone());
+        WfError::NonDeterminism(nd)
+    }
+
+    /// Runs a fallible cursor step, unless the execution no longer counts; a divergence is kept.
+    fn step<T>(
+        &mut self,
+        op: impl FnOnce(&mut ReplayCursor) -> Result<T, NonDeterminism>,
+    ) -> Result<T, WfError> {
+        self.check_live()?;
+        op(&mut self.cursor).map_err(|nd| self.diverged(nd))
+    }
+
+    /// Runs an infallible primitive: on divergence it is kept and `fallback` (the value a live
+    /// run would draw at this position) is returned, so the body runs on to its end and the
+    /// invocation fails then.
+    fn draw<T>(
+        &mut self,
+        op: impl FnOnce(&mut ReplayCursor) -> Result<T, NonDeterminism>,
+        fallback: impl FnOnce(InvocationId, u32) -> T,
+    ) -> T {
+        let position = self.cursor.position();
+        match op(&mut self.cursor) {
+            Ok(value) => value,
+            Err(nd) => {
+                self.diverged(nd);
+                fallback(self.cursor.invocation(), position)
+            }
+        }
+    }
+
+    /// `random()`.
+    pub(crate) fn random(&mut self) -> f64 {
+        self.draw(ReplayCursor::random, deterministic::random_at)
+    }
+
+    /// `uuid()`.
+    pub(crate) fn uuid(&mut self) -> uuid::Uuid {
+        self.draw(ReplayCursor::uuid, deterministic::uuid_at)
+    }
+
+    /// `utc_now()`, with `clock` the wall clock read by the caller.
+    pub(crate) fn utc_now(&mut self, clock: time::OffsetDateTime) -> time::OffsetDateTime {
+        self.draw(|c| c.utc_now(clock), |_, _| clock)
+    }
+
+    /// Starts a child: the recorded one on replay, else a new one, buffered for the commit as
+    /// `submission(child_id)` describes it.
+    pub(crate) fn start_child(
+        &mut self,
+        task: &TaskId,
+        call: CallId,
+        submission: impl FnOnce(InvocationId) -> NewInvocation,
+    ) -> Result<InvocationId, WfError> {
+        let start = self.step(|c| c.child_start(task, call))?;
+        if !start.replayed {
+            self.children.push(submission(start.child));
+        }
+        Ok(start.child)
+    }
+
+    /// Whether `child` is submitted only when this execution commits (it was started live in
+    /// this execution), so the store does not know it yet.
+    pub(crate) fn submits(&self, child: InvocationId) -> bool {
+        self.children.iter().any(|c| c.id == child)
+    }
+
+    /// The recorded outcome of `child` at this position, or [`Replay::Live`].
+    pub(crate) fn child_result(
+        &mut self,
+        child: InvocationId,
+    ) -> Result<Replay<ChildOutcome>, WfError> {
+        self.step(|c| c.child_result(child))
+    }
+
+    /// Records the final outcome of `child`, observed live.
+    pub(crate) fn record_child_result(
+        &mut self,
+        child: InvocationId,
+        outcome: ChildOutcome,
+    ) -> Result<ChildOutcome, WfError> {
+        self.step(|c| c.record_child_result(child, outcome))
+    }
+
+    /// The recorded value of a read of `key` at this position, or [`Replay::Live`].
+    pub(crate) fn data_get(&mut self, key: &str) -> Result<Replay<Option<Vec<u8>>>, WfError> {
+        self.step(|c| c.data_get(key))
+    }
+
+    /// The value this execution wrote to `key` last, if it wrote one (a root reads its own
+    /// writes).
+    pub(crate) fn written(&self, key: &str) -> Option<Vec<u8>> {
+        self.writes
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Records the value a read of `key` found live.
+    pub(crate) fn record_data_get(
+        &mut self,
+        key: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, WfError> {
+        self.step(|c| c.record_data_get(key, value))
+    }
+
+    /// Buffers a data write for the commit.
+    pub(crate) fn write(&mut self, key: &str, value: Vec<u8>) -> Result<(), WfError> {
+        self.check_live()?;
+        self.writes.push((key.to_owned(), value));
+        Ok(())
+    }
+
+    /// Stops the execution: suspended on `on`, the children it waits for (each either submitted
+    /// by this execution or seen unfinished in the store). Returns the error to unwind with.
+    pub(crate) fn suspend(&mut self, on: Vec<InvocationId>) -> WfError {
+        self.interrupt(Interruption::Suspended { on })
+    }
+
+    /// Stops the execution after a transient store failure. Returns the error to unwind with.
+    pub(crate) fn store_failed(&mut self, error: &StoreError) -> WfError {
+        self.interrupt(Interruption::StoreFailed {
+            error: error.to_string(),
+        })
+    }
+
+    /// Sets the stop point, if none is set yet, and returns its error.
+    fn interrupt(&mut self, why: Interruption) -> WfError {
+        let stop = self.stop.get_or_insert(StopPoint {
+            why,
+            journal_len: self.cursor.new_entries().len(),
+            writes_len: self.writes.len(),
+            children_len: self.children.len(),
+        });
+        stop.why.error()
+    }
+
+    /// Seals the execution once its body is over. `ending` is how the body ended, or `None` when
+    /// it never ran (its arguments did not decode).
+    pub(crate) fn seal(self, ending: Option<Ending>) -> Sealed {
+        let Self {
+            mut cursor,
+            divergence,
+            mut writes,
+            mut children,
+            stop,
+            ..
+        } = self;
+        // An interrupted execution has not ended: only an ending must have consumed the journal.
+        let stopped_short = match (&stop, ending) {
+            (None, Some(how)) => cursor.check_end(how).err(),
+            _ => None,
+        };
+        if let Some(nd) = divergence.or(stopped_short) {
+            return Sealed {
+                journal: Vec::new(),
+                writes: Vec::new(),
+                children: Vec::new(),
+                verdict: Verdict::Diverged(nd),
+            };
+        }
+        let mut journal = cursor.take_new_entries();
+        let verdict = match stop {
+            Some(stop) => {
+                journal.truncate(stop.journal_len);
+                writes.truncate(stop.writes_len);
+                children.truncate(stop.children_len);
+                Verdict::Interrupted(stop.why)
+            }
+            None => Verdict::Ended,
+        };
+        Sealed {
+            journal,
+            writes,
+            children,
+            verdict,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One operation of a body, for the recorder's own properties.
+    #[derive(Debug, Clone, Copy)]
+    enum Req {
+        Random,
+        Uuid,
+        Data,
+    }
+
+    fn req() -> impl Strategy<Value = Req> {
+        prop_oneof![Just(Req::Random), Just(Req::Uuid), Just(Req::Data)]
+    }
+
+    fn perform(r: &mut Recorder, reqs: &[Req]) {
+        for q in reqs {
+            match q {
+                Req::Random => {
+                    r.random();
+                }
+                Req::Uuid => {
+                    r.uuid();
+                }
+                Req::Data => {
+                    if let Replay::Live = r.data_get("k").unwrap() {
+                        r.record_data_get("k", Some(vec![1])).unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    fn ending() -> impl Strategy<Value = Ending> {
+        prop_oneof![
+            Just(Ending::Returned),
+            Just(Ending::Failed),
+            Just(Ending::Panicked)
+        ]
+    }
+
+    proptest! {
+        /// Any prefix-truncation of a completed run's replay is reported as stopping short, at
+        /// the first skipped entry, however the body ends; unless the execution was cut by a
+        /// suspension, which is not an ending.
+        #[test]
+        fn a_replay_cut_short_diverges_unless_suspended(
+            reqs in proptest::collection::vec(req(), 1..30),
+            cut in any::<prop::sample::Index>(),
+            how in ending(),
+        ) {
+            let id = InvocationId::from_u128(5);
+            let mut first = Recorder::new(id, Vec::new());
+            perform(&mut first, &reqs);
+            let sealed = first.seal(Some(how));
+            prop_assert_eq!(&sealed.verdict, &Verdict::Ended);
+            let journal = sealed.journal;
+            let k = cut.index(reqs.len());
+
+            let mut ended = Recorder::new(id, journal.clone());
+            perform(&mut ended, &reqs[..k]);
+            match ended.seal(Some(how)).verdict {
+                Verdict::Diverged(nd) => {
+                    prop_assert_eq!(nd.position as usize, k);
+                    prop_assert_eq!(&nd.recorded, &journal[k].op.to_string());
+                }
+                other => prop_assert!(false, "stopping short at {} gave {:?}", k, other),
+            }
+
+            let mut suspended = Recorder::new(id, journal);
+            perform(&mut suspended, &reqs[..k]);
+            let _ = suspended.suspend(vec![InvocationId::from_u128(6)]);
+            let sealed = suspended.seal(Some(how));
+            let suspended_verdict =
+                matches!(sealed.verdict, Verdict::Interrupted(Interruption::Suspended { .. }));
+            prop_assert!(suspended_verdict, "{:?}", sealed.verdict);
+            prop_assert!(sealed.journal.is_empty(), "a replay records nothing new");
+        }
+    }
+
+    #[test]
+    fn nothing_after_the_stop_point_counts() {
+        let id = InvocationId::from_u128(1);
+        let mut r = Recorder::new(id, Vec::new());
+        r.random();
+        r.write("a", vec![1]).unwrap();
+        let err = r.suspend(vec![InvocationId::from_u128(2)]);
+        assert!(matches!(err, WfError::Suspended { waiting_on: 1 }));
+        // A body that swallowed the suspension carries on: refused, and not recorded.
+        r.uuid();
+        assert!(matches!(
+            r.write("b", vec![2]),
+            Err(WfError::Suspended { .. })
+        ));
+        assert!(matches!(r.data_get("a"), Err(WfError::Suspended { .. })));
+        let _ = r.store_failed(&StoreError::Unavailable("later".into()));
+        let sealed = r.seal(Some(Ending::Returned));
+        assert_eq!(sealed.journal.len(), 1);
+        assert_eq!(sealed.writes, vec![("a".to_owned(), vec![1])]);
+        assert_eq!(
+            sealed.verdict,
+            Verdict::Interrupted(Interruption::Suspended {
+                on: vec![InvocationId::from_u128(2)]
+            }),
+            "the first stop point wins"
+        );
+    }
+
+    #[test]
+    fn a_divergence_commits_nothing() {
+        let id = InvocationId::from_u128(1);
+        let mut first = Recorder::new(id, Vec::new());
+        first.random();
+        let journal = first.seal(Some(Ending::Returned)).journal;
+        let mut replay = Recorder::new(id, journal);
+        replay.uuid();
+        replay.write("a", vec![1]).unwrap_err();
+        let sealed = replay.seal(Some(Ending::Returned));
+        assert!(matches!(sealed.verdict, Verdict::Diverged(ref nd) if nd.position == 0));
+        assert!(sealed.journal.is_empty() && sealed.writes.is_empty());
+    }
+}
