@@ -22,9 +22,9 @@ const LEASE: Duration = Duration::from_secs(30);
 pub(crate) struct Run {
     /// Round trips done.
     pub round_trips: u64,
-    submit: Samples,
-    claim: Samples,
-    commit: Samples,
+    pub submit: Samples,
+    pub claim: Samples,
+    pub commit: Samples,
     /// Each round trip's duration.
     pub round_trip: Samples,
 }
