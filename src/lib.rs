@@ -49,7 +49,7 @@
 //!
 //! [`AppBuilder`] takes every setting, or `WF_APP_ID`, `WF_STORE` (a [`StoreSpec`]: `memory`,
 //! `file:<dir>` or a directory path), `WF_LEASE_MS` and `WF_WORKER_THREADS`; a bad value is a
-//! [`ConfigError`] naming its variable. There is no default store: choose one.
+//! [`ConfigError`] naming its variable. Without a store choice an app uses memory and warns.
 //!
 //! ## Cargo features
 //!

@@ -169,13 +169,14 @@ impl App {
 /// | setting | builder | environment | default |
 /// |---|---|---|---|
 /// | app id | `app_id` | `WF_APP_ID` | `"wf"` |
-/// | store | `memory`, `file`, `redis`, `store` | `WF_STORE` = `memory`, `file:<dir>`, a directory path (`./wf-data`, `/var/lib/app/wf`) or a `redis://`, `rediss://`, `redis+cluster://` URL | none: choosing one is required |
+/// | store | `memory`, `file`, `redis`, `store` | `WF_STORE` = `memory`, `file:<dir>`, a directory path (`./wf-data`, `/var/lib/app/wf`) or a `redis://`, `rediss://`, `redis+cluster://` URL | memory, with a warning on standard error |
 /// | lease | `lease_duration` | `WF_LEASE_MS` | 5 s |
 /// | worker threads | `worker_threads` | `WF_WORKER_THREADS` | available cores |
 ///
-/// There is no default store on purpose: an app that silently kept its work in memory would
-/// lose it on exit, so [`AppBuilder::build`] without one is [`ConfigError::NoStore`]. Say
-/// `.memory()` where that is what you want (tests, throw-away work).
+/// An app built with no store choice at all keeps its work in memory, and `build` prints a
+/// warning to standard error (once per process) that everything is lost on exit, naming the
+/// choices. Say `.memory()` (or `WF_STORE=memory`) where memory is what you want (tests,
+/// throw-away work) and the warning goes away; choose `.file(dir)` for durable work.
 #[derive(Default)]
 pub struct AppBuilder {
     given: Given,

@@ -63,7 +63,10 @@ pub(crate) fn resolve(
         (None, Some(text)) => StoreChoice::Spec(
             StoreSpec::parse(&text).map_err(|e| invalid("WF_STORE", text, e.to_string()))?,
         ),
-        (None, None) => return Err(WfError::Config(ConfigError::NoStore)),
+        (None, None) => {
+            warn_memory_by_default();
+            StoreChoice::Spec(StoreSpec::Memory)
+        }
     };
     let lease = match (given.lease, env("WF_LEASE_MS")) {
         (Some(lease), _) => check_lease("lease_duration", format!("{lease:?}"), lease)?,
@@ -99,6 +102,23 @@ pub(crate) fn resolve(
         lease,
         worker_threads,
     })
+}
+
+/// The warning an app built without a store choice prints once per process.
+pub(crate) const MEMORY_BY_DEFAULT: &str = "wf: no store configured (neither a builder method \
+     nor WF_STORE), so this app keeps its work in memory: everything is lost when the process \
+     exits. Choose `.file(dir)` or WF_STORE=./wf-data for a durable store, or say `.memory()` \
+     (or WF_STORE=memory) to keep memory and silence this warning";
+
+/// Warns, once per process, that an app with no store choice keeps its work in memory. Printed
+/// to standard error as well as logged: without a tracing subscriber a log line alone would go
+/// unseen, and losing every invocation at exit is not something to find out later.
+fn warn_memory_by_default() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!("{MEMORY_BY_DEFAULT}");
+        eprintln!("{MEMORY_BY_DEFAULT}");
+    });
 }
 
 fn check_app_id(setting: &'static str, id: String) -> Result<String, WfError> {
@@ -291,20 +311,22 @@ mod tests {
     }
 
     #[test]
-    fn no_store_is_a_choice_to_make() {
+    fn no_store_choice_is_memory_with_a_warning_that_names_the_choices() {
         match resolve(Given::default(), env_of(&[])) {
-            Err(WfError::Config(ConfigError::NoStore)) => {}
-            Err(e) => panic!("expected NoStore, got {e}"),
-            Ok(_) => panic!("an app without a store was built"),
+            Ok(Resolved {
+                store: StoreChoice::Spec(StoreSpec::Memory),
+                ..
+            }) => {}
+            Ok(_) => panic!("an app without a store choice got another store than memory"),
+            Err(e) => panic!("an app without a store choice was refused: {e}"),
         }
-        let e = ConfigError::NoStore.to_string();
         for needle in [
             ".memory()",
             "lost when the process exits",
             ".file(dir)",
             "WF_STORE",
         ] {
-            assert!(e.contains(needle), "{e}");
+            assert!(MEMORY_BY_DEFAULT.contains(needle), "{MEMORY_BY_DEFAULT}");
         }
     }
 

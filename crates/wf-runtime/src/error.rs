@@ -166,13 +166,6 @@ pub enum ConfigError {
         /// What is wrong with it and what to write instead.
         problem: String,
     },
-    /// No store was chosen, neither in the builder nor in `WF_STORE`.
-    #[error(
-        "no store configured: choose one with `.file(dir)` (durable), `.memory()` (everything is \
-         lost when the process exits), `.store(..)`, or the WF_STORE variable (`memory`, \
-         `file:<dir>` or a directory path such as ./wf-data)"
-    )]
-    NoStore,
 }
 
 /// The error type of task bodies. Anything implementing `std::error::Error` converts into it, so
