@@ -69,10 +69,16 @@ pub(crate) fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, Stri
         let mut samples = Samples::default();
         let mut ops = Vec::new();
         for h in handles {
-            let run = h.join().map_err(|_| "a bench thread panicked".to_owned())??;
+            let run = h
+                .join()
+                .map_err(|_| "a bench thread panicked".to_owned())??;
             done += run.round_trips;
             if ops.is_empty() {
-                ops = vec![("submit", run.submit), ("claim", run.claim), ("commit", run.commit)];
+                ops = vec![
+                    ("submit", run.submit),
+                    ("claim", run.claim),
+                    ("commit", run.commit),
+                ];
             }
             samples.merge(run.round_trip);
         }
@@ -141,7 +147,9 @@ fn evalsha_floor(
     let mut ops = 0;
     let mut samples = Samples::default();
     for h in handles {
-        let (n, s) = h.join().map_err(|_| "a bench thread panicked".to_owned())??;
+        let (n, s) = h
+            .join()
+            .map_err(|_| "a bench thread panicked".to_owned())??;
         ops += n;
         samples.merge(s);
     }

@@ -90,7 +90,7 @@ pub enum StoreError {
     },
     /// Another process owns the store directory.
     #[error(
-        "store {path} is locked by another process; a file store has one owning process: run workers in that process, or use the Redis backend for multi-process workers"
+        "store {path} is locked by another process; a file store has one owning process: run the workers in that process, or, for workers in several processes or on several machines, point all of them at one Redis: build wf with the `redis` feature and use App::builder().redis(\"redis://host:6379/\") or WF_STORE=redis://host:6379/ (see docs/backends.md, \"Redis\")"
     )]
     StoreLocked {
         /// The store directory.

@@ -163,6 +163,22 @@ impl RedisStore {
     pub fn shards(&self) -> u32 {
         self.shared.shards
     }
+
+    /// Whether the namespace exists (a store opened with [`RedisStore::open`] created it; one
+    /// opened with [`RedisStore::open_read`] may read an empty namespace).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the server cannot be reached.
+    pub fn namespace_exists(&self) -> Result<bool, StoreError> {
+        let key = self.shared.meta_key.clone();
+        let n: i64 = self
+            .shared
+            .with(Retry::Until(Instant::now() + RETRY_BUDGET), |c| {
+                redis::cmd("EXISTS").arg(&key).query(c.like())
+            })?;
+        Ok(n == 1)
+    }
 }
 
 impl Drop for RedisStore {

@@ -497,7 +497,8 @@ fn wait_for_ping(port: u16, pid: u32, patience: Duration) -> Result<(), String> 
     loop {
         let reply = command(port, &["PING"]);
         match &reply {
-            Ok(r) if r.starts_with("+PONG") => return Ok(()),
+            // A server with a password answers NOAUTH: it is up.
+            Ok(r) if r.starts_with("+PONG") || r.starts_with("-NOAUTH") => return Ok(()),
             _ if Instant::now() > deadline => {
                 return Err(format!("no PONG within {patience:?}: last reply {reply:?}"));
             }
