@@ -275,21 +275,25 @@ fn connection_survives(e: &RedisError) -> bool {
         ))
 }
 
-/// Whether `e` may go away by itself: the connection was lost or refused, the server is
-/// loading its data, busy with a long script, failing over, or the cluster is re-sharding.
-pub(crate) fn is_transient(e: &RedisError) -> bool {
-    if e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_cluster_error()
-    {
-        return true;
-    }
-    match e.kind() {
-        ErrorKind::ClusterConnectionNotFound => true,
-        ErrorKind::Server(kind) => matches!(
-            kind,
+/// The server's error replies inside `e` (one for a command, the failed ones of a pipeline),
+/// as kind (when the driver knows it) and code.
+pub(crate) fn server_errors(e: &RedisError) -> Vec<(Option<ServerErrorKind>, String)> {
+    e.clone()
+        .into_server_errors()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|(_, s)| (s.kind(), s.code().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a server error reply of this kind or code may go away by itself.
+fn transient_reply(kind: Option<ServerErrorKind>, code: &str) -> bool {
+    matches!(
+        kind,
+        Some(
             ServerErrorKind::BusyLoading
                 | ServerErrorKind::TryAgain
                 | ServerErrorKind::ClusterDown
@@ -297,12 +301,33 @@ pub(crate) fn is_transient(e: &RedisError) -> bool {
                 | ServerErrorKind::ReadOnly
                 | ServerErrorKind::Moved
                 | ServerErrorKind::Ask
-        ),
-        _ => matches!(
-            e.code(),
-            Some("BUSY" | "LOADING" | "NOREPLICAS" | "MISCONF" | "UNBLOCKED" | "OOM")
-        ),
+        )
+    ) || matches!(
+        code,
+        "BUSY" | "LOADING" | "NOREPLICAS" | "MISCONF" | "UNBLOCKED" | "OOM"
+    )
+}
+
+/// Whether `e` may go away by itself: the connection was lost or refused, the server is
+/// loading its data, busy with a long script, failing over, or the cluster is re-sharding (for
+/// a pipeline: any of its failed commands).
+pub(crate) fn is_transient(e: &RedisError) -> bool {
+    if e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || matches!(e.kind(), ErrorKind::ClusterConnectionNotFound)
+    {
+        return true;
     }
+    let inner = server_errors(e);
+    if inner.is_empty() {
+        return e.code().is_some_and(|c| transient_reply(None, c));
+    }
+    inner
+        .iter()
+        .any(|(kind, code)| transient_reply(*kind, code))
 }
 
 /// The store error for a Redis error: transient ones are [`StoreError::Unavailable`] (workers
@@ -317,6 +342,9 @@ pub(crate) fn classify(url: &RedisUrl, e: &RedisError) -> StoreError {
         ))
     } else if matches!(e.kind(), ErrorKind::AuthenticationFailed)
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+        || server_errors(e)
+            .iter()
+            .any(|(_, c)| matches!(c.as_str(), "WRONGPASS" | "NOAUTH" | "NOPERM"))
     {
         StoreError::Backend {
             store: url.to_string(),

@@ -107,12 +107,14 @@ pub(crate) fn load(conn: &mut Conn, script: &Script) -> RedisResult<()> {
     script.prepare_invoke().load(conn.like()).map(|_| ())
 }
 
-/// Whether `e` says a script is not loaded.
+/// Whether `e` says a script is not loaded (for a pipeline: any of its commands).
 pub(crate) fn is_noscript(e: &redis::RedisError) -> bool {
     matches!(
         e.kind(),
         redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
-    )
+    ) || super::conn::server_errors(e)
+        .iter()
+        .any(|(kind, code)| *kind == Some(redis::ServerErrorKind::NoScript) || code == "NOSCRIPT")
 }
 
 #[cfg(test)]
