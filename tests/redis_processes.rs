@@ -19,7 +19,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use wf::prelude::*;
-use wf_store::redis::testing::{ServerOptions, server_or_skip};
+use wf_store::redis::testing::{RedisServer, ServerOptions, server_or_skip};
 
 const LEASE: Duration = Duration::from_millis(1000);
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -210,6 +210,41 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// One test's world: its own server, a directory for the processes' logs, and an app (no
+/// workers in this process) with the tasks registered.
+struct World {
+    server: RedisServer,
+    dir: tempfile::TempDir,
+    url: String,
+    app: App,
+    tasks: Tasks,
+}
+
+impl World {
+    /// `None` (after the loud skip notice) without a `redis-server`.
+    fn new(test: &str, options: &ServerOptions) -> Option<Self> {
+        let server = server_or_skip(test, options)?;
+        let dir = tempfile::tempdir().unwrap();
+        let url = server.url("");
+        let app = open(&url);
+        let tasks = register(&app, dir.path().to_path_buf(), None);
+        Some(World {
+            server,
+            dir,
+            url,
+            app,
+            tasks,
+        })
+    }
+
+    /// Starts `n` worker processes in `role`.
+    fn workers(&self, n: usize, role: &str) -> Vec<WorkerProcess> {
+        (0..n)
+            .map(|_| WorkerProcess::start(&self.url, self.dir.path(), role))
+            .collect()
+    }
+}
+
 /// Counts the lines starting with `prefix` by their second word (an invocation id).
 fn runs_by_id(lines: &[String], prefix: &str) -> BTreeMap<String, Vec<String>> {
     let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -224,25 +259,20 @@ fn runs_by_id(lines: &[String], prefix: &str) -> BTreeMap<String, Vec<String>> {
 /// executed exactly once, and both processes executed some.
 #[test]
 fn two_processes_never_execute_one_invocation_twice() {
-    let Some(server) = server_or_skip(
+    let Some(w) = World::new(
         "two_processes_never_execute_one_invocation_twice",
         &ServerOptions::default(),
     ) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let url = server.url("");
-    let app = open(&url);
-    let tasks = register(&app, dir.path().to_path_buf(), None);
-    let _a = WorkerProcess::start(&url, dir.path(), "work");
-    let _b = WorkerProcess::start(&url, dir.path(), "work");
+    let _workers = w.workers(2, "work");
     let calls: Vec<_> = (0..300)
-        .map(|n| tasks.single.call(&app, n).unwrap())
+        .map(|n| w.tasks.single.call(&w.app, n).unwrap())
         .collect();
     for (n, c) in calls.iter().enumerate() {
         assert_eq!(c.result_timeout(PATIENCE).unwrap(), n as u32 + 1);
     }
-    let lines = logged(dir.path());
+    let lines = logged(w.dir.path());
     let by_id = runs_by_id(&lines, "single ");
     assert_eq!(by_id.len(), 300, "every invocation ran");
     for (id, runs) in &by_id {
@@ -263,24 +293,20 @@ fn two_processes_never_execute_one_invocation_twice() {
 /// fanned out; the parents are replayed after every wake-up): every child runs exactly once.
 #[test]
 fn worker_processes_never_run_a_committed_child_twice() {
-    let Some(server) = server_or_skip(
+    let Some(w) = World::new(
         "worker_processes_never_run_a_committed_child_twice",
         &ServerOptions::default(),
     ) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let url = server.url("");
-    let app = open(&url);
-    let tasks = register(&app, dir.path().to_path_buf(), None);
-    let _workers: Vec<WorkerProcess> = (0..3)
-        .map(|_| WorkerProcess::start(&url, dir.path(), "work"))
+    let _workers = w.workers(3, "work");
+    let flows: Vec<_> = (0..10)
+        .map(|_| w.tasks.flow.call(&w.app, 8).unwrap())
         .collect();
-    let flows: Vec<_> = (0..10).map(|_| tasks.flow.call(&app, 8).unwrap()).collect();
     for f in &flows {
         assert_eq!(f.result_timeout(PATIENCE).unwrap(), flow_sum(8));
     }
-    let by_id = runs_by_id(&logged(dir.path()), "step ");
+    let by_id = runs_by_id(&logged(w.dir.path()), "step ");
     assert_eq!(by_id.len(), 80, "every child ran");
     for (id, runs) in &by_id {
         assert_eq!(runs.len(), 1, "child {id} ran more than once: {runs:?}");
@@ -292,21 +318,17 @@ fn worker_processes_never_run_a_committed_child_twice() {
 /// committed before the kill do not run again.
 #[test]
 fn killed_worker_process_is_recovered_by_another() {
-    let Some(server) = server_or_skip(
+    let Some(w) = World::new(
         "killed_worker_process_is_recovered_by_another",
         &ServerOptions::default(),
     ) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let url = server.url("");
-    let app = open(&url);
-    let tasks = register(&app, dir.path().to_path_buf(), None);
     // Only the doomed process runs at first: it takes the workflow and hangs in step 1.
-    let mut doomed = WorkerProcess::start(&url, dir.path(), "hang-at-1");
-    let flow = tasks.flow.call(&app, 4).unwrap();
+    let mut doomed = WorkerProcess::start(&w.url, w.dir.path(), "hang-at-1");
+    let flow = w.tasks.flow.call(&w.app, 4).unwrap();
     doomed.expect("RUNNING");
-    let _survivor = WorkerProcess::start(&url, dir.path(), "work");
+    let _survivor = WorkerProcess::start(&w.url, w.dir.path(), "work");
     let killed_at = Instant::now();
     doomed.kill();
     assert_eq!(flow.result_timeout(PATIENCE).unwrap(), flow_sum(4));
@@ -314,7 +336,7 @@ fn killed_worker_process_is_recovered_by_another() {
         killed_at.elapsed() >= LEASE / 2,
         "the step was taken over only after the dead worker's lease"
     );
-    let by_id = runs_by_id(&logged(dir.path()), "step ");
+    let by_id = runs_by_id(&logged(w.dir.path()), "step ");
     let step_runs = |i: u32| -> usize {
         by_id
             .values()
@@ -344,29 +366,24 @@ fn redis_restart_mid_run_loses_nothing_acknowledged() {
         aof_always: true,
         ..ServerOptions::default()
     };
-    let Some(mut server) =
-        server_or_skip("redis_restart_mid_run_loses_nothing_acknowledged", &options)
+    let Some(mut w) = World::new("redis_restart_mid_run_loses_nothing_acknowledged", &options)
     else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let url = server.url("");
-    let app = open(&url);
-    let tasks = register(&app, dir.path().to_path_buf(), None);
-    let _workers: Vec<WorkerProcess> = (0..2)
-        .map(|_| WorkerProcess::start(&url, dir.path(), "work"))
+    let _workers = w.workers(2, "work");
+    let flows: Vec<_> = (0..12)
+        .map(|_| w.tasks.flow.call(&w.app, 6).unwrap())
         .collect();
-    let flows: Vec<_> = (0..12).map(|_| tasks.flow.call(&app, 6).unwrap()).collect();
     // Restart once the run is well under way (a third of the children ran).
     let started = Instant::now();
-    while runs_by_id(&logged(dir.path()), "step ").len() < 24 {
+    while runs_by_id(&logged(w.dir.path()), "step ").len() < 24 {
         assert!(started.elapsed() < PATIENCE, "the run did not get going");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let before: BTreeSet<String> = runs_by_id(&logged(dir.path()), "step ")
+    let before: BTreeSet<String> = runs_by_id(&logged(w.dir.path()), "step ")
         .into_keys()
         .collect();
-    server.restart().unwrap();
+    w.server.restart().unwrap();
     for f in &flows {
         // The caller's own reads may meet the restart too: it retries them like a worker.
         let deadline = Instant::now() + PATIENCE;
@@ -382,7 +399,7 @@ fn redis_restart_mid_run_loses_nothing_acknowledged() {
         };
         assert_eq!(sum, flow_sum(6));
     }
-    let after = runs_by_id(&logged(dir.path()), "step ");
+    let after = runs_by_id(&logged(w.dir.path()), "step ");
     assert_eq!(after.len(), 72, "every child ran");
     assert!(before.iter().all(|id| after.contains_key(id)));
 }

@@ -13,7 +13,7 @@ use wf_store::redis::RedisStore;
 use wf_store::redis::testing::{RedisServer, redis_server_binary, unique_namespace};
 
 use crate::Config;
-use crate::memory::round_trips;
+use crate::memory::round_trips_on_threads;
 use crate::report::{Floors, Row, Samples};
 
 /// Thread counts of both scenarios.
@@ -58,20 +58,12 @@ pub(crate) fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, Stri
         let store = Arc::new(RedisStore::open(&url).map_err(|e| e.to_string())?);
         let start = Instant::now();
         let deadline = start + config.duration;
-        let per_thread = (cap / threads as u64).max(1);
-        let handles: Vec<_> = (0..threads as u64)
-            .map(|t| {
-                let store = Arc::clone(&store);
-                std::thread::spawn(move || round_trips(&*store, t, deadline, per_thread))
-            })
-            .collect();
+        let runs = round_trips_on_threads(&store, threads, deadline, cap)?;
+        let elapsed = start.elapsed();
         let mut done = 0;
         let mut samples = Samples::default();
         let mut ops = Vec::new();
-        for h in handles {
-            let run = h
-                .join()
-                .map_err(|_| "a bench thread panicked".to_owned())??;
+        for run in runs {
             done += run.round_trips;
             if ops.is_empty() {
                 ops = vec![
@@ -86,7 +78,7 @@ pub(crate) fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, Stri
             "redis: submit+claim+commit (3 scripts)",
             threads,
             done,
-            start.elapsed(),
+            elapsed,
             samples.latency(),
         );
         // Each round trip is three script calls: compare script calls with the floor.
