@@ -8,12 +8,13 @@ mod common;
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use common::hooked::{Hooks, hooked_apps};
-use common::{Gate, PATIENCE, apps, journal_kinds};
+use common::program::{Children, assert_diverged};
+use common::{Count, Gate, PATIENCE, apps, journal_kinds};
 use wf::core::OpKind;
 use wf::prelude::*;
 use wf::store::StoreError;
@@ -41,63 +42,29 @@ fn on_each_backend_with(
     }
 }
 
-/// Counts executions of a body (or runs of a child).
-#[derive(Clone, Default)]
-struct Count(Arc<AtomicUsize>);
-
-impl Count {
-    /// Counts one more and returns the new count (1 for the first).
-    fn hit(&self) -> usize {
-        self.0.fetch_add(1, Ordering::SeqCst) + 1
-    }
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Two leaf tasks children are made of, and how often each ran.
-#[derive(Clone)]
-struct Leaves {
-    /// Doubles its argument.
-    leaf: Task<u32, u32>,
-    /// Adds 100.
-    other: Task<u32, u32>,
-    leaf_runs: Count,
-    other_runs: Count,
-}
-
-fn leaves(app: &App) -> Leaves {
-    let (leaf_runs, other_runs) = (Count::default(), Count::default());
-    let (l, o) = (leaf_runs.clone(), other_runs.clone());
-    Leaves {
-        leaf: app
-            .task(
-                "leaf",
-                move |_: &TaskContext, n: u32| -> Result<u32, TaskError> {
-                    l.hit();
-                    Ok(n * 2)
-                },
-            )
-            .unwrap(),
-        other: app
-            .task(
-                "other",
-                move |_: &TaskContext, n: u32| -> Result<u32, TaskError> {
-                    o.hit();
-                    Ok(n + 100)
-                },
-            )
-            .unwrap(),
-        leaf_runs,
-        other_runs,
-    }
-}
-
 /// Options of a task retried at once, `n` times.
 fn retried(name: &str, n: u32) -> TaskOptions {
     TaskOptions::new(name)
         .max_retries(n)
         .retry_backoff(Backoff::none())
+}
+
+/// Registers the task `options` names, taking `()`: `body` gets the context and which
+/// execution of the task this is (1 for the first). Returns the task and its execution count.
+fn counted<R>(
+    app: &App,
+    options: TaskOptions,
+    body: impl Fn(&TaskContext, usize) -> Result<R, TaskError> + Send + Sync + 'static,
+) -> (Task<(), R>, Count)
+where
+    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let runs = Count::default();
+    let r = runs.clone();
+    let task = app
+        .task_with(options, move |ctx: &TaskContext, (): ()| body(ctx, r.hit()))
+        .unwrap();
+    (task, runs)
 }
 
 /// Calls `task` from outside, runs everything inline and returns the invocation and its end.
@@ -111,37 +78,6 @@ fn settle<R: serde::de::DeserializeOwned + fmt::Debug + 'static>(
     (inv, result)
 }
 
-/// Asserts `result` is the `NonDeterminism` of `invocation` at `position`, whose recorded side
-/// starts with `recorded` and whose requested side contains `requested`. Returns it.
-#[track_caller]
-fn expect_nd<R: fmt::Debug>(
-    context: &str,
-    invocation: InvocationId,
-    result: Result<R, WfError>,
-    position: u32,
-    recorded: &str,
-    requested: &str,
-) -> NonDeterminism {
-    match result {
-        Err(WfError::NonDeterminism(nd)) => {
-            assert_eq!(nd.invocation, invocation, "{context}: {nd}");
-            assert_eq!(nd.position, position, "{context}: {nd}");
-            assert!(
-                nd.recorded.starts_with(recorded),
-                "{context}: recorded {:?}, expected it to start with {recorded:?}",
-                nd.recorded
-            );
-            assert!(
-                nd.requested.contains(requested),
-                "{context}: requested {:?}, expected it to contain {requested:?}",
-                nd.requested
-            );
-            nd
-        }
-        other => panic!("{context}: expected NonDeterminism at {position}, got {other:?}"),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. A replay that stops short.
 // ---------------------------------------------------------------------------------------------
@@ -151,25 +87,18 @@ fn expect_nd<R: fmt::Debug>(
 #[test]
 fn stop_short_after_a_fan_out() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
-        let runs = Count::default();
-        let r = runs.clone();
-        let flow = app
-            .task(
-                "flow",
-                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                    let wf = ctx.wf();
-                    let a = wf.start_task(&c.leaf, 1)?;
-                    if r.hit() > 1 {
-                        return Ok(0); // changed: the second start and the join were removed
-                    }
-                    let b = wf.start_task(&c.leaf, 2)?;
-                    Ok(wf.join_all([a, b])?.iter().sum())
-                },
-            )
-            .unwrap();
+        let c = Children::register(app);
+        let (flow, runs) = counted(app, TaskOptions::new("flow"), move |ctx, n| {
+            let wf = ctx.wf();
+            let a = wf.start_task(&c.leaf, 1)?;
+            if n > 1 {
+                return Ok(0); // changed: the second start and the join were removed
+            }
+            let b = wf.start_task(&c.leaf, 2)?;
+            Ok(wf.join_all([a, b])?.iter().sum::<u32>())
+        });
         let (inv, result) = settle(app, &flow);
-        expect_nd(
+        assert_diverged(
             backend,
             inv.id(),
             result,
@@ -185,23 +114,22 @@ fn stop_short_after_a_fan_out() {
 #[test]
 fn stop_short_after_a_fan_out_that_failed() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
-        let flow = app
-            .task_with(
-                retried("flow", 3),
-                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                    let wf = ctx.wf();
-                    wf.start_task(&c.leaf, 1)?;
-                    if ctx.attempt() > 1 {
-                        return Ok(0);
-                    }
-                    wf.start_task(&c.leaf, 2)?;
-                    Err(TaskError::new("the first attempt fails"))
-                },
-            )
-            .unwrap();
+        let c = Children::register(app);
+        let (flow, _) = counted(
+            app,
+            retried("flow", 3),
+            move |ctx, _| -> Result<u32, TaskError> {
+                let wf = ctx.wf();
+                wf.start_task(&c.leaf, 1)?;
+                if ctx.attempt() > 1 {
+                    return Ok(0);
+                }
+                wf.start_task(&c.leaf, 2)?;
+                Err(TaskError::new("the first attempt fails"))
+            },
+        );
         let (inv, result) = settle(app, &flow);
-        expect_nd(
+        assert_diverged(
             backend,
             inv.id(),
             result,
@@ -240,37 +168,36 @@ fn stop_short_whatever_the_last_recorded_entry_is() {
     ] {
         on_each_backend(|backend, app| {
             let context = format!("{backend}: {recorded:?}");
-            let c = leaves(app);
-            let flow = app
-                .task_with(
-                    retried("flow", 3),
-                    move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                        let wf = ctx.wf();
-                        let first_attempt = ctx.before_first_failure();
-                        match recorded {
-                            Recorded::ChildStart if first_attempt => {
-                                wf.start_task(&c.leaf, 1)?;
-                            }
-                            Recorded::ChildResult => {
-                                let h = wf.start_task(&c.leaf, 1)?;
-                                if first_attempt {
-                                    wf.join(&h)?;
-                                }
-                            }
-                            Recorded::DataGet if first_attempt => {
-                                wf.get_data::<u32>("k")?;
-                            }
-                            _ => {}
+            let c = Children::register(app);
+            let (flow, _) = counted(
+                app,
+                retried("flow", 3),
+                move |ctx, _| -> Result<u32, TaskError> {
+                    let wf = ctx.wf();
+                    let first_attempt = ctx.before_first_failure();
+                    match recorded {
+                        Recorded::ChildStart if first_attempt => {
+                            wf.start_task(&c.leaf, 1)?;
                         }
-                        if first_attempt {
-                            return Err(TaskError::new("fails once"));
+                        Recorded::ChildResult => {
+                            let h = wf.start_task(&c.leaf, 1)?;
+                            if first_attempt {
+                                wf.join(&h)?;
+                            }
                         }
-                        Ok(0)
-                    },
-                )
-                .unwrap();
+                        Recorded::DataGet if first_attempt => {
+                            wf.get_data::<u32>("k")?;
+                        }
+                        _ => {}
+                    }
+                    if first_attempt {
+                        return Err(TaskError::new("fails once"));
+                    }
+                    Ok(0)
+                },
+            );
             let (inv, result) = settle(app, &flow);
-            expect_nd(
+            assert_diverged(
                 &context,
                 inv.id(),
                 result,
@@ -304,36 +231,29 @@ fn stop_short_on_a_recovered_execution() {
     on_each_backend_with(
         |b| b.lease_duration(Duration::from_millis(1000)),
         |backend, app| {
-            let c = leaves(app);
-            let runs = Count::default();
+            let c = Children::register(app);
             let (stalled, released) = (Gate::default(), Gate::default());
-            let (r, s, rel) = (runs.clone(), stalled.clone(), released.clone());
-            let flow = app
-                .task(
-                    "flow",
-                    move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                        let n = r.hit();
-                        let wf = ctx.wf();
-                        wf.random();
-                        if n >= 3 {
-                            return Ok(0); // the recovered execution runs changed code
-                        }
-                        wf.uuid();
-                        if n == 2 {
-                            s.open();
-                            rel.wait(); // stalls past its lease
-                        }
-                        Ok(wf.execute_task(&c.leaf, 1)?)
-                    },
-                )
-                .unwrap();
+            let (s, rel) = (stalled.clone(), released.clone());
+            let (flow, runs) = counted(app, TaskOptions::new("flow"), move |ctx, n| {
+                let wf = ctx.wf();
+                wf.random();
+                if n >= 3 {
+                    return Ok(0); // the recovered execution runs changed code
+                }
+                wf.uuid();
+                if n == 2 {
+                    s.open();
+                    rel.wait(); // stalls past its lease
+                }
+                Ok(wf.execute_task(&c.leaf, 1)?)
+            });
             let worker = app.worker().threads(2).renew_leases(false).start().unwrap();
             let inv = flow.call(app, ()).unwrap();
             let result = inv.result_timeout(PATIENCE);
             released.open();
             let stats = worker.stop();
             assert!(stalled.is_open(), "{backend}");
-            expect_nd(backend, inv.id(), result, 1, "uuid()", "(the body returned");
+            assert_diverged(backend, inv.id(), result, 1, "uuid()", "(the body returned");
             assert_eq!(
                 stats.lease_lost, 1,
                 "{backend}: the stalled commit is refused"
@@ -349,25 +269,24 @@ fn a_changed_prefix_then_an_error_or_a_panic_is_non_determinism_and_final() {
     for panics in [false, true] {
         on_each_backend(|backend, app| {
             let context = format!("{backend}: panics {panics}");
-            let flow = app
-                .task_with(
-                    retried("flow", 3),
-                    move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                        let wf = ctx.wf();
-                        if ctx.attempt() == 1 {
-                            wf.random();
-                        } else {
-                            wf.uuid(); // changed: another operation at position 0
-                        }
-                        if panics && ctx.attempt() > 1 {
-                            panic!("panics after the changed prefix");
-                        }
-                        Err(TaskError::new("fails after the prefix"))
-                    },
-                )
-                .unwrap();
+            let (flow, _) = counted(
+                app,
+                retried("flow", 3),
+                move |ctx, _| -> Result<u32, TaskError> {
+                    let wf = ctx.wf();
+                    if ctx.attempt() == 1 {
+                        wf.random();
+                    } else {
+                        wf.uuid(); // changed: another operation at position 0
+                    }
+                    if panics && ctx.attempt() > 1 {
+                        panic!("panics after the changed prefix");
+                    }
+                    Err(TaskError::new("fails after the prefix"))
+                },
+            );
             let (inv, result) = settle(app, &flow);
-            expect_nd(&context, inv.id(), result, 0, "random()", "uuid()");
+            assert_diverged(&context, inv.id(), result, 0, "random()", "uuid()");
             assert_eq!(inv.record().unwrap().state.retries, 1, "{context}");
         });
     }
@@ -378,25 +297,18 @@ fn a_changed_prefix_then_an_error_or_a_panic_is_non_determinism_and_final() {
 #[test]
 fn a_panic_mid_replay_is_non_determinism_that_keeps_the_panic_text() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
-        let runs = Count::default();
-        let r = runs.clone();
-        let flow = app
-            .task(
-                "flow",
-                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                    let wf = ctx.wf();
-                    wf.random();
-                    if r.hit() > 1 {
-                        panic!("index out of bounds in the replay");
-                    }
-                    wf.uuid();
-                    Ok(wf.execute_task(&c.leaf, 1)?)
-                },
-            )
-            .unwrap();
+        let c = Children::register(app);
+        let (flow, _) = counted(app, TaskOptions::new("flow"), move |ctx, n| {
+            let wf = ctx.wf();
+            wf.random();
+            if n > 1 {
+                panic!("index out of bounds in the replay");
+            }
+            wf.uuid();
+            Ok(wf.execute_task(&c.leaf, 1)?)
+        });
         let (inv, result) = settle(app, &flow);
-        expect_nd(
+        assert_diverged(
             backend,
             inv.id(),
             result,
@@ -475,23 +387,17 @@ fn a_sub_workflow_root_that_stops_short_fails_its_parent_with_a_child_failure() 
 #[test]
 fn a_recorded_child_replaced_by_another_is_non_determinism_at_its_start() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
-        let c2 = c.clone();
-        let flow = app
-            .task_with(
-                retried("flow", 1),
-                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                    let wf = ctx.wf();
-                    if ctx.attempt() == 1 {
-                        wf.execute_task(&c2.leaf, 1)?;
-                        return Err(TaskError::new("fails after the child"));
-                    }
-                    Ok(wf.execute_task(&c2.other, 1)?)
-                },
-            )
-            .unwrap();
+        let c = Children::register(app);
+        let (flow, _) = counted(app, retried("flow", 1), move |ctx, _| {
+            let wf = ctx.wf();
+            if ctx.attempt() == 1 {
+                wf.execute_task(&c.leaf, 1)?;
+                return Err(TaskError::new("fails after the child"));
+            }
+            Ok(wf.execute_task(&c.other, 1)?)
+        });
         let (inv, result) = settle(app, &flow);
-        expect_nd(
+        assert_diverged(
             backend,
             inv.id(),
             result,
@@ -499,7 +405,22 @@ fn a_recorded_child_replaced_by_another_is_non_determinism_at_its_start() {
             "child start of task 'leaf'",
             "child start of task 'other'",
         );
-        assert_eq!((c.leaf_runs.get(), c.other_runs.get()), (1, 0), "{backend}");
+        let store = app.store();
+        let children: Vec<(String, u32)> = store
+            .workflow_invocations(inv.id())
+            .unwrap()
+            .into_iter()
+            .filter(|id| *id != inv.id())
+            .map(|id| {
+                let r = store.invocation(id).unwrap();
+                (r.spec.task.as_str().to_owned(), r.state.attempts)
+            })
+            .collect();
+        assert_eq!(
+            children,
+            [("leaf".to_owned(), 1)],
+            "{backend}: the recorded child ran once; the other was never submitted"
+        );
     });
 }
 
@@ -511,22 +432,14 @@ fn a_recorded_child_replaced_by_another_is_non_determinism_at_its_start() {
 #[test]
 fn joining_the_same_handle_twice_returns_its_result_twice() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
-        let runs = Count::default();
-        let r = runs.clone();
-        let flow = app
-            .task(
-                "flow",
-                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                    r.hit();
-                    let wf = ctx.wf();
-                    let h = wf.start_task(&c.leaf, 3)?;
-                    let a = wf.join(&h)?;
-                    let b = wf.join(h)?;
-                    Ok(a + b)
-                },
-            )
-            .unwrap();
+        let c = Children::register(app);
+        let (flow, runs) = counted(app, TaskOptions::new("flow"), move |ctx, _| {
+            let wf = ctx.wf();
+            let h = wf.start_task(&c.leaf, 3)?;
+            let a = wf.join(&h)?;
+            let b = wf.join(h)?;
+            Ok(a + b)
+        });
         let (inv, result) = settle(app, &flow);
         assert_eq!(result.unwrap(), 12, "{backend}");
         assert_eq!(runs.get(), 2, "{backend}");
@@ -542,20 +455,12 @@ fn joining_the_same_handle_twice_returns_its_result_twice() {
 #[test]
 fn join_all_of_nothing_is_empty_and_records_nothing() {
     on_each_backend(|backend, app| {
-        let runs = Count::default();
-        let r = runs.clone();
-        let flow = app
-            .task(
-                "flow",
-                move |ctx: &TaskContext, (): ()| -> Result<usize, TaskError> {
-                    r.hit();
-                    let none: Vec<ChildHandle<u32>> = Vec::new();
-                    let by_ref = ctx.wf().join_all(&none)?;
-                    let by_value = ctx.wf().join_all(none)?;
-                    Ok(by_ref.len() + by_value.len())
-                },
-            )
-            .unwrap();
+        let (flow, runs) = counted(app, TaskOptions::new("flow"), |ctx, _| {
+            let none: Vec<ChildHandle<u32>> = Vec::new();
+            let by_ref = ctx.wf().join_all(&none)?;
+            let by_value = ctx.wf().join_all(none)?;
+            Ok(by_ref.len() + by_value.len())
+        });
         let (inv, result) = settle(app, &flow);
         assert_eq!(result.unwrap(), 0, "{backend}");
         assert_eq!(runs.get(), 1, "{backend}");
@@ -568,7 +473,7 @@ fn join_all_of_nothing_is_empty_and_records_nothing() {
 #[test]
 fn a_handle_joined_by_a_concurrently_running_workflow_is_refused() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
+        let c = Children::register(app);
         let (tx, rx) = mpsc::channel::<ChildHandle<u32>>();
         let tx = Mutex::new(tx);
         let rx = Mutex::new(rx);
@@ -656,35 +561,34 @@ fn a_handle_kept_in_a_static_or_thread_local_is_stale_in_the_retry() {
         for replays_first in [true, false] {
             on_each_backend(|backend, app| {
                 let context = format!("{backend}: {keep:?}, replays first {replays_first}");
-                let c = leaves(app);
-                let flow = app
-                    .task_with(
-                        retried("flow", 1),
-                        move |ctx: &TaskContext, (): ()| -> Result<String, TaskError> {
-                            let wf = ctx.wf();
-                            if ctx.attempt() == 1 {
-                                keep.put(wf.start_task(&c.leaf, 1)?);
-                                return Err(TaskError::new("fails, keeping the handle"));
-                            }
-                            let old = keep.take().expect("the first attempt's handle");
-                            if replays_first {
-                                wf.start_task(&c.leaf, 1)?;
-                                return Ok(match wf.join(old) {
-                                    Err(e @ WfError::StaleHandle { .. }) => format!("stale: {e}"),
-                                    other => format!("{other:?}"),
-                                });
-                            }
-                            wf.join(old)?;
-                            Ok("joined".into())
-                        },
-                    )
-                    .unwrap();
+                let c = Children::register(app);
+                let (flow, _) = counted(
+                    app,
+                    retried("flow", 1),
+                    move |ctx, _| -> Result<String, TaskError> {
+                        let wf = ctx.wf();
+                        if ctx.attempt() == 1 {
+                            keep.put(wf.start_task(&c.leaf, 1)?);
+                            return Err(TaskError::new("fails, keeping the handle"));
+                        }
+                        let old = keep.take().expect("the first attempt's handle");
+                        if replays_first {
+                            wf.start_task(&c.leaf, 1)?;
+                            return Ok(match wf.join(old) {
+                                Err(e @ WfError::StaleHandle { .. }) => format!("stale: {e}"),
+                                other => format!("{other:?}"),
+                            });
+                        }
+                        wf.join(old)?;
+                        Ok("joined".into())
+                    },
+                );
                 let (inv, result) = settle(app, &flow);
                 if replays_first {
                     let seen = result.unwrap();
                     assert!(seen.starts_with("stale"), "{context}: {seen}");
                 } else {
-                    expect_nd(
+                    assert_diverged(
                         &context,
                         inv.id(),
                         result,
@@ -702,7 +606,7 @@ fn a_handle_kept_in_a_static_or_thread_local_is_stale_in_the_retry() {
 #[test]
 fn a_handle_from_a_child_s_body_is_refused_in_the_parent() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
+        let c = Children::register(app);
         let slot: Arc<Mutex<Option<ChildHandle<u32>>>> = Arc::default();
         let keep = slot.clone();
         let child = app
@@ -742,6 +646,14 @@ fn a_handle_from_a_child_s_body_is_refused_in_the_parent() {
 // 2. Calls from inside a body.
 // ---------------------------------------------------------------------------------------------
 
+/// A task that does nothing: what bodies try to call from the inside.
+fn side_task(app: &App) -> Task<(), ()> {
+    app.task("side", |_: &TaskContext, (): ()| -> Result<(), TaskError> {
+        Ok(())
+    })
+    .unwrap()
+}
+
 /// Every path to a top-level `Task::call` from a body is refused with `CallInsideBody` naming
 /// the body's invocation, and no workflow escapes: the context's app, `ctx.wf().app()`, an app
 /// captured by the closure, an app built inside the body over the same store, the context's
@@ -750,12 +662,8 @@ fn a_handle_from_a_child_s_body_is_refused_in_the_parent() {
 #[test]
 fn every_top_level_call_from_a_body_is_refused() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
-        let side = app
-            .task("side", |_: &TaskContext, (): ()| -> Result<(), TaskError> {
-                Ok(())
-            })
-            .unwrap();
+        let c = Children::register(app);
+        let side = side_task(app);
         let outside = side.call(app, ()).unwrap();
         let outside_id = outside.id();
         let captured = app.clone();
@@ -821,12 +729,8 @@ fn every_top_level_call_from_a_body_is_refused() {
 #[test]
 fn a_thread_spawned_in_a_body_with_a_captured_app_is_outside_the_body() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
-        let side = app
-            .task("side", |_: &TaskContext, (): ()| -> Result<(), TaskError> {
-                Ok(())
-            })
-            .unwrap();
+        let c = Children::register(app);
+        let side = side_task(app);
         let captured = app.clone();
         let flow = app
             .task(
@@ -871,17 +775,9 @@ fn child_failure_passed_on(
             },
         )
         .unwrap();
-    let parent_runs = Count::default();
-    let pr = parent_runs.clone();
-    let parent = app
-        .task_with(
-            options,
-            move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                pr.hit();
-                ctx.wf().execute_task(&child, ()).map_err(how)
-            },
-        )
-        .unwrap();
+    let (parent, parent_runs) = counted(app, options, move |ctx, _| {
+        ctx.wf().execute_task(&child, ()).map_err(how)
+    });
     let (inv, result) = settle(app, &parent);
     (
         parent_runs.get(),
@@ -969,19 +865,12 @@ fn backoff_none_with_five_retries_finishes_inline_and_on_a_worker() {
     for on_worker in [false, true] {
         on_each_backend(|backend, app| {
             let context = format!("{backend}: on a worker {on_worker}");
-            let runs = Count::default();
-            let r = runs.clone();
-            let flaky = app
-                .task_with(
-                    retried("flaky", 5),
-                    move |_: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                        if r.hit() <= 5 {
-                            return Err(TaskError::new("not yet"));
-                        }
-                        Ok(6)
-                    },
-                )
-                .unwrap();
+            let (flaky, _) = counted(app, retried("flaky", 5), |_, n| {
+                if n <= 5 {
+                    return Err(TaskError::new("not yet"));
+                }
+                Ok(6u32)
+            });
             let inv = flaky.call(app, ()).unwrap();
             let worker = on_worker.then(|| app.worker().threads(1).start().unwrap());
             if !on_worker {
@@ -1238,44 +1127,35 @@ fn a_body_that_insists_after_a_refusal_is_stopped() {
     ] {
         for (t, _, app) in hooked_apps(|| FailingReads(AtomicU32::new(1)), |b| b) {
             let context = format!("{}: {insists:?}", t.backend);
-            let c = leaves(&app);
-            let runs = Count::default();
+            let c = Children::register(&app);
             let left_spinning = Arc::new(AtomicBool::new(false));
-            let (r, spun) = (runs.clone(), left_spinning.clone());
-            let flow = app
-                .task(
-                    "flow",
-                    move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                        let n = r.hit();
-                        let wf = ctx.wf();
-                        let h = wf.start_task(&c.leaf, 1)?;
-                        if matches!(insists, Insists::AfterADivergence) {
-                            if n == 1 {
-                                wf.random();
-                            } else {
-                                wf.uuid(); // the replay diverges here, then insists on joining
-                            }
+            let spun = left_spinning.clone();
+            let (flow, runs) = counted(&app, TaskOptions::new("flow"), move |ctx, n| {
+                let wf = ctx.wf();
+                let h = wf.start_task(&c.leaf, 1)?;
+                if matches!(insists, Insists::AfterADivergence) {
+                    if n == 1 {
+                        wf.random();
+                    } else {
+                        wf.uuid(); // the replay diverges here, then insists on joining
+                    }
+                }
+                for _ in 0..SPIN_LIMIT {
+                    let answer = match insists {
+                        Insists::OnAFailedRead => wf.get_data::<u32>("k").map(|v| v.unwrap_or(1)),
+                        _ => wf.join(&h),
+                    };
+                    match answer {
+                        Ok(v) if n == 1 && !matches!(insists, Insists::OnAFailedRead) => {
+                            return Err(TaskError::new(format!("joined at once: {v}")));
                         }
-                        for _ in 0..SPIN_LIMIT {
-                            let answer = match insists {
-                                Insists::OnAFailedRead => {
-                                    wf.get_data::<u32>("k").map(|v| v.unwrap_or(1))
-                                }
-                                _ => wf.join(&h),
-                            };
-                            match answer {
-                                Ok(v) if n == 1 && !matches!(insists, Insists::OnAFailedRead) => {
-                                    return Err(TaskError::new(format!("joined at once: {v}")));
-                                }
-                                Ok(v) => return Ok(v),
-                                Err(_) => continue,
-                            }
-                        }
-                        spun.store(true, Ordering::SeqCst);
-                        Err(TaskError::new("the body was left spinning").permanent())
-                    },
-                )
-                .unwrap();
+                        Ok(v) => return Ok(v),
+                        Err(_) => continue,
+                    }
+                }
+                spun.store(true, Ordering::SeqCst);
+                Err(TaskError::new("the body was left spinning").permanent())
+            });
             let worker = app.worker().threads(1).start().unwrap();
             let inv = flow.call(&app, ()).unwrap();
             let result = inv.result_timeout(PATIENCE);
@@ -1286,7 +1166,7 @@ fn a_body_that_insists_after_a_refusal_is_stopped() {
             );
             match insists {
                 Insists::AfterADivergence => {
-                    expect_nd(&context, inv.id(), result, 1, "random()", "uuid()");
+                    assert_diverged(&context, inv.id(), result, 1, "random()", "uuid()");
                 }
                 Insists::OnAFailedRead => assert_eq!(result.unwrap(), 1, "{context}"),
                 Insists::OnASuspendedJoin => assert_eq!(result.unwrap(), 2, "{context}"),
@@ -1302,33 +1182,25 @@ fn a_body_that_insists_after_a_refusal_is_stopped() {
 #[test]
 fn no_body_shape_replays_without_progress() {
     on_each_backend(|backend, app| {
-        let c = leaves(app);
-        let runs = Count::default();
-        let r = runs.clone();
+        let c = Children::register(app);
         let kept: Arc<Mutex<Option<ChildHandle<u32>>>> = Arc::default();
-        let flow = app
-            .task_with(
-                retried("flow", 1000),
-                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
-                    r.hit();
-                    let wf = ctx.wf();
-                    let h = wf.start_task(&c.leaf, 1)?;
-                    let old = kept.lock().unwrap().replace(h);
-                    if let Some(old) = old {
-                        let _ = wf.join(old); // stale: refused, not waited on
-                    }
-                    let h = kept.lock().unwrap().take().expect("just kept");
-                    let v = match wf.join(&h) {
-                        Err(WfError::Suspended { .. }) => {
-                            *kept.lock().unwrap() = Some(h);
-                            return Err(TaskError::new("swallowed the suspension"));
-                        }
-                        other => other?,
-                    };
-                    Ok(v)
-                },
-            )
-            .unwrap();
+        let (flow, runs) = counted(app, retried("flow", 1000), move |ctx, _| {
+            let wf = ctx.wf();
+            let h = wf.start_task(&c.leaf, 1)?;
+            let old = kept.lock().unwrap().replace(h);
+            if let Some(old) = old {
+                let _ = wf.join(old); // stale: refused, not waited on
+            }
+            let h = kept.lock().unwrap().take().expect("just kept");
+            let v = match wf.join(&h) {
+                Err(WfError::Suspended { .. }) => {
+                    *kept.lock().unwrap() = Some(h);
+                    return Err(TaskError::new("swallowed the suspension"));
+                }
+                other => other?,
+            };
+            Ok(v)
+        });
         let worker = app.worker().threads(2).start().unwrap();
         let inv = flow.call(app, ()).unwrap();
         let result = inv.result_timeout(PATIENCE);
