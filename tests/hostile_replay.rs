@@ -654,8 +654,8 @@ fn side_task(app: &App) -> Task<(), ()> {
     .unwrap()
 }
 
-/// Every path to a top-level `Task::call` from a body is refused with `CallInsideBody` naming
-/// the body's invocation, and no workflow escapes: the context's app, `ctx.wf().app()`, an app
+/// Every path to a top-level `Task::call` (or `call_keyed`) from a body is refused with
+/// `CallInsideBody` naming the body's invocation, and no workflow escapes: the context's app, `ctx.wf().app()`, an app
 /// captured by the closure, an app built inside the body over the same store, the context's
 /// app moved into a thread the body spawns. A blocking wait on an invocation (`result`,
 /// `result_timeout`) is refused too (`WaitInsideBody`): it would hold the worker.
@@ -684,6 +684,8 @@ fn every_top_level_call_from_a_body_is_refused() {
                         .build()
                         .unwrap();
                     let mut seen = vec![
+                        verdict(side.call_keyed(ctx.app(), "once", ())),
+                        verdict(side.call_keyed(&captured, "once", ())),
                         verdict(side.call(ctx.app(), ())),
                         verdict(side.call(ctx.wf().app(), ())),
                         verdict(side.call(&captured, ())),
@@ -711,7 +713,7 @@ fn every_top_level_call_from_a_body_is_refused() {
             .unwrap();
         let (_, result) = settle(app, &flow);
         let seen = result.unwrap();
-        assert_eq!(seen.len(), 7, "{backend}");
+        assert_eq!(seen.len(), 9, "{backend}");
         for s in &seen {
             assert_eq!(s, "refused", "{backend}: {seen:?}");
         }

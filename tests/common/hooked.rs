@@ -42,6 +42,9 @@ impl<H: Hooks> StoreRead for Hooked<H> {
     fn app_id(&self) -> Result<Option<String>, StoreError> {
         self.inner.app_id()
     }
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.inner.purgeable(finished_before)
+    }
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
         self.inner.invocation(id)
     }
@@ -132,6 +135,9 @@ impl<H: Hooks> StoreAdmin for Hooked<H> {
     }
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
         self.inner.purge_finished(finished_before)
+    }
+    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.retry(id, now)
     }
 }
 

@@ -22,7 +22,7 @@ pub enum Status {
     Retry,
     /// Finished with a result. Final.
     Success,
-    /// Finished with an error. Final.
+    /// Finished with an error. Final (an operator may retry it: `StoreAdmin::retry`).
     Failed,
 }
 
@@ -38,7 +38,8 @@ impl Status {
         Status::Failed,
     ];
 
-    /// Success or failed: nothing will change it again.
+    /// Success or failed: no execution will change it again. (An operator may retry a failed
+    /// invocation, the one move out of a final status: failed → pending.)
     pub const fn is_final(self) -> bool {
         matches!(self, Status::Success | Status::Failed)
     }
@@ -159,6 +160,11 @@ pub const TRANSITIONS: &[Transition] = &[
         Status::Failed,
         "cancelled while waiting to retry",
     ),
+    t(
+        Status::Failed,
+        Status::Pending,
+        "retried by an operator: a new attempt that replays its journal",
+    ),
 ];
 
 /// A status change that the table does not allow.
@@ -195,11 +201,12 @@ mod tests {
     }
 
     #[test]
-    fn final_statuses_have_no_way_out() {
+    fn final_statuses_have_no_way_out_but_an_operators_retry() {
         for from in [Status::Success, Status::Failed] {
             assert!(from.is_final());
             for to in Status::ALL {
-                assert!(from.check_transition(to).is_err(), "{from} -> {to}");
+                let retry = from == Status::Failed && to == Status::Pending;
+                assert_eq!(from.check_transition(to).is_ok(), retry, "{from} -> {to}");
             }
         }
     }

@@ -120,6 +120,19 @@ pub enum WfError {
         /// The invocation whose body waited.
         invocation: InvocationId,
     },
+    /// [`crate::Task::call_keyed`] was given a key that already started an invocation of the
+    /// task with other arguments. Nothing was started.
+    #[error(
+        "key {key:?} of task '{task}' already started invocation {existing} with other arguments; a key stands for one piece of work: reuse it only with the same arguments, or pick a new key"
+    )]
+    KeyConflict {
+        /// The task called.
+        task: TaskId,
+        /// The idempotency key.
+        key: String,
+        /// The invocation the key started first.
+        existing: InvocationId,
+    },
     /// A task with this name is already registered in the app.
     #[error("task '{0}' is already registered in this app; task names must be unique")]
     DuplicateTask(TaskId),
@@ -137,12 +150,39 @@ pub enum WfError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The app's configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// The app's configuration is invalid: the error names the setting (the environment
+    /// variable or the builder method) and the value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The operating system refused a thread the worker needs.
+    #[error("cannot start the {what}: {source}; the process may be out of threads or memory")]
+    Spawn {
+        /// Which thread.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Workflow-context operations are only valid inside the body that owns the context.
     #[error("{0}")]
     Usage(String),
+}
+
+/// A configuration an [`crate::App`] cannot be built with. Each message names the setting as the
+/// user wrote it — `WF_LEASE_MS=0`, `lease_duration(5ms)` — and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting has a value it cannot take.
+    #[error("{setting}={value}: {problem}")]
+    Invalid {
+        /// The environment variable (`WF_LEASE_MS`) or builder method (`lease_duration`).
+        setting: &'static str,
+        /// The value given, as given.
+        value: String,
+        /// What is wrong with it and what to write instead.
+        problem: String,
+    },
 }
 
 /// The error type of task bodies. Anything implementing `std::error::Error` converts into it, so

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use wf_core::{
     CallId, Failure, FailureKind, InvocationId, Status, WorkflowIdentity, decode, encode,
 };
-use wf_store::{InvocationRecord, NewInvocation};
+use wf_store::{InvocationRecord, NewInvocation, StoreError, Submitted};
 
 use crate::app::App;
 use crate::clock;
@@ -21,6 +21,7 @@ use crate::task::Task;
 pub struct Invocation<R> {
     id: InvocationId,
     app: App,
+    created: bool,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -39,6 +40,55 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     /// [`WfError::Codec`] when the arguments cannot be encoded; [`WfError::Store`] when the store
     /// refuses or fails the submission.
     pub fn call(&self, app: &App, args: A) -> Result<Invocation<R>, WfError> {
+        self.submit(app, fresh_invocation_id(), &args)
+    }
+
+    /// Calls the task at most once per `key`: an idempotent start. The invocation's id derives
+    /// from (app id, task, key) ([`InvocationId::keyed`]), so every call with the same key —
+    /// from this process or another one sharing the store, now or after a restart — returns the
+    /// same invocation, and only the first stores and queues it ([`Invocation::was_created`]
+    /// tells which one this was). Use a key that names the work in your domain: an order number,
+    /// a batch date, a request id.
+    ///
+    /// ```
+    /// use wf_runtime::{App, TaskContext, TaskError, WfError};
+    ///
+    /// let app = App::builder().app_id("shop").memory().build()?;
+    /// let ship = app.task("ship", |_: &TaskContext, order: u32| -> Result<String, TaskError> {
+    ///     Ok(format!("parcel for order {order}"))
+    /// })?;
+    /// let first = ship.call_keyed(&app, "order-1042", 1042)?;
+    /// let again = ship.call_keyed(&app, "order-1042", 1042)?; // a retry of the request
+    /// assert_eq!(first.id(), again.id());
+    /// assert!(first.was_created() && !again.was_created());
+    ///
+    /// // The same key with other arguments is a conflict, not a second start.
+    /// let err = ship.call_keyed(&app, "order-1042", 7).unwrap_err();
+    /// assert!(matches!(err, WfError::KeyConflict { existing, .. } if existing == first.id()));
+    /// # Ok::<(), WfError>(())
+    /// ```
+    ///
+    /// The key holds while the invocation is stored: once its workflow is purged, the same key
+    /// starts anew. Like [`Task::call`], it is refused inside a task body.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::KeyConflict`] when the key already started an invocation with other arguments,
+    /// and the errors of [`Task::call`].
+    pub fn call_keyed(&self, app: &App, key: &str, args: A) -> Result<Invocation<R>, WfError> {
+        let id = InvocationId::keyed(app.app_id(), &self.id, key);
+        match self.submit(app, id, &args) {
+            Err(WfError::Store(StoreError::Conflict(existing))) => Err(WfError::KeyConflict {
+                task: self.id.clone(),
+                key: key.to_owned(),
+                existing,
+            }),
+            other => other,
+        }
+    }
+
+    /// Submits a root invocation with id `id`; idempotent by id.
+    fn submit(&self, app: &App, id: InvocationId, args: &A) -> Result<Invocation<R>, WfError> {
         if let Some(invocation) = app.body_in_progress() {
             return Err(WfError::CallInsideBody {
                 task: self.id.clone(),
@@ -46,8 +96,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
             });
         }
         app.check_handle(self)?;
-        let args = encode(&args)?;
-        let id = fresh_invocation_id();
+        let args = encode(args)?;
         let invocation = NewInvocation {
             id,
             call: CallId::of(&self.id, &args),
@@ -58,8 +107,11 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
             not_before: None,
             max_recoveries: self.max_recoveries,
         };
-        app.store().submit(invocation, clock::now())?;
-        Ok(Invocation::attach(app, id))
+        let submitted = app.store().submit(invocation, clock::now())?;
+        Ok(Invocation {
+            created: submitted == Submitted::Created,
+            ..Invocation::attach(app, id)
+        })
     }
 }
 
@@ -70,8 +122,16 @@ impl<R: DeserializeOwned> Invocation<R> {
         Self {
             id,
             app: app.clone(),
+            created: false,
             _result: PhantomData,
         }
+    }
+
+    /// True when the call that returned this handle stored the invocation: always for
+    /// [`Task::call`]; for [`Task::call_keyed`], only for the first call with its key. False
+    /// for a handle from [`Invocation::attach`].
+    pub fn was_created(&self) -> bool {
+        self.created
     }
 
     /// The invocation's id.
@@ -286,6 +346,7 @@ impl<R> Clone for Invocation<R> {
         Self {
             id: self.id,
             app: self.app.clone(),
+            created: self.created,
             _result: PhantomData,
         }
     }

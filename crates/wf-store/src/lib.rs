@@ -15,6 +15,7 @@ pub mod error;
 pub mod limits;
 pub mod memory;
 pub mod model;
+pub mod spec;
 pub mod store;
 pub mod tables;
 
@@ -24,6 +25,7 @@ pub use model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
     Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, TaskSet,
 };
+pub use spec::{StoreSpec, StoreSpecError};
 pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 
 #[cfg(feature = "testing")]

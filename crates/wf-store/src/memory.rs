@@ -184,6 +184,10 @@ impl StoreRead for MemoryStore {
         Ok(self.lock().workflow_roots())
     }
 
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        Ok(self.lock().purgeable(finished_before))
+    }
+
     fn counts(&self) -> Result<StatusCounts, StoreError> {
         Ok(self.lock().counts())
     }
@@ -257,6 +261,10 @@ impl StoreWork for MemoryStore {
 impl StoreAdmin for MemoryStore {
     fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
         self.mutate(|t, out| t.cancel(out, id, reason, now))
+    }
+
+    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.retry(out, id, now))
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {

@@ -230,6 +230,36 @@ pub fn wait_for_work_wakes_on_submit(s: Subject) {
     assert!(c.is_some(), "the announced work is claimable");
 }
 
+/// An operator's retry of a failed invocation is new work: it wakes a blocked `wait_for_work`.
+pub fn wait_for_work_wakes_on_retry(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    submit(store, &inv, system_now());
+    let c = claim_expect(store, "w", system_now(), inv.id);
+    commit(
+        store,
+        &c.lease,
+        crate::model::Commit::outcome(crate::model::Outcome::Failed(failure("no"))),
+        system_now(),
+    );
+    let (found, waited) = woken_by(
+        || {
+            ok(
+                store.wait_for_work(&suite_tasks(), LONG_WAIT),
+                "wait_for_work",
+            )
+        },
+        || ok(store.retry(inv.id, system_now()), "retry"),
+    );
+    assert!(found, "wait_for_work must report work after a retry");
+    assert!(
+        waited < WAKE_BOUND,
+        "wait_for_work returned {waited:?} after the retry: a retry must wake it, not its \
+         timeout"
+    );
+    claim_expect(store, "w", system_now(), inv.id);
+}
+
 /// `wait_for_work` with nothing to do returns `false` after its timeout.
 pub fn wait_for_work_times_out_when_idle(s: Subject) {
     let store = &*s.store;
