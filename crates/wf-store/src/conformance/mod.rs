@@ -178,6 +178,7 @@ macro_rules! conformance_tests {
             wait_final_wakes_on_commit,
             wait_final_wakes_on_cancel,
             wait_final_times_out,
+            wait_final_accepts_the_longest_timeout,
             wait_final_ends_when_purged,
             wait_for_work_wakes_on_submit,
             wait_for_work_wakes_on_retry,
