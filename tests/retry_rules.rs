@@ -53,9 +53,10 @@ fn propagate_child_failure(
 }
 
 /// The parent executions of one child that is not run inline: one suspends on it, one replays
-/// into its outcome. Inline, the first execution records the outcome itself.
-fn suspension(inline: bool) -> u32 {
-    u32::from(!inline)
+/// into its outcome. Inline, the first execution records the outcome itself. (Redis does not
+/// support checkpoints yet: its children never run inline.)
+fn suspension(inline: bool, backend: &str) -> u32 {
+    u32::from(!inline || backend == "redis")
 }
 
 #[test]
@@ -69,7 +70,7 @@ fn a_propagated_child_failure_is_final_for_the_parent() {
             // The child's failure is recorded (inline, or replayed after a suspension): final.
             assert_eq!(
                 parent_runs,
-                1 + suspension(inline),
+                1 + suspension(inline, t.backend),
                 "{}: no pointless retries",
                 t.backend
             );
@@ -103,7 +104,7 @@ fn retry_if_may_ask_to_retry_a_child_failure() {
             let (parent_runs, child_runs, id, _) = propagate_child_failure(&t.app, options);
             assert_eq!(
                 parent_runs,
-                4 + suspension(inline),
+                4 + suspension(inline, t.backend),
                 "{}: asked for, so retried",
                 t.backend
             );
@@ -121,7 +122,12 @@ fn retry_if_may_ask_to_retry_a_child_failure() {
                 .max_retries(3)
                 .retry_if(|_| false);
             let (parent_runs, _, _, _) = propagate_child_failure(&t.app, options);
-            assert_eq!(parent_runs, 1 + suspension(inline), "{}", t.backend);
+            assert_eq!(
+                parent_runs,
+                1 + suspension(inline, t.backend),
+                "{}",
+                t.backend
+            );
         }
     }
 }

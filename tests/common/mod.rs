@@ -42,6 +42,24 @@ pub fn apps(configure: impl Fn(wf::AppBuilder) -> wf::AppBuilder) -> Vec<TestApp
             _dir: Some(dir),
         });
     }
+    // A real redis-server shared by the test process, a fresh namespace per app (without a
+    // redis-server, a loud notice says the Redis runs were skipped).
+    #[cfg(feature = "redis")]
+    if let Some(server) = wf_store::redis::testing::shared_server("end-to-end tests on Redis") {
+        let ns = wf_store::redis::testing::unique_namespace("e2e");
+        let app = configure(
+            App::builder()
+                .app_id("test")
+                .redis(server.url(&format!("ns={ns}"))),
+        )
+        .build()
+        .unwrap();
+        out.push(TestApp {
+            backend: "redis",
+            app,
+            _dir: None,
+        });
+    }
     out
 }
 
@@ -67,6 +85,22 @@ impl Gate {
 
     pub fn is_open(&self) -> bool {
         *self.0.0.lock().unwrap()
+    }
+}
+
+/// Counts executions of a body (or runs of a child).
+#[derive(Clone, Default)]
+pub struct Count(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Count {
+    /// Counts one more and returns the new count (1 for the first).
+    pub fn hit(&self) -> usize {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

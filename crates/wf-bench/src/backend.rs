@@ -37,46 +37,63 @@ impl Backend {
         }
     }
 
-    /// Why this backend's workloads cannot run in this build, if they cannot.
-    pub(crate) fn unavailable(self) -> Option<&'static str> {
-        match self {
-            Backend::Memory | Backend::File => None,
-            Backend::Redis => Some(
-                "the Redis backend is not part of this build of wf yet (feature `redis`); its \
-                 floors are measured above, its workloads start once it lands",
-            ),
+    /// Why this backend's workloads cannot run in this run, if they cannot.
+    pub(crate) fn unavailable(self, redis: Option<&str>) -> Option<&'static str> {
+        match (self, redis) {
+            (Backend::Redis, None) => Some("no redis-server on PATH and no --redis URL"),
+            _ => None,
         }
     }
 }
 
-/// Where a workload's store lives: memory, or a directory for the file store.
+/// Where a workload's store lives: memory, a directory for the file store, a Redis URL with its
+/// own namespace.
 #[derive(Debug, Clone)]
 pub(crate) struct StoreAt {
     pub(crate) backend: Backend,
     pub(crate) dir: Option<PathBuf>,
+    /// The Redis store's URL, namespace included.
+    pub(crate) redis: Option<String>,
 }
 
 impl StoreAt {
-    /// The store of `backend` under `dir` (a fresh directory for the file store).
-    pub(crate) fn new(backend: Backend, dir: &Path) -> Self {
+    /// A fresh store of `backend`: under `dir` for the file store, in a new namespace of the
+    /// server at `redis` for Redis.
+    pub(crate) fn new(backend: Backend, dir: &Path, redis: Option<&str>) -> Self {
+        let redis = match (backend, redis) {
+            (Backend::Redis, Some(base)) => {
+                let sep = if base.contains('?') { '&' } else { '?' };
+                Some(format!(
+                    "{base}{sep}ns={}",
+                    wf_store::redis::testing::unique_namespace("bench")
+                ))
+            }
+            _ => None,
+        };
+        Self::at(backend, dir, redis)
+    }
+
+    /// The store of `backend` at exactly `dir` or the Redis URL `redis` (a child process opening
+    /// its parent's store).
+    pub(crate) fn at(backend: Backend, dir: &Path, redis: Option<String>) -> Self {
         Self {
             backend,
             dir: (backend == Backend::File).then(|| dir.to_path_buf()),
+            redis,
         }
     }
 
     /// Opens the store (fsync on for the file store, as in production).
     pub(crate) fn open(&self) -> Result<Arc<dyn Store>, String> {
-        match (self.backend, &self.dir) {
-            (Backend::Memory, _) => Ok(Arc::new(wf_store::MemoryStore::new())),
-            (Backend::File, Some(dir)) => FileStore::open_with(dir, FileOptions::default())
+        match (self.backend, &self.dir, &self.redis) {
+            (Backend::Memory, _, _) => Ok(Arc::new(wf_store::MemoryStore::new())),
+            (Backend::File, Some(dir), _) => FileStore::open_with(dir, FileOptions::default())
                 .map(|s| Arc::new(s) as Arc<dyn Store>)
                 .map_err(|e| format!("cannot open a file store in {}: {e}", dir.display())),
-            (backend, _) => Err(format!(
-                "{}: {}",
-                backend.name(),
-                backend.unavailable().unwrap_or("no store directory")
-            )),
+            (Backend::Redis, _, Some(url)) => wf_store::redis::RedisStore::open(url)
+                .map(|s| Arc::new(s) as Arc<dyn Store>)
+                .map_err(|e| format!("cannot open a Redis store at {url}: {e}")),
+            (backend, _, _) => Err(format!("{}: no store location", backend.name())),
         }
     }
 

@@ -9,7 +9,7 @@
 //! | [`memory`] | memory store submit + claim + commit round trips, 1 and 4 threads, per-op latency |
 //! | [`disk`] | raw `write 4 KiB + fdatasync` rate of the disk under the scratch dir: the file store's floor |
 //! | [`file_store`] | file store round trips with fsync on 1–16 threads: group commit against the fsync floor |
-//! | [`redis`] | `EVALSHA` round trips to a throwaway local `redis-server`, 1 and 4 clients |
+//! | [`redis`] | `EVALSHA` round trips (1 and 4 clients) and the Redis store's submit + claim + commit, on a throwaway `redis-server` or `--redis URL` |
 //!
 //! then the workloads of issue 15 on each backend ([`workloads`]): burst, latency, workflows,
 //! long workflows, replay, recovery after `kill -9`, peak RSS. Each row shows its median over
@@ -47,6 +47,8 @@ usage: wf-bench [--backend memory|file|redis|all] [--quick] [--runs N] [--only W
   --no-floors  skip the floor measurements (for profiling a workload; no ratios then)
   --no-inline  run children the pre-inline way (AppBuilder::inline_children(false)): each
                child claimed by a worker, its caller replayed once per child; for before/after
+  --redis URL  the Redis to measure (default: a throwaway redis-server on a free port, if
+               installed; each workload uses its own namespace)
   --dir DIR    scratch directory for stores and the fsync floor (default: a temporary
                directory); `cargo xtask bench` passes <target dir>/wf-bench
   --out DIR    also write the report to DIR/latest.md and DIR/latest.json;
@@ -76,6 +78,8 @@ pub(crate) struct Config {
     pub(crate) inline: bool,
     /// Whether the floors are measured (`--no-floors` skips them).
     floors: bool,
+    /// The Redis server's URL: `--redis`, or the throwaway server `main` starts.
+    pub(crate) redis: Option<String>,
     /// Set when this process plays a role for a parent bench process.
     role: Option<Role>,
 }
@@ -99,7 +103,7 @@ fn parse_args() -> Result<Config, String> {
     let mut inline = true;
     let mut floors = true;
     let mut backends = Backend::ALL.to_vec();
-    let (mut role, mut store, mut id) = (None, None, None);
+    let (mut role, mut store, mut id, mut redis) = (None, None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}"));
@@ -127,6 +131,7 @@ fn parse_args() -> Result<Config, String> {
             "--role" => role = Some(value("a role")?),
             "--store" => store = Some(PathBuf::from(value("a directory")?)),
             "--id" => id = Some(value("an invocation id")?),
+            "--redis" => redis = Some(value("a URL")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -139,6 +144,7 @@ fn parse_args() -> Result<Config, String> {
             name,
             backend: *backends.first().ok_or("a role needs one --backend")?,
             store: store.ok_or("a role needs --store")?,
+            redis: redis.clone(),
             id,
         }),
     };
@@ -157,12 +163,13 @@ fn parse_args() -> Result<Config, String> {
         only,
         inline,
         floors,
+        redis,
         role,
     })
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args() {
+    let mut config = match parse_args() {
         Ok(c) => c,
         Err(e) if e.is_empty() => {
             print!("{USAGE}");
@@ -219,6 +226,21 @@ fn main() -> ExitCode {
         println!("{line}");
     }
 
+    // One Redis for the whole run (floors and workloads), when the Redis backend runs.
+    let _redis = match config.backends.contains(&Backend::Redis) {
+        false => None,
+        true => match redis::Target::open(config.redis.as_deref()) {
+            Ok(target) => {
+                config.redis = target.as_ref().map(|t| t.url.clone());
+                target
+            }
+            Err(e) => {
+                eprintln!("wf-bench: cannot start redis-server: {e}");
+                None
+            }
+        },
+    };
+    let config = config;
     let wants = |b: Backend| config.backends.contains(&b);
     let mut scenarios: Vec<(&str, Scenario)> = vec![("memory store floor", memory::run)];
     if !config.floors {

@@ -1,234 +1,183 @@
-//! The Redis floor: `EVALSHA` round trips of a one-key script to a throwaway local
-//! `redis-server`, from one client and from four, with a minimal RESP client of our own (so the
-//! floor measures the server and the loopback, not a client library).
+//! Redis: the server the run measures, its floor, and the Redis store's own round trips.
 //!
-//! The server is started with persistence off (`--save "" --appendonly no`) on a free loopback
-//! port, in a scratch directory, and killed when the measurement ends (also on failure).
+//! The server is `--redis URL` when given, else a throwaway `redis-server` on a free loopback
+//! port (no persistence, the backend's default deployment for tests) started once for the whole
+//! run (floors and workloads) and stopped after it. Without a `redis-server` and without
+//! `--redis`, the Redis rows say they were skipped.
+//!
+//! - floor: `EVALSHA` of a script that does nothing, in a loop of our own over one connection
+//!   per client, from one client and from four;
+//! - store: the Redis store's submit + claim + commit round trips (three script calls), 1 and 4
+//!   threads, with each operation's latency.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wf_store::Store;
+use wf_store::redis::RedisStore;
+use wf_store::redis::testing::{RedisServer, redis_server_binary, unique_namespace};
+
 use crate::Config;
+use crate::memory::round_trips_on_threads;
 use crate::report::{Floors, Row, Samples};
-use crate::scratch::ScratchDir;
 
-/// The script the floor runs: one key written per call, as every wf state change does at least.
-const SCRIPT: &str = "return redis.call('INCR', KEYS[1])";
-/// Round trips per measurement at most.
-const MAX_CALLS: u64 = 400_000;
+/// Thread counts of the store round trips.
+const THREADS: &[usize] = &[1, 4];
+/// Clients of the floor.
+const CLIENTS: &[usize] = &[1, 4];
+/// Redis keeps every invocation until purged; cap a run.
+const MAX_ROUND_TRIPS: u64 = 100_000;
 
-/// A redis-server child process, killed on drop.
-pub(crate) struct RedisServer {
-    child: Child,
-    port: u16,
-    _dir: ScratchDir,
+/// The Redis server of a run: a URL, and the throwaway server behind it when the run started one.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) url: String,
+    _server: Option<RedisServer>,
 }
 
-impl RedisServer {
-    /// Starts `redis-server` on a free loopback port; `Ok(None)` when it is not installed.
-    pub(crate) fn start(parent: &std::path::Path) -> Result<Option<Self>, String> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("cannot find a free loopback port: {e}"))?
-            .port();
-        let dir = ScratchDir::new(parent, "redis")?;
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot start redis-server: {e}")),
-        };
-        let server = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        // Wait until it answers (a bench may poll; nothing here can be awaited).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = server.connect()
-                && c.call(&[b"PING"]).is_ok()
-            {
-                return Ok(Some(server));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "redis-server did not answer on port {port} within 10 s"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+impl Target {
+    /// `--redis URL`, else a throwaway server; `Ok(None)` with neither (no `redis-server`).
+    pub(crate) fn open(url: Option<&str>) -> Result<Option<Self>, String> {
+        if let Some(url) = url {
+            return Ok(Some(Self {
+                url: url.to_owned(),
+                _server: None,
+            }));
         }
-    }
-
-    /// A new connection.
-    pub(crate) fn connect(&self) -> Result<Conn, String> {
-        let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
-            .map_err(|e| format!("cannot connect to redis on port {}: {e}", self.port))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| format!("set_nodelay: {e}"))?;
-        let reader = BufReader::new(
-            stream
-                .try_clone()
-                .map_err(|e| format!("cannot clone a socket: {e}"))?,
-        );
-        Ok(Conn {
-            writer: stream,
-            reader,
-            out: Vec::with_capacity(256),
-            line: String::new(),
-        })
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A RESP connection: one command, one reply.
-pub(crate) struct Conn {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-    out: Vec<u8>,
-    line: String,
-}
-
-impl Conn {
-    /// Sends one command and reads its reply: an integer, a status or a bulk string, as text.
-    pub(crate) fn call(&mut self, args: &[&[u8]]) -> Result<String, String> {
-        self.out.clear();
-        self.out
-            .extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for a in args {
-            self.out
-                .extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            self.out.extend_from_slice(a);
-            self.out.extend_from_slice(b"\r\n");
+        if redis_server_binary().is_none() {
+            return Ok(None);
         }
-        self.writer
-            .write_all(&self.out)
-            .map_err(|e| format!("redis write: {e}"))?;
-        self.read_line()?;
-        let line = self.line.trim_end().to_owned();
-        match line.as_bytes().first() {
-            Some(b'+' | b':') => Ok(line[1..].to_owned()),
-            Some(b'-') => Err(format!("redis error: {}", &line[1..])),
-            Some(b'$') => {
-                let len: i64 = line[1..]
-                    .parse()
-                    .map_err(|_| format!("bad bulk length: {line}"))?;
-                if len < 0 {
-                    return Ok(String::new());
-                }
-                self.read_line()?;
-                Ok(self.line.trim_end().to_owned())
-            }
-            _ => Err(format!("unexpected redis reply: {line:?}")),
-        }
-    }
-
-    fn read_line(&mut self) -> Result<(), String> {
-        self.line.clear();
-        match self.reader.read_line(&mut self.line) {
-            Ok(0) => Err("redis closed the connection".to_owned()),
-            Ok(_) => Ok(()),
-            Err(e) => Err(format!("redis read: {e}")),
-        }
+        let server = RedisServer::start()?;
+        Ok(Some(Self {
+            url: server.url(""),
+            _server: Some(server),
+        }))
     }
 }
 
-/// Measures the floor: `EVALSHA` from one client, then from four at once.
+/// A fresh Redis store under its own namespace on the server at `base`.
+pub(crate) fn fresh_store(base: &str, what: &str) -> Result<Arc<dyn Store>, String> {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}ns={}", unique_namespace(what));
+    RedisStore::open(&url)
+        .map(|s| Arc::new(s) as Arc<dyn Store>)
+        .map_err(|e| format!("cannot open a Redis store at {url}: {e}"))
+}
+
+/// Runs the floor, then the store round trips.
 pub(crate) fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, String> {
-    let Some(server) = RedisServer::start(&config.dir)? else {
+    let name = "redis: EVALSHA floor (return 1)";
+    let Some(base) = config.redis.as_deref() else {
         return Ok(vec![Row::note(
-            "redis: EVALSHA floor",
-            "skipped: redis-server is not installed (apt-get install redis-server)",
+            name,
+            "skipped: no redis-server on PATH and no --redis URL",
         )]);
     };
-    let sha = server
-        .connect()?
-        .call(&[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()])?;
-    let cap = if config.quick {
-        MAX_CALLS / 4
-    } else {
-        MAX_CALLS
-    };
     let mut rows = Vec::new();
-    for clients in [1usize, 4] {
-        let start = Instant::now();
-        let deadline = start + config.duration;
-        let per_client = cap / clients as u64;
-        let results: Vec<Result<(u64, Samples), String>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..clients)
-                .map(|c| {
-                    let (server, sha) = (&server, sha.as_bytes());
-                    s.spawn(move || evalsha_loop(server, sha, c, deadline, per_client))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("a client panicked".to_owned()))
-                })
-                .collect()
-        });
-        let elapsed = start.elapsed();
-        let mut calls = 0;
-        let mut samples = Samples::default();
-        for r in results {
-            let (n, s) = r?;
-            calls += n;
-            samples.merge(s);
-        }
-        let row = Row::measured(
-            "redis: EVALSHA (one INCR)",
-            clients,
-            calls,
-            elapsed,
-            samples.latency(),
-        );
+    for &clients in CLIENTS {
+        let (ops, elapsed, samples) = evalsha_floor(base, clients, config.duration)?;
+        let row = Row::measured(name, clients, ops, elapsed, samples.latency());
         match clients {
             1 => floors.redis_evalsha_1 = row.per_sec,
             _ => floors.redis_evalsha_4 = row.per_sec,
         }
-        rows.push(row.with_note(format!(
-            "{clients} client(s), loopback, persistence off: the Redis backend's floor"
-        )));
+        rows.push(row.with_note(format!("{clients} client(s), each its own connection")));
+    }
+    let cap = if config.quick {
+        MAX_ROUND_TRIPS / 4
+    } else {
+        MAX_ROUND_TRIPS
+    };
+    for &threads in THREADS {
+        let store = fresh_store(base, "bench")?;
+        let start = Instant::now();
+        let deadline = start + config.duration;
+        let runs = round_trips_on_threads(&store, threads, deadline, cap)?;
+        let elapsed = start.elapsed();
+        let mut done = 0;
+        let mut samples = Samples::default();
+        let mut ops = Vec::new();
+        for run in runs {
+            done += run.round_trips;
+            if ops.is_empty() {
+                ops = vec![
+                    ("submit", run.submit),
+                    ("claim", run.claim),
+                    ("commit", run.commit),
+                ];
+            }
+            samples.merge(run.round_trip);
+        }
+        let row = Row::measured(
+            "redis: submit+claim+commit (3 scripts)",
+            threads,
+            done,
+            elapsed,
+            samples.latency(),
+        );
+        // Each round trip is three script calls: compare script calls with the floor.
+        let note = Floors::ratio(
+            row.per_sec.map(|r| r * 3.0),
+            floors.redis_evalsha_1,
+            "EVALSHA floor (1 client), counting 3 scripts per round trip",
+        );
+        rows.push(row.with_note(note));
+        if threads == 1 {
+            for (op, s) in &ops {
+                rows.push(Row::measured(
+                    format!("redis:   {op}"),
+                    1,
+                    done,
+                    s.total(),
+                    s.latency(),
+                ));
+            }
+        }
     }
     Ok(rows)
 }
 
-fn evalsha_loop(
-    server: &RedisServer,
-    sha: &[u8],
-    client: usize,
-    deadline: Instant,
-    cap: u64,
-) -> Result<(u64, Samples), String> {
-    let mut conn = server.connect()?;
-    let key = format!("wf-bench:floor:{client}");
-    let mut samples = Samples::with_capacity(usize::try_from(cap).unwrap_or(0).min(1 << 20));
-    let mut calls = 0;
-    let mut t0 = Instant::now();
-    while calls < cap && t0 < deadline {
-        conn.call(&[b"EVALSHA", sha, b"1", key.as_bytes()])?;
-        let t1 = Instant::now();
-        samples.push(t1 - t0);
-        calls += 1;
-        t0 = t1;
+/// `clients` threads, each on its own connection, calling a script that returns 1.
+fn evalsha_floor(
+    url: &str,
+    clients: usize,
+    duration: Duration,
+) -> Result<(u64, Duration, Samples), String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let script = redis::Script::new("return 1");
+    let start = Instant::now();
+    let deadline = start + duration;
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let client = client.clone();
+            let script = script.clone();
+            std::thread::spawn(move || -> Result<(u64, Samples), String> {
+                let mut con = client.get_connection().map_err(|e| e.to_string())?;
+                let mut samples = Samples::default();
+                let mut n = 0u64;
+                let mut t0 = Instant::now();
+                while t0 < deadline {
+                    let one: i64 = script.invoke(&mut con).map_err(|e| e.to_string())?;
+                    if one != 1 {
+                        return Err(format!("the script returned {one}"));
+                    }
+                    let t1 = Instant::now();
+                    samples.push(t1 - t0);
+                    n += 1;
+                    t0 = t1;
+                }
+                Ok((n, samples))
+            })
+        })
+        .collect();
+    let mut ops = 0;
+    let mut samples = Samples::default();
+    for h in handles {
+        let (n, s) = h
+            .join()
+            .map_err(|_| "a bench thread panicked".to_owned())??;
+        ops += n;
+        samples.merge(s);
     }
-    Ok((calls, samples))
+    Ok((ops, start.elapsed(), samples))
 }

@@ -128,7 +128,7 @@ pub(crate) struct Floors {
     pub fsync_per_sec: Option<f64>,
     /// The file store's best durable round-trip rate (group commit at work).
     pub file_store: Option<FileFloor>,
-    /// `EVALSHA` round trips per second from one client to a local redis-server.
+    /// `EVALSHA` round trips per second from one client to the Redis server.
     pub redis_evalsha_1: Option<f64>,
     /// The same from four clients together.
     pub redis_evalsha_4: Option<f64>,

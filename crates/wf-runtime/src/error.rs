@@ -103,6 +103,23 @@ pub enum WfError {
         /// The invocation whose body made the call.
         invocation: InvocationId,
     },
+    /// [`crate::Invocation::result`] or [`crate::Invocation::result_timeout`] was called inside a
+    /// running task body. A blocking wait there holds the worker (with one thread, the very
+    /// worker that must run what it waits for), and is not journaled, so a replay would not see
+    /// the same answer.
+    #[error(
+        "the body of invocation {invocation} waited for the result of invocation {awaited}: a \
+         body must not block on another invocation (it holds its worker, perhaps the one that \
+         must run what it waits for, and a replay would not see the same answer). Start the \
+         work as a child with `ctx.wf().execute_task(..)` or `ctx.wf().start_task(..)` and join \
+         it; to only look at an invocation, use `Invocation::status()`"
+    )]
+    WaitInsideBody {
+        /// The invocation whose result was waited for.
+        awaited: InvocationId,
+        /// The invocation whose body waited.
+        invocation: InvocationId,
+    },
     /// [`crate::Task::call_keyed`] was given a key that already started an invocation of the
     /// task with other arguments. Nothing was started.
     #[error(
@@ -211,14 +228,27 @@ impl TaskError {
         !self.permanent
     }
 
-    /// True when this error is a joined child's recorded failure passed on by the body (a
-    /// [`WfError::ChildFailed`], typically propagated with `?`). Such an error is final for the
-    /// parent unless its `retry_if` asks for a retry: a retry would replay the same failure.
+    /// True when this error is a joined child's recorded failure passed on by the body: a
+    /// [`WfError::ChildFailed`] propagated with `?` (or `TaskError::from`), or an error of your
+    /// own whose [`source`](std::error::Error::source) chain holds one. Such an error is final
+    /// for the parent unless its `retry_if` asks for a retry: a retry would replay the same
+    /// failure. A failure rewritten as a new message (`TaskError::new(format!(..))`) keeps no
+    /// source: it is the parent's own error, and retries as one.
     pub fn is_child_failure(&self) -> bool {
-        matches!(
-            self.downcast_ref::<WfError>(),
-            Some(WfError::ChildFailed { .. })
-        )
+        let mut next = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        while let Some(e) = next {
+            if matches!(
+                e.downcast_ref::<WfError>(),
+                Some(WfError::ChildFailed { .. })
+            ) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
     }
 
     /// The message.

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
 use crate::inline::Inline;
-use crate::recorder::{Interruption, Sealed, Verdict};
+use crate::recorder::{BodyEnd, Interruption, Sealed, Verdict};
 use crate::registry::{BodyError, RegisteredTask};
 use crate::runner::Runner;
 use crate::scope::BodyScope;
@@ -167,10 +167,20 @@ fn run(
         catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &record.spec.args)))
     };
     let ending = match &result {
-        Ok(Ok(_)) => Some(Ending::Returned),
+        Ok(Ok(_)) => Some(BodyEnd::from(Ending::Returned)),
         Ok(Err(BodyError::Args(_))) => None,
-        Ok(Err(BodyError::Result(_) | BodyError::Task(_))) => Some(Ending::Failed),
-        Err(_) => Some(Ending::Panicked),
+        Ok(Err(BodyError::Result(e))) => Some(BodyEnd {
+            how: Ending::Failed,
+            said: Some(format!("result cannot be encoded: {e}")),
+        }),
+        Ok(Err(BodyError::Task(e))) => Some(BodyEnd {
+            how: Ending::Failed,
+            said: Some(e.message().to_owned()),
+        }),
+        Err(panic) => Some(BodyEnd {
+            how: Ending::Panicked,
+            said: Some(panic_text(&**panic)),
+        }),
     };
     let Sealed {
         journal,

@@ -67,7 +67,7 @@ impl Inline {
     ) -> Option<ChildOutcome> {
         let runner = self.runner.as_ref().filter(|r| r.may_start())?;
         app.registered(task)?;
-        let progress = recorder.borrow().progress().ok()?;
+        let progress = recorder.borrow_mut().progress().ok()?;
         let checkpoint = app.store().checkpoint(
             &self.lease,
             progress,

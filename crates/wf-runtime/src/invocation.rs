@@ -215,12 +215,18 @@ impl<R: DeserializeOwned> Invocation<R> {
     /// Blocks until the invocation is final and returns its result, or its failure as
     /// [`WfError::Failed`]. Needs a worker running somewhere (or `app.run_until_idle()`).
     ///
+    /// Not from inside a task body: a body waits for work through its workflow context
+    /// (`execute_task`, `join`), which releases the worker while it waits.
+    ///
     /// # Errors
     ///
     /// [`WfError::Failed`] with the stored failure; [`WfError::NonDeterminism`] for an
     /// invocation whose replay diverged; [`WfError::Codec`] when the result does not decode as
-    /// `R`; [`WfError::Store`] when the store fails or the invocation does not exist.
+    /// `R`; [`WfError::Store`] when the store fails or the invocation does not exist;
+    /// [`WfError::WaitInsideBody`] from inside a task body (on the thread running it, or with the
+    /// app a context handed out).
     pub fn result(&self) -> Result<R, WfError> {
+        self.refuse_inside_body()?;
         loop {
             if let Some(r) = self
                 .app
@@ -238,6 +244,7 @@ impl<R: DeserializeOwned> Invocation<R> {
     ///
     /// [`WfError::Timeout`] when it is not final in time; otherwise as [`Invocation::result`].
     pub fn result_timeout(&self, timeout: Duration) -> Result<R, WfError> {
+        self.refuse_inside_body()?;
         let start = Instant::now();
         match self.app.store().wait_final(self.id, timeout)? {
             Some(r) => outcome(r),
@@ -249,10 +256,22 @@ impl<R: DeserializeOwned> Invocation<R> {
         }
     }
 
+    /// Refuses a blocking wait from inside a task body.
+    fn refuse_inside_body(&self) -> Result<(), WfError> {
+        match self.app.body_in_progress() {
+            Some(invocation) => Err(WfError::WaitInsideBody {
+                awaited: self.id,
+                invocation,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Where the invocation stands, in words: what it waits for while unfinished. A pending
     /// invocation waits for a worker that runs its task; when this app does not register that
     /// task, the text says so (a partial deploy, a renamed task: work no worker can run stays
-    /// pending, it is never failed).
+    /// pending, it is never failed). A waiting invocation says where the first children it
+    /// waits on stand, so a workflow stalled by a child no worker runs shows it at its root.
     ///
     /// ```
     /// use wf_runtime::{App, Invocation, TaskContext, TaskError};
@@ -274,12 +293,13 @@ impl<R: DeserializeOwned> Invocation<R> {
     /// [`WfError::Store`] when the store cannot read the invocation.
     pub fn progress(&self) -> Result<String, WfError> {
         let record = self.app.store().invocation(self.id)?;
-        Ok(progress_of(&self.app, &record))
+        Ok(progress_of(&self.app, &record, true))
     }
 }
 
-/// Where `record` stands, in words, as `app` sees it.
-fn progress_of(app: &App, record: &InvocationRecord) -> String {
+/// Where `record` stands, in words, as `app` sees it; a waiting invocation describes the
+/// children it waits on when `with_children` (one level: a tree is not walked).
+fn progress_of(app: &App, record: &InvocationRecord, with_children: bool) -> String {
     let state = &record.state;
     let task = &record.spec.task;
     match state.status {
@@ -303,8 +323,13 @@ fn progress_of(app: &App, record: &InvocationRecord) -> String {
             None => format!("running (attempt {})", state.attempts),
         },
         Status::Waiting => format!(
-            "waiting for {} child invocation(s) to finish",
-            state.waiting_on.len()
+            "waiting for {} child invocation(s) to finish{}",
+            state.waiting_on.len(),
+            if with_children {
+                children_progress(app, &state.waiting_on)
+            } else {
+                String::new()
+            }
         ),
         Status::Retry => format!(
             "waiting to retry after failed attempt {}{}",
@@ -317,6 +342,26 @@ fn progress_of(app: &App, record: &InvocationRecord) -> String {
         ),
         Status::Success | Status::Failed => format!("finished: {}", state.status),
     }
+}
+
+/// How many of the children a waiting invocation waits on its progress describes.
+const CHILDREN_DESCRIBED: usize = 3;
+
+/// Where the first children a waiting invocation waits on stand (so a workflow stalled by a
+/// child no worker runs says so), or nothing when the store cannot tell.
+fn children_progress(app: &App, children: &[InvocationId]) -> String {
+    let shown = &children[..children.len().min(CHILDREN_DESCRIBED)];
+    let Ok(records) = app.store().invocations(shown) else {
+        return String::new();
+    };
+    let mut text: String = records
+        .iter()
+        .map(|r| format!("; child {} ({})", r.id(), progress_of(app, r, false)))
+        .collect();
+    if children.len() > shown.len() {
+        text.push_str(&format!("; and {} more", children.len() - shown.len()));
+    }
+    text
 }
 
 fn outcome<R: DeserializeOwned>(r: InvocationRecord) -> Result<R, WfError> {

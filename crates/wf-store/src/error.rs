@@ -90,7 +90,7 @@ pub enum StoreError {
     },
     /// Another process owns the store directory.
     #[error(
-        "store {path} is locked by another process; a file store has one owning process: run workers in that process, or use the Redis backend for multi-process workers"
+        "store {path} is locked by another process; a file store has one owning process: run the workers in that process, or, for workers in several processes or on several machines, point all of them at one Redis: build wf with the `redis` feature and use App::builder().redis(\"redis://host:6379/\") or WF_STORE=redis://host:6379/ (see docs/backends.md, \"Redis\")"
     )]
     StoreLocked {
         /// The store directory.
@@ -148,6 +148,17 @@ pub enum StoreError {
         size: usize,
         /// The limit it is over.
         limit: usize,
+    },
+    /// A server-side store refused the operation for a reason that waiting will not fix: a
+    /// wrong password or missing permission, a misconfigured server, a namespace holding data
+    /// this version did not write. (Lost connections and busy servers are
+    /// [`StoreError::Unavailable`].)
+    #[error("store {store}: {message}")]
+    Backend {
+        /// The store (a URL, its password hidden).
+        store: String,
+        /// What is wrong and what to do.
+        message: String,
     },
 }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod limits;
 pub mod memory;
 pub mod model;
+mod redact;
 pub mod spec;
 pub mod store;
 pub mod tables;
@@ -25,6 +26,7 @@ pub use model::{
     Checkpoint, Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec,
     InvocationState, Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, TaskSet,
 };
+pub use redact::redact_url;
 pub use spec::{StoreSpec, StoreSpecError};
 pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 
@@ -33,5 +35,9 @@ pub mod conformance;
 
 #[cfg(feature = "file")]
 pub mod file;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "file")]
 pub use file::{FileOptions, FileSnapshot, FileStore};
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;

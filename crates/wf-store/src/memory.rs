@@ -144,6 +144,9 @@ pub(crate) fn system_now() -> Timestamp {
     Timestamp::from_system_time(SystemTime::now())
 }
 
+/// How long one wait lasts when a wait has no deadline; the condition is checked after each.
+const FOREVER_SLICE: Duration = Duration::from_secs(3600);
+
 /// Waits on `cond` until `ready` says yes or `timeout` passes; shared by the in-process backends.
 pub(crate) fn wait_until<'a, T>(
     mut guard: MutexGuard<'a, Tables>,
@@ -152,16 +155,18 @@ pub(crate) fn wait_until<'a, T>(
     mut ready: impl FnMut(&Tables) -> Option<T>,
     mut wake_by: impl FnMut(&Tables) -> Option<Timestamp>,
 ) -> Option<T> {
-    let deadline = Instant::now() + timeout;
+    // A timeout too long to add to the clock (`Duration::MAX`: "forever") has no deadline.
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         if let Some(v) = ready(&guard) {
             return Some(v);
         }
         let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        let mut wait = deadline - now;
+        let mut wait = match deadline {
+            Some(deadline) if now >= deadline => return None,
+            Some(deadline) => deadline - now,
+            None => FOREVER_SLICE,
+        };
         if let Some(due) = wake_by(&guard) {
             wait = wait.min(system_now().until(due).max(Duration::from_millis(1)));
         }

@@ -15,8 +15,8 @@ use wf_core::{InvocationId, JournalEntry, Timestamp, WorkerId};
 
 use crate::error::StoreError;
 use crate::model::{
-    Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
-    TaskSet,
+    Checkpoint, Claim, Commit, InvocationRecord, InvocationSpec, Lease, NewInvocation,
+    StatusCounts, Submitted, TaskSet,
 };
 
 /// Reads: what the inspector, monitors and `Invocation::result` need.
@@ -156,8 +156,10 @@ pub trait StoreWork: StoreRead {
     /// in [`StoreWork::submit`], within the batch too (an identical repeat is `AlreadyExists`);
     /// the answers come in the order given. `Task::call_many` uses it.
     ///
-    /// The default submits one by one (neither atomic nor one round trip): every backend
-    /// overrides it.
+    /// The default checks the whole batch against the store first (one read), then submits one
+    /// by one: all or nothing unless another caller submits a conflicting id in between, and
+    /// not one round trip. Memory and file override it with one atomic operation; a backend
+    /// should (Redis: one script call).
     ///
     /// # Errors
     /// [`StoreError::Conflict`] naming the first id that is another call, in the store or earlier
@@ -171,6 +173,33 @@ pub trait StoreWork: StoreRead {
         invocations: Vec<NewInvocation>,
         now: Timestamp,
     ) -> Result<Vec<Submitted>, StoreError> {
+        let ids: Vec<InvocationId> = invocations.iter().map(|i| i.id).collect();
+        let stored: Vec<Option<InvocationRecord>> = ids
+            .iter()
+            .map(|id| match self.invocation(*id) {
+                Ok(r) => Ok(Some(r)),
+                Err(StoreError::InvocationNotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect::<Result<_, _>>()?;
+        for (i, new) in invocations.iter().enumerate() {
+            let same = |s: &InvocationSpec| {
+                (&s.task, s.call, &s.args, s.parent, &s.identity)
+                    == (&new.task, new.call, &new.args, new.parent, &new.identity)
+            };
+            let earlier = invocations[..i].iter().find(|e| e.id == new.id);
+            let conflict = match (&stored[i], earlier) {
+                (Some(r), _) => !same(&r.spec),
+                (None, Some(e)) => {
+                    (&e.task, e.call, &e.args, e.parent, &e.identity)
+                        != (&new.task, new.call, &new.args, new.parent, &new.identity)
+                }
+                (None, None) => false,
+            };
+            if conflict {
+                return Err(StoreError::Conflict(new.id));
+            }
+        }
         invocations
             .into_iter()
             .map(|invocation| self.submit(invocation, now))
@@ -261,7 +290,7 @@ pub trait StoreWork: StoreRead {
     /// commit: the child runs only once what led to it is durable.
     ///
     /// `Ok(None)` means the backend does not support checkpoints (the default): the caller then
-    /// suspends on the child as usual. Every backend in this repository supports them.
+    /// suspends on the child as usual. Memory and file support them; Redis does not yet.
     ///
     /// # Errors
     /// As [`StoreWork::commit`], with nothing written: [`StoreError::LeaseLost`],

@@ -12,3 +12,10 @@ fn subject() -> Subject {
 }
 
 wf_store::conformance_tests!(subject);
+
+/// This backend runs children inline: it must support checkpoints.
+#[test]
+fn supports_checkpoints() {
+    let s = subject();
+    wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
+}

@@ -35,7 +35,7 @@ pub(crate) struct Run {
 
 /// Runs every workload on `backend` and appends its rows.
 pub(crate) fn run(config: &Config, floors: &Floors, backend: Backend, rows: &mut Vec<Measurement>) {
-    if let Some(why) = backend.unavailable() {
+    if let Some(why) = backend.unavailable(config.redis.as_deref()) {
         let mut m = Measurement::new("all workloads", backend.name(), "");
         m.note = format!("skipped: {why}");
         rows.push(m);
@@ -288,5 +288,6 @@ pub(crate) fn fresh_store(
     what: &str,
 ) -> Result<(StoreAt, ScratchDir), String> {
     let dir = ScratchDir::new(&config.dir, &format!("{what}-{}", backend.name()))?;
-    Ok((StoreAt::new(backend, &dir.path().join("store")), dir))
+    let at = StoreAt::new(backend, &dir.path().join("store"), config.redis.as_deref());
+    Ok((at, dir))
 }

@@ -31,12 +31,14 @@ pub(crate) struct Role {
     pub(crate) name: String,
     pub(crate) backend: Backend,
     pub(crate) store: PathBuf,
+    /// The Redis store's URL (namespace included), for the Redis backend.
+    pub(crate) redis: Option<String>,
     pub(crate) id: Option<String>,
 }
 
 /// Runs the role and returns what to exit with.
 pub(crate) fn role(role: &Role) -> Result<(), String> {
-    let at = StoreAt::new(role.backend, &role.store);
+    let at = StoreAt::at(role.backend, &role.store, role.redis.clone());
     match role.name.as_str() {
         "burst" => burst_role(&at),
         "victim" => victim_role(&at, &role.store),
@@ -48,16 +50,19 @@ pub(crate) fn role(role: &Role) -> Result<(), String> {
     }
 }
 
+/// Starts this binary in `role` on the store `at`, with `store` its directory (the file store's,
+/// and where the role keeps its notes).
 fn start(
     config: &Config,
     role: &str,
-    backend: Backend,
+    at: &StoreAt,
     store: &Path,
     id: Option<&str>,
 ) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
+    std::fs::create_dir_all(store).map_err(|e| format!("{}: {e}", store.display()))?;
     let mut cmd = Command::new(exe);
-    cmd.args(["--role", role, "--backend", backend.name(), "--store"])
+    cmd.args(["--role", role, "--backend", at.backend.name(), "--store"])
         .arg(store)
         .arg("--dir")
         .arg(&config.dir)
@@ -65,6 +70,9 @@ fn start(
         .stderr(Stdio::inherit());
     if let Some(id) = id {
         cmd.args(["--id", id]);
+    }
+    if let Some(url) = &at.redis {
+        cmd.args(["--redis", url]);
     }
     cmd.spawn()
         .map_err(|e| format!("cannot start the {role} process: {e}"))
@@ -106,9 +114,8 @@ fn field(line: &str, key: &str) -> Result<f64, String> {
 
 /// The burst in a fresh process: tasks/s, and the process's peak RSS.
 pub(crate) fn burst(config: &Config, backend: Backend) -> Result<(Run, Run), String> {
-    let (at, _dir) = fresh_store(config, backend, "burst")?;
-    let store = at.dir.clone().unwrap_or_else(|| config.dir.join("unused"));
-    let mut child = start(config, "burst", backend, &store, None)?;
+    let (at, dir) = fresh_store(config, backend, "burst")?;
+    let mut child = start(config, "burst", &at, &dir.path().join("store"), None)?;
     let lines = read_until(&mut child, "BURST");
     let status = child
         .wait()
@@ -246,8 +253,8 @@ fn resume_role(at: &StoreAt, dir: &Path, id: &str) -> Result<(), String> {
 /// body ran.
 pub(crate) fn recovery(config: &Config, backend: Backend) -> Result<Run, String> {
     let (at, dir) = fresh_store(config, backend, "recovery")?;
-    let store = at.dir.clone().ok_or("recovery needs a durable store")?;
-    let mut victim = start(config, "victim", backend, &store, None)?;
+    let store = dir.path().join("store");
+    let mut victim = start(config, "victim", &at, &store, None)?;
     let lines = read_until(&mut victim, "RUNNING");
     let killed = victim.kill().and_then(|()| victim.wait().map(|_| ()));
     let t_kill = Instant::now();
@@ -258,7 +265,7 @@ pub(crate) fn recovery(config: &Config, backend: Backend) -> Result<Run, String>
         .find_map(|l| l.strip_prefix("SUBMITTED "))
         .ok_or("the worker process did not report its invocation")?
         .to_owned();
-    let mut resume = start(config, "resume", backend, &store, Some(&id))?;
+    let mut resume = start(config, "resume", &at, &store, Some(&id))?;
     let lines = read_until(&mut resume, "RESULT");
     let took = t_kill.elapsed();
     let status = resume.wait().map_err(|e| e.to_string())?;

@@ -1,6 +1,10 @@
 //! Checkpoints: a running execution persists its progress and claims one of its new children
 //! for the same worker in one step (the runtime then runs that child inline), keeping its own
 //! lease.
+//!
+//! Checkpoints are optional: a backend that answers `Ok(None)` does not support them (the
+//! runtime then suspends on the child), and these tests have nothing to check on it. A backend
+//! that supports them pins that with a test of its own (`supports_checkpoints`).
 
 use wf_core::Status;
 
@@ -10,6 +14,48 @@ use crate::store::Store;
 
 use super::Subject;
 use super::fixtures::*;
+
+/// Whether `store` supports checkpoints (asked with a checkpoint it must refuse either way).
+fn supported(store: &dyn Store) -> bool {
+    let probe = Lease {
+        invocation: id(u128::MAX),
+        worker: worker("probe"),
+        attempt: 1,
+        expires_at: T0,
+    };
+    let answer = store.checkpoint(&probe, Checkpoint::default(), id(u128::MAX - 1), LEASE, T0);
+    if matches!(answer, Ok(None)) {
+        eprintln!(
+            "the {} backend does not support checkpoints: nothing to check",
+            store.backend()
+        );
+        return false;
+    }
+    true
+}
+
+/// Asserts that `store` supports checkpoints: for the backends that do.
+pub fn supports_checkpoints(store: &dyn Store) {
+    assert!(
+        !matches!(
+            store.checkpoint(
+                &Lease {
+                    invocation: id(u128::MAX),
+                    worker: worker("probe"),
+                    attempt: 1,
+                    expires_at: T0,
+                },
+                Checkpoint::default(),
+                id(u128::MAX - 1),
+                LEASE,
+                T0
+            ),
+            Ok(None)
+        ),
+        "the {} backend must support checkpoints",
+        store.backend()
+    );
+}
 
 /// Runs a checkpoint that must be supported and accepted.
 #[track_caller]
@@ -34,6 +80,9 @@ fn checkpoint_ok(
 /// parent still runs under its lease, extended; it commits later, continuing its journal.
 pub fn checkpoint_persists_progress_and_claims_the_child(s: Subject) {
     let store = &*s.store;
+    if !supported(store) {
+        return;
+    }
     let p = root(1, "p", b"");
     submit(store, &p, T0);
     let c = claim_expect(store, "w", T0, p.id);
@@ -109,6 +158,9 @@ pub fn checkpoint_persists_progress_and_claims_the_child(s: Subject) {
 /// A checkpoint is fenced like a commit: with a lost lease it is refused and writes nothing.
 pub fn checkpoint_with_a_lost_lease_writes_nothing(s: Subject) {
     let store = &*s.store;
+    if !supported(store) {
+        return;
+    }
     let p = root(1, "p", b"");
     submit(store, &p, T0);
     let c = claim_expect(store, "w", T0, p.id);
@@ -140,6 +192,9 @@ pub fn checkpoint_with_a_lost_lease_writes_nothing(s: Subject) {
 /// one this checkpoint submits.
 pub fn checkpoint_refuses_what_a_commit_refuses(s: Subject) {
     let store = &*s.store;
+    if !supported(store) {
+        return;
+    }
     let p = root(1, "p", b"");
     submit(store, &p, T0);
     let c = claim_expect(store, "w", T0, p.id);
@@ -270,6 +325,9 @@ pub fn checkpoint_refuses_what_a_commit_refuses(s: Subject) {
 /// checkpoint resets the parent's count of lost executions (it is progress).
 pub fn checkpoint_then_crash_recovers_parent_and_child(s: Subject) {
     let store = &*s.store;
+    if !supported(store) {
+        return;
+    }
     let p = root(1, "p", b"");
     submit(store, &p, T0);
     let first = claim_expect(store, "w", T0, p.id);

@@ -118,6 +118,27 @@ pub fn wait_final_times_out(s: Subject) {
     );
 }
 
+/// A wait "forever" (`Duration::MAX`, too long to add to any clock) is a valid timeout: it
+/// returns at once for a final invocation and for an unknown one, and waits for a commit.
+pub fn wait_final_accepts_the_longest_timeout(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    submit(store, &inv, T0);
+    let c = claim_expect(store, "w", T0, inv.id);
+    let (got, waited) = woken_by(
+        || ok(store.wait_final(inv.id, Duration::MAX), "wait_final"),
+        || succeed(store, &c.lease, b"done", at(1)),
+    );
+    assert_eq!(got.map(|r| r.status()), Some(Status::Success));
+    assert!(waited < WAKE_BOUND, "woken after {waited:?}");
+    let again = ok(store.wait_final(inv.id, Duration::MAX), "wait_final");
+    assert_eq!(again.map(|r| r.status()), Some(Status::Success));
+    match store.wait_final(root(2, "t", b"").id, Duration::MAX) {
+        Err(StoreError::InvocationNotFound(_)) => {}
+        other => panic!("an unknown invocation: expected InvocationNotFound, got {other:?}"),
+    }
+}
+
 /// `wait_final` on an invocation that is gone (purged, or never submitted) is
 /// `InvocationNotFound` at once, and a `wait_final` blocked on an invocation that is purged
 /// meanwhile ends promptly instead of waiting out its timeout.
