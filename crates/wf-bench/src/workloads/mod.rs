@@ -42,15 +42,10 @@ pub(crate) fn run(config: &Config, floors: &Floors, backend: Backend, rows: &mut
         return;
     }
     let name = backend.name();
-    let floor_rt = floors
-        .memory_round_trips_per_sec
-        .map(|r| format!("memory round trip {:.2} µs", 1e6 / r));
-    let floor_fsync = floors
-        .fsync_per_sec
-        .map(|r| format!("{} fsync/s ({:.0} µs)", human(r), 1e6 / r));
+    let (floor_rt, floor_fsync) = floor_texts(floors);
     let floor = match backend {
-        Backend::Memory => floor_rt.clone().unwrap_or_default(),
-        Backend::File => floor_fsync.clone().unwrap_or_default(),
+        Backend::Memory => floor_rt.unwrap_or_default(),
+        Backend::File => floor_fsync.unwrap_or_default(),
         Backend::Redis => floors
             .redis_evalsha_4
             .map(|r| format!("{} EVALSHA/s (4 clients)", human(r)))
@@ -155,12 +150,7 @@ fn burst_rows(
 
 fn latency_row(config: &Config, floors: &Floors, backend: Backend, rows: &mut Vec<Measurement>) {
     let name = backend.name();
-    let floor_rt = floors
-        .memory_round_trips_per_sec
-        .map(|r| format!("memory round trip {:.2} µs", 1e6 / r));
-    let floor_fsync = floors
-        .fsync_per_sec
-        .map(|r| format!("{} fsync/s ({:.0} µs)", human(r), 1e6 / r));
+    let (floor_rt, floor_fsync) = floor_texts(floors);
     let mut latency = repeat(
         config,
         "latency: sequential call → result, p50",
@@ -254,6 +244,18 @@ fn recovery_row(config: &Config, backend: Backend, rows: &mut Vec<Measurement>) 
         recovery.target = Some(targets::recovery_secs(procs::RECOVERY_LEASE.as_secs_f64()));
     }
     rows.push(recovery);
+}
+
+/// The memory and disk floors as the floor column shows them.
+fn floor_texts(floors: &Floors) -> (Option<String>, Option<String>) {
+    (
+        floors
+            .memory_round_trips_per_sec
+            .map(|r| format!("memory round trip {:.2} µs", 1e6 / r)),
+        floors
+            .fsync_per_sec
+            .map(|r| format!("{} fsync/s ({:.0} µs)", human(r), 1e6 / r)),
+    )
 }
 
 /// Runs `measure` `config.runs` times into one row; a failure ends the repeats with a note.
