@@ -182,11 +182,9 @@ impl fmt::Display for Op {
             },
             Op::Timer { at } => write!(f, "timer until {} ms since epoch", at.0),
             Op::TimerFired => f.write_str("timer fired"),
-            Op::Event { name, seq, payload } => write!(
-                f,
-                "event \"{name}\" (#{seq}, {} bytes)",
-                payload.len()
-            ),
+            Op::Event { name, seq, payload } => {
+                write!(f, "event \"{name}\" (#{seq}, {} bytes)", payload.len())
+            }
             Op::Patch { id } => write!(f, "patch marker \"{id}\""),
             Op::Cancelled { reason } => write!(f, "cancellation ({reason})"),
         }

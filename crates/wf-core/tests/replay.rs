@@ -152,7 +152,11 @@ fn run(
                         // What the store holds now: depends on the clock shift, like Data.
                         let fresh = RecordedEvent {
                             seq: u64::from(*k) + clock_shift.unsigned_abs(),
-                            payload: (clock_shift == 0).then(|| vec![*k]).unwrap_or_default(),
+                            payload: if clock_shift == 0 {
+                                vec![*k]
+                            } else {
+                                Vec::new()
+                            },
                         };
                         cursor.record_event(&name, fresh)?
                     }
@@ -460,13 +464,21 @@ fn a_recorded_cancellation_is_told_again_at_its_position() {
     let id = InvocationId::from_u128(4);
     let mut first = ReplayCursor::new(id, Vec::new());
     first.random().unwrap();
-    assert_eq!(first.recorded_cancellation(), None, "nothing recorded: live");
+    assert_eq!(
+        first.recorded_cancellation(),
+        None,
+        "nothing recorded: live"
+    );
     first.record_cancellation("operator").unwrap();
     first.uuid().unwrap();
     let journal = first.take_new_entries();
 
     let mut replay = ReplayCursor::new(id, journal.clone());
-    assert_eq!(replay.recorded_cancellation(), None, "a random() is recorded here");
+    assert_eq!(
+        replay.recorded_cancellation(),
+        None,
+        "a random() is recorded here"
+    );
     replay.random().unwrap();
     assert_eq!(replay.recorded_cancellation().as_deref(), Some("operator"));
     assert_eq!(replay.recorded_cancellation(), None, "told once");
