@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use wf_core::{CodecError, InvocationId, TransitionError, WorkflowAccessError};
+use wf_core::{CodecError, InvocationId, Status, TransitionError, WorkflowAccessError};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +133,27 @@ pub enum StoreError {
         /// The limit it is over.
         limit: usize,
     },
+    /// An event was sent to an invocation that is already final: nothing waits for it any more.
+    #[error(
+        "invocation {invocation} is already final ({status}): it takes no more events; send          events to invocations that are still running or waiting (a workflow is addressed by its          root's id)"
+    )]
+    AlreadyFinished {
+        /// The invocation.
+        invocation: InvocationId,
+        /// Its final status.
+        status: Status,
+    },
+    /// An event reused the idempotency key of another event of the same invocation with another
+    /// name or payload.
+    #[error(
+        "an event with key '{key}' was already sent to invocation {invocation} with another name          or payload; keys must identify one event: use a new key for a new event"
+    )]
+    EventConflict {
+        /// The invocation.
+        invocation: InvocationId,
+        /// The key.
+        key: String,
+    },
 }
 
 impl StoreError {
@@ -154,6 +175,8 @@ impl StoreError {
                 | StoreError::Access(_)
                 | StoreError::Conflict(_)
                 | StoreError::Transition { .. }
+                | StoreError::AlreadyFinished { .. }
+                | StoreError::EventConflict { .. }
         )
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod limits;
 pub mod memory;
 pub mod model;
+pub mod steering;
 pub mod store;
 pub mod tables;
 
@@ -22,8 +23,9 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
-    Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, TaskSet,
+    Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, Suspension, TaskSet,
 };
+pub use steering::{CancelReport, CancelRequest, EventInbox, EventSent, NewEvent, StoredEvent};
 pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 
 #[cfg(feature = "testing")]

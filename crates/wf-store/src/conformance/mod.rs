@@ -35,12 +35,14 @@ pub mod cancel;
 pub mod claim;
 pub mod commit;
 pub mod data;
+pub mod events;
 pub mod leases;
 pub mod reads;
 pub mod recovery;
 pub mod retention;
 pub mod submit;
 pub mod tasks;
+pub mod timers;
 pub mod values;
 pub mod waiting;
 pub mod waits;
@@ -143,6 +145,27 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@topic cancel:
             cancel_of_final_is_refused,
             cancel_non_final,
+            cancel_tree_cancels_a_fan_out,
+            a_stopping_member_ends_cancelled_at_its_commit,
+            a_told_member_compensates_then_ends_cancelled,
+            cancelling_again_or_a_final_invocation_is_harmless,
+            a_stopping_member_whose_worker_is_lost_ends_cancelled,
+        );
+        $crate::conformance_tests!(@topic timers:
+            timer_wakes_at_its_time,
+            child_or_timer_whichever_first,
+            timers_are_per_task,
+            suspension_on_nothing_is_invalid,
+        );
+        $crate::conformance_tests!(@topic events:
+            events_are_buffered_in_arrival_order,
+            consumption_is_atomic_with_the_commit,
+            event_wakes_an_invocation_waiting_for_its_name,
+            waiting_for_a_buffered_event_is_pending_at_once,
+            event_or_timer_whichever_first,
+            event_keys_make_sending_idempotent,
+            events_to_unknown_or_final_invocations_are_refused,
+            events_are_purged_with_their_workflow,
         );
         $crate::conformance_tests!(@topic values:
             large_values_round_trip,
@@ -160,6 +183,7 @@ macro_rules! conformance_tests {
             wait_final_ends_when_purged,
             wait_for_work_wakes_on_submit,
             wait_for_work_times_out_when_idle,
+            wait_for_work_wakes_when_a_timer_is_due,
         );
         $crate::conformance_tests!(@topic app:
             first_bind_records_the_app,

@@ -77,7 +77,7 @@ pub fn wait_final_wakes_on_commit(s: Subject) {
     );
 }
 
-/// `wait_final` wakes for a failure too (here a cancellation from another thread).
+/// `wait_final` wakes for any final status (here a cancellation from another thread).
 pub fn wait_final_wakes_on_cancel(s: Subject) {
     let store = &*s.store;
     let inv = root(1, "t", b"");
@@ -86,8 +86,9 @@ pub fn wait_final_wakes_on_cancel(s: Subject) {
         || ok(store.wait_final(inv.id, LONG_WAIT), "wait_final"),
         || ok(store.cancel(inv.id, "stop", at(1)), "cancel"),
     );
-    let rec = got.unwrap_or_else(|| panic!("wait_final timed out although the invocation failed"));
-    assert_eq!(rec.state.status, Status::Failed);
+    let rec =
+        got.unwrap_or_else(|| panic!("wait_final timed out although the invocation was cancelled"));
+    assert_eq!(rec.state.status, Status::Cancelled);
     assert!(
         waited < WAKE_BOUND,
         "wait_final returned {waited:?} after the cancel: a cancel must wake it"
@@ -237,4 +238,38 @@ pub fn wait_for_work_times_out_when_idle(s: Subject) {
         ),
         "a store holding only finished invocations has no work"
     );
+}
+
+/// `wait_for_work` blocked on one thread wakes for a timer: another thread commits a
+/// suspension whose timer fires a moment later, and the waiter returns `true` once it is due
+/// (woken by the commit to learn the new time, then by the time itself), well before its
+/// timeout.
+pub fn wait_for_work_wakes_when_a_timer_is_due(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    let now = system_now();
+    submit(store, &inv, now);
+    let c = claim_expect(store, "w", now, inv.id);
+    let delay = Duration::from_millis(300);
+    let (found, waited) = woken_by(
+        || {
+            ok(
+                store.wait_for_work(&suite_tasks(), LONG_WAIT),
+                "wait_for_work",
+            )
+        },
+        || {
+            let sleep = crate::model::Suspension {
+                wake_at: Some(system_now().saturating_add(delay)),
+                ..crate::model::Suspension::default()
+            };
+            commit(store, &c.lease, suspended(sleep), system_now());
+        },
+    );
+    assert!(found, "wait_for_work must report the due timer");
+    assert!(
+        waited < WAKE_BOUND + delay,
+        "wait_for_work returned {waited:?} after the commit: a timer must wake it when due"
+    );
+    claim_expect(store, "w", system_now(), inv.id);
 }
