@@ -1415,6 +1415,35 @@ mod tests {
         assert_eq!(assert_rebuilt(live, at(60)), [d.id, a.id]);
     }
 
+    /// Logs written before a variant existed must still decode: every enum a log holds keeps
+    /// its variants' positions (the encoded variant index follows the codec's version byte),
+    /// and new variants go last.
+    #[test]
+    fn logged_enums_keep_their_variant_positions() {
+        use wf_core::{ChildOutcome, Op, codec::encode};
+        let index = |bytes: Vec<u8>| bytes[1];
+        let app = Change::App(String::new());
+        assert_eq!(index(encode(&app).unwrap()), 6, "Change::App");
+        let awaited = Change::AwaitEvent(InvocationId::from_u128(1), None);
+        assert_eq!(index(encode(&awaited).unwrap()), 9, "Change::AwaitEvent");
+        assert_eq!(index(encode(&Status::Failed).unwrap()), 6, "Status::Failed");
+        assert_eq!(
+            index(encode(&Status::Cancelled).unwrap()),
+            7,
+            "Status::Cancelled"
+        );
+        let result = Op::ChildResult {
+            child: InvocationId::from_u128(1),
+            outcome: ChildOutcome::Success(Vec::new()),
+        };
+        assert_eq!(index(encode(&result).unwrap()), 5, "Op::ChildResult");
+        assert_eq!(index(encode(&Op::TimerFired).unwrap()), 7, "Op::TimerFired");
+        let told = Op::Cancelled {
+            reason: String::new(),
+        };
+        assert_eq!(index(encode(&told).unwrap()), 10, "Op::Cancelled");
+    }
+
     /// Two tasks' queues, each in its own order and interleaved by when their invocations
     /// became ready (submitted, released, retry due), with the app the store was bound to:
     /// log replay and snapshot replay rebuild all of it.
