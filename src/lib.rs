@@ -34,10 +34,16 @@
 //! rules a workflow body must follow.
 
 pub use wf_runtime::{
-    App, AppBuilder, Backoff, ChildHandle, DEFAULT_LEASE, Deterministic, Invocation,
-    RetryPredicate, Task, TaskContext, TaskError, TaskOptions, WfError, Worker, WorkerBuilder,
-    WorkerStats, WorkflowContext,
+    App, AppBuilder, Backoff, CancelReport, ChildHandle, DEFAULT_LEASE, Deterministic, EventSent,
+    Invocation, RetryPredicate, Task, TaskContext, TaskError, TaskOptions, WfError, Worker,
+    WorkerBuilder, WorkerStats, WorkflowContext,
 };
+
+/// Replay checks for CI: replay workflows recorded in production (`wf export`) against the code
+/// you are about to deploy. See [`testing::replay_check`].
+pub mod testing {
+    pub use wf_runtime::testing::*;
+}
 
 /// Re-exported so `wf::uuid::Uuid` and `wf::time::OffsetDateTime` match what the context returns.
 pub use wf_core::{time, uuid};
@@ -60,9 +66,9 @@ pub mod store {
 /// Everything a task author needs: `use wf::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        App, Backoff, ChildHandle, Failure, FailureKind, Invocation, InvocationId, NonDeterminism,
-        Status, Task, TaskContext, TaskError, TaskOptions, WfError, WorkflowAccessError,
-        WorkflowContext, WorkflowIdentity,
+        App, Backoff, CancelReport, ChildHandle, EventSent, Failure, FailureKind, Invocation,
+        InvocationId, NonDeterminism, Status, Task, TaskContext, TaskError, TaskOptions, WfError,
+        WorkflowAccessError, WorkflowContext, WorkflowIdentity,
     };
 }
 

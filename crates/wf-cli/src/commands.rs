@@ -50,17 +50,19 @@ pub(crate) fn run(cli: &Cli) -> Result<String, Failure> {
         Command::Journal { invocation } => journal(&out, &store, *invocation),
         Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
         Command::Counts => counts(&out, &store),
+        Command::SendEvent(args) => crate::steer::send_event(&out, &dir, args),
+        Command::Export(args) => crate::steer::export(&out, &store, args),
     }
 }
 
 /// Output settings shared by the commands.
-struct Out {
-    json: bool,
-    now: Timestamp,
+pub(crate) struct Out {
+    pub(crate) json: bool,
+    pub(crate) now: Timestamp,
 }
 
 impl Out {
-    fn json(&self, v: &Value) -> Result<String, Failure> {
+    pub(crate) fn json(&self, v: &Value) -> Result<String, Failure> {
         serde_json::to_string_pretty(v)
             .map(|s| s + "\n")
             .map_err(|e| Failure::Runtime(format!("cannot encode JSON output: {e}")))
@@ -92,7 +94,7 @@ fn check_app(dir: &Path, store: &dyn StoreRead, app: Option<&str>) -> Result<(),
 }
 
 /// A store error as one line for the user.
-fn store_failure(dir: &Path, e: StoreError) -> Failure {
+pub(crate) fn store_failure(dir: &Path, e: StoreError) -> Failure {
     match e {
         StoreError::Io { source, .. } if source.kind() == IoKind::NotFound => {
             Failure::Runtime(format!(
@@ -104,7 +106,7 @@ fn store_failure(dir: &Path, e: StoreError) -> Failure {
     }
 }
 
-fn read<T>(dir: Option<&Path>, r: Result<T, StoreError>) -> Result<T, Failure> {
+pub(crate) fn read<T>(dir: Option<&Path>, r: Result<T, StoreError>) -> Result<T, Failure> {
     r.map_err(|e| match dir {
         Some(d) => store_failure(d, e),
         None => Failure::Runtime(e.to_string()),
@@ -489,6 +491,17 @@ fn op_text(op: &Op) -> (String, String) {
                 ChildOutcome::Failed(f) => format!("{child} failed: {}", clip(&f.to_string(), 200)),
             },
         ),
+        Op::Timer { at } => ("timer".into(), format!("fires at {}", utc(*at))),
+        Op::TimerFired => ("timer fired".into(), String::new()),
+        Op::Event { name, seq, payload } => (
+            format!("event {name:?}"),
+            format!(
+                "#{seq}: {}",
+                clip(&String::from_utf8_lossy(payload), VALUE_WIDTH)
+            ),
+        ),
+        Op::Patch { id } => ("patch marker".into(), id.clone()),
+        Op::Cancelled { reason } => ("told: cancelled".into(), clip(reason, 200)),
     }
 }
 
@@ -515,6 +528,15 @@ fn op_json(op: &Op) -> Value {
                 "error": failure_json(f),
             }),
         },
+        Op::Timer { at } => json!({ "op": "timer", "at": ts_json(*at) }),
+        Op::TimerFired => json!({ "op": "timer_fired" }),
+        Op::Event { name, seq, payload } => json!({
+            "op": "event", "name": name, "seq": seq,
+            "payload": serde_json::from_slice::<Value>(payload)
+                .unwrap_or_else(|_| json!(String::from_utf8_lossy(payload))),
+        }),
+        Op::Patch { id } => json!({ "op": "patch", "id": id }),
+        Op::Cancelled { reason } => json!({ "op": "cancelled", "reason": reason }),
     }
 }
 

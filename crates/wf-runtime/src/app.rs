@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use wf_core::{InvocationId, TaskId};
 use wf_store::{MemoryStore, Store, TaskSet};
 
+use crate::cancel::Running;
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
 use crate::registry::{RegisteredTask, Registry};
@@ -52,6 +53,8 @@ struct AppInner {
     store: Arc<dyn Store>,
     registry: Registry,
     config: Config,
+    /// The executions running in this process, told of cancellations through it.
+    running: Arc<Running>,
 }
 
 /// A wf application: where tasks are registered and invocations stored.
@@ -110,6 +113,11 @@ impl App {
     /// Settings for the app's workers.
     pub(crate) fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The executions running in this process.
+    pub(crate) fn running(&self) -> &Arc<Running> {
+        &self.inner.running
     }
 
     /// Registers a task called `name` with default options. See [`App::task_with`].
@@ -311,6 +319,7 @@ impl AppBuilder {
                     lease,
                     worker_threads,
                 },
+                running: Arc::default(),
             }),
             body: None,
         })

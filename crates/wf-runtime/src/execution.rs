@@ -2,15 +2,17 @@
 //! into one commit.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
-use wf_core::{Ending, Failure, FailureKind, JournalEntry, Timestamp};
-use wf_store::{Claim, Commit, InvocationRecord, Outcome, StoreError};
+use wf_core::{Ending, Failure, FailureKind, Timestamp};
+use wf_store::{Claim, Commit, InvocationRecord, InvocationSpec, Outcome, StoreError, Suspension};
 
 use crate::app::App;
+use crate::clock::ExecClock;
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
-use crate::recorder::{Interruption, Sealed, Verdict};
+use crate::recorder::{Interruption, Recorder, Sealed, Verdict};
 use crate::registry::{BodyError, RegisteredTask};
 use crate::scope::BodyScope;
 
@@ -44,7 +46,7 @@ impl From<&Outcome> for Ended {
             Outcome::Failed(_) => Ended::Failed,
             Outcome::Retry { .. } => Ended::Retry,
             Outcome::Deferred { .. } => Ended::Deferred,
-            Outcome::Waiting { .. } => Ended::Waiting,
+            Outcome::Waiting { .. } | Outcome::Suspended(_) => Ended::Waiting,
             Outcome::Released => Ended::Released,
         }
     }
@@ -71,7 +73,15 @@ pub(crate) fn execute(
     );
     let _entered = span.enter();
     let commit = match app.registered(&record.spec.task) {
-        Some(task) => run(app, &task, &record, journal, lease.attempt, &now),
+        Some(task) => {
+            // Registered while the body runs, so a cancellation reaches it.
+            let running = app.running().register(record.spec.id);
+            let recorder = Recorder::new(record.spec.id, journal).with_cancel(running.flag());
+            let clock = ExecClock::new(now());
+            let (result, sealed) =
+                run_body(app, &task, &record.spec, lease.attempt, recorder, clock);
+            commit_of(&task, &record, result, sealed, &now)
+        }
         None => {
             // Claims are filtered by the registered tasks, so this needs a claim made with
             // another task set (or a task unregistered since): hand it back for a worker that
@@ -114,20 +124,22 @@ pub(crate) fn execute(
     }
 }
 
-/// Runs the body and builds the commit: the recorder's verdict first (a divergence fails, an
-/// interruption suspends or defers), then the body's own result.
-fn run(
+/// What a body's run came to: its result (or panic).
+pub(crate) type BodyResult = std::thread::Result<Result<Vec<u8>, BodyError>>;
+
+/// Runs the body of `spec` once, recorded by `recorder` on `clock`, and seals the recorder.
+pub(crate) fn run_body(
     app: &App,
     task: &RegisteredTask,
-    record: &InvocationRecord,
-    journal: Vec<JournalEntry>,
+    spec: &Arc<InvocationSpec>,
     attempt: u32,
-    now: &impl Fn() -> Timestamp,
-) -> Commit {
-    let ctx = TaskContext::new(app, record.spec.clone(), attempt, journal);
+    recorder: Recorder,
+    clock: ExecClock,
+) -> (BodyResult, Sealed) {
+    let ctx = TaskContext::new(app, spec.clone(), attempt, recorder, clock);
     let result = {
-        let _scope = BodyScope::enter(record.spec.id);
-        catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &record.spec.args)))
+        let _scope = BodyScope::enter(spec.id);
+        catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &spec.args)))
     };
     let ending = match &result {
         Ok(Ok(_)) => Some(Ending::Returned),
@@ -135,26 +147,65 @@ fn run(
         Ok(Err(BodyError::Result(_) | BodyError::Task(_))) => Some(Ending::Failed),
         Err(_) => Some(Ending::Panicked),
     };
+    let sealed = ctx.into_recorder().seal(ending);
+    (result, sealed)
+}
+
+/// Builds the commit of a sealed execution: the recorder's verdict first (a divergence fails,
+/// an interruption suspends or defers, a body told of its cancellation ends cancelled), then
+/// the body's own result.
+fn commit_of(
+    task: &RegisteredTask,
+    record: &InvocationRecord,
+    result: BodyResult,
+    sealed: Sealed,
+    now: &impl Fn() -> Timestamp,
+) -> Commit {
     let Sealed {
         journal,
         writes,
         children,
+        consumed,
+        told,
         verdict,
-    } = ctx.into_recorder().seal(ending);
+    } = sealed;
+    let internal = |what: &str| {
+        tracing::error!(what, "internal error");
+        Commit::outcome(Outcome::Failed(Failure::new(
+            FailureKind::Internal,
+            format!("{what}; this is a bug in wf, please report it"),
+        )))
+    };
     let outcome = match verdict {
         Verdict::Diverged(nd) => {
             tracing::error!(error = %nd, "non-determinism");
             return Commit::outcome(Outcome::Failed(Failure::non_determinism(nd)));
         }
-        Verdict::Interrupted(Interruption::Suspended { on }) if on.is_empty() => {
-            tracing::error!("suspended without a child to wait for");
-            return Commit::outcome(Outcome::Failed(Failure::new(
-                FailureKind::Internal,
-                "the execution suspended without an unfinished child to wait for, which would \
-                 replay it in a loop; this is a bug in wf, please report it",
-            )));
+        Verdict::Interrupted(Interruption::Suspended {
+            on,
+            until: None,
+            event: None,
+        }) if on.is_empty() => {
+            return internal(
+                "the execution suspended without an unfinished child, a timer or an event to \
+                 wait for, which would replay it in a loop",
+            );
         }
-        Verdict::Interrupted(Interruption::Suspended { on }) => Outcome::Waiting { on },
+        Verdict::Interrupted(Interruption::Suspended {
+            on,
+            until: None,
+            event: None,
+        }) => Outcome::Waiting { on },
+        Verdict::Interrupted(Interruption::Suspended { on, until, event }) => {
+            Outcome::Suspended(Suspension {
+                children: on,
+                wake_at: until,
+                event,
+            })
+        }
+        Verdict::Interrupted(Interruption::EndOfJournal) => {
+            return internal("a live execution stopped as a replay check");
+        }
         Verdict::Interrupted(Interruption::StoreFailed { error }) => {
             tracing::warn!(%error, delay = ?STORE_RETRY_DELAY, "a store read failed mid-body; running it again later");
             Outcome::Deferred {
@@ -170,13 +221,19 @@ fn run(
                 ),
             }
         }
-        Verdict::Ended => body_outcome(task, record, result, now),
+        Verdict::Ended => match &told {
+            // Told of its cancellation, the body ran its compensating steps: it ends cancelled.
+            Some(reason) => Outcome::Failed(Failure::new(FailureKind::Cancelled, reason.clone())),
+            None => body_outcome(task, record, result, now),
+        },
     };
     Commit {
         journal,
         data: writes,
         children,
         outcome,
+        consumed,
+        cancel_acknowledged: told.is_some(),
     }
 }
 

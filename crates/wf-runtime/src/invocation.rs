@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wf_core::{
-    CallId, Failure, FailureKind, InvocationId, Status, WorkflowIdentity, decode, encode,
+    CallId, Failure, FailureKind, InvocationId, Status, Timestamp, WorkflowIdentity, decode, encode,
 };
-use wf_store::{InvocationRecord, NewInvocation};
+use wf_store::{CancelReport, EventSent, InvocationRecord, NewInvocation};
 
 use crate::app::App;
 use crate::clock;
@@ -39,6 +39,50 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     /// [`WfError::Codec`] when the arguments cannot be encoded; [`WfError::Store`] when the store
     /// refuses or fails the submission.
     pub fn call(&self, app: &App, args: A) -> Result<Invocation<R>, WfError> {
+        self.call_not_before(app, args, None)
+    }
+
+    /// Calls the task from outside any task, to run `delay` from now at the earliest: stored
+    /// now, durably, and claimable by workers from then on (a restart in between changes
+    /// nothing). See [`Task::call`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Task::call`].
+    pub fn call_after(
+        &self,
+        app: &App,
+        delay: Duration,
+        args: A,
+    ) -> Result<Invocation<R>, WfError> {
+        let delay = i128::try_from(delay.as_nanos()).unwrap_or(i128::MAX);
+        let now = clock::now_utc().unix_timestamp_nanos();
+        let at = Timestamp::ceil_from_nanos(now.saturating_add(delay));
+        self.call_not_before(app, args, Some(at))
+    }
+
+    /// Calls the task from outside any task, to run at `time` at the earliest (at once if it
+    /// has passed). See [`Task::call_after`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Task::call`].
+    pub fn call_at(
+        &self,
+        app: &App,
+        time: time::OffsetDateTime,
+        args: A,
+    ) -> Result<Invocation<R>, WfError> {
+        let at = Timestamp::ceil_from_nanos(time.unix_timestamp_nanos());
+        self.call_not_before(app, args, Some(at))
+    }
+
+    fn call_not_before(
+        &self,
+        app: &App,
+        args: A,
+        not_before: Option<Timestamp>,
+    ) -> Result<Invocation<R>, WfError> {
         if let Some(invocation) = app.body_in_progress() {
             return Err(WfError::CallInsideBody {
                 task: self.id.clone(),
@@ -55,7 +99,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
             task: self.id.clone(),
             args,
             parent: None,
-            not_before: None,
+            not_before,
             max_recoveries: self.max_recoveries,
         };
         app.store().submit(invocation, clock::now())?;
@@ -77,6 +121,28 @@ impl<R: DeserializeOwned> Invocation<R> {
     /// The invocation's id.
     pub fn id(&self) -> InvocationId {
         self.id
+    }
+
+    /// Cancels this invocation and everything it started: see [`App::cancel`].
+    ///
+    /// # Errors
+    ///
+    /// As [`App::cancel`].
+    pub fn cancel(&self) -> Result<CancelReport, WfError> {
+        self.app.cancel(self.id)
+    }
+
+    /// Sends an event to this invocation: see [`App::send_event`].
+    ///
+    /// # Errors
+    ///
+    /// As [`App::send_event`].
+    pub fn send_event<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<EventSent, WfError> {
+        self.app.send_event(self.id, name, payload)
     }
 
     /// Its current status.
@@ -102,8 +168,8 @@ impl<R: DeserializeOwned> Invocation<R> {
     ///
     /// # Errors
     ///
-    /// [`WfError::Failed`] with the stored failure; [`WfError::NonDeterminism`] for an
-    /// invocation whose replay diverged; [`WfError::Codec`] when the result does not decode as
+    /// [`WfError::Failed`] with the stored failure; [`WfError::Cancelled`] for a cancelled
+    /// invocation; [`WfError::NonDeterminism`] for an invocation whose replay diverged; [`WfError::Codec`] when the result does not decode as
     /// `R`; [`WfError::Store`] when the store fails or the invocation does not exist.
     pub fn result(&self) -> Result<R, WfError> {
         loop {
@@ -159,12 +225,38 @@ impl<R: DeserializeOwned> Invocation<R> {
     /// [`WfError::Store`] when the store cannot read the invocation.
     pub fn progress(&self) -> Result<String, WfError> {
         let record = self.app.store().invocation(self.id)?;
-        Ok(progress_of(&self.app, &record))
+        let event = match record.state.status {
+            Status::Waiting => self.app.store().events(self.id)?.waiting_for,
+            _ => None,
+        };
+        Ok(progress_of(&self.app, &record, event.as_deref()))
     }
 }
 
-/// Where `record` stands, in words, as `app` sees it.
-fn progress_of(app: &App, record: &InvocationRecord) -> String {
+/// What a waiting invocation waits for, in words: children, an event, a timer.
+fn waiting_for(record: &InvocationRecord, event: Option<&str>) -> String {
+    let state = &record.state;
+    let mut parts = Vec::new();
+    if !state.waiting_on.is_empty() {
+        parts.push(format!(
+            "{} child invocation(s) to finish",
+            state.waiting_on.len()
+        ));
+    }
+    if let Some(name) = event {
+        parts.push(format!("event '{name}'"));
+    }
+    if let Some(at) = state.not_before {
+        parts.push(format!("its timer at {} ms since the epoch", at.0));
+    }
+    match parts.is_empty() {
+        true => "waiting".to_owned(),
+        false => format!("waiting for {}", parts.join(", or ")),
+    }
+}
+
+/// Where `record` stands, in words, as `app` sees it (`event`: the event it waits for).
+fn progress_of(app: &App, record: &InvocationRecord, event: Option<&str>) -> String {
     let state = &record.state;
     let task = &record.spec.task;
     match state.status {
@@ -187,10 +279,7 @@ fn progress_of(app: &App, record: &InvocationRecord) -> String {
             ),
             None => format!("running (attempt {})", state.attempts),
         },
-        Status::Waiting => format!(
-            "waiting for {} child invocation(s) to finish",
-            state.waiting_on.len()
-        ),
+        Status::Waiting => waiting_for(record, event),
         Status::Retry => format!(
             "waiting to retry after failed attempt {}{}",
             state.attempts,
@@ -200,7 +289,9 @@ fn progress_of(app: &App, record: &InvocationRecord) -> String {
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         ),
-        Status::Success | Status::Failed => format!("finished: {}", state.status),
+        Status::Success | Status::Failed | Status::Cancelled => {
+            format!("finished: {}", state.status)
+        }
     }
 }
 
@@ -208,6 +299,10 @@ fn outcome<R: DeserializeOwned>(r: InvocationRecord) -> Result<R, WfError> {
     let id = r.id();
     match (r.state.status, r.state.result, r.state.error) {
         (Status::Success, Some(bytes), _) => Ok(decode(&bytes)?),
+        (Status::Cancelled, _, error) => Err(WfError::Cancelled {
+            invocation: id,
+            reason: error.map_or_else(|| "cancelled".to_owned(), |e| e.message),
+        }),
         (
             _,
             _,

@@ -31,6 +31,10 @@
 //! | `context` | [`TaskContext`], what a body receives |
 //! | `workflow` | [`WorkflowContext`] (`ctx.wf()`): data, primitives, children, joins |
 //! | `recorder` | the recorder of one execution: replay cursor, buffered writes and children, divergence, the stop point |
+//! | `waits` | the context's durable time, events and deadlines: `sleep`, `wait_event`, `join_timeout` |
+//! | `steer` | steering from outside: `App::send_event`, `App::cancel`, `Invocation::cancel`, delayed calls |
+//! | `cancel` | how a running body learns of its cancellation: per-execution flags |
+//! | `testing` | [`testing::replay_check`]: replaying recorded workflows against the current code |
 //! | `handle` | [`ChildHandle`] and the execution that owns it |
 //! | `scope` | which invocation's body the current thread runs |
 //! | `retry` | [`Backoff`] and the retry decision |
@@ -43,6 +47,7 @@
 //! four modules: workers and executions depend on the app, never the other way round.
 
 mod app;
+mod cancel;
 mod clock;
 mod context;
 mod error;
@@ -54,7 +59,10 @@ mod recorder;
 mod registry;
 mod retry;
 mod scope;
+mod steer;
 mod task;
+pub mod testing;
+mod waits;
 mod worker;
 mod workflow;
 
@@ -65,5 +73,6 @@ pub use handle::ChildHandle;
 pub use invocation::Invocation;
 pub use retry::{Backoff, RetryPredicate};
 pub use task::{Task, TaskOptions};
+pub use wf_store::{CancelReport, EventSent};
 pub use worker::{Worker, WorkerBuilder, WorkerStats};
 pub use workflow::{Deterministic, WorkflowContext};

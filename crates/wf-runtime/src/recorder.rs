@@ -5,38 +5,53 @@
 //! - the first divergence from the journal, after which nothing more is recorded,
 //! - the buffered data writes and child submissions, committed with the execution,
 //! - the one stop point: where (and why) the execution stopped counting before its body ended
-//!   (a suspension on unfinished children, or a failed store read). Whatever the body does after
-//!   it — even if it swallows the error and returns a value — is not committed, and every
-//!   fallible operation after it returns the same error again, so the body keeps unwinding.
+//!   (a suspension on unfinished children, a timer or an event, or a failed store read).
+//!   Whatever the body does after it — even if it swallows the error and returns a value — is
+//!   not committed, and every fallible operation after it returns the same error again, so the
+//!   body keeps unwinding;
+//! - the events it consumed (committed with the journal entries that record them);
+//! - whether the body was told of its cancellation: the first journaled operation past the
+//!   recorded journal after a cancellation request (raised by the worker's lease thread through
+//!   a [`CancelFlag`]) records it and returns `WfError::Cancelled`, and every replay returns it
+//!   at the same position; later operations work as usual (compensating steps).
 //!
 //! When the body has ended, [`Recorder::seal`] turns all of it into a [`Sealed`] execution: what
 //! to commit and a [`Verdict`].
 
 use wf_core::{
-    CallId, ChildOutcome, Ending, InvocationId, JournalEntry, NonDeterminism, Replay, ReplayCursor,
-    TaskId, deterministic,
+    CallId, ChildOutcome, Ending, InvocationId, JournalEntry, NonDeterminism, RecordedEvent,
+    Replay, ReplayCursor, TaskId, Timestamp, deterministic,
 };
 use wf_store::{NewInvocation, StoreError};
 
+use crate::cancel::CancelFlag;
 use crate::error::WfError;
 use crate::handle::Execution;
 
 /// Why an execution stopped counting before its body ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Interruption {
-    /// Waiting on unfinished children: the invocation becomes waiting.
-    Suspended { on: Vec<InvocationId> },
+    /// Waiting on unfinished children, a timer or an event (whichever comes first): the
+    /// invocation becomes waiting.
+    Suspended {
+        on: Vec<InvocationId>,
+        until: Option<Timestamp>,
+        event: Option<String>,
+    },
     /// A store read failed: the invocation runs again later, replaying up to this point.
     StoreFailed { error: String },
+    /// A replay check reached the end of the recorded journal (nothing is ever run live there).
+    EndOfJournal,
 }
 
 impl Interruption {
     /// The error every operation returns once the execution is interrupted.
     fn error(&self) -> WfError {
         match self {
-            Interruption::Suspended { on } => WfError::Suspended {
+            Interruption::Suspended { on, .. } => WfError::Suspended {
                 waiting_on: on.len(),
             },
+            Interruption::EndOfJournal => WfError::Suspended { waiting_on: 0 },
             Interruption::StoreFailed { error } => {
                 WfError::Store(StoreError::Unavailable(format!(
                     "a store read of this execution failed ({error}); the execution is deferred \
@@ -54,6 +69,7 @@ struct StopPoint {
     journal_len: usize,
     writes_len: usize,
     children_len: usize,
+    consumed_len: usize,
 }
 
 /// What a sealed execution amounts to.
@@ -74,6 +90,10 @@ pub(crate) struct Sealed {
     pub(crate) journal: Vec<JournalEntry>,
     pub(crate) writes: Vec<(String, Vec<u8>)>,
     pub(crate) children: Vec<NewInvocation>,
+    /// The events consumed (journaled) before the stop point.
+    pub(crate) consumed: Vec<u64>,
+    /// Why it was cancelled, when the body was told (replayed or recorded).
+    pub(crate) told: Option<String>,
     pub(crate) verdict: Verdict,
 }
 
@@ -85,7 +105,11 @@ pub(crate) struct Recorder {
     divergence: Option<NonDeterminism>,
     writes: Vec<(String, Vec<u8>)>,
     children: Vec<NewInvocation>,
+    consumed: Vec<u64>,
     stop: Option<StopPoint>,
+    cancel: CancelFlag,
+    told: Option<String>,
+    check_only: bool,
 }
 
 impl Recorder {
@@ -97,7 +121,28 @@ impl Recorder {
             divergence: None,
             writes: Vec::new(),
             children: Vec::new(),
+            consumed: Vec::new(),
             stop: None,
+            cancel: CancelFlag::default(),
+            told: None,
+            check_only: false,
+        }
+    }
+
+    /// The same, told of a cancellation request through `flag`.
+    pub(crate) fn with_cancel(self, flag: CancelFlag) -> Self {
+        Self {
+            cancel: flag,
+            ..self
+        }
+    }
+
+    /// The same, for a replay check: nothing is ever run past the recorded journal (every
+    /// operation that would is an [`Interruption::EndOfJournal`]).
+    pub(crate) fn check_only(self) -> Self {
+        Self {
+            check_only: true,
+            ..self
         }
     }
 
@@ -185,6 +230,7 @@ impl Recorder {
     ) -> Result<InvocationId, WfError> {
         let start = self.step(|c| c.child_start(task, call))?;
         if !start.replayed {
+            self.go_live()?;
             self.children.push(submission(start.child));
         }
         Ok(start.child)
@@ -245,9 +291,132 @@ impl Recorder {
     }
 
     /// Stops the execution: suspended on `on`, the children it waits for (each either submitted
-    /// by this execution or seen unfinished in the store). Returns the error to unwind with.
-    pub(crate) fn suspend(&mut self, on: Vec<InvocationId>) -> WfError {
-        self.interrupt(Interruption::Suspended { on })
+    /// by this execution or seen unfinished in the store), and/or until a timer fires at `until`
+    /// or an event named `event` arrives. Returns the error to unwind with.
+    pub(crate) fn suspend(
+        &mut self,
+        on: Vec<InvocationId>,
+        until: Option<Timestamp>,
+        event: Option<&str>,
+    ) -> WfError {
+        self.interrupt(Interruption::Suspended {
+            on,
+            until,
+            event: event.map(str::to_owned),
+        })
+    }
+
+    /// In a replay check, an operation that would run past the recorded journal: the check of
+    /// this invocation ends here. Returns `Ok` outside a check.
+    pub(crate) fn go_live(&mut self) -> Result<(), WfError> {
+        self.check_live()?;
+        if self.check_only {
+            return Err(self.interrupt(Interruption::EndOfJournal));
+        }
+        Ok(())
+    }
+
+    /// Tells the body of its cancellation, once, at a journaled operation: where the journal
+    /// recorded it (a replay), or past the journal once a cancellation was requested (recorded
+    /// now). Every journaled fallible operation calls it first.
+    pub(crate) fn tell_cancellation(&mut self) -> Result<(), WfError> {
+        self.check_live()?;
+        if self.told.is_some() {
+            return Ok(());
+        }
+        let reason = match self.cursor.recorded_cancellation() {
+            Some(reason) => reason,
+            None if self.cursor.is_replaying() || self.check_only => return Ok(()),
+            None => match self.cancel.reason() {
+                Some(reason) => {
+                    let reason = reason.to_owned();
+                    self.step(|c| c.record_cancellation(&reason))?;
+                    reason
+                }
+                None => return Ok(()),
+            },
+        };
+        self.told = Some(reason.clone());
+        Err(WfError::Cancelled {
+            invocation: self.execution.invocation(),
+            reason,
+        })
+    }
+
+    /// Whether the body was told of its cancellation (in this execution or, replayed, an
+    /// earlier one).
+    pub(crate) fn told(&self) -> bool {
+        self.told.is_some()
+    }
+
+    /// A timer firing `delay` after `clock` (see [`ReplayCursor::timer_after`]).
+    pub(crate) fn timer_after(
+        &mut self,
+        clock: time::OffsetDateTime,
+        delay: std::time::Duration,
+    ) -> Result<Timestamp, WfError> {
+        self.step(|c| c.timer_after(clock, delay))
+    }
+
+    /// A timer firing at `at` (see [`ReplayCursor::timer_at`]).
+    pub(crate) fn timer_at(&mut self, at: Timestamp) -> Result<Timestamp, WfError> {
+        self.step(|c| c.timer_at(at))
+    }
+
+    /// Whether the timer set just before fired, as recorded.
+    pub(crate) fn timer_fired(&mut self) -> Result<Replay<()>, WfError> {
+        self.step(ReplayCursor::timer_fired)
+    }
+
+    /// Records that the timer set just before fired.
+    pub(crate) fn record_timer_fired(&mut self) -> Result<(), WfError> {
+        self.step(ReplayCursor::record_timer_fired)
+    }
+
+    /// The recorded end of a race between `child` and the timer set just before.
+    pub(crate) fn child_result_or_timeout(
+        &mut self,
+        child: InvocationId,
+    ) -> Result<Replay<Option<ChildOutcome>>, WfError> {
+        self.step(|c| c.child_result_or_timeout(child))
+    }
+
+    /// The event named `name` consumed at this position, as recorded.
+    pub(crate) fn event(&mut self, name: &str) -> Result<Replay<RecordedEvent>, WfError> {
+        self.step(|c| c.event(name))
+    }
+
+    /// The recorded end of a race between an event named `name` and the timer set just before.
+    pub(crate) fn event_or_timeout(
+        &mut self,
+        name: &str,
+    ) -> Result<Replay<Option<RecordedEvent>>, WfError> {
+        self.step(|c| c.event_or_timeout(name))
+    }
+
+    /// Records that this execution consumes `event` (named `name`): journaled, and committed as
+    /// consumed with the journal.
+    pub(crate) fn consume_event(
+        &mut self,
+        name: &str,
+        event: RecordedEvent,
+    ) -> Result<RecordedEvent, WfError> {
+        let seq = event.seq;
+        let recorded = self.step(|c| c.record_event(name, event))?;
+        if recorded.seq == seq {
+            self.consumed.push(seq);
+        }
+        Ok(recorded)
+    }
+
+    /// The events this execution consumed so far (not committed yet).
+    pub(crate) fn consumed(&self) -> &[u64] {
+        &self.consumed
+    }
+
+    /// `patched(id)` (see [`ReplayCursor::patched`]); infallible like the draws.
+    pub(crate) fn patched(&mut self, id: &str) -> bool {
+        self.cursor.patched(id)
     }
 
     /// Stops the execution after a transient store failure. Returns the error to unwind with.
@@ -264,6 +433,7 @@ impl Recorder {
             journal_len: self.cursor.new_entries().len(),
             writes_len: self.writes.len(),
             children_len: self.children.len(),
+            consumed_len: self.consumed.len(),
         });
         stop.why.error()
     }
@@ -276,7 +446,9 @@ impl Recorder {
             divergence,
             mut writes,
             mut children,
+            mut consumed,
             stop,
+            told,
             ..
         } = self;
         // An interrupted execution has not ended: only an ending must have consumed the journal.
@@ -289,6 +461,8 @@ impl Recorder {
                 journal: Vec::new(),
                 writes: Vec::new(),
                 children: Vec::new(),
+                consumed: Vec::new(),
+                told,
                 verdict: Verdict::Diverged(nd),
             };
         }
@@ -298,6 +472,7 @@ impl Recorder {
                 journal.truncate(stop.journal_len);
                 writes.truncate(stop.writes_len);
                 children.truncate(stop.children_len);
+                consumed.truncate(stop.consumed_len);
                 Verdict::Interrupted(stop.why)
             }
             None => Verdict::Ended,
@@ -306,6 +481,8 @@ impl Recorder {
             journal,
             writes,
             children,
+            consumed,
+            told,
             verdict,
         }
     }
@@ -384,7 +561,7 @@ mod tests {
 
             let mut suspended = Recorder::new(id, journal);
             perform(&mut suspended, &reqs[..k]);
-            let _ = suspended.suspend(vec![InvocationId::from_u128(6)]);
+            let _ = suspended.suspend(vec![InvocationId::from_u128(6)], None, None);
             let sealed = suspended.seal(Some(how));
             let suspended_verdict =
                 matches!(sealed.verdict, Verdict::Interrupted(Interruption::Suspended { .. }));
@@ -399,7 +576,7 @@ mod tests {
         let mut r = Recorder::new(id, Vec::new());
         r.random();
         r.write("a", vec![1]).unwrap();
-        let err = r.suspend(vec![InvocationId::from_u128(2)]);
+        let err = r.suspend(vec![InvocationId::from_u128(2)], None, None);
         assert!(matches!(err, WfError::Suspended { waiting_on: 1 }));
         // A body that swallowed the suspension carries on: refused, and not recorded.
         r.uuid();
@@ -415,7 +592,9 @@ mod tests {
         assert_eq!(
             sealed.verdict,
             Verdict::Interrupted(Interruption::Suspended {
-                on: vec![InvocationId::from_u128(2)]
+                on: vec![InvocationId::from_u128(2)],
+                until: None,
+                event: None,
             }),
             "the first stop point wins"
         );

@@ -260,13 +260,15 @@ impl Shared {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Renews every running invocation's lease at a third of the lease time.
+    /// Renews every running invocation's lease at a third of the lease time, and passes on the
+    /// cancellation requests of the invocations it renews to their bodies.
     fn renew_loop(&self) {
         let lease_for = self.app.lease_duration();
         let period = lease_for / 3;
         while !self.stop_renewing.load(Ordering::Acquire) {
             self.sleep_unless(&self.stop_renewing, period);
             let leases: Vec<Lease> = self.lock_active().values().cloned().collect();
+            self.pass_on_cancellations(&leases);
             for lease in leases {
                 match self.app.store().renew(&lease, lease_for, clock::now()) {
                     Ok(_) => {}
@@ -279,6 +281,25 @@ impl Shared {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Shared {
+    /// Asks the store which of the invocations under `leases` were asked to stop (their
+    /// workflow tree was cancelled, maybe by another process) and raises their bodies' flags.
+    fn pass_on_cancellations(&self, leases: &[Lease]) {
+        if leases.is_empty() {
+            return;
+        }
+        let ids: Vec<InvocationId> = leases.iter().map(|l| l.invocation).collect();
+        match self.app.store().cancel_requests(&ids) {
+            Ok(requests) => {
+                for (invocation, reason) in requests {
+                    self.app.running().raise(invocation, &reason);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read cancellation requests"),
         }
     }
 }

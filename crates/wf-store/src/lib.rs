@@ -12,6 +12,7 @@
 //! This crate knows nothing of workers or task bodies: it stores and hands out invocations.
 
 pub mod error;
+pub mod export;
 pub mod limits;
 pub mod memory;
 pub mod model;
@@ -20,6 +21,7 @@ pub mod store;
 pub mod tables;
 
 pub use error::StoreError;
+pub use export::{EXPORT_FORMAT, ExportedInvocation, WorkflowExport};
 pub use memory::MemoryStore;
 pub use model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
