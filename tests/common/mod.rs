@@ -79,3 +79,24 @@ pub fn journal_kinds(app: &App, id: wf::InvocationId) -> Vec<wf::core::OpKind> {
         .map(|e| e.op.kind())
         .collect()
 }
+
+/// Waits until `condition` holds, checking every few milliseconds, and fails after
+/// [`PATIENCE`]. Only for states nothing can be awaited on (an invocation becoming waiting in
+/// another thread's worker).
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until invocation `id` is waiting (suspended, holding no worker).
+pub fn until_waiting(app: &App, id: wf::InvocationId) {
+    eventually(&format!("{id} is waiting"), || {
+        app.store().invocation(id).unwrap().status() == wf::Status::Waiting
+    });
+}
