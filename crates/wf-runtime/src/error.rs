@@ -39,7 +39,7 @@ pub enum WfError {
     /// after it work as usual — and whatever it returns, it ends cancelled. From
     /// [`crate::Invocation::result`]: the invocation ended cancelled.
     #[error(
-        "invocation {invocation} was cancelled ({reason}); a body told so may run compensating          steps, then it ends cancelled whatever it returns"
+        "invocation {invocation} was cancelled ({reason}); a body told so may run compensating steps, then it ends cancelled whatever it returns"
     )]
     Cancelled {
         /// The cancelled invocation.
@@ -60,7 +60,7 @@ pub enum WfError {
     },
     /// An event's payload does not decode as the type `wait_event` asked for.
     #[error(
-        "event '{name}' has a payload that does not decode as the type wait_event asked for          ({message}); event payloads are JSON: send one that matches the type"
+        "event '{name}' has a payload that does not decode as the type wait_event asked for ({message}); event payloads are JSON: send one that matches the type"
     )]
     EventPayload {
         /// The event's name.

@@ -247,7 +247,10 @@ fn waiting_for(record: &InvocationRecord, event: Option<&str>) -> String {
         parts.push(format!("event '{name}'"));
     }
     if let Some(at) = state.not_before {
-        parts.push(format!("its timer at {} ms since the epoch", at.0));
+        match time::OffsetDateTime::from_unix_timestamp_nanos(at.as_nanos()) {
+            Ok(t) => parts.push(format!("its timer at {t}")),
+            Err(_) => parts.push(format!("its timer at {} ms since the epoch", at.0)),
+        }
     }
     match parts.is_empty() {
         true => "waiting".to_owned(),

@@ -135,7 +135,7 @@ pub enum StoreError {
     },
     /// An event was sent to an invocation that is already final: nothing waits for it any more.
     #[error(
-        "invocation {invocation} is already final ({status}): it takes no more events; send          events to invocations that are still running or waiting (a workflow is addressed by its          root's id)"
+        "invocation {invocation} is already final ({status}): it takes no more events; send events to invocations that are still running or waiting (a workflow is addressed by its root's id)"
     )]
     AlreadyFinished {
         /// The invocation.
@@ -146,7 +146,7 @@ pub enum StoreError {
     /// An event reused the idempotency key of another event of the same invocation with another
     /// name or payload.
     #[error(
-        "an event with key '{key}' was already sent to invocation {invocation} with another name          or payload; keys must identify one event: use a new key for a new event"
+        "an event with key '{key}' was already sent to invocation {invocation} with another name or payload; keys must identify one event: use a new key for a new event"
     )]
     EventConflict {
         /// The invocation.
