@@ -3,26 +3,39 @@
 //! again: it resumes where it stopped, replaying the finished steps instead of repeating them.
 //!
 //! ```text
-//! cargo run --release --example order                # 20 orders, store in ./wf-data/orders
+//! cargo run --release --example order                # 20 orders, in ./wf-data/orders
 //! cargo run --release --example order -- --orders 200 --step-ms 20
 //! cargo run --release --example order -- --fresh     # discard the store and start over
 //! ```
 //!
-//! Every step appends a line to `effects.log` in the store directory, standing in for the outside
+//! The batch is started with an idempotency key (`call_keyed`), so running the example again
+//! finds the batch already in the store instead of starting a second one.
+//!
+//! Every step appends a line to `effects.log` in the data directory, standing in for the outside
 //! world (a payment provider, a warehouse, a mailer). At the end the example checks it: each step
 //! of each order happened once, except a step that was in flight at the moment of a kill, which
 //! at-least-once execution runs again (make such steps idempotent, e.g. with the order's
 //! deterministic id as the payment provider's idempotency key).
+//!
+//! Output: step lines and messages go to stderr, above a progress bar when stderr is a terminal
+//! (no bar otherwise); the summary goes to stdout. Writing them can fail (a closed pipe, a full
+//! disk) without failing any order: output is best effort, the workflow's work is not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Display;
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use wf::prelude::*;
-use wf::{Status, uuid::Uuid};
+use wf::{StoreSpec, WorkflowQuery, uuid::Uuid};
+
+/// The batch's idempotency key: one batch per store.
+const BATCH_KEY: &str = "order-batch";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Order {
@@ -40,6 +53,7 @@ struct Step {
 struct Args {
     orders: u32,
     dir: PathBuf,
+    store: Option<StoreSpec>,
     step: Duration,
     fresh: bool,
 }
@@ -47,22 +61,25 @@ struct Args {
 const HELP: &str = "\
 Process a batch of orders (charge, reserve stock, ship, email) as durable workflows on the
 embedded file store. Interrupt it (Ctrl-C or kill -9) and run the same command again: it
-resumes, printing `replay` for steps taken from the journal and `run` for steps executed.
+resumes the same batch; steps finished before the interruption are replayed from the journal
+(`replay`), the others run (`run`).
 
 usage: cargo run --release --example order -- [OPTIONS]
 
 options:
-  --orders N     orders in the batch (default 20; ignored when resuming a batch)
-  --dir DIR      the store directory (default wf-data/orders)
-  --step-ms MS   how long each step pretends to work, in milliseconds (default 150)
-  --fresh        delete the store directory first and start a new batch
-  -h, --help     this text
+  --orders N      orders in the batch (default 20; a store that holds a batch resumes it)
+  --dir DIR       the data directory: store and effects.log (default wf-data/orders)
+  --store STORE   the store instead of DIR/store: memory, file:<dir> or a directory path
+  --step-ms MS    how long each step pretends to work, in milliseconds (default 150)
+  --fresh         delete the data directory first and start a new batch
+  -h, --help      this text
 ";
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args() -> Result<Option<Args>, String> {
     let mut args = Args {
         orders: 20,
         dir: PathBuf::from("wf-data/orders"),
+        store: None,
         step: Duration::from_millis(150),
         fresh: false,
     };
@@ -76,6 +93,10 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--orders: {e}"))?
             }
             "--dir" => args.dir = PathBuf::from(value("--dir")?),
+            "--store" => {
+                let text = value("--store")?;
+                args.store = Some(text.parse().map_err(|e| format!("--store: {e}"))?);
+            }
             "--step-ms" => {
                 args.step = Duration::from_millis(
                     value("--step-ms")?
@@ -84,14 +105,46 @@ fn parse_args() -> Result<Args, String> {
                 )
             }
             "--fresh" => args.fresh = true,
-            "-h" | "--help" => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
+            "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
     }
-    Ok(args)
+    Ok(Some(args))
+}
+
+/// Where lines go: stderr, above the progress bar. Never fails and never panics: a closed pipe
+/// or a full disk loses the line, not the order.
+#[derive(Clone)]
+struct Console {
+    bar: ProgressBar,
+}
+
+impl Console {
+    /// A bar on stderr when it is a terminal; none (lines only) otherwise.
+    fn new() -> Self {
+        let bar = match std::io::stderr().is_terminal() {
+            true => ProgressBar::new(0),
+            false => ProgressBar::hidden(),
+        };
+        if let Ok(style) =
+            ProgressStyle::with_template("[{bar:30}] {pos}/{len} orders, {elapsed_precise}")
+        {
+            bar.set_style(style.progress_chars("#>."));
+        }
+        Self { bar }
+    }
+
+    /// Prints a line on stderr, above the bar.
+    fn log(&self, line: impl Display) {
+        self.bar.suspend(|| {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        });
+    }
+}
+
+/// Prints a line on stdout; a closed pipe is not an error of the batch.
+fn say(line: impl Display) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 /// The outside world: a line per side effect, synced so a kill cannot lose it.
@@ -113,44 +166,114 @@ fn step_task(
     name: &'static str,
     dir: PathBuf,
     pause: Duration,
+    console: Console,
+    replays: Replays,
 ) -> Result<Task<Step, String>, WfError> {
     app.task_with(
         TaskOptions::new(name).max_retries(3),
-        move |_ctx: &TaskContext, s: Step| -> Result<String, TaskError> {
+        move |ctx: &TaskContext, s: Step| -> Result<String, TaskError> {
             std::thread::sleep(pause);
             effect(&dir, &format!("{name} {}", s.order_id))?;
-            eprintln!("  run     {name:<8} order #{:<4} {}", s.number, s.order_id);
+            replays.ran(s.number, name);
+            match ctx.attempt() {
+                1 => console.log(format_args!(
+                    "  run     {name:<8} order #{:<4} {}",
+                    s.number, s.order_id
+                )),
+                n => console.log(format_args!(
+                    "  rerun   {name:<8} order #{:<4} {} (attempt {n}: the previous one did not finish)",
+                    s.number, s.order_id
+                )),
+            }
             Ok(format!("{name}-ok-{}", &s.order_id.to_string()[..8]))
         },
     )
 }
 
+/// What the order workflow reports about replays. A workflow body replays its journal every
+/// time it is woken up (here: after each step), which is routine and not worth a line. What is
+/// worth one is a step that an earlier process ran (before a crash or an interruption) and this
+/// process takes from the journal instead of running it again: once per step.
+#[derive(Clone, Default)]
+struct Replays {
+    /// Steps this process ran, by order number and step name.
+    ran_here: Arc<Mutex<HashSet<(u32, &'static str)>>>,
+    /// Replayed steps already reported.
+    announced: Arc<Mutex<HashSet<(u32, &'static str)>>>,
+}
+
+impl Replays {
+    fn ran(&self, order: u32, step: &'static str) {
+        if let Ok(mut ran) = self.ran_here.lock() {
+            ran.insert((order, step));
+        }
+    }
+
+    /// True the first time a replayed step turns out to be one an earlier process ran.
+    fn first_replay_of_earlier_run(&self, order: u32, step: &'static str) -> bool {
+        let ran_here = self
+            .ran_here
+            .lock()
+            .map(|ran| ran.contains(&(order, step)))
+            .unwrap_or(true);
+        !ran_here
+            && self
+                .announced
+                .lock()
+                .map(|mut seen| seen.insert((order, step)))
+                .unwrap_or(false)
+    }
+}
+
 fn main() {
     if let Err(e) = run() {
-        eprintln!("error: {e}");
+        let _ = writeln!(std::io::stderr(), "error: {e}");
         std::process::exit(1);
     }
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
+    let Some(args) = parse_args()? else {
+        let _ = write!(std::io::stdout(), "{HELP}");
+        return Ok(());
+    };
     if args.fresh && args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)?;
     }
     std::fs::create_dir_all(&args.dir)?;
+    let spec = args
+        .store
+        .clone()
+        .unwrap_or_else(|| StoreSpec::File(args.dir.join("store")));
     let app = App::builder()
         .app_id("orders")
-        .file(args.dir.join("store"))
+        .store_spec(spec.clone())
         .lease_duration(Duration::from_secs(2))
         .build()?;
 
+    let console = Console::new();
+    let replays = Replays::default();
     let dir = args.dir.clone();
-    let charge = step_task(&app, "charge", dir.clone(), args.step)?;
-    let reserve = step_task(&app, "reserve", dir.clone(), args.step)?;
-    let ship = step_task(&app, "ship", dir.clone(), args.step)?;
-    let email = step_task(&app, "email", dir.clone(), args.step)?;
+    let step = |name| {
+        step_task(
+            &app,
+            name,
+            dir.clone(),
+            args.step,
+            console.clone(),
+            replays.clone(),
+        )
+    };
+    let (charge, reserve, ship, email) = (
+        step("charge")?,
+        step("reserve")?,
+        step("ship")?,
+        step("email")?,
+    );
 
     // One order: a sub-workflow with its own data (progress) and a deterministic order id.
+    let seen = replays.clone();
+    let log = console.clone();
     let order = app.task_with(
         TaskOptions::new("order").force_new_workflow(true),
         move |ctx: &TaskContext, o: Order| -> Result<String, TaskError> {
@@ -171,11 +294,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let replaying = wf.deterministic().is_replaying();
                 wf.set_data("progress", name)?;
                 receipts.push(wf.execute_task(task, step.clone())?);
-                if replaying {
-                    eprintln!(
-                        "  replay  {name:<8} order #{:<4} (recorded result, not run again)",
+                if replaying && seen.first_replay_of_earlier_run(o.number, name) {
+                    log.log(format_args!(
+                        "  replay  {name:<8} order #{:<4} (done before the restart: recorded result, not run again)",
                         o.number
-                    );
+                    ));
                 }
             }
             wf.set_data("progress", "done")?;
@@ -210,88 +333,84 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
 
-    // Resume an unfinished batch if the store has one; otherwise start a new one.
-    let store = app.store().clone();
-    let unfinished = store
-        .workflows()?
-        .into_iter()
-        .find(|r| r.spec.task.as_str() == "order_batch" && !r.status().is_final());
-    let (inv, total) = match unfinished {
-        Some(r) => {
-            let n: u32 = wf::core::decode(&r.spec.args)?;
-            eprintln!(
-                "resuming batch {} of {n} orders (found in {})",
-                r.id(),
-                args.dir.display()
-            );
-            (Invocation::<u32>::attach(&app, r.id()), n)
+    // One batch per store: the key finds the batch an earlier run started.
+    let (inv, total) = match batch.call_keyed(&app, BATCH_KEY, args.orders) {
+        Ok(inv) => (inv, args.orders),
+        Err(WfError::KeyConflict { existing, .. }) => {
+            let n: u32 = app.invocation(existing)?.args()?;
+            console.log(format_args!(
+                "this store holds a batch of {n} orders, not {}: resuming it (--fresh starts over)",
+                args.orders
+            ));
+            (Invocation::<u32>::attach(&app, existing), n)
         }
-        None => {
-            eprintln!(
-                "starting a batch of {} orders in {}; interrupt me and run me again",
-                args.orders,
-                args.dir.display()
-            );
-            (batch.call(&app, args.orders)?, args.orders)
-        }
+        Err(e) => return Err(e.into()),
     };
+    match inv.was_created() {
+        true => console.log(format_args!(
+            "started batch {} of {total} orders in {spec}; interrupt me and run me again",
+            inv.id()
+        )),
+        false => console.log(format_args!(
+            "resuming batch {} of {total} orders from {spec}: steps done before the \
+             interruption replay from the journal, steps in flight run again",
+            inv.id()
+        )),
+    }
 
+    console.bar.set_length(u64::from(total));
     let worker = app.worker().threads(4).start()?;
     let started = Instant::now();
-    loop {
+    let done_orders = WorkflowQuery::new().task("order").status(Status::Success);
+    let outcome = loop {
         match inv.result_timeout(Duration::from_millis(250)) {
-            Ok(done) => {
-                progress(total, total, started);
-                eprintln!();
-                println!("batch finished: {done} orders in {:.1?}", started.elapsed());
-                break;
-            }
+            Ok(done) => break Ok(done),
             Err(WfError::Timeout { .. }) => {
-                let done = store
-                    .workflows()?
-                    .iter()
-                    .filter(|r| r.spec.task.as_str() == "order" && r.status() == Status::Success)
-                    .count();
-                progress(done as u32, total, started);
+                console
+                    .bar
+                    .set_position(app.workflows(&done_orders)?.matched as u64);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => break Err(e),
         }
-    }
+    };
     worker.stop();
-    check_effects(&args.dir)?;
-    Ok(())
-}
-
-fn progress(done: u32, total: u32, started: Instant) {
-    let width = 30usize;
-    let filled = (done as usize * width)
-        .checked_div(total as usize)
-        .unwrap_or(width);
-    eprint!(
-        "\r[{}{}] {done}/{total} orders, {:.1?}   ",
-        "#".repeat(filled),
-        ".".repeat(width - filled),
+    let done = outcome?;
+    console.bar.set_position(u64::from(done));
+    console.bar.finish_and_clear();
+    say(format_args!(
+        "batch finished: {done} orders in {:.1?}",
         started.elapsed()
-    );
-    let _ = std::io::stderr().flush();
+    ));
+    check_effects(&args.dir)?;
+    if spec != StoreSpec::Memory {
+        say(format_args!(
+            "inspect it: cargo run -q -p wf-cli -- --store {spec} show {}",
+            inv.id()
+        ));
+    }
+    Ok(())
 }
 
 /// Reads the outside world's log and reports steps that happened more than once.
 fn check_effects(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let log = std::fs::read_to_string(dir.join("effects.log")).unwrap_or_default();
+    let log = match std::fs::read_to_string(dir.join("effects.log")) {
+        Ok(log) => log,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e.into()),
+    };
     let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
     for line in log.lines() {
         *seen.entry(line).or_default() += 1;
     }
     let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    println!(
-        "{} side effects, {} distinct; repeated (in flight when killed): {}",
+    say(format_args!(
+        "{} side effects, {} distinct; repeated (in flight when interrupted): {}",
         log.lines().count(),
         seen.len(),
         repeated.len()
-    );
+    ));
     for (line, n) in repeated {
-        println!("  {n}x {line}");
+        say(format_args!("  {n}x {line}"));
     }
     Ok(())
 }

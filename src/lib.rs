@@ -28,16 +28,53 @@
 //! # Ok::<(), wf::WfError>(())
 //! ```
 //!
+//! ## Guides
+//!
+//! - [`guide::workflows`]: the five rules a workflow body must follow, what replays and what does
+//!   not, workflow data (and why a failed attempt's writes are kept), fan-out, testing.
+//! - [`guide::operations`]: workers, leases and recovery, retries, retention, idempotent starts,
+//!   managing workflows from code, the `wf` inspector, upgrading code while workflows are in
+//!   flight.
+//! - [`guide::backends`]: choosing a store.
+//!
+//! ## Operating
+//!
+//! Starting work once per request: [`Task::call_keyed`]. Managing what runs, from code:
+//! [`App::workflows`] (with a [`WorkflowQuery`]), [`App::invocation`] and [`App::workflow`]
+//! (arguments and results typed by the caller), [`App::counts`], [`App::retry`],
+//! [`App::purge_finished`] and [`App::purge_finished_dry_run`]. The same from the command line:
+//! the `wf` inspector (crate `wf-cli`).
+//!
+//! ## Configuration
+//!
+//! [`AppBuilder`] takes every setting, or `WF_APP_ID`, `WF_STORE` (a [`StoreSpec`]: `memory`,
+//! `file:<dir>` or a directory path), `WF_LEASE_MS` and `WF_WORKER_THREADS`; a bad value is a
+//! [`ConfigError`] naming its variable. Without a store choice an app uses memory and warns.
+//!
+//! ## Cargo features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `file` | yes | the embedded, crash-safe file store: [`AppBuilder::file`], [`store::FileStore`] |
+//!
+//! Without `file`, only the memory store (and stores you bring with [`AppBuilder::store`]) remain.
+//! A Redis backend for workers in many processes is planned.
+//!
+//! ## Crates
+//!
 //! The crates behind this facade: [`core`] (identities, journal, replay cursor, codec; no I/O),
 //! [`store`] (the storage contract and its backends) and the runtime re-exported at the top.
-//! `docs/ARCHITECTURE.md` explains how they fit; `docs/guide/workflows.md` lists the determinism
-//! rules a workflow body must follow.
+//! `docs/ARCHITECTURE.md` in the repository explains how they fit.
 
 pub use wf_runtime::{
-    App, AppBuilder, Backoff, CancelReport, ChildHandle, DEFAULT_LEASE, Deterministic, EventSent,
-    Invocation, RetryPredicate, Task, TaskContext, TaskError, TaskOptions, WfError, Worker,
-    WorkerBuilder, WorkerStats, WorkflowContext,
+    Admin, App, AppBuilder, Backoff, CancelReport, ChildHandle, ConfigError, DEFAULT_LEASE,
+    Deterministic, EventSent, Inspector, Invocation, InvocationView, RetryPredicate, StatusCounts,
+    Task, TaskContext, TaskError, TaskOptions, TreeNode, WfError, Worker, WorkerBuilder,
+    WorkerStats, WorkflowContext, WorkflowList, WorkflowQuery, WorkflowSummary, WorkflowTree,
 };
+
+/// How a store is named in text (`WF_STORE`, `--store`): `memory`, `file:<dir>`, a directory.
+pub use wf_store::{StoreSpec, StoreSpecError};
 
 /// Replay checks for CI: replay workflows recorded in production (`wf export`) against the code
 /// you are about to deploy. See [`testing::replay_check`].
@@ -49,8 +86,8 @@ pub mod testing {
 pub use wf_core::{time, uuid};
 
 pub use wf_core::{
-    Failure, FailureKind, InvocationId, NonDeterminism, Status, TaskId, WorkflowAccessError,
-    WorkflowIdentity,
+    Failure, FailureKind, InvocationId, NonDeterminism, Status, TaskId, Timestamp,
+    WorkflowAccessError, WorkflowIdentity,
 };
 
 /// The pure core: identities, access rules, status table, journal, replay cursor, codec.
@@ -72,12 +109,22 @@ pub mod prelude {
     };
 }
 
-/// The README's code blocks, compiled and run as doc-tests so the quick start stays honest.
-#[doc = include_str!("../README.md")]
+/// The README's quick start (`examples/quickstart.rs`, the same text: `tests/readme.rs` checks),
+/// compiled as a doc-test. It is run by `tests/readme.rs` in a scratch directory, and every Rust
+/// block of the README is compiled as a new project by `cargo xtask readme`.
+#[doc = concat!("```no_run\n", include_str!("../examples/quickstart.rs"), "```")]
 #[cfg(doctest)]
-pub struct ReadmeDoctests;
+pub struct QuickstartDoctest;
 
-/// The determinism guide's runnable examples, compiled and run as doc-tests.
-#[doc = include_str!("../docs/guide/workflows.md")]
-#[cfg(doctest)]
-pub struct WorkflowGuideDoctests;
+/// The guides, as rustdoc pages. Their sources are `docs/guide/*.md` in the repository (the same
+/// text renders there); their Rust examples run as doc-tests.
+pub mod guide {
+    #[doc = include_str!("../docs/guide/workflows.md")]
+    pub mod workflows {}
+
+    #[doc = include_str!("../docs/guide/operations.md")]
+    pub mod operations {}
+
+    #[doc = include_str!("../docs/guide/backends.md")]
+    pub mod backends {}
+}

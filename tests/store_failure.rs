@@ -12,6 +12,7 @@ mod common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::Count;
 use common::hooked::{Hooks, hooked_apps};
 use wf::prelude::*;
 use wf::store::{Commit, Lease, Outcome, StoreError};
@@ -51,24 +52,11 @@ fn failing_apps(
     )
 }
 
-/// Counts executions of a body.
-#[derive(Clone, Default)]
-struct Runs(Arc<AtomicU32>);
-
-impl Runs {
-    fn hit(&self) -> u32 {
-        self.0.fetch_add(1, Ordering::SeqCst) + 1
-    }
-    fn get(&self) -> u32 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 /// `swallow`: the body ignores the read error and carries on with a fallback value, which must
 /// not leak into the result.
-fn scenario(app: &App, swallow: bool) -> (Task<(), String>, Runs, Runs) {
-    let parent_runs = Runs::default();
-    let child_runs = Runs::default();
+fn scenario(app: &App, swallow: bool) -> (Task<(), String>, Count, Count) {
+    let parent_runs = Count::default();
+    let child_runs = Count::default();
     let c = child_runs.clone();
     let child = app
         .task(

@@ -47,6 +47,9 @@ impl<H: Hooks> StoreRead for Hooked<H> {
     fn app_id(&self) -> Result<Option<String>, StoreError> {
         self.inner.app_id()
     }
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.inner.purgeable(finished_before)
+    }
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
         self.inner.invocation(id)
     }
@@ -165,6 +168,9 @@ impl<H: Hooks> StoreAdmin for Hooked<H> {
         now: Timestamp,
     ) -> Result<CancelReport, StoreError> {
         self.inner.cancel_tree(id, reason, now)
+    }
+    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.retry(id, now)
     }
 }
 

@@ -70,6 +70,22 @@ impl Gate {
     }
 }
 
+/// Counts executions of a body (or runs of a child).
+#[derive(Clone, Default)]
+pub struct Count(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Count {
+    /// Counts one more and returns the new count (1 for the first).
+    pub fn hit(&self) -> usize {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// The kinds of invocation `id`'s journal entries, in order.
 pub fn journal_kinds(app: &App, id: wf::InvocationId) -> Vec<wf::core::OpKind> {
     app.store()

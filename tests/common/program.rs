@@ -206,10 +206,10 @@ pub fn run_to_end(app: &App, task: &Task<(), u32>) -> (InvocationId, Result<u32,
 /// Asserts `result` is a `NonDeterminism` of `invocation` at `position` whose recorded side
 /// starts with `recorded` and whose requested side contains `requested`.
 #[track_caller]
-pub fn assert_diverged(
+pub fn assert_diverged<R: std::fmt::Debug>(
     context: &str,
     invocation: InvocationId,
-    result: Result<u32, WfError>,
+    result: Result<R, WfError>,
     position: u32,
     recorded: &str,
     requested: &str,

@@ -2,8 +2,9 @@
 //!
 //! | command | runs |
 //! |---|---|
-//! | `ci` | fmt check, clippy (`-D warnings`), the test suite, rustdoc (`-D warnings`), stopping at the first failure |
+//! | `ci` | fmt check, clippy (`-D warnings`), the test suite, the README check, rustdoc (`-D warnings`), stopping at the first failure |
 //! | `test [-- ARGS]` | `cargo test --workspace --all-features [ARGS]`: the one test command README and `.ci/run` use |
+//! | `readme` | compiles every Rust block of README.md as a new project depending on `wf` by path |
 //! | `bench [--quick] [-- ARGS]` | builds `crates/wf-bench` in release and runs it |
 //!
 //! Only the standard library: this crate must build before anything else does.
@@ -14,12 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod readme;
+
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci                     fmt check, clippy -D warnings, tests, rustdoc -D warnings (stops at the first failure)
+  ci                     fmt check, clippy -D warnings, tests, README check, rustdoc -D warnings
+                         (stops at the first failure)
   test [-- ARGS]         cargo test --workspace --all-features [ARGS]
+  readme                 compile every Rust block of README.md as a new project using wf by path
   bench [--quick] [-- ARGS]
                          build crates/wf-bench in release and run it (--quick: short measurements)
   help                   this message
@@ -94,6 +99,10 @@ fn main() -> ExitCode {
             Err(e) => usage_error(&e),
         },
         "bench" => bench(&root, rest),
+        "readme" if rest.is_empty() => {
+            readme_step(&root).and_then(|s| run_steps("readme", &root, vec![s]))
+        }
+        "readme" => usage_error("`readme` takes no arguments"),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -146,7 +155,38 @@ fn test_step() -> Step {
     )
 }
 
+/// Generates the README project (`target/readme-check`) and returns the step that checks it.
+fn readme_step(root: &Path) -> Result<Step, Failed> {
+    let failed = |detail: String| Failed {
+        step: "readme",
+        command: "cargo xtask readme".into(),
+        detail,
+        hint: "make README.md's blocks what a user can paste: a [dependencies] block naming wf by path, whole programs in ```rust blocks",
+    };
+    let text = std::fs::read_to_string(root.join("README.md"))
+        .map_err(|e| failed(format!("cannot read README.md: {e}")))?;
+    let project = readme::project(&text, root).map_err(failed)?;
+    let dir = target_dir(root).join("readme-check");
+    readme::write(&project, &dir, &root.join("Cargo.lock")).map_err(failed)?;
+    let manifest = dir.join("Cargo.toml").to_string_lossy().into_owned();
+    let target = target_dir(root).to_string_lossy().into_owned();
+    Ok(Step::new(
+        "readme",
+        &[
+            "check",
+            "--quiet",
+            "--examples",
+            "--manifest-path",
+            &manifest,
+            "--target-dir",
+            &target,
+        ],
+        "a README block does not compile as a new project (target/readme-check): fix the block, or the API it shows",
+    ))
+}
+
 fn ci(root: &Path) -> Result<(), Failed> {
+    let readme = readme_step(root)?;
     let steps = vec![
         Step::new(
             "fmt",
@@ -167,6 +207,7 @@ fn ci(root: &Path) -> Result<(), Failed> {
             "fix the warnings clippy printed above (every warning is an error in CI)",
         ),
         test_step(),
+        readme,
         Step::new(
             "doc",
             &["doc", "--workspace", "--no-deps", "--all-features"],

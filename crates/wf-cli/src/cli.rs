@@ -6,23 +6,25 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use wf_core::{InvocationId, Status};
+use wf_store::StoreSpec;
 
 use crate::value::HEURISTIC;
 
-/// Inspect a wf store: workflows, invocation trees, journals, data, counts; purge old workflows.
+/// Inspect a wf store: workflows, invocation trees, journals, data, counts; retry failed
+/// invocations, purge old workflows.
 #[derive(Debug, Parser)]
 #[command(
     name = "wf",
     version,
-    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; purge old workflows, send events, export workflows",
+    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows, send events, export workflows",
     long_about = "Inspect a wf store: list workflows with status and age, show one workflow as a \
 tree of invocations, read an invocation's journal and a workflow's data, count invocations by \
-status, purge finished workflows, send events to waiting workflows and export workflows for \
-replay checks.
+status, retry failed invocations, purge finished workflows, send events to waiting workflows and \
+export workflows for replay checks.
 
 Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
 so it works while workers run (a record being written at that moment is not shown yet). Only \
-`purge` and `send-event` write, and they need the store to be free.",
+`retry`, `purge` and `send-event` write, and they need the store to be free.",
     after_help = "Examples:
   wf --store ./wf-data workflows --status failed
   wf --store ./wf-data show 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
@@ -31,7 +33,8 @@ so it works while workers run (a record being written at that moment is not show
     propagate_version = true
 )]
 pub(crate) struct Cli {
-    /// The store: a file store directory, `file:<dir>`, or (not yet supported) a `redis://` URL.
+    /// The store: a file store directory (`./wf-data`, `/var/lib/app/wf`), `file:<dir>`, or (not
+    /// yet supported) a `redis://` URL; the forms `WF_STORE` takes.
     #[arg(
         long,
         short = 's',
@@ -65,7 +68,8 @@ id, type (the root's task), status (the root's), age, number of invocations and,
 sub-workflow, the workflow it was started from.
 
 Example:
-  wf --store ./wf-data workflows --status running --limit 20"
+  wf --store ./wf-data workflows --status running --limit 20
+  wf --store ./wf-data workflows --task order --status failed --older-than 1h"
     )]
     Workflows(WorkflowsArgs),
 
@@ -128,17 +132,45 @@ Example:
     )]
     Counts,
 
-    /// Remove finished workflows older than a duration (needs the store to be free).
+    /// Retry a failed invocation: a new attempt that replays its journal (needs the store to
+    /// be free).
     #[command(
-        long_about = "Remove workflows that finished longer ago than --older-than: every \
-invocation final and the root's last change before that time. Their invocations, journals and \
-data are deleted and the log is compacted.
+        long_about = "Retry a failed invocation: it becomes pending at once, with its task's \
+retry budget anew, and the next worker that runs its task takes it. The new attempt replays \
+the invocation's journal: values it drew and children that finished are not done again; the \
+work from the failed step on runs again. Retry after fixing what made it fail (a deploy, an \
+outside service back up).
 
-This is the one command that writes, so it opens the store like a worker does and needs it to \
-be free: while a worker process owns the store, stop its workers first, or let that process \
-purge (FileOptions::retention purges finished workflows as it runs).
+A workflow that failed because a child failed replays that recorded failure; a failed child \
+can be retried while its caller still waits on it, not once the caller has finished.
+
+Like purge, this writes, so it needs the store to be free: stop the owning process's workers \
+first, or call App::retry in that process.
 
 Example:
+  wf --store ./wf-data retry 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e"
+    )]
+    Retry {
+        /// The failed invocation's id.
+        #[arg(value_name = "INVOCATION_ID", value_parser = parse_id)]
+        invocation: InvocationId,
+    },
+
+    /// Remove finished workflows older than a duration (needs the store to be free), or list
+    /// them with --dry-run.
+    #[command(
+        long_about = "Remove workflows that finished longer ago than --older-than: every \
+invocation final and the last of them final before that time; a workflow goes together with \
+the sub-workflows started from it. Their invocations, journals and data are deleted and the log \
+is compacted.
+
+It writes, so it opens the store like a worker does and needs it to be free: while a worker \
+process owns the store, stop its workers first, or let that process purge \
+(FileOptions::retention purges finished workflows as it runs). --dry-run lists what would be \
+removed and removes nothing; it reads a snapshot, so it works on a live store.
+
+Example:
+  wf --store ./wf-data purge --older-than 7d --dry-run
   wf --store ./wf-data purge --older-than 7d"
     )]
     Purge {
@@ -146,6 +178,9 @@ Example:
         /// m, h, d, w).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         older_than: Duration,
+        /// List the workflows a purge would remove; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 
     /// Send an event to a waiting workflow (needs the store to be free).
@@ -217,49 +252,37 @@ pub(crate) struct WorkflowsArgs {
     /// Only workflows whose root has this status.
     #[arg(long, value_name = "STATUS", value_parser = status_parser())]
     pub status: Option<Status>,
+    /// Only workflows of this type (the task of their root).
+    #[arg(long, value_name = "TASK")]
+    pub task: Option<String>,
+    /// Only workflows started at least this long ago, e.g. 1h, 7d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+    /// Only workflows started less than this long ago, e.g. 30m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub newer_than: Option<Duration>,
     /// Show at most this many (newest first); 0 shows all.
     #[arg(long, short = 'n', value_name = "N", default_value_t = 100)]
     pub limit: usize,
 }
 
-/// Where the store is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum StoreSpec {
-    /// A file store directory.
-    File(PathBuf),
-}
-
-impl StoreSpec {
-    /// Parses `--store` / `WF_STORE`: a directory, `file:<dir>`; `redis://` is refused for now.
-    pub(crate) fn parse(spec: &str) -> Result<Self, String> {
-        let spec = spec.trim();
-        if spec.is_empty() {
-            return Err("the store is empty: pass --store <DIR> or set WF_STORE".into());
-        }
-        if spec.starts_with("redis://") || spec.starts_with("rediss://") {
-            return Err(format!(
-                "{spec}: redis is not supported by this build yet; point --store at a file store directory"
-            ));
-        }
-        if spec == "memory" {
-            return Err(
-                "a memory store lives inside its process and cannot be inspected from outside; \
-                        point --store at a file store directory"
-                    .into(),
-            );
-        }
-        if let Some(dir) = spec.strip_prefix("file:") {
-            if dir.is_empty() {
-                return Err("file: needs a directory, e.g. file:./wf-data".into());
-            }
-            return Ok(Self::File(PathBuf::from(dir)));
-        }
-        if let Some((scheme, _)) = spec.split_once("://") {
-            return Err(format!(
-                "{spec}: unknown store kind `{scheme}`; use a file store directory or file:<dir>"
-            ));
-        }
-        Ok(Self::File(PathBuf::from(spec)))
+/// Parses `--store` / `WF_STORE` (the forms every wf tool takes, `wf_store::StoreSpec`) into
+/// what this inspector can read: a file store directory.
+pub(crate) fn store_dir(text: &str) -> Result<PathBuf, String> {
+    match StoreSpec::parse(text).map_err(|e| format!("--store: {e}"))? {
+        StoreSpec::File(dir) => Ok(dir),
+        StoreSpec::Memory => Err(
+            "a memory store lives inside its process and cannot be inspected from outside; \
+             point --store at a file store directory"
+                .into(),
+        ),
+        StoreSpec::Redis(url) => Err(format!(
+            "{url}: redis is not supported by this build yet; point --store at a file store directory"
+        )),
+        other => Err(format!(
+            "{other}: this inspector cannot read a {} store",
+            other.backend()
+        )),
     }
 }
 
@@ -341,16 +364,19 @@ mod tests {
 
     #[test]
     fn store_specs_parse() {
-        assert_eq!(
-            StoreSpec::parse("file:./a"),
-            Ok(StoreSpec::File("./a".into()))
-        );
-        assert_eq!(StoreSpec::parse("/x/y"), Ok(StoreSpec::File("/x/y".into())));
-        let redis = StoreSpec::parse("redis://127.0.0.1:6379").unwrap_err();
+        assert_eq!(store_dir("file:./a"), Ok("./a".into()));
+        assert_eq!(store_dir("/x/y"), Ok("/x/y".into()));
+        assert_eq!(store_dir("./wf-data"), Ok("./wf-data".into()));
+        let redis = store_dir("redis://127.0.0.1:6379").unwrap_err();
         assert!(redis.contains("redis is not supported by this build yet"));
-        assert!(StoreSpec::parse("file:").is_err());
-        assert!(StoreSpec::parse("memory").is_err());
-        assert!(StoreSpec::parse("s3://bucket").is_err());
+        assert!(store_dir("file:").is_err());
+        assert!(
+            store_dir("memory")
+                .unwrap_err()
+                .contains("cannot be inspected")
+        );
+        assert!(store_dir("s3://bucket").is_err());
+        assert!(store_dir("wf-data").unwrap_err().contains("./wf-data"));
     }
 
     #[test]

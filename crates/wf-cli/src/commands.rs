@@ -1,26 +1,38 @@
 //! The subcommands: each reads the store and returns its whole output as text.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cell::RefCell;
 use std::io::ErrorKind as IoKind;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use wf_core::{ChildOutcome, Failure as StoredFailure, InvocationId, Op, Status, Timestamp};
-use wf_store::{FileSnapshot, FileStore, InvocationRecord, StoreAdmin, StoreError, StoreRead};
+use wf_runtime::{Admin, Inspector, TreeNode, WfError, WorkflowQuery, WorkflowSummary};
+use wf_store::{FileSnapshot, FileStore, InvocationRecord, StoreError, StoreRead};
 
 use crate::Failure;
-use crate::cli::{Cli, Command, StoreSpec, WorkflowsArgs};
+use crate::cli::{Cli, Command, WorkflowsArgs, store_dir};
 use crate::fmt::{Table, age, between, rfc3339, rfc3339_nanos, span, utc};
 use crate::value::{clip, render};
 
 /// How many characters of a value a table line shows.
 const VALUE_WIDTH: usize = 72;
 
+/// What a command prints: its output for stdout, and notes for stderr (that an id named an
+/// invocation inside another workflow; where the store hardening lands, that a read ignored a
+/// torn tail). `main` prints the notes first.
+#[derive(Debug, Default)]
+pub(crate) struct Printed {
+    /// The output.
+    pub(crate) stdout: String,
+    /// One line each, without the `note: ` prefix.
+    pub(crate) notes: Vec<String>,
+}
+
 /// Runs the command `cli` names and returns what to print.
-pub(crate) fn run(cli: &Cli) -> Result<String, Failure> {
-    let spec = match cli.store.as_deref() {
-        Some(s) => StoreSpec::parse(s).map_err(Failure::Usage)?,
+pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
+    let dir = match cli.store.as_deref() {
+        Some(s) => store_dir(s).map_err(Failure::Usage)?,
         None => {
             return Err(Failure::Usage(
                 "no store given: pass --store <DIR> (a file store directory) or set WF_STORE"
@@ -33,35 +45,51 @@ pub(crate) fn run(cli: &Cli) -> Result<String, Failure> {
             "--app is empty: give an app id or leave it out".into(),
         ));
     }
-    let StoreSpec::File(dir) = spec;
     let now = Timestamp::from_system_time(SystemTime::now());
     let out = Out {
         json: cli.json,
         now,
+        notes: RefCell::new(Vec::new()),
     };
     // Checks the store exists (opening it would create an empty one at a mistyped path) and
-    // belongs to `--app`.
+    // belongs to `--app`. Warnings about what the snapshot read (a torn tail it ignored) are
+    // to be noted here, with `out.note`, once the store reports them.
     let store = snapshot(&dir)?;
     check_app(&dir, &store, cli.app.as_deref())?;
-    match &cli.command {
-        Command::Purge { older_than } => purge(&out, &dir, *older_than),
-        Command::Workflows(args) => workflows(&out, &store, args),
-        Command::Show { workflow } => show(&out, &store, *workflow),
+    let reads = Inspector::new(&store);
+    let stdout = match &cli.command {
+        Command::Purge {
+            older_than,
+            dry_run: true,
+        } => purge_dry_run(&out, &reads, *older_than),
+        Command::Purge { older_than, .. } => purge(&out, &dir, *older_than),
+        Command::Retry { invocation } => retry(&out, &dir, &reads, *invocation),
+        Command::Workflows(args) => workflows(&out, &reads, args),
+        Command::Show { workflow } => show(&out, &reads, *workflow),
         Command::Journal { invocation } => journal(&out, &store, *invocation),
         Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
-        Command::Counts => counts(&out, &store),
+        Command::Counts => counts(&out, &reads),
         Command::SendEvent(args) => crate::steer::send_event(&out, &dir, args),
         Command::Export(args) => crate::steer::export(&out, &store, args),
-    }
+    }?;
+    Ok(Printed {
+        stdout,
+        notes: out.notes.into_inner(),
+    })
 }
 
-/// Output settings shared by the commands.
+/// Output settings shared by the commands, and the notes they leave for stderr.
 pub(crate) struct Out {
     pub(crate) json: bool,
     pub(crate) now: Timestamp,
+    notes: RefCell<Vec<String>>,
 }
 
 impl Out {
+    fn note(&self, line: String) {
+        self.notes.borrow_mut().push(line);
+    }
+
     pub(crate) fn json(&self, v: &Value) -> Result<String, Failure> {
         serde_json::to_string_pretty(v)
             .map(|s| s + "\n")
@@ -106,10 +134,22 @@ pub(crate) fn store_failure(dir: &Path, e: StoreError) -> Failure {
     }
 }
 
-pub(crate) fn read<T>(dir: Option<&Path>, r: Result<T, StoreError>) -> Result<T, Failure> {
-    r.map_err(|e| match dir {
+fn store_error(dir: Option<&Path>, e: StoreError) -> Failure {
+    match dir {
         Some(d) => store_failure(d, e),
         None => Failure::Runtime(e.to_string()),
+    }
+}
+
+pub(crate) fn read<T>(dir: Option<&Path>, r: Result<T, StoreError>) -> Result<T, Failure> {
+    r.map_err(|e| store_error(dir, e))
+}
+
+/// A management call's error as one line for the user.
+fn managed<T>(dir: Option<&Path>, r: Result<T, WfError>) -> Result<T, Failure> {
+    r.map_err(|e| match e {
+        WfError::Store(e) => store_error(dir, e),
+        e => Failure::Runtime(e.to_string()),
     })
 }
 
@@ -121,37 +161,28 @@ fn failure_json(f: &StoredFailure) -> Value {
     json!({ "kind": f.kind.to_string(), "message": f.message })
 }
 
-fn workflows(out: &Out, store: &dyn StoreRead, args: &WorkflowsArgs) -> Result<String, Failure> {
-    let mut roots = read(None, store.workflows())?;
-    roots.reverse();
+fn workflows(out: &Out, ins: &Inspector<'_>, args: &WorkflowsArgs) -> Result<String, Failure> {
+    let mut query = WorkflowQuery::new();
     if let Some(status) = args.status {
-        roots.retain(|r| r.status() == status);
+        query = query.status(status);
     }
-    let total = roots.len();
+    if let Some(task) = &args.task {
+        query = query.task(task);
+    }
+    if let Some(age) = args.older_than {
+        query = query.older_than(age);
+    }
+    if let Some(age) = args.newer_than {
+        query = query.newer_than(age);
+    }
     if args.limit > 0 {
-        roots.truncate(args.limit);
+        query = query.limit(args.limit);
     }
-    let mut rows = Vec::with_capacity(roots.len());
-    for r in &roots {
-        let members = read(None, store.workflow_invocations(r.id()))?.len();
-        rows.push((r, members));
-    }
+    let list = managed(None, ins.workflows(&query, out.now))?;
+    let total = list.matched;
+    let rows = &list.workflows;
     if out.json {
-        let list: Vec<Value> = rows
-            .iter()
-            .map(|(r, n)| {
-                json!({
-                    "id": r.id().to_string(),
-                    "type": r.spec.identity.workflow_type.as_str(),
-                    "status": r.status().as_str(),
-                    "created_at": ts_json(r.spec.created_at),
-                    "updated_at": ts_json(r.state.updated_at),
-                    "age_ms": between(r.spec.created_at, out.now).as_millis() as u64,
-                    "invocations": n,
-                    "parent_workflow": r.spec.identity.parent_workflow_id.map(|p| p.to_string()),
-                })
-            })
-            .collect();
+        let list: Vec<Value> = rows.iter().map(|w| summary_json(out, w)).collect();
         return out.json(&json!({ "total": total, "workflows": list }));
     }
     if rows.is_empty() {
@@ -160,27 +191,7 @@ fn workflows(out: &Out, store: &dyn StoreRead, args: &WorkflowsArgs) -> Result<S
             None => "no workflows\n".into(),
         });
     }
-    let mut t = Table::new(&[
-        "WORKFLOW",
-        "TYPE",
-        "STATUS",
-        ">AGE",
-        ">INVOCATIONS",
-        "SUB-WORKFLOW OF",
-    ]);
-    for (r, n) in &rows {
-        t.row(vec![
-            r.id().to_string(),
-            r.spec.identity.workflow_type.to_string(),
-            r.status().to_string(),
-            age(between(r.spec.created_at, out.now)),
-            n.to_string(),
-            r.spec
-                .identity
-                .parent_workflow_id
-                .map_or_else(|| "-".into(), |p| p.to_string()),
-        ]);
-    }
+    let t = summary_table(out, rows);
     let mut text = t.render();
     if rows.len() < total {
         text.push_str(&format!(
@@ -191,98 +202,97 @@ fn workflows(out: &Out, store: &dyn StoreRead, args: &WorkflowsArgs) -> Result<S
     Ok(text)
 }
 
-/// One invocation in a workflow tree.
-struct Node {
-    record: InvocationRecord,
-    depth: usize,
-    /// Tree-drawing prefix for its row, and for lines under it.
-    prefix: String,
-    under: String,
+/// One workflow of a list, for JSON.
+fn summary_json(out: &Out, w: &WorkflowSummary) -> Value {
+    json!({
+        "id": w.id.to_string(),
+        "type": w.workflow_type.as_str(),
+        "status": w.status.as_str(),
+        "created_at": ts_json(w.created_at),
+        "updated_at": ts_json(w.updated_at),
+        "age_ms": between(w.created_at, out.now).as_millis() as u64,
+        "invocations": w.invocations,
+        "parent_workflow": w.parent_workflow.map(|p| p.to_string()),
+    })
 }
 
-/// The invocations of workflow `wf` and of the sub-workflows started from it, depth first
-/// under their callers.
-fn tree(store: &dyn StoreRead, wf: InvocationId) -> Result<Vec<Node>, Failure> {
-    let roots = read(None, store.workflows())?;
-    let mut members: Vec<InvocationRecord> = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut pending = vec![wf];
-    while let Some(w) = pending.pop() {
-        if !seen.insert(w) {
-            continue;
-        }
-        let ids = read(None, store.workflow_invocations(w))?;
-        members.extend(read(None, store.invocations(&ids))?);
-        pending.extend(
-            roots
-                .iter()
-                .filter(|r| r.spec.identity.parent_workflow_id == Some(w))
-                .map(InvocationRecord::id),
-        );
+/// A list of workflows as a table: id, type, status, age, size, parent workflow.
+fn summary_table(out: &Out, rows: &[WorkflowSummary]) -> Table {
+    let mut t = Table::new(&[
+        "WORKFLOW",
+        "TYPE",
+        "STATUS",
+        ">AGE",
+        ">INVOCATIONS",
+        "SUB-WORKFLOW OF",
+    ]);
+    for w in rows {
+        t.row(vec![
+            w.id.to_string(),
+            w.workflow_type.to_string(),
+            w.status.to_string(),
+            age(between(w.created_at, out.now)),
+            w.invocations.to_string(),
+            w.parent_workflow
+                .map_or_else(|| "-".into(), |p| p.to_string()),
+        ]);
     }
-    members.sort_by_key(|r| (r.spec.created_at, r.id()));
-    let known: BTreeSet<InvocationId> = members.iter().map(InvocationRecord::id).collect();
-    let mut children: HashMap<Option<InvocationId>, Vec<InvocationRecord>> = HashMap::new();
-    for r in members {
-        // The workflow's root, and anything whose caller is gone, start a branch of their own.
-        let parent = r.spec.parent.filter(|p| known.contains(p) && r.id() != wf);
-        children.entry(parent).or_default().push(r);
-    }
-    let mut nodes = Vec::new();
-    let mut tops = children.remove(&None).unwrap_or_default();
-    tops.sort_by_key(|r| (r.id() != wf, r.spec.created_at));
-    for r in tops {
-        walk(&mut children, r, 0, "", "", &mut nodes);
-    }
-    Ok(nodes)
+    t
 }
 
-fn walk(
-    children: &mut HashMap<Option<InvocationId>, Vec<InvocationRecord>>,
-    record: InvocationRecord,
-    depth: usize,
-    prefix: &str,
-    under: &str,
-    nodes: &mut Vec<Node>,
-) {
-    let kids = children.remove(&Some(record.id())).unwrap_or_default();
-    nodes.push(Node {
-        record,
-        depth,
-        prefix: prefix.to_owned(),
-        under: under.to_owned(),
-    });
-    let n = kids.len();
-    for (i, kid) in kids.into_iter().enumerate() {
-        let last = i + 1 == n;
-        let p = format!("{under}{}", if last { "└─ " } else { "├─ " });
-        let u = format!("{under}{}", if last { "   " } else { "│  " });
-        walk(children, kid, depth + 1, &p, &u, nodes);
+/// Tree-drawing prefixes for nodes listed depth first (given by their depths): for each node, the prefix of its own row
+/// (`├─ `, `└─ ` after its ancestors' rails) and the one for lines under it.
+fn rails(depths: &[usize]) -> Vec<(String, String)> {
+    // A node is the last of its siblings when no later node at its depth comes before one
+    // shallower than it; found walking backwards.
+    let mut last = vec![false; depths.len()];
+    let mut sibling_below: Vec<bool> = Vec::new();
+    for (i, &depth) in depths.iter().enumerate().rev() {
+        sibling_below.resize(depth + 1, false);
+        last[i] = !sibling_below[depth];
+        sibling_below[depth] = true;
     }
+    let mut open: Vec<bool> = Vec::new(); // per depth: is that ancestor's branch still open?
+    depths
+        .iter()
+        .zip(&last)
+        .map(|(&depth, &is_last)| {
+            open.truncate(depth);
+            let mut rail = String::new();
+            for &o in open.iter().skip(1) {
+                rail.push_str(if o { "│  " } else { "   " });
+            }
+            let (row, under) = match depth {
+                0 => (String::new(), String::new()),
+                _ => (
+                    format!("{rail}{}", if is_last { "└─ " } else { "├─ " }),
+                    format!("{rail}{}", if is_last { "   " } else { "│  " }),
+                ),
+            };
+            open.push(!is_last);
+            (row, under)
+        })
+        .collect()
 }
 
-/// Resolves an id that may name any invocation to its workflow's id.
-fn workflow_of(
-    store: &dyn StoreRead,
-    id: InvocationId,
-) -> Result<(InvocationId, Option<String>), Failure> {
-    let record = read(None, store.invocation(id))?;
-    let wf = record.spec.identity.workflow_id;
-    let note = (wf != id)
-        .then(|| format!("note: {id} is an invocation of workflow {wf}; showing that workflow"));
-    Ok((wf, note))
-}
-
-fn show(out: &Out, store: &dyn StoreRead, id: InvocationId) -> Result<String, Failure> {
-    let (wf, note) = workflow_of(store, id)?;
-    if let Some(note) = note {
-        eprintln!("{note}");
+fn show(out: &Out, ins: &Inspector<'_>, id: InvocationId) -> Result<String, Failure> {
+    let tree = managed(None, ins.workflow(id))?;
+    let Some(root) = tree.root() else {
+        return Err(Failure::Runtime(format!(
+            "the workflow of {id} was purged while it was read"
+        )));
+    };
+    let root = root.record();
+    let wf = root.id();
+    if wf != id {
+        out.note(format!(
+            "{id} is an invocation of workflow {wf}; showing that workflow"
+        ));
     }
-    let root = read(None, store.invocation(wf))?;
-    let nodes = tree(store, wf)?;
+    let nodes = tree.nodes();
     let in_subs = nodes
         .iter()
-        .filter(|n| n.record.spec.identity.workflow_id != wf)
+        .filter(|n| n.invocation.identity().workflow_id != wf)
         .count();
     if out.json {
         let list: Vec<Value> = nodes.iter().map(|n| invocation_json(out, n)).collect();
@@ -326,13 +336,13 @@ fn show(out: &Out, store: &dyn StoreRead, id: InvocationId) -> Result<String, Fa
         ">DURATION",
         "UPDATED",
     ]);
-    for n in &nodes {
-        let r = &n.record;
+    let depths: Vec<usize> = nodes.iter().map(|n| n.depth).collect();
+    for (n, (prefix, under)) in nodes.iter().zip(rails(&depths)) {
+        let r = n.invocation.record();
         let s = &r.state;
-        let sub = r.is_root() && r.id() != wf;
         t.row(vec![
-            format!("{}{}", n.prefix, r.id()),
-            match sub {
+            format!("{prefix}{}", r.id()),
+            match n.subworkflow_root {
                 true => format!("{} [sub-workflow]", r.spec.task),
                 false => r.spec.task.to_string(),
             },
@@ -343,7 +353,21 @@ fn show(out: &Out, store: &dyn StoreRead, id: InvocationId) -> Result<String, Fa
             duration_text(out, r),
             format!("{} ago", age(between(s.updated_at, out.now))),
         ]);
-        let pad = format!("{}   ", n.under);
+        let pad = format!("{under}   ");
+        if s.status == Status::Pending {
+            t.note(match s.not_before.filter(|at| *at > out.now) {
+                Some(at) => format!(
+                    "{pad}pending until {} (in {}), then waiting for a worker that runs task '{}'",
+                    utc(at),
+                    span(between(out.now, at)),
+                    r.spec.task
+                ),
+                None => format!(
+                    "{pad}pending — waiting for a worker that runs task '{}'",
+                    r.spec.task
+                ),
+            });
+        }
         if let Some(lease) = &s.lease {
             let left = between(out.now, lease.expires_at);
             t.note(format!(
@@ -367,12 +391,6 @@ fn show(out: &Out, store: &dyn StoreRead, id: InvocationId) -> Result<String, Fa
         if !s.waiting_on.is_empty() {
             t.note(format!("{pad}waiting on {} children", s.waiting_on.len()));
         }
-        if s.status == Status::Pending {
-            t.note(format!(
-                "{pad}waiting for a worker that runs task '{}'",
-                r.spec.task
-            ));
-        }
         if let Some(e) = &s.error {
             t.note(format!("{pad}error: {}", clip(&e.to_string(), 200)));
         }
@@ -395,8 +413,8 @@ fn duration_text(out: &Out, r: &InvocationRecord) -> String {
     }
 }
 
-fn invocation_json(out: &Out, n: &Node) -> Value {
-    let r = &n.record;
+fn invocation_json(out: &Out, n: &TreeNode) -> Value {
+    let r = n.invocation.record();
     let s = &r.state;
     let end = match s.status.is_final() {
         true => s.updated_at,
@@ -408,7 +426,7 @@ fn invocation_json(out: &Out, n: &Node) -> Value {
         "workflow": r.spec.identity.workflow_id.to_string(),
         "parent": r.spec.parent.map(|p| p.to_string()),
         "depth": n.depth,
-        "subworkflow_root": r.is_root() && r.spec.identity.is_subworkflow(),
+        "subworkflow_root": n.subworkflow_root,
         "status": s.status.as_str(),
         "attempts": s.attempts,
         "retries": s.retries,
@@ -540,6 +558,18 @@ fn op_json(op: &Op) -> Value {
     }
 }
 
+/// Resolves an id that may name any invocation to its workflow's id.
+fn workflow_of(
+    store: &dyn StoreRead,
+    id: InvocationId,
+) -> Result<(InvocationId, Option<String>), Failure> {
+    let record = read(None, store.invocation(id))?;
+    let wf = record.spec.identity.workflow_id;
+    let note = (wf != id)
+        .then(|| format!("{id} is an invocation of workflow {wf}; showing that workflow"));
+    Ok((wf, note))
+}
+
 fn data(
     out: &Out,
     store: &dyn StoreRead,
@@ -548,7 +578,7 @@ fn data(
 ) -> Result<String, Failure> {
     let (wf, note) = workflow_of(store, id)?;
     if let Some(note) = note {
-        eprintln!("{note}");
+        out.note(note);
     }
     if let Some(key) = key {
         let Some(bytes) = read(None, store.get_data(wf, key))? else {
@@ -583,8 +613,8 @@ fn data(
     Ok(t.render())
 }
 
-fn counts(out: &Out, store: &dyn StoreRead) -> Result<String, Failure> {
-    let counts = read(None, store.counts())?;
+fn counts(out: &Out, ins: &Inspector<'_>) -> Result<String, Failure> {
+    let counts = managed(None, ins.counts())?;
     if out.json {
         let map: serde_json::Map<String, Value> = counts
             .iter()
@@ -600,26 +630,106 @@ fn counts(out: &Out, store: &dyn StoreRead) -> Result<String, Failure> {
     Ok(t.render())
 }
 
-fn purge(out: &Out, dir: &PathBuf, older_than: std::time::Duration) -> Result<String, Failure> {
-    let store = match FileStore::open(dir) {
-        Ok(s) => s,
-        Err(StoreError::StoreLocked { .. }) => {
-            return Err(Failure::Runtime(format!(
-                "store {} is owned by a running process: stop its workers first, or purge from that \
-                 process (FileOptions::retention purges finished workflows as it runs)",
-                dir.display()
-            )));
-        }
-        Err(e) => return Err(store_failure(dir, e)),
-    };
+/// Opens the store in `dir` for a command that writes. The store must exist (opening would
+/// create an empty one at a mistyped path; `run` checked with a snapshot) and be free (a file
+/// store has one owning process). It is opened without an app, so it is not bound to one.
+fn open_store(dir: &Path) -> Result<FileStore, Failure> {
+    match FileStore::open(dir) {
+        Ok(s) => Ok(s),
+        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
+            "store {} is owned by a running process: stop its workers first, or do this from \
+             that process (App::retry, App::purge_finished; FileOptions::retention purges \
+             finished workflows as it runs)",
+            dir.display()
+        ))),
+        Err(e) => Err(store_failure(dir, e)),
+    }
+}
+
+fn purge_dry_run(
+    out: &Out,
+    reads: &Inspector<'_>,
+    older_than: Duration,
+) -> Result<String, Failure> {
+    let listed = managed(None, reads.purgeable(older_than, out.now))?;
+    let by = Timestamp(out.now.0.saturating_sub(older_than.as_millis() as u64));
+    if out.json {
+        let list: Vec<Value> = listed.iter().map(|w| summary_json(out, w)).collect();
+        return out.json(&json!({
+            "dry_run": true,
+            "would_purge": list.len(),
+            "finished_by": ts_json(by),
+            "workflows": list,
+        }));
+    }
+    let mut text = format!(
+        "would purge {} finished workflow{} (finished by {}); nothing was removed\n",
+        listed.len(),
+        if listed.len() == 1 { "" } else { "s" },
+        utc(by)
+    );
+    if listed.is_empty() {
+        return Ok(text);
+    }
+    text.push('\n');
+    let t = summary_table(out, &listed);
+    text.push_str(&t.render());
+    Ok(text)
+}
+
+fn retry(
+    out: &Out,
+    dir: &Path,
+    reads: &Inspector<'_>,
+    id: InvocationId,
+) -> Result<String, Failure> {
+    // Read first, so an unknown id or a refused retry says so without taking the store.
+    let task = managed(None, reads.invocation(id))?.task().clone();
+    let store = open_store(dir)?;
+    managed(Some(dir), Admin::new(&store).retry(id, out.now))?;
+    if out.json {
+        return out.json(
+            &json!({ "retried": id.to_string(), "task": task.as_str(), "status": "pending" }),
+        );
+    }
+    Ok(format!(
+        "retried {id}: pending again; a worker that runs task '{task}' takes it and replays its journal\n"
+    ))
+}
+
+fn purge(out: &Out, dir: &Path, older_than: Duration) -> Result<String, Failure> {
+    let store = open_store(dir)?;
+    let purged = managed(
+        Some(dir),
+        Admin::new(&store).purge_finished(older_than, out.now),
+    )?;
     let before = Timestamp(out.now.0.saturating_sub(older_than.as_millis() as u64));
-    let purged = read(Some(dir), store.purge_finished(before))?;
     if out.json {
         return out.json(&json!({ "purged": purged, "finished_before": ts_json(before) }));
     }
     Ok(format!(
-        "purged {purged} finished workflow{} (finished before {})\n",
+        "purged {purged} finished workflow{} (finished by {})\n",
         if purged == 1 { "" } else { "s" },
         utc(before)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rails_follow_the_depths() {
+        let r = rails(&[0, 1, 2, 1, 2, 2, 3]);
+        let rows: Vec<&str> = r.iter().map(|(row, _)| row.as_str()).collect();
+        assert_eq!(
+            rows,
+            ["", "├─ ", "│  └─ ", "└─ ", "   ├─ ", "   └─ ", "      └─ "]
+        );
+        let unders: Vec<&str> = r.iter().map(|(_, u)| u.as_str()).collect();
+        assert_eq!(
+            unders,
+            ["", "│  ", "│     ", "   ", "   │  ", "      ", "         "]
+        );
+    }
 }

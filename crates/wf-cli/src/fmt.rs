@@ -2,50 +2,45 @@
 
 use std::time::Duration;
 
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use unicode_width::UnicodeWidthStr;
 use wf_core::Timestamp;
+
+const TABLE_TIME: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+const RFC3339_MILLIS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+const RFC3339_NANOS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+
+/// Nanoseconds since the epoch in `format`, or the raw number when the time crate cannot
+/// represent it (a year past 9999).
+fn format_nanos(nanos: i128, format: &[BorrowedFormatItem<'_>]) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_else(|| format!("{nanos} ns since the epoch"))
+}
+
+fn ts_nanos(ts: Timestamp) -> i128 {
+    i128::from(ts.0) * 1_000_000
+}
 
 /// `2026-01-01 12:00:03Z` (seconds precision, UTC), for tables.
 pub(crate) fn utc(ts: Timestamp) -> String {
-    let (date, h, m, s, _) = civil(i128::from(ts.0) * 1_000_000);
-    format!("{date} {h:02}:{m:02}:{s:02}Z")
+    format_nanos(ts_nanos(ts), TABLE_TIME)
 }
 
 /// `2026-01-01T12:00:03.123Z` (RFC 3339, milliseconds), for JSON.
 pub(crate) fn rfc3339(ts: Timestamp) -> String {
-    let (date, h, m, s, nanos) = civil(i128::from(ts.0) * 1_000_000);
-    format!("{date}T{h:02}:{m:02}:{s:02}.{:03}Z", nanos / 1_000_000)
+    format_nanos(ts_nanos(ts), RFC3339_MILLIS)
 }
 
 /// `2026-01-01T12:00:03.123456789Z` from nanoseconds since the epoch (journaled `utc_now()`).
 pub(crate) fn rfc3339_nanos(nanos: i128) -> String {
-    let (date, h, m, s, ns) = civil(nanos);
-    format!("{date}T{h:02}:{m:02}:{s:02}.{ns:09}Z")
-}
-
-/// Splits nanoseconds since the epoch into a `YYYY-MM-DD` date, hours, minutes, seconds and
-/// nanoseconds (proleptic Gregorian calendar, UTC).
-fn civil(nanos: i128) -> (String, i128, i128, i128, i128) {
-    let secs = nanos.div_euclid(1_000_000_000);
-    let ns = nanos.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // Days to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i128::from(month <= 2);
-    (
-        format!("{year:04}-{month:02}-{day:02}"),
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60,
-        ns,
-    )
+    format_nanos(nanos, RFC3339_NANOS)
 }
 
 /// A coarse age: `3s`, `5m`, `2h`, `4d`.
@@ -157,8 +152,10 @@ impl Table {
     }
 }
 
+/// How many terminal columns `s` takes: wide characters (CJK, most emoji) take two, combining
+/// marks none.
 fn width(s: &str) -> usize {
-    s.chars().count()
+    UnicodeWidthStr::width(s)
 }
 
 #[cfg(test)]
@@ -174,6 +171,15 @@ mod tests {
         );
         assert_eq!(utc(Timestamp(951_825_600_000)), "2000-02-29 12:00:00Z");
         assert_eq!(rfc3339_nanos(-1), "1969-12-31T23:59:59.999999999Z");
+        assert_eq!(
+            rfc3339_nanos(1_767_225_600_000_000_007),
+            "2026-01-01T00:00:00.000000007Z"
+        );
+        // Past what the calendar formats: the number, not a panic or a wrong date.
+        assert_eq!(
+            utc(Timestamp(u64::MAX)),
+            format!("{} ns since the epoch", i128::from(u64::MAX) * 1_000_000)
+        );
     }
 
     #[test]
@@ -195,6 +201,19 @@ mod tests {
         assert_eq!(
             t.render(),
             "A       N  C\n├─ x    5\n│  note\nlong  100  z\n"
+        );
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let mut t = Table::new(&["TASK", ">N"]);
+        t.row(vec!["注文".into(), "1".into()]);
+        t.row(vec!["order".into(), "22".into()]);
+        t.row(vec!["cafe\u{301}".into(), "3".into()]);
+        // 注文 is four columns wide, "café" with a combining accent four.
+        assert_eq!(
+            t.render(),
+            "TASK    N\n注文    1\norder  22\ncafe\u{301}    3\n"
         );
     }
 }

@@ -1,9 +1,10 @@
 //! `wf`: the inspector of wf stores.
 //!
 //! Lists workflows, shows a workflow as a tree of invocations, an invocation's journal, a
-//! workflow's data and counts by status, purges finished workflows, sends events to waiting
-//! workflows and exports workflows for replay checks. Reads take a lock-free snapshot of the
-//! store ([`wf_store::FileStore::snapshot`]), so they work while workers run.
+//! workflow's data and counts by status, retries failed invocations, purges finished workflows
+//! (or lists what a purge would remove), sends events to waiting workflows and exports
+//! workflows for replay checks. Reads take a lock-free snapshot of the store
+//! ([`wf_store::FileStore::snapshot`]), so they work while workers run.
 //! Run `wf --help` for the commands.
 
 mod cli;
@@ -50,11 +51,15 @@ fn main() -> ExitCode {
         Err(e) => return clap_failure(&e),
     };
     match commands::run(&cli) {
-        Ok(out) => {
+        Ok(printed) => {
+            for note in &printed.notes {
+                // Notes are best effort: a closed stderr loses them, not the output.
+                let _ = writeln!(std::io::stderr(), "note: {note}");
+            }
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (`wf workflows | head`) is not an error worth reporting.
             match stdout
-                .write_all(out.as_bytes())
+                .write_all(printed.stdout.as_bytes())
                 .and_then(|()| stdout.flush())
             {
                 Ok(()) => ExitCode::SUCCESS,

@@ -131,6 +131,33 @@ fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// Every subcommand.
+const COMMANDS: [&str; 7] = [
+    "workflows",
+    "show",
+    "journal",
+    "data",
+    "counts",
+    "retry",
+    "purge",
+];
+
+/// Waits until the wall clock has passed the store's last update, so `--older-than 0s` takes
+/// everything that finished.
+fn wait_past_last_update(dir: &Path) {
+    let last = FileStore::snapshot(dir)
+        .unwrap()
+        .workflows()
+        .unwrap()
+        .iter()
+        .map(|r| r.state.updated_at)
+        .max()
+        .unwrap();
+    while Timestamp::from_system_time(std::time::SystemTime::now()) <= last {
+        std::thread::yield_now();
+    }
+}
+
 /// Asserts a failure with exit code `code` and one line on stderr; returns the line.
 fn fails(out: &Output, code: i32) -> String {
     let stderr = String::from_utf8(out.stderr.clone()).unwrap();
@@ -162,6 +189,17 @@ fn workflows_lists_roots_with_status_and_size() {
         .find(|l| l.starts_with(&f.notify.to_string()))
         .unwrap();
     assert!(notify_line.ends_with(&f.order.to_string()), "{notify_line}");
+
+    let orders = ok(&f.dir, &["workflows", "--task", "order"]);
+    assert!(orders.contains(&f.order.to_string()) && !orders.contains(&f.broken.to_string()));
+    assert_eq!(
+        ok(&f.dir, &["workflows", "--older-than", "1h"]),
+        "no workflows\n"
+    );
+    assert_eq!(
+        json(&f.dir, &["workflows", "--newer-than", "1h"])["total"],
+        3
+    );
 
     let failed = ok(&f.dir, &["workflows", "--status", "failed"]);
     assert!(failed.contains(&f.broken.to_string()) && !failed.contains(&f.order.to_string()));
@@ -380,10 +418,10 @@ fn bad_arguments_and_missing_stores_give_one_line() {
     let help = wf(&["--help"]);
     assert!(help.status.success());
     let help = String::from_utf8(help.stdout).unwrap();
-    for cmd in ["workflows", "show", "journal", "data", "counts", "purge"] {
+    for cmd in COMMANDS {
         assert!(help.contains(cmd), "{cmd} not in help");
     }
-    for cmd in ["workflows", "show", "journal", "data", "counts", "purge"] {
+    for cmd in COMMANDS {
         let out = wf(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help");
         assert!(
@@ -445,17 +483,7 @@ fn purge_removes_finished_workflows() {
     assert_eq!(json(&f.dir, &["purge", "--older-than", "7d"])["purged"], 0);
     // `purge --older-than 0s` keeps what finished in the cut-off's own millisecond: wait until
     // the clock has passed the store's last update.
-    let last = FileStore::snapshot(&f.dir)
-        .unwrap()
-        .workflows()
-        .unwrap()
-        .iter()
-        .map(|r| r.state.updated_at)
-        .max()
-        .unwrap();
-    while Timestamp::from_system_time(std::time::SystemTime::now()) <= last {
-        std::thread::yield_now();
-    }
+    wait_past_last_update(&f.dir);
     let text = ok(&f.dir, &["purge", "--older-than", "0s"]);
     assert_eq!(
         text.lines().next().unwrap().split_whitespace().nth(1),
@@ -496,4 +524,89 @@ fn app_must_be_the_stores_and_pending_work_names_the_task_it_waits_for() {
             && text.contains("waiting for a worker that runs task 'renamed.task'"),
         "{text}"
     );
+}
+
+#[test]
+fn retry_requeues_a_failed_invocation() {
+    let f = fixture();
+    let e = fails(&run(&f.dir, &["retry", &f.order.to_string()]), 1);
+    assert!(
+        e.contains("cannot be retried: it is success, not failed"),
+        "{e}"
+    );
+    let unknown = InvocationId::from_u128(7).to_string();
+    assert!(fails(&run(&f.dir, &["retry", &unknown]), 1).contains("not found"));
+
+    let text = ok(&f.dir, &["retry", &f.broken.to_string()]);
+    assert!(
+        text.contains("pending again; a worker that runs task 'broken' takes it"),
+        "{text}"
+    );
+    let shown = ok(&f.dir, &["show", &f.broken.to_string()]);
+    assert!(shown.contains("pending"), "{shown}");
+    assert!(
+        shown.contains("error: task error: card declined"),
+        "the last error stays: {shown}"
+    );
+    // A second retry is refused: it is pending now.
+    let e = fails(&run(&f.dir, &["retry", &f.broken.to_string()]), 1);
+    assert!(e.contains("it is pending, not failed"), "{e}");
+
+    // The retried invocation runs again in an app, and fails again the same way.
+    let app = App::builder()
+        .app_id("cli-test")
+        .file(&f.dir)
+        .build()
+        .unwrap();
+    app.task(
+        "broken",
+        |_: &TaskContext, (): ()| -> Result<(), TaskError> { Ok(()) },
+    )
+    .unwrap();
+    app.run_until_idle().unwrap();
+    assert_eq!(
+        app.invocation(f.broken).unwrap().status(),
+        wf_core::Status::Success,
+        "the retry ran with the fixed task"
+    );
+    drop(app);
+
+    // Retrying needs the store to be free.
+    let owner = FileStore::open(&f.dir).unwrap();
+    let e = fails(&run(&f.dir, &["retry", &f.broken.to_string()]), 1);
+    assert!(
+        e.contains("owned by a running process") && e.contains("App::retry"),
+        "{e}"
+    );
+    drop(owner);
+}
+
+#[test]
+fn purge_dry_run_lists_and_removes_nothing_even_on_a_live_store() {
+    let f = fixture();
+    wait_past_last_update(&f.dir);
+    let owner = FileStore::open(&f.dir).unwrap();
+    let text = ok(&f.dir, &["purge", "--older-than", "0s", "--dry-run"]);
+    assert!(
+        text.starts_with("would purge 3 finished workflows"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was removed"), "{text}");
+    for id in [f.order, f.broken, f.notify] {
+        assert!(text.contains(&id.to_string()), "{id} missing:\n{text}");
+    }
+    let v = json(&f.dir, &["purge", "--older-than", "0s", "--dry-run"]);
+    assert_eq!(v["would_purge"], 3);
+    assert_eq!(v["workflows"][0]["id"], f.order.to_string());
+    let none = ok(&f.dir, &["purge", "--older-than", "7d", "--dry-run"]);
+    assert!(
+        none.starts_with("would purge 0 finished workflows"),
+        "{none}"
+    );
+    assert_eq!(
+        json(&f.dir, &["counts"])["total"],
+        5,
+        "a dry run removes nothing"
+    );
+    drop(owner);
 }

@@ -643,19 +643,42 @@ impl ReplayCursor {
     /// skipped: changed code must not skip a recorded step (and orphan a recorded child). An
     /// execution cut short by a suspension has not ended: do not call this for it.
     ///
+    /// `said` is what the body's error or panic said, if it failed or panicked: a body that
+    /// stops short often does so *because* of that error (a bug hit on replay, a refused
+    /// handle), so the divergence keeps its first [`MAX_SAID_BYTES`] bytes.
+    ///
     /// # Errors
     ///
-    /// [`NonDeterminism`] at the first unconsumed position, with "nothing more" and `how` as the
-    /// requested side.
-    pub fn check_end(&self, how: Ending) -> Result<(), NonDeterminism> {
-        match self.recorded.get(self.position as usize) {
-            None => Ok(()),
-            Some(entry) => Err(NonDeterminism {
-                invocation: self.invocation,
-                position: self.position,
-                recorded: entry.op.to_string(),
-                requested: format!("nothing more (the body {how})"),
-            }),
-        }
+    /// [`NonDeterminism`] at the first unconsumed position, with "nothing more", `how` and
+    /// `said` as the requested side.
+    pub fn check_end(&self, how: Ending, said: Option<&str>) -> Result<(), NonDeterminism> {
+        let Some(entry) = self.recorded.get(self.position as usize) else {
+            return Ok(());
+        };
+        let requested = match said {
+            None => format!("nothing more (the body {how})"),
+            Some(said) => format!("nothing more (the body {how}: {})", shortened(said)),
+        };
+        Err(NonDeterminism {
+            invocation: self.invocation,
+            position: self.position,
+            recorded: entry.op.to_string(),
+            requested,
+        })
     }
+}
+
+/// How much of a body's error or panic text a stop-short [`NonDeterminism`] keeps.
+pub const MAX_SAID_BYTES: usize = 512;
+
+/// `text`, cut to at most [`MAX_SAID_BYTES`] bytes on a character boundary, with "…" when cut.
+fn shortened(text: &str) -> String {
+    if text.len() <= MAX_SAID_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_SAID_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }

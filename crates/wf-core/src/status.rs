@@ -23,7 +23,7 @@ pub enum Status {
     Retry,
     /// Finished with a result. Final.
     Success,
-    /// Finished with an error. Final.
+    /// Finished with an error. Final (an operator may retry it: `StoreAdmin::retry`).
     Failed,
     /// Cancelled (its workflow tree was cancelled, or an operator cancelled it). Final. Added
     /// after the others so stores written before it existed still decode.
@@ -43,7 +43,8 @@ impl Status {
         Status::Cancelled,
     ];
 
-    /// Success, failed or cancelled: nothing will change it again.
+    /// Success, failed or cancelled: no execution will change it again. (An operator may retry a
+    /// failed invocation, the one move out of a final status: failed → pending.)
     pub const fn is_final(self) -> bool {
         matches!(self, Status::Success | Status::Failed | Status::Cancelled)
     }
@@ -180,6 +181,11 @@ pub const TRANSITIONS: &[Transition] = &[
         Status::Cancelled,
         "cancelled while waiting to retry",
     ),
+    t(
+        Status::Failed,
+        Status::Pending,
+        "retried by an operator: a new attempt that replays its journal",
+    ),
 ];
 
 /// A status change that the table does not allow.
@@ -216,11 +222,12 @@ mod tests {
     }
 
     #[test]
-    fn final_statuses_have_no_way_out() {
+    fn final_statuses_have_no_way_out_but_an_operators_retry() {
         for from in [Status::Success, Status::Failed, Status::Cancelled] {
             assert!(from.is_final());
             for to in Status::ALL {
-                assert!(from.check_transition(to).is_err(), "{from} -> {to}");
+                let retry = from == Status::Failed && to == Status::Pending;
+                assert_eq!(from.check_transition(to).is_ok(), retry, "{from} -> {to}");
             }
         }
     }

@@ -302,20 +302,22 @@ proptest! {
 
     /// (d) A replay of a completed run that ends (returns, fails, panics) after any strict
     /// prefix of its operations stops short: it is reported at exactly the first entry it
-    /// skipped, naming that entry and how the body ended. The whole run ends cleanly.
+    /// skipped, naming that entry and how the body ended, with (the start of) what its error or
+    /// panic said. The whole run ends cleanly.
     #[test]
-    fn a_replay_that_ends_early_is_reported_at_the_first_skipped_entry(inv in any::<u128>(), reqs in proptest::collection::vec(req(), 0..30), cut in any::<prop::sample::Index>(), how in ending()) {
+    fn a_replay_that_ends_early_is_reported_at_the_first_skipped_entry(inv in any::<u128>(), reqs in proptest::collection::vec(req(), 0..30), cut in any::<prop::sample::Index>(), how in ending(), said in proptest::option::of(proptest::collection::vec(any::<char>(), 0..700))) {
+        let said: Option<String> = said.map(|chars| chars.into_iter().collect());
         let reqs = effective(&reqs);
         let id = InvocationId::from_u128(inv);
         let mut first = ReplayCursor::new(id, Vec::new());
         run(&mut first, &reqs, 0).unwrap();
-        prop_assert!(first.check_end(how).is_ok(), "a first run never stops short");
+        prop_assert!(first.check_end(how, said.as_deref()).is_ok(), "a first run never stops short");
         let journal = first.take_new_entries();
         let k = cut.index(reqs.len() + 1);
 
         let mut replay = ReplayCursor::new(id, journal.clone());
         run(&mut replay, &reqs[..k], 0).unwrap();
-        match replay.check_end(how) {
+        match replay.check_end(how, said.as_deref()) {
             Ok(()) => prop_assert_eq!(k, reqs.len(), "stopped short at {} undetected", k),
             Err(nd) => {
                 prop_assert!(k < reqs.len());
@@ -323,6 +325,14 @@ proptest! {
                 prop_assert_eq!(nd.invocation, id);
                 prop_assert_eq!(&nd.recorded, &journal[k].op.to_string());
                 prop_assert!(nd.requested.contains(&how.to_string()), "{}", nd.requested);
+                if let Some(said) = &said {
+                    let kept: String = said.chars().take_while({
+                        let mut bytes = 0;
+                        move |c| { bytes += c.len_utf8(); bytes <= wf_core::MAX_SAID_BYTES }
+                    }).collect();
+                    prop_assert!(nd.requested.contains(&kept), "{}", nd.requested);
+                    prop_assert!(nd.requested.len() <= wf_core::MAX_SAID_BYTES + 64, "{}", nd.requested.len());
+                }
             }
         }
     }
@@ -401,7 +411,7 @@ proptest! {
         let replayed = run(&mut again, &patched, 0).unwrap();
         prop_assert_eq!(replayed, values_of_replay(&live));
         prop_assert!(again.take_new_entries().is_empty());
-        prop_assert!(again.check_end(Ending::Returned).is_ok());
+        prop_assert!(again.check_end(Ending::Returned, None).is_ok());
     }
 
     /// Two invocations never share deterministic values.
@@ -483,7 +493,7 @@ fn a_recorded_cancellation_is_told_again_at_its_position() {
     assert_eq!(replay.recorded_cancellation().as_deref(), Some("operator"));
     assert_eq!(replay.recorded_cancellation(), None, "told once");
     replay.uuid().unwrap();
-    assert!(replay.check_end(Ending::Returned).is_ok());
+    assert!(replay.check_end(Ending::Returned, None).is_ok());
 
     // An operation asked where the cancellation was recorded diverges.
     let mut changed = ReplayCursor::new(id, journal);

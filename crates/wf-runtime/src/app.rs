@@ -1,45 +1,23 @@
 //! The `App`: a store, a task registry and configuration, shared by callers and workers.
 
 use std::fmt;
-#[cfg(feature = "file")]
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wf_core::{InvocationId, TaskId};
-use wf_store::{MemoryStore, Store, TaskSet};
+use wf_store::{Store, StoreSpec, TaskSet};
 
 use crate::cancel::Running;
+use crate::config::{self, Given, StoreChoice};
 use crate::context::TaskContext;
+#[cfg(doc)]
+use crate::error::ConfigError;
 use crate::error::{TaskError, WfError};
 use crate::registry::{RegisteredTask, Registry};
 use crate::scope;
 use crate::task::{Task, TaskOptions};
-
-/// The default lease: how long a worker may go silent before its invocations are taken over.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
-
-/// Which store an app uses.
-#[derive(Clone)]
-enum Backend {
-    Memory,
-    #[cfg(feature = "file")]
-    File(PathBuf),
-    Custom(Arc<dyn Store>),
-}
-
-impl fmt::Debug for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Backend::Memory => f.write_str("Memory"),
-            #[cfg(feature = "file")]
-            Backend::File(dir) => f.debug_tuple("File").field(dir).finish(),
-            Backend::Custom(store) => f.debug_tuple("Custom").field(&store.backend()).finish(),
-        }
-    }
-}
 
 /// Settings shared by the app's workers.
 #[derive(Debug, Clone)]
@@ -199,27 +177,40 @@ impl App {
 /// | setting | builder | environment | default |
 /// |---|---|---|---|
 /// | app id | `app_id` | `WF_APP_ID` | `"wf"` |
-/// | store | `memory`, `file`, `store` | `WF_STORE` = `memory` or `file:<dir>` | memory |
+/// | store | `memory`, `file`, `store` | `WF_STORE` = `memory`, `file:<dir>` or a directory path (`./wf-data`, `/var/lib/app/wf`) | memory, with a warning on standard error |
 /// | lease | `lease_duration` | `WF_LEASE_MS` | 5 s |
 /// | worker threads | `worker_threads` | `WF_WORKER_THREADS` | available cores |
-#[derive(Debug, Default)]
+///
+/// An app built with no store choice at all keeps its work in memory, and `build` prints a
+/// warning to standard error (once per process) that everything is lost on exit, naming the
+/// choices. Say `.memory()` (or `WF_STORE=memory`) where memory is what you want (tests,
+/// throw-away work) and the warning goes away; choose `.file(dir)` for durable work.
+#[derive(Default)]
 pub struct AppBuilder {
-    app_id: Option<String>,
-    backend: Option<Backend>,
-    lease: Option<Duration>,
-    worker_threads: Option<usize>,
+    given: Given,
+}
+
+impl fmt::Debug for AppBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppBuilder")
+            .field("app_id", &self.given.app_id)
+            .field("lease", &self.given.lease)
+            .field("worker_threads", &self.given.worker_threads)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppBuilder {
     /// The app's id (labels its store and logs).
     pub fn app_id(mut self, id: impl Into<String>) -> Self {
-        self.app_id = Some(id.into());
+        self.given.app_id = Some(id.into());
         self
     }
 
-    /// Keep everything in this process's memory (tests, single-process use).
+    /// Keep everything in this process's memory: for tests and work that may be lost when the
+    /// process exits.
     pub fn memory(mut self) -> Self {
-        self.backend = Some(Backend::Memory);
+        self.given.store = Some(StoreChoice::Spec(StoreSpec::Memory));
         self
     }
 
@@ -227,25 +218,35 @@ impl AppBuilder {
     /// Takes anything path-like: `&str`, `PathBuf`, `&Path`, a `tempfile::TempDir`.
     #[cfg(feature = "file")]
     pub fn file(mut self, dir: impl AsRef<std::path::Path>) -> Self {
-        self.backend = Some(Backend::File(dir.as_ref().to_path_buf()));
+        self.given.store = Some(StoreChoice::Spec(StoreSpec::File(
+            dir.as_ref().to_path_buf(),
+        )));
+        self
+    }
+
+    /// The store a [`StoreSpec`] names (what `WF_STORE` holds, parsed): one binary can take its
+    /// store from a flag or a config file with `text.parse::<StoreSpec>()?`.
+    pub fn store_spec(mut self, spec: StoreSpec) -> Self {
+        self.given.store = Some(StoreChoice::Spec(spec));
         self
     }
 
     /// Use a store you built yourself (any [`Store`] implementation).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.backend = Some(Backend::Custom(store));
+        self.given.store = Some(StoreChoice::Custom(store));
         self
     }
 
-    /// How long a worker's claim lasts without renewal (workers renew at a third of it).
+    /// How long a worker's claim lasts without renewal (workers renew at a third of it). At
+    /// least 10 ms; seconds in production.
     pub fn lease_duration(mut self, lease: Duration) -> Self {
-        self.lease = Some(lease);
+        self.given.lease = Some(lease);
         self
     }
 
-    /// Default thread count of this app's workers.
+    /// Default thread count of this app's workers. At least 1.
     pub fn worker_threads(mut self, n: usize) -> Self {
-        self.worker_threads = Some(n);
+        self.given.worker_threads = Some(n);
         self
     }
 
@@ -254,70 +255,26 @@ impl AppBuilder {
     ///
     /// # Errors
     ///
-    /// [`WfError::Config`] for an invalid setting (an empty app id, a lease under 10 ms, zero
-    /// threads, an unparsable `WF_*` variable); [`WfError::Store`] when the store cannot be
-    /// opened (locked by another process, corrupt, of a newer format), or holds another app's
-    /// work: `WfError::Store(StoreError::AppMismatch { .. })` names both app ids.
+    /// [`WfError::Config`] when a setting is invalid or no store was chosen (the message names
+    /// the setting: `WF_LEASE_MS=0`, `worker_threads=0`, …); [`WfError::Store`] when the store
+    /// cannot be opened (locked by another process, not a directory, corrupt, …), or holds
+    /// another app's work: `WfError::Store(StoreError::AppMismatch { .. })` names both app ids.
     pub fn build(self) -> Result<App, WfError> {
         self.build_with_env(|k| std::env::var(k).ok())
     }
 
     fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<App, WfError> {
-        let app_id = self
-            .app_id
-            .or_else(|| env("WF_APP_ID"))
-            .unwrap_or_else(|| "wf".to_owned());
-        if app_id.is_empty() {
-            return Err(WfError::Config(
-                "app id is empty: set a name with `.app_id(..)` or WF_APP_ID".into(),
-            ));
-        }
-        let backend = match self.backend {
-            Some(b) => b,
-            None => match env("WF_STORE") {
-                Some(spec) => parse_store(&spec)?,
-                None => Backend::Memory,
-            },
-        };
-        let lease = match (self.lease, env("WF_LEASE_MS")) {
-            (Some(l), _) => l,
-            (None, Some(ms)) => Duration::from_millis(ms.trim().parse().map_err(|_| {
-                WfError::Config(format!(
-                    "WF_LEASE_MS={ms:?} is not a whole number of milliseconds"
-                ))
-            })?),
-            (None, None) => DEFAULT_LEASE,
-        };
-        if lease < Duration::from_millis(10) {
-            return Err(WfError::Config(format!(
-                "lease {lease:?} is too short: use at least 10 ms (seconds in production)"
-            )));
-        }
-        let worker_threads = match (self.worker_threads, env("WF_WORKER_THREADS")) {
-            (Some(n), _) => n,
-            (None, Some(n)) => n.trim().parse().map_err(|_| {
-                WfError::Config(format!("WF_WORKER_THREADS={n:?} is not a whole number"))
-            })?,
-            (None, None) => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        };
-        if worker_threads == 0 {
-            return Err(WfError::Config("worker threads must be at least 1".into()));
-        }
-        let store: Arc<dyn Store> = match backend {
-            Backend::Memory => Arc::new(MemoryStore::new()),
-            #[cfg(feature = "file")]
-            Backend::File(dir) => Arc::new(wf_store::FileStore::open(&dir)?),
-            Backend::Custom(store) => store,
-        };
-        store.bind_app(&app_id)?;
+        let settings = config::resolve(self.given, env)?;
+        let store = config::open_store(settings.store)?;
+        store.bind_app(&settings.app_id)?;
         Ok(App {
             inner: Arc::new(AppInner {
-                app_id,
+                app_id: settings.app_id,
                 store,
                 registry: Registry::default(),
                 config: Config {
-                    lease,
-                    worker_threads,
+                    lease: settings.lease,
+                    worker_threads: settings.worker_threads,
                 },
                 running: Arc::default(),
             }),
@@ -326,75 +283,23 @@ impl AppBuilder {
     }
 }
 
-fn parse_store(spec: &str) -> Result<Backend, WfError> {
-    let spec = spec.trim();
-    if spec == "memory" {
-        return Ok(Backend::Memory);
-    }
-    #[cfg(feature = "file")]
-    if let Some(dir) = spec.strip_prefix("file:") {
-        if dir.is_empty() {
-            return Err(WfError::Config(
-                "WF_STORE=file: needs a directory, e.g. file:./wf-data".into(),
-            ));
-        }
-        return Ok(Backend::File(PathBuf::from(dir)));
-    }
-    Err(WfError::Config(format!(
-        "WF_STORE={spec:?} is not a store this build knows: use `memory` or `file:<dir>` (file needs the `file` feature)"
-    )))
-}
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
-
     #[test]
-    fn builder_values_win_over_environment() {
-        let env = env_of(&[
-            ("WF_APP_ID", "from-env"),
-            ("WF_LEASE_MS", "1500"),
-            ("WF_WORKER_THREADS", "3"),
-        ]);
-        let app = App::builder().build_with_env(&env).unwrap();
-        assert_eq!(app.app_id(), "from-env");
-        assert_eq!(app.lease_duration(), Duration::from_millis(1500));
-        assert_eq!(app.config().worker_threads, 3);
-
+    fn an_app_gets_the_settings_it_was_given() {
         let app = App::builder()
             .app_id("built")
+            .memory()
             .lease_duration(Duration::from_secs(2))
             .worker_threads(7)
-            .build_with_env(&env)
+            .build_with_env(|_| None)
             .unwrap();
         assert_eq!(app.app_id(), "built");
         assert_eq!(app.lease_duration(), Duration::from_secs(2));
         assert_eq!(app.config().worker_threads, 7);
-    }
-
-    #[test]
-    fn bad_environment_gives_actionable_errors() {
-        let err = App::builder()
-            .build_with_env(env_of(&[("WF_LEASE_MS", "soon")]))
-            .unwrap_err();
-        assert!(err.to_string().contains("WF_LEASE_MS"), "{err}");
-        let err = App::builder()
-            .build_with_env(env_of(&[("WF_STORE", "postgres://x")]))
-            .unwrap_err();
-        assert!(err.to_string().contains("memory"), "{err}");
-        let err = App::builder()
-            .worker_threads(0)
-            .build_with_env(env_of(&[]))
-            .unwrap_err();
-        assert!(matches!(err, WfError::Config(_)));
+        assert_eq!(app.store().backend(), "memory");
     }
 
     #[test]

@@ -141,6 +141,36 @@ pub enum WfError {
         /// The invocation whose body made the call.
         invocation: InvocationId,
     },
+    /// [`crate::Invocation::result`] or [`crate::Invocation::result_timeout`] was called inside a
+    /// running task body. A blocking wait there holds the worker (with one thread, the very
+    /// worker that must run what it waits for), and is not journaled, so a replay would not see
+    /// the same answer.
+    #[error(
+        "the body of invocation {invocation} waited for the result of invocation {awaited}: a \
+         body must not block on another invocation (it holds its worker, perhaps the one that \
+         must run what it waits for, and a replay would not see the same answer). Start the \
+         work as a child with `ctx.wf().execute_task(..)` or `ctx.wf().start_task(..)` and join \
+         it; to only look at an invocation, use `Invocation::status()`"
+    )]
+    WaitInsideBody {
+        /// The invocation whose result was waited for.
+        awaited: InvocationId,
+        /// The invocation whose body waited.
+        invocation: InvocationId,
+    },
+    /// [`crate::Task::call_keyed`] was given a key that already started an invocation of the
+    /// task with other arguments. Nothing was started.
+    #[error(
+        "key {key:?} of task '{task}' already started invocation {existing} with other arguments; a key stands for one piece of work: reuse it only with the same arguments, or pick a new key"
+    )]
+    KeyConflict {
+        /// The task called.
+        task: TaskId,
+        /// The idempotency key.
+        key: String,
+        /// The invocation the key started first.
+        existing: InvocationId,
+    },
     /// A task with this name is already registered in the app.
     #[error("task '{0}' is already registered in this app; task names must be unique")]
     DuplicateTask(TaskId),
@@ -158,15 +188,42 @@ pub enum WfError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The app's configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// The app's configuration is invalid: the error names the setting (the environment
+    /// variable or the builder method) and the value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The operating system refused a thread the worker needs.
+    #[error("cannot start the {what}: {source}; the process may be out of threads or memory")]
+    Spawn {
+        /// Which thread.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Workflow-context operations are only valid inside the body that owns the context.
     #[error("{0}")]
     Usage(String),
     /// A file given to the replay check is not a readable export of this format.
     #[error("bad workflow export: {0}")]
     BadExport(String),
+}
+
+/// A configuration an [`crate::App`] cannot be built with. Each message names the setting as the
+/// user wrote it — `WF_LEASE_MS=0`, `lease_duration(5ms)` — and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting has a value it cannot take.
+    #[error("{setting}={value}: {problem}")]
+    Invalid {
+        /// The environment variable (`WF_LEASE_MS`) or builder method (`lease_duration`).
+        setting: &'static str,
+        /// The value given, as given.
+        value: String,
+        /// What is wrong with it and what to write instead.
+        problem: String,
+    },
 }
 
 /// The error type of task bodies. Anything implementing `std::error::Error` converts into it, so
@@ -212,14 +269,27 @@ impl TaskError {
         !self.permanent
     }
 
-    /// True when this error is a joined child's recorded failure passed on by the body (a
-    /// [`WfError::ChildFailed`], typically propagated with `?`). Such an error is final for the
-    /// parent unless its `retry_if` asks for a retry: a retry would replay the same failure.
+    /// True when this error is a joined child's recorded failure passed on by the body: a
+    /// [`WfError::ChildFailed`] propagated with `?` (or `TaskError::from`), or an error of your
+    /// own whose [`source`](std::error::Error::source) chain holds one. Such an error is final
+    /// for the parent unless its `retry_if` asks for a retry: a retry would replay the same
+    /// failure. A failure rewritten as a new message (`TaskError::new(format!(..))`) keeps no
+    /// source: it is the parent's own error, and retries as one.
     pub fn is_child_failure(&self) -> bool {
-        matches!(
-            self.downcast_ref::<WfError>(),
-            Some(WfError::ChildFailed { .. })
-        )
+        let mut next = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        while let Some(e) = next {
+            if matches!(
+                e.downcast_ref::<WfError>(),
+                Some(WfError::ChildFailed { .. })
+            ) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
     }
 
     /// The message.

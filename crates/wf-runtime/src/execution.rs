@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::clock::ExecClock;
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
-use crate::recorder::{Interruption, Recorder, Sealed, Verdict};
+use crate::recorder::{BodyEnd, Interruption, Recorder, Sealed, Verdict};
 use crate::registry::{BodyError, RegisteredTask};
 use crate::scope::BodyScope;
 
@@ -142,10 +142,20 @@ pub(crate) fn run_body(
         catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &spec.args)))
     };
     let ending = match &result {
-        Ok(Ok(_)) => Some(Ending::Returned),
+        Ok(Ok(_)) => Some(BodyEnd::from(Ending::Returned)),
         Ok(Err(BodyError::Args(_))) => None,
-        Ok(Err(BodyError::Result(_) | BodyError::Task(_))) => Some(Ending::Failed),
-        Err(_) => Some(Ending::Panicked),
+        Ok(Err(BodyError::Result(e))) => Some(BodyEnd {
+            how: Ending::Failed,
+            said: Some(format!("result cannot be encoded: {e}")),
+        }),
+        Ok(Err(BodyError::Task(e))) => Some(BodyEnd {
+            how: Ending::Failed,
+            said: Some(e.message().to_owned()),
+        }),
+        Err(panic) => Some(BodyEnd {
+            how: Ending::Panicked,
+            said: Some(panic_text(&**panic)),
+        }),
     };
     let sealed = ctx.into_recorder().seal(ending);
     (result, sealed)

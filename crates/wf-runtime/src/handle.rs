@@ -68,6 +68,16 @@ impl Execution {
 
 /// A started child: join it with [`crate::WorkflowContext::join`] or
 /// [`crate::WorkflowContext::join_all`], in the same execution of the same body that started it.
+///
+/// A handle is not `Clone`: there is one per start, so a `join_all` cannot name a child twice
+/// (join the same handle again with another `join` instead: each join records the result
+/// again).
+///
+/// ```compile_fail
+/// fn twice(h: wf_runtime::ChildHandle<u32>) -> [wf_runtime::ChildHandle<u32>; 2] {
+///     [h.clone(), h]
+/// }
+/// ```
 #[derive(Debug)]
 pub struct ChildHandle<R> {
     child: InvocationId,

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use wf_core::{
     CallId, Failure, FailureKind, InvocationId, Status, Timestamp, WorkflowIdentity, decode, encode,
 };
-use wf_store::{CancelReport, EventSent, InvocationRecord, NewInvocation};
+use wf_store::{CancelReport, EventSent, InvocationRecord, NewInvocation, StoreError, Submitted};
 
 use crate::app::App;
 use crate::clock;
@@ -21,6 +21,7 @@ use crate::task::Task;
 pub struct Invocation<R> {
     id: InvocationId,
     app: App,
+    created: bool,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -39,7 +40,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     /// [`WfError::Codec`] when the arguments cannot be encoded; [`WfError::Store`] when the store
     /// refuses or fails the submission.
     pub fn call(&self, app: &App, args: A) -> Result<Invocation<R>, WfError> {
-        self.call_not_before(app, args, None)
+        self.submit(app, fresh_invocation_id(), &args, None)
     }
 
     /// Calls the task from outside any task, to run `delay` from now at the earliest: stored
@@ -58,7 +59,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
         let delay = i128::try_from(delay.as_nanos()).unwrap_or(i128::MAX);
         let now = clock::now_utc().unix_timestamp_nanos();
         let at = Timestamp::ceil_from_nanos(now.saturating_add(delay));
-        self.call_not_before(app, args, Some(at))
+        self.submit(app, fresh_invocation_id(), &args, Some(at))
     }
 
     /// Calls the task from outside any task, to run at `time` at the earliest (at once if it
@@ -74,13 +75,60 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
         args: A,
     ) -> Result<Invocation<R>, WfError> {
         let at = Timestamp::ceil_from_nanos(time.unix_timestamp_nanos());
-        self.call_not_before(app, args, Some(at))
+        self.submit(app, fresh_invocation_id(), &args, Some(at))
     }
 
-    fn call_not_before(
+    /// Calls the task at most once per `key`: an idempotent start. The invocation's id derives
+    /// from (app id, task, key) ([`InvocationId::keyed`]), so every call with the same key —
+    /// from this process or another one sharing the store, now or after a restart — returns the
+    /// same invocation, and only the first stores and queues it ([`Invocation::was_created`]
+    /// tells which one this was). Use a key that names the work in your domain: an order number,
+    /// a batch date, a request id.
+    ///
+    /// ```
+    /// use wf_runtime::{App, TaskContext, TaskError, WfError};
+    ///
+    /// let app = App::builder().app_id("shop").memory().build()?;
+    /// let ship = app.task("ship", |_: &TaskContext, order: u32| -> Result<String, TaskError> {
+    ///     Ok(format!("parcel for order {order}"))
+    /// })?;
+    /// let first = ship.call_keyed(&app, "order-1042", 1042)?;
+    /// let again = ship.call_keyed(&app, "order-1042", 1042)?; // a retry of the request
+    /// assert_eq!(first.id(), again.id());
+    /// assert!(first.was_created() && !again.was_created());
+    ///
+    /// // The same key with other arguments is a conflict, not a second start.
+    /// let err = ship.call_keyed(&app, "order-1042", 7).unwrap_err();
+    /// assert!(matches!(err, WfError::KeyConflict { existing, .. } if existing == first.id()));
+    /// # Ok::<(), WfError>(())
+    /// ```
+    ///
+    /// The key holds while the invocation is stored: once its workflow is purged, the same key
+    /// starts anew. Like [`Task::call`], it is refused inside a task body.
+    ///
+    /// # Errors
+    ///
+    /// [`WfError::KeyConflict`] when the key already started an invocation with other arguments,
+    /// and the errors of [`Task::call`].
+    pub fn call_keyed(&self, app: &App, key: &str, args: A) -> Result<Invocation<R>, WfError> {
+        let id = InvocationId::keyed(app.app_id(), &self.id, key);
+        match self.submit(app, id, &args, None) {
+            Err(WfError::Store(StoreError::Conflict(existing))) => Err(WfError::KeyConflict {
+                task: self.id.clone(),
+                key: key.to_owned(),
+                existing,
+            }),
+            other => other,
+        }
+    }
+
+    /// Submits a root invocation with id `id`, claimable from `not_before` (at once: `None`);
+    /// idempotent by id.
+    fn submit(
         &self,
         app: &App,
-        args: A,
+        id: InvocationId,
+        args: &A,
         not_before: Option<Timestamp>,
     ) -> Result<Invocation<R>, WfError> {
         if let Some(invocation) = app.body_in_progress() {
@@ -90,8 +138,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
             });
         }
         app.check_handle(self)?;
-        let args = encode(&args)?;
-        let id = fresh_invocation_id();
+        let args = encode(args)?;
         let invocation = NewInvocation {
             id,
             call: CallId::of(&self.id, &args),
@@ -102,8 +149,11 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
             not_before,
             max_recoveries: self.max_recoveries,
         };
-        app.store().submit(invocation, clock::now())?;
-        Ok(Invocation::attach(app, id))
+        let submitted = app.store().submit(invocation, clock::now())?;
+        Ok(Invocation {
+            created: submitted == Submitted::Created,
+            ..Invocation::attach(app, id)
+        })
     }
 }
 
@@ -114,8 +164,16 @@ impl<R: DeserializeOwned> Invocation<R> {
         Self {
             id,
             app: app.clone(),
+            created: false,
             _result: PhantomData,
         }
+    }
+
+    /// True when the call that returned this handle stored the invocation: always for
+    /// [`Task::call`]; for [`Task::call_keyed`], only for the first call with its key. False
+    /// for a handle from [`Invocation::attach`].
+    pub fn was_created(&self) -> bool {
+        self.created
     }
 
     /// The invocation's id.
@@ -166,12 +224,19 @@ impl<R: DeserializeOwned> Invocation<R> {
     /// Blocks until the invocation is final and returns its result, or its failure as
     /// [`WfError::Failed`]. Needs a worker running somewhere (or `app.run_until_idle()`).
     ///
+    /// Not from inside a task body: a body waits for work through its workflow context
+    /// (`execute_task`, `join`), which releases the worker while it waits.
+    ///
     /// # Errors
     ///
     /// [`WfError::Failed`] with the stored failure; [`WfError::Cancelled`] for a cancelled
-    /// invocation; [`WfError::NonDeterminism`] for an invocation whose replay diverged; [`WfError::Codec`] when the result does not decode as
-    /// `R`; [`WfError::Store`] when the store fails or the invocation does not exist.
+    /// invocation; [`WfError::NonDeterminism`] for an invocation whose replay diverged;
+    /// [`WfError::Codec`] when the result does not decode as `R`; [`WfError::Store`] when the
+    /// store fails or the invocation does not exist;
+    /// [`WfError::WaitInsideBody`] from inside a task body (on the thread running it, or with the
+    /// app a context handed out).
     pub fn result(&self) -> Result<R, WfError> {
+        self.refuse_inside_body()?;
         loop {
             if let Some(r) = self
                 .app
@@ -189,6 +254,7 @@ impl<R: DeserializeOwned> Invocation<R> {
     ///
     /// [`WfError::Timeout`] when it is not final in time; otherwise as [`Invocation::result`].
     pub fn result_timeout(&self, timeout: Duration) -> Result<R, WfError> {
+        self.refuse_inside_body()?;
         let start = Instant::now();
         match self.app.store().wait_final(self.id, timeout)? {
             Some(r) => outcome(r),
@@ -200,10 +266,22 @@ impl<R: DeserializeOwned> Invocation<R> {
         }
     }
 
+    /// Refuses a blocking wait from inside a task body.
+    fn refuse_inside_body(&self) -> Result<(), WfError> {
+        match self.app.body_in_progress() {
+            Some(invocation) => Err(WfError::WaitInsideBody {
+                awaited: self.id,
+                invocation,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Where the invocation stands, in words: what it waits for while unfinished. A pending
     /// invocation waits for a worker that runs its task; when this app does not register that
     /// task, the text says so (a partial deploy, a renamed task: work no worker can run stays
-    /// pending, it is never failed).
+    /// pending, it is never failed). A waiting invocation says where the first children it
+    /// waits on stand, so a workflow stalled by a child no worker runs shows it at its root.
     ///
     /// ```
     /// use wf_runtime::{App, Invocation, TaskContext, TaskError};
@@ -225,41 +303,13 @@ impl<R: DeserializeOwned> Invocation<R> {
     /// [`WfError::Store`] when the store cannot read the invocation.
     pub fn progress(&self) -> Result<String, WfError> {
         let record = self.app.store().invocation(self.id)?;
-        let event = match record.state.status {
-            Status::Waiting => self.app.store().events(self.id)?.waiting_for,
-            _ => None,
-        };
-        Ok(progress_of(&self.app, &record, event.as_deref()))
+        Ok(progress_of(&self.app, &record, true))
     }
 }
 
-/// What a waiting invocation waits for, in words: children, an event, a timer.
-fn waiting_for(record: &InvocationRecord, event: Option<&str>) -> String {
-    let state = &record.state;
-    let mut parts = Vec::new();
-    if !state.waiting_on.is_empty() {
-        parts.push(format!(
-            "{} child invocation(s) to finish",
-            state.waiting_on.len()
-        ));
-    }
-    if let Some(name) = event {
-        parts.push(format!("event '{name}'"));
-    }
-    if let Some(at) = state.not_before {
-        match time::OffsetDateTime::from_unix_timestamp_nanos(at.as_nanos()) {
-            Ok(t) => parts.push(format!("its timer at {t}")),
-            Err(_) => parts.push(format!("its timer at {} ms since the epoch", at.0)),
-        }
-    }
-    match parts.is_empty() {
-        true => "waiting".to_owned(),
-        false => format!("waiting for {}", parts.join(", or ")),
-    }
-}
-
-/// Where `record` stands, in words, as `app` sees it (`event`: the event it waits for).
-fn progress_of(app: &App, record: &InvocationRecord, event: Option<&str>) -> String {
+/// Where `record` stands, in words, as `app` sees it; a waiting invocation describes the
+/// children it waits on when `with_children` (one level: a tree is not walked).
+fn progress_of(app: &App, record: &InvocationRecord, with_children: bool) -> String {
     let state = &record.state;
     let task = &record.spec.task;
     match state.status {
@@ -282,7 +332,15 @@ fn progress_of(app: &App, record: &InvocationRecord, event: Option<&str>) -> Str
             ),
             None => format!("running (attempt {})", state.attempts),
         },
-        Status::Waiting => waiting_for(record, event),
+        Status::Waiting => format!(
+            "{}{}",
+            waiting_for(app, record),
+            if with_children {
+                children_progress(app, &state.waiting_on)
+            } else {
+                String::new()
+            }
+        ),
         Status::Retry => format!(
             "waiting to retry after failed attempt {}{}",
             state.attempts,
@@ -296,6 +354,56 @@ fn progress_of(app: &App, record: &InvocationRecord, event: Option<&str>) -> Str
             format!("finished: {}", state.status)
         }
     }
+}
+
+/// What a waiting invocation waits for, in words: children, an event, its timer.
+fn waiting_for(app: &App, record: &InvocationRecord) -> String {
+    let state = &record.state;
+    let mut parts = Vec::new();
+    if !state.waiting_on.is_empty() {
+        parts.push(format!(
+            "{} child invocation(s) to finish",
+            state.waiting_on.len()
+        ));
+    }
+    if let Some(name) = app
+        .store()
+        .events(record.id())
+        .ok()
+        .and_then(|inbox| inbox.waiting_for)
+    {
+        parts.push(format!("event '{name}'"));
+    }
+    if let Some(at) = state.not_before {
+        match time::OffsetDateTime::from_unix_timestamp_nanos(at.as_nanos()) {
+            Ok(t) => parts.push(format!("its timer at {t}")),
+            Err(_) => parts.push(format!("its timer at {} ms since the epoch", at.0)),
+        }
+    }
+    match parts.is_empty() {
+        true => "waiting".to_owned(),
+        false => format!("waiting for {}", parts.join(", or ")),
+    }
+}
+
+/// How many of the children a waiting invocation waits on its progress describes.
+const CHILDREN_DESCRIBED: usize = 3;
+
+/// Where the first children a waiting invocation waits on stand (so a workflow stalled by a
+/// child no worker runs says so), or nothing when the store cannot tell.
+fn children_progress(app: &App, children: &[InvocationId]) -> String {
+    let shown = &children[..children.len().min(CHILDREN_DESCRIBED)];
+    let Ok(records) = app.store().invocations(shown) else {
+        return String::new();
+    };
+    let mut text: String = records
+        .iter()
+        .map(|r| format!("; child {} ({})", r.id(), progress_of(app, r, false)))
+        .collect();
+    if children.len() > shown.len() {
+        text.push_str(&format!("; and {} more", children.len() - shown.len()));
+    }
+    text
 }
 
 fn outcome<R: DeserializeOwned>(r: InvocationRecord) -> Result<R, WfError> {
@@ -339,6 +447,7 @@ impl<R> Clone for Invocation<R> {
         Self {
             id: self.id,
             app: self.app.clone(),
+            created: self.created,
             _result: PhantomData,
         }
     }

@@ -23,9 +23,11 @@
 //! | module | owns |
 //! |---|---|
 //! | `app` | [`App`] and [`AppBuilder`]: the store, the registry, the configuration |
+//! | `config` | resolving settings (builder, `WF_*` variables, defaults) and opening the store a [`wf_store::StoreSpec`] names |
+//! | `manage` | the management API on [`App`]: [`Inspector`] (reads) and [`Admin`] (retry, purge) over any store |
 //! | `registry` | the type-erased task registry: each task's options and its body on bytes |
 //! | `task` | [`TaskOptions`] and the typed handle [`Task`] |
-//! | `invocation` | `Task::call` and [`Invocation`], a caller's handle on one call |
+//! | `invocation` | `Task::call`, `Task::call_keyed` and [`Invocation`], a caller's handle on one call |
 //! | `worker` | [`Worker`]s, `App::worker` and `App::run_until_idle` |
 //! | `execution` | one execution: run a claimed body, seal its recorder, commit one outcome |
 //! | `context` | [`TaskContext`], what a body receives |
@@ -49,12 +51,14 @@
 mod app;
 mod cancel;
 mod clock;
+mod config;
 mod context;
 mod error;
 mod execution;
 mod handle;
 mod ids;
 mod invocation;
+mod manage;
 mod recorder;
 mod registry;
 mod retry;
@@ -66,13 +70,20 @@ mod waits;
 mod worker;
 mod workflow;
 
-pub use app::{App, AppBuilder, DEFAULT_LEASE};
+pub use app::{App, AppBuilder};
+pub use config::DEFAULT_LEASE;
 pub use context::TaskContext;
-pub use error::{TaskError, WfError};
+pub use error::{ConfigError, TaskError, WfError};
 pub use handle::ChildHandle;
 pub use invocation::Invocation;
+pub use manage::{
+    Admin, Inspector, InvocationView, TreeNode, WorkflowList, WorkflowQuery, WorkflowSummary,
+    WorkflowTree,
+};
 pub use retry::{Backoff, RetryPredicate};
 pub use task::{Task, TaskOptions};
+/// Invocation counts by status ([`App::counts`]).
+pub use wf_store::StatusCounts;
 pub use wf_store::{CancelReport, EventSent};
 pub use worker::{Worker, WorkerBuilder, WorkerStats};
 pub use workflow::{Deterministic, WorkflowContext};

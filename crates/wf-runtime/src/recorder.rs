@@ -15,6 +15,9 @@
 //!   a [`CancelFlag`]) records it and returns `WfError::Cancelled`, and every replay returns it
 //!   at the same position; later operations work as usual (compensating steps).
 //!
+//! A body that insists after the stop point (retries the refused operation in a loop) is unwound
+//! after [`REFUSALS_BEFORE_UNWIND`] refusals, so it cannot spin on its worker forever.
+//!
 //! When the body has ended, [`Recorder::seal`] turns all of it into a [`Sealed`] execution: what
 //! to commit and a [`Verdict`].
 
@@ -27,6 +30,32 @@ use wf_store::{NewInvocation, StoreError};
 use crate::cancel::CancelFlag;
 use crate::error::WfError;
 use crate::handle::Execution;
+
+/// How many operations the context refuses after an execution stopped counting (suspended,
+/// interrupted by a failed store read, or diverged) before it unwinds the body instead: a body
+/// that retries a refused operation in a loop (`while wf.join(&h).is_err() {}`, a retry loop
+/// around a failed `get_data`) would otherwise spin on its worker forever, since the answer
+/// never changes within the execution. The unwinding is caught with the body's other panics;
+/// the execution ends as its stop point or divergence says.
+pub(crate) const REFUSALS_BEFORE_UNWIND: u32 = 1000;
+
+/// The payload of the unwinding that stops an insisting body (see [`REFUSALS_BEFORE_UNWIND`]).
+#[derive(Debug)]
+struct InsistedAfterStop;
+
+/// How a body ended, as [`Recorder::seal`] takes it: the ending and, for an error or a panic,
+/// what it said (kept in a stop-short divergence, which it often explains).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BodyEnd {
+    pub(crate) how: Ending,
+    pub(crate) said: Option<String>,
+}
+
+impl From<Ending> for BodyEnd {
+    fn from(how: Ending) -> Self {
+        Self { how, said: None }
+    }
+}
 
 /// Why an execution stopped counting before its body ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +139,8 @@ pub(crate) struct Recorder {
     cancel: CancelFlag,
     told: Option<String>,
     check_only: bool,
+    /// Operations refused since the execution stopped counting.
+    refusals: u32,
 }
 
 impl Recorder {
@@ -126,6 +157,7 @@ impl Recorder {
             cancel: CancelFlag::default(),
             told: None,
             check_only: false,
+            refusals: 0,
         }
     }
 
@@ -161,15 +193,24 @@ impl Recorder {
         self.cursor.position()
     }
 
-    /// Fails once the execution diverged or was interrupted: nothing more counts.
-    pub(crate) fn check_live(&self) -> Result<(), WfError> {
-        if let Some(nd) = &self.divergence {
-            return Err(WfError::NonDeterminism(nd.clone()));
+    /// Fails once the execution diverged or was interrupted: nothing more counts. Unwinds the
+    /// body once it has been refused [`REFUSALS_BEFORE_UNWIND`] times.
+    pub(crate) fn check_live(&mut self) -> Result<(), WfError> {
+        let refusal = match (&self.divergence, &self.stop) {
+            (Some(nd), _) => WfError::NonDeterminism(nd.clone()),
+            (None, Some(stop)) => stop.why.error(),
+            (None, None) => return Ok(()),
+        };
+        self.refusals = self.refusals.saturating_add(1);
+        if self.refusals > REFUSALS_BEFORE_UNWIND {
+            tracing::warn!(
+                refusals = self.refusals,
+                "the body keeps calling the workflow context after it was stopped ({refusal}); \
+                 unwinding it"
+            );
+            std::panic::resume_unwind(Box::new(InsistedAfterStop));
         }
-        if let Some(stop) = &self.stop {
-            return Err(stop.why.error());
-        }
-        Ok(())
+        Err(refusal)
     }
 
     /// Keeps the first divergence.
@@ -440,7 +481,7 @@ impl Recorder {
 
     /// Seals the execution once its body is over. `ending` is how the body ended, or `None` when
     /// it never ran (its arguments did not decode).
-    pub(crate) fn seal(self, ending: Option<Ending>) -> Sealed {
+    pub(crate) fn seal(self, ending: Option<BodyEnd>) -> Sealed {
         let Self {
             mut cursor,
             divergence,
@@ -453,7 +494,7 @@ impl Recorder {
         } = self;
         // An interrupted execution has not ended: only an ending must have consumed the journal.
         let stopped_short = match (&stop, ending) {
-            (None, Some(how)) => cursor.check_end(how).err(),
+            (None, Some(end)) => cursor.check_end(end.how, end.said.as_deref()).err(),
             _ => None,
         };
         if let Some(nd) = divergence.or(stopped_short) {
@@ -544,14 +585,14 @@ mod tests {
             let id = InvocationId::from_u128(5);
             let mut first = Recorder::new(id, Vec::new());
             perform(&mut first, &reqs);
-            let sealed = first.seal(Some(how));
+            let sealed = first.seal(Some(how.into()));
             prop_assert_eq!(&sealed.verdict, &Verdict::Ended);
             let journal = sealed.journal;
             let k = cut.index(reqs.len());
 
             let mut ended = Recorder::new(id, journal.clone());
             perform(&mut ended, &reqs[..k]);
-            match ended.seal(Some(how)).verdict {
+            match ended.seal(Some(how.into())).verdict {
                 Verdict::Diverged(nd) => {
                     prop_assert_eq!(nd.position as usize, k);
                     prop_assert_eq!(&nd.recorded, &journal[k].op.to_string());
@@ -562,7 +603,7 @@ mod tests {
             let mut suspended = Recorder::new(id, journal);
             perform(&mut suspended, &reqs[..k]);
             let _ = suspended.suspend(vec![InvocationId::from_u128(6)], None, None);
-            let sealed = suspended.seal(Some(how));
+            let sealed = suspended.seal(Some(how.into()));
             let suspended_verdict =
                 matches!(sealed.verdict, Verdict::Interrupted(Interruption::Suspended { .. }));
             prop_assert!(suspended_verdict, "{:?}", sealed.verdict);
@@ -586,7 +627,7 @@ mod tests {
         ));
         assert!(matches!(r.data_get("a"), Err(WfError::Suspended { .. })));
         let _ = r.store_failed(&StoreError::Unavailable("later".into()));
-        let sealed = r.seal(Some(Ending::Returned));
+        let sealed = r.seal(Some(Ending::Returned.into()));
         assert_eq!(sealed.journal.len(), 1);
         assert_eq!(sealed.writes, vec![("a".to_owned(), vec![1])]);
         assert_eq!(
@@ -601,15 +642,39 @@ mod tests {
     }
 
     #[test]
+    fn a_body_that_insists_after_the_stop_point_is_unwound() {
+        let mut r = Recorder::new(InvocationId::from_u128(1), Vec::new());
+        let _ = r.suspend(vec![InvocationId::from_u128(2)], None, None);
+        for _ in 0..REFUSALS_BEFORE_UNWIND {
+            assert!(matches!(r.check_live(), Err(WfError::Suspended { .. })));
+        }
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.check_live()));
+        let payload = unwound.expect_err("the next refusal unwinds");
+        assert!(payload.is::<InsistedAfterStop>());
+        assert!(matches!(
+            r.seal(Some(Ending::Panicked.into())).verdict,
+            Verdict::Interrupted(Interruption::Suspended { .. })
+        ));
+    }
+
+    #[test]
+    fn a_live_execution_is_never_refused_however_long_it_runs() {
+        let mut r = Recorder::new(InvocationId::from_u128(1), Vec::new());
+        for _ in 0..=REFUSALS_BEFORE_UNWIND {
+            r.check_live().unwrap();
+        }
+    }
+
+    #[test]
     fn a_divergence_commits_nothing() {
         let id = InvocationId::from_u128(1);
         let mut first = Recorder::new(id, Vec::new());
         first.random();
-        let journal = first.seal(Some(Ending::Returned)).journal;
+        let journal = first.seal(Some(Ending::Returned.into())).journal;
         let mut replay = Recorder::new(id, journal);
         replay.uuid();
         replay.write("a", vec![1]).unwrap_err();
-        let sealed = replay.seal(Some(Ending::Returned));
+        let sealed = replay.seal(Some(Ending::Returned.into()));
         assert!(matches!(sealed.verdict, Verdict::Diverged(ref nd) if nd.position == 0));
         assert!(sealed.journal.is_empty() && sealed.writes.is_empty());
     }

@@ -85,7 +85,10 @@ impl Backoff {
         } else {
             0.0
         };
-        raw.mul_f64(1.0 - jitter * draw)
+        // At most `raw`: a factor of 1 on a huge `raw` can round above `Duration::MAX` in f64,
+        // which `mul_f64` would panic on.
+        Duration::try_from_secs_f64(raw.as_secs_f64() * (1.0 - jitter * draw))
+            .map_or(raw, |d| d.min(raw))
     }
 }
 
@@ -163,6 +166,13 @@ mod tests {
             );
         }
         assert_eq!(Backoff::none().delay(id, 5), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_longest_backoff_does_not_panic() {
+        let id = InvocationId::from_u128(3);
+        assert_eq!(Backoff::fixed(Duration::MAX).delay(id, 1), Duration::MAX);
+        assert!(Backoff::exponential(Duration::MAX).delay(id, 40) <= Duration::MAX);
     }
 
     #[test]

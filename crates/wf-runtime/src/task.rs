@@ -45,9 +45,11 @@ impl TaskOptions {
     ///
     /// A failure that comes from a recorded child failure — the body returned the
     /// [`WfError::ChildFailed`](crate::WfError::ChildFailed) of a child it joined, typically with
-    /// `?` — is **final** for the parent unless [`TaskOptions::retry_if`] asks for a retry: a
-    /// retry replays the journal, so it would meet the same recorded failure again. Retry the
-    /// child instead (its own `max_retries`), or handle its failure in the body.
+    /// `?`, or an error whose source chain holds it ([`TaskError::is_child_failure`]) — is
+    /// **final** for the parent unless [`TaskOptions::retry_if`] asks for a retry: a retry
+    /// replays the journal, so it would meet the same recorded failure again. Retry the child
+    /// instead (its own `max_retries`), or handle its failure in the body. A failure rewritten
+    /// as a new message (`TaskError::new(format!(..))`) is the parent's own error and retries.
     pub fn max_retries(mut self, n: u32) -> Self {
         self.retry.max_retries = n;
         self
@@ -64,9 +66,8 @@ impl TaskOptions {
     /// errors marked [`TaskError::permanent`] never do).
     ///
     /// It is also the only way to retry a failure that comes from a recorded child failure,
-    /// which is otherwise final (see [`TaskOptions::max_retries`]): for such an error (it
-    /// downcasts to [`WfError::ChildFailed`](crate::WfError::ChildFailed)) the predicate is asked,
-    /// and `true` spends a retry. Each such retry replays the journal and so meets the same
+    /// which is otherwise final (see [`TaskOptions::max_retries`]): for such an error
+    /// ([`TaskError::is_child_failure`]) the predicate is asked, and `true` spends a retry. Each such retry replays the journal and so meets the same
     /// recorded failure.
     pub fn retry_if(
         mut self,

@@ -87,7 +87,10 @@ impl WorkerBuilder {
             let t = std::thread::Builder::new()
                 .name(format!("wf-{}-{i}", shared.id))
                 .spawn(move || s.work_loop())
-                .map_err(|e| WfError::Config(format!("cannot spawn a worker thread: {e}")))?;
+                .map_err(|source| WfError::Spawn {
+                    what: "worker thread",
+                    source,
+                })?;
             threads.push(t);
         }
         let renewer = if self.renew_leases {
@@ -95,7 +98,10 @@ impl WorkerBuilder {
             let t = std::thread::Builder::new()
                 .name(format!("wf-{}-leases", shared.id))
                 .spawn(move || s.renew_loop())
-                .map_err(|e| WfError::Config(format!("cannot spawn the lease thread: {e}")))?;
+                .map_err(|source| WfError::Spawn {
+                    what: "lease renewal thread",
+                    source,
+                })?;
             Some(t)
         } else {
             None

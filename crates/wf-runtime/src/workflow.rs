@@ -337,7 +337,7 @@ impl WorkflowContext {
 
     /// Join step 1: every handle was created by this execution.
     pub(crate) fn check_owned<R>(&self, handles: &[ChildHandle<R>]) -> Result<(), WfError> {
-        let recorder = self.recorder();
+        let mut recorder = self.recorder();
         recorder.check_live()?;
         let execution = recorder.execution();
         handles.iter().try_for_each(|h| execution.check_owns(h))

@@ -43,6 +43,14 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// An operator's retry was refused: the invocation is not failed, or its caller is final.
+    #[error("invocation {invocation} cannot be retried: {reason}")]
+    NotRetryable {
+        /// The invocation.
+        invocation: InvocationId,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A submission reused an id for a different call.
     #[error(
         "invocation {0} already exists with a different task, arguments or parent; ids must be unique per call"
@@ -71,6 +79,14 @@ pub enum StoreError {
         offset: u64,
         /// What is wrong.
         reason: String,
+    },
+    /// The path given as a store directory is a file (or something else that is not a directory).
+    #[error(
+        "store path {path} is not a directory: give the directory the store lives in (it is created if missing), not a file in it"
+    )]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
     },
     /// Another process owns the store directory.
     #[error(
@@ -177,6 +193,7 @@ impl StoreError {
                 | StoreError::Transition { .. }
                 | StoreError::AlreadyFinished { .. }
                 | StoreError::EventConflict { .. }
+                | StoreError::NotRetryable { .. }
         )
     }
 }

@@ -16,6 +16,7 @@ pub mod export;
 pub mod limits;
 pub mod memory;
 pub mod model;
+pub mod spec;
 pub mod steering;
 pub mod store;
 pub mod tables;
@@ -27,6 +28,7 @@ pub use model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
     Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, Suspension, TaskSet,
 };
+pub use spec::{StoreSpec, StoreSpecError};
 pub use steering::{CancelReport, CancelRequest, EventInbox, EventSent, NewEvent, StoredEvent};
 pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 

@@ -94,6 +94,9 @@ pub(crate) fn system_now() -> Timestamp {
     Timestamp::from_system_time(SystemTime::now())
 }
 
+/// How long one wait lasts when a wait has no deadline; the condition is checked after each.
+const FOREVER_SLICE: Duration = Duration::from_secs(3600);
+
 /// Waits on `cond` until `ready` says yes or `timeout` passes; shared by the in-process backends.
 pub(crate) fn wait_until<'a, T>(
     mut guard: MutexGuard<'a, Tables>,
@@ -102,16 +105,18 @@ pub(crate) fn wait_until<'a, T>(
     mut ready: impl FnMut(&Tables) -> Option<T>,
     mut wake_by: impl FnMut(&Tables) -> Option<Timestamp>,
 ) -> Option<T> {
-    let deadline = Instant::now() + timeout;
+    // A timeout too long to add to the clock (`Duration::MAX`: "forever") has no deadline.
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         if let Some(v) = ready(&guard) {
             return Some(v);
         }
         let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        let mut wait = deadline - now;
+        let mut wait = match deadline {
+            Some(deadline) if now >= deadline => return None,
+            Some(deadline) => deadline - now,
+            None => FOREVER_SLICE,
+        };
         if let Some(due) = wake_by(&guard) {
             wait = wait.min(system_now().until(due).max(Duration::from_millis(1)));
         }
@@ -180,6 +185,10 @@ impl StoreRead for MemoryStore {
 
     fn workflows(&self) -> Result<Vec<InvocationRecord>, StoreError> {
         Ok(self.lock().workflow_roots())
+    }
+
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        Ok(self.lock().purgeable(finished_before))
     }
 
     fn counts(&self) -> Result<StatusCounts, StoreError> {
@@ -275,6 +284,10 @@ impl StoreWork for MemoryStore {
 impl StoreAdmin for MemoryStore {
     fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
         self.mutate(|t, out| t.cancel(out, id, reason, now))
+    }
+
+    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(|t, out| t.retry(out, id, now))
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {

@@ -101,6 +101,18 @@ pub trait StoreRead: Send + Sync + 'static {
     /// Pinned by `reads::counts_by_status`.
     fn counts(&self) -> Result<StatusCounts, StoreError>;
 
+    /// The workflows [`StoreAdmin::purge_finished`] would remove with the same
+    /// `finished_before`, now: every workflow of each finished tree, sub-workflows included, in
+    /// the order they were created. Removes nothing: a purge's dry run, which works on a
+    /// read-only view too (a snapshot of a live store). A later purge removes what is finished
+    /// by then, which may be more.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `admin::purgeable_lists_what_purge_would_remove_and_removes_nothing`.
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError>;
+
     /// Blocks until invocation `id` is final (returns its record) or `timeout` passes (`None`).
     ///
     /// # Errors
@@ -307,6 +319,26 @@ pub trait StoreAdmin: StoreRead {
         reason: &str,
         now: Timestamp,
     ) -> Result<CancelReport, StoreError>;
+    /// Retries a failed invocation (operator action): it becomes pending at once, a new
+    /// attempt that replays its journal. Its journal, its workflow's data and the children it
+    /// started stay; its last error stays visible until the next attempt ends; its retry and
+    /// recovery counts start again from zero (the task's budgets apply anew); its attempt
+    /// count goes on. Wakes a worker waiting for work. Durable before it returns.
+    ///
+    /// A child's new outcome reaches its caller only if the caller has not taken the failure
+    /// yet (it still waits, or was woken and has not run): a caller that recorded the failure
+    /// keeps what it recorded.
+    ///
+    /// # Errors
+    /// [`StoreError::NotRetryable`] when the invocation is not failed, or its caller is final
+    /// (nothing would read the new result); [`StoreError::InvocationNotFound`].
+    ///
+    /// Pinned by `admin::retry_requeues_a_failed_invocation_keeping_its_journal`,
+    /// `admin::retry_refuses_what_is_not_failed`,
+    /// `admin::retry_refuses_a_child_whose_caller_finished`,
+    /// `admin::retried_child_is_awaited_by_its_waiting_caller`,
+    /// `waits::wait_for_work_wakes_on_retry`.
+    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError>;
 }
 
 /// A full store: what an `App` holds. Implemented for every type that implements

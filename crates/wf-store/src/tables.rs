@@ -996,14 +996,14 @@ impl Tables {
         top
     }
 
-    /// Removes finished workflow trees. A tree is a workflow together with the sub-workflows
-    /// started from it, recursively (a sub-workflow whose caller is gone is the top of its own
-    /// tree). It is purged as a whole, once every invocation in it is final and the last of
-    /// them became final before `finished_before`: a finished sub-workflow stays while its
-    /// caller, which still has to read its result, or anything else in the tree runs, and a
-    /// workflow's history stays complete while any of it is kept. Returns how many workflows
-    /// (sub-workflows included) were removed.
-    pub fn purge_finished(&mut self, out: &mut Vec<Change>, finished_before: Timestamp) -> usize {
+    /// The finished workflow trees to purge at `finished_before`, as the workflows in them in
+    /// creation order. A tree is a workflow together with the sub-workflows started from it,
+    /// recursively (a sub-workflow whose caller is gone is the top of its own tree). It goes as
+    /// a whole, once every invocation in it is final and the last of them became final before
+    /// `finished_before`: a finished sub-workflow stays while its caller, which still has to
+    /// read its result, or anything else in the tree runs, and a workflow's history stays
+    /// complete while any of it is kept.
+    pub fn purgeable(&self, finished_before: Timestamp) -> Vec<InvocationId> {
         // Per tree top: its workflows, and when the tree finished (`None`: it has not).
         let mut trees: HashMap<InvocationId, (Vec<InvocationId>, Option<Timestamp>)> =
             HashMap::new();
@@ -1021,10 +1021,65 @@ impl Tables {
             .flat_map(|(wfs, _)| wfs)
             .collect();
         doomed.sort_by_key(|wf| self.invocations.get(wf).map(|root| root.seq));
+        doomed
+    }
+
+    /// Removes the finished workflow trees [`Tables::purgeable`] names. Returns how many
+    /// workflows (sub-workflows included) were removed.
+    pub fn purge_finished(&mut self, out: &mut Vec<Change>, finished_before: Timestamp) -> usize {
+        let doomed = self.purgeable(finished_before);
         for wf in &doomed {
             self.emit(out, Change::Purged(*wf));
         }
         doomed.len()
+    }
+
+    /// Makes a failed invocation pending again on an operator's word: a new attempt that
+    /// replays its journal, with its retry and recovery counts back at zero and its last
+    /// error kept until that attempt ends.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`]; [`StoreError::NotRetryable`] when it is not failed
+    /// or its caller is final.
+    pub fn retry(
+        &mut self,
+        out: &mut Vec<Change>,
+        id: InvocationId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let slot = self.slot(id)?;
+        let refuse = |reason: String| StoreError::NotRetryable {
+            invocation: id,
+            reason,
+        };
+        if slot.state.status != Status::Failed {
+            return Err(refuse(format!(
+                "it is {}, not failed; only a failed invocation can be retried",
+                slot.state.status
+            )));
+        }
+        if let Some(caller) = slot.spec.parent
+            && let Some(c) = self.invocations.get(&caller)
+            && c.state.status.is_final()
+        {
+            return Err(refuse(format!(
+                "its caller {caller} ({}) is {} and took this failure, so nothing would read a \
+                 new result; retry the caller, or start the work again",
+                c.spec.task, c.state.status
+            )));
+        }
+        check(id, Status::Failed, Status::Pending)?;
+        let mut state = slot.state.clone();
+        state.status = Status::Pending;
+        state.retries = 0;
+        state.recoveries = 0;
+        state.lease = None;
+        state.not_before = None;
+        state.result = None;
+        state.waiting_on.clear();
+        state.updated_at = now;
+        self.set_state(out, id, state);
+        Ok(())
     }
 
     /// Every change needed to rebuild these tables from empty (used by log compaction).

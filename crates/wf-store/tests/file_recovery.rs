@@ -331,6 +331,26 @@ fn a_file_that_is_not_a_log_is_refused() {
 }
 
 #[test]
+fn a_file_given_as_the_store_directory_is_not_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wf.log");
+    fs::write(&file, b"").unwrap();
+    for result in [
+        FileStore::open_with(&file, opts()).map(|_| ()),
+        FileStore::snapshot(&file).map(|_| ()),
+    ] {
+        match result {
+            Err(e @ StoreError::NotADirectory { .. }) => {
+                assert!(e.to_string().contains("is not a directory"), "{e}");
+                assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+            }
+            Err(e) => panic!("expected NotADirectory, got {e}"),
+            Ok(()) => panic!("opened a file as a store directory"),
+        }
+    }
+}
+
+#[test]
 fn a_second_open_is_locked_until_the_first_closes() {
     let dir = tempfile::tempdir().unwrap();
     let first = FileStore::open_with(dir.path(), opts()).unwrap();
@@ -435,4 +455,56 @@ fn closing_releases_the_lock_even_while_other_threads_spawn_processes() {
             panic!("reopening right after closing failed in round {round}: {e}");
         }
     });
+}
+
+/// An operator's retry is in the log: after reopening (and after compaction) the invocation is
+/// still pending, claimable, with its journal.
+#[test]
+fn a_retry_survives_reopening_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open_with(dir.path(), opts()).unwrap();
+    store.submit(root(0), at(0)).unwrap();
+    let claim = store
+        .claim(
+            &WorkerId::new("w"),
+            &workload_tasks(),
+            std::time::Duration::from_secs(60),
+            at(0),
+        )
+        .unwrap()
+        .unwrap();
+    let failed = wf_store::Commit {
+        journal: journal_of(2),
+        ..wf_store::Commit::outcome(wf_store::Outcome::Failed(wf_core::Failure::new(
+            wf_core::FailureKind::Task,
+            "declined",
+        )))
+    };
+    store.commit(&claim.lease, failed, at(1)).unwrap();
+    let id = claim.lease.invocation;
+    store.retry(id, at(2)).unwrap();
+    drop(store);
+
+    for compact in [false, true] {
+        let store = FileStore::open_with(dir.path(), opts()).unwrap();
+        if compact {
+            store.compact().unwrap();
+        }
+        let rec = store.invocation(id).unwrap();
+        assert_eq!(rec.status(), Status::Pending, "compacted: {compact}");
+        assert_eq!(store.journal(id).unwrap(), journal_of(2));
+        drop(store);
+    }
+    let store = FileStore::open_with(dir.path(), opts()).unwrap();
+    let again = store
+        .claim(
+            &WorkerId::new("w2"),
+            &workload_tasks(),
+            std::time::Duration::from_secs(60),
+            at(3),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.lease.invocation, id);
+    assert_eq!(again.journal, journal_of(2));
 }

@@ -288,6 +288,28 @@ pub fn succeed(store: &dyn Store, lease: &Lease, result: &[u8], now: Timestamp) 
     );
 }
 
+/// Commits, under `lease` at `now`, the start of `children` and a suspension waiting on all of
+/// them (what a body that starts children and joins them commits).
+#[track_caller]
+pub fn start_and_wait(
+    store: &dyn Store,
+    lease: &Lease,
+    children: &[&NewInvocation],
+    now: Timestamp,
+) {
+    commit(
+        store,
+        lease,
+        Commit {
+            children: children.iter().map(|c| (*c).clone()).collect(),
+            ..Commit::outcome(Outcome::Waiting {
+                on: children.iter().map(|c| c.id).collect(),
+            })
+        },
+        now,
+    );
+}
+
 /// Submits `inv` at `now`, claims it (it must be the only runnable one) and commits success.
 #[track_caller]
 pub fn run_to_success(store: &dyn Store, inv: &NewInvocation, now: Timestamp) {

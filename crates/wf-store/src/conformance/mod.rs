@@ -30,6 +30,7 @@ use crate::store::Store;
 
 pub mod fixtures;
 
+pub mod admin;
 pub mod app;
 pub mod cancel;
 pub mod claim;
@@ -180,8 +181,10 @@ macro_rules! conformance_tests {
             wait_final_wakes_on_commit,
             wait_final_wakes_on_cancel,
             wait_final_times_out,
+            wait_final_accepts_the_longest_timeout,
             wait_final_ends_when_purged,
             wait_for_work_wakes_on_submit,
+            wait_for_work_wakes_on_retry,
             wait_for_work_times_out_when_idle,
             wait_for_work_wakes_when_a_timer_is_due,
         );
@@ -189,6 +192,13 @@ macro_rules! conformance_tests {
             first_bind_records_the_app,
             same_app_binds_again,
             other_app_is_refused_naming_both,
+        );
+        $crate::conformance_tests!(@topic admin:
+            retry_requeues_a_failed_invocation_keeping_its_journal,
+            retry_refuses_what_is_not_failed,
+            retry_refuses_a_child_whose_caller_finished,
+            retried_child_is_awaited_by_its_waiting_caller,
+            purgeable_lists_what_purge_would_remove_and_removes_nothing,
         );
         $crate::conformance_tests!(@topic retention:
             purge_finished_removes_only_old_finished,

@@ -119,6 +119,27 @@ pub fn wait_final_times_out(s: Subject) {
     );
 }
 
+/// A wait "forever" (`Duration::MAX`, too long to add to any clock) is a valid timeout: it
+/// returns at once for a final invocation and for an unknown one, and waits for a commit.
+pub fn wait_final_accepts_the_longest_timeout(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    submit(store, &inv, T0);
+    let c = claim_expect(store, "w", T0, inv.id);
+    let (got, waited) = woken_by(
+        || ok(store.wait_final(inv.id, Duration::MAX), "wait_final"),
+        || succeed(store, &c.lease, b"done", at(1)),
+    );
+    assert_eq!(got.map(|r| r.status()), Some(Status::Success));
+    assert!(waited < WAKE_BOUND, "woken after {waited:?}");
+    let again = ok(store.wait_final(inv.id, Duration::MAX), "wait_final");
+    assert_eq!(again.map(|r| r.status()), Some(Status::Success));
+    match store.wait_final(root(2, "t", b"").id, Duration::MAX) {
+        Err(StoreError::InvocationNotFound(_)) => {}
+        other => panic!("an unknown invocation: expected InvocationNotFound, got {other:?}"),
+    }
+}
+
 /// `wait_final` on an invocation that is gone (purged, or never submitted) is
 /// `InvocationNotFound` at once, and a `wait_final` blocked on an invocation that is purged
 /// meanwhile ends promptly instead of waiting out its timeout.
@@ -208,6 +229,36 @@ pub fn wait_for_work_wakes_on_submit(s: Subject) {
         "claim",
     );
     assert!(c.is_some(), "the announced work is claimable");
+}
+
+/// An operator's retry of a failed invocation is new work: it wakes a blocked `wait_for_work`.
+pub fn wait_for_work_wakes_on_retry(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    submit(store, &inv, system_now());
+    let c = claim_expect(store, "w", system_now(), inv.id);
+    commit(
+        store,
+        &c.lease,
+        crate::model::Commit::outcome(crate::model::Outcome::Failed(failure("no"))),
+        system_now(),
+    );
+    let (found, waited) = woken_by(
+        || {
+            ok(
+                store.wait_for_work(&suite_tasks(), LONG_WAIT),
+                "wait_for_work",
+            )
+        },
+        || ok(store.retry(inv.id, system_now()), "retry"),
+    );
+    assert!(found, "wait_for_work must report work after a retry");
+    assert!(
+        waited < WAKE_BOUND,
+        "wait_for_work returned {waited:?} after the retry: a retry must wake it, not its \
+         timeout"
+    );
+    claim_expect(store, "w", system_now(), inv.id);
 }
 
 /// `wait_for_work` with nothing to do returns `false` after its timeout.

@@ -243,12 +243,16 @@ impl FileStore {
     /// open store holds it), replays the log, cuts a torn tail left by a crash (with a warning)
     /// and fails with [`StoreError::Corrupt`] on damage before the tail,
     /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
-    /// [`StoreError::OlderFormat`] on one written in an older, pre-release format.
+    /// [`StoreError::OlderFormat`] on one written in an older, pre-release format. A path that
+    /// exists but is not a directory is [`StoreError::NotADirectory`].
     ///
     /// # Errors
     /// Those above, and [`StoreError::Io`] when the directory or log cannot be read or written.
     pub fn open_with(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::NotADirectory { path: dir });
+        }
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let lock = lock::lock_dir(&dir)?;
         let path = dir.join(LOG_FILE);
@@ -587,6 +591,10 @@ impl StoreRead for FileStore {
         self.read(Tables::workflow_roots)
     }
 
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.read(|t| t.purgeable(finished_before))
+    }
+
     fn counts(&self) -> Result<StatusCounts, StoreError> {
         self.read(Tables::counts)
     }
@@ -730,6 +738,10 @@ impl StoreAdmin for FileStore {
     fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
         check_size("a cancellation", reason.len())?;
         self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))
+    }
+
+    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
+        self.mutate(true, now, |t, out| t.retry(out, id, now))
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {

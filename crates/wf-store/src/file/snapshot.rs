@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wf_core::{InvocationId, JournalEntry};
+use wf_core::{InvocationId, JournalEntry, Timestamp};
 
 use super::fsio::io_err;
 use super::recovery::replay;
@@ -53,6 +53,11 @@ impl FileStore {
     pub fn snapshot(dir: impl AsRef<Path>) -> Result<FileSnapshot, StoreError> {
         let dir = dir.as_ref();
         let path = dir.join(LOG_FILE);
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
         if !dir.is_dir() {
             return Err(not_found(dir, "the directory does not exist"));
         }
@@ -153,6 +158,10 @@ impl StoreRead for FileSnapshot {
 
     fn counts(&self) -> Result<StatusCounts, StoreError> {
         Ok(self.tables.counts())
+    }
+
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        Ok(self.tables.purgeable(finished_before))
     }
 
     /// A snapshot never changes: the record if it is final, `None` at once if it is not (no
