@@ -278,3 +278,57 @@ fn cancelling_a_member_and_cancelling_again() {
         assert_eq!(inv.status().unwrap(), Status::Success);
     }
 }
+
+/// A child the body started in the same execution in which it is told of its cancellation was
+/// not in the store when the tree was cancelled: it is submitted with the commit (the journal
+/// holds it) and cancelled right after, before it runs.
+#[test]
+fn a_child_started_just_before_the_body_is_told_is_cancelled_too() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let ran = Arc::new(AtomicU32::new(0));
+        let r = ran.clone();
+        let work = app
+            .task(
+                "work",
+                move |_: &TaskContext, (): ()| -> Result<(), TaskError> {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let (inside, gate) = (Gate::default(), Gate::default());
+        let (i, g) = (inside.clone(), gate.clone());
+        let flow = app
+            .task(
+                "flow",
+                move |ctx: &TaskContext, (): ()| -> Result<(), TaskError> {
+                    let wf = ctx.wf();
+                    let first = wf.start_task(&work, ())?;
+                    i.open();
+                    g.wait(); // cancelled meanwhile
+                    let second = wf.start_task(&work, ())?; // told here
+                    wf.join_all([first, second])?;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let worker = app.worker().threads(1).start().unwrap();
+        let inv = flow.call(app, ()).unwrap();
+        inside.wait();
+        assert_eq!(inv.cancel().unwrap().stopping, vec![inv.id()]);
+        gate.open();
+        cancelled_reason(inv.result_timeout(PATIENCE));
+        let members = app.store().workflow_invocations(inv.id()).unwrap();
+        assert_eq!(
+            members.len(),
+            2,
+            "{}: the root and the first child",
+            t.backend
+        );
+        let first = Invocation::<()>::attach(app, members[1]);
+        cancelled_reason(first.result_timeout(PATIENCE));
+        worker.stop();
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "{}: it never ran", t.backend);
+    }
+}

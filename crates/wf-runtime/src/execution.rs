@@ -72,14 +72,19 @@ pub(crate) fn execute(
         attempt = lease.attempt,
     );
     let _entered = span.enter();
+    let mut cancel_after_commit = Vec::new();
     let commit = match app.registered(&record.spec.task) {
         Some(task) => {
             // Registered while the body runs, so a cancellation reaches it.
             let running = app.running().register(record.spec.id);
             let recorder = Recorder::new(record.spec.id, journal).with_cancel(running.flag());
             let clock = ExecClock::new(now());
-            let (result, sealed) =
+            let (result, mut sealed) =
                 run_body(app, &task, &record.spec, lease.attempt, recorder, clock);
+            if let Some(reason) = &sealed.told {
+                let started = std::mem::take(&mut sealed.started_before_told);
+                cancel_after_commit = started.into_iter().map(|c| (c, reason.clone())).collect();
+            }
             commit_of(&task, &record, result, sealed, &now)
         }
         None => {
@@ -94,6 +99,7 @@ pub(crate) fn execute(
     match app.store().commit(&lease, commit, now()) {
         Ok(()) => {
             tracing::debug!(?ended, "committed");
+            cancel_started_before_told(app, &cancel_after_commit, &now);
             Ok(ended)
         }
         Err(StoreError::LeaseLost { reason, .. }) => {
@@ -121,6 +127,22 @@ pub(crate) fn execute(
             Ok(Ended::Failed)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The children an execution started before it told its body of the cancellation of its tree
+/// were not in the store when the tree was cancelled; they are part of it, and are cancelled as
+/// soon as the commit that submits them is in. (Best effort: a failure is logged, and a child a
+/// worker claimed meanwhile ends cancelled at its own commit.)
+fn cancel_started_before_told(
+    app: &App,
+    children: &[(wf_core::InvocationId, String)],
+    now: &impl Fn() -> Timestamp,
+) {
+    for (child, reason) in children {
+        if let Err(e) = app.store().cancel_tree(*child, reason, now()) {
+            tracing::warn!(%child, error = %e, "could not cancel a child started before the body was told");
+        }
     }
 }
 
@@ -178,6 +200,7 @@ fn commit_of(
         consumed,
         told,
         verdict,
+        ..
     } = sealed;
     let internal = |what: &str| {
         tracing::error!(what, "internal error");

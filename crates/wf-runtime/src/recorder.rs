@@ -123,6 +123,9 @@ pub(crate) struct Sealed {
     pub(crate) consumed: Vec<u64>,
     /// Why it was cancelled, when the body was told (replayed or recorded).
     pub(crate) told: Option<String>,
+    /// Children this execution started before it told the body of its cancellation: they are
+    /// submitted with the commit (the journal holds them) and cancelled right after it.
+    pub(crate) started_before_told: Vec<InvocationId>,
     pub(crate) verdict: Verdict,
 }
 
@@ -138,6 +141,8 @@ pub(crate) struct Recorder {
     stop: Option<StopPoint>,
     cancel: CancelFlag,
     told: Option<String>,
+    /// How many children this execution had started when it told the body, live.
+    told_after_children: Option<usize>,
     check_only: bool,
     /// Operations refused since the execution stopped counting.
     refusals: u32,
@@ -156,6 +161,7 @@ impl Recorder {
             stop: None,
             cancel: CancelFlag::default(),
             told: None,
+            told_after_children: None,
             check_only: false,
             refusals: 0,
         }
@@ -372,6 +378,7 @@ impl Recorder {
                 Some(reason) => {
                     let reason = reason.to_owned();
                     self.step(|c| c.record_cancellation(&reason))?;
+                    self.told_after_children = Some(self.children.len());
                     reason
                 }
                 None => return Ok(()),
@@ -490,6 +497,7 @@ impl Recorder {
             mut consumed,
             stop,
             told,
+            told_after_children,
             ..
         } = self;
         // An interrupted execution has not ended: only an ending must have consumed the journal.
@@ -504,6 +512,7 @@ impl Recorder {
                 children: Vec::new(),
                 consumed: Vec::new(),
                 told,
+                started_before_told: Vec::new(),
                 verdict: Verdict::Diverged(nd),
             };
         }
@@ -518,12 +527,16 @@ impl Recorder {
             }
             None => Verdict::Ended,
         };
+        let started_before_told = told_after_children
+            .map(|n| children.iter().take(n).map(|c| c.id).collect())
+            .unwrap_or_default();
         Sealed {
             journal,
             writes,
             children,
             consumed,
             told,
+            started_before_told,
             verdict,
         }
     }
@@ -533,6 +546,7 @@ impl Recorder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use wf_core::OpKind;
 
     /// One operation of a body, for the recorder's own properties.
     #[derive(Debug, Clone, Copy)]
@@ -677,5 +691,114 @@ mod tests {
         let sealed = replay.seal(Some(Ending::Returned.into()));
         assert!(matches!(sealed.verdict, Verdict::Diverged(ref nd) if nd.position == 0));
         assert!(sealed.journal.is_empty() && sealed.writes.is_empty());
+    }
+
+    /// A child submission of `parent`, for tests.
+    fn submission(parent: InvocationId, child: InvocationId) -> NewInvocation {
+        let task = TaskId::new("leaf");
+        NewInvocation {
+            id: child,
+            call: CallId::of(&task, b""),
+            identity: wf_core::WorkflowIdentity::new_workflow(parent, task.clone()),
+            task,
+            args: Vec::new(),
+            parent: Some(parent),
+            not_before: None,
+            max_recoveries: 3,
+        }
+    }
+
+    /// The cancellation is told once, at the first journaled operation past the journal after
+    /// the flag is raised, and recorded there; a replay tells it at the same position without
+    /// the flag. Children started before the telling are listed for cancelling.
+    #[test]
+    fn a_cancellation_is_told_once_and_replayed_at_its_position() {
+        let id = InvocationId::from_u128(1);
+        let flag = CancelFlag::default();
+        let mut live = Recorder::new(id, Vec::new()).with_cancel(flag.clone());
+        let task = TaskId::new("leaf");
+        let early = live
+            .start_child(&task, CallId::of(&task, b"1"), |c| submission(id, c))
+            .unwrap();
+        assert!(live.tell_cancellation().is_ok(), "not requested yet");
+        flag.raise("stop");
+        match live.tell_cancellation() {
+            Err(WfError::Cancelled { invocation, reason }) => {
+                assert_eq!((invocation, reason.as_str()), (id, "stop"));
+            }
+            other => panic!("expected Cancelled, got {other:?}"),
+        }
+        assert!(live.tell_cancellation().is_ok(), "told once");
+        live.start_child(&task, CallId::of(&task, b"2"), |c| submission(id, c))
+            .unwrap();
+        let sealed = live.seal(Some(Ending::Returned.into()));
+        assert_eq!(sealed.told.as_deref(), Some("stop"));
+        assert_eq!(sealed.started_before_told, vec![early]);
+        assert_eq!(sealed.children.len(), 2, "both are submitted");
+        let kinds: Vec<_> = sealed.journal.iter().map(|e| e.op.kind()).collect();
+        assert_eq!(
+            kinds,
+            [OpKind::ChildStart, OpKind::Cancelled, OpKind::ChildStart]
+        );
+
+        let mut replay = Recorder::new(id, sealed.journal);
+        replay
+            .start_child(&task, CallId::of(&task, b"1"), |c| submission(id, c))
+            .unwrap();
+        assert!(matches!(
+            replay.tell_cancellation(),
+            Err(WfError::Cancelled { .. })
+        ));
+        assert!(replay.told());
+        replay
+            .start_child(&task, CallId::of(&task, b"2"), |c| submission(id, c))
+            .unwrap();
+        let sealed = replay.seal(Some(Ending::Returned.into()));
+        assert_eq!(sealed.verdict, Verdict::Ended);
+        assert!(sealed.journal.is_empty() && sealed.started_before_told.is_empty());
+    }
+
+    /// Events consumed after the stop point are not committed (nor consumed).
+    #[test]
+    fn events_consumed_after_the_stop_point_are_not_committed() {
+        let id = InvocationId::from_u128(1);
+        let mut r = Recorder::new(id, Vec::new());
+        let event = |seq| RecordedEvent {
+            seq,
+            payload: b"1".to_vec(),
+        };
+        r.consume_event("a", event(0)).unwrap();
+        let _ = r.suspend(Vec::new(), Some(Timestamp(5)), None);
+        assert!(r.consume_event("a", event(1)).is_err());
+        let sealed = r.seal(Some(Ending::Returned.into()));
+        assert_eq!(sealed.consumed, vec![0]);
+        assert_eq!(sealed.journal.len(), 1);
+        assert_eq!(
+            sealed.verdict,
+            Verdict::Interrupted(Interruption::Suspended {
+                on: Vec::new(),
+                until: Some(Timestamp(5)),
+                event: None,
+            })
+        );
+    }
+
+    /// A replay check never runs past the journal: a live child start stops it, submitting
+    /// nothing.
+    #[test]
+    fn a_replay_check_stops_at_the_end_of_the_journal() {
+        let id = InvocationId::from_u128(1);
+        let task = TaskId::new("leaf");
+        let mut r = Recorder::new(id, Vec::new()).check_only();
+        assert!(
+            r.start_child(&task, CallId::of(&task, b""), |c| submission(id, c))
+                .is_err()
+        );
+        let sealed = r.seal(Some(Ending::Returned.into()));
+        assert_eq!(
+            sealed.verdict,
+            Verdict::Interrupted(Interruption::EndOfJournal)
+        );
+        assert!(sealed.children.is_empty());
     }
 }
