@@ -31,11 +31,22 @@
 //! ## Guides
 //!
 //! - [`guide::workflows`]: the five rules a workflow body must follow, what replays and what does
-//!   not, workflow data (and why a failed attempt's writes are kept), fan-out, testing.
+//!   not, workflow data (and why a failed attempt's writes are kept), fan-out, durable time,
+//!   events, cancellation and compensation, patches, the replay check, testing.
 //! - [`guide::operations`]: workers, leases and recovery, retries, retention, idempotent starts,
 //!   managing workflows from code, the `wf` inspector, upgrading code while workflows are in
 //!   flight.
 //! - [`guide::backends`]: choosing a store.
+//!
+//! ## Long-running workflows
+//!
+//! Durable time: [`WorkflowContext::sleep`], [`Task::call_after`], deadlines on waits
+//! ([`WorkflowContext::join_timeout`], [`WorkflowContext::wait_event_timeout`]). Events from
+//! outside: [`App::send_event`] and [`WorkflowContext::wait_event`] (`examples/approval.rs`: a
+//! person approves from another process). Cancelling a workflow tree: [`App::cancel`] (a body
+//! told with [`WfError::Cancelled`] may compensate). Changing code in flight:
+//! [`WorkflowContext::patched`], checked in CI by [`testing::replay_check`] against workflows
+//! exported with `wf export`.
 //!
 //! ## Operating
 //!
