@@ -7,18 +7,18 @@
 #![cfg(feature = "file")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use common::process::{block_forever, log_run, runs};
 use serde::{Deserialize, Serialize};
 use wf::InvocationId;
 use wf::prelude::*;
 
-const PATIENCE: Duration = Duration::from_secs(60);
 /// How long the sleeper sleeps: long enough to kill its process and start another first.
 const NAP: Duration = Duration::from_secs(2);
 
@@ -26,32 +26,6 @@ const NAP: Duration = Duration::from_secs(2);
 enum Decision {
     Approve { by: String },
     Reject,
-}
-
-fn log_run(dir: &Path, line: &str) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("runs.log"))
-        .unwrap();
-    f.write_all(format!("{line}\n").as_bytes()).unwrap();
-    f.sync_all().unwrap();
-}
-
-fn runs(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("runs.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn block_forever() -> ! {
-    let pair = (Mutex::new(()), Condvar::new());
-    let mut g = pair.0.lock().unwrap();
-    loop {
-        g = pair.1.wait(g).unwrap();
-    }
 }
 
 fn open(dir: &Path) -> App {
@@ -101,14 +75,6 @@ fn register(app: &App, dir: PathBuf) -> (Task<(), i128>, Task<u64, String>) {
     (nap, expense)
 }
 
-fn until_waiting(app: &App, id: InvocationId) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while app.store().invocation(id).unwrap().status() != Status::Waiting {
-        assert!(std::time::Instant::now() < deadline, "{id} never waited");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// The child processes' entry point.
 #[test]
 fn durable_child_entry() {
@@ -129,7 +95,7 @@ fn durable_child_entry() {
             };
             println!("SUBMITTED {id}");
             let _worker = app.worker().threads(1).start().unwrap();
-            until_waiting(&app, id);
+            common::until_waiting(&app, id);
             println!("WAITING");
             block_forever();
         }
@@ -198,7 +164,7 @@ fn a_sleep_survives_a_process_restart() {
     assert!(record.state.not_before.is_some(), "the wake time survived");
     let worker = app.worker().threads(1).start().unwrap();
     let slept = Invocation::<i128>::attach(&app, id)
-        .result_timeout(PATIENCE)
+        .result_timeout(common::PATIENCE)
         .unwrap();
     worker.stop();
     assert!(slept >= NAP.as_millis() as i128, "slept {slept} ms");
@@ -226,7 +192,7 @@ fn an_approval_is_sent_from_another_process() {
     register(&app, dir.path().to_owned());
     let worker = app.worker().threads(1).start().unwrap();
     let result = Invocation::<String>::attach(&app, id)
-        .result_timeout(PATIENCE)
+        .result_timeout(common::PATIENCE)
         .unwrap();
     worker.stop();
     let (request, verdict) = result.split_once(": ").unwrap();

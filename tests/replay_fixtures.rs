@@ -282,10 +282,18 @@ fn register(app: &App, body: Body) -> Task<(), u32> {
 
 /// Submits the root invocation of fixture `f` under its fixed id.
 fn submit_root(app: &App, f: &Fixture) -> InvocationId {
+    let root = root_of(f);
+    let id = root.id;
+    app.store().submit(root, wf::core::Timestamp(0)).unwrap();
+    id
+}
+
+/// The root invocation of fixture `f`, under its fixed id.
+fn root_of(f: &Fixture) -> NewInvocation {
     let id = InvocationId::from_u128(f.invocation);
     let task = TaskId::new(ROOT_TASK);
     let args = encode(&()).unwrap();
-    let root = NewInvocation {
+    NewInvocation {
         id,
         call: CallId::of(&task, &args),
         identity: WorkflowIdentity::new_workflow(id, task.clone()),
@@ -294,9 +302,7 @@ fn submit_root(app: &App, f: &Fixture) -> InvocationId {
         parent: None,
         not_before: None,
         max_recoveries: 3,
-    };
-    app.store().submit(root, wf::core::Timestamp(0)).unwrap();
-    id
+    }
 }
 
 /// What the original body records, run to the end on a memory store.
@@ -455,18 +461,16 @@ fn the_changed_code_diverges_at_the_expected_position() {
 /// The fixture's journal as an export, the form `wf export` writes: one finished root
 /// invocation of `flow`.
 fn export_of(f: &Fixture, journal: Vec<JournalEntry>) -> wf::store::WorkflowExport {
-    let id = InvocationId::from_u128(f.invocation);
-    let task = TaskId::new(ROOT_TASK);
-    let args = encode(&()).unwrap();
+    let root = root_of(f);
     let spec = wf::store::InvocationSpec {
-        id,
-        call: CallId::of(&task, &args),
-        identity: WorkflowIdentity::new_workflow(id, task.clone()),
-        task,
-        args,
-        parent: None,
+        id: root.id,
+        call: root.call,
+        identity: root.identity,
+        task: root.task,
+        args: root.args,
+        parent: root.parent,
         created_at: wf::core::Timestamp(0),
-        max_recoveries: 3,
+        max_recoveries: root.max_recoveries,
     };
     let mut export = wf::store::WorkflowExport::new(Some("fixtures".into()));
     export.invocations.push(wf::store::ExportedInvocation {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use wf::App;
 
 pub mod hooked;
+pub mod process;
 pub mod program;
 
 /// How long a test waits for something that should happen quickly. Generous: a timeout here is a

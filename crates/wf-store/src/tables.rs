@@ -681,7 +681,7 @@ impl Tables {
             && !commit.cancel_acknowledged
         {
             let reason = request.reason.clone();
-            return self.end_cancelled(out, id, &reason, now);
+            return self.cancel(out, id, &reason, now);
         }
         self.check_consumed(id, &commit.consumed)?;
 

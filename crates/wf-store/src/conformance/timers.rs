@@ -4,28 +4,31 @@
 
 use wf_core::Status;
 
-use crate::model::{Commit, Outcome, Suspension};
+use crate::model::{Commit, NewInvocation, Outcome, Suspension};
 
 use super::Subject;
 use super::fixtures::*;
+
+/// Submits root 1 of task `t` at `T0`, runs it, and suspends it at `at(1)` on a timer alone,
+/// until `until`.
+fn sleeping(store: &dyn crate::store::Store, until: wf_core::Timestamp) -> NewInvocation {
+    let inv = root(1, "t", b"");
+    submit(store, &inv, T0);
+    let c = claim_expect(store, "w", T0, inv.id);
+    let timer = Suspension {
+        wake_at: Some(until),
+        ..Suspension::default()
+    };
+    commit(store, &c.lease, suspended(timer), at(1));
+    inv
+}
 
 /// A suspension on a timer alone: waiting until its time, claimable from then (not a
 /// millisecond before) as the next attempt, reported by `next_due`; claimed, it waits on
 /// nothing any more.
 pub fn timer_wakes_at_its_time(s: Subject) {
     let store = &*s.store;
-    let inv = root(1, "t", b"");
-    submit(store, &inv, T0);
-    let c = claim_expect(store, "w", T0, inv.id);
-    commit(
-        store,
-        &c.lease,
-        suspended(Suspension {
-            wake_at: Some(at(60)),
-            ..Suspension::default()
-        }),
-        at(1),
-    );
+    let inv = sleeping(store, at(60));
     let rec = record(store, inv.id);
     assert_eq!(rec.state.status, Status::Waiting);
     assert_eq!(
@@ -61,7 +64,7 @@ pub fn child_or_timer_whichever_first(s: Subject) {
     let k2 = child(3, &p, "k2", b"");
     submit(store, &p, T0);
     let c = claim_task(store, "p", T0);
-    let wait_for = |kid: &crate::model::NewInvocation, until| Commit {
+    let wait_for = |kid: &NewInvocation, until| Commit {
         children: vec![kid.clone()],
         ..suspended(Suspension {
             children: vec![kid.id],
@@ -105,18 +108,7 @@ pub fn child_or_timer_whichever_first(s: Subject) {
 /// nor reported by its `next_due`.
 pub fn timers_are_per_task(s: Subject) {
     let store = &*s.store;
-    let inv = root(1, "t", b"");
-    submit(store, &inv, T0);
-    let c = claim_expect(store, "w", T0, inv.id);
-    commit(
-        store,
-        &c.lease,
-        suspended(Suspension {
-            wake_at: Some(at(5)),
-            ..Suspension::default()
-        }),
-        at(1),
-    );
+    sleeping(store, at(5));
     assert_eq!(ok(store.next_due(&tasks(&["u"])), "next_due of u"), None);
     assert!(
         ok(

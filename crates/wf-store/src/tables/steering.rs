@@ -213,37 +213,10 @@ impl Tables {
                 report.stopping.push(member);
                 continue;
             }
-            check(member, status, Status::Cancelled)?;
-            let spec = slot.spec.clone();
-            let mut state = cancelled_state(slot.state.clone(), reason);
-            state.updated_at = now;
-            self.set_state(out, member, state);
-            self.wake_parent(out, &spec, now);
+            self.cancel(out, member, reason, now)?;
             report.cancelled.push(member);
         }
         Ok(report)
-    }
-
-    /// Ends running invocation `id`, whose cancellation was requested, as cancelled: its
-    /// commit (made without being told) writes nothing else.
-    ///
-    /// # Errors
-    /// A refused transition (a bug: the tables are inconsistent).
-    pub(super) fn end_cancelled(
-        &mut self,
-        out: &mut Vec<Change>,
-        id: InvocationId,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let slot = self.slot(id)?;
-        check(id, slot.state.status, Status::Cancelled)?;
-        let spec = slot.spec.clone();
-        let mut state = cancelled_state(slot.state.clone(), reason);
-        state.updated_at = now;
-        self.set_state(out, id, state);
-        self.wake_parent(out, &spec, now);
-        Ok(())
     }
 
     /// Marks the cancellation request of `id` acknowledged (its body was told), once.
