@@ -65,7 +65,7 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
         Command::Purge { older_than, .. } => purge(&out, &dir, *older_than),
         Command::Retry { invocation } => retry(&out, &dir, &reads, *invocation),
         Command::Workflows(args) => workflows(&out, &reads, args),
-        Command::Show { workflow } => show(&out, &reads, *workflow),
+        Command::Show { workflow } => show(&out, &reads, &store, *workflow),
         Command::Journal { invocation } => journal(&out, &store, *invocation),
         Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
         Command::Counts => counts(&out, &reads),
@@ -275,7 +275,12 @@ fn rails(depths: &[usize]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn show(out: &Out, ins: &Inspector<'_>, id: InvocationId) -> Result<String, Failure> {
+fn show(
+    out: &Out,
+    ins: &Inspector<'_>,
+    store: &dyn StoreRead,
+    id: InvocationId,
+) -> Result<String, Failure> {
     let tree = managed(None, ins.workflow(id))?;
     let Some(root) = tree.root() else {
         return Err(Failure::Runtime(format!(
@@ -390,6 +395,18 @@ fn show(out: &Out, ins: &Inspector<'_>, id: InvocationId) -> Result<String, Fail
         }
         if !s.waiting_on.is_empty() {
             t.note(format!("{pad}waiting on {} children", s.waiting_on.len()));
+        }
+        if s.status == Status::Waiting {
+            if let Some(name) = store.events(r.id()).ok().and_then(|i| i.waiting_for) {
+                t.note(format!("{pad}waiting for event {name:?} (wf send-event)"));
+            }
+            if let Some(at) = s.not_before {
+                t.note(format!(
+                    "{pad}timer fires at {} (in {})",
+                    utc(at),
+                    span(between(out.now, at))
+                ));
+            }
         }
         if let Some(e) = &s.error {
             t.note(format!("{pad}error: {}", clip(&e.to_string(), 200)));

@@ -640,6 +640,8 @@ fn send_event_reaches_a_waiting_workflow() {
     drop(app); // the worker process stops; the workflow waits in the store
 
     let id_text = id.to_string();
+    let shown = ok(&f.dir, &["show", &id_text]);
+    assert!(shown.contains("waiting for event \"approve\""), "{shown}");
     let sent = ok(
         &f.dir,
         &["send-event", &id_text, "approve", "\"ana\"", "--key", "k1"],
