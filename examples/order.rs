@@ -8,6 +8,15 @@
 //! cargo run --release --example order -- --fresh     # discard the store and start over
 //! ```
 //!
+//! With Redis (feature `redis`), workers in several processes share the batch: start workers
+//! with `--workers-only`, then the batch, all with the same `--store` URL:
+//!
+//! ```text
+//! cargo run --release --features redis --example order -- --store redis://127.0.0.1:6379/ --workers-only
+//! cargo run --release --features redis --example order -- --store redis://127.0.0.1:6379/ --workers-only
+//! cargo run --release --features redis --example order -- --store redis://127.0.0.1:6379/
+//! ```
+//!
 //! The batch is started with an idempotency key (`call_keyed`), so running the example again
 //! finds the batch already in the store instead of starting a second one.
 //!
@@ -56,6 +65,7 @@ struct Args {
     store: Option<StoreSpec>,
     step: Duration,
     fresh: bool,
+    workers_only: bool,
 }
 
 const HELP: &str = "\
@@ -69,7 +79,10 @@ usage: cargo run --release --example order -- [OPTIONS]
 options:
   --orders N      orders in the batch (default 20; a store that holds a batch resumes it)
   --dir DIR       the data directory: store and effects.log (default wf-data/orders)
-  --store STORE   the store instead of DIR/store: memory, file:<dir> or a directory path
+  --store STORE   the store instead of DIR/store: memory, file:<dir>, a directory path, or a
+                  redis:// URL (build with --features redis) that several processes share
+  --workers-only  run workers for the batch's tasks and nothing else, until interrupted: start
+                  two of these and one process without it, all with the same --store redis://…
   --step-ms MS    how long each step pretends to work, in milliseconds (default 150)
   --fresh         delete the data directory first and start a new batch
   -h, --help      this text
@@ -82,6 +95,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         store: None,
         step: Duration::from_millis(150),
         fresh: false,
+        workers_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -105,6 +119,7 @@ fn parse_args() -> Result<Option<Args>, String> {
                 )
             }
             "--fresh" => args.fresh = true,
+            "--workers-only" => args.workers_only = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
@@ -140,6 +155,11 @@ impl Console {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         });
     }
+}
+
+/// Prints a line on stderr before the console exists.
+fn console_note(line: impl Display) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Prints a line on stdout; a closed pipe is not an error of the batch.
@@ -237,8 +257,21 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let _ = write!(std::io::stdout(), "{HELP}");
         return Ok(());
     };
+    if args.workers_only && args.fresh {
+        return Err(
+            "--fresh and --workers-only do not go together: a worker process only \
+                    runs what the store holds"
+                .into(),
+        );
+    }
     if args.fresh && args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)?;
+    }
+    if args.fresh && matches!(args.store, Some(StoreSpec::Redis(_))) {
+        console_note(
+            "--fresh cleared the data directory only; a Redis store keeps its batch: add \
+             ?ns=<a new name> to the URL for a new one",
+        );
     }
     std::fs::create_dir_all(&args.dir)?;
     let spec = args
@@ -296,7 +329,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 receipts.push(wf.execute_task(task, step.clone())?);
                 if replaying && seen.first_replay_of_earlier_run(o.number, name) {
                     log.log(format_args!(
-                        "  replay  {name:<8} order #{:<4} (done before the restart: recorded result, not run again)",
+                        "  replay  {name:<8} order #{:<4} (done earlier or by another process: recorded result, not run again)",
                         o.number
                     ));
                 }
@@ -332,6 +365,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             Ok(wf.join_all(&handles)?.len() as u32)
         },
     )?;
+
+    if args.workers_only {
+        console.log(format_args!(
+            "worker process {}: running the order tasks from {spec}; start the batch from \
+             another process with the same --store (without --workers-only); Ctrl-C stops me",
+            std::process::id()
+        ));
+        app.worker().threads(4).run()?;
+        return Ok(());
+    }
 
     // One batch per store: the key finds the batch an earlier run started.
     let (inv, total) = match batch.call_keyed(&app, BATCH_KEY, args.orders) {

@@ -59,7 +59,7 @@
 //! ## Configuration
 //!
 //! [`AppBuilder`] takes every setting, or `WF_APP_ID`, `WF_STORE` (a [`StoreSpec`]: `memory`,
-//! `file:<dir>` or a directory path), `WF_LEASE_MS` and `WF_WORKER_THREADS`; a bad value is a
+//! `file:<dir>`, a directory path or a `redis://` URL), `WF_LEASE_MS` and `WF_WORKER_THREADS`; a bad value is a
 //! [`ConfigError`] naming its variable. Without a store choice an app uses memory and warns.
 //!
 //! ## Cargo features
@@ -67,9 +67,11 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `file` | yes | the embedded, crash-safe file store: [`AppBuilder::file`], [`store::FileStore`] |
+//! | `redis` | no | the Redis backend, for workers in many processes on many machines, on one Redis or a Redis Cluster: `AppBuilder::redis`, `store::RedisStore`, `WF_STORE=redis://…` |
+//! | `redis-tls` | no | `rediss://` (TLS, with rustls) for the Redis backend |
 //!
-//! Without `file`, only the memory store (and stores you bring with [`AppBuilder::store`]) remain.
-//! A Redis backend for workers in many processes is planned.
+//! Without `file`, only the memory store, Redis with `redis`, and stores you bring with
+//! [`AppBuilder::store`] remain.
 //!
 //! ## Crates
 //!

@@ -43,6 +43,24 @@ pub fn apps(configure: impl Fn(wf::AppBuilder) -> wf::AppBuilder) -> Vec<TestApp
             _dir: Some(dir),
         });
     }
+    // A real redis-server shared by the test process, a fresh namespace per app (without a
+    // redis-server, a loud notice says the Redis runs were skipped).
+    #[cfg(feature = "redis")]
+    if let Some(server) = wf_store::redis::testing::shared_server("end-to-end tests on Redis") {
+        let ns = wf_store::redis::testing::unique_namespace("e2e");
+        let app = configure(
+            App::builder()
+                .app_id("test")
+                .redis(server.url(&format!("ns={ns}"))),
+        )
+        .build()
+        .unwrap();
+        out.push(TestApp {
+            backend: "redis",
+            app,
+            _dir: None,
+        });
+    }
     out
 }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use wf_store::{FileOptions, FileStore};
 
 use crate::Config;
-use crate::memory::round_trips;
+use crate::memory::round_trips_on_threads;
 use crate::report::{FileFloor, Floors, Row, Samples, human};
 use crate::scratch::ScratchDir;
 
@@ -112,29 +112,13 @@ fn measure(
     let before = store.stats();
     let start = Instant::now();
     let deadline = start + config.duration;
-    let per_thread = (cap / threads as u64).max(1);
-    let handles: Vec<_> = (0..threads as u64)
-        .map(|t| {
-            let store = Arc::clone(&store);
-            std::thread::spawn(move || round_trips(&*store, t, deadline, per_thread))
-        })
-        .collect();
+    let runs = round_trips_on_threads(&store, threads, deadline, cap)?;
+    let elapsed = start.elapsed();
     let mut tasks = 0;
     let mut samples = Samples::default();
-    let mut failure = None;
-    for h in handles {
-        match h.join() {
-            Ok(Ok(run)) => {
-                tasks += run.round_trips;
-                samples.merge(run.round_trip);
-            }
-            Ok(Err(e)) => failure = Some(e),
-            Err(_) => failure = Some("a bench thread panicked".to_owned()),
-        }
-    }
-    let elapsed = start.elapsed();
-    if let Some(e) = failure {
-        return Err(format!("{threads} thread(s): {e}"));
+    for run in runs {
+        tasks += run.round_trips;
+        samples.merge(run.round_trip);
     }
     let after = store.stats();
     Ok(Measured {

@@ -8,6 +8,7 @@
 //! | [`memory`] | memory store: submit + claim + commit round trips, 1 and 4 threads, per-op latency | measured |
 //! | [`disk`] | raw `write 4 KiB + fsync` rate of the disk under the target dir: the file store's floor | measured |
 //! | [`file_store`] | file store round trips with fsync on 1, 4, 8, 16 threads: fsyncs/s, records per fsync (group commit), ratio to the fsync floor | measured |
+//! | [`redis`] | Redis: an `EVALSHA` floor (1 and 4 clients), and the Redis store's submit + claim + commit round trips (1 and 4 threads), against a throwaway `redis-server` or `--redis URL` | measured |
 //! | [`runtime`] | tasks/s call to result through a `wf` App: memory (pools of 1 and 4, `run_until_idle`), file (pools of 4 and 16), 10 sequential children, a 1000-child fan-out; µs per task and ratio to the memory round trip | measured |
 //!
 //! After the table, a "floors" summary restates the floors and the best file store and runtime
@@ -19,6 +20,7 @@
 mod disk;
 mod file_store;
 mod memory;
+mod redis;
 mod report;
 mod runtime;
 mod scratch;
@@ -30,11 +32,12 @@ use std::time::Duration;
 use report::{Floors, Row, Table};
 
 const USAGE: &str = "\
-usage: wf-bench [--quick] [--dir DIR]
+usage: wf-bench [--quick] [--dir DIR] [--redis URL]
 
   --quick     short measurements (a smoke run, numbers are noisier)
   --dir DIR   scratch directory for disk scenarios (default: a temporary directory);
               `cargo xtask bench` passes <target dir>/wf-bench
+  --redis URL a Redis to measure (default: a throwaway redis-server on a free port, if installed)
 ";
 
 /// What every scenario is told.
@@ -48,6 +51,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// Thread count of the multi-threaded scenarios.
     pub threads: usize,
+    /// The Redis to measure (`--redis`); `None`: a throwaway server.
+    pub redis: Option<String>,
 }
 
 /// One scenario: measures, may record a floor for later scenarios, returns its table rows.
@@ -59,12 +64,14 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("memory store", memory::run),
     ("disk fsync floor", disk::run),
     ("file store", file_store::run),
+    ("redis", redis::run),
     ("runtime", runtime::run),
 ];
 
 fn parse_args() -> Result<Config, String> {
     let mut quick = false;
     let mut dir = None;
+    let mut redis = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -73,6 +80,7 @@ fn parse_args() -> Result<Config, String> {
                 let d = args.next().ok_or("--dir needs a directory")?;
                 dir = Some(PathBuf::from(d));
             }
+            "--redis" => redis = Some(args.next().ok_or("--redis needs a URL")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -88,6 +96,7 @@ fn parse_args() -> Result<Config, String> {
         },
         dir,
         threads: 4,
+        redis,
     })
 }
 

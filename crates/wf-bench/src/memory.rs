@@ -22,9 +22,9 @@ const LEASE: Duration = Duration::from_secs(30);
 pub(crate) struct Run {
     /// Round trips done.
     pub round_trips: u64,
-    submit: Samples,
-    claim: Samples,
-    commit: Samples,
+    pub submit: Samples,
+    pub claim: Samples,
+    pub commit: Samples,
     /// Each round trip's duration.
     pub round_trip: Samples,
 }
@@ -205,4 +205,34 @@ pub(crate) fn run(config: &Config, floors: &mut Floors) -> Result<Vec<Row>, Stri
     let note = Floors::ratio(row.per_sec, floors.memory_round_trips_per_sec, "1 thread");
     rows.push(row.with_note(format!("{note}; one store lock shared by all threads")));
     Ok(rows)
+}
+
+/// Runs [`round_trips`] on `threads` threads sharing `store` until `deadline`, `cap` round trips
+/// in all, and returns each thread's run (the file and Redis scenarios).
+pub(crate) fn round_trips_on_threads<S: Store + ?Sized>(
+    store: &Arc<S>,
+    threads: usize,
+    deadline: Instant,
+    cap: u64,
+) -> Result<Vec<Run>, String> {
+    let per_thread = (cap / threads as u64).max(1);
+    let handles: Vec<_> = (0..threads as u64)
+        .map(|t| {
+            let store = Arc::clone(store);
+            std::thread::spawn(move || round_trips(&*store, t, deadline, per_thread))
+        })
+        .collect();
+    let mut runs = Vec::with_capacity(threads);
+    let mut failure = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(run)) => runs.push(run),
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some("a bench thread panicked".to_owned()),
+        }
+    }
+    match failure {
+        Some(e) => Err(format!("{threads} thread(s): {e}")),
+        None => Ok(runs),
+    }
 }

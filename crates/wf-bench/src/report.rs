@@ -127,6 +127,8 @@ pub(crate) struct Floors {
     pub runtime_memory: Option<RuntimeRate>,
     /// The same on the file store.
     pub runtime_file: Option<RuntimeRate>,
+    /// `EVALSHA` of a script that does nothing, per second on one connection.
+    pub redis_evalsha_per_sec: Option<f64>,
 }
 
 /// The file store's best measurement.
@@ -174,6 +176,13 @@ impl Floors {
                 1e6 / f
             ),
             None => println!("  disk: not measured"),
+        }
+        if let Some(r) = self.redis_evalsha_per_sec {
+            println!(
+                "  redis: {} EVALSHA/s on one connection ({:.0} us each): the Redis store's floor is one script call per state change",
+                human(r),
+                1e6 / r
+            );
         }
         if let Some(f) = &self.file_store {
             println!(

@@ -33,8 +33,9 @@ so it works while workers run (a record being written at that moment is not show
     propagate_version = true
 )]
 pub(crate) struct Cli {
-    /// The store: a file store directory (`./wf-data`, `/var/lib/app/wf`), `file:<dir>`, or (not
-    /// yet supported) a `redis://` URL; the forms `WF_STORE` takes.
+    /// The store: a file store directory (`./wf-data`, `/var/lib/app/wf`), `file:<dir>`, or a
+    /// Redis URL (`redis://host:6379/`, `rediss://…`, `redis+cluster://h1:p1,h2:p2`); the forms
+    /// `WF_STORE` takes.
     #[arg(
         long,
         short = 's',
@@ -266,19 +267,35 @@ pub(crate) struct WorkflowsArgs {
     pub limit: usize,
 }
 
+/// A store this inspector reads: a file store directory or a Redis URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A file store directory.
+    File(PathBuf),
+    /// A Redis URL (possibly with a password: printed through `StoreSpec`, which hides it).
+    Redis(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::File(dir) => write!(f, "{}", dir.display()),
+            Target::Redis(url) => write!(f, "{}", StoreSpec::Redis(url.clone())),
+        }
+    }
+}
+
 /// Parses `--store` / `WF_STORE` (the forms every wf tool takes, `wf_store::StoreSpec`) into
-/// what this inspector can read: a file store directory.
-pub(crate) fn store_dir(text: &str) -> Result<PathBuf, String> {
+/// what this inspector can read: a file store directory or a Redis store.
+pub(crate) fn store_target(text: &str) -> Result<Target, String> {
     match StoreSpec::parse(text).map_err(|e| format!("--store: {e}"))? {
-        StoreSpec::File(dir) => Ok(dir),
+        StoreSpec::File(dir) => Ok(Target::File(dir)),
+        StoreSpec::Redis(url) => Ok(Target::Redis(url)),
         StoreSpec::Memory => Err(
             "a memory store lives inside its process and cannot be inspected from outside; \
-             point --store at a file store directory"
+             point --store at a file store directory or a Redis URL"
                 .into(),
         ),
-        StoreSpec::Redis(url) => Err(format!(
-            "{url}: redis is not supported by this build yet; point --store at a file store directory"
-        )),
         other => Err(format!(
             "{other}: this inspector cannot read a {} store",
             other.backend()
@@ -364,19 +381,26 @@ mod tests {
 
     #[test]
     fn store_specs_parse() {
-        assert_eq!(store_dir("file:./a"), Ok("./a".into()));
-        assert_eq!(store_dir("/x/y"), Ok("/x/y".into()));
-        assert_eq!(store_dir("./wf-data"), Ok("./wf-data".into()));
-        let redis = store_dir("redis://127.0.0.1:6379").unwrap_err();
-        assert!(redis.contains("redis is not supported by this build yet"));
-        assert!(store_dir("file:").is_err());
+        assert_eq!(store_target("file:./a"), Ok(Target::File("./a".into())));
+        assert_eq!(store_target("/x/y"), Ok(Target::File("/x/y".into())));
+        assert_eq!(
+            store_target("./wf-data"),
+            Ok(Target::File("./wf-data".into()))
+        );
+        assert_eq!(
+            store_target("redis://127.0.0.1:6379"),
+            Ok(Target::Redis("redis://127.0.0.1:6379".into()))
+        );
+        let shown = store_target("redis://u:hunter2@h:1").unwrap().to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(store_target("file:").is_err());
         assert!(
-            store_dir("memory")
+            store_target("memory")
                 .unwrap_err()
                 .contains("cannot be inspected")
         );
-        assert!(store_dir("s3://bucket").is_err());
-        assert!(store_dir("wf-data").unwrap_err().contains("./wf-data"));
+        assert!(store_target("s3://bucket").is_err());
+        assert!(store_target("wf-data").unwrap_err().contains("./wf-data"));
     }
 
     #[test]

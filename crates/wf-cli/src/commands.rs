@@ -2,16 +2,15 @@
 
 use std::cell::RefCell;
 use std::io::ErrorKind as IoKind;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use wf_core::{ChildOutcome, Failure as StoredFailure, InvocationId, Op, Status, Timestamp};
 use wf_runtime::{Admin, Inspector, TreeNode, WfError, WorkflowQuery, WorkflowSummary};
-use wf_store::{FileSnapshot, FileStore, InvocationRecord, StoreError, StoreRead};
+use wf_store::{FileStore, InvocationRecord, RedisStore, StoreAdmin, StoreError, StoreRead};
 
 use crate::Failure;
-use crate::cli::{Cli, Command, WorkflowsArgs, store_dir};
+use crate::cli::{Cli, Command, Target, WorkflowsArgs, store_target};
 use crate::fmt::{Table, age, between, rfc3339, rfc3339_nanos, span, utc};
 use crate::value::{clip, render};
 
@@ -31,11 +30,12 @@ pub(crate) struct Printed {
 
 /// Runs the command `cli` names and returns what to print.
 pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
-    let dir = match cli.store.as_deref() {
-        Some(s) => store_dir(s).map_err(Failure::Usage)?,
+    let target = match cli.store.as_deref() {
+        Some(s) => store_target(s).map_err(Failure::Usage)?,
         None => {
             return Err(Failure::Usage(
-                "no store given: pass --store <DIR> (a file store directory) or set WF_STORE"
+                "no store given: pass --store <DIR> (a file store directory) or --store \
+                 redis://host:port/ (a Redis store), or set WF_STORE"
                     .into(),
             ));
         }
@@ -54,23 +54,24 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
     // Checks the store exists (opening it would create an empty one at a mistyped path) and
     // belongs to `--app`. Warnings about what the snapshot read (a torn tail it ignored) are
     // to be noted here, with `out.note`, once the store reports them.
-    let store = snapshot(&dir)?;
-    check_app(&dir, &store, cli.app.as_deref())?;
-    let reads = Inspector::new(&store);
+    let store = open_read(&target)?;
+    let store = &*store;
+    check_app(&target, store, cli.app.as_deref())?;
+    let reads = Inspector::new(store);
     let stdout = match &cli.command {
         Command::Purge {
             older_than,
             dry_run: true,
         } => purge_dry_run(&out, &reads, *older_than),
-        Command::Purge { older_than, .. } => purge(&out, &dir, *older_than),
-        Command::Retry { invocation } => retry(&out, &dir, &reads, *invocation),
+        Command::Purge { older_than, .. } => purge(&out, &target, *older_than),
+        Command::Retry { invocation } => retry(&out, &target, &reads, *invocation),
         Command::Workflows(args) => workflows(&out, &reads, args),
-        Command::Show { workflow } => show(&out, &reads, &store, *workflow),
-        Command::Journal { invocation } => journal(&out, &store, *invocation),
-        Command::Data { workflow, key } => data(&out, &store, *workflow, key.as_deref()),
+        Command::Show { workflow } => show(&out, &reads, store, *workflow),
+        Command::Journal { invocation } => journal(&out, store, *invocation),
+        Command::Data { workflow, key } => data(&out, store, *workflow, key.as_deref()),
         Command::Counts => counts(&out, &reads),
-        Command::SendEvent(args) => crate::steer::send_event(&out, &dir, args),
-        Command::Export(args) => crate::steer::export(&out, &store, args),
+        Command::SendEvent(args) => crate::steer::send_event(&out, &target, args),
+        Command::Export(args) => crate::steer::export(&out, store, args),
     }?;
     Ok(Printed {
         stdout,
@@ -97,24 +98,44 @@ impl Out {
     }
 }
 
-/// A read-only snapshot of the file store in `dir`.
-fn snapshot(dir: &Path) -> Result<FileSnapshot, Failure> {
-    FileStore::snapshot(dir).map_err(|e| store_failure(dir, e))
+/// What the reading commands read: a read-only snapshot of the file store in a directory (it
+/// takes no lock, so workers may run), or a Redis store (opened without creating its namespace
+/// or binding it to an app; a namespace that does not exist is an error, not an empty store).
+fn open_read(target: &Target) -> Result<Box<dyn StoreRead>, Failure> {
+    match target {
+        Target::File(dir) => Ok(Box::new(
+            FileStore::snapshot(dir).map_err(|e| store_failure(target, e))?,
+        )),
+        Target::Redis(url) => {
+            let store = RedisStore::open_read(url).map_err(|e| store_failure(target, e))?;
+            if !store
+                .namespace_exists()
+                .map_err(|e| store_failure(target, e))?
+            {
+                return Err(Failure::Runtime(format!(
+                    "no wf store at {target}: its namespace '{}' holds nothing (point --store or \
+                     WF_STORE at the URL your workers use, with the same ns= option)",
+                    store.url().namespace
+                )));
+            }
+            Ok(Box::new(store))
+        }
+    }
 }
 
 /// With `--app`, checks that the store belongs to that app. A store no app has opened since
 /// stores record their app has nothing to compare with, and is accepted.
-fn check_app(dir: &Path, store: &dyn StoreRead, app: Option<&str>) -> Result<(), Failure> {
-    let (Some(requested), Some(recorded)) = (app, read(Some(dir), store.app_id())?) else {
+fn check_app(target: &Target, store: &dyn StoreRead, app: Option<&str>) -> Result<(), Failure> {
+    let (Some(requested), Some(recorded)) = (app, read(Some(target), store.app_id())?) else {
         return Ok(());
     };
     if recorded == requested {
         return Ok(());
     }
     Err(store_failure(
-        dir,
+        target,
         StoreError::AppMismatch {
-            store: dir.display().to_string(),
+            store: target.to_string(),
             recorded,
             requested: requested.to_owned(),
         },
@@ -122,33 +143,32 @@ fn check_app(dir: &Path, store: &dyn StoreRead, app: Option<&str>) -> Result<(),
 }
 
 /// A store error as one line for the user.
-pub(crate) fn store_failure(dir: &Path, e: StoreError) -> Failure {
+pub(crate) fn store_failure(target: &Target, e: StoreError) -> Failure {
     match e {
         StoreError::Io { source, .. } if source.kind() == IoKind::NotFound => {
             Failure::Runtime(format!(
-                "no wf store at {}: {source} (point --store or WF_STORE at the directory your workers open)",
-                dir.display()
+                "no wf store at {target}: {source} (point --store or WF_STORE at the directory your workers open)"
             ))
         }
         e => Failure::Runtime(e.to_string()),
     }
 }
 
-fn store_error(dir: Option<&Path>, e: StoreError) -> Failure {
-    match dir {
+fn store_error(target: Option<&Target>, e: StoreError) -> Failure {
+    match target {
         Some(d) => store_failure(d, e),
         None => Failure::Runtime(e.to_string()),
     }
 }
 
-pub(crate) fn read<T>(dir: Option<&Path>, r: Result<T, StoreError>) -> Result<T, Failure> {
-    r.map_err(|e| store_error(dir, e))
+pub(crate) fn read<T>(target: Option<&Target>, r: Result<T, StoreError>) -> Result<T, Failure> {
+    r.map_err(|e| store_error(target, e))
 }
 
 /// A management call's error as one line for the user.
-fn managed<T>(dir: Option<&Path>, r: Result<T, WfError>) -> Result<T, Failure> {
+fn managed<T>(target: Option<&Target>, r: Result<T, WfError>) -> Result<T, Failure> {
     r.map_err(|e| match e {
-        WfError::Store(e) => store_error(dir, e),
+        WfError::Store(e) => store_error(target, e),
         e => Failure::Runtime(e.to_string()),
     })
 }
@@ -647,19 +667,28 @@ fn counts(out: &Out, ins: &Inspector<'_>) -> Result<String, Failure> {
     Ok(t.render())
 }
 
-/// Opens the store in `dir` for a command that writes. The store must exist (opening would
-/// create an empty one at a mistyped path; `run` checked with a snapshot) and be free (a file
-/// store has one owning process). It is opened without an app, so it is not bound to one.
-fn open_store(dir: &Path) -> Result<FileStore, Failure> {
+/// Opens the store for a command that writes. It must exist (opening would create an empty
+/// one at a mistyped path; `run` checked with a read). A file store must be free (it has one
+/// owning process); a Redis store is shared with running workers. It is opened without an app,
+/// so it is not bound to one.
+fn open_store(target: &Target) -> Result<Box<dyn StoreAdmin>, Failure> {
+    let dir = match target {
+        Target::Redis(url) => {
+            return Ok(Box::new(
+                RedisStore::open_read(url).map_err(|e| store_failure(target, e))?,
+            ));
+        }
+        Target::File(dir) => dir,
+    };
     match FileStore::open(dir) {
-        Ok(s) => Ok(s),
+        Ok(s) => Ok(Box::new(s)),
         Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
             "store {} is owned by a running process: stop its workers first, or do this from \
              that process (App::retry, App::purge_finished; FileOptions::retention purges \
              finished workflows as it runs)",
             dir.display()
         ))),
-        Err(e) => Err(store_failure(dir, e)),
+        Err(e) => Err(store_failure(target, e)),
     }
 }
 
@@ -696,14 +725,14 @@ fn purge_dry_run(
 
 fn retry(
     out: &Out,
-    dir: &Path,
+    target: &Target,
     reads: &Inspector<'_>,
     id: InvocationId,
 ) -> Result<String, Failure> {
     // Read first, so an unknown id or a refused retry says so without taking the store.
     let task = managed(None, reads.invocation(id))?.task().clone();
-    let store = open_store(dir)?;
-    managed(Some(dir), Admin::new(&store).retry(id, out.now))?;
+    let store = open_store(target)?;
+    managed(Some(target), Admin::new(&*store).retry(id, out.now))?;
     if out.json {
         return out.json(
             &json!({ "retried": id.to_string(), "task": task.as_str(), "status": "pending" }),
@@ -714,11 +743,11 @@ fn retry(
     ))
 }
 
-fn purge(out: &Out, dir: &Path, older_than: Duration) -> Result<String, Failure> {
-    let store = open_store(dir)?;
+fn purge(out: &Out, target: &Target, older_than: Duration) -> Result<String, Failure> {
+    let store = open_store(target)?;
     let purged = managed(
-        Some(dir),
-        Admin::new(&store).purge_finished(older_than, out.now),
+        Some(target),
+        Admin::new(&*store).purge_finished(older_than, out.now),
     )?;
     let before = Timestamp(out.now.0.saturating_sub(older_than.as_millis() as u64));
     if out.json {

@@ -1,17 +1,44 @@
 //! The commands that reach into workflows: `send-event` (writes, needs the store to be free)
 //! and `export` (reads a snapshot).
 
-use std::path::Path;
-
 use serde_json::{Value, json};
-use wf_store::{EventSent, FileStore, NewEvent, StoreError, StoreRead, StoreWork, WorkflowExport};
+use wf_store::{
+    EventSent, FileStore, NewEvent, RedisStore, Store, StoreError, StoreRead, WorkflowExport,
+};
 
 use crate::Failure;
-use crate::cli::{ExportArgs, SendEventArgs};
+use crate::cli::{ExportArgs, SendEventArgs, Target};
 use crate::commands::{Out, read, store_failure};
 
+/// Opens the store to send an event to. A file store must be free (it has one owning process);
+/// a Redis store is shared with running workers.
+fn open_for_events(target: &Target) -> Result<Box<dyn Store>, Failure> {
+    let dir = match target {
+        Target::Redis(url) => {
+            let store = RedisStore::open_read(url).map_err(|e| store_failure(target, e))?;
+            return Ok(Box::new(store));
+        }
+        Target::File(dir) => dir,
+    };
+    match FileStore::open(dir) {
+        Ok(s) => Ok(Box::new(s)),
+        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
+            "store {} is owned by a running process: send the event from that process \
+             (App::send_event), or stop its workers, send, and start them again (the workflow \
+             waits durably meanwhile); for senders in other processes while workers run, use \
+             the Redis backend",
+            dir.display()
+        ))),
+        Err(e) => Err(store_failure(target, e)),
+    }
+}
+
 /// `wf send-event`: stores an event for an invocation.
-pub(crate) fn send_event(out: &Out, dir: &Path, args: &SendEventArgs) -> Result<String, Failure> {
+pub(crate) fn send_event(
+    out: &Out,
+    target: &Target,
+    args: &SendEventArgs,
+) -> Result<String, Failure> {
     let value: Value = serde_json::from_str(&args.payload).map_err(|e| {
         Failure::Usage(format!(
             "the payload {:?} is not JSON ({e}); quote it for the shell, e.g. '\"yes\"', 'true' or \
@@ -24,19 +51,7 @@ pub(crate) fn send_event(out: &Out, dir: &Path, args: &SendEventArgs) -> Result<
     }
     let payload = serde_json::to_vec(&value)
         .map_err(|e| Failure::Runtime(format!("cannot encode the payload: {e}")))?;
-    let store = match FileStore::open(dir) {
-        Ok(s) => s,
-        Err(StoreError::StoreLocked { .. }) => {
-            return Err(Failure::Runtime(format!(
-                "store {} is owned by a running process: send the event from that process \
-                 (App::send_event), or stop its workers, send, and start them again (the \
-                 workflow waits durably meanwhile); for senders in other processes while workers \
-                 run, use the Redis backend",
-                dir.display()
-            )));
-        }
-        Err(e) => return Err(store_failure(dir, e)),
-    };
+    let store = open_for_events(target)?;
     let event = NewEvent {
         name: args.name.clone(),
         payload,

@@ -398,11 +398,6 @@ fn bad_arguments_and_missing_stores_give_one_line() {
     fails(&run(&f.dir, &["workflows", "--jsn"]), 2);
     let e = fails(&wf(&["counts"]), 2);
     assert!(e.contains("--store"), "{e}");
-    let e = fails(&wf(&["--store", "redis://127.0.0.1:6379", "counts"]), 2);
-    assert!(
-        e.contains("redis is not supported by this build yet"),
-        "{e}"
-    );
 
     // WF_STORE in the form the runtime reads, and --app accepted.
     let out = Command::new(env!("CARGO_BIN_EXE_wf"))

@@ -177,7 +177,7 @@ impl App {
 /// | setting | builder | environment | default |
 /// |---|---|---|---|
 /// | app id | `app_id` | `WF_APP_ID` | `"wf"` |
-/// | store | `memory`, `file`, `store` | `WF_STORE` = `memory`, `file:<dir>` or a directory path (`./wf-data`, `/var/lib/app/wf`) | memory, with a warning on standard error |
+/// | store | `memory`, `file`, `redis`, `store` | `WF_STORE` = `memory`, `file:<dir>`, a directory path (`./wf-data`, `/var/lib/app/wf`) or a `redis://`, `rediss://`, `redis+cluster://` URL | memory, with a warning on standard error |
 /// | lease | `lease_duration` | `WF_LEASE_MS` | 5 s |
 /// | worker threads | `worker_threads` | `WF_WORKER_THREADS` | available cores |
 ///
@@ -221,6 +221,17 @@ impl AppBuilder {
         self.given.store = Some(StoreChoice::Spec(StoreSpec::File(
             dir.as_ref().to_path_buf(),
         )));
+        self
+    }
+
+    /// Keep everything in Redis (feature `redis`): many worker processes on many machines share
+    /// it. `url` is `redis://[user:password@]host[:port][/db][?options]`, `rediss://…` for TLS
+    /// (feature `redis-tls`), or `redis+cluster://h1:p1,h2:p2[?options]` for Redis Cluster; the
+    /// options (`shards`, `ns`, `wait_replicas`, …) are listed at `wf_store::redis::RedisUrl`.
+    /// The password never appears in errors, logs or `Debug` output.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.given.store = Some(StoreChoice::Spec(StoreSpec::Redis(url.into())));
         self
     }
 

@@ -164,6 +164,8 @@ pub(crate) fn open_store(choice: StoreChoice) -> Result<Arc<dyn Store>, WfError>
         StoreSpec::Memory => Ok(Arc::new(MemoryStore::new())),
         #[cfg(feature = "file")]
         StoreSpec::File(dir) => Ok(Arc::new(wf_store::FileStore::open(&dir)?)),
+        #[cfg(feature = "redis")]
+        StoreSpec::Redis(url) => Ok(Arc::new(wf_store::RedisStore::open(&url)?)),
         #[cfg(not(feature = "file"))]
         StoreSpec::File(dir) => Err(invalid(
             "WF_STORE",
@@ -174,7 +176,8 @@ pub(crate) fn open_store(choice: StoreChoice) -> Result<Arc<dyn Store>, WfError>
             "WF_STORE",
             other.to_string(),
             format!(
-                "this build has no {} backend; use `memory`, `file:<dir>` or a directory path",
+                "this build has no {} backend (enable wf's `redis` feature); use `memory`, \
+                 `file:<dir>` or a directory path",
                 other.backend()
             ),
         )),

@@ -90,7 +90,7 @@ pub enum StoreError {
     },
     /// Another process owns the store directory.
     #[error(
-        "store {path} is locked by another process; a file store has one owning process: run workers in that process, or use the Redis backend for multi-process workers"
+        "store {path} is locked by another process; a file store has one owning process: run the workers in that process, or, for workers in several processes or on several machines, point all of them at one Redis: build wf with the `redis` feature and use App::builder().redis(\"redis://host:6379/\") or WF_STORE=redis://host:6379/ (see docs/backends.md, \"Redis\")"
     )]
     StoreLocked {
         /// The store directory.
@@ -159,6 +159,18 @@ pub enum StoreError {
         /// Its final status.
         status: Status,
     },
+    /// The backend does not implement this operation yet (a backend written before the
+    /// operation joined the contract): nothing changed.
+    #[error(
+        "the {backend} store does not support {operation} yet; use the memory or file store for \
+         workflows that need it"
+    )]
+    Unsupported {
+        /// The backend.
+        backend: &'static str,
+        /// What it cannot do.
+        operation: &'static str,
+    },
     /// An event reused the idempotency key of another event of the same invocation with another
     /// name or payload.
     #[error(
@@ -169,6 +181,17 @@ pub enum StoreError {
         invocation: InvocationId,
         /// The key.
         key: String,
+    },
+    /// A server-side store refused the operation for a reason that waiting will not fix: a
+    /// wrong password or missing permission, a misconfigured server, a namespace holding data
+    /// this version did not write. (Lost connections and busy servers are
+    /// [`StoreError::Unavailable`].)
+    #[error("store {store}: {message}")]
+    Backend {
+        /// The store (a URL, its password hidden).
+        store: String,
+        /// What is wrong and what to do.
+        message: String,
     },
 }
 
@@ -193,6 +216,7 @@ impl StoreError {
                 | StoreError::Transition { .. }
                 | StoreError::AlreadyFinished { .. }
                 | StoreError::EventConflict { .. }
+                | StoreError::Unsupported { .. }
                 | StoreError::NotRetryable { .. }
         )
     }

@@ -16,6 +16,7 @@ pub mod export;
 pub mod limits;
 pub mod memory;
 pub mod model;
+mod redact;
 pub mod spec;
 pub mod steering;
 pub mod store;
@@ -28,6 +29,7 @@ pub use model::{
     Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec, InvocationState,
     Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, Suspension, TaskSet,
 };
+pub use redact::redact_url;
 pub use spec::{StoreSpec, StoreSpecError};
 pub use steering::{CancelReport, CancelRequest, EventInbox, EventSent, NewEvent, StoredEvent};
 pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
@@ -37,5 +39,9 @@ pub mod conformance;
 
 #[cfg(feature = "file")]
 pub mod file;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "file")]
 pub use file::{FileOptions, FileSnapshot, FileStore};
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;

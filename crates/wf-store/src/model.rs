@@ -273,6 +273,12 @@ impl StatusCounts {
         let c = &mut self.counts[Self::index(status)];
         *c = c.saturating_sub(1);
     }
+
+    /// Adds `n` to a status's count (a backend that keeps counts elsewhere sums them here).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn add_n(&mut self, status: Status, n: u64) {
+        self.counts[Self::index(status)] += n;
+    }
 }
 
 /// The tasks a worker can run: a claim hands out only invocations of these tasks

@@ -8,7 +8,7 @@
 //! | `memory` | [`StoreSpec::Memory`]: in-process, lost when the process exits |
 //! | `file:<dir>` | [`StoreSpec::File`]: the file store in `<dir>` |
 //! | a directory path: absolute, or starting with `.` or `~`, or containing a path separator (`./wf-data`, `/var/lib/app/wf`, `data/wf`) | [`StoreSpec::File`] |
-//! | `redis://…`, `rediss://…` | [`StoreSpec::Redis`]: recognised here; a build without a Redis backend says so when it opens it |
+//! | `redis://…`, `rediss://…`, `redis+cluster://…`, `rediss+cluster://…` | [`StoreSpec::Redis`]: recognised here; a build without the `redis` feature says so when it opens it |
 //!
 //! A bare word such as `wf-data` is refused rather than taken as a directory, so that a typo of
 //! `memory` does not quietly create a directory: write `./wf-data` or `file:wf-data`.
@@ -27,14 +27,15 @@ use std::path::PathBuf;
 /// assert!("wf-data".parse::<StoreSpec>().is_err()); // a bare word: `./wf-data` or `file:wf-data`
 /// # Ok::<(), wf_store::StoreSpecError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreSpec {
     /// The in-process memory store.
     Memory,
     /// The file store in this directory.
     File(PathBuf),
-    /// A Redis server or cluster at this URL (`redis://` or `rediss://`).
+    /// A Redis server or cluster at this URL (`redis://`, `rediss://`, `redis+cluster://`,
+    /// `rediss+cluster://`). It may hold a password: `Display` and `Debug` print `***` instead.
     Redis(String),
 }
 
@@ -97,9 +98,11 @@ impl StoreSpec {
         }
         if let Some((scheme, _)) = t.split_once("://") {
             return match scheme {
-                "redis" | "rediss" => Ok(Self::Redis(t.to_owned())),
+                "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
+                    Ok(Self::Redis(t.to_owned()))
+                }
                 _ => Err(StoreSpecError::UnknownScheme {
-                    text: t.to_owned(),
+                    text: crate::redact_url(t),
                     scheme: scheme.to_owned(),
                 }),
             };
@@ -132,12 +135,26 @@ impl std::str::FromStr for StoreSpec {
 }
 
 impl fmt::Display for StoreSpec {
-    /// The canonical text: `memory`, `file:<dir>`, the Redis URL. Parses back to the same spec.
+    /// The canonical text: `memory`, `file:<dir>`, the Redis URL with its password shown as
+    /// `***`. Parses back to the same spec when the URL has no password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Memory => f.write_str("memory"),
             Self::File(dir) => write!(f, "file:{}", dir.display()),
-            Self::Redis(url) => f.write_str(url),
+            Self::Redis(url) => f.write_str(&crate::redact_url(url)),
+        }
+    }
+}
+
+impl fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::File(dir) => f.debug_tuple("File").field(dir).finish(),
+            Self::Redis(url) => f
+                .debug_tuple("Redis")
+                .field(&crate::redact_url(url))
+                .finish(),
         }
     }
 }
@@ -180,6 +197,21 @@ mod tests {
         ] {
             let e = StoreSpec::parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_redis_password_never_prints() {
+        for text in [
+            "redis://u:hunter2@h:1/0",
+            "rediss+cluster://u:hunter2@a:1,b:2",
+            "ftp://u:hunter2@h",
+        ] {
+            let shown = match StoreSpec::parse(text) {
+                Ok(spec) => format!("{spec} {spec:?}"),
+                Err(e) => format!("{e} {e:?}"),
+            };
+            assert!(!shown.contains("hunter2"), "{shown}");
         }
     }
 

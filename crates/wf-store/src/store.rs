@@ -145,8 +145,8 @@ pub trait StoreRead: Send + Sync + 'static {
     /// # Errors
     /// A failed store.
     ///
-    /// Pinned by `cancel::running_members_are_asked_to_stop`,
-    /// `cancel::a_stopping_member_ends_cancelled_at_its_commit`.
+    /// Pinned by `cancel_tree::cancel_tree_cancels_a_fan_out`,
+    /// `cancel_tree::a_stopping_member_ends_cancelled_at_its_commit`.
     fn cancel_requests(
         &self,
         ids: &[InvocationId],
@@ -312,7 +312,7 @@ pub trait StoreAdmin: StoreRead {
     /// [`StoreError::InvocationNotFound`] for an unknown id; [`StoreError::TooLarge`] for an
     /// oversized reason.
     ///
-    /// Pinned by the `cancel` topic.
+    /// Pinned by the `cancel_tree` topic.
     fn cancel_tree(
         &self,
         id: InvocationId,

@@ -71,15 +71,20 @@ pub enum Change {
 
 /// The failure of an invocation whose executions keep vanishing.
 fn worker_lost(state: &InvocationState) -> Failure {
-    let lost = state.recoveries + 1;
+    worker_lost_failure(state.recoveries, state.attempts)
+}
+
+/// The failure of an invocation lost `recoveries + 1` times in a row, the last time at attempt
+/// `attempts` (shared with backends that keep state elsewhere, such as Redis).
+pub(crate) fn worker_lost_failure(recoveries: u32, attempts: u32) -> Failure {
+    let lost = recoveries + 1;
     Failure::new(
         FailureKind::WorkerLost,
         format!(
             "the worker running it was lost {lost} time(s) in a row (crashed, killed, or stalled \
              past its lease); it was failed to stop a crash loop. Find why the worker dies (its \
-             logs around attempt {}), then call the task again; raise \
-             TaskOptions::max_recoveries if the task legitimately outlives workers",
-            state.attempts
+             logs around attempt {attempts}), then call the task again; raise \
+             TaskOptions::max_recoveries if the task legitimately outlives workers"
         ),
     )
 }

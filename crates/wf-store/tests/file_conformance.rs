@@ -12,3 +12,4 @@ fn subject() -> Subject {
 }
 
 wf_store::conformance_tests!(subject);
+wf_store::steering_conformance_tests!(subject);

@@ -6,8 +6,11 @@ use wf_core::Status;
 
 use crate::model::{Commit, NewInvocation, Outcome, Suspension};
 
+use std::time::Duration;
+
 use super::Subject;
 use super::fixtures::*;
+use super::waits::{WAKE_BOUND, woken_by};
 
 /// Submits root 1 of task `t` at `T0`, runs it, and suspends it at `at(1)` on a timer alone,
 /// until `until`.
@@ -143,4 +146,38 @@ pub fn suspension_on_nothing_is_invalid(s: Subject) {
     );
     assert_eq!(status(store, inv.id), Status::Running);
     assert!(ok(store.journal(inv.id), "journal").is_empty());
+}
+
+/// `wait_for_work` blocked on one thread wakes for a timer: another thread commits a
+/// suspension whose timer fires a moment later, and the waiter returns `true` once it is due
+/// (woken by the commit to learn the new time, then by the time itself), well before its
+/// timeout.
+pub fn wait_for_work_wakes_when_a_timer_is_due(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    let now = system_now();
+    submit(store, &inv, now);
+    let c = claim_expect(store, "w", now, inv.id);
+    let delay = Duration::from_millis(300);
+    let (found, waited) = woken_by(
+        || {
+            ok(
+                store.wait_for_work(&suite_tasks(), LONG_WAIT),
+                "wait_for_work",
+            )
+        },
+        || {
+            let sleep = crate::model::Suspension {
+                wake_at: Some(system_now().saturating_add(delay)),
+                ..crate::model::Suspension::default()
+            };
+            commit(store, &c.lease, suspended(sleep), system_now());
+        },
+    );
+    assert!(found, "wait_for_work must report the due timer");
+    assert!(
+        waited < WAKE_BOUND + delay,
+        "wait_for_work returned {waited:?} after the commit: a timer must wake it when due"
+    );
+    claim_expect(store, "w", system_now(), inv.id);
 }

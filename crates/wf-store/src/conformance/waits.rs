@@ -18,15 +18,18 @@ use super::fixtures::*;
 /// A correct store passes however the threads are scheduled; the delay only makes sure that a
 /// store that never wakes its waiters fails (its waiter returns at [`LONG_WAIT`], far past
 /// [`WAKE_BOUND`]) instead of passing because the waiter saw the event on arrival.
-const SETTLE: Duration = Duration::from_millis(200);
+pub(super) const SETTLE: Duration = Duration::from_millis(200);
 
 /// How soon after the event began a blocked waiter must have returned: far below its timeout
 /// ([`LONG_WAIT`]), so only a wake-up meets it.
-const WAKE_BOUND: Duration = Duration::from_secs(2);
+pub(super) const WAKE_BOUND: Duration = Duration::from_secs(2);
 
 /// Runs `wait` on another thread and `event` on this one [`SETTLE`] after the wait began;
 /// returns what the wait returned and how long after the start of the event it returned.
-fn woken_by<T: Send>(wait: impl FnOnce() -> T + Send, event: impl FnOnce()) -> (T, Duration) {
+pub(super) fn woken_by<T: Send>(
+    wait: impl FnOnce() -> T + Send,
+    event: impl FnOnce(),
+) -> (T, Duration) {
     thread::scope(|scope| {
         let (started, began) = mpsc::channel();
         let waiter = scope.spawn(move || {
@@ -289,38 +292,4 @@ pub fn wait_for_work_times_out_when_idle(s: Subject) {
         ),
         "a store holding only finished invocations has no work"
     );
-}
-
-/// `wait_for_work` blocked on one thread wakes for a timer: another thread commits a
-/// suspension whose timer fires a moment later, and the waiter returns `true` once it is due
-/// (woken by the commit to learn the new time, then by the time itself), well before its
-/// timeout.
-pub fn wait_for_work_wakes_when_a_timer_is_due(s: Subject) {
-    let store = &*s.store;
-    let inv = root(1, "t", b"");
-    let now = system_now();
-    submit(store, &inv, now);
-    let c = claim_expect(store, "w", now, inv.id);
-    let delay = Duration::from_millis(300);
-    let (found, waited) = woken_by(
-        || {
-            ok(
-                store.wait_for_work(&suite_tasks(), LONG_WAIT),
-                "wait_for_work",
-            )
-        },
-        || {
-            let sleep = crate::model::Suspension {
-                wake_at: Some(system_now().saturating_add(delay)),
-                ..crate::model::Suspension::default()
-            };
-            commit(store, &c.lease, suspended(sleep), system_now());
-        },
-    );
-    assert!(found, "wait_for_work must report the due timer");
-    assert!(
-        waited < WAKE_BOUND + delay,
-        "wait_for_work returned {waited:?} after the commit: a timer must wake it when due"
-    );
-    claim_expect(store, "w", system_now(), inv.id);
 }

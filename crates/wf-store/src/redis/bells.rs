@@ -1,0 +1,263 @@
+//! Waiting for work without polling: per-task doorbells, and listener threads that block on
+//! them.
+//!
+//! Every script that makes an invocation of task `t` claimable in shard `s` rings `b:<t>` in
+//! that shard: it pushes one token if the list is empty. A claim that leaves more queued work of
+//! its task rings again (so the next idle worker wakes: a chain, one wake per item), one that
+//! leaves none silences it.
+//!
+//! In each process, a store blocks on the doorbells of the tasks its idle callers wait for with
+//! one `BLPOP` per shard group (all shards on a single Redis; one shard each on a cluster, where
+//! one `BLPOP`'s keys must share a slot), on a dedicated connection whose reply timeout is longer
+//! than the block. A token wakes the waiting callers of this process, who look (one probe) and
+//! claim; a token taken while nobody here waits any more is given back. Listeners run only
+//! while someone waits, and end when the store is dropped.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{Retry, Shared};
+use crate::error::StoreError;
+use crate::memory::system_now;
+use crate::model::TaskSet;
+
+/// The longest block of one listener `BLPOP`.
+const LISTEN: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct State {
+    /// Grows by one each time a doorbell rang here.
+    epoch: u64,
+    /// Callers blocked in `wait_for_work`.
+    waiters: usize,
+    /// Every task a caller waited for (the listeners' doorbells).
+    tasks: BTreeSet<String>,
+    /// The listener threads, once started.
+    listeners: Vec<(String, JoinHandle<()>)>,
+    stop: bool,
+}
+
+/// The doorbells of one store.
+#[derive(Default)]
+pub(crate) struct Bells {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Bells {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.inner.lock().epoch
+    }
+
+    /// Stops the listeners: they end after their current block, which the kick cuts short.
+    pub(crate) fn stop(&self, shared: &Shared) {
+        let kicks: Vec<String> = {
+            let mut st = self.inner.lock();
+            st.stop = true;
+            self.inner.cond.notify_all();
+            st.listeners.iter().map(|(k, _)| k.clone()).collect()
+        };
+        kick(shared, &kicks);
+        // The threads end on their own; joining here could wait for a block on a dead server.
+    }
+}
+
+/// Pushes a token onto each listener's kick list so its `BLPOP` returns now.
+fn kick(shared: &Shared, keys: &[String]) {
+    for key in keys {
+        let r = shared.with(Retry::Once, |c| {
+            redis::cmd("RPUSH")
+                .arg(key)
+                .arg("1")
+                .query::<i64>(c.like())
+                .and_then(|_| {
+                    redis::cmd("PEXPIRE")
+                        .arg(key)
+                        .arg(60_000)
+                        .query::<i64>(c.like())
+                })
+        });
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "redis: could not kick a doorbell listener");
+        }
+    }
+}
+
+/// `wait_for_work`: returns `true` as soon as a claim by `tasks` may succeed, `false` after
+/// `timeout`. Looks first (one probe of every shard); then sleeps until a doorbell of one of
+/// the tasks rings, or the next due time (a retry's not-before, a lease expiry), or the timeout,
+/// and looks again.
+pub(crate) fn wait_for_work(
+    shared: &Arc<Shared>,
+    tasks: &TaskSet,
+    timeout: Duration,
+) -> Result<bool, StoreError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = shared.bells.epoch();
+        let now = system_now();
+        let (claimable, due) = shared.probe(tasks, now)?;
+        if claimable {
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let sleep = match due {
+            Some(t) => left.min(now.until(t).max(Duration::from_millis(1))),
+            None => left,
+        };
+        wait(shared, tasks, seen, sleep);
+    }
+}
+
+/// Sleeps until the epoch moves past `seen` or `sleep` passes, with listeners running for
+/// `tasks`.
+fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) {
+    let inner = &shared.bells.inner;
+    let kicks = {
+        let mut st = inner.lock();
+        let mut added = false;
+        for t in tasks {
+            added |= st.tasks.insert(t.as_str().to_owned());
+        }
+        if st.listeners.is_empty() && !st.stop {
+            start_listeners(shared, &mut st);
+            added = false;
+        }
+        st.waiters += 1;
+        inner.cond.notify_all();
+        if added {
+            st.listeners.iter().map(|(k, _)| k.clone()).collect()
+        } else {
+            Vec::new()
+        }
+    };
+    // New tasks: the listeners rebuild their key lists.
+    kick(shared, &kicks);
+    let until = Instant::now() + sleep;
+    let mut st = inner.lock();
+    while st.epoch == seen && !st.stop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        st = inner
+            .cond
+            .wait_timeout(st, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+    st.waiters -= 1;
+}
+
+fn start_listeners(shared: &Arc<Shared>, st: &mut State) {
+    let groups: Vec<Vec<u32>> = if shared.url.cluster {
+        (0..shared.shards).map(|s| vec![s]).collect()
+    } else {
+        vec![(0..shared.shards).collect()]
+    };
+    for group in groups {
+        let kick = shared.key(group[0], &format!("k:{}", super::unique_token()));
+        let weak = Arc::downgrade(shared);
+        let inner = shared.bells.inner.clone();
+        let key = kick.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("wf-redis-bells-{}", group[0]))
+            .spawn(move || listen(&weak, &inner, &group, &key));
+        match spawned {
+            Ok(handle) => st.listeners.push((kick, handle)),
+            Err(e) => {
+                tracing::error!(error = %e, "redis: cannot start a doorbell listener; idle workers fall back to their timeouts")
+            }
+        }
+    }
+}
+
+/// One listener: while callers wait, `BLPOP` the doorbells of their tasks in `group`'s shards.
+fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let tasks: Vec<String> = {
+            let mut st = inner.lock();
+            while !st.stop && st.waiters == 0 {
+                st = inner.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if st.stop {
+                return;
+            }
+            st.tasks.iter().cloned().collect()
+        };
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let mut keys: Vec<String> = Vec::with_capacity(group.len() * tasks.len() + 1);
+        for s in group {
+            for t in &tasks {
+                keys.push(shared.key(*s, &format!("b:{t}")));
+            }
+        }
+        keys.push(kick.to_owned());
+        let popped = shared.block(kick, LISTEN, |c| {
+            redis::cmd("BLPOP")
+                .arg(&keys)
+                .arg(LISTEN.as_secs())
+                .query::<Option<(String, String)>>(c.like())
+        });
+        match popped {
+            Ok(Some((key, _))) if key == kick => {}
+            Ok(Some((key, _))) => {
+                pause = Duration::from_millis(50);
+                let mut st = inner.lock();
+                if st.waiters > 0 {
+                    st.epoch += 1;
+                    inner.cond.notify_all();
+                } else {
+                    drop(st);
+                    give_back(&shared, group, &key);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "redis: doorbell listener failed; retrying");
+                let mut st = inner.lock();
+                // Waiters look again (and see the error themselves).
+                st.epoch += 1;
+                inner.cond.notify_all();
+                let _ = inner.cond.wait_timeout(st, pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Rings again a doorbell whose token this process took but no longer needs.
+fn give_back(shared: &Shared, group: &[u32], key: &str) {
+    for s in group {
+        if let Some(task) = key.strip_prefix(&shared.key(*s, "b:")) {
+            let args = vec![task.as_bytes().to_vec()];
+            if let Err(e) = shared.call(*s, &shared.scripts.ring, &args, Retry::Once) {
+                tracing::debug!(error = %e, "redis: could not give a doorbell token back");
+            }
+            return;
+        }
+    }
+}

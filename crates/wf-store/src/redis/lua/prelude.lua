@@ -1,0 +1,286 @@
+-- wf Redis store: the shared part of every script.
+--
+-- KEYS[1] is the shard's counts hash '{<ns>:<shard>}:n'; every other key this script touches
+-- starts with the same '{<ns>:<shard>}:' prefix, so all of them hash to one slot and the script
+-- runs unchanged on a single Redis and on Redis Cluster.
+--
+-- Per shard (P = '{<ns>:<shard>}:'):
+--   i:<id>      hash   an invocation: spec (opaque bytes), plain control fields, res/err blobs
+--   j:<id>      list   its journal entries (opaque bytes), in sequence order
+--   w:<id>      zset   the children it waits on, scored by position
+--   f:<id>      list   a token pushed when it became final (or was purged), for wait_final
+--   m:<wf>      list   a workflow's invocations in submission order
+--   d:<wf>      hash   a workflow's data
+--   t:<top>     list   the workflows of the tree whose top workflow is <top>
+--   tr:<top>    hash   open = non-final invocations in that tree, fin = when the last finished
+--   q:<task>    zset   ready invocations of a task, scored by queue ticket
+--   dl:<task>   zset   delayed (retry / not-before) invocations of a task, scored by not-before
+--   b:<task>    list   the task's doorbell: one token while it may have claimable work
+--   lx          zset   running invocations by lease expiry
+--   fin         zset   finished trees by finish time (retention)
+--   roots       zset   workflow roots by creation sequence
+--   n           hash   invocation counts by status
+--   tasks       set    every task name seen
+--   seq, tick   string creation sequence, queue ticket counters
+--
+-- Times are integer milliseconds since the Unix epoch, passed in by the caller (never Redis's
+-- clock). Numbers go back to Redis through num(), never through Lua's default formatting.
+
+local P = string.sub(KEYS[1], 1, -2)
+-- Generated from wf_core::status::TRANSITIONS (the one table that decides everywhere).
+local TRANSITIONS = { --[[TRANSITIONS]] }
+local FINAL = { --[[FINAL]] }
+local CLAIMABLE = { --[[CLAIMABLE]] }
+local NOTIFY_TTL_MS = 60000
+-- The caller's order of this call among its own calls (set by each script from its ARGV):
+-- recorded on what it queues, it orders invocations that became ready in the same millisecond
+-- in different shards (inside a shard, the queue ticket orders them).
+local ORD = '0'
+
+local function num(v) return string.format('%d', v) end
+local function allowed(from, to) return TRANSITIONS[from .. '>' .. to] == true end
+local function ik(id) return P .. 'i:' .. id end
+local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end
+
+-- The control fields of an invocation, or nil when it does not exist.
+local function load(id)
+  local v = redis.call('HMGET', ik(id), 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk',
+    'task', 'wf', 'parent', 'top', 'maxr')
+  if not v[1] then return nil end
+  return { st = v[1], att = tonumber(v[2]), ret = tonumber(v[3]), rec = tonumber(v[4]),
+    lw = v[5], lx = v[6] and tonumber(v[6]), nb = v[7] and tonumber(v[7]),
+    upd = tonumber(v[8]), tk = v[9], task = v[10], wf = v[11], parent = v[12], top = v[13],
+    maxr = tonumber(v[14]) }
+end
+
+local function ring(task)
+  local b = P .. 'b:' .. task
+  if redis.call('LLEN', b) == 0 then redis.call('RPUSH', b, '1') end
+end
+
+local function notify_final(id)
+  local f = P .. 'f:' .. id
+  redis.call('DEL', f)
+  redis.call('RPUSH', f, '1')
+  redis.call('PEXPIRE', f, NOTIFY_TTL_MS)
+end
+
+-- Removes an invocation in state s from the indexes (the reverse of index).
+local function unindex(id, s)
+  redis.call('HINCRBY', P .. 'n', s.st, -1)
+  if s.tk then redis.call('ZREM', P .. 'q:' .. s.task, id) end
+  if s.nb then redis.call('ZREM', P .. 'dl:' .. s.task, id) end
+  if s.lx then redis.call('ZREM', P .. 'lx', id) end
+end
+
+-- Adds an invocation in state s to the indexes: a claimable one joins its task's queue (at the
+-- back, with a new ticket) or delayed set and rings the task's doorbell; a running one is
+-- indexed by lease expiry.
+local function index(id, s)
+  redis.call('HINCRBY', P .. 'n', s.st, 1)
+  s.tk = false
+  if CLAIMABLE[s.st] then
+    if s.nb then
+      redis.call('ZADD', P .. 'dl:' .. s.task, num(s.nb), id)
+    else
+      local t = redis.call('INCR', P .. 'tick')
+      redis.call('ZADD', P .. 'q:' .. s.task, num(t), id)
+      redis.call('HSET', ik(id), 'ord', ORD)
+      s.tk = t
+    end
+    ring(s.task)
+  end
+  if s.st == 'running' and s.lx then redis.call('ZADD', P .. 'lx', num(s.lx), id) end
+end
+
+-- Tree bookkeeping for retention, and the wake-up of wait_final callers.
+local function finished(id, s)
+  local tr = P .. 'tr:' .. s.top
+  local open = redis.call('HINCRBY', tr, 'open', -1)
+  local fin = tonumber(redis.call('HGET', tr, 'fin') or '0')
+  if s.upd > fin then
+    fin = s.upd
+    redis.call('HSET', tr, 'fin', num(fin))
+  end
+  if open <= 0 then redis.call('ZADD', P .. 'fin', num(fin), s.top) end
+  notify_final(id)
+end
+
+-- A final invocation that is not final any more (an operator's retry): its tree is unfinished
+-- again, and a stale notification token must not wake wait_final callers.
+local function reopened(id, s)
+  if redis.call('HINCRBY', P .. 'tr:' .. s.top, 'open', 1) == 1 then
+    redis.call('ZREM', P .. 'fin', s.top)
+  end
+  redis.call('DEL', P .. 'f:' .. id)
+end
+
+-- The one mutation path of an invocation's state: old (nil for a new one) becomes new.
+local STATE_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk' }
+local NUMERIC = { att = true, ret = true, rec = true, lx = true, nb = true, upd = true, tk = true }
+local function save(id, old, new)
+  if old then unindex(id, old) end
+  index(id, new)
+  local set, del = {}, {}
+  for _, f in ipairs(STATE_FIELDS) do
+    local v = new[f]
+    if v == false or v == nil then
+      del[#del + 1] = f
+    else
+      set[#set + 1] = f
+      set[#set + 1] = NUMERIC[f] and num(v) or v
+    end
+  end
+  redis.call('HSET', ik(id), unpack(set))
+  if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
+  if old and not FINAL[old.st] and FINAL[new.st] then finished(id, new) end
+  if old and FINAL[old.st] and not FINAL[new.st] then reopened(id, new) end
+end
+
+-- Sets (value) or clears (false) the opaque result and error fields.
+local function blobs(id, res, err, errl)
+  local set, del = {}, {}
+  for f, v in pairs({ res = res, err = err, errl = errl }) do
+    if v then set[#set + 1] = f; set[#set + 1] = v else del[#del + 1] = f end
+  end
+  if #set > 0 then redis.call('HSET', ik(id), unpack(set)) end
+  if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
+end
+
+-- c = { id, task, wf, parent (or false), spec, maxr, nb (or false) }
+local function create(c, now)
+  local seq = redis.call('INCR', P .. 'seq')
+  local top
+  if c.id == c.wf then
+    top = (c.parent and redis.call('HGET', ik(c.parent), 'top')) or c.id
+  else
+    top = redis.call('HGET', ik(c.wf), 'top')
+      or (c.parent and redis.call('HGET', ik(c.parent), 'top')) or c.wf
+  end
+  redis.call('HSET', ik(c.id), 'spec', c.spec, 'task', c.task, 'wf', c.wf, 'top', top,
+    'created', num(now), 'maxr', num(c.maxr), 'seq', num(seq), 'cord', ORD)
+  if c.parent then redis.call('HSET', ik(c.id), 'parent', c.parent) end
+  redis.call('RPUSH', P .. 'm:' .. c.wf, c.id)
+  if c.id == c.wf then
+    redis.call('ZADD', P .. 'roots', num(seq), c.id)
+    redis.call('RPUSH', P .. 't:' .. top, c.id)
+  end
+  if redis.call('HINCRBY', P .. 'tr:' .. top, 'open', 1) == 1 then
+    redis.call('ZREM', P .. 'fin', top)
+  end
+  redis.call('SADD', P .. 'tasks', c.task)
+  save(c.id, nil, { st = 'pending', att = 0, ret = 0, rec = 0, lw = false, lx = false,
+    nb = c.nb, upd = now, tk = false, task = c.task, wf = c.wf, parent = c.parent, top = top,
+    maxr = c.maxr })
+end
+
+-- Is a new invocation c new (nil), an identical resubmission ('exists') or a conflict?
+local function check_new(c)
+  local spec = redis.call('HGET', ik(c.id), 'spec')
+  if not spec then return nil end
+  if spec == c.spec then return 'exists' end
+  return 'conflict'
+end
+
+-- A final child may make its waiting parent runnable.
+local function wake_parent(id, s, now)
+  if not s.parent then return end
+  local p = load(s.parent)
+  if not p or p.st ~= 'waiting' then return end
+  local wk = P .. 'w:' .. s.parent
+  if not redis.call('ZSCORE', wk, id) then return end
+  redis.call('ZREM', wk, id)
+  if redis.call('ZCARD', wk) > 0 or not allowed('waiting', 'pending') then return end
+  local new = copy(p)
+  new.st = 'pending'
+  new.upd = now
+  save(s.parent, p, new)
+end
+
+-- Makes invocations whose lease expired before now runnable again (or failed once they were
+-- lost more times in a row than they allow); at most limit of them. Returns their ids.
+local function recover(now, limit)
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'lx', '-inf', '(' .. num(now), 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    local old = load(id)
+    if not old then
+      redis.call('ZREM', P .. 'lx', id)
+    else
+      local new = copy(old)
+      new.lw = false
+      new.lx = false
+      new.upd = now
+      if old.rec >= old.maxr then
+        if not allowed(old.st, 'failed') then error('WF transition ' .. old.st .. ' failed') end
+        new.st = 'failed'
+        save(id, old, new)
+        blobs(id, false, false, num(old.rec) .. ':' .. num(old.att))
+        wake_parent(id, new, now)
+      else
+        if not allowed(old.st, 'pending') then error('WF transition ' .. old.st .. ' pending') end
+        new.st = 'pending'
+        new.rec = old.rec + 1
+        save(id, old, new)
+      end
+    end
+  end
+  return ids
+end
+
+-- An invocation's record as the client decodes it (the last field is the caller's order of its
+-- creation, which orders roots created in the same millisecond in different shards), or false.
+local function record(id)
+  local v = redis.call('HMGET', ik(id), 'spec', 'created', 'maxr', 'st', 'att', 'ret', 'rec',
+    'lw', 'lx', 'nb', 'upd', 'res', 'err', 'errl')
+  if not v[4] then return false end
+  v[15] = redis.call('ZRANGE', P .. 'w:' .. id, 0, -1)
+  v[16] = redis.call('HGET', ik(id), 'cord') or '0'
+  return v
+end
+
+-- The task names of a request: ARGV[at] is their count, -1 for every task seen.
+local function tasks_arg(at)
+  local n = tonumber(ARGV[at])
+  if n < 0 then return redis.call('SMEMBERS', P .. 'tasks') end
+  local t = {}
+  for i = 1, n do t[i] = ARGV[at + i] end
+  return t
+end
+
+-- The invocation a claim at now takes among tasks: the one runnable longest. A queued one is
+-- runnable since it became ready (upd), a delayed one since its not-before time; the queue wins
+-- ties; queued ones are ordered by ticket, delayed ones by (not-before, id).
+local function pick(now, tasks)
+  local q, qtk, d, dnb
+  for _, t in ipairs(tasks) do
+    local r = redis.call('ZRANGE', P .. 'q:' .. t, 0, 0, 'WITHSCORES')
+    if r[1] and (not q or tonumber(r[2]) < qtk) then q = r[1]; qtk = tonumber(r[2]) end
+    r = redis.call('ZRANGE', P .. 'dl:' .. t, 0, 0, 'WITHSCORES')
+    if r[1] then
+      local nb = tonumber(r[2])
+      if nb <= now and (not d or nb < dnb or (nb == dnb and r[1] < d)) then d = r[1]; dnb = nb end
+    end
+  end
+  if q and d then
+    local since = tonumber(redis.call('HGET', ik(q), 'upd'))
+    if dnb < since then return d, dnb end
+    return q, since
+  end
+  if q then return q, tonumber(redis.call('HGET', ik(q), 'upd')) end
+  return d, dnb
+end
+
+-- The lease check of renew and commit: the invocation runs under this worker's lease for this
+-- attempt, unexpired at now. Returns its state, or nil and the refusal to return.
+local function fence(id, worker, attempt, now)
+  local s = load(id)
+  if not s then return nil, { 'notfound' } end
+  if s.st ~= 'running' then return nil, { 'lost', 'the invocation is ' .. s.st .. ' now' } end
+  if s.att ~= attempt then
+    return nil, { 'lost', 'attempt ' .. num(s.att) .. ' holds it now, this lease was for attempt '
+      .. num(attempt) }
+  end
+  if s.lw == worker and s.lx and s.lx >= now then return s end
+  if s.lw and s.lw ~= worker then return nil, { 'lost', 'worker ' .. s.lw .. ' holds it now' } end
+  return nil, { 'lost', 'the lease expired' }
+end
