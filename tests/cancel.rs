@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{Gate, PATIENCE, apps, eventually, journal_kinds, until_waiting};
+use common::{Gate, PATIENCE, eventually, journal_kinds, steering_apps, until_waiting};
 use wf::core::OpKind;
 use wf::prelude::*;
 
@@ -29,7 +29,7 @@ fn cancelled_reason(r: Result<impl std::fmt::Debug, WfError>) -> String {
 /// returns; both end cancelled at their commit.
 #[test]
 fn cancelling_a_fan_out_tree() {
-    for t in apps(|b| b.lease_duration(Duration::from_millis(600))) {
+    for t in steering_apps(|b| b.lease_duration(Duration::from_millis(600))) {
         let app = &t.app;
         let gate = Gate::default();
         let told = Arc::new(AtomicBool::new(false));
@@ -126,7 +126,7 @@ fn cancelling_a_fan_out_tree() {
 /// journal, so the replay is told at the same point.
 #[test]
 fn a_cancelled_body_compensates() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let (reserved, charged, released) = (
             Arc::new(AtomicU32::new(0)),
@@ -200,7 +200,7 @@ fn a_cancelled_body_compensates() {
 /// a shared store) reaches the running body through its worker's lease renewal.
 #[test]
 fn a_cancel_from_elsewhere_reaches_a_running_body_through_its_lease() {
-    for t in apps(|b| b.lease_duration(Duration::from_millis(300))) {
+    for t in steering_apps(|b| b.lease_duration(Duration::from_millis(300))) {
         let app = &t.app;
         let inside = Gate::default();
         let i = inside.clone();
@@ -241,7 +241,7 @@ fn a_cancel_from_elsewhere_reaches_a_running_body_through_its_lease() {
 /// tree, sees a failed child. Cancelling twice, or a finished invocation, changes nothing.
 #[test]
 fn cancelling_a_member_and_cancelling_again() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let stuck = app
             .task(
@@ -284,7 +284,7 @@ fn cancelling_a_member_and_cancelling_again() {
 /// holds it) and cancelled right after, before it runs.
 #[test]
 fn a_child_started_just_before_the_body_is_told_is_cancelled_too() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let ran = Arc::new(AtomicU32::new(0));
         let r = ran.clone();

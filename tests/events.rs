@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{PATIENCE, apps, journal_kinds, until_waiting};
+use common::{PATIENCE, journal_kinds, steering_apps, until_waiting};
 use serde::{Deserialize, Serialize};
 use wf::core::OpKind;
 use wf::prelude::*;
@@ -22,7 +22,7 @@ enum Decision {
 /// waits wakes it (a worker running, nothing polled by the test).
 #[test]
 fn events_are_buffered_or_wake_the_waiting_body() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let expense = app
             .task(
@@ -63,7 +63,7 @@ fn events_are_buffered_or_wake_the_waiting_body() {
 /// Events of one name are consumed in arrival order, each once; other names are left alone.
 #[test]
 fn events_are_consumed_in_arrival_order_each_once() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let collect = app
             .task(
@@ -112,7 +112,7 @@ fn events_are_consumed_in_arrival_order_each_once() {
 /// same name have arrived since.
 #[test]
 fn a_replay_returns_the_journaled_event_not_a_newer_one() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let leaf = app
             .task(
@@ -155,7 +155,7 @@ fn a_replay_returns_the_journaled_event_not_a_newer_one() {
 /// type, which the body can handle.
 #[test]
 fn keys_errors_and_payload_types() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let count = app
             .task(

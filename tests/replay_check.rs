@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::apps;
+use common::steering_apps;
 use wf::prelude::*;
 use wf::store::WorkflowExport;
 use wf::testing::{ReplayCheck, read_export, replay_check};
@@ -62,7 +62,7 @@ fn register(app: &App, swapped: bool, leaf_runs: &Arc<AtomicU32>) -> Task<u32, u
 /// no leaf, submits nothing and writes nothing.
 #[test]
 fn a_changed_body_is_caught_from_an_exported_file() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let runs = Arc::new(AtomicU32::new(0));
         let checkout = register(&t.app, false, &runs);
         let done = checkout.call(&t.app, 1).unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{Gate, PATIENCE, apps, journal_kinds, until_waiting};
+use common::{Gate, PATIENCE, journal_kinds, steering_apps, until_waiting};
 use wf::core::OpKind;
 use wf::prelude::*;
 
@@ -18,7 +18,7 @@ use wf::prelude::*;
 /// with the journaled clock showing that the time has passed.
 #[test]
 fn a_sleep_holds_no_worker_and_wakes_at_its_time() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let nap = app
             .task(
@@ -90,7 +90,7 @@ fn a_sleep_holds_no_worker_and_wakes_at_its_time() {
 /// the body sees the day pass.
 #[test]
 fn run_until_idle_skips_a_day_long_sleep() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let nap = app
             .task(
@@ -113,7 +113,7 @@ fn run_until_idle_skips_a_day_long_sleep() {
 /// returns from the sleep at once: no second wait, no new timer.
 #[test]
 fn a_replay_after_the_timer_fired_returns_at_once() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let runs = Arc::new(AtomicU32::new(0));
         let leaf = app
@@ -155,7 +155,7 @@ fn a_replay_after_the_timer_fired_returns_at_once() {
 /// invocation no sooner than asked.
 #[test]
 fn sleep_until_and_delayed_calls() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let stamp = app
             .task(
@@ -198,7 +198,7 @@ fn sleep_until_and_delayed_calls() {
 /// first wins the race.
 #[test]
 fn join_timeout_races_are_journaled() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let gate = Gate::default();
         let g = gate.clone();
@@ -266,7 +266,7 @@ fn join_timeout_races_are_journaled() {
 /// `wait_event_timeout`: the event in time gives its payload; none in time gives `TimedOut`.
 #[test]
 fn wait_event_timeout_gives_the_event_or_a_timeout() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let app = &t.app;
         let ask = app
             .task(

@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::apps;
+use common::steering_apps;
 use wf::core::OpKind;
 use wf::prelude::*;
 use wf::store::Store;
@@ -99,7 +99,7 @@ fn finish(app: &App, inv: &Invocation<String>) -> String {
 
 #[test]
 fn a_patch_goes_through_three_stages_while_workflows_are_in_flight() {
-    for t in apps(|b| b) {
+    for t in steering_apps(|b| b) {
         let store = t.app.store().clone();
 
         // Before: the old code records orders shipped by post.

@@ -135,3 +135,13 @@ pub fn until_waiting(app: &App, id: wf::InvocationId) {
         app.store().invocation(id).unwrap().status() == wf::Status::Waiting
     });
 }
+
+/// The apps of [`apps`] whose backend implements steering (durable timers, events, tree
+/// cancellation: `wf_store::steering_conformance_tests!`). The Redis backend does not yet; its
+/// runs of these tests start when it does (use [`apps`] then).
+pub fn steering_apps(configure: impl Fn(wf::AppBuilder) -> wf::AppBuilder) -> Vec<TestApp> {
+    apps(configure)
+        .into_iter()
+        .filter(|t| t.backend != "redis")
+        .collect()
+}
