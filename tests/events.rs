@@ -209,3 +209,49 @@ fn keys_errors_and_payload_types() {
         ));
     }
 }
+
+/// A payload has one byte form whoever encodes it (JSON with sorted object keys), so the same
+/// keyed event sent by the app and by another sender (`wf send-event` writes canonical JSON)
+/// is stored once.
+#[test]
+fn the_same_keyed_payload_from_another_sender_is_stored_once() {
+    #[derive(Serialize)]
+    struct Note {
+        zeta: u32,
+        alpha: String,
+    }
+    for t in steering_apps(|b| b) {
+        let app = &t.app;
+        let wait = app
+            .task(
+                "wait",
+                |ctx: &TaskContext, (): ()| -> Result<(), TaskError> {
+                    Ok(ctx.wf().wait_event::<()>("never")?)
+                },
+            )
+            .unwrap();
+        let inv = wait.call(app, ()).unwrap();
+        let note = Note {
+            zeta: 1,
+            alpha: "a".into(),
+        };
+        let first = app
+            .send_event_with_key(inv.id(), "note", "k", &note)
+            .unwrap();
+        let canonical = wf::store::NewEvent {
+            name: "note".into(),
+            payload: br#"{"alpha":"a","zeta":1}"#.to_vec(),
+            key: Some("k".into()),
+        };
+        let again = app
+            .store()
+            .send_event(inv.id(), canonical, wf::core::Timestamp(0))
+            .unwrap();
+        assert_eq!(
+            again,
+            EventSent::AlreadyStored { seq: first.seq() },
+            "{}",
+            t.backend
+        );
+    }
+}

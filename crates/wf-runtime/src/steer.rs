@@ -81,10 +81,14 @@ impl App {
                 "an event needs a name: the body waits for it with wf.wait_event(name)".into(),
             ));
         }
-        let payload = serde_json::to_vec(payload).map_err(|e| WfError::EventPayload {
-            name: name.to_owned(),
-            message: e.to_string(),
-        })?;
+        // Through a JSON value, so a payload has one byte form whoever encodes it (object keys
+        // sorted): the same event sent with a key by this app and by `wf send-event` is the same.
+        let payload = serde_json::to_value(payload)
+            .and_then(|v| serde_json::to_vec(&v))
+            .map_err(|e| WfError::EventPayload {
+                name: name.to_owned(),
+                message: e.to_string(),
+            })?;
         let event = NewEvent {
             name: name.to_owned(),
             payload,
