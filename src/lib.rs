@@ -31,11 +31,22 @@
 //! ## Guides
 //!
 //! - [`guide::workflows`]: the five rules a workflow body must follow, what replays and what does
-//!   not, workflow data (and why a failed attempt's writes are kept), fan-out, testing.
+//!   not, workflow data (and why a failed attempt's writes are kept), fan-out, durable time,
+//!   events, cancellation and compensation, patches, the replay check, testing.
 //! - [`guide::operations`]: workers, leases and recovery, retries, retention, idempotent starts,
 //!   managing workflows from code, the `wf` inspector, upgrading code while workflows are in
 //!   flight.
 //! - [`guide::backends`]: choosing a store.
+//!
+//! ## Long-running workflows
+//!
+//! Durable time: [`WorkflowContext::sleep`], [`Task::call_after`], deadlines on waits
+//! ([`WorkflowContext::join_timeout`], [`WorkflowContext::wait_event_timeout`]). Events from
+//! outside: [`App::send_event`] and [`WorkflowContext::wait_event`] (`examples/approval.rs`: a
+//! person approves from another process). Cancelling a workflow tree: [`App::cancel`] (a body
+//! told with [`WfError::Cancelled`] may compensate). Changing code in flight:
+//! [`WorkflowContext::patched`], checked in CI by [`testing::replay_check`] against workflows
+//! exported with `wf export`.
 //!
 //! ## Operating
 //!
@@ -69,14 +80,20 @@
 //! `docs/ARCHITECTURE.md` in the repository explains how they fit.
 
 pub use wf_runtime::{
-    Admin, App, AppBuilder, Backoff, ChildHandle, ConfigError, DEFAULT_LEASE, Deterministic,
-    Inspector, Invocation, InvocationView, RetryPredicate, StatusCounts, Task, TaskContext,
-    TaskError, TaskOptions, TreeNode, WfError, Worker, WorkerBuilder, WorkerStats, WorkflowContext,
-    WorkflowList, WorkflowQuery, WorkflowSummary, WorkflowTree,
+    Admin, App, AppBuilder, Backoff, CancelReport, ChildHandle, ConfigError, DEFAULT_LEASE,
+    Deterministic, EventSent, Inspector, Invocation, InvocationView, RetryPredicate, StatusCounts,
+    Task, TaskContext, TaskError, TaskOptions, TreeNode, WfError, Worker, WorkerBuilder,
+    WorkerStats, WorkflowContext, WorkflowList, WorkflowQuery, WorkflowSummary, WorkflowTree,
 };
 
 /// How a store is named in text (`WF_STORE`, `--store`): `memory`, `file:<dir>`, a directory.
 pub use wf_store::{StoreSpec, StoreSpecError};
+
+/// Replay checks for CI: replay workflows recorded in production (`wf export`) against the code
+/// you are about to deploy. See [`testing::replay_check`].
+pub mod testing {
+    pub use wf_runtime::testing::*;
+}
 
 /// Re-exported so `wf::uuid::Uuid` and `wf::time::OffsetDateTime` match what the context returns.
 pub use wf_core::{time, uuid};
@@ -99,9 +116,9 @@ pub mod store {
 /// Everything a task author needs: `use wf::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        App, Backoff, ChildHandle, Failure, FailureKind, Invocation, InvocationId, NonDeterminism,
-        Status, Task, TaskContext, TaskError, TaskOptions, WfError, WorkflowAccessError,
-        WorkflowContext, WorkflowIdentity,
+        App, Backoff, CancelReport, ChildHandle, EventSent, Failure, FailureKind, Invocation,
+        InvocationId, NonDeterminism, Status, Task, TaskContext, TaskError, TaskOptions, WfError,
+        WorkflowAccessError, WorkflowContext, WorkflowIdentity,
     };
 }
 

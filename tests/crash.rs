@@ -6,49 +6,22 @@
 #![cfg(feature = "file")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
-
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::process::{block_forever, log_run, runs};
 use wf::core::OpKind;
 use wf::prelude::*;
 use wf::{FailureKind, InvocationId, uuid};
 
 const LEASE: Duration = Duration::from_millis(800);
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Appends a line to `runs.log` in `dir` and syncs it, so it survives the kill.
-fn log_run(dir: &Path, line: &str) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("runs.log"))
-        .unwrap();
-    f.write_all(format!("{line}\n").as_bytes()).unwrap(); // one write: lines stay whole
-    f.sync_all().unwrap();
-}
-
-fn runs(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("runs.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn block_forever() -> ! {
-    let pair = (Mutex::new(()), Condvar::new());
-    let mut g = pair.0.lock().unwrap();
-    loop {
-        g = pair.1.wait(g).unwrap();
-    }
-}
 
 /// Registers the tasks of both scenarios. `crashing` makes the marked step block (the process is
 /// about to be killed there) instead of finishing.

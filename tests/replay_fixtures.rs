@@ -282,10 +282,18 @@ fn register(app: &App, body: Body) -> Task<(), u32> {
 
 /// Submits the root invocation of fixture `f` under its fixed id.
 fn submit_root(app: &App, f: &Fixture) -> InvocationId {
+    let root = root_of(f);
+    let id = root.id;
+    app.store().submit(root, wf::core::Timestamp(0)).unwrap();
+    id
+}
+
+/// The root invocation of fixture `f`, under its fixed id.
+fn root_of(f: &Fixture) -> NewInvocation {
     let id = InvocationId::from_u128(f.invocation);
     let task = TaskId::new(ROOT_TASK);
     let args = encode(&()).unwrap();
-    let root = NewInvocation {
+    NewInvocation {
         id,
         call: CallId::of(&task, &args),
         identity: WorkflowIdentity::new_workflow(id, task.clone()),
@@ -294,9 +302,7 @@ fn submit_root(app: &App, f: &Fixture) -> InvocationId {
         parent: None,
         not_before: None,
         max_recoveries: 3,
-    };
-    app.store().submit(root, wf::core::Timestamp(0)).unwrap();
-    id
+    }
 }
 
 /// What the original body records, run to the end on a memory store.
@@ -449,5 +455,72 @@ fn the_changed_code_diverges_at_the_expected_position() {
                 other => panic!("{context}: expected NonDeterminism, got {other:?}"),
             }
         }
+    }
+}
+
+/// The fixture's journal as an export, the form `wf export` writes: one finished root
+/// invocation of `flow`.
+fn export_of(f: &Fixture, journal: Vec<JournalEntry>) -> wf::store::WorkflowExport {
+    let root = root_of(f);
+    let spec = wf::store::InvocationSpec {
+        id: root.id,
+        call: root.call,
+        identity: root.identity,
+        task: root.task,
+        args: root.args,
+        parent: root.parent,
+        created_at: wf::core::Timestamp(0),
+        max_recoveries: root.max_recoveries,
+    };
+    let mut export = wf::store::WorkflowExport::new(Some("fixtures".into()));
+    export.invocations.push(wf::store::ExportedInvocation {
+        spec,
+        status: Status::Success,
+        journal,
+    });
+    export
+}
+
+/// The replay check (`wf::testing::replay_check`) runs every fixture as a user's CI would run
+/// an export: the original code replays it, the changed code is reported at the fixture's
+/// position with both operations; nothing runs live and nothing is written.
+#[test]
+fn the_replay_check_reports_each_fixture_s_divergence() {
+    for f in fixtures() {
+        let export = export_of(&f, load(&f));
+        let original = App::builder().memory().build().unwrap();
+        register(&original, f.original);
+        let report = wf::testing::replay_check(&original, &export).unwrap();
+        assert!(report.is_ok(), "{}: {report}", f.name);
+        assert_eq!(report.checked, vec![InvocationId::from_u128(f.invocation)]);
+
+        let changed = App::builder().memory().build().unwrap();
+        register(&changed, f.changed);
+        let report = wf::testing::replay_check(&changed, &export).unwrap();
+        assert_eq!(report.divergences.len(), 1, "{}: {report}", f.name);
+        let d = &report.divergences[0];
+        assert_eq!(d.workflow, InvocationId::from_u128(f.invocation));
+        assert_eq!(d.error.position, f.position, "{}: {report}", f.name);
+        assert!(
+            d.error.recorded.starts_with(f.recorded),
+            "{}: {report}",
+            f.name
+        );
+        assert!(
+            d.error.requested.contains(f.requested),
+            "{}: {report}",
+            f.name
+        );
+        assert!(
+            report
+                .to_string()
+                .contains(&format!("position {}", f.position)),
+            "{report}"
+        );
+        assert_eq!(
+            changed.store().counts().unwrap().total(),
+            0,
+            "nothing written"
+        );
     }
 }

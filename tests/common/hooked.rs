@@ -9,14 +9,19 @@ use std::time::Duration;
 use wf::InvocationId;
 use wf::core::{JournalEntry, Timestamp, WorkerId};
 use wf::store::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Store, StoreAdmin,
-    StoreError, StoreRead, StoreWork, Submitted, TaskSet,
+    CancelReport, Claim, Commit, EventInbox, EventSent, InvocationRecord, Lease, NewEvent,
+    NewInvocation, StatusCounts, Store, StoreAdmin, StoreError, StoreRead, StoreWork, Submitted,
+    TaskSet,
 };
 
 /// Where a test steps in. Every method's default does nothing.
 pub trait Hooks: Send + Sync + 'static {
     /// Before a data read: `Some(error)` fails it.
     fn before_get_data(&self) -> Option<StoreError> {
+        None
+    }
+    /// Before an events read: `Some(error)` fails it.
+    fn before_events(&self) -> Option<StoreError> {
         None
     }
     /// Before a commit: `Some(error)` refuses it (nothing is written).
@@ -79,6 +84,18 @@ impl<H: Hooks> StoreRead for Hooked<H> {
     ) -> Result<Option<InvocationRecord>, StoreError> {
         self.inner.wait_final(id, timeout)
     }
+    fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError> {
+        if let Some(e) = self.hooks.before_events() {
+            return Err(e);
+        }
+        self.inner.events(id)
+    }
+    fn cancel_requests(
+        &self,
+        ids: &[InvocationId],
+    ) -> Result<Vec<(InvocationId, String)>, StoreError> {
+        self.inner.cancel_requests(ids)
+    }
 }
 
 impl<H: Hooks> StoreWork for Hooked<H> {
@@ -127,6 +144,14 @@ impl<H: Hooks> StoreWork for Hooked<H> {
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
         self.inner.recover_expired(now)
     }
+    fn send_event(
+        &self,
+        to: InvocationId,
+        event: NewEvent,
+        now: Timestamp,
+    ) -> Result<EventSent, StoreError> {
+        self.inner.send_event(to, event, now)
+    }
 }
 
 impl<H: Hooks> StoreAdmin for Hooked<H> {
@@ -135,6 +160,14 @@ impl<H: Hooks> StoreAdmin for Hooked<H> {
     }
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
         self.inner.purge_finished(finished_before)
+    }
+    fn cancel_tree(
+        &self,
+        id: InvocationId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CancelReport, StoreError> {
+        self.inner.cancel_tree(id, reason, now)
     }
     fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
         self.inner.retry(id, now)

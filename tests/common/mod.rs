@@ -7,6 +7,7 @@ use std::time::Duration;
 use wf::App;
 
 pub mod hooked;
+pub mod process;
 pub mod program;
 
 /// How long a test waits for something that should happen quickly. Generous: a timeout here is a
@@ -111,5 +112,36 @@ pub fn journal_kinds(app: &App, id: wf::InvocationId) -> Vec<wf::core::OpKind> {
         .unwrap()
         .iter()
         .map(|e| e.op.kind())
+        .collect()
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, and fails after
+/// [`PATIENCE`]. Only for states nothing can be awaited on (an invocation becoming waiting in
+/// another thread's worker).
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until invocation `id` is waiting (suspended, holding no worker).
+pub fn until_waiting(app: &App, id: wf::InvocationId) {
+    eventually(&format!("{id} is waiting"), || {
+        app.store().invocation(id).unwrap().status() == wf::Status::Waiting
+    });
+}
+
+/// The apps of [`apps`] whose backend implements steering (durable timers, events, tree
+/// cancellation: `wf_store::steering_conformance_tests!`). The Redis backend does not yet; its
+/// runs of these tests start when it does (use [`apps`] then).
+pub fn steering_apps(configure: impl Fn(wf::AppBuilder) -> wf::AppBuilder) -> Vec<TestApp> {
+    apps(configure)
+        .into_iter()
+        .filter(|t| t.backend != "redis")
         .collect()
 }

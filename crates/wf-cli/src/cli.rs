@@ -16,14 +16,15 @@ use crate::value::HEURISTIC;
 #[command(
     name = "wf",
     version,
-    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows",
+    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows, send events, export workflows",
     long_about = "Inspect a wf store: list workflows with status and age, show one workflow as a \
 tree of invocations, read an invocation's journal and a workflow's data, count invocations by \
-status, retry failed invocations, and purge finished workflows.
+status, retry failed invocations, purge finished workflows, send events to waiting workflows and \
+export workflows for replay checks.
 
 Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
 so it works while workers run (a record being written at that moment is not shown yet). Only \
-`retry` and `purge` write, and they need the store to be free.",
+`retry`, `purge` and `send-event` write, and they need the store to be free.",
     after_help = "Examples:
   wf --store ./wf-data workflows --status failed
   wf --store ./wf-data show 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
@@ -182,6 +183,68 @@ Example:
         #[arg(long)]
         dry_run: bool,
     },
+
+    /// Send an event to a waiting workflow (needs the store to be free).
+    #[command(
+        long_about = "Send an event to an invocation (a workflow is addressed by its id): the \
+body waiting for it with wf.wait_event(NAME) gets PAYLOAD, a JSON value, decoded as the type it \
+asked for. An event sent before the body waits for it is kept until it does. With --key, sending \
+again is harmless: the same key stores one event.
+
+A file store has one owning process, and sending writes to it, so this needs the store to be \
+free: while a worker process owns it, send the event from that process (App::send_event, for \
+example from an HTTP handler), or stop its workers, send, and start them again; the workflow \
+waits durably meanwhile. Senders in other processes while workers run need the Redis backend.
+
+Examples:
+  wf --store ./wf-data send-event 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e approve true
+  wf --store ./wf-data send-event 0193c4e2-... approve '{\"by\": \"ana\"}' --key approval-17"
+    )]
+    SendEvent(SendEventArgs),
+
+    /// Export workflows with their journals to a JSON file, for replay checks in CI.
+    #[command(
+        long_about = "Write the given workflows (each with its invocations, their journals and \
+the sub-workflows it started) as one JSON document, to stdout or --output. A test replays them \
+against new code with wf::testing::replay_check, to catch a change that would break workflows \
+in flight before it is deployed. Reads a snapshot: works while workers run.
+
+Examples:
+  wf --store ./wf-data export --all --output tests/fixtures/production.json
+  wf --store ./wf-data export 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e > one.json"
+    )]
+    Export(ExportArgs),
+}
+
+/// Options of `wf send-event`.
+#[derive(Debug, Args)]
+pub(crate) struct SendEventArgs {
+    /// The invocation (a workflow's id for its root).
+    #[arg(value_name = "INVOCATION_ID", value_parser = parse_id)]
+    pub invocation: InvocationId,
+    /// The event's name, as the body waits for it.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The payload: a JSON value (`true`, `42`, `"text"`, `{"by": "ana"}`).
+    #[arg(value_name = "PAYLOAD")]
+    pub payload: String,
+    /// An idempotency key: the same key sent again stores nothing new.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+}
+
+/// Options of `wf export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The workflows to export (their ids; an invocation's id exports its workflow).
+    #[arg(value_name = "WORKFLOW_ID", value_parser = parse_id, required_unless_present = "all")]
+    pub workflows: Vec<InvocationId>,
+    /// Export every workflow of the store.
+    #[arg(long, conflicts_with = "workflows")]
+    pub all: bool,
+    /// Write to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Options of `wf workflows`.

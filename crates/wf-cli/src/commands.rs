@@ -66,10 +66,12 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
         Command::Purge { older_than, .. } => purge(&out, &target, *older_than),
         Command::Retry { invocation } => retry(&out, &target, &reads, *invocation),
         Command::Workflows(args) => workflows(&out, &reads, args),
-        Command::Show { workflow } => show(&out, &reads, *workflow),
+        Command::Show { workflow } => show(&out, &reads, store, *workflow),
         Command::Journal { invocation } => journal(&out, store, *invocation),
         Command::Data { workflow, key } => data(&out, store, *workflow, key.as_deref()),
         Command::Counts => counts(&out, &reads),
+        Command::SendEvent(args) => crate::steer::send_event(&out, &target, args),
+        Command::Export(args) => crate::steer::export(&out, store, args),
     }?;
     Ok(Printed {
         stdout,
@@ -78,9 +80,9 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
 }
 
 /// Output settings shared by the commands, and the notes they leave for stderr.
-struct Out {
-    json: bool,
-    now: Timestamp,
+pub(crate) struct Out {
+    pub(crate) json: bool,
+    pub(crate) now: Timestamp,
     notes: RefCell<Vec<String>>,
 }
 
@@ -89,7 +91,7 @@ impl Out {
         self.notes.borrow_mut().push(line);
     }
 
-    fn json(&self, v: &Value) -> Result<String, Failure> {
+    pub(crate) fn json(&self, v: &Value) -> Result<String, Failure> {
         serde_json::to_string_pretty(v)
             .map(|s| s + "\n")
             .map_err(|e| Failure::Runtime(format!("cannot encode JSON output: {e}")))
@@ -141,7 +143,7 @@ fn check_app(target: &Target, store: &dyn StoreRead, app: Option<&str>) -> Resul
 }
 
 /// A store error as one line for the user.
-fn store_failure(target: &Target, e: StoreError) -> Failure {
+pub(crate) fn store_failure(target: &Target, e: StoreError) -> Failure {
     match e {
         StoreError::Io { source, .. } if source.kind() == IoKind::NotFound => {
             Failure::Runtime(format!(
@@ -159,7 +161,7 @@ fn store_error(target: Option<&Target>, e: StoreError) -> Failure {
     }
 }
 
-fn read<T>(target: Option<&Target>, r: Result<T, StoreError>) -> Result<T, Failure> {
+pub(crate) fn read<T>(target: Option<&Target>, r: Result<T, StoreError>) -> Result<T, Failure> {
     r.map_err(|e| store_error(target, e))
 }
 
@@ -293,7 +295,12 @@ fn rails(depths: &[usize]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn show(out: &Out, ins: &Inspector<'_>, id: InvocationId) -> Result<String, Failure> {
+fn show(
+    out: &Out,
+    ins: &Inspector<'_>,
+    store: &dyn StoreRead,
+    id: InvocationId,
+) -> Result<String, Failure> {
     let tree = managed(None, ins.workflow(id))?;
     let Some(root) = tree.root() else {
         return Err(Failure::Runtime(format!(
@@ -408,6 +415,18 @@ fn show(out: &Out, ins: &Inspector<'_>, id: InvocationId) -> Result<String, Fail
         }
         if !s.waiting_on.is_empty() {
             t.note(format!("{pad}waiting on {} children", s.waiting_on.len()));
+        }
+        if s.status == Status::Waiting {
+            if let Some(name) = store.events(r.id()).ok().and_then(|i| i.waiting_for) {
+                t.note(format!("{pad}waiting for event {name:?} (wf send-event)"));
+            }
+            if let Some(at) = s.not_before {
+                t.note(format!(
+                    "{pad}timer fires at {} (in {})",
+                    utc(at),
+                    span(between(out.now, at))
+                ));
+            }
         }
         if let Some(e) = &s.error {
             t.note(format!("{pad}error: {}", clip(&e.to_string(), 200)));
@@ -527,6 +546,17 @@ fn op_text(op: &Op) -> (String, String) {
                 ChildOutcome::Failed(f) => format!("{child} failed: {}", clip(&f.to_string(), 200)),
             },
         ),
+        Op::Timer { at } => ("timer".into(), format!("fires at {}", utc(*at))),
+        Op::TimerFired => ("timer fired".into(), String::new()),
+        Op::Event { name, seq, payload } => (
+            format!("event {name:?}"),
+            format!(
+                "#{seq}: {}",
+                clip(&String::from_utf8_lossy(payload), VALUE_WIDTH)
+            ),
+        ),
+        Op::Patch { id } => ("patch marker".into(), id.clone()),
+        Op::Cancelled { reason } => ("told: cancelled".into(), clip(reason, 200)),
     }
 }
 
@@ -553,6 +583,15 @@ fn op_json(op: &Op) -> Value {
                 "error": failure_json(f),
             }),
         },
+        Op::Timer { at } => json!({ "op": "timer", "at": ts_json(*at) }),
+        Op::TimerFired => json!({ "op": "timer_fired" }),
+        Op::Event { name, seq, payload } => json!({
+            "op": "event", "name": name, "seq": seq,
+            "payload": serde_json::from_slice::<Value>(payload)
+                .unwrap_or_else(|_| json!(String::from_utf8_lossy(payload))),
+        }),
+        Op::Patch { id } => json!({ "op": "patch", "id": id }),
+        Op::Cancelled { reason } => json!({ "op": "cancelled", "reason": reason }),
     }
 }
 

@@ -1,14 +1,16 @@
 //! `wf`: the inspector of wf stores.
 //!
 //! Lists workflows, shows a workflow as a tree of invocations, an invocation's journal, a
-//! workflow's data and counts by status, retries failed invocations, and purges finished
-//! workflows (or lists what a purge would remove). Reads take a lock-free
-//! snapshot of the store ([`wf_store::FileStore::snapshot`]), so they work while workers run.
+//! workflow's data and counts by status, retries failed invocations, purges finished workflows
+//! (or lists what a purge would remove), sends events to waiting workflows and exports
+//! workflows for replay checks. Reads take a lock-free snapshot of the store
+//! ([`wf_store::FileStore::snapshot`]), so they work while workers run.
 //! Run `wf --help` for the commands.
 
 mod cli;
 mod commands;
 mod fmt;
+mod steer;
 mod value;
 
 use std::io::Write;

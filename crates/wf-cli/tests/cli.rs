@@ -132,7 +132,7 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 }
 
 /// Every subcommand.
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 9] = [
     "workflows",
     "show",
     "journal",
@@ -140,6 +140,8 @@ const COMMANDS: [&str; 7] = [
     "counts",
     "retry",
     "purge",
+    "send-event",
+    "export",
 ];
 
 /// Waits until the wall clock has passed the store's last update, so `--older-than 0s` takes
@@ -604,4 +606,122 @@ fn purge_dry_run_lists_and_removes_nothing_even_on_a_live_store() {
         "a dry run removes nothing"
     );
     drop(owner);
+}
+
+/// An app on the store in `dir` whose `approval` task waits for an `approve` event.
+fn approval_app(dir: &Path) -> (App, wf_runtime::Task<u32, String>) {
+    let app = App::builder().app_id("cli-test").file(dir).build().unwrap();
+    let approval = app
+        .task(
+            "approval",
+            |ctx: &TaskContext, n: u32| -> Result<String, TaskError> {
+                let by: String = ctx.wf().wait_event("approve")?;
+                Ok(format!("{n} approved by {by}"))
+            },
+        )
+        .unwrap();
+    (app, approval)
+}
+
+/// `wf send-event` appends an event to a store no process owns: the waiting workflow takes it
+/// when its app runs again. A key makes a second send harmless; bad JSON, an unknown or a
+/// finished invocation and an owned store are one-line errors.
+#[test]
+fn send_event_reaches_a_waiting_workflow() {
+    let f = fixture();
+    let (app, approval) = approval_app(&f.dir);
+    let id = approval.call(&app, 7).unwrap().id();
+    app.run_until_idle().unwrap();
+    drop(app); // the worker process stops; the workflow waits in the store
+
+    let id_text = id.to_string();
+    let shown = ok(&f.dir, &["show", &id_text]);
+    assert!(shown.contains("waiting for event \"approve\""), "{shown}");
+    let sent = ok(
+        &f.dir,
+        &["send-event", &id_text, "approve", "\"ana\"", "--key", "k1"],
+    );
+    assert!(sent.contains("stored as #0"), "{sent}");
+    let again = json(
+        &f.dir,
+        &["send-event", &id_text, "approve", "\"ana\"", "--key", "k1"],
+    );
+    assert_eq!(again["stored"], Value::Bool(false), "{again}");
+    assert_eq!(again["seq"], 0);
+    let journal = ok(&f.dir, &["journal", &id_text]);
+    assert!(
+        journal.contains("0 entries"),
+        "nothing consumed yet: {journal}"
+    );
+
+    let e = fails(&run(&f.dir, &["send-event", &id_text, "approve", "ana"]), 2);
+    assert!(e.contains("not JSON"), "{e}");
+    let unknown = InvocationId::from_u128(7).to_string();
+    let e = fails(&run(&f.dir, &["send-event", &unknown, "approve", "1"]), 1);
+    assert!(e.contains("not found"), "{e}");
+    let e = fails(
+        &run(
+            &f.dir,
+            &["send-event", &f.order.to_string(), "approve", "1"],
+        ),
+        1,
+    );
+    assert!(e.contains("already final (success)"), "{e}");
+
+    let (app, _) = approval_app(&f.dir);
+    let e = fails(&run(&f.dir, &["send-event", &id_text, "approve", "1"]), 1);
+    assert!(
+        e.contains("owned by a running process") && e.contains("App::send_event"),
+        "{e}"
+    );
+    app.run_until_idle().unwrap();
+    let result = wf_runtime::Invocation::<String>::attach(&app, id)
+        .result()
+        .unwrap();
+    assert_eq!(result, "7 approved by ana");
+    let journal = app.store().journal(id).unwrap();
+    assert!(matches!(&journal[0].op, wf_core::Op::Event { name, .. } if name == "approve"));
+}
+
+/// `wf export` writes the workflows' trees with their journals, as `replay_check` reads them:
+/// the order's tree holds its root, its two steps and the sub-workflow it started.
+#[test]
+fn export_writes_what_the_replay_check_reads() {
+    let f = fixture();
+    let file = f.dir.parent().unwrap().join("export.json");
+    let text = ok(
+        &f.dir,
+        &[
+            "export",
+            &f.order.to_string(),
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text.contains("exported 2 workflow(s), 4 invocation(s)"),
+        "{text}"
+    );
+    let export = wf_runtime::testing::read_export(&file).unwrap();
+    assert_eq!(export.app.as_deref(), Some("cli-test"));
+    assert_eq!(export.workflows(), vec![f.order, f.notify]);
+    let ids: Vec<InvocationId> = export.invocations.iter().map(|i| i.spec.id).collect();
+    let mut expected = f.members.clone();
+    expected.push(f.notify);
+    assert_eq!(ids, expected);
+    assert_eq!(
+        export.invocations[0].journal,
+        FileStore::snapshot(&f.dir)
+            .unwrap()
+            .journal(f.order)
+            .unwrap()
+    );
+
+    let all: Value = serde_json::from_str(&ok(&f.dir, &["export", "--all"])).unwrap();
+    assert_eq!(
+        all["invocations"].as_array().unwrap().len(),
+        5,
+        "and `broken`"
+    );
+    assert!(fails(&run(&f.dir, &["export"]), 2).contains("required"));
 }

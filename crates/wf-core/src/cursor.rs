@@ -20,8 +20,10 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
 use crate::deterministic;
-use crate::ids::{CallId, InvocationId, TaskId};
+use crate::ids::{CallId, InvocationId, TaskId, Timestamp};
 use crate::journal::{ChildOutcome, JournalEntry, Op, OpKind};
 
 /// A replay asked for something other than what the journal recorded at that position, or ended
@@ -63,6 +65,15 @@ pub struct ChildStart {
     pub child: InvocationId,
     /// True when the start was replayed from the journal (the child was already submitted).
     pub replayed: bool,
+}
+
+/// An event a `wait_event` consumed, as the journal holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Its number among the events sent to the invocation (arrival order, from 0).
+    pub seq: u64,
+    /// Its payload.
+    pub payload: Vec<u8>,
 }
 
 /// How a body ended, for [`ReplayCursor::check_end`].
@@ -381,6 +392,250 @@ impl ReplayCursor {
                 Ok(value)
             }
         }
+    }
+
+    /// A timer firing `delay` after now: the recorded fire time on replay; past the journal,
+    /// `delay` after the later of `clock` (the real time, read by the caller) and every time this
+    /// invocation saw before, rounded up to the millisecond, and recorded. So a `sleep` is never
+    /// shorter than asked and every replay waits for the same time.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation at this position.
+    pub fn timer_after(
+        &mut self,
+        clock: time::OffsetDateTime,
+        delay: Duration,
+    ) -> Result<Timestamp, NonDeterminism> {
+        let base = clock
+            .unix_timestamp_nanos()
+            .max(self.last_time.unwrap_or(i128::MIN));
+        let mut live = false;
+        let at = self.timer(|| {
+            live = true;
+            let nanos = i128::try_from(delay.as_nanos()).unwrap_or(i128::MAX);
+            Timestamp::ceil_from_nanos(base.saturating_add(nanos))
+        })?;
+        if live {
+            // The timer was set at `base`: a later `utc_now()` is never earlier.
+            self.last_time = Some(base);
+        }
+        Ok(at)
+    }
+
+    /// A timer firing at `at`: the recorded fire time on replay (the journal wins), `at`
+    /// recorded past the journal.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation at this position.
+    pub fn timer_at(&mut self, at: Timestamp) -> Result<Timestamp, NonDeterminism> {
+        self.timer(|| at)
+    }
+
+    fn timer(&mut self, live: impl FnOnce() -> Timestamp) -> Result<Timestamp, NonDeterminism> {
+        let replayed = self.replay(
+            || OpKind::Timer.to_string(),
+            |op| match op {
+                Op::Timer { at } => Some(*at),
+                _ => None,
+            },
+        )?;
+        Ok(match replayed {
+            Replay::Recorded(at) => at,
+            Replay::Live => {
+                let at = live();
+                self.record(Op::Timer { at });
+                at
+            }
+        })
+    }
+
+    /// Whether the timer set just before fired, as recorded: `Recorded(())` when the journal
+    /// holds [`Op::TimerFired`] here, [`Replay::Live`] past the journal (the caller compares the
+    /// clock with the fire time and calls [`ReplayCursor::record_timer_fired`] once it passed).
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation at this position.
+    pub fn timer_fired(&mut self) -> Result<Replay<()>, NonDeterminism> {
+        self.replay(
+            || OpKind::TimerFired.to_string(),
+            |op| matches!(op, Op::TimerFired).then_some(()),
+        )
+    }
+
+    /// Records that the timer set just before fired (a sleep ended, or a wait timed out). While
+    /// still replaying this behaves as [`ReplayCursor::timer_fired`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ReplayCursor::timer_fired`].
+    pub fn record_timer_fired(&mut self) -> Result<(), NonDeterminism> {
+        if let Replay::Live = self.timer_fired()? {
+            self.record(Op::TimerFired);
+        }
+        Ok(())
+    }
+
+    /// The recorded end of a race between `child` finishing and the timer set just before:
+    /// `Recorded(Some(outcome))` when the child's result was recorded here, `Recorded(None)`
+    /// when the timer fired first, [`Replay::Live`] past the journal.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded anything else at this position.
+    pub fn child_result_or_timeout(
+        &mut self,
+        child: InvocationId,
+    ) -> Result<Replay<Option<ChildOutcome>>, NonDeterminism> {
+        self.replay(
+            || format!("child result of {child}, or timer fired"),
+            |op| match op {
+                Op::ChildResult { child: c, outcome } if *c == child => Some(Some(outcome.clone())),
+                Op::TimerFired => Some(None),
+                _ => None,
+            },
+        )
+    }
+
+    /// The event named `name` that `wait_event` consumed at this position, or [`Replay::Live`]
+    /// past the journal, where the caller looks for one and records it with
+    /// [`ReplayCursor::record_event`].
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded another operation, or an event of another
+    /// name, at this position.
+    pub fn event(&mut self, name: &str) -> Result<Replay<RecordedEvent>, NonDeterminism> {
+        self.replay(
+            || format!("event \"{name}\""),
+            |op| match op {
+                Op::Event {
+                    name: n,
+                    seq,
+                    payload,
+                } if n == name => Some(RecordedEvent {
+                    seq: *seq,
+                    payload: payload.clone(),
+                }),
+                _ => None,
+            },
+        )
+    }
+
+    /// The recorded end of a race between an event named `name` and the timer set just before:
+    /// `Recorded(Some(event))`, `Recorded(None)` when the timer fired first, or
+    /// [`Replay::Live`] past the journal.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when the journal recorded anything else at this position.
+    pub fn event_or_timeout(
+        &mut self,
+        name: &str,
+    ) -> Result<Replay<Option<RecordedEvent>>, NonDeterminism> {
+        self.replay(
+            || format!("event \"{name}\", or timer fired"),
+            |op| match op {
+                Op::Event {
+                    name: n,
+                    seq,
+                    payload,
+                } if n == name => Some(Some(RecordedEvent {
+                    seq: *seq,
+                    payload: payload.clone(),
+                })),
+                Op::TimerFired => Some(None),
+                _ => None,
+            },
+        )
+    }
+
+    /// Records the event named `name` that a `wait_event` consumed past the recorded journal.
+    /// While still replaying this returns the recorded event, so the journal always wins.
+    ///
+    /// # Errors
+    ///
+    /// As [`ReplayCursor::event`].
+    pub fn record_event(
+        &mut self,
+        name: &str,
+        event: RecordedEvent,
+    ) -> Result<RecordedEvent, NonDeterminism> {
+        match self.event(name)? {
+            Replay::Recorded(recorded) => Ok(recorded),
+            Replay::Live => {
+                self.record(Op::Event {
+                    name: name.to_owned(),
+                    seq: event.seq,
+                    payload: event.payload.clone(),
+                });
+                Ok(event)
+            }
+        }
+    }
+
+    /// `patched(id)`: whether this execution takes the new code's branch of change `id`.
+    ///
+    /// - Past the recorded journal (new code running live): records a marker and returns true.
+    /// - Replaying, at a recorded marker of `id`: moves past it and returns true (the recorded run
+    ///   took the new branch).
+    /// - Replaying anything else: returns false **without moving**: the recorded run was made
+    ///   without the patch, so it took the old branch, whose entries follow.
+    ///
+    /// Never a divergence by itself.
+    pub fn patched(&mut self, id: &str) -> bool {
+        match self.recorded.get(self.position as usize) {
+            None => {
+                self.record(Op::Patch { id: id.to_owned() });
+                true
+            }
+            Some(JournalEntry {
+                op: Op::Patch { id: recorded },
+                ..
+            }) if recorded == id => {
+                self.position += 1;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// If the journal recorded, at this position, that the body was told of its cancellation,
+    /// moves past the entry and returns its reason; otherwise (another entry, or past the
+    /// journal) changes nothing and returns `None`.
+    pub fn recorded_cancellation(&mut self) -> Option<String> {
+        match self.recorded.get(self.position as usize) {
+            Some(JournalEntry {
+                op: Op::Cancelled { reason },
+                ..
+            }) => {
+                let reason = reason.clone();
+                self.position += 1;
+                Some(reason)
+            }
+            _ => None,
+        }
+    }
+
+    /// Records, past the journal, that the body is told here of its cancellation.
+    ///
+    /// # Errors
+    ///
+    /// [`NonDeterminism`] when called while the journal still has entries to replay (the
+    /// cancellation was not recorded here).
+    pub fn record_cancellation(&mut self, reason: &str) -> Result<(), NonDeterminism> {
+        let replayed = self.replay(
+            || OpKind::Cancelled.to_string(),
+            |op| matches!(op, Op::Cancelled { .. }).then_some(()),
+        )?;
+        if let Replay::Live = replayed {
+            self.record(Op::Cancelled {
+                reason: reason.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Checks that a body which *ended* (returned, failed or panicked) asked for every recorded

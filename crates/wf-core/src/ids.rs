@@ -251,6 +251,19 @@ impl Timestamp {
         Self(self.0.saturating_add(ms))
     }
 
+    /// The first whole millisecond at or after `nanos` nanoseconds since the epoch (times before
+    /// the epoch clamp to zero), so a time converted with it is never earlier than asked.
+    pub fn ceil_from_nanos(nanos: i128) -> Self {
+        let nanos = nanos.max(0);
+        let ms = nanos / 1_000_000 + i128::from(nanos % 1_000_000 > 0);
+        Self(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    /// This time as nanoseconds since the epoch.
+    pub fn as_nanos(self) -> i128 {
+        i128::from(self.0) * 1_000_000
+    }
+
     /// How long from `self` until `later` (zero if `later` is not later).
     pub fn until(self, later: Timestamp) -> std::time::Duration {
         std::time::Duration::from_millis(later.0.saturating_sub(self.0))
@@ -293,6 +306,17 @@ mod tests {
             32,
             "hex of 16 bytes"
         );
+    }
+
+    #[test]
+    fn nanos_round_up_to_the_next_millisecond() {
+        assert_eq!(Timestamp::ceil_from_nanos(0), Timestamp(0));
+        assert_eq!(Timestamp::ceil_from_nanos(1), Timestamp(1));
+        assert_eq!(Timestamp::ceil_from_nanos(2_000_000), Timestamp(2));
+        assert_eq!(Timestamp::ceil_from_nanos(2_000_001), Timestamp(3));
+        assert_eq!(Timestamp::ceil_from_nanos(-5), Timestamp(0));
+        assert_eq!(Timestamp::ceil_from_nanos(i128::MAX), Timestamp(u64::MAX));
+        assert_eq!(Timestamp(7).as_nanos(), 7_000_000);
     }
 
     #[test]

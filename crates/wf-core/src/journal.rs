@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::Failure;
-use crate::ids::{CallId, InvocationId, TaskId};
+use crate::ids::{CallId, InvocationId, TaskId, Timestamp};
 
 /// One recorded operation at position `seq` of its invocation's journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +48,40 @@ pub enum Op {
         /// Its outcome.
         outcome: ChildOutcome,
     },
+    // New variants go last: journals (and store logs) written before a variant existed still
+    // decode.
+    /// A timer was set, by `sleep`/`sleep_until` or by a wait with a deadline: the wall-clock
+    /// time (milliseconds since the epoch) at which it fires. Recorded when first reached, from
+    /// the journaled clock, so every replay waits for the same time.
+    Timer {
+        /// When it fires.
+        at: Timestamp,
+    },
+    /// The timer set just before fired first: the sleep is over, or the wait timed out (a
+    /// recorded race: a replay never decides it again).
+    TimerFired,
+    /// An external event was consumed by `wait_event`: the store marked it consumed in the
+    /// same commit that recorded this entry.
+    Event {
+        /// The event's name.
+        name: String,
+        /// Its number among the events sent to this invocation (arrival order, from 0).
+        seq: u64,
+        /// Its payload (JSON).
+        payload: Vec<u8>,
+    },
+    /// A version marker: `patched(id)` (or `deprecate_patch(id)`) ran past the recorded journal,
+    /// so this execution took the new code's branch.
+    Patch {
+        /// The change id.
+        id: String,
+    },
+    /// The body was told here that its cancellation was requested: the operation at this
+    /// position returned `WfError::Cancelled`, and every replay returns it there again.
+    Cancelled {
+        /// Why it was cancelled.
+        reason: String,
+    },
 }
 
 /// The final outcome of a child, as its parent saw it.
@@ -74,6 +108,16 @@ pub enum OpKind {
     ChildResult,
     /// Reading workflow data.
     DataGet,
+    /// Setting a timer.
+    Timer,
+    /// A timer firing first.
+    TimerFired,
+    /// Consuming an external event.
+    Event,
+    /// A version marker.
+    Patch,
+    /// Being told of a cancellation.
+    Cancelled,
 }
 
 impl Op {
@@ -86,6 +130,11 @@ impl Op {
             Op::ChildStart { .. } => OpKind::ChildStart,
             Op::ChildResult { .. } => OpKind::ChildResult,
             Op::DataGet { .. } => OpKind::DataGet,
+            Op::Timer { .. } => OpKind::Timer,
+            Op::TimerFired => OpKind::TimerFired,
+            Op::Event { .. } => OpKind::Event,
+            Op::Patch { .. } => OpKind::Patch,
+            Op::Cancelled { .. } => OpKind::Cancelled,
         }
     }
 }
@@ -99,6 +148,11 @@ impl fmt::Display for OpKind {
             OpKind::ChildStart => "child start",
             OpKind::ChildResult => "child result",
             OpKind::DataGet => "get_data()",
+            OpKind::Timer => "timer",
+            OpKind::TimerFired => "timer fired",
+            OpKind::Event => "event",
+            OpKind::Patch => "patch marker",
+            OpKind::Cancelled => "cancellation",
         })
     }
 }
@@ -126,6 +180,13 @@ impl fmt::Display for Op {
                 }
                 ChildOutcome::Failed(e) => write!(f, "child result of {child}: failed ({e})"),
             },
+            Op::Timer { at } => write!(f, "timer until {} ms since epoch", at.0),
+            Op::TimerFired => f.write_str("timer fired"),
+            Op::Event { name, seq, payload } => {
+                write!(f, "event \"{name}\" (#{seq}, {} bytes)", payload.len())
+            }
+            Op::Patch { id } => write!(f, "patch marker \"{id}\""),
+            Op::Cancelled { reason } => write!(f, "cancellation ({reason})"),
         }
     }
 }

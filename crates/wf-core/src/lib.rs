@@ -46,7 +46,9 @@ pub mod status;
 
 pub use access::{WorkflowAccessError, check_read, check_write};
 pub use codec::{CodecError, FORMAT_VERSION, decode, encode};
-pub use cursor::{ChildStart, Ending, MAX_SAID_BYTES, NonDeterminism, Replay, ReplayCursor};
+pub use cursor::{
+    ChildStart, Ending, MAX_SAID_BYTES, NonDeterminism, RecordedEvent, Replay, ReplayCursor,
+};
 pub use failure::{Failure, FailureKind};
 pub use identity::WorkflowIdentity;
 pub use ids::{CallId, IdHasher, IdHashing, InvocationId, TaskId, Timestamp, WorkerId};

@@ -16,7 +16,8 @@ pub enum Status {
     Pending,
     /// Claimed by a worker holding a lease.
     Running,
-    /// Suspended until the children it waits on are final.
+    /// Suspended until what it waits for happens: the children it waits on are final, its timer
+    /// fires (a sleep or a wait's deadline), or an event it waits for arrives.
     Waiting,
     /// Failed an attempt; runnable again at its not-before time.
     Retry,
@@ -24,11 +25,14 @@ pub enum Status {
     Success,
     /// Finished with an error. Final (an operator may retry it: `StoreAdmin::retry`).
     Failed,
+    /// Cancelled (its workflow tree was cancelled, or an operator cancelled it). Final. Added
+    /// after the others so stores written before it existed still decode.
+    Cancelled,
 }
 
 impl Status {
     /// Every status, in table order.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Registered,
         Status::Pending,
         Status::Running,
@@ -36,12 +40,13 @@ impl Status {
         Status::Retry,
         Status::Success,
         Status::Failed,
+        Status::Cancelled,
     ];
 
-    /// Success or failed: no execution will change it again. (An operator may retry a failed
-    /// invocation, the one move out of a final status: failed → pending.)
+    /// Success, failed or cancelled: no execution will change it again. (An operator may retry a
+    /// failed invocation, the one move out of a final status: failed → pending.)
     pub const fn is_final(self) -> bool {
-        matches!(self, Status::Success | Status::Failed)
+        matches!(self, Status::Success | Status::Failed | Status::Cancelled)
     }
 
     /// Pending or retry: a worker may claim it once its not-before time has passed.
@@ -59,6 +64,7 @@ impl Status {
             Status::Retry => "retry",
             Status::Success => "success",
             Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
         }
     }
 
@@ -110,7 +116,7 @@ pub const TRANSITIONS: &[Transition] = &[
     ),
     t(
         Status::Registered,
-        Status::Failed,
+        Status::Cancelled,
         "cancelled before it was queued",
     ),
     t(
@@ -118,7 +124,7 @@ pub const TRANSITIONS: &[Transition] = &[
         Status::Running,
         "claimed by a worker under a lease",
     ),
-    t(Status::Pending, Status::Failed, "cancelled while queued"),
+    t(Status::Pending, Status::Cancelled, "cancelled while queued"),
     t(
         Status::Running,
         Status::Success,
@@ -127,7 +133,7 @@ pub const TRANSITIONS: &[Transition] = &[
     t(
         Status::Running,
         Status::Failed,
-        "the body failed and no retry is left",
+        "the body failed and no retry is left, or its worker was lost too many times in a row",
     ),
     t(
         Status::Running,
@@ -137,7 +143,7 @@ pub const TRANSITIONS: &[Transition] = &[
     t(
         Status::Running,
         Status::Waiting,
-        "the body suspended on unfinished children",
+        "the body suspended: on unfinished children, a timer or an event",
     ),
     t(
         Status::Running,
@@ -145,11 +151,26 @@ pub const TRANSITIONS: &[Transition] = &[
         "recovery: the worker's lease expired (it vanished or stalled)",
     ),
     t(
+        Status::Running,
+        Status::Cancelled,
+        "its cancellation was requested while it ran: its next commit (or its recovery) ends it, \
+         or an operator force-cancelled it",
+    ),
+    t(
         Status::Waiting,
         Status::Pending,
-        "every child it waits on is final",
+        "what it waits for happened: every awaited child is final, or an awaited event arrived",
     ),
-    t(Status::Waiting, Status::Failed, "cancelled while waiting"),
+    t(
+        Status::Waiting,
+        Status::Running,
+        "claimed once its timer fired (a sleep, or the deadline of a wait)",
+    ),
+    t(
+        Status::Waiting,
+        Status::Cancelled,
+        "cancelled while waiting",
+    ),
     t(
         Status::Retry,
         Status::Running,
@@ -157,7 +178,7 @@ pub const TRANSITIONS: &[Transition] = &[
     ),
     t(
         Status::Retry,
-        Status::Failed,
+        Status::Cancelled,
         "cancelled while waiting to retry",
     ),
     t(
@@ -202,7 +223,7 @@ mod tests {
 
     #[test]
     fn final_statuses_have_no_way_out_but_an_operators_retry() {
-        for from in [Status::Success, Status::Failed] {
+        for from in [Status::Success, Status::Failed, Status::Cancelled] {
             assert!(from.is_final());
             for to in Status::ALL {
                 let retry = from == Status::Failed && to == Status::Pending;
@@ -213,7 +234,8 @@ mod tests {
 
     #[test]
     fn the_life_of_an_invocation_is_legal() {
-        // submit, claim, suspend, wake, claim, fail, retry, recover, claim, succeed
+        // submit, claim, suspend, wake, claim, fail, retry, recover, claim, sleep, timer fires,
+        // succeed
         let path = [
             Status::Registered,
             Status::Pending,
@@ -225,10 +247,23 @@ mod tests {
             Status::Running,
             Status::Pending,
             Status::Running,
+            Status::Waiting,
+            Status::Running,
             Status::Success,
         ];
         for w in path.windows(2) {
             assert!(w[0].check_transition(w[1]).is_ok(), "{} -> {}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn every_unfinished_status_can_be_cancelled_and_only_cancellation_reaches_cancelled() {
+        for from in Status::ALL {
+            let allowed = from.check_transition(Status::Cancelled).is_ok();
+            assert_eq!(allowed, !from.is_final(), "{from} -> cancelled");
+        }
+        for t in TRANSITIONS.iter().filter(|t| t.to == Status::Cancelled) {
+            assert!(t.because.contains("cancel"), "{t:?}");
         }
     }
 }

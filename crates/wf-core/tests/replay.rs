@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 use wf_core::{
-    CallId, ChildOutcome, Ending, Failure, FailureKind, InvocationId, NonDeterminism, Replay,
-    ReplayCursor, TaskId,
+    CallId, ChildOutcome, Ending, Failure, FailureKind, InvocationId, NonDeterminism,
+    RecordedEvent, Replay, ReplayCursor, TaskId, Timestamp,
 };
 
 /// One operation a workflow body may ask for.
@@ -25,6 +25,17 @@ enum Req {
     Result(bool),
     /// Read workflow data key `k{0}`.
     Data(u8),
+    /// Set a timer this many milliseconds from now (`sleep`, or a wait's deadline).
+    Timer(u16),
+    /// The timer fired (`sleep` returned).
+    Fired,
+    /// Consume an event named `e{0}`.
+    Event(u8),
+    /// The race of the most recently started child with a timer: the child won (true) or the
+    /// timer did (false).
+    Race(bool),
+    /// `patched("p{0}")`.
+    Patch(u8),
 }
 
 /// The value an operation produced, comparable across runs.
@@ -36,6 +47,11 @@ enum Value {
     Child(InvocationId, bool),
     Outcome(ChildOutcome),
     Data(Option<Vec<u8>>),
+    Timer(Timestamp),
+    Fired,
+    Event(u64, Vec<u8>),
+    Race(Option<ChildOutcome>),
+    Patched(bool),
 }
 
 fn req() -> impl Strategy<Value = Req> {
@@ -46,6 +62,11 @@ fn req() -> impl Strategy<Value = Req> {
         (0u8..3, any::<u8>()).prop_map(|(t, a)| Req::Start(t, a)),
         any::<bool>().prop_map(Req::Result),
         (0u8..3).prop_map(Req::Data),
+        any::<u16>().prop_map(Req::Timer),
+        Just(Req::Fired),
+        (0u8..3).prop_map(Req::Event),
+        any::<bool>().prop_map(Req::Race),
+        (0u8..3).prop_map(Req::Patch),
     ]
 }
 
@@ -114,6 +135,50 @@ fn run(
                 };
                 Value::Data(value)
             }
+            Req::Timer(ms) => {
+                let clock = OffsetDateTime::from_unix_timestamp(1_000_000 + clock_shift).unwrap();
+                let delay = std::time::Duration::from_millis(u64::from(*ms));
+                Value::Timer(cursor.timer_after(clock, delay)?)
+            }
+            Req::Fired => {
+                cursor.record_timer_fired()?;
+                Value::Fired
+            }
+            Req::Event(k) => {
+                let name = format!("e{k}");
+                let event = match cursor.event(&name)? {
+                    Replay::Recorded(e) => e,
+                    Replay::Live => {
+                        // What the store holds now: depends on the clock shift, like Data.
+                        let fresh = RecordedEvent {
+                            seq: u64::from(*k) + clock_shift.unsigned_abs(),
+                            payload: if clock_shift == 0 {
+                                vec![*k]
+                            } else {
+                                Vec::new()
+                            },
+                        };
+                        cursor.record_event(&name, fresh)?
+                    }
+                };
+                Value::Event(event.seq, event.payload)
+            }
+            Req::Race(child_wins) => {
+                let Some(child) = last_child else { continue };
+                let won = match cursor.child_result_or_timeout(child)? {
+                    Replay::Recorded(o) => o,
+                    Replay::Live if *child_wins => {
+                        let fresh = ChildOutcome::Success(vec![1]);
+                        Some(cursor.record_child_result(child, fresh)?)
+                    }
+                    Replay::Live => {
+                        cursor.record_timer_fired()?;
+                        None
+                    }
+                };
+                Value::Race(won)
+            }
+            Req::Patch(k) => Value::Patched(cursor.patched(&format!("p{k}"))),
         };
         out.push(v);
     }
@@ -126,7 +191,7 @@ fn effective(reqs: &[Req]) -> Vec<Req> {
     reqs.iter()
         .filter(|r| {
             started |= matches!(r, Req::Start(..));
-            !matches!(r, Req::Result(_)) || started
+            !matches!(r, Req::Result(_) | Req::Race(_)) || started
         })
         .cloned()
         .collect()
@@ -145,6 +210,12 @@ fn diverge(r: &Req) -> Vec<Req> {
         ],
         Req::Result(_) => vec![Req::Random, Req::Uuid],
         Req::Data(k) => vec![Req::Data(k.wrapping_add(1) % 3), Req::Random],
+        Req::Timer(_) => vec![Req::Random, Req::Fired, Req::Event(0)],
+        Req::Fired => vec![Req::Random, Req::Timer(0), Req::Data(0)],
+        Req::Event(k) => vec![Req::Event(k.wrapping_add(1) % 3), Req::Fired, Req::Random],
+        Req::Race(_) => vec![Req::Random, Req::Uuid],
+        // Another patch id, or another operation where a marker was recorded.
+        Req::Patch(_) => vec![Req::Random, Req::Timer(1), Req::Event(1)],
     }
 }
 
@@ -287,9 +358,60 @@ proptest! {
                     prop_assert!(t >= last_time, "time went back");
                     last_time = t;
                 }
-                Value::Outcome(_) | Value::Data(_) => {}
+                Value::Timer(at) => {
+                    // A timer is set from the journaled clock: never before a time seen earlier.
+                    prop_assert!(at.as_nanos() >= last_time, "timer set in the past");
+                }
+                Value::Outcome(_)
+                | Value::Data(_)
+                | Value::Fired
+                | Value::Event(..)
+                | Value::Race(_)
+                | Value::Patched(_) => {}
             }
         }
+    }
+
+    /// Versioning: a journal recorded by code without a patch replays under the patched code.
+    /// Every `patched` call the new code inserts anywhere answers false (the recorded run took
+    /// the old branch) without consuming an entry, nothing diverges and nothing is recorded;
+    /// running the patched code live records its markers and answers true, and a replay of that
+    /// new journal answers true again.
+    #[test]
+    fn patched_code_replays_journals_recorded_without_the_patch(inv in any::<u128>(), reqs in proptest::collection::vec(req(), 0..30), inserts in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..3), 1..5)) {
+        let old: Vec<Req> = effective(&reqs).into_iter().filter(|r| !matches!(r, Req::Patch(_))).collect();
+        let id = InvocationId::from_u128(inv);
+        let mut first = ReplayCursor::new(id, Vec::new());
+        let values = run(&mut first, &old, 0).unwrap();
+        let journal = first.take_new_entries();
+
+        let mut patched = old.clone();
+        for (at, k) in &inserts {
+            patched.insert(at.index(patched.len() + 1), Req::Patch(*k));
+        }
+        let mut replay = ReplayCursor::new(id, journal);
+        let replayed = run(&mut replay, &patched, 0).unwrap();
+        let (answers, rest): (Vec<Value>, Vec<Value>) =
+            replayed.into_iter().partition(|v| matches!(v, Value::Patched(_)));
+        // Patches after the last recorded entry run live: only those answer true.
+        let live_patches = patched.iter().rev().take_while(|r| matches!(r, Req::Patch(_))).count();
+        let recorded_patches = answers.len() - live_patches;
+        prop_assert!(answers[..recorded_patches].iter().all(|v| *v == Value::Patched(false)), "{:?}", answers);
+        if !old.is_empty() {
+            prop_assert!(answers[recorded_patches..].iter().all(|v| *v == Value::Patched(true)));
+        }
+        prop_assert_eq!(rest, values_of_replay(&values));
+        prop_assert_eq!(replay.take_new_entries().len(), live_patches.min(answers.len()));
+
+        let mut new_run = ReplayCursor::new(id, Vec::new());
+        let live = run(&mut new_run, &patched, 0).unwrap();
+        prop_assert!(live.iter().filter(|v| matches!(v, Value::Patched(_))).all(|v| *v == Value::Patched(true)));
+        let new_journal = new_run.take_new_entries();
+        let mut again = ReplayCursor::new(id, new_journal);
+        let replayed = run(&mut again, &patched, 0).unwrap();
+        prop_assert_eq!(replayed, values_of_replay(&live));
+        prop_assert!(again.take_new_entries().is_empty());
+        prop_assert!(again.check_end(Ending::Returned, None).is_ok());
     }
 
     /// Two invocations never share deterministic values.
@@ -301,6 +423,84 @@ proptest! {
         prop_assert_ne!(ca.uuid().unwrap(), cb.uuid().unwrap());
         prop_assert_ne!(ca.random().unwrap().to_bits(), cb.random().unwrap().to_bits());
     }
+}
+
+/// A recorded race is never decided again: whichever of the child and the timer won is what
+/// every replay answers, whatever the clock or the store say now.
+#[test]
+fn a_recorded_race_is_replayed_not_decided_again() {
+    let id = InvocationId::from_u128(3);
+    let (task, call) = call_of(0, 0);
+    for child_won in [true, false] {
+        let mut first = ReplayCursor::new(id, Vec::new());
+        let child = first.child_start(&task, call).unwrap().child;
+        let clock = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+        let at = first
+            .timer_after(clock, std::time::Duration::from_millis(1500))
+            .unwrap();
+        assert_eq!(at, Timestamp(1_001_500));
+        assert_eq!(first.child_result_or_timeout(child).unwrap(), Replay::Live);
+        if child_won {
+            first
+                .record_child_result(child, ChildOutcome::Success(vec![7]))
+                .unwrap();
+        } else {
+            first.record_timer_fired().unwrap();
+        }
+        let journal = first.take_new_entries();
+
+        let mut replay = ReplayCursor::new(id, journal);
+        replay.child_start(&task, call).unwrap();
+        let later = OffsetDateTime::from_unix_timestamp(9_000).unwrap();
+        assert_eq!(
+            replay
+                .timer_after(later, std::time::Duration::from_secs(1))
+                .unwrap(),
+            at,
+            "the recorded fire time, not a new one"
+        );
+        let expected = child_won.then(|| ChildOutcome::Success(vec![7]));
+        assert_eq!(
+            replay.child_result_or_timeout(child).unwrap(),
+            Replay::Recorded(expected)
+        );
+        assert!(replay.take_new_entries().is_empty());
+    }
+}
+
+/// A cancellation is told at the recorded position on every replay, and only there.
+#[test]
+fn a_recorded_cancellation_is_told_again_at_its_position() {
+    let id = InvocationId::from_u128(4);
+    let mut first = ReplayCursor::new(id, Vec::new());
+    first.random().unwrap();
+    assert_eq!(
+        first.recorded_cancellation(),
+        None,
+        "nothing recorded: live"
+    );
+    first.record_cancellation("operator").unwrap();
+    first.uuid().unwrap();
+    let journal = first.take_new_entries();
+
+    let mut replay = ReplayCursor::new(id, journal.clone());
+    assert_eq!(
+        replay.recorded_cancellation(),
+        None,
+        "a random() is recorded here"
+    );
+    replay.random().unwrap();
+    assert_eq!(replay.recorded_cancellation().as_deref(), Some("operator"));
+    assert_eq!(replay.recorded_cancellation(), None, "told once");
+    replay.uuid().unwrap();
+    assert!(replay.check_end(Ending::Returned, None).is_ok());
+
+    // An operation asked where the cancellation was recorded diverges.
+    let mut changed = ReplayCursor::new(id, journal);
+    changed.random().unwrap();
+    let nd = changed.random().unwrap_err();
+    assert_eq!(nd.position, 1);
+    assert!(nd.recorded.starts_with("cancellation"), "{nd}");
 }
 
 #[test]

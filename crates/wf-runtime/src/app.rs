@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use wf_core::{InvocationId, TaskId};
 use wf_store::{Store, StoreSpec, TaskSet};
 
+use crate::cancel::Running;
 use crate::config::{self, Given, StoreChoice};
 use crate::context::TaskContext;
 #[cfg(doc)]
@@ -32,6 +33,8 @@ struct AppInner {
     store: Arc<dyn Store>,
     registry: Registry,
     config: Config,
+    /// The executions running in this process, told of cancellations through it.
+    running: Arc<Running>,
 }
 
 /// A wf application: where tasks are registered and invocations stored.
@@ -90,6 +93,11 @@ impl App {
     /// Settings for the app's workers.
     pub(crate) fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The executions running in this process.
+    pub(crate) fn running(&self) -> &Arc<Running> {
+        &self.inner.running
     }
 
     /// Registers a task called `name` with default options. See [`App::task_with`].
@@ -295,6 +303,7 @@ impl AppBuilder {
                     worker_threads: settings.worker_threads,
                     inline_children: self.inline_children.unwrap_or(true),
                 },
+                running: Arc::default(),
             }),
             body: None,
         })

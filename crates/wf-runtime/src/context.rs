@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use wf_core::{InvocationId, JournalEntry, TaskId, WorkflowIdentity};
+use wf_core::{InvocationId, TaskId, WorkflowIdentity};
 use wf_store::InvocationSpec;
 
 use crate::app::App;
+use crate::clock::ExecClock;
 use crate::error::WfError;
 use crate::handle::ChildHandle;
 use crate::inline::Inline;
@@ -23,21 +24,18 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
-    /// The context of one execution of `spec`'s body, replaying `journal`.
+    /// The context of one execution of `spec`'s body, recorded by `recorder`, on `clock`, running
+    /// its children inline as `inline` allows.
     pub(crate) fn new(
         app: &App,
         spec: Arc<InvocationSpec>,
         attempt: u32,
-        journal: Vec<JournalEntry>,
+        recorder: Recorder,
+        clock: ExecClock,
         inline: Inline,
     ) -> Self {
-        let recorder = Recorder::new(spec.id, journal);
-        let wf = WorkflowContext::new(
-            app.inside_body(spec.id),
-            spec.identity.clone(),
-            recorder,
-            inline,
-        );
+        let identity = spec.identity.clone();
+        let wf = WorkflowContext::new(app.inside_body(spec.id), identity, recorder, clock, inline);
         Self { spec, attempt, wf }
     }
 

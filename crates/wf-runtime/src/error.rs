@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use wf_core::{CodecError, Failure, InvocationId, NonDeterminism, TaskId, WorkflowAccessError};
+use wf_core::{
+    CodecError, Failure, InvocationId, NonDeterminism, TaskId, Timestamp, WorkflowAccessError,
+};
 use wf_store::StoreError;
 
 /// An error from the `wf` API: building an app, calling tasks, waiting for results, and the
@@ -20,15 +22,51 @@ pub enum WfError {
     /// the journal recorded and what the run asked for.
     #[error(transparent)]
     NonDeterminism(#[from] NonDeterminism),
-    /// The workflow body is suspended until its children finish. Propagate it with `?`: the worker
-    /// is released and the body is replayed when the children are final. Swallowing it changes
-    /// nothing: the invocation is suspended anyway.
+    /// The workflow body is suspended until what it waits for happens: its children finish, its
+    /// timer fires (a sleep, a deadline) or an event arrives. Propagate it with `?`: the worker
+    /// is released and the body is replayed then. Swallowing it changes nothing: the invocation
+    /// is suspended anyway.
     #[error(
-        "workflow suspended: waiting on {waiting_on} unfinished child invocation(s); return this error with `?` so the worker can take other work"
+        "workflow suspended: waiting (on {waiting_on} unfinished child invocation(s), a timer or an event); return this error with `?` so the worker can take other work"
     )]
     Suspended {
-        /// How many children it waits on.
+        /// How many children it waits on (0 for a sleep or an event).
         waiting_on: usize,
+    },
+    /// The invocation was cancelled. Inside a body: returned once, by the first journaled
+    /// operation after the cancellation of its workflow tree was requested (and again at the
+    /// same point on every replay). The body may then run compensating steps — the operations
+    /// after it work as usual — and whatever it returns, it ends cancelled. From
+    /// [`crate::Invocation::result`]: the invocation ended cancelled.
+    #[error(
+        "invocation {invocation} was cancelled ({reason}); a body told so may run compensating steps, then it ends cancelled whatever it returns"
+    )]
+    Cancelled {
+        /// The cancelled invocation.
+        invocation: InvocationId,
+        /// Why.
+        reason: String,
+    },
+    /// A wait with a deadline (`join_timeout`, `execute_task_timeout`, `wait_event_timeout`)
+    /// ran out of time first. The deadline and the fact that it won are journaled: every replay
+    /// returns this again at the same point. The body may handle it (a child waited for keeps
+    /// running and can be joined again).
+    #[error("timed out waiting for {waiting_for}: the deadline ({} ms since the epoch) passed first", deadline.0)]
+    TimedOut {
+        /// The deadline that passed.
+        deadline: Timestamp,
+        /// What was waited for, in words.
+        waiting_for: String,
+    },
+    /// An event's payload does not decode as the type `wait_event` asked for.
+    #[error(
+        "event '{name}' has a payload that does not decode as the type wait_event asked for ({message}); event payloads are JSON: send one that matches the type"
+    )]
+    EventPayload {
+        /// The event's name.
+        name: String,
+        /// The decoder's message.
+        message: String,
     },
     /// A child task failed; its failure is recorded, so a replay sees the same error.
     #[error("child task '{task}' ({child}) failed: {failure}")]
@@ -166,6 +204,9 @@ pub enum WfError {
     /// Workflow-context operations are only valid inside the body that owns the context.
     #[error("{0}")]
     Usage(String),
+    /// A file given to the replay check is not a readable export of this format.
+    #[error("bad workflow export: {0}")]
+    BadExport(String),
 }
 
 /// A configuration an [`crate::App`] cannot be built with. Each message names the setting as the

@@ -2,16 +2,18 @@
 //! into one commit.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
-use wf_core::{ChildOutcome, Ending, Failure, FailureKind, JournalEntry, Timestamp};
-use wf_store::{Claim, Commit, InvocationRecord, Lease, Outcome, StoreError};
+use wf_core::{ChildOutcome, Ending, Failure, FailureKind, Timestamp};
+use wf_store::{Claim, Commit, InvocationRecord, InvocationSpec, Outcome, StoreError, Suspension};
 
 use crate::app::App;
+use crate::clock::ExecClock;
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
 use crate::inline::Inline;
-use crate::recorder::{BodyEnd, Interruption, Sealed, Verdict};
+use crate::recorder::{BodyEnd, Interruption, Recorder, Sealed, Verdict};
 use crate::registry::{BodyError, RegisteredTask};
 use crate::runner::Runner;
 use crate::scope::BodyScope;
@@ -46,7 +48,7 @@ impl From<&Outcome> for Ended {
             Outcome::Failed(_) => Ended::Failed,
             Outcome::Retry { .. } => Ended::Retry,
             Outcome::Deferred { .. } => Ended::Deferred,
-            Outcome::Waiting { .. } => Ended::Waiting,
+            Outcome::Waiting { .. } | Outcome::Suspended(_) => Ended::Waiting,
             Outcome::Released => Ended::Released,
         }
     }
@@ -81,6 +83,7 @@ fn final_outcome(outcome: &Outcome) -> Option<ChildOutcome> {
 /// Runs the body of a claimed invocation for `runner` and commits the outcome at the runner's
 /// time (read after the body ran).
 pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Executed, WfError> {
+    let now = || runner.now();
     let Claim {
         lease,
         record,
@@ -94,9 +97,29 @@ pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Execut
         attempt = lease.attempt,
     );
     let _entered = span.enter();
-    let now = || runner.now();
+    let mut cancel_after_commit = Vec::new();
     let commit = match app.registered(&record.spec.task) {
-        Some(task) => run(app, &task, &record, journal, &lease, runner),
+        Some(task) => {
+            // Registered while the body runs, so a cancellation reaches it.
+            let running = app.running().register(record.spec.id);
+            let recorder = Recorder::new(record.spec.id, journal).with_cancel(running.flag());
+            let clock = ExecClock::new(now());
+            let inline = Inline::new(lease.clone(), runner, app.config().inline_children);
+            let (result, mut sealed) = run_body(
+                app,
+                &task,
+                &record.spec,
+                lease.attempt,
+                recorder,
+                clock,
+                inline,
+            );
+            if let Some(reason) = &sealed.told {
+                let started = std::mem::take(&mut sealed.started_before_told);
+                cancel_after_commit = started.into_iter().map(|c| (c, reason.clone())).collect();
+            }
+            commit_of(&task, &record, result, sealed, &now)
+        }
         None => {
             // Claims are filtered by the registered tasks, so this needs a claim made with
             // another task set (or a task unregistered since): hand it back for a worker that
@@ -113,6 +136,7 @@ pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Execut
     match app.store().commit(&lease, commit, now()) {
         Ok(()) => {
             tracing::debug!(?ended, "committed");
+            cancel_started_before_told(app, &cancel_after_commit, &now);
             Ok(Executed { ended, outcome })
         }
         Err(StoreError::LeaseLost { reason, .. }) => {
@@ -149,22 +173,40 @@ pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Execut
     }
 }
 
-/// Runs the body and builds the commit: the recorder's verdict first (a divergence fails, an
-/// interruption suspends or defers), then the body's own result.
-fn run(
+/// The children an execution started before it told its body of the cancellation of its tree
+/// were not in the store when the tree was cancelled; they are part of it, and are cancelled as
+/// soon as the commit that submits them is in. (Best effort: a failure is logged, and a child a
+/// worker claimed meanwhile ends cancelled at its own commit.)
+fn cancel_started_before_told(
+    app: &App,
+    children: &[(wf_core::InvocationId, String)],
+    now: &impl Fn() -> Timestamp,
+) {
+    for (child, reason) in children {
+        if let Err(e) = app.store().cancel_tree(*child, reason, now()) {
+            tracing::warn!(%child, error = %e, "could not cancel a child started before the body was told");
+        }
+    }
+}
+
+/// What a body's run came to: its result (or panic).
+pub(crate) type BodyResult = std::thread::Result<Result<Vec<u8>, BodyError>>;
+
+/// Runs the body of `spec` once, recorded by `recorder` on `clock`, running its children inline
+/// as `inline` allows, and seals the recorder.
+pub(crate) fn run_body(
     app: &App,
     task: &RegisteredTask,
-    record: &InvocationRecord,
-    journal: Vec<JournalEntry>,
-    lease: &Lease,
-    runner: &Runner,
-) -> Commit {
-    let now = &|| runner.now();
-    let inline = Inline::new(lease.clone(), runner, app.config().inline_children);
-    let ctx = TaskContext::new(app, record.spec.clone(), lease.attempt, journal, inline);
+    spec: &Arc<InvocationSpec>,
+    attempt: u32,
+    recorder: Recorder,
+    clock: ExecClock,
+    inline: Inline,
+) -> (BodyResult, Sealed) {
+    let ctx = TaskContext::new(app, spec.clone(), attempt, recorder, clock, inline);
     let result = {
-        let _scope = BodyScope::enter(record.spec.id);
-        catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &record.spec.args)))
+        let _scope = BodyScope::enter(spec.id);
+        catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &spec.args)))
     };
     let ending = match &result {
         Ok(Ok(_)) => Some(BodyEnd::from(Ending::Returned)),
@@ -182,26 +224,66 @@ fn run(
             said: Some(panic_text(&**panic)),
         }),
     };
+    let sealed = ctx.into_recorder().seal(ending);
+    (result, sealed)
+}
+
+/// Builds the commit of a sealed execution: the recorder's verdict first (a divergence fails,
+/// an interruption suspends or defers, a body told of its cancellation ends cancelled), then
+/// the body's own result.
+fn commit_of(
+    task: &RegisteredTask,
+    record: &InvocationRecord,
+    result: BodyResult,
+    sealed: Sealed,
+    now: &impl Fn() -> Timestamp,
+) -> Commit {
     let Sealed {
         journal,
         writes,
         children,
+        consumed,
+        told,
         verdict,
-    } = ctx.into_recorder().seal(ending);
+        ..
+    } = sealed;
+    let internal = |what: &str| {
+        tracing::error!(what, "internal error");
+        Commit::outcome(Outcome::Failed(Failure::new(
+            FailureKind::Internal,
+            format!("{what}; this is a bug in wf, please report it"),
+        )))
+    };
     let outcome = match verdict {
         Verdict::Diverged(nd) => {
             tracing::error!(error = %nd, "non-determinism");
             return Commit::outcome(Outcome::Failed(Failure::non_determinism(nd)));
         }
-        Verdict::Interrupted(Interruption::Suspended { on }) if on.is_empty() => {
-            tracing::error!("suspended without a child to wait for");
-            return Commit::outcome(Outcome::Failed(Failure::new(
-                FailureKind::Internal,
-                "the execution suspended without an unfinished child to wait for, which would \
-                 replay it in a loop; this is a bug in wf, please report it",
-            )));
+        Verdict::Interrupted(Interruption::Suspended {
+            on,
+            until: None,
+            event: None,
+        }) if on.is_empty() => {
+            return internal(
+                "the execution suspended without an unfinished child, a timer or an event to \
+                 wait for, which would replay it in a loop",
+            );
         }
-        Verdict::Interrupted(Interruption::Suspended { on }) => Outcome::Waiting { on },
+        Verdict::Interrupted(Interruption::Suspended {
+            on,
+            until: None,
+            event: None,
+        }) => Outcome::Waiting { on },
+        Verdict::Interrupted(Interruption::Suspended { on, until, event }) => {
+            Outcome::Suspended(Suspension {
+                children: on,
+                wake_at: until,
+                event,
+            })
+        }
+        Verdict::Interrupted(Interruption::EndOfJournal) => {
+            return internal("a live execution stopped as a replay check");
+        }
         Verdict::Interrupted(Interruption::StoreFailed { error }) => {
             tracing::warn!(%error, delay = ?STORE_RETRY_DELAY, "a store read failed mid-body; running it again later");
             Outcome::Deferred {
@@ -217,13 +299,19 @@ fn run(
                 ),
             }
         }
-        Verdict::Ended => body_outcome(task, record, result, now),
+        Verdict::Ended => match &told {
+            // Told of its cancellation, the body ran its compensating steps: it ends cancelled.
+            Some(reason) => Outcome::Failed(Failure::new(FailureKind::Cancelled, reason.clone())),
+            None => body_outcome(task, record, result, now),
+        },
     };
     Commit {
         journal,
         data: writes,
         children,
         outcome,
+        consumed,
+        cancel_acknowledged: told.is_some(),
     }
 }
 

@@ -40,17 +40,25 @@ use crate::runner::Runner;
 #[derive(Debug)]
 pub(crate) struct Inline {
     /// The executing invocation's lease: the checkpoint is fenced by it.
-    lease: Lease,
+    lease: Option<Lease>,
     /// The runner children run with (one level deeper), unless too deep already.
     runner: Option<Runner>,
 }
 
 impl Inline {
+    /// For an execution that runs nothing inline (a replay check).
+    pub(crate) fn none() -> Self {
+        Self {
+            lease: None,
+            runner: None,
+        }
+    }
+
     /// For an execution under `lease` run by `runner`, of an app that runs children inline
     /// when `enabled`.
     pub(crate) fn new(lease: Lease, runner: &Runner, enabled: bool) -> Self {
         Self {
-            lease,
+            lease: Some(lease),
             runner: runner.nested().filter(|_| enabled),
         }
     }
@@ -66,15 +74,12 @@ impl Inline {
         task: &TaskId,
     ) -> Option<ChildOutcome> {
         let runner = self.runner.as_ref().filter(|r| r.may_start())?;
+        let lease = self.lease.as_ref()?;
         app.registered(task)?;
-        let progress = recorder.borrow_mut().progress().ok()?;
-        let checkpoint = app.store().checkpoint(
-            &self.lease,
-            progress,
-            child,
-            app.lease_duration(),
-            runner.now(),
-        );
+        let progress = recorder.borrow_mut().progress().ok().flatten()?;
+        let checkpoint =
+            app.store()
+                .checkpoint(lease, progress, child, app.lease_duration(), runner.now());
         let claim = match checkpoint {
             Ok(Some(claim)) => claim,
             Ok(None) => return None,

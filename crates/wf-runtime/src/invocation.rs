@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wf_core::{
-    CallId, Failure, FailureKind, InvocationId, Status, WorkflowIdentity, decode, encode,
+    CallId, Failure, FailureKind, InvocationId, Status, Timestamp, WorkflowIdentity, decode, encode,
 };
-use wf_store::{InvocationRecord, NewInvocation, StoreError, Submitted};
+use wf_store::{CancelReport, EventSent, InvocationRecord, NewInvocation, StoreError, Submitted};
 
 use crate::app::App;
 use crate::clock;
@@ -40,7 +40,42 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     /// [`WfError::Codec`] when the arguments cannot be encoded; [`WfError::Store`] when the store
     /// refuses or fails the submission.
     pub fn call(&self, app: &App, args: A) -> Result<Invocation<R>, WfError> {
-        self.submit(app, fresh_invocation_id(), &args)
+        self.submit(app, fresh_invocation_id(), &args, None)
+    }
+
+    /// Calls the task from outside any task, to run `delay` from now at the earliest: stored
+    /// now, durably, and claimable by workers from then on (a restart in between changes
+    /// nothing). See [`Task::call`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Task::call`].
+    pub fn call_after(
+        &self,
+        app: &App,
+        delay: Duration,
+        args: A,
+    ) -> Result<Invocation<R>, WfError> {
+        let delay = i128::try_from(delay.as_nanos()).unwrap_or(i128::MAX);
+        let now = clock::now_utc().unix_timestamp_nanos();
+        let at = Timestamp::ceil_from_nanos(now.saturating_add(delay));
+        self.submit(app, fresh_invocation_id(), &args, Some(at))
+    }
+
+    /// Calls the task from outside any task, to run at `time` at the earliest (at once if it
+    /// has passed). See [`Task::call_after`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Task::call`].
+    pub fn call_at(
+        &self,
+        app: &App,
+        time: time::OffsetDateTime,
+        args: A,
+    ) -> Result<Invocation<R>, WfError> {
+        let at = Timestamp::ceil_from_nanos(time.unix_timestamp_nanos());
+        self.submit(app, fresh_invocation_id(), &args, Some(at))
     }
 
     /// Calls the task once per item of `args`, each call a new workflow as with [`Task::call`],
@@ -122,7 +157,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     /// and the errors of [`Task::call`].
     pub fn call_keyed(&self, app: &App, key: &str, args: A) -> Result<Invocation<R>, WfError> {
         let id = InvocationId::keyed(app.app_id(), &self.id, key);
-        match self.submit(app, id, &args) {
+        match self.submit(app, id, &args, None) {
             Err(WfError::Store(StoreError::Conflict(existing))) => Err(WfError::KeyConflict {
                 task: self.id.clone(),
                 key: key.to_owned(),
@@ -132,10 +167,18 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
         }
     }
 
-    /// Submits a root invocation with id `id`; idempotent by id.
-    fn submit(&self, app: &App, id: InvocationId, args: &A) -> Result<Invocation<R>, WfError> {
+    /// Submits a root invocation with id `id`, claimable from `not_before` (at once: `None`);
+    /// idempotent by id.
+    fn submit(
+        &self,
+        app: &App,
+        id: InvocationId,
+        args: &A,
+        not_before: Option<Timestamp>,
+    ) -> Result<Invocation<R>, WfError> {
         self.check_caller(app)?;
-        let invocation = self.new_root(id, args)?;
+        let mut invocation = self.new_root(id, args)?;
+        invocation.not_before = not_before;
         let submitted = app.store().submit(invocation, clock::now())?;
         Ok(Invocation {
             created: submitted == Submitted::Created,
@@ -194,6 +237,28 @@ impl<R: DeserializeOwned> Invocation<R> {
         self.id
     }
 
+    /// Cancels this invocation and everything it started: see [`App::cancel`].
+    ///
+    /// # Errors
+    ///
+    /// As [`App::cancel`].
+    pub fn cancel(&self) -> Result<CancelReport, WfError> {
+        self.app.cancel(self.id)
+    }
+
+    /// Sends an event to this invocation: see [`App::send_event`].
+    ///
+    /// # Errors
+    ///
+    /// As [`App::send_event`].
+    pub fn send_event<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<EventSent, WfError> {
+        self.app.send_event(self.id, name, payload)
+    }
+
     /// Its current status.
     ///
     /// # Errors
@@ -220,9 +285,10 @@ impl<R: DeserializeOwned> Invocation<R> {
     ///
     /// # Errors
     ///
-    /// [`WfError::Failed`] with the stored failure; [`WfError::NonDeterminism`] for an
-    /// invocation whose replay diverged; [`WfError::Codec`] when the result does not decode as
-    /// `R`; [`WfError::Store`] when the store fails or the invocation does not exist;
+    /// [`WfError::Failed`] with the stored failure; [`WfError::Cancelled`] for a cancelled
+    /// invocation; [`WfError::NonDeterminism`] for an invocation whose replay diverged;
+    /// [`WfError::Codec`] when the result does not decode as `R`; [`WfError::Store`] when the
+    /// store fails or the invocation does not exist;
     /// [`WfError::WaitInsideBody`] from inside a task body (on the thread running it, or with the
     /// app a context handed out).
     pub fn result(&self) -> Result<R, WfError> {
@@ -323,8 +389,8 @@ fn progress_of(app: &App, record: &InvocationRecord, with_children: bool) -> Str
             None => format!("running (attempt {})", state.attempts),
         },
         Status::Waiting => format!(
-            "waiting for {} child invocation(s) to finish{}",
-            state.waiting_on.len(),
+            "{}{}",
+            waiting_for(app, record),
             if with_children {
                 children_progress(app, &state.waiting_on)
             } else {
@@ -340,7 +406,39 @@ fn progress_of(app: &App, record: &InvocationRecord, with_children: bool) -> Str
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         ),
-        Status::Success | Status::Failed => format!("finished: {}", state.status),
+        Status::Success | Status::Failed | Status::Cancelled => {
+            format!("finished: {}", state.status)
+        }
+    }
+}
+
+/// What a waiting invocation waits for, in words: children, an event, its timer.
+fn waiting_for(app: &App, record: &InvocationRecord) -> String {
+    let state = &record.state;
+    let mut parts = Vec::new();
+    if !state.waiting_on.is_empty() {
+        parts.push(format!(
+            "{} child invocation(s) to finish",
+            state.waiting_on.len()
+        ));
+    }
+    if let Some(name) = app
+        .store()
+        .events(record.id())
+        .ok()
+        .and_then(|inbox| inbox.waiting_for)
+    {
+        parts.push(format!("event '{name}'"));
+    }
+    if let Some(at) = state.not_before {
+        match time::OffsetDateTime::from_unix_timestamp_nanos(at.as_nanos()) {
+            Ok(t) => parts.push(format!("its timer at {t}")),
+            Err(_) => parts.push(format!("its timer at {} ms since the epoch", at.0)),
+        }
+    }
+    match parts.is_empty() {
+        true => "waiting".to_owned(),
+        false => format!("waiting for {}", parts.join(", or ")),
     }
 }
 
@@ -368,6 +466,10 @@ fn outcome<R: DeserializeOwned>(r: InvocationRecord) -> Result<R, WfError> {
     let id = r.id();
     match (r.state.status, r.state.result, r.state.error) {
         (Status::Success, Some(bytes), _) => Ok(decode(&bytes)?),
+        (Status::Cancelled, _, error) => Err(WfError::Cancelled {
+            invocation: id,
+            reason: error.map_or_else(|| "cancelled".to_owned(), |e| e.message),
+        }),
         (
             _,
             _,

@@ -35,6 +35,10 @@
 //! | `context` | [`TaskContext`], what a body receives |
 //! | `workflow` | [`WorkflowContext`] (`ctx.wf()`): data, primitives, children, joins |
 //! | `recorder` | the recorder of one execution: replay cursor, buffered writes and children, divergence, the stop point |
+//! | `waits` | the context's durable time, events and deadlines: `sleep`, `wait_event`, `join_timeout` |
+//! | `steer` | steering from outside: `App::send_event`, `App::cancel`, `Invocation::cancel`, delayed calls |
+//! | `cancel` | how a running body learns of its cancellation: per-execution flags |
+//! | `testing` | [`testing::replay_check`]: replaying recorded workflows against the current code |
 //! | `handle` | [`ChildHandle`] and the execution that owns it |
 //! | `scope` | which invocation's body the current thread runs |
 //! | `retry` | [`Backoff`] and the retry decision |
@@ -47,6 +51,7 @@
 //! four modules: workers and executions depend on the app, never the other way round.
 
 mod app;
+mod cancel;
 mod clock;
 mod config;
 mod context;
@@ -62,7 +67,10 @@ mod registry;
 mod retry;
 mod runner;
 mod scope;
+mod steer;
 mod task;
+pub mod testing;
+mod waits;
 mod worker;
 mod workflow;
 
@@ -80,5 +88,6 @@ pub use retry::{Backoff, RetryPredicate};
 pub use task::{Task, TaskOptions};
 /// Invocation counts by status ([`App::counts`]).
 pub use wf_store::StatusCounts;
+pub use wf_store::{CancelReport, EventSent};
 pub use worker::{Worker, WorkerBuilder, WorkerStats};
 pub use workflow::{Deterministic, WorkflowContext};

@@ -5,21 +5,29 @@
 //! - the first divergence from the journal, after which nothing more is recorded,
 //! - the buffered data writes and child submissions, committed with the execution,
 //! - the one stop point: where (and why) the execution stopped counting before its body ended
-//!   (a suspension on unfinished children, or a failed store read). Whatever the body does after
-//!   it — even if it swallows the error and returns a value — is not committed, and every
-//!   fallible operation after it returns the same error again, so the body keeps unwinding.
-//!   A body that insists (retries the refused operation in a loop) is unwound after
-//!   [`REFUSALS_BEFORE_UNWIND`] refusals, so it cannot spin on its worker forever.
+//!   (a suspension on unfinished children, a timer or an event, or a failed store read).
+//!   Whatever the body does after it — even if it swallows the error and returns a value — is
+//!   not committed, and every fallible operation after it returns the same error again, so the
+//!   body keeps unwinding;
+//! - the events it consumed (committed with the journal entries that record them);
+//! - whether the body was told of its cancellation: the first journaled operation past the
+//!   recorded journal after a cancellation request (raised by the worker's lease thread through
+//!   a [`CancelFlag`]) records it and returns `WfError::Cancelled`, and every replay returns it
+//!   at the same position; later operations work as usual (compensating steps).
+//!
+//! A body that insists after the stop point (retries the refused operation in a loop) is unwound
+//! after [`REFUSALS_BEFORE_UNWIND`] refusals, so it cannot spin on its worker forever.
 //!
 //! When the body has ended, [`Recorder::seal`] turns all of it into a [`Sealed`] execution: what
 //! to commit and a [`Verdict`].
 
 use wf_core::{
-    CallId, ChildOutcome, Ending, InvocationId, JournalEntry, NonDeterminism, Replay, ReplayCursor,
-    TaskId, deterministic,
+    CallId, ChildOutcome, Ending, InvocationId, JournalEntry, NonDeterminism, RecordedEvent,
+    Replay, ReplayCursor, TaskId, Timestamp, deterministic,
 };
 use wf_store::{Checkpoint, NewInvocation, StoreError};
 
+use crate::cancel::CancelFlag;
 use crate::error::WfError;
 use crate::handle::Execution;
 
@@ -52,19 +60,27 @@ impl From<Ending> for BodyEnd {
 /// Why an execution stopped counting before its body ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Interruption {
-    /// Waiting on unfinished children: the invocation becomes waiting.
-    Suspended { on: Vec<InvocationId> },
+    /// Waiting on unfinished children, a timer or an event (whichever comes first): the
+    /// invocation becomes waiting.
+    Suspended {
+        on: Vec<InvocationId>,
+        until: Option<Timestamp>,
+        event: Option<String>,
+    },
     /// A store read failed: the invocation runs again later, replaying up to this point.
     StoreFailed { error: String },
+    /// A replay check reached the end of the recorded journal (nothing is ever run live there).
+    EndOfJournal,
 }
 
 impl Interruption {
     /// The error every operation returns once the execution is interrupted.
     fn error(&self) -> WfError {
         match self {
-            Interruption::Suspended { on } => WfError::Suspended {
+            Interruption::Suspended { on, .. } => WfError::Suspended {
                 waiting_on: on.len(),
             },
+            Interruption::EndOfJournal => WfError::Suspended { waiting_on: 0 },
             Interruption::StoreFailed { error } => {
                 WfError::Store(StoreError::Unavailable(format!(
                     "a store read of this execution failed ({error}); the execution is deferred \
@@ -82,6 +98,7 @@ struct StopPoint {
     journal_len: usize,
     writes_len: usize,
     children_len: usize,
+    consumed_len: usize,
 }
 
 /// What a sealed execution amounts to.
@@ -102,6 +119,13 @@ pub(crate) struct Sealed {
     pub(crate) journal: Vec<JournalEntry>,
     pub(crate) writes: Vec<(String, Vec<u8>)>,
     pub(crate) children: Vec<NewInvocation>,
+    /// The events consumed (journaled) before the stop point.
+    pub(crate) consumed: Vec<u64>,
+    /// Why it was cancelled, when the body was told (replayed or recorded).
+    pub(crate) told: Option<String>,
+    /// Children this execution started before it told the body of its cancellation: they are
+    /// submitted with the commit (the journal holds them) and cancelled right after it.
+    pub(crate) started_before_told: Vec<InvocationId>,
     pub(crate) verdict: Verdict,
 }
 
@@ -113,7 +137,13 @@ pub(crate) struct Recorder {
     divergence: Option<NonDeterminism>,
     writes: Vec<(String, Vec<u8>)>,
     children: Vec<NewInvocation>,
+    consumed: Vec<u64>,
     stop: Option<StopPoint>,
+    cancel: CancelFlag,
+    told: Option<String>,
+    /// How many children this execution had started when it told the body, live.
+    told_after_children: Option<usize>,
+    check_only: bool,
     /// Operations refused since the execution stopped counting.
     refusals: u32,
 }
@@ -127,8 +157,30 @@ impl Recorder {
             divergence: None,
             writes: Vec::new(),
             children: Vec::new(),
+            consumed: Vec::new(),
             stop: None,
+            cancel: CancelFlag::default(),
+            told: None,
+            told_after_children: None,
+            check_only: false,
             refusals: 0,
+        }
+    }
+
+    /// The same, told of a cancellation request through `flag`.
+    pub(crate) fn with_cancel(self, flag: CancelFlag) -> Self {
+        Self {
+            cancel: flag,
+            ..self
+        }
+    }
+
+    /// The same, for a replay check: nothing is ever run past the recorded journal (every
+    /// operation that would is an [`Interruption::EndOfJournal`]).
+    pub(crate) fn check_only(self) -> Self {
+        Self {
+            check_only: true,
+            ..self
         }
     }
 
@@ -225,20 +277,27 @@ impl Recorder {
     ) -> Result<InvocationId, WfError> {
         let start = self.step(|c| c.child_start(task, call))?;
         if !start.replayed {
+            self.go_live()?;
             self.children.push(submission(start.child));
         }
         Ok(start.child)
     }
 
     /// What this execution recorded and buffered since it began or last checkpointed, for a
-    /// checkpoint to persist; refused once the execution no longer counts.
-    pub(crate) fn progress(&mut self) -> Result<Checkpoint, WfError> {
+    /// checkpoint to persist; refused once the execution no longer counts, and
+    /// `None` when a checkpoint cannot carry it: in a replay check (nothing is written), with
+    /// events consumed since (only a commit marks them), or once the body was told of a
+    /// cancellation (the cancellation decides the commit).
+    pub(crate) fn progress(&mut self) -> Result<Option<Checkpoint>, WfError> {
         self.check_live()?;
-        Ok(Checkpoint {
+        if self.check_only || self.told.is_some() || !self.consumed.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Checkpoint {
             journal: self.cursor.new_entries().to_vec(),
             data: self.writes.clone(),
             children: self.children.clone(),
-        })
+        }))
     }
 
     /// The [`Recorder::progress`] taken last is persisted: drop it from what the execution will
@@ -304,9 +363,133 @@ impl Recorder {
     }
 
     /// Stops the execution: suspended on `on`, the children it waits for (each either submitted
-    /// by this execution or seen unfinished in the store). Returns the error to unwind with.
-    pub(crate) fn suspend(&mut self, on: Vec<InvocationId>) -> WfError {
-        self.interrupt(Interruption::Suspended { on })
+    /// by this execution or seen unfinished in the store), and/or until a timer fires at `until`
+    /// or an event named `event` arrives. Returns the error to unwind with.
+    pub(crate) fn suspend(
+        &mut self,
+        on: Vec<InvocationId>,
+        until: Option<Timestamp>,
+        event: Option<&str>,
+    ) -> WfError {
+        self.interrupt(Interruption::Suspended {
+            on,
+            until,
+            event: event.map(str::to_owned),
+        })
+    }
+
+    /// In a replay check, an operation that would run past the recorded journal: the check of
+    /// this invocation ends here. Returns `Ok` outside a check.
+    pub(crate) fn go_live(&mut self) -> Result<(), WfError> {
+        self.check_live()?;
+        if self.check_only {
+            return Err(self.interrupt(Interruption::EndOfJournal));
+        }
+        Ok(())
+    }
+
+    /// Tells the body of its cancellation, once, at a journaled operation: where the journal
+    /// recorded it (a replay), or past the journal once a cancellation was requested (recorded
+    /// now). Every journaled fallible operation calls it first.
+    pub(crate) fn tell_cancellation(&mut self) -> Result<(), WfError> {
+        self.check_live()?;
+        if self.told.is_some() {
+            return Ok(());
+        }
+        let reason = match self.cursor.recorded_cancellation() {
+            Some(reason) => reason,
+            None if self.cursor.is_replaying() || self.check_only => return Ok(()),
+            None => match self.cancel.reason() {
+                Some(reason) => {
+                    let reason = reason.to_owned();
+                    self.step(|c| c.record_cancellation(&reason))?;
+                    self.told_after_children = Some(self.children.len());
+                    reason
+                }
+                None => return Ok(()),
+            },
+        };
+        self.told = Some(reason.clone());
+        Err(WfError::Cancelled {
+            invocation: self.execution.invocation(),
+            reason,
+        })
+    }
+
+    /// Whether the body was told of its cancellation (in this execution or, replayed, an
+    /// earlier one).
+    pub(crate) fn told(&self) -> bool {
+        self.told.is_some()
+    }
+
+    /// A timer firing `delay` after `clock` (see [`ReplayCursor::timer_after`]).
+    pub(crate) fn timer_after(
+        &mut self,
+        clock: time::OffsetDateTime,
+        delay: std::time::Duration,
+    ) -> Result<Timestamp, WfError> {
+        self.step(|c| c.timer_after(clock, delay))
+    }
+
+    /// A timer firing at `at` (see [`ReplayCursor::timer_at`]).
+    pub(crate) fn timer_at(&mut self, at: Timestamp) -> Result<Timestamp, WfError> {
+        self.step(|c| c.timer_at(at))
+    }
+
+    /// Whether the timer set just before fired, as recorded.
+    pub(crate) fn timer_fired(&mut self) -> Result<Replay<()>, WfError> {
+        self.step(ReplayCursor::timer_fired)
+    }
+
+    /// Records that the timer set just before fired.
+    pub(crate) fn record_timer_fired(&mut self) -> Result<(), WfError> {
+        self.step(ReplayCursor::record_timer_fired)
+    }
+
+    /// The recorded end of a race between `child` and the timer set just before.
+    pub(crate) fn child_result_or_timeout(
+        &mut self,
+        child: InvocationId,
+    ) -> Result<Replay<Option<ChildOutcome>>, WfError> {
+        self.step(|c| c.child_result_or_timeout(child))
+    }
+
+    /// The event named `name` consumed at this position, as recorded.
+    pub(crate) fn event(&mut self, name: &str) -> Result<Replay<RecordedEvent>, WfError> {
+        self.step(|c| c.event(name))
+    }
+
+    /// The recorded end of a race between an event named `name` and the timer set just before.
+    pub(crate) fn event_or_timeout(
+        &mut self,
+        name: &str,
+    ) -> Result<Replay<Option<RecordedEvent>>, WfError> {
+        self.step(|c| c.event_or_timeout(name))
+    }
+
+    /// Records that this execution consumes `event` (named `name`): journaled, and committed as
+    /// consumed with the journal.
+    pub(crate) fn consume_event(
+        &mut self,
+        name: &str,
+        event: RecordedEvent,
+    ) -> Result<RecordedEvent, WfError> {
+        let seq = event.seq;
+        let recorded = self.step(|c| c.record_event(name, event))?;
+        if recorded.seq == seq {
+            self.consumed.push(seq);
+        }
+        Ok(recorded)
+    }
+
+    /// The events this execution consumed so far (not committed yet).
+    pub(crate) fn consumed(&self) -> &[u64] {
+        &self.consumed
+    }
+
+    /// `patched(id)` (see [`ReplayCursor::patched`]); infallible like the draws.
+    pub(crate) fn patched(&mut self, id: &str) -> bool {
+        self.cursor.patched(id)
     }
 
     /// Stops the execution after a transient store failure. Returns the error to unwind with.
@@ -323,6 +506,7 @@ impl Recorder {
             journal_len: self.cursor.new_entries().len(),
             writes_len: self.writes.len(),
             children_len: self.children.len(),
+            consumed_len: self.consumed.len(),
         });
         stop.why.error()
     }
@@ -335,7 +519,10 @@ impl Recorder {
             divergence,
             mut writes,
             mut children,
+            mut consumed,
             stop,
+            told,
+            told_after_children,
             ..
         } = self;
         // An interrupted execution has not ended: only an ending must have consumed the journal.
@@ -348,6 +535,9 @@ impl Recorder {
                 journal: Vec::new(),
                 writes: Vec::new(),
                 children: Vec::new(),
+                consumed: Vec::new(),
+                told,
+                started_before_told: Vec::new(),
                 verdict: Verdict::Diverged(nd),
             };
         }
@@ -357,14 +547,21 @@ impl Recorder {
                 journal.truncate(stop.journal_len);
                 writes.truncate(stop.writes_len);
                 children.truncate(stop.children_len);
+                consumed.truncate(stop.consumed_len);
                 Verdict::Interrupted(stop.why)
             }
             None => Verdict::Ended,
         };
+        let started_before_told = told_after_children
+            .map(|n| children.iter().take(n).map(|c| c.id).collect())
+            .unwrap_or_default();
         Sealed {
             journal,
             writes,
             children,
+            consumed,
+            told,
+            started_before_told,
             verdict,
         }
     }
@@ -374,6 +571,7 @@ impl Recorder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use wf_core::OpKind;
 
     /// One operation of a body, for the recorder's own properties.
     #[derive(Debug, Clone, Copy)]
@@ -443,7 +641,7 @@ mod tests {
 
             let mut suspended = Recorder::new(id, journal);
             perform(&mut suspended, &reqs[..k]);
-            let _ = suspended.suspend(vec![InvocationId::from_u128(6)]);
+            let _ = suspended.suspend(vec![InvocationId::from_u128(6)], None, None);
             let sealed = suspended.seal(Some(how.into()));
             let suspended_verdict =
                 matches!(sealed.verdict, Verdict::Interrupted(Interruption::Suspended { .. }));
@@ -458,7 +656,7 @@ mod tests {
         let mut r = Recorder::new(id, Vec::new());
         r.random();
         r.write("a", vec![1]).unwrap();
-        let err = r.suspend(vec![InvocationId::from_u128(2)]);
+        let err = r.suspend(vec![InvocationId::from_u128(2)], None, None);
         assert!(matches!(err, WfError::Suspended { waiting_on: 1 }));
         // A body that swallowed the suspension carries on: refused, and not recorded.
         r.uuid();
@@ -474,7 +672,9 @@ mod tests {
         assert_eq!(
             sealed.verdict,
             Verdict::Interrupted(Interruption::Suspended {
-                on: vec![InvocationId::from_u128(2)]
+                on: vec![InvocationId::from_u128(2)],
+                until: None,
+                event: None,
             }),
             "the first stop point wins"
         );
@@ -483,7 +683,7 @@ mod tests {
     #[test]
     fn a_body_that_insists_after_the_stop_point_is_unwound() {
         let mut r = Recorder::new(InvocationId::from_u128(1), Vec::new());
-        let _ = r.suspend(vec![InvocationId::from_u128(2)]);
+        let _ = r.suspend(vec![InvocationId::from_u128(2)], None, None);
         for _ in 0..REFUSALS_BEFORE_UNWIND {
             assert!(matches!(r.check_live(), Err(WfError::Suspended { .. })));
         }
@@ -516,5 +716,114 @@ mod tests {
         let sealed = replay.seal(Some(Ending::Returned.into()));
         assert!(matches!(sealed.verdict, Verdict::Diverged(ref nd) if nd.position == 0));
         assert!(sealed.journal.is_empty() && sealed.writes.is_empty());
+    }
+
+    /// A child submission of `parent`, for tests.
+    fn submission(parent: InvocationId, child: InvocationId) -> NewInvocation {
+        let task = TaskId::new("leaf");
+        NewInvocation {
+            id: child,
+            call: CallId::of(&task, b""),
+            identity: wf_core::WorkflowIdentity::new_workflow(parent, task.clone()),
+            task,
+            args: Vec::new(),
+            parent: Some(parent),
+            not_before: None,
+            max_recoveries: 3,
+        }
+    }
+
+    /// The cancellation is told once, at the first journaled operation past the journal after
+    /// the flag is raised, and recorded there; a replay tells it at the same position without
+    /// the flag. Children started before the telling are listed for cancelling.
+    #[test]
+    fn a_cancellation_is_told_once_and_replayed_at_its_position() {
+        let id = InvocationId::from_u128(1);
+        let flag = CancelFlag::default();
+        let mut live = Recorder::new(id, Vec::new()).with_cancel(flag.clone());
+        let task = TaskId::new("leaf");
+        let early = live
+            .start_child(&task, CallId::of(&task, b"1"), |c| submission(id, c))
+            .unwrap();
+        assert!(live.tell_cancellation().is_ok(), "not requested yet");
+        flag.raise("stop");
+        match live.tell_cancellation() {
+            Err(WfError::Cancelled { invocation, reason }) => {
+                assert_eq!((invocation, reason.as_str()), (id, "stop"));
+            }
+            other => panic!("expected Cancelled, got {other:?}"),
+        }
+        assert!(live.tell_cancellation().is_ok(), "told once");
+        live.start_child(&task, CallId::of(&task, b"2"), |c| submission(id, c))
+            .unwrap();
+        let sealed = live.seal(Some(Ending::Returned.into()));
+        assert_eq!(sealed.told.as_deref(), Some("stop"));
+        assert_eq!(sealed.started_before_told, vec![early]);
+        assert_eq!(sealed.children.len(), 2, "both are submitted");
+        let kinds: Vec<_> = sealed.journal.iter().map(|e| e.op.kind()).collect();
+        assert_eq!(
+            kinds,
+            [OpKind::ChildStart, OpKind::Cancelled, OpKind::ChildStart]
+        );
+
+        let mut replay = Recorder::new(id, sealed.journal);
+        replay
+            .start_child(&task, CallId::of(&task, b"1"), |c| submission(id, c))
+            .unwrap();
+        assert!(matches!(
+            replay.tell_cancellation(),
+            Err(WfError::Cancelled { .. })
+        ));
+        assert!(replay.told());
+        replay
+            .start_child(&task, CallId::of(&task, b"2"), |c| submission(id, c))
+            .unwrap();
+        let sealed = replay.seal(Some(Ending::Returned.into()));
+        assert_eq!(sealed.verdict, Verdict::Ended);
+        assert!(sealed.journal.is_empty() && sealed.started_before_told.is_empty());
+    }
+
+    /// Events consumed after the stop point are not committed (nor consumed).
+    #[test]
+    fn events_consumed_after_the_stop_point_are_not_committed() {
+        let id = InvocationId::from_u128(1);
+        let mut r = Recorder::new(id, Vec::new());
+        let event = |seq| RecordedEvent {
+            seq,
+            payload: b"1".to_vec(),
+        };
+        r.consume_event("a", event(0)).unwrap();
+        let _ = r.suspend(Vec::new(), Some(Timestamp(5)), None);
+        assert!(r.consume_event("a", event(1)).is_err());
+        let sealed = r.seal(Some(Ending::Returned.into()));
+        assert_eq!(sealed.consumed, vec![0]);
+        assert_eq!(sealed.journal.len(), 1);
+        assert_eq!(
+            sealed.verdict,
+            Verdict::Interrupted(Interruption::Suspended {
+                on: Vec::new(),
+                until: Some(Timestamp(5)),
+                event: None,
+            })
+        );
+    }
+
+    /// A replay check never runs past the journal: a live child start stops it, submitting
+    /// nothing.
+    #[test]
+    fn a_replay_check_stops_at_the_end_of_the_journal() {
+        let id = InvocationId::from_u128(1);
+        let task = TaskId::new("leaf");
+        let mut r = Recorder::new(id, Vec::new()).check_only();
+        assert!(
+            r.start_child(&task, CallId::of(&task, b""), |c| submission(id, c))
+                .is_err()
+        );
+        let sealed = r.seal(Some(Ending::Returned.into()));
+        assert_eq!(
+            sealed.verdict,
+            Verdict::Interrupted(Interruption::EndOfJournal)
+        );
+        assert!(sealed.children.is_empty());
     }
 }

@@ -5,8 +5,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wf_core::WorkerId;
-use wf_store::StoreError;
+use wf_core::{InvocationId, WorkerId};
+use wf_store::{Lease, StoreError};
 
 use crate::app::App;
 use crate::clock;
@@ -200,13 +200,16 @@ impl Shared {
         }
     }
 
-    /// Renews every running invocation's lease at a third of the lease time.
+    /// Renews every running invocation's lease at a third of the lease time, and passes on the
+    /// cancellation requests of the invocations it renews to their bodies.
     fn renew_loop(&self) {
         let lease_for = self.app.lease_duration();
         let period = lease_for / 3;
         while !self.stop_renewing.load(Ordering::Acquire) {
             self.sleep_unless(|| self.stop_renewing.load(Ordering::Acquire), period);
-            for lease in self.pool.leases() {
+            let leases = self.pool.leases();
+            self.pass_on_cancellations(&leases);
+            for lease in leases {
                 match self.app.store().renew(&lease, lease_for, clock::now()) {
                     Ok(_) => {}
                     Err(StoreError::LeaseLost { reason, .. }) => {
@@ -218,6 +221,25 @@ impl Shared {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Shared {
+    /// Asks the store which of the invocations under `leases` were asked to stop (their
+    /// workflow tree was cancelled, maybe by another process) and raises their bodies' flags.
+    fn pass_on_cancellations(&self, leases: &[Lease]) {
+        if leases.is_empty() {
+            return;
+        }
+        let ids: Vec<InvocationId> = leases.iter().map(|l| l.invocation).collect();
+        match self.app.store().cancel_requests(&ids) {
+            Ok(requests) => {
+                for (invocation, reason) in requests {
+                    self.app.running().raise(invocation, &reason);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read cancellation requests"),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The workflow context (`ctx.wf()`): identity, workflow data, deterministic primitives and
-//! durable child execution, recorded by the execution's [`Recorder`].
+//! The workflow context (`ctx.wf()`): identity, workflow data, deterministic primitives,
+//! durable child execution and versioning, recorded by the execution's [`Recorder`]. Durable
+//! time, events and deadlines are in `waits`.
 
 use std::borrow::Borrow;
 use std::cell::{RefCell, RefMut};
@@ -13,7 +14,7 @@ use wf_core::{
 use wf_store::{InvocationRecord, NewInvocation, StoreError};
 
 use crate::app::App;
-use crate::clock;
+use crate::clock::ExecClock;
 use crate::error::WfError;
 use crate::handle::ChildHandle;
 use crate::inline::Inline;
@@ -51,6 +52,7 @@ pub struct WorkflowContext {
     app: App,
     identity: WorkflowIdentity,
     recorder: RefCell<Recorder>,
+    clock: ExecClock,
     /// Runs children inline (see `crate::inline`).
     inline: Inline,
 }
@@ -96,22 +98,29 @@ impl WorkflowContext {
         app: App,
         identity: WorkflowIdentity,
         recorder: Recorder,
+        clock: ExecClock,
         inline: Inline,
     ) -> Self {
         Self {
             app,
             identity,
             recorder: RefCell::new(recorder),
+            clock,
             inline,
         }
     }
 
-    fn recorder(&self) -> RefMut<'_, Recorder> {
+    pub(crate) fn recorder(&self) -> RefMut<'_, Recorder> {
         self.recorder.borrow_mut()
     }
 
-    fn invocation(&self) -> InvocationId {
+    pub(crate) fn invocation(&self) -> InvocationId {
         self.recorder.borrow().execution().invocation()
+    }
+
+    /// The execution's clock.
+    pub(crate) fn clock(&self) -> ExecClock {
+        self.clock
     }
 
     /// This invocation's workflow identity.
@@ -155,7 +164,7 @@ impl WorkflowContext {
     /// The time this point was first executed, the same on every replay; never earlier than a
     /// time this invocation saw before. Infallible like [`WorkflowContext::random`].
     pub fn utc_now(&self) -> time::OffsetDateTime {
-        self.recorder().utc_now(clock::now_utc())
+        self.recorder().utc_now(self.clock.now_utc())
     }
 
     /// A UUID, the same on every replay. Infallible like [`WorkflowContext::random`].
@@ -172,13 +181,16 @@ impl WorkflowContext {
     /// [`WfError::NonDeterminism`] when the journal recorded something else here;
     /// [`WfError::Codec`] when the value does not decode as `T`; [`WfError::Store`] when the
     /// store fails (a transient failure defers the execution: return the error with `?`);
-    /// [`WfError::Suspended`] after this execution was suspended.
+    /// [`WfError::Suspended`] after this execution was suspended; [`WfError::Cancelled`] once,
+    /// when the invocation's cancellation was requested.
     pub fn get_data<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, WfError> {
         check_read(self.invocation(), &self.identity, self.identity.workflow_id)?;
+        self.recorder().tell_cancellation()?;
         let replayed = self.recorder().data_get(key)?;
         let bytes = match replayed {
             Replay::Recorded(value) => value,
             Replay::Live => {
+                self.recorder().go_live()?;
                 let written = self.recorder().written(key);
                 let value = match written {
                     Some(v) => Some(v),
@@ -248,13 +260,14 @@ impl WorkflowContext {
     /// [`WfError::NonDeterminism`] when the journal recorded something else here (another task,
     /// other arguments, another operation); [`WfError::ForeignTask`] for a handle of another app;
     /// [`WfError::Codec`] when the arguments cannot be encoded; [`WfError::Suspended`] once this
-    /// execution was suspended.
+    /// execution was suspended; [`WfError::Cancelled`] once, when the invocation's cancellation
+    /// was requested.
     pub fn start_task<A, R>(&self, task: &Task<A, R>, args: A) -> Result<ChildHandle<R>, WfError>
     where
         A: Serialize + 'static,
         R: 'static,
     {
-        self.recorder().check_live()?;
+        self.recorder().tell_cancellation()?;
         self.app.check_handle(task)?;
         let encoded = encode(&args)?;
         let call = CallId::of(&task.id, &encoded);
@@ -311,33 +324,24 @@ impl WorkflowContext {
     /// child; [`WfError::ForeignHandle`] / [`WfError::StaleHandle`] for a handle another
     /// invocation or an earlier execution created; [`WfError::NonDeterminism`] when the journal
     /// recorded something else here; [`WfError::Codec`] when a result does not decode as `R`;
-    /// [`WfError::Store`] when the lookup fails.
+    /// [`WfError::Store`] when the lookup fails; [`WfError::Cancelled`] once, when the
+    /// invocation's cancellation was requested.
     pub fn join_all<R: DeserializeOwned>(
         &self,
         handles: impl AsRef<[ChildHandle<R>]>,
     ) -> Result<Vec<R>, WfError> {
         let handles = handles.as_ref();
         self.check_owned(handles)?;
+        self.recorder().tell_cancellation()?;
         let mut outcomes = self.recorded_outcomes(handles)?;
         if outcomes.len() < handles.len() {
             outcomes.extend(self.observe_outcomes(&handles[outcomes.len()..])?);
         }
-        handles
-            .iter()
-            .zip(outcomes)
-            .map(|(h, outcome)| match outcome {
-                ChildOutcome::Success(bytes) => decode(&bytes).map_err(WfError::from),
-                ChildOutcome::Failed(failure) => Err(WfError::ChildFailed {
-                    task: h.task().clone(),
-                    child: h.id(),
-                    failure,
-                }),
-            })
-            .collect()
+        decode_outcomes(handles, outcomes)
     }
 
     /// Join step 1: every handle was created by this execution.
-    fn check_owned<R>(&self, handles: &[ChildHandle<R>]) -> Result<(), WfError> {
+    pub(crate) fn check_owned<R>(&self, handles: &[ChildHandle<R>]) -> Result<(), WfError> {
         let mut recorder = self.recorder();
         recorder.check_live()?;
         let execution = recorder.execution();
@@ -346,7 +350,7 @@ impl WorkflowContext {
 
     /// Join step 2: the outcomes the journal recorded, in handle order, up to the first handle
     /// past the journal.
-    fn recorded_outcomes<R>(
+    pub(crate) fn recorded_outcomes<R>(
         &self,
         handles: &[ChildHandle<R>],
     ) -> Result<Vec<ChildOutcome>, WfError> {
@@ -365,19 +369,46 @@ impl WorkflowContext {
     /// yet; the others are looked up in one round trip. The execution waits only on children it
     /// submits or saw unfinished: a child already final is consumed, never waited for.
     fn observe_outcomes<R>(&self, rest: &[ChildHandle<R>]) -> Result<Vec<ChildOutcome>, WfError> {
+        if let [only] = rest
+            && let Some(outcome) = self.run_inline(only)?
+        {
+            return Ok(vec![outcome]);
+        }
+        match self.look_up_outcomes(rest)? {
+            Ok(outcomes) => Ok(outcomes),
+            Err(unfinished) => Err(self.recorder().suspend(unfinished, None, None)),
+        }
+    }
+
+    /// One child this execution started (`execute_task`) and has not submitted yet: run inline
+    /// when possible (see `crate::inline`), its final outcome recorded; `None` otherwise.
+    fn run_inline<R>(&self, only: &ChildHandle<R>) -> Result<Option<ChildOutcome>, WfError> {
+        self.recorder().go_live()?;
+        if !self.recorder().submits(only.id()) {
+            return Ok(None);
+        }
+        match self
+            .inline
+            .run(&self.app, &self.recorder, only.id(), only.task())
+        {
+            Some(outcome) => Ok(Some(
+                self.recorder().record_child_result(only.id(), outcome)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Past the journal: the outcomes of `rest` once all are final, recorded (`Ok`), or the
+    /// children among them not final yet (`Err`, nothing recorded). A child this execution
+    /// started is not even submitted yet; the others are looked up in one round trip.
+    pub(crate) fn look_up_outcomes<R>(
+        &self,
+        rest: &[ChildHandle<R>],
+    ) -> Result<Result<Vec<ChildOutcome>, Vec<InvocationId>>, WfError> {
+        self.recorder().go_live()?;
         let ids: Vec<InvocationId> = rest.iter().map(ChildHandle::id).collect();
         if ids.iter().any(|c| self.recorder().submits(*c)) {
-            // One child started here (`execute_task`): run it inline when possible.
-            if let [only] = rest
-                && let Some(outcome) =
-                    self.inline
-                        .run(&self.app, &self.recorder, only.id(), only.task())
-            {
-                return Ok(vec![
-                    self.recorder().record_child_result(only.id(), outcome)?,
-                ]);
-            }
-            return Err(self.recorder().suspend(ids));
+            return Ok(Err(ids));
         }
         let records = self
             .app
@@ -390,18 +421,67 @@ impl WorkflowContext {
             .map(InvocationRecord::id)
             .collect();
         if !unfinished.is_empty() {
-            return Err(self.recorder().suspend(unfinished));
+            return Ok(Err(unfinished));
         }
         // `invocations` answers in the order asked.
         ids.iter()
             .zip(records)
             .map(|(child, r)| self.recorder().record_child_result(*child, outcome_of(r)))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .map(Ok)
+    }
+
+    /// `patched(change_id)`: whether this execution takes the new code's branch of a change
+    /// made while invocations of the old code may be in flight. See
+    /// `docs/guide/workflows.md`, "Changing a workflow's code".
+    ///
+    /// - Running past the recorded journal (new code, live): records a marker and returns
+    ///   `true`.
+    /// - Replaying, where the journal recorded this marker: returns `true` (the recorded run
+    ///   took the new branch).
+    /// - Replaying entries recorded without the marker: returns `false` and consumes nothing,
+    ///   so the old branch replays the entries the old code recorded.
+    ///
+    /// ```
+    /// # use wf_runtime::{App, TaskContext, TaskError};
+    /// # let app = App::builder().memory().build()?;
+    /// let flow = app.task("flow", |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
+    ///     let wf = ctx.wf();
+    ///     if wf.patched("bonus-step") {
+    ///         Ok(2) // the new code's branch
+    ///     } else {
+    ///         Ok(1) // what the old code did, for invocations recorded by it
+    ///     }
+    /// })?;
+    /// let inv = flow.call(&app, ())?;
+    /// app.run_until_idle()?;
+    /// assert_eq!(inv.result()?, 2);
+    /// # Ok::<(), wf_runtime::WfError>(())
+    /// ```
+    pub fn patched(&self, change_id: &str) -> bool {
+        self.recorder().patched(change_id)
+    }
+
+    /// `deprecate_patch(change_id)`: the second stage of removing a patch, once no invocation
+    /// recorded without its marker is in flight: the old branch is gone and the new code runs
+    /// unconditionally. Journals recorded with the marker still replay (the marker is consumed
+    /// where it was recorded); live it records the marker, so a rollback to the code with
+    /// `patched` still replays. Remove the call once no journal recorded with the marker is in
+    /// flight. Never a divergence by itself.
+    pub fn deprecate_patch(&self, change_id: &str) {
+        self.recorder().patched(change_id);
+    }
+
+    /// Whether this invocation's body has been told of its cancellation (an operation returned
+    /// [`WfError::Cancelled`] in this execution or, replayed, an earlier one): its compensating
+    /// steps are running. The same on every replay.
+    pub fn is_cancelled(&self) -> bool {
+        self.recorder.borrow().told()
     }
 
     /// A store read failed. A transient failure interrupts the execution (it runs again later
     /// from this point); any other is an ordinary error of the body.
-    fn store_failed(&self, error: StoreError) -> WfError {
+    pub(crate) fn store_failed(&self, error: StoreError) -> WfError {
         if error.is_transient() {
             return self.recorder().store_failed(&error);
         }
@@ -412,6 +492,25 @@ impl WorkflowContext {
     pub(crate) fn into_recorder(self) -> Recorder {
         self.recorder.into_inner()
     }
+}
+
+/// The results of `handles` from their `outcomes`, or the first child failure.
+pub(crate) fn decode_outcomes<R: DeserializeOwned>(
+    handles: &[ChildHandle<R>],
+    outcomes: Vec<ChildOutcome>,
+) -> Result<Vec<R>, WfError> {
+    handles
+        .iter()
+        .zip(outcomes)
+        .map(|(h, outcome)| match outcome {
+            ChildOutcome::Success(bytes) => decode(&bytes).map_err(WfError::from),
+            ChildOutcome::Failed(failure) => Err(WfError::ChildFailed {
+                task: h.task().clone(),
+                child: h.id(),
+                failure,
+            }),
+        })
+        .collect()
 }
 
 /// A final child's outcome as its parent records it.

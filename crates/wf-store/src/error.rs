@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use wf_core::{CodecError, InvocationId, TransitionError, WorkflowAccessError};
+use wf_core::{CodecError, InvocationId, Status, TransitionError, WorkflowAccessError};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +149,39 @@ pub enum StoreError {
         /// The limit it is over.
         limit: usize,
     },
+    /// An event was sent to an invocation that is already final: nothing waits for it any more.
+    #[error(
+        "invocation {invocation} is already final ({status}): it takes no more events; send events to invocations that are still running or waiting (a workflow is addressed by its root's id)"
+    )]
+    AlreadyFinished {
+        /// The invocation.
+        invocation: InvocationId,
+        /// Its final status.
+        status: Status,
+    },
+    /// The backend does not implement this operation yet (a backend written before the
+    /// operation joined the contract): nothing changed.
+    #[error(
+        "the {backend} store does not support {operation} yet; use the memory or file store for \
+         workflows that need it"
+    )]
+    Unsupported {
+        /// The backend.
+        backend: &'static str,
+        /// What it cannot do.
+        operation: &'static str,
+    },
+    /// An event reused the idempotency key of another event of the same invocation with another
+    /// name or payload.
+    #[error(
+        "an event with key '{key}' was already sent to invocation {invocation} with another name or payload; keys must identify one event: use a new key for a new event"
+    )]
+    EventConflict {
+        /// The invocation.
+        invocation: InvocationId,
+        /// The key.
+        key: String,
+    },
     /// A server-side store refused the operation for a reason that waiting will not fix: a
     /// wrong password or missing permission, a misconfigured server, a namespace holding data
     /// this version did not write. (Lost connections and busy servers are
@@ -181,6 +214,9 @@ impl StoreError {
                 | StoreError::Access(_)
                 | StoreError::Conflict(_)
                 | StoreError::Transition { .. }
+                | StoreError::AlreadyFinished { .. }
+                | StoreError::EventConflict { .. }
+                | StoreError::Unsupported { .. }
                 | StoreError::NotRetryable { .. }
         )
     }

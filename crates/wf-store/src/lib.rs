@@ -12,22 +12,27 @@
 //! This crate knows nothing of workers or task bodies: it stores and hands out invocations.
 
 pub mod error;
+pub mod export;
 pub mod limits;
 pub mod memory;
 pub mod model;
 mod redact;
 pub mod spec;
+pub mod steering;
 pub mod store;
 pub mod tables;
 
 pub use error::StoreError;
+pub use export::{EXPORT_FORMAT, ExportedInvocation, WorkflowExport};
 pub use memory::MemoryStore;
 pub use model::{
     Checkpoint, Claim, Commit, DEFAULT_MAX_RECOVERIES, InvocationRecord, InvocationSpec,
-    InvocationState, Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, TaskSet,
+    InvocationState, Lease, LeaseInfo, NewInvocation, Outcome, StatusCounts, Submitted, Suspension,
+    TaskSet,
 };
 pub use redact::redact_url;
 pub use spec::{StoreSpec, StoreSpecError};
+pub use steering::{CancelReport, CancelRequest, EventInbox, EventSent, NewEvent, StoredEvent};
 pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 
 #[cfg(feature = "testing")]

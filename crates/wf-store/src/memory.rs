@@ -11,6 +11,7 @@ use crate::model::{
     Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
     TaskSet,
 };
+use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
 use crate::tables::{Change, Tables};
 
@@ -127,7 +128,9 @@ pub(crate) fn signal(changes: &[Change], work: &Signal, finished: &Signal) {
             }
             _ => continue,
         };
-        new_work += usize::from(state.status.is_claimable());
+        // A timer of a waiting invocation makes it claimable later: waiters re-read `next_due`.
+        let timer = state.status == wf_core::Status::Waiting && state.not_before.is_some();
+        new_work += usize::from(state.status.is_claimable() || timer);
         any_final |= state.status.is_final();
     }
     match new_work {
@@ -261,6 +264,17 @@ impl StoreRead for MemoryStore {
         )
         .transpose()
     }
+
+    fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError> {
+        self.lock().events(id)
+    }
+
+    fn cancel_requests(
+        &self,
+        ids: &[InvocationId],
+    ) -> Result<Vec<(InvocationId, String)>, StoreError> {
+        Ok(self.lock().cancel_requests(ids))
+    }
 }
 
 impl StoreWork for MemoryStore {
@@ -326,6 +340,15 @@ impl StoreWork for MemoryStore {
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
         self.mutate(|t, out| t.recover_expired(out, now))
     }
+
+    fn send_event(
+        &self,
+        to: InvocationId,
+        event: NewEvent,
+        now: Timestamp,
+    ) -> Result<EventSent, StoreError> {
+        self.mutate(|t, out| t.send_event(out, to, event, now))
+    }
 }
 
 impl StoreAdmin for MemoryStore {
@@ -339,5 +362,14 @@ impl StoreAdmin for MemoryStore {
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
         self.mutate(|t, out| Ok(t.purge_finished(out, finished_before)))
+    }
+
+    fn cancel_tree(
+        &self,
+        id: InvocationId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CancelReport, StoreError> {
+        self.mutate(|t, out| t.cancel_tree(out, id, reason, now))
     }
 }

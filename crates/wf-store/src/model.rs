@@ -49,7 +49,8 @@ pub struct InvocationState {
     pub recoveries: u32,
     /// The lease while running.
     pub lease: Option<LeaseInfo>,
-    /// Not runnable before this time (retry backoff, delayed start).
+    /// Not runnable before this time (retry backoff, delayed start). While waiting: when its
+    /// timer fires (a sleep, or a wait's deadline), if it has one; it is claimable then.
     pub not_before: Option<Timestamp>,
     /// The encoded result, once successful.
     pub result: Option<Vec<u8>>,
@@ -166,6 +167,15 @@ pub struct Commit {
     pub children: Vec<NewInvocation>,
     /// The new status.
     pub outcome: Outcome,
+    /// Events sent to this invocation that this execution consumed (journaled as the values of
+    /// its `wait_event`s), by number: marked consumed in the same atomic step. An event
+    /// consumed before, or unknown, makes the commit invalid.
+    pub consumed: Vec<u64>,
+    /// Whether the body was told of its cancellation request (its journal holds the
+    /// cancellation): a non-final outcome then keeps it alive to run compensating steps. When a
+    /// cancellation was requested and this is false, the commit writes nothing but the
+    /// cancellation: the invocation ends cancelled.
+    pub cancel_acknowledged: bool,
 }
 
 /// Progress of a running execution, persisted without ending it: what
@@ -189,6 +199,8 @@ impl Commit {
             data: Vec::new(),
             children: Vec::new(),
             outcome,
+            consumed: Vec::new(),
+            cancel_acknowledged: false,
         }
     }
 }
@@ -222,12 +234,28 @@ pub enum Outcome {
         /// What went wrong, kept as the invocation's last error.
         error: Failure,
     },
+    /// Suspended until any part of the [`Suspension`] happens: its children are all final, its
+    /// timer fires, or the event it waits for arrives. (`Waiting { on }` is the suspension on
+    /// children alone.)
+    Suspended(Suspension),
+}
+
+/// What a suspended invocation waits for; any one part wakes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Suspension {
+    /// Its own children: it wakes once every one is final (none: not waiting on children).
+    pub children: Vec<InvocationId>,
+    /// When its timer fires (a sleep, or a wait's deadline): it is claimable then.
+    pub wake_at: Option<Timestamp>,
+    /// The name of an event it waits for: one arriving wakes it (one already there and not
+    /// consumed makes it pending at once).
+    pub event: Option<String>,
 }
 
 /// Invocation counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatusCounts {
-    counts: [u64; 7],
+    counts: [u64; Status::ALL.len()],
 }
 
 impl StatusCounts {

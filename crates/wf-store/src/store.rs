@@ -18,6 +18,7 @@ use crate::model::{
     Checkpoint, Claim, Commit, InvocationRecord, InvocationSpec, Lease, NewInvocation,
     StatusCounts, Submitted, TaskSet,
 };
+use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 
 /// Reads: what the inspector, monitors and `Invocation::result` need.
 pub trait StoreRead: Send + Sync + 'static {
@@ -126,6 +127,31 @@ pub trait StoreRead: Send + Sync + 'static {
         id: InvocationId,
         timeout: Duration,
     ) -> Result<Option<InvocationRecord>, StoreError>;
+
+    /// The events sent to invocation `id`, consumed or not, in arrival order, and the name of the
+    /// event it waits for while it waits for one.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] for an unknown id.
+    ///
+    /// Pinned by `events::events_are_buffered_in_arrival_order`,
+    /// `events::consumption_is_atomic_with_the_commit`, `events::waiting_for_is_readable`.
+    fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError>;
+
+    /// Of the invocations `ids`, those not final whose cancellation was requested while they ran
+    /// ([`StoreAdmin::cancel_tree`]), each with the reason; unknown ids are left out. Workers ask
+    /// it for the invocations they run (with their lease renewals), so a running body learns of
+    /// its cancellation.
+    ///
+    /// # Errors
+    /// A failed store.
+    ///
+    /// Pinned by `cancel_tree::cancel_tree_cancels_a_fan_out`,
+    /// `cancel_tree::a_stopping_member_ends_cancelled_at_its_commit`.
+    fn cancel_requests(
+        &self,
+        ids: &[InvocationId],
+    ) -> Result<Vec<(InvocationId, String)>, StoreError>;
 }
 
 /// What workers, and callers submitting work, need.
@@ -319,11 +345,33 @@ pub trait StoreWork: StoreRead {
     /// Pinned by `recovery::recover_expired_exactly_once`,
     /// `recovery::crash_loop_fails_after_max_recoveries`, `recovery::commit_resets_recovery_count`.
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError>;
+
+    /// Stores an event for invocation `to`, durably, as its next in arrival order; wakes `to`
+    /// if it waits for an event of this name. Idempotent by key: an event whose key was sent to
+    /// `to` before, with the same name and payload, stores nothing and answers
+    /// [`EventSent::AlreadyStored`] (even once `to` is final).
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] for an unknown invocation;
+    /// [`StoreError::AlreadyFinished`] for a final one; [`StoreError::EventConflict`] for a key
+    /// sent before with another name or payload; [`StoreError::TooLarge`] for an event over the
+    /// store's limits. Nothing changes on an error.
+    ///
+    /// Pinned by the `events` topic.
+    fn send_event(
+        &self,
+        to: InvocationId,
+        event: NewEvent,
+        now: Timestamp,
+    ) -> Result<EventSent, StoreError>;
 }
 
 /// What operators need.
 pub trait StoreAdmin: StoreRead {
-    /// Fails a non-final invocation (operator action).
+    /// Cancels one non-final invocation at once, whatever it is doing (operator action, "force"):
+    /// it becomes cancelled (a running one's worker then finds its lease lost) and wakes a
+    /// waiting parent. Its children are left alone; [`StoreAdmin::cancel_tree`] is the graceful
+    /// cancellation of a whole tree.
     ///
     /// # Errors
     /// [`StoreError::Transition`] for a final one; [`StoreError::InvocationNotFound`].
@@ -343,6 +391,25 @@ pub trait StoreAdmin: StoreRead {
     /// Pinned by the `retention` topic and `waits::wait_final_ends_when_purged`.
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError>;
 
+    /// Cancels invocation `id` and everything it started, recursively (its children, theirs,
+    /// and the sub-workflows they started): for a workflow's root, the whole workflow tree.
+    /// Members that are pending, waiting or retrying become cancelled at once (waking a waiting
+    /// parent outside the tree); running members are asked to stop ([`StoreRead::cancel_requests`])
+    /// and end cancelled with their next commit (see [`Commit::cancel_acknowledged`]) or, if
+    /// their worker is lost, their recovery. Final members stay as they are. Repeating it, or
+    /// cancelling a final invocation, changes nothing and says so in the report.
+    ///
+    /// # Errors
+    /// [`StoreError::InvocationNotFound`] for an unknown id; [`StoreError::TooLarge`] for an
+    /// oversized reason.
+    ///
+    /// Pinned by the `cancel_tree` topic.
+    fn cancel_tree(
+        &self,
+        id: InvocationId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CancelReport, StoreError>;
     /// Retries a failed invocation (operator action): it becomes pending at once, a new
     /// attempt that replays its journal. Its journal, its workflow's data and the children it
     /// started stay; its last error stays visible until the next attempt ends; its retry and

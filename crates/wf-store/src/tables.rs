@@ -30,8 +30,13 @@ use wf_core::{
 use crate::error::StoreError;
 use crate::model::{
     Checkpoint, Claim, Commit, InvocationRecord, InvocationSpec, InvocationState, Lease, LeaseInfo,
-    NewInvocation, Outcome, StatusCounts, Submitted, TaskSet, lease_expiry,
+    NewInvocation, Outcome, StatusCounts, Submitted, Suspension, TaskSet, lease_expiry,
 };
+use crate::steering::{CancelRequest, StoredEvent};
+
+mod steering;
+
+use steering::cancelled_state;
 
 /// One state change, the unit a durable backend logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +59,14 @@ pub enum Change {
     /// The store was bound to this app (its first bind). New variants go last: a log written
     /// before a variant existed still decodes.
     App(String),
+    /// An event stored for an invocation (as the last of its events).
+    Event(InvocationId, StoredEvent),
+    /// Events of an invocation (by number) consumed by one of its commits.
+    EventsConsumed(InvocationId, Vec<u64>),
+    /// The event a suspended invocation waits for (`None`: none). Meaningful while it waits.
+    AwaitEvent(InvocationId, Option<String>),
+    /// The cancellation request of a running invocation, new or now acknowledged.
+    CancelRequest(InvocationId, CancelRequest),
 }
 
 /// The failure of an invocation whose executions keep vanishing.
@@ -136,6 +149,15 @@ struct TaskQueue {
     delayed: BTreeSet<(Timestamp, InvocationId)>,
 }
 
+/// The events of one invocation and the event it waits for.
+#[derive(Default)]
+#[cfg_attr(test, derive(Clone))]
+struct Inbox {
+    events: Vec<StoredEvent>,
+    /// The event named by its last suspension (meaningful while it waits).
+    awaiting: Option<String>,
+}
+
 /// The in-memory state of a store. See the module docs.
 #[derive(Default)]
 #[cfg_attr(test, derive(Clone))]
@@ -152,6 +174,13 @@ pub struct Tables {
     queues: HashMap<TaskId, TaskQueue, IdHashing>,
     /// Running invocations by lease expiry, of every task.
     leases: BTreeSet<(Timestamp, InvocationId)>,
+    /// Per invocation: the events sent to it and the event it waits for.
+    inboxes: HashMap<InvocationId, Inbox>,
+    /// Cancellation requests of invocations that were running when their tree was cancelled.
+    cancels: HashMap<InvocationId, CancelRequest>,
+    /// Each invocation's children in submission order (derived from `Created`): a cancelled
+    /// tree is found by following it.
+    children: HashMap<InvocationId, Vec<InvocationId>>,
     counts: StatusCounts,
     next_seq: u64,
     next_ticket: u64,
@@ -202,6 +231,9 @@ impl Tables {
                             .entry(spec.identity.workflow_id)
                             .or_default()
                             .push(id);
+                        if let Some(parent) = spec.parent {
+                            self.children.entry(parent).or_default().push(id);
+                        }
                         let seq = self.next_seq;
                         self.next_seq += 1;
                         seq
@@ -238,6 +270,7 @@ impl Tables {
                         self.unindex(id, &slot.spec.task, &slot.state, slot.ticket);
                     }
                     self.journals.remove(&id);
+                    self.forget_steering(id);
                 }
                 self.data.remove(&workflow);
             }
@@ -248,6 +281,23 @@ impl Tables {
                 }
             }
             Change::App(app) => self.app = Some(app),
+            Change::Event(id, event) => self.inboxes.entry(id).or_default().events.push(event),
+            Change::EventsConsumed(id, seqs) => {
+                if let Some(inbox) = self.inboxes.get_mut(&id) {
+                    for seq in seqs {
+                        if let Some(e) = usize::try_from(seq)
+                            .ok()
+                            .and_then(|i| inbox.events.get_mut(i))
+                        {
+                            e.consumed = true;
+                        }
+                    }
+                }
+            }
+            Change::AwaitEvent(id, name) => self.inboxes.entry(id).or_default().awaiting = name,
+            Change::CancelRequest(id, request) => {
+                self.cancels.insert(id, request);
+            }
         }
     }
 
@@ -262,7 +312,9 @@ impl Tables {
         let lease = state.lease.as_ref().map(|l| l.expires_at);
         self.counts.add(status);
         let mut ticket = None;
-        if status.is_claimable() {
+        // A waiting invocation with a timer is claimable when the timer fires, like a retry.
+        let timer = status == Status::Waiting && not_before.is_some();
+        if status.is_claimable() || timer {
             let task = &slot.spec.task;
             if !self.queues.contains_key(task) {
                 self.queues.insert(task.clone(), TaskQueue::default());
@@ -676,6 +728,8 @@ impl Tables {
             expires_at,
         });
         state.not_before = None;
+        // Claimed once its timer fired: it no longer waits on anything.
+        state.waiting_on.clear();
         state.updated_at = now;
         let lease = Lease {
             invocation: id,
@@ -759,22 +813,33 @@ impl Tables {
         let slot = self.fence(lease, now)?;
         let spec = slot.spec.clone();
         let invalid = |reason: String| invalid(id, reason);
-        let Commit {
+        // Cancelled while it ran, and the body was not told: the request wins over whatever
+        // the execution did, and nothing of it is written.
+        if let Some(request) = self.cancels.get(&id)
+            && !commit.cancel_acknowledged
+        {
+            let reason = request.reason.clone();
+            return self.cancel(out, id, &reason, now);
+        }
+        self.check_consumed(id, &commit.consumed)?;
+        // Journal, data and children are validated as a checkpoint's are.
+        let Progress {
             journal,
             data,
-            children,
-            outcome,
-        } = commit;
-        let progress = self.check_progress(&spec, journal, data, children)?;
-        let fresh = &progress.fresh;
+            fresh,
+        } = self.check_progress(&spec, commit.journal, commit.data, commit.children)?;
         // The new state.
         let mut state = self.slot(id)?.state.clone();
         state.lease = None;
         state.recoveries = 0;
         state.updated_at = now;
         let mut wakes_parent = false;
-        let waiting = matches!(outcome, Outcome::Waiting { .. });
-        match outcome {
+        let mut awaiting = None;
+        let waiting = matches!(
+            commit.outcome,
+            Outcome::Waiting { .. } | Outcome::Suspended(_)
+        );
+        match commit.outcome {
             Outcome::Success(result) => {
                 state.status = Status::Success;
                 state.result = Some(result);
@@ -799,23 +864,7 @@ impl Tables {
                 state.error = Some(error);
             }
             Outcome::Waiting { on } => {
-                let mut unfinished = Vec::new();
-                for child in on {
-                    let is_new = fresh.iter().any(|c| c.id == child);
-                    match self.invocations.get(&child) {
-                        _ if is_new => unfinished.push(child),
-                        Some(c) if c.spec.parent == Some(id) => {
-                            if !c.state.status.is_final() {
-                                unfinished.push(child);
-                            }
-                        }
-                        _ => {
-                            return Err(invalid(format!(
-                                "waits on {child}, which is not its child"
-                            )));
-                        }
-                    }
-                }
+                let unfinished = self.unfinished_children(id, on, &fresh)?;
                 check(id, Status::Running, Status::Waiting)?;
                 if unfinished.is_empty() {
                     // Every child finished before the commit: runnable again at once.
@@ -826,13 +875,66 @@ impl Tables {
                     state.waiting_on = unfinished;
                 }
             }
+            Outcome::Suspended(Suspension {
+                children,
+                wake_at,
+                event,
+            }) => {
+                let on_children = !children.is_empty();
+                if !on_children && wake_at.is_none() && event.is_none() {
+                    return Err(invalid(
+                        "suspends on nothing: no child, no timer and no event".to_owned(),
+                    ));
+                }
+                let unfinished = self.unfinished_children(id, children, &fresh)?;
+                check(id, Status::Running, Status::Waiting)?;
+                let event_here = event
+                    .as_deref()
+                    .is_some_and(|name| self.has_unconsumed(id, name, &commit.consumed));
+                if (on_children && unfinished.is_empty()) || event_here {
+                    // What it waits for already happened: runnable again at once.
+                    check(id, Status::Waiting, Status::Pending)?;
+                    state.status = Status::Pending;
+                } else {
+                    state.status = Status::Waiting;
+                    state.waiting_on = unfinished;
+                    state.not_before = wake_at;
+                    awaiting = event;
+                }
+            }
         }
-        if !waiting {
+        // A cancellation the body was told of: it may suspend and wake to run compensating
+        // steps, but when it ends (or would retry), it ends cancelled.
+        let cancel_reason = self.cancels.get(&id).map(|r| r.reason.clone());
+        if let Some(reason) = &cancel_reason
+            && (state.status.is_final() || state.status == Status::Retry)
+        {
+            state = cancelled_state(state, reason);
+            wakes_parent = true;
+        }
+        if !waiting || state.status == Status::Cancelled {
             check(id, Status::Running, state.status)?;
         }
 
         // Everything is valid: write.
-        self.write_progress(out, &spec, progress, None, now)?;
+        if !journal.is_empty() {
+            self.emit(out, Change::Journal(id, journal));
+        }
+        if !commit.consumed.is_empty() {
+            self.emit(out, Change::EventsConsumed(id, commit.consumed));
+        }
+        if self.awaiting(id) != awaiting.as_deref() {
+            self.emit(out, Change::AwaitEvent(id, awaiting));
+        }
+        if cancel_reason.is_some() {
+            self.acknowledge_cancel(out, id);
+        }
+        for (key, value) in data {
+            self.emit(out, Change::Data(spec.identity.workflow_id, key, value));
+        }
+        for child in fresh {
+            self.create(out, child, now)?;
+        }
         self.set_state(out, id, state);
         if wakes_parent {
             self.wake_parent(out, &spec, now);
@@ -865,6 +967,13 @@ impl Tables {
             data,
             children,
         } = checkpoint;
+        if self.cancels.contains_key(&id) {
+            // The cancellation decides what this execution commits: no child runs meanwhile.
+            return Err(invalid(
+                id,
+                "a cancellation was requested: it commits instead of running a child".to_owned(),
+            ));
+        }
         let progress = self.check_progress(&spec, journal, data, children)?;
         match progress.fresh.iter().find(|c| c.id == run) {
             None => {
@@ -981,6 +1090,38 @@ impl Tables {
         Ok(())
     }
 
+    /// Of the children `on` that invocation `id` waits on, those not final yet (a child
+    /// submitted by this commit, in `fresh`, is not even stored yet).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCommit`] for an invocation that is not its child.
+    fn unfinished_children(
+        &self,
+        id: InvocationId,
+        on: Vec<InvocationId>,
+        fresh: &[NewInvocation],
+    ) -> Result<Vec<InvocationId>, StoreError> {
+        let mut unfinished = Vec::new();
+        for child in on {
+            let is_new = fresh.iter().any(|c| c.id == child);
+            match self.invocations.get(&child) {
+                _ if is_new => unfinished.push(child),
+                Some(c) if c.spec.parent == Some(id) => {
+                    if !c.state.status.is_final() {
+                        unfinished.push(child);
+                    }
+                }
+                _ => {
+                    return Err(StoreError::InvalidCommit {
+                        invocation: id,
+                        reason: format!("waits on {child}, which is not its child"),
+                    });
+                }
+            }
+        }
+        Ok(unfinished)
+    }
+
     /// A final child may make its waiting parent runnable.
     fn wake_parent(&mut self, out: &mut Vec<Change>, child: &InvocationSpec, now: Timestamp) {
         let Some(parent) = child.parent else { return };
@@ -999,6 +1140,8 @@ impl Tables {
         let mut state = slot.state.clone();
         state.waiting_on.clear();
         state.status = Status::Pending;
+        // It no longer waits for its timer either.
+        state.not_before = None;
         state.updated_at = now;
         self.set_state(out, parent, state);
     }
@@ -1028,6 +1171,17 @@ impl Tables {
             state.lease = None;
             state.updated_at = now;
             let crash_loop = state.recoveries >= spec.max_recoveries;
+            let cancel = self.cancels.get(&id).cloned();
+            if let Some(request) = cancel.filter(|r| !r.acknowledged || crash_loop) {
+                // Cancelled while it ran and its worker is gone: a body never told ends here;
+                // one told keeps compensating (recovered below) unless it crash-loops.
+                check(id, state.status, Status::Cancelled)?;
+                state = cancelled_state(state, &request.reason);
+                self.set_state(out, id, state);
+                self.wake_parent(out, &spec, now);
+                recovered.push(id);
+                continue;
+            }
             if crash_loop {
                 check(id, state.status, Status::Failed)?;
                 state.status = Status::Failed;
@@ -1046,7 +1200,8 @@ impl Tables {
         Ok(recovered)
     }
 
-    /// Fails a non-final invocation on an operator's word.
+    /// Cancels a non-final invocation at once on an operator's word (see also
+    /// [`Tables::cancel_tree`]).
     ///
     /// # Errors
     /// [`StoreError::InvocationNotFound`]; [`StoreError::Transition`] for a final invocation.
@@ -1058,14 +1213,9 @@ impl Tables {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let slot = self.slot(id)?;
-        check(id, slot.state.status, Status::Failed)?;
+        check(id, slot.state.status, Status::Cancelled)?;
         let spec = slot.spec.clone();
-        let mut state = slot.state.clone();
-        state.status = Status::Failed;
-        state.lease = None;
-        state.not_before = None;
-        state.waiting_on.clear();
-        state.error = Some(Failure::new(FailureKind::Cancelled, reason));
+        let mut state = cancelled_state(slot.state.clone(), reason);
         state.updated_at = now;
         self.set_state(out, id, state);
         self.wake_parent(out, &spec, now);
@@ -1218,6 +1368,7 @@ impl Tables {
             if let Some(j) = self.journals.get(id) {
                 out.push(Change::Journal(*id, j.clone()));
             }
+            self.snapshot_steering(*id, &mut out);
         }
         for (_, id) in queued {
             if let Some(slot) = self.invocations.get(&id) {
@@ -1497,6 +1648,118 @@ mod tests {
         assert!(parent.state.waiting_on.is_empty());
         assert_eq!(parent.state.updated_at, at(3));
         assert_eq!(assert_rebuilt(live, at(10)), [p.id]);
+    }
+
+    /// Timers, events (consumed or not, with keys), what a waiting invocation waits for and
+    /// cancellation requests (new and acknowledged): log replay and snapshot replay rebuild
+    /// them, and the claim order with a due timer.
+    #[test]
+    fn replay_keeps_timers_events_and_cancellations() {
+        use crate::steering::NewEvent;
+        let event = |name: &str, key: Option<&str>| NewEvent {
+            name: name.to_owned(),
+            payload: name.as_bytes().to_vec(),
+            key: key.map(str::to_owned),
+        };
+        let mut live = Logged::default();
+        let (a, b, c, d) = (root(1), root(2), root(3), root(4));
+        for (n, inv) in [&a, &b, &c, &d].into_iter().enumerate() {
+            live.submit(inv, at(n as u64));
+        }
+        // a sleeps until 50 ms.
+        let la = live.claim(at(5));
+        assert_eq!(la.invocation, a.id);
+        let sleep = Suspension {
+            wake_at: Some(at(50)),
+            ..Suspension::default()
+        };
+        live.commit(&la, Commit::outcome(Outcome::Suspended(sleep)), at(6));
+        // b consumes one "go" and waits for the next.
+        live.tables
+            .send_event(&mut live.log, b.id, event("go", Some("k")), at(7))
+            .unwrap();
+        let lb = live.claim(at(8));
+        assert_eq!(lb.invocation, b.id);
+        let wait = Suspension {
+            event: Some("go".to_owned()),
+            ..Suspension::default()
+        };
+        let consume = Commit {
+            journal: fixtures::entries(0, 1),
+            consumed: vec![0],
+            ..Commit::outcome(Outcome::Suspended(wait))
+        };
+        live.commit(&lb, consume, at(9));
+        live.tables
+            .send_event(&mut live.log, b.id, event("other", None), at(10))
+            .unwrap();
+        // c runs and is asked to stop; d runs, is asked to stop and acknowledges.
+        let lc = live.claim(at(11));
+        let ld = live.claim(at(11));
+        assert_eq!((lc.invocation, ld.invocation), (c.id, d.id));
+        for id in [c.id, d.id] {
+            live.tables
+                .cancel_tree(&mut live.log, id, "stop", at(12))
+                .unwrap();
+        }
+        let told = Commit {
+            cancel_acknowledged: true,
+            ..Commit::outcome(Outcome::Released)
+        };
+        live.commit(&ld, told, at(13));
+
+        let ids = [a.id, b.id, c.id, d.id];
+        let steering = |t: &Tables| {
+            let inboxes: Vec<_> = ids.iter().map(|id| t.events(*id).unwrap()).collect();
+            let requests: Vec<_> = ids.iter().map(|id| t.cancels.get(id).cloned()).collect();
+            (
+                inboxes,
+                requests,
+                t.cancel_requests(&ids),
+                t.next_due(&tasks(&TASKS)),
+            )
+        };
+        let expected = steering(&live.tables);
+        assert_eq!(expected.0[1].events.len(), 2);
+        assert_eq!(expected.0[1].waiting_for.as_deref(), Some("go"));
+        assert_eq!(expected.3, Some(at(50)));
+        assert_eq!(steering(&replay(live.log.clone())), expected, "log replay");
+        assert_eq!(
+            steering(&replay(live.tables.snapshot())),
+            expected,
+            "snapshot replay"
+        );
+        // Claimable at 60 ms: d (released at 13 ms) then a (its timer fired at 50 ms).
+        assert_eq!(assert_rebuilt(live, at(60)), [d.id, a.id]);
+    }
+
+    /// Logs written before a variant existed must still decode: every enum a log holds keeps
+    /// its variants' positions (the encoded variant index follows the codec's version byte),
+    /// and new variants go last.
+    #[test]
+    fn logged_enums_keep_their_variant_positions() {
+        use wf_core::{ChildOutcome, Op, codec::encode};
+        let index = |bytes: Vec<u8>| bytes[1];
+        let app = Change::App(String::new());
+        assert_eq!(index(encode(&app).unwrap()), 6, "Change::App");
+        let awaited = Change::AwaitEvent(InvocationId::from_u128(1), None);
+        assert_eq!(index(encode(&awaited).unwrap()), 9, "Change::AwaitEvent");
+        assert_eq!(index(encode(&Status::Failed).unwrap()), 6, "Status::Failed");
+        assert_eq!(
+            index(encode(&Status::Cancelled).unwrap()),
+            7,
+            "Status::Cancelled"
+        );
+        let result = Op::ChildResult {
+            child: InvocationId::from_u128(1),
+            outcome: ChildOutcome::Success(Vec::new()),
+        };
+        assert_eq!(index(encode(&result).unwrap()), 5, "Op::ChildResult");
+        assert_eq!(index(encode(&Op::TimerFired).unwrap()), 7, "Op::TimerFired");
+        let told = Op::Cancelled {
+            reason: String::new(),
+        };
+        assert_eq!(index(encode(&told).unwrap()), 10, "Op::Cancelled");
     }
 
     /// A checkpoint's inline child is created running (never queued), its siblings queued in

@@ -121,6 +121,7 @@ fn compaction_and_reopen_keep_every_state() {
                 data: data_of(10),
                 children: vec![kid.clone()],
                 outcome: Outcome::Waiting { on: vec![kid.id] },
+                ..Commit::outcome(Outcome::Released)
             },
             at(12),
         )

@@ -12,6 +12,7 @@ fn subject() -> Subject {
 }
 
 wf_store::conformance_tests!(subject);
+wf_store::steering_conformance_tests!(subject);
 
 /// This backend runs children inline: it must support checkpoints.
 #[test]

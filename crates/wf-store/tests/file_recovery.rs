@@ -426,7 +426,7 @@ fn state_survives_reopen_and_a_stale_compaction_file_is_ignored() {
             .invocation(InvocationId::from_u128(101))
             .unwrap()
             .status(),
-        Status::Failed,
+        Status::Cancelled,
         "root(100), cancelled"
     );
 }

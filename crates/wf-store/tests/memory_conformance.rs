@@ -4,6 +4,7 @@ use wf_store::MemoryStore;
 use wf_store::conformance::Subject;
 
 wf_store::conformance_tests!(|| Subject::new(MemoryStore::new()));
+wf_store::steering_conformance_tests!(|| Subject::new(MemoryStore::new()));
 
 /// This backend runs children inline: it must support checkpoints.
 #[test]

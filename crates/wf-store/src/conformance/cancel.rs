@@ -1,4 +1,5 @@
-//! Cancellation and the transition table.
+//! Force-cancelling one invocation (`cancel`), and the transition table. Cancelling a tree is
+//! the `cancel_tree` topic.
 
 use wf_core::{FailureKind, Status};
 
@@ -33,7 +34,7 @@ pub fn cancel_of_final_is_refused(s: Subject) {
             StoreError::Transition { invocation, source } => {
                 assert_eq!(invocation, inv);
                 assert_eq!(source.from, from);
-                assert_eq!(source.to, Status::Failed);
+                assert_eq!(source.to, Status::Cancelled);
             }
             other => panic!("cancel of a {from} invocation: expected Transition, got {other:?}"),
         }
@@ -45,8 +46,9 @@ pub fn cancel_of_final_is_refused(s: Subject) {
     }
 }
 
-/// Cancelling pending, retrying and waiting invocations fails them (kind `Cancelled`), they
-/// are never claimed again, and a cancelled child wakes its waiting parent.
+/// Cancelling pending, retrying and waiting invocations makes them cancelled (a final status,
+/// error kind `Cancelled`), they are never claimed again, and a cancelled child wakes its
+/// waiting parent.
 pub fn cancel_non_final(s: Subject) {
     let store = &*s.store;
     let pending = root(1, "pending", b"");
@@ -56,7 +58,7 @@ pub fn cancel_non_final(s: Subject) {
         "cancel pending",
     );
     let rec = record(store, pending.id);
-    assert_eq!(rec.state.status, Status::Failed);
+    assert_eq!(rec.state.status, Status::Cancelled);
     let error = rec
         .state
         .error
@@ -81,7 +83,7 @@ pub fn cancel_non_final(s: Subject) {
         at(3),
     );
     ok(store.cancel(retrying.id, "give up", at(4)), "cancel retry");
-    assert_eq!(status(store, retrying.id), Status::Failed);
+    assert_eq!(status(store, retrying.id), Status::Cancelled);
     assert_nothing_claimable(store, at(20), "a cancelled retry is not claimable");
 
     // A parent waiting on two children: cancelling both children wakes it.
@@ -123,12 +125,12 @@ pub fn cancel_non_final(s: Subject) {
         at(25),
     );
     ok(store.cancel(p.id, "stop parent", at(26)), "cancel waiting");
-    assert_eq!(status(store, p.id), Status::Failed);
+    assert_eq!(status(store, p.id), Status::Cancelled);
     let kc = claim_expect(store, "w", at(27), k3.id);
     succeed(store, &kc.lease, b"", at(28));
     assert_eq!(
         status(store, p.id),
-        Status::Failed,
+        Status::Cancelled,
         "a finished child must not revive a cancelled parent"
     );
     assert_nothing_claimable(store, at(29), "nothing left");

@@ -120,6 +120,7 @@ pub fn data_write_by_child_is_refused(s: Subject) {
         data: vec![("x".to_owned(), b"from child".to_vec())],
         children: vec![child(3, &k, "grandkid", b"")],
         outcome: Outcome::Success(b"kid".to_vec()),
+        ..Commit::outcome(Outcome::Released)
     };
     match err(store.commit(&kc.lease, refused, at(3)), "child writes data") {
         StoreError::Access(e) => {

@@ -327,6 +327,7 @@ pub fn everything(parent: &NewInvocation, seq: u32, child_n: u128) -> Commit {
         data: vec![("rejected-key".to_owned(), b"rejected".to_vec())],
         children: vec![child(child_n, parent, "rejected-child", b"c")],
         outcome: Outcome::Success(b"rejected result".to_vec()),
+        ..Commit::outcome(Outcome::Released)
     }
 }
 
@@ -375,4 +376,22 @@ pub fn assert_not_written(
         Some(&b"rejected result"[..]),
         "a rejected commit's result must not be visible"
     );
+}
+
+/// Claims at `now` with a worker that runs only `task`, and asserts something was claimed (and
+/// that it is of `task`).
+#[track_caller]
+pub fn claim_task(store: &dyn Store, task: &str, now: Timestamp) -> Claim {
+    let claim = ok(
+        store.claim(&worker("w"), &tasks(&[task]), LEASE, now),
+        format!("claim of task {task}"),
+    )
+    .unwrap_or_else(|| panic!("claim of task {task} at {now:?}: nothing claimable"));
+    assert_eq!(claim.record.spec.task.as_str(), task);
+    claim
+}
+
+/// A commit of a suspension (no journal, data or children).
+pub fn suspended(suspension: crate::model::Suspension) -> Commit {
+    Commit::outcome(Outcome::Suspended(suspension))
 }

@@ -205,7 +205,7 @@ pub fn cancelled_running_cannot_commit(s: Subject) {
     );
     assert_not_written(store, &inv, 0, 50);
     let rec = record(store, inv.id);
-    assert_eq!(rec.state.status, Status::Failed);
+    assert_eq!(rec.state.status, Status::Cancelled);
     assert_eq!(
         rec.state.error.map(|e| e.kind),
         Some(FailureKind::Cancelled)

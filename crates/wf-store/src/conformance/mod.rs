@@ -33,16 +33,19 @@ pub mod fixtures;
 pub mod admin;
 pub mod app;
 pub mod cancel;
+pub mod cancel_tree;
 pub mod checkpoint;
 pub mod claim;
 pub mod commit;
 pub mod data;
+pub mod events;
 pub mod leases;
 pub mod reads;
 pub mod recovery;
 pub mod retention;
 pub mod submit;
 pub mod tasks;
+pub mod timers;
 pub mod values;
 pub mod waiting;
 pub mod waits;
@@ -217,6 +220,55 @@ macro_rules! conformance_tests {
                 #[test]
                 fn $name() {
                     if let Some(subject) = super::conformance_subject() {
+                        $crate::conformance::$topic::$name(subject);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Instantiates the conformance tests of steering — durable timers, external events and the
+/// cancellation of workflow trees (issue 13; "Contract operations" in `docs/backends.md`) — for a
+/// backend, with the same factory as [`conformance_tests!`]. It generates the topics `timers`,
+/// `events` and `cancel_tree`. A backend implements these operations and then calls both macros.
+#[macro_export]
+macro_rules! steering_conformance_tests {
+    ($make:expr) => {
+        fn steering_subject() -> Option<$crate::conformance::Subject> {
+            $crate::conformance::MaybeSubject::into_subject(($make)())
+        }
+        $crate::steering_conformance_tests!(@topic timers:
+            timer_wakes_at_its_time,
+            child_or_timer_whichever_first,
+            timers_are_per_task,
+            suspension_on_nothing_is_invalid,
+            wait_for_work_wakes_when_a_timer_is_due,
+        );
+        $crate::steering_conformance_tests!(@topic events:
+            events_are_buffered_in_arrival_order,
+            consumption_is_atomic_with_the_commit,
+            event_wakes_an_invocation_waiting_for_its_name,
+            waiting_for_a_buffered_event_is_pending_at_once,
+            event_or_timer_whichever_first,
+            event_keys_make_sending_idempotent,
+            events_to_unknown_or_final_invocations_are_refused,
+            events_are_purged_with_their_workflow,
+        );
+        $crate::steering_conformance_tests!(@topic cancel_tree:
+            cancel_tree_cancels_a_fan_out,
+            a_stopping_member_ends_cancelled_at_its_commit,
+            a_told_member_compensates_then_ends_cancelled,
+            cancelling_again_or_a_final_invocation_is_harmless,
+            a_stopping_member_whose_worker_is_lost_ends_cancelled,
+        );
+    };
+    (@topic $topic:ident: $($name:ident),* $(,)?) => {
+        mod $topic {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(subject) = super::steering_subject() {
                         $crate::conformance::$topic::$name(subject);
                     }
                 }

@@ -26,6 +26,7 @@ pub fn purge_finished_removes_only_old_finished(s: Subject) {
             data: vec![("k".to_owned(), b"a".to_vec())],
             children: vec![ak.clone()],
             outcome: Outcome::Waiting { on: vec![ak.id] },
+            ..Commit::outcome(Outcome::Released)
         },
         at(1),
     );
@@ -146,7 +147,7 @@ pub fn purge_finished_removes_only_old_finished(s: Subject) {
     assert_not_found(store.invocation(b.id), b.id, "purged B");
     assert_eq!(ok(store.get_data(b.id, "k"), "purged B data"), None);
     assert_eq!(status(store, cr.id), Status::Waiting);
-    assert_eq!(status(store, d.id), Status::Failed);
+    assert_eq!(status(store, d.id), Status::Cancelled);
     assert_eq!(status(store, dk.id), Status::Pending);
     assert_eq!(ok(store.counts(), "counts").total(), 4);
     let c = claim_expect(store, "w", at(100_001), ck.id);

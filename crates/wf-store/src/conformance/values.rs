@@ -34,6 +34,7 @@ pub fn large_values_round_trip(s: Subject) {
             data: vec![("big".to_owned(), value.clone())],
             children: Vec::new(),
             outcome: Outcome::Success(result.clone()),
+            ..Commit::outcome(Outcome::Released)
         },
         at(1),
     );

@@ -95,6 +95,7 @@ use crate::model::{
     Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts,
     Submitted, TaskSet,
 };
+use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
 use crate::tables::{Change, Tables};
 
@@ -516,6 +517,9 @@ fn journal_bytes(entry: &JournalEntry) -> usize {
             outcome: ChildOutcome::Failed(f),
             ..
         } => f.message.len(),
+        Op::Event { name, payload, .. } => name.len() + payload.len(),
+        Op::Patch { id } => id.len(),
+        Op::Cancelled { reason } => reason.len(),
         _ => 64,
     }
 }
@@ -527,9 +531,14 @@ fn commit_bytes(commit: &Commit) -> usize {
         | Outcome::Retry { error: f, .. }
         | Outcome::Deferred { error: f, .. } => f.message.len(),
         Outcome::Waiting { on } => on.len() * 16,
+        Outcome::Suspended(s) => {
+            s.children.len() * 16 + s.event.as_ref().map_or(0, String::len) + 16
+        }
         Outcome::Released => 0,
     };
-    outcome + parts_bytes(&commit.journal, &commit.data, &commit.children)
+    outcome
+        + parts_bytes(&commit.journal, &commit.data, &commit.children)
+        + commit.consumed.len() * 8
 }
 
 fn progress_bytes(checkpoint: &Checkpoint) -> usize {
@@ -547,6 +556,10 @@ fn parts_bytes(
             .map(|(k, v)| k.len() + v.len() + 32)
             .sum::<usize>()
         + children.iter().map(invocation_bytes).sum::<usize>()
+}
+
+fn event_bytes(event: &NewEvent) -> usize {
+    event.name.len() + event.payload.len() + event.key.as_ref().map_or(0, String::len) + 64
 }
 
 impl StoreRead for FileStore {
@@ -632,6 +645,17 @@ impl StoreRead for FileStore {
             Some(Err(stopped)) => Err(stopped),
             None => Ok(None),
         }
+    }
+
+    fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError> {
+        self.read(|t| t.events(id))?
+    }
+
+    fn cancel_requests(
+        &self,
+        ids: &[InvocationId],
+    ) -> Result<Vec<(InvocationId, String)>, StoreError> {
+        self.read(|t| t.cancel_requests(ids))
     }
 }
 
@@ -728,9 +752,29 @@ impl StoreWork for FileStore {
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
         self.mutate(true, now, |t, out| t.recover_expired(out, now))
     }
+
+    fn send_event(
+        &self,
+        to: InvocationId,
+        event: NewEvent,
+        now: Timestamp,
+    ) -> Result<EventSent, StoreError> {
+        check_size("an event", event_bytes(&event))?;
+        self.mutate(true, now, |t, out| t.send_event(out, to, event, now))
+    }
 }
 
 impl StoreAdmin for FileStore {
+    fn cancel_tree(
+        &self,
+        id: InvocationId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CancelReport, StoreError> {
+        check_size("a cancellation", reason.len())?;
+        self.mutate(true, now, |t, out| t.cancel_tree(out, id, reason, now))
+    }
+
     fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
         check_size("a cancellation", reason.len())?;
         self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))

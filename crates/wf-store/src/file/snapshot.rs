@@ -18,6 +18,7 @@ use super::recovery::replay;
 use super::{FileStore, LOG_FILE};
 use crate::error::StoreError;
 use crate::model::{InvocationRecord, StatusCounts};
+use crate::steering::EventInbox;
 use crate::store::StoreRead;
 use crate::tables::Tables;
 
@@ -172,5 +173,16 @@ impl StoreRead for FileSnapshot {
     ) -> Result<Option<InvocationRecord>, StoreError> {
         let record = self.tables.invocation(id)?;
         Ok(record.state.status.is_final().then_some(record))
+    }
+
+    fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError> {
+        self.tables.events(id)
+    }
+
+    fn cancel_requests(
+        &self,
+        ids: &[InvocationId],
+    ) -> Result<Vec<(InvocationId, String)>, StoreError> {
+        Ok(self.tables.cancel_requests(ids))
     }
 }

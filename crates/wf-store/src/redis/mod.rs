@@ -48,6 +48,7 @@ use crate::error::StoreError;
 use crate::model::{
     Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted, TaskSet,
 };
+use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
 
 /// The version of the key layout and script protocol, recorded in a namespace's meta hash.
@@ -492,6 +493,22 @@ impl StoreRead for RedisStore {
     ) -> Result<Option<InvocationRecord>, StoreError> {
         self.shared.wait_final(id, timeout)
     }
+
+    /// Not in this backend yet (issue 13, "Contract operations" in docs/backends.md).
+    fn events(&self, _id: InvocationId) -> Result<EventInbox, StoreError> {
+        Err(StoreError::Unsupported {
+            backend: "redis",
+            operation: "events",
+        })
+    }
+
+    /// This backend records no cancellation requests yet (`cancel_tree` is not in it): none.
+    fn cancel_requests(
+        &self,
+        _ids: &[InvocationId],
+    ) -> Result<Vec<(InvocationId, String)>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 impl StoreWork for RedisStore {
@@ -545,6 +562,19 @@ impl StoreWork for RedisStore {
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
         self.shared.recover_expired(now)
     }
+
+    /// Not in this backend yet (issue 13, "Contract operations" in docs/backends.md).
+    fn send_event(
+        &self,
+        _to: InvocationId,
+        _event: NewEvent,
+        _now: Timestamp,
+    ) -> Result<EventSent, StoreError> {
+        Err(StoreError::Unsupported {
+            backend: "redis",
+            operation: "events",
+        })
+    }
 }
 
 impl StoreAdmin for RedisStore {
@@ -558,5 +588,18 @@ impl StoreAdmin for RedisStore {
 
     fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
         self.shared.retry(id, now)
+    }
+
+    /// Not in this backend yet (issue 13, "Contract operations" in docs/backends.md).
+    fn cancel_tree(
+        &self,
+        _id: InvocationId,
+        _reason: &str,
+        _now: Timestamp,
+    ) -> Result<CancelReport, StoreError> {
+        Err(StoreError::Unsupported {
+            backend: "redis",
+            operation: "cancelling workflow trees",
+        })
     }
 }

@@ -301,6 +301,18 @@ impl Shared {
     ) -> Result<(), StoreError> {
         let id = lease.invocation;
         let shard = self.shard_of(id)?;
+        // Timers, events and cancellation requests are not in this backend yet (issue 13; see
+        // "Contract operations" in docs/backends.md): refuse what needs them, change nothing.
+        let unsupported = |operation| StoreError::Unsupported {
+            backend: "redis",
+            operation,
+        };
+        if matches!(commit.outcome, Outcome::Suspended(_)) {
+            return Err(unsupported("suspensions on timers and events"));
+        }
+        if !commit.consumed.is_empty() {
+            return Err(unsupported("events"));
+        }
         let (kind, payload, not_before): (&str, Vec<u8>, Option<Timestamp>) = match &commit.outcome
         {
             Outcome::Success(r) => ("success", r.clone(), None),
@@ -313,6 +325,7 @@ impl Shared {
                 ("deferred", codec::encode(error)?, Some(*not_before))
             }
             Outcome::Waiting { .. } => ("waiting", Vec::new(), None),
+            Outcome::Suspended(_) => return Err(unsupported("suspensions on timers and events")),
         };
         let mut args = vec![
             time_arg(now),

@@ -122,6 +122,7 @@ pub fn commit_of(n: u64) -> Commit {
         data: data_of(n),
         children: Vec::new(),
         outcome: Outcome::Success(result_of(n)),
+        ..Commit::outcome(Outcome::Released)
     }
 }
 

@@ -4,9 +4,9 @@ ORD = ARGV[4]
 local id = ARGV[2]
 local old = load(id)
 if not old then return { 'notfound' } end
-if not allowed(old.st, 'failed') then return { 'transition', old.st, 'failed' } end
+if not allowed(old.st, 'cancelled') then return { 'transition', old.st, 'cancelled' } end
 local new = copy(old)
-new.st = 'failed'
+new.st = 'cancelled'
 new.lw = false
 new.lx = false
 new.nb = false

@@ -1,0 +1,118 @@
+//! The commands that reach into workflows: `send-event` (writes, needs the store to be free)
+//! and `export` (reads a snapshot).
+
+use serde_json::{Value, json};
+use wf_store::{
+    EventSent, FileStore, NewEvent, RedisStore, Store, StoreError, StoreRead, WorkflowExport,
+};
+
+use crate::Failure;
+use crate::cli::{ExportArgs, SendEventArgs, Target};
+use crate::commands::{Out, read, store_failure};
+
+/// Opens the store to send an event to. A file store must be free (it has one owning process);
+/// a Redis store is shared with running workers.
+fn open_for_events(target: &Target) -> Result<Box<dyn Store>, Failure> {
+    let dir = match target {
+        Target::Redis(url) => {
+            let store = RedisStore::open_read(url).map_err(|e| store_failure(target, e))?;
+            return Ok(Box::new(store));
+        }
+        Target::File(dir) => dir,
+    };
+    match FileStore::open(dir) {
+        Ok(s) => Ok(Box::new(s)),
+        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
+            "store {} is owned by a running process: send the event from that process \
+             (App::send_event), or stop its workers, send, and start them again (the workflow \
+             waits durably meanwhile); for senders in other processes while workers run, use \
+             the Redis backend",
+            dir.display()
+        ))),
+        Err(e) => Err(store_failure(target, e)),
+    }
+}
+
+/// `wf send-event`: stores an event for an invocation.
+pub(crate) fn send_event(
+    out: &Out,
+    target: &Target,
+    args: &SendEventArgs,
+) -> Result<String, Failure> {
+    let value: Value = serde_json::from_str(&args.payload).map_err(|e| {
+        Failure::Usage(format!(
+            "the payload {:?} is not JSON ({e}); quote it for the shell, e.g. '\"yes\"', 'true' or \
+             '{{\"by\": \"ana\"}}'",
+            args.payload
+        ))
+    })?;
+    if args.name.is_empty() {
+        return Err(Failure::Usage("the event name is empty".into()));
+    }
+    let payload = serde_json::to_vec(&value)
+        .map_err(|e| Failure::Runtime(format!("cannot encode the payload: {e}")))?;
+    let store = open_for_events(target)?;
+    let event = NewEvent {
+        name: args.name.clone(),
+        payload,
+        key: args.key.clone(),
+    };
+    let sent = read(None, store.send_event(args.invocation, event, out.now))?;
+    let (seq, stored) = match sent {
+        EventSent::Stored { seq } => (seq, true),
+        EventSent::AlreadyStored { seq } => (seq, false),
+    };
+    if out.json {
+        return out.json(&json!({
+            "invocation": args.invocation.to_string(),
+            "name": args.name,
+            "seq": seq,
+            "stored": stored,
+        }));
+    }
+    Ok(match stored {
+        true => format!(
+            "event {:?} stored as #{seq} for invocation {}\n",
+            args.name, args.invocation
+        ),
+        false => format!(
+            "event {:?} with key {:?} was already stored as #{seq} for invocation {}: nothing \
+             changed\n",
+            args.name,
+            args.key.as_deref().unwrap_or_default(),
+            args.invocation
+        ),
+    })
+}
+
+/// `wf export`: the workflows' trees with their journals, as JSON.
+pub(crate) fn export(
+    out: &Out,
+    store: &dyn StoreRead,
+    args: &ExportArgs,
+) -> Result<String, Failure> {
+    let export = match args.all {
+        true => read(None, WorkflowExport::all(store))?,
+        false => read(None, WorkflowExport::from_store(store, &args.workflows))?,
+    };
+    let text = serde_json::to_string_pretty(&export)
+        .map_err(|e| Failure::Runtime(format!("cannot encode the export: {e}")))?
+        + "\n";
+    let Some(path) = &args.output else {
+        return Ok(text);
+    };
+    std::fs::write(path, text)
+        .map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))?;
+    let (invocations, workflows) = (export.invocations.len(), export.workflows().len());
+    if out.json {
+        return out.json(&json!({
+            "file": path.display().to_string(),
+            "workflows": workflows,
+            "invocations": invocations,
+        }));
+    }
+    Ok(format!(
+        "exported {workflows} workflow(s), {invocations} invocation(s) to {}\n",
+        path.display()
+    ))
+}

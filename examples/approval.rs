@@ -1,0 +1,183 @@
+//! Human in the loop: an expense workflow that asks a person for approval and waits for the
+//! answer — durably, holding no worker, for up to a week — then pays or not. The answer is an
+//! event sent to the workflow, from anywhere: another process, a web hook, the inspector.
+//!
+//! ```text
+//! cargo run --example approval                                  # the whole story in one process
+//!
+//! # Across processes, on the embedded file store:
+//! cargo run --example approval -- start ./wf-data/approvals 4200   # asks, waits, exits
+//! cargo run --example approval -- send  ./wf-data/approvals <ID> approve ana
+//! cargo run --example approval -- run   ./wf-data/approvals <ID>   # finishes it, prints the result
+//! ```
+//!
+//! `send` is a second process. The inspector can send the same event:
+//!
+//! ```text
+//! cargo run -p wf-cli -- --store ./wf-data/approvals send-event <ID> approve '{"approved": true, "by": "ana"}'
+//! ```
+//!
+//! A file store has one owning process, so `send` (and `wf send-event`) need it free: the
+//! worker process of `start` has exited by then, and the workflow waits in the store. A service
+//! that runs workers all the time sends approvals from its own process (`app.send_event`, e.g.
+//! from an HTTP handler), or uses the Redis backend.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wf::prelude::*;
+
+/// What the workflow is asked to approve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Expense {
+    cents: u64,
+    what: String,
+}
+
+/// The event's payload (JSON): `{"approved": true, "by": "ana"}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Approval {
+    approved: bool,
+    by: String,
+}
+
+/// How long the workflow waits for an answer before it escalates.
+const PATIENCE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The app's tasks; returns the workflow.
+fn register(app: &App) -> Result<Task<Expense, String>, WfError> {
+    let notify = app.task(
+        "notify_approver",
+        |_: &TaskContext, e: Expense| -> Result<(), TaskError> {
+            println!("  [mail] please approve {} cents for {}", e.cents, e.what);
+            Ok(())
+        },
+    )?;
+    let pay = app.task(
+        "pay",
+        |_: &TaskContext, e: Expense| -> Result<(), TaskError> {
+            println!("  [bank] paid {} cents for {}", e.cents, e.what);
+            Ok(())
+        },
+    )?;
+    app.task(
+        "expense",
+        move |ctx: &TaskContext, e: Expense| -> Result<String, TaskError> {
+            let wf = ctx.wf();
+            wf.execute_task(&notify, e.clone())?;
+            match wf.wait_event_timeout::<Approval>("approve", PATIENCE) {
+                Ok(a) if a.approved => {
+                    wf.execute_task(&pay, e.clone())?;
+                    Ok(format!(
+                        "{} cents for {}: paid, approved by {}",
+                        e.cents, e.what, a.by
+                    ))
+                }
+                Ok(a) => Ok(format!(
+                    "{} cents for {}: rejected by {}",
+                    e.cents, e.what, a.by
+                )),
+                Err(WfError::TimedOut { .. }) => Ok("no answer within a week: escalated".into()),
+                Err(other) => Err(other.into()),
+            }
+        },
+    )
+}
+
+fn open(dir: &Path) -> Result<App, WfError> {
+    App::builder().app_id("approvals").file(dir).build()
+}
+
+/// Waits until the workflow waits for its answer (or is final), with a worker running.
+fn until_asked(app: &App, inv: &Invocation<String>) -> Result<(), WfError> {
+    while app.store().events(inv.id())?.waiting_for.is_none() && !inv.status()?.is_final() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    match (arg(0), arg(1)) {
+        (None, _) => in_one_process(),
+        (Some("start"), Some(dir)) => {
+            let app = open(Path::new(dir))?;
+            let expense = register(&app)?;
+            let cents = arg(2).map_or(Ok(4200), str::parse)?;
+            let worker = app.worker().threads(2).start()?;
+            let inv = expense.call(&app, Expense { cents, what: "a conference ticket".into() })?;
+            until_asked(&app, &inv)?;
+            worker.stop();
+            println!("{}: {}", inv.id(), inv.progress()?);
+            println!("approve it from another process:");
+            println!("  cargo run --example approval -- send {dir} {} approve ana", inv.id());
+            Ok(())
+        }
+        (Some("send"), Some(dir)) => {
+            let (Some(id), Some(verdict)) = (arg(2), arg(3)) else {
+                return Err("usage: approval send <DIR> <ID> approve|reject [NAME]".into());
+            };
+            let app = open(Path::new(dir))?;
+            let approval = Approval {
+                approved: verdict == "approve",
+                by: arg(4).unwrap_or("someone").to_owned(),
+            };
+            app.send_event(id.parse()?, "approve", &approval)?;
+            println!("sent {approval:?} to {id}; finish it with:");
+            println!("  cargo run --example approval -- run {dir} {id}");
+            Ok(())
+        }
+        (Some("run"), Some(dir)) => {
+            let Some(id) = arg(2) else {
+                return Err("usage: approval run <DIR> <ID>".into());
+            };
+            let app = open(Path::new(dir))?;
+            register(&app)?;
+            let worker = app.worker().threads(2).start()?;
+            let inv: Invocation<String> = Invocation::attach(&app, id.parse()?);
+            match inv.result_timeout(Duration::from_secs(30)) {
+                Ok(result) => println!("{result}"),
+                Err(WfError::Timeout { progress, .. }) => println!("{id}: {progress}"),
+                Err(e) => return Err(e.into()),
+            }
+            worker.stop();
+            Ok(())
+        }
+        _ => Err("usage: approval [start <DIR> [CENTS] | send <DIR> <ID> approve|reject [NAME] | run <DIR> <ID>]".into()),
+    }
+}
+
+/// The story in one process, on the memory store: the person answers from another thread.
+fn in_one_process() -> Result<(), Box<dyn std::error::Error>> {
+    let app = App::builder().app_id("approvals").memory().build()?;
+    let expense = register(&app)?;
+    let worker = app.worker().threads(2).start()?;
+    let inv = expense.call(
+        &app,
+        Expense {
+            cents: 4200,
+            what: "a conference ticket".into(),
+        },
+    )?;
+    until_asked(&app, &inv)?;
+    println!("{}: {}", inv.id(), inv.progress()?);
+    let person = {
+        let app = app.clone();
+        let id = inv.id();
+        std::thread::spawn(move || {
+            let approval = Approval {
+                approved: true,
+                by: "ana".into(),
+            };
+            app.send_event_with_key(id, "approve", "ana-decision", &approval)
+        })
+    };
+    person
+        .join()
+        .map_err(|_| "the approver's thread panicked")??;
+    println!("{}", inv.result_timeout(Duration::from_secs(30))?);
+    worker.stop();
+    Ok(())
+}
