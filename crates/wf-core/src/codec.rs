@@ -2,8 +2,10 @@
 //!
 //! Layout: one format-version byte, then the value in bincode 2 (serde, standard config with a
 //! decode limit). Decoding checks the version first, refuses trailing bytes and never allocates
-//! more than [`MAX_DECODE_BYTES`] on the word of the input, so truncated, garbage or newer-format
-//! bytes give a [`CodecError`], never a panic or an out-of-memory abort.
+//! more than [`decode_limit`] bytes on the word of the input: a small multiple of the input's
+//! own size, and never more than [`MAX_DECODE_BYTES`]. So truncated, garbage, crafted (a length
+//! prefix of 2^60, or of 200 MB in a 20-byte input) or newer-format bytes give a [`CodecError`],
+//! never a panic, an out-of-memory abort or an allocation far larger than the input.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,14 +16,34 @@ pub const FORMAT_VERSION: u8 = 1;
 /// The most bytes one decode may claim; also the largest value [`encode`] accepts.
 pub const MAX_DECODE_BYTES: usize = 256 * 1024 * 1024;
 
-type Config = bincode::config::Configuration<
+/// How many bytes a decode may claim per input byte. bincode claims a value's in-memory size
+/// as it decodes it: a varint-encoded `u128` claims 16 bytes for one input byte, an enum tag 4,
+/// bytes and strings one per byte; so no well-formed input claims more than 16 per byte.
+pub const CLAIM_PER_INPUT_BYTE: usize = 16;
+
+/// The decode limits, smallest first: a const generic in bincode, so a few fixed steps.
+const LIMITS: [usize; 5] = [64 << 10, 1 << 20, 16 << 20, 64 << 20, MAX_DECODE_BYTES];
+
+type Config<const N: usize> = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
-    bincode::config::Limit<MAX_DECODE_BYTES>,
+    bincode::config::Limit<N>,
 >;
 
-const fn config() -> Config {
-    bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
+const fn config<const N: usize>() -> Config<N> {
+    bincode::config::standard().with_limit::<N>()
+}
+
+/// The most bytes decoding `input_len` bytes may claim (allocate on the word of the input): the
+/// smallest step of 64 KiB, 1 MiB, 16 MiB, 64 MiB and [`MAX_DECODE_BYTES`] that is at least
+/// [`CLAIM_PER_INPUT_BYTE`] times the input.
+pub const fn decode_limit(input_len: usize) -> usize {
+    let need = input_len.saturating_mul(CLAIM_PER_INPUT_BYTE);
+    let mut i = 0;
+    while i + 1 < LIMITS.len() && LIMITS[i] < need {
+        i += 1;
+    }
+    LIMITS[i]
 }
 
 /// Encoding or decoding a stored value failed.
@@ -59,6 +81,17 @@ pub enum CodecError {
     /// The bytes do not decode as the expected type.
     #[error("cannot decode value: {0}; the bytes are corrupt or were written for another type")]
     Decode(String),
+    /// The bytes claim more memory than their size allows (a length prefix far beyond the
+    /// input): refused before allocating it.
+    #[error(
+        "value of {input} bytes claims more than {limit} bytes of memory: the bytes are corrupt or crafted"
+    )]
+    OverLimit {
+        /// Size of the input.
+        input: usize,
+        /// The limit it exceeded ([`decode_limit`] of the input's size).
+        limit: usize,
+    },
     /// The value decoded but bytes were left over.
     #[error(
         "{0} trailing bytes after the value: the bytes are corrupt or were written for another type"
@@ -75,7 +108,7 @@ pub enum CodecError {
 /// decode limit, so it could never be read back.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = vec![FORMAT_VERSION];
-    bincode::serde::encode_into_std_write(value, &mut out, config())
+    bincode::serde::encode_into_std_write(value, &mut out, config::<MAX_DECODE_BYTES>())
         .map_err(|e| CodecError::Encode(e.to_string()))?;
     if out.len() > MAX_DECODE_BYTES {
         return Err(CodecError::TooLarge {
@@ -105,8 +138,21 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         }
         v => return Err(CodecError::UnknownVersion(v)),
     }
-    let (value, used) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    let limit = decode_limit(body.len());
+    let decoded = match limit {
+        l if l == LIMITS[0] => bincode::serde::decode_from_slice(body, config::<{ LIMITS[0] }>()),
+        l if l == LIMITS[1] => bincode::serde::decode_from_slice(body, config::<{ LIMITS[1] }>()),
+        l if l == LIMITS[2] => bincode::serde::decode_from_slice(body, config::<{ LIMITS[2] }>()),
+        l if l == LIMITS[3] => bincode::serde::decode_from_slice(body, config::<{ LIMITS[3] }>()),
+        _ => bincode::serde::decode_from_slice(body, config::<MAX_DECODE_BYTES>()),
+    };
+    let (value, used) = decoded.map_err(|e| match e {
+        bincode::error::DecodeError::LimitExceeded => CodecError::OverLimit {
+            input: body.len(),
+            limit,
+        },
+        e => CodecError::Decode(e.to_string()),
+    })?;
     if used != body.len() {
         return Err(CodecError::Trailing(body.len() - used));
     }
@@ -191,9 +237,62 @@ mod tests {
     fn huge_claimed_length_is_refused_without_allocating() {
         // version, then a varint length of u64::MAX for a Vec<u8>.
         let bytes = [FORMAT_VERSION, 253, 255, 255, 255, 255, 255, 255, 255, 255];
-        assert!(matches!(
-            decode::<Vec<u8>>(&bytes),
-            Err(CodecError::Decode(_))
-        ));
+        assert!(decode::<Vec<u8>>(&bytes).is_err());
+    }
+
+    /// A varint length prefix: bincode's `0xfd` marker, then a u64.
+    fn varint_u64(n: u64) -> Vec<u8> {
+        let mut v = vec![0xfd];
+        v.extend_from_slice(&n.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn crafted_lengths_are_typed_errors_at_every_depth() {
+        for claimed in [1u64 << 60, u64::MAX, 200 << 20, 1 << 20] {
+            // A top-level string, a string inside a struct inside a Vec, a collection's length.
+            let mut bytes = vec![FORMAT_VERSION];
+            bytes.extend(varint_u64(claimed));
+            bytes.extend_from_slice(b"tiny");
+            let top = decode::<String>(&bytes);
+            assert!(
+                matches!(top, Err(CodecError::OverLimit { input: 13, limit: 65536 })),
+                "{claimed}: {top:?}"
+            );
+            let mut nested = vec![FORMAT_VERSION, 5, 1]; // id 5, one item
+            nested.extend(varint_u64(claimed)); // the item's String length
+            nested.extend_from_slice(b"tiny");
+            let nested = decode::<Order>(&nested);
+            assert!(
+                matches!(nested, Err(CodecError::OverLimit { .. })),
+                "{claimed}: {nested:?}"
+            );
+            let mut collection = vec![FORMAT_VERSION];
+            collection.extend(varint_u64(claimed)); // a Vec<String> of that many strings
+            collection.extend_from_slice(&[1, b'a']);
+            let collection = decode::<Vec<String>>(&collection);
+            assert!(
+                matches!(
+                    collection,
+                    Err(CodecError::OverLimit { .. } | CodecError::Decode(_))
+                ),
+                "{claimed}: {collection:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_limit_follows_the_input_and_legitimate_values_fit_it() {
+        assert_eq!(decode_limit(0), 64 << 10);
+        assert_eq!(decode_limit(4096), 64 << 10);
+        assert_eq!(decode_limit(4097), 1 << 20);
+        assert_eq!(decode_limit(MAX_DECODE_BYTES), MAX_DECODE_BYTES);
+        // The densest claims per input byte: varint u128s and u64s of small values.
+        let wide = vec![0u128; 100_000];
+        assert_eq!(decode::<Vec<u128>>(&encode(&wide).unwrap()).unwrap(), wide);
+        let words = vec![7u64; 300_000];
+        assert_eq!(decode::<Vec<u64>>(&encode(&words).unwrap()).unwrap(), words);
+        let blob = vec![9u8; 5 << 20];
+        assert_eq!(decode::<Vec<u8>>(&encode(&blob).unwrap()).unwrap(), blob);
     }
 }

@@ -45,7 +45,7 @@ pub mod journal;
 pub mod status;
 
 pub use access::{WorkflowAccessError, check_read, check_write};
-pub use codec::{CodecError, FORMAT_VERSION, decode, encode};
+pub use codec::{CodecError, FORMAT_VERSION, decode, decode_limit, encode};
 pub use cursor::{
     ChildStart, Ending, MAX_SAID_BYTES, NonDeterminism, RecordedEvent, Replay, ReplayCursor,
 };

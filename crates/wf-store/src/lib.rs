@@ -37,6 +37,8 @@ pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod fuzzing;
 
 #[cfg(feature = "file")]
 pub mod file;

@@ -72,11 +72,11 @@
 //! workflows older than the retention (by the operations' clock) are purged as operations go, so
 //! the log stays bounded under steady load.
 
-mod format;
+pub(crate) mod format;
 mod fsio;
 mod lock;
 mod log;
-mod recovery;
+pub(crate) mod recovery;
 mod snapshot;
 #[cfg(test)]
 mod tests;

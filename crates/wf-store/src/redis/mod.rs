@@ -21,7 +21,7 @@
 
 mod bells;
 mod conn;
-mod fields;
+pub(crate) mod fields;
 mod reads;
 mod scripts;
 pub mod url;
