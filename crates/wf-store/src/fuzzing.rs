@@ -85,7 +85,9 @@ mod file_log {
 }
 
 #[cfg(feature = "redis")]
-pub use self::redis_fields::{parse_redis_journal, parse_redis_record, redis_spec_field};
+pub use self::redis_fields::{
+    parse_redis_journal, parse_redis_record, redis_reply_bytes, redis_spec_field,
+};
 
 #[cfg(feature = "redis")]
 mod redis_fields {
@@ -114,6 +116,18 @@ mod redis_fields {
     /// As [`parse_redis_record`].
     pub fn parse_redis_journal(reply: &Value) -> Result<Vec<JournalEntry>, StoreError> {
         fields::parse_journal(reply)
+    }
+
+    /// Parses `bytes` as a RESP reply off the wire (with the `redis` driver's parser) and, if it
+    /// is one, decodes it as a record and as a journal, as the backend would; returns whether the
+    /// bytes parsed as a reply.
+    pub fn redis_reply_bytes(bytes: &[u8]) -> bool {
+        let Ok(reply) = redis::parse_redis_value(bytes) else {
+            return false;
+        };
+        let _ = parse_redis_record(&reply);
+        let _ = parse_redis_journal(&reply);
+        true
     }
 
     /// The spec blob (the first field of a record reply) the backend stores for `new`: a valid

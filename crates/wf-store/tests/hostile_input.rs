@@ -15,8 +15,8 @@ use redis::Value;
 use wf_core::{CodecError, InvocationId, codec};
 use wf_store::conformance::fixtures;
 use wf_store::fuzzing::{
-    decode_stored_value, log_of, parse_redis_journal, parse_redis_record, redis_spec_field,
-    replay_log, reseal_log,
+    decode_stored_value, log_of, parse_redis_journal, parse_redis_record, redis_reply_bytes,
+    redis_spec_field, replay_log, reseal_log,
 };
 use wf_store::tables::Change;
 use wf_store::{FileStore, StoreError};
@@ -300,6 +300,20 @@ proptest! {
     fn random_redis_replies_never_panic(v in reply()) {
         let _ = parse_redis_record(&v);
         let _ = parse_redis_journal(&v);
+    }
+
+    #[test]
+    fn mutated_resp_bytes_never_panic(
+        head in prop_oneof![Just(&b"*"[..]), Just(&b"$"[..]), Just(&b":"[..]), Just(&b"%"[..])],
+        n in prop_oneof![Just(u64::MAX), Just(1u64 << 60), Just(16u64), any::<u64>()],
+        tail in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        // A reply header that claims a huge array, string or map, then a little data.
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(format!("{n}\r\n").as_bytes());
+        bytes.extend_from_slice(&tail);
+        redis_reply_bytes(&bytes);
+        redis_reply_bytes(&tail);
     }
 
     #[test]
