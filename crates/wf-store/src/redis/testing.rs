@@ -6,6 +6,10 @@
 //! no server outlives its test run even after a `panic = abort` or a `kill -9`. A guard stops its
 //! server by pid when dropped.
 //!
+//! A server can serve TLS as well ([`ServerOptions::tls`]: a throwaway CA and certificate made
+//! with the `openssl` tool, see [`TestCerts`]) and have ACL users ([`ServerOptions::acl`]), with
+//! the `default` user switched off so that only they get in.
+//!
 //! Without a `redis-server` binary on `PATH` (or in `WF_REDIS_SERVER`), [`server_or_skip`] and
 //! friends print a loud notice straight to the terminal and the test returns early; with
 //! `WF_REQUIRE_REDIS=1` (set by `.ci/run`) a missing server fails the test instead.
@@ -19,6 +23,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+mod tls;
+
+pub use self::tls::{TestCerts, openssl_binary};
 
 /// How long a server may take to answer after it was started.
 const STARTUP: Duration = Duration::from_secs(20);
@@ -99,12 +107,21 @@ pub struct ServerOptions {
     /// Remove the server's directory when the test process ends (for servers shared by a whole
     /// process, which are never dropped).
     pub remove_at_exit: bool,
+    /// Also serve TLS, on a port of its own ([`RedisServer::tls_url`]), with a throwaway CA and
+    /// certificate made in the server's directory. The plain port stays open (on loopback) for
+    /// the harness's own readiness checks.
+    pub tls: bool,
+    /// ACL users, one `ACL SETUSER` rule line each, such as `app on >secret ~* +@all`.
+    pub acl: Vec<String>,
+    /// Switch the `default` user off: only the [`acl`](Self::acl) users can log in.
+    pub default_user_off: bool,
 }
 
 /// A `redis-server` process. Stopped (by pid) when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
+    tls: Option<(u16, TestCerts)>,
     dir: PathBuf,
     args: Vec<String>,
     remove_at_exit: bool,
@@ -169,9 +186,25 @@ impl RedisServer {
                     .map(str::to_owned),
                 );
             }
+            for user in &options.acl {
+                args.push("--user".to_owned());
+                args.extend(user.split_whitespace().map(str::to_owned));
+            }
+            if options.default_user_off {
+                args.extend(["--user", "default", "off"].map(str::to_owned));
+            }
+            let tls = if options.tls {
+                let tls_port = free_port(false)?;
+                let certs = TestCerts::generate(&dir)?;
+                args.extend(certs.server_args(tls_port));
+                Some((tls_port, certs))
+            } else {
+                None
+            };
             args.extend(options.extra.iter().cloned());
             let mut server = RedisServer {
                 port,
+                tls,
                 dir,
                 args,
                 remove_at_exit: options.remove_at_exit,
@@ -244,6 +277,31 @@ impl RedisServer {
     /// The server's port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port, for a server started with [`ServerOptions::tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|(port, _)| *port)
+    }
+
+    /// The throwaway CA and certificate, for a server started with [`ServerOptions::tls`].
+    pub fn certs(&self) -> Option<&TestCerts> {
+        self.tls.as_ref().map(|(_, certs)| certs)
+    }
+
+    /// `rediss://<userinfo>127.0.0.1:<tls port>/?tls_ca=<the CA's file>`, then `&query` when not
+    /// empty; `userinfo` is empty or ends with `@` (`app:secret@`). `None` without TLS.
+    pub fn tls_url(&self, userinfo: &str, query: &str) -> Option<String> {
+        let (port, certs) = self.tls.as_ref()?;
+        let mut url = format!(
+            "rediss://{userinfo}127.0.0.1:{port}/?tls_ca={}",
+            certs.ca.display()
+        );
+        if !query.is_empty() {
+            url.push('&');
+            url.push_str(query);
+        }
+        Some(url)
     }
 
     /// The server process's id.
