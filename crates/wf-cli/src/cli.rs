@@ -36,10 +36,12 @@ pub(crate) struct Cli {
     /// The store: a file store directory (`./wf-data`, `/var/lib/app/wf`), `file:<dir>`, or a
     /// Redis URL (`redis://host:6379/`, `rediss://…`, `redis+cluster://h1:p1,h2:p2`); the forms
     /// `WF_STORE` takes.
+    // `--help` must never show `WF_STORE`'s value: a Redis URL may hold a password.
     #[arg(
         long,
         short = 's',
         env = "WF_STORE",
+        hide_env_values = true,
         global = true,
         value_name = "STORE"
     )]
