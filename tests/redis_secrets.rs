@@ -103,9 +103,10 @@ fn an_app_over_tls_with_an_acl_user_logs_no_password_through_an_outage() {
     let builder_debug = format!("{builder:?}");
     let app = builder.build().unwrap();
     let double = app
-        .task("double", |_: &TaskContext, n: u64| -> Result<u64, TaskError> {
-            Ok(n * 2)
-        })
+        .task(
+            "double",
+            |_: &TaskContext, n: u64| -> Result<u64, TaskError> { Ok(n * 2) },
+        )
         .unwrap();
     let worker = app.worker().threads(2).start().unwrap();
     assert_eq!(
@@ -121,7 +122,11 @@ fn an_app_over_tls_with_an_acl_user_logs_no_password_through_an_outage() {
     server.kill();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !logged().contains("store error") {
-        assert!(Instant::now() < deadline, "no store error logged: {}", logged());
+        assert!(
+            Instant::now() < deadline,
+            "no store error logged: {}",
+            logged()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let refused = double.call(&app, 1).map(|h| h.id());

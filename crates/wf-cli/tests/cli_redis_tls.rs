@@ -40,7 +40,10 @@ fn wf_with(store: &str, flag: bool, args: &[&str]) -> Output {
     let out = cmd.args(args).env_remove("WF_APP_ID").output().unwrap();
     for text in [&out.stdout, &out.stderr] {
         let text = String::from_utf8_lossy(text);
-        assert!(!text.contains(SECRET), "wf {args:?} printed the password: {text}");
+        assert!(
+            !text.contains(SECRET),
+            "wf {args:?} printed the password: {text}"
+        );
     }
     out
 }

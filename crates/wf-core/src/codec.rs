@@ -256,7 +256,13 @@ mod tests {
             bytes.extend_from_slice(b"tiny");
             let top = decode::<String>(&bytes);
             assert!(
-                matches!(top, Err(CodecError::OverLimit { input: 13, limit: 65536 })),
+                matches!(
+                    top,
+                    Err(CodecError::OverLimit {
+                        input: 13,
+                        limit: 65536
+                    })
+                ),
                 "{claimed}: {top:?}"
             );
             let mut nested = vec![FORMAT_VERSION, 5, 1]; // id 5, one item

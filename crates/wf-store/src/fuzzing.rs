@@ -57,7 +57,10 @@ mod file_log {
     /// Payloads longer than a record may be are left out.
     pub fn log_of(payloads: &[Vec<u8>]) -> Vec<u8> {
         let mut log = format::header().to_vec();
-        for p in payloads.iter().filter(|p| !p.is_empty() && p.len() <= MAX_PAYLOAD) {
+        for p in payloads
+            .iter()
+            .filter(|p| !p.is_empty() && p.len() <= MAX_PAYLOAD)
+        {
             let at = log.len() as u64;
             format::push_record(&mut log, at, p);
         }

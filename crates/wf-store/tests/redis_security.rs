@@ -112,7 +112,10 @@ fn what_is_not_tls_or_not_the_user_is_refused_without_showing_the_password() {
     let port = server.tls_port().unwrap();
     // A wrong password, and no credentials at all (the default user is off).
     let wrong = refused(&secured_url(server, &format!("not-{SECRET}"), ""));
-    assert!(wrong.contains("check the user name and password"), "{wrong}");
+    assert!(
+        wrong.contains("check the user name and password"),
+        "{wrong}"
+    );
     let anonymous = refused(&server.tls_url("", "ns=sec-anon").unwrap());
     assert!(
         anonymous.contains("check the user name and password"),
@@ -129,7 +132,9 @@ fn what_is_not_tls_or_not_the_user_is_refused_without_showing_the_password() {
     refused(&format!(
         "redis://{USER}:{SECRET}@127.0.0.1:{port}/?ns=sec-plain&connect_timeout_ms=500"
     ));
-    let untrusted = refused(&format!("rediss://{USER}:{SECRET}@127.0.0.1:{port}/?ns=sec-ca"));
+    let untrusted = refused(&format!(
+        "rediss://{USER}:{SECRET}@127.0.0.1:{port}/?ns=sec-ca"
+    ));
     assert!(
         untrusted.to_lowercase().contains("certificate"),
         "{untrusted}"

@@ -28,7 +28,8 @@ impl TestCerts {
     ///
     /// Why not: no `openssl` on `PATH`, or it failed (its output is in the message).
     pub fn generate(dir: &Path) -> Result<Self, String> {
-        let openssl = openssl_binary().ok_or("no openssl binary on PATH to make test certificates")?;
+        let openssl =
+            openssl_binary().ok_or("no openssl binary on PATH to make test certificates")?;
         let ext = dir.join("server.ext");
         std::fs::write(
             &ext,
@@ -36,13 +37,26 @@ impl TestCerts {
              keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
         )
         .map_err(|e| format!("{}: {e}", ext.display()))?;
-        let [ca, ca_key, cert, key, csr, ext] =
-            ["ca.pem", "ca.key", "server.pem", "server.key", "server.csr", "server.ext"]
-                .map(|name| dir.join(name).to_string_lossy().into_owned());
+        let [ca, ca_key, cert, key, csr, ext] = [
+            "ca.pem",
+            "ca.key",
+            "server.pem",
+            "server.key",
+            "server.csr",
+            "server.ext",
+        ]
+        .map(|name| dir.join(name).to_string_lossy().into_owned());
         let steps: [Vec<&str>; 3] = [
             "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
                 .split_whitespace()
-                .chain(["-keyout", &ca_key, "-out", &ca, "-subj", "/CN=wf throwaway test CA"])
+                .chain([
+                    "-keyout",
+                    &ca_key,
+                    "-out",
+                    &ca,
+                    "-subj",
+                    "/CN=wf throwaway test CA",
+                ])
                 .chain(["-addext", "basicConstraints=critical,CA:TRUE"])
                 .chain(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
                 .collect(),
@@ -51,8 +65,21 @@ impl TestCerts {
                 .chain(["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"])
                 .collect(),
             vec![
-                "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial",
-                "-out", &cert, "-days", "2", "-extfile", &ext,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
             ],
         ];
         for args in steps {
