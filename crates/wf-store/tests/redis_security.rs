@@ -159,6 +159,11 @@ fn the_password_is_in_no_display_or_debug() {
         ("the store spec", spec.to_string()),
         ("the store spec's Debug", format!("{spec:?}")),
         ("redact_url", wf_store::redact_url(&url)),
+        ("the test server's Debug", format!("{server:?}")),
+        (
+            "the test server's options",
+            format!("{:?}", secured_options()),
+        ),
     ] {
         assert_hidden(what, &shown);
         if what.contains("URL") || what.contains("spec") {

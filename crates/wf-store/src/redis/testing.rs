@@ -95,8 +95,9 @@ pub fn unique_namespace(prefix: &str) -> String {
     )
 }
 
-/// How a server is started.
-#[derive(Debug, Clone, Default)]
+/// How a server is started. Its `Debug` names the ACL users, not their rules (which hold their
+/// passwords).
+#[derive(Clone, Default)]
 pub struct ServerOptions {
     /// `--appendonly yes --appendfsync always`: every acknowledged write is on disk.
     pub aof_always: bool,
@@ -117,8 +118,26 @@ pub struct ServerOptions {
     pub default_user_off: bool,
 }
 
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let users: Vec<&str> = self
+            .acl
+            .iter()
+            .filter_map(|rule| rule.split_whitespace().next())
+            .collect();
+        f.debug_struct("ServerOptions")
+            .field("aof_always", &self.aof_always)
+            .field("cluster", &self.cluster)
+            .field("extra", &self.extra.len())
+            .field("remove_at_exit", &self.remove_at_exit)
+            .field("tls", &self.tls)
+            .field("acl_users", &users)
+            .field("default_user_off", &self.default_user_off)
+            .finish()
+    }
+}
+
 /// A `redis-server` process. Stopped (by pid) when dropped.
-#[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     tls: Option<(u16, TestCerts)>,
@@ -349,6 +368,18 @@ impl RedisServer {
         // The port stays ours: the old listening socket is gone with the process, and nothing
         // else was told about the port.
         self.launch()
+    }
+}
+
+/// Without the arguments: ACL users' passwords are among them.
+impl std::fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("port", &self.port)
+            .field("tls_port", &self.tls_port())
+            .field("dir", &self.dir)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
     }
 }
 
