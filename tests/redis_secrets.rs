@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wf::prelude::*;
-use wf_store::redis::testing::{RedisServer, ServerOptions, available_or_skip, unique_namespace};
+use wf_store::redis::testing::{
+    RedisServer, ServerOptions, available_or_skip, unique_namespace, wf_acl_rule,
+};
 
 const SECRET: &str = "pa55-for-the-whole-app-91c2";
 const USER: &str = "shop";
@@ -66,17 +68,7 @@ impl tracing::Subscriber for Capture {
 }
 
 fn acl_user() -> String {
-    let commands = "evalsha script|load hset hmget hget hdel hincrby hexists hkeys hgetall zadd \
-                    zrem zrange zrangebyscore zcard zscore sadd smembers rpush lrange llen del \
-                    exists pexpire incr blpop blmove info wait ping";
-    let allowed: Vec<String> = commands
-        .split_whitespace()
-        .map(|c| format!("+{c}"))
-        .collect();
-    format!(
-        "{USER} on >{SECRET} resetkeys ~{{secrets-* resetchannels -@all {}",
-        allowed.join(" ")
-    )
+    wf_acl_rule(USER, SECRET, "secrets-")
 }
 
 #[test]

@@ -9,23 +9,13 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use wf_runtime::{App, TaskContext, TaskError};
-use wf_store::redis::testing::{ServerOptions, server_or_skip, unique_namespace};
+use wf_store::redis::testing::{ServerOptions, server_or_skip, unique_namespace, wf_acl_rule};
 
 const SECRET: &str = "hunter2-tls-acl-secret";
 const USER: &str = "inspector";
 
 fn acl_user() -> String {
-    let commands = "evalsha script|load hset hmget hget hdel hincrby hexists hkeys hgetall zadd \
-                    zrem zrange zrangebyscore zcard zscore sadd smembers rpush lrange llen del \
-                    exists pexpire incr blpop blmove info wait ping";
-    let allowed: Vec<String> = commands
-        .split_whitespace()
-        .map(|c| format!("+{c}"))
-        .collect();
-    format!(
-        "{USER} on >{SECRET} resetkeys ~{{clitls-* resetchannels -@all {}",
-        allowed.join(" ")
-    )
+    wf_acl_rule(USER, SECRET, "clitls-")
 }
 
 /// Runs `wf` with `WF_STORE` set to `store` (or `--store` when `flag`), checking that the

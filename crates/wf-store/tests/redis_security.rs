@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 
 use wf_store::conformance::fixtures;
-use wf_store::redis::testing::{RedisServer, ServerOptions, available_or_skip, unique_namespace};
+use wf_store::redis::testing::{
+    RedisServer, ServerOptions, available_or_skip, unique_namespace, wf_acl_rule,
+};
 use wf_store::redis::{RedisStore, RedisUrl};
 use wf_store::{StoreError, StoreRead, StoreSpec, StoreWork};
 
@@ -26,17 +28,7 @@ const NS_PREFIX: &str = "sec";
 
 /// The ACL rule line of the user: exactly what docs/backends.md says an ACL user needs.
 fn acl_user() -> String {
-    let commands = "evalsha script|load hset hmget hget hdel hincrby hexists hkeys hgetall zadd \
-                    zrem zrange zrangebyscore zcard zscore sadd smembers rpush lrange llen del \
-                    exists pexpire incr blpop blmove info wait ping";
-    let allowed: Vec<String> = commands
-        .split_whitespace()
-        .map(|c| format!("+{c}"))
-        .collect();
-    format!(
-        "{USER} on >{SECRET} resetkeys ~{{{NS_PREFIX}-* resetchannels -@all {}",
-        allowed.join(" ")
-    )
+    wf_acl_rule(USER, SECRET, &format!("{NS_PREFIX}-"))
 }
 
 fn secured_options() -> ServerOptions {

@@ -24,8 +24,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod acl;
 mod tls;
 
+pub use self::acl::{WF_COMMANDS, wf_acl_rule};
 pub use self::tls::{TestCerts, openssl_binary};
 
 /// How long a server may take to answer after it was started.
