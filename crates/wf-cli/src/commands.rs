@@ -668,8 +668,9 @@ fn counts(out: &Out, ins: &Inspector<'_>) -> Result<String, Failure> {
 }
 
 /// Opens the store for a command that writes. It must exist (opening would create an empty
-/// one at a mistyped path; `run` checked with a read). A file store must be free (it has one
-/// owning process); a Redis store is shared with running workers. It is opened without an app,
+/// one at a mistyped path; `run` checked with a read). A free file store is opened itself, an
+/// owned one reached through its owner's control socket; a Redis store is shared with running
+/// workers. It is opened without an app,
 /// so it is not bound to one.
 fn open_store(target: &Target) -> Result<Box<dyn StoreAdmin>, Failure> {
     let dir = match target {
