@@ -40,6 +40,8 @@ pub mod conformance;
 #[cfg(feature = "testing")]
 pub mod fuzzing;
 
+#[cfg(all(feature = "file", unix))]
+pub mod control;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "redis")]
