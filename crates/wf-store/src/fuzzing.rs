@@ -87,6 +87,36 @@ mod file_log {
     }
 }
 
+#[cfg(all(feature = "file", unix))]
+pub use self::control_frames::{control_frame, control_frame_samples};
+
+#[cfg(all(feature = "file", unix))]
+mod control_frames {
+    use crate::control::protocol::{Request, Response, read_frame, write_frame};
+    use crate::model::{NewInvocation, StatusCounts};
+
+    /// Reads `bytes` as the control socket's owner reads a request and as its client reads a
+    /// response (length-prefixed frames, decoded with limits); returns how many of the two
+    /// decoded.
+    pub fn control_frame(bytes: &[u8]) -> usize {
+        usize::from(read_frame::<Request>(&mut &bytes[..]).is_ok())
+            + usize::from(read_frame::<Response>(&mut &bytes[..]).is_ok())
+    }
+
+    /// Valid frames (a submission of `new`, a read, a response with counts): starting points for
+    /// mutations.
+    pub fn control_frame_samples(new: &NewInvocation) -> Vec<Vec<u8>> {
+        let mut frames = vec![Vec::new(), Vec::new(), Vec::new()];
+        let _ = write_frame(
+            &mut frames[0],
+            &Request::Submit(new.clone(), wf_core::Timestamp(1)),
+        );
+        let _ = write_frame(&mut frames[1], &Request::Journal(new.id));
+        let _ = write_frame(&mut frames[2], &Response::Counts(StatusCounts::default()));
+        frames
+    }
+}
+
 #[cfg(feature = "redis")]
 pub use self::redis_fields::{
     parse_redis_journal, parse_redis_record, redis_reply_bytes, redis_spec_field,

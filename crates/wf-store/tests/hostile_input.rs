@@ -15,8 +15,8 @@ use redis::Value;
 use wf_core::{CodecError, InvocationId, codec};
 use wf_store::conformance::fixtures;
 use wf_store::fuzzing::{
-    decode_stored_value, log_of, parse_redis_journal, parse_redis_record, redis_reply_bytes,
-    redis_spec_field, replay_log, reseal_log,
+    control_frame, control_frame_samples, decode_stored_value, log_of, parse_redis_journal,
+    parse_redis_record, redis_reply_bytes, redis_spec_field, replay_log, reseal_log,
 };
 use wf_store::tables::Change;
 use wf_store::{FileStore, StoreError};
@@ -297,6 +297,26 @@ proptest! {
     }
 
     #[test]
+    fn control_socket_frames_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        sample in 0..3usize,
+        mutations in proptest::collection::vec(mutation(), 1..5),
+    ) {
+        control_frame(&bytes);
+        let mut frame = control_frame_samples(&fixtures::root(9, "t", b"args"))[sample].clone();
+        for m in &mutations {
+            apply(&mut frame, m, 0);
+        }
+        // Mostly with a length that matches what follows, so the payload reaches the decoder.
+        if let Some(len) = frame.len().checked_sub(4).and_then(|l| u32::try_from(l).ok()) {
+            if mutations.len() % 3 != 0 {
+                frame[..4].copy_from_slice(&len.to_le_bytes());
+            }
+        }
+        control_frame(&frame);
+    }
+
+    #[test]
     fn random_redis_replies_never_panic(v in reply()) {
         let _ = parse_redis_record(&v);
         let _ = parse_redis_journal(&v);
@@ -343,6 +363,16 @@ proptest! {
         )]);
         let _ = parse_redis_journal(&journal);
     }
+}
+
+#[test]
+fn valid_control_frames_decode() {
+    let frames = control_frame_samples(&fixtures::root(9, "t", b"args"));
+    assert_eq!(
+        frames.iter().map(|f| control_frame(f)).collect::<Vec<_>>(),
+        [1, 1, 1],
+        "each sample decodes as its side's message"
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@
 //! Unix only. For workers in several processes or on several machines, use the Redis backend.
 
 mod client;
-mod protocol;
+pub(crate) mod protocol;
 mod server;
 
 pub use self::client::ControlClient;

@@ -215,10 +215,19 @@ pub(crate) fn read_frame<T: serde::de::DeserializeOwned>(
             "a frame announces {len} bytes, over the limit of {MAX_FRAME}"
         )));
     }
-    let mut payload = vec![0u8; len];
+    // Grown as bytes arrive, not allocated on the word of the length: a peer that announces
+    // 256 MiB and sends ten bytes costs ten bytes.
+    let mut payload = Vec::new();
     input
-        .read_exact(&mut payload)
+        .take(len as u64)
+        .read_to_end(&mut payload)
         .map_err(|e| ReadError::Broken(format!("the frame is cut short: {e}")))?;
+    if payload.len() < len {
+        return Err(ReadError::Broken(format!(
+            "the frame is cut short: {} of its {len} bytes arrived",
+            payload.len()
+        )));
+    }
     codec::decode(&payload).map_err(|e| ReadError::Broken(e.to_string()))
 }
 
@@ -248,6 +257,39 @@ mod tests {
             read_frame::<Request>(&mut &cut[..]),
             Err(ReadError::Broken(_))
         ));
+    }
+
+    /// A peer that sends `data` and then closes, and notes the largest buffer it was asked to
+    /// fill (what the reader allocated for it).
+    struct Peer<'a> {
+        data: &'a [u8],
+        largest_buffer: usize,
+    }
+
+    impl Read for Peer<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.largest_buffer = self.largest_buffer.max(buf.len());
+            self.data.read(buf)
+        }
+    }
+
+    #[test]
+    fn a_frame_announcing_more_than_arrives_costs_what_arrived() {
+        let mut frame = (200u32 << 20).to_le_bytes().to_vec();
+        frame.extend_from_slice(b"ten bytes!");
+        let mut peer = Peer {
+            data: &frame,
+            largest_buffer: 0,
+        };
+        match read_frame::<Request>(&mut peer) {
+            Err(ReadError::Broken(m)) => assert!(m.contains("10 of its"), "{m}"),
+            other => panic!("expected a cut-short frame, got {other:?}"),
+        }
+        assert!(
+            peer.largest_buffer < 1 << 20,
+            "asked to fill a {}-byte buffer for a 14-byte frame",
+            peer.largest_buffer
+        );
     }
 
     #[test]
