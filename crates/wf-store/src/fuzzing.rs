@@ -2,8 +2,8 @@
 //!
 //! Each takes bytes (or a Redis reply) as a hostile peer or a damaged disk could shape them and
 //! runs the very code a store runs on them; the promise under test is that every input gives a
-//! value or a typed [`crate::StoreError`] / [`CodecError`], never a panic, a hang or an allocation far
-//! beyond the input's size. The bounded property-based fuzz in `tests/hostile_input.rs` and the
+//! value or a typed [`crate::StoreError`] / [`CodecError`], never a panic, a hang or an
+//! allocation far beyond the input's size. The bounded property-based fuzz in `tests/hostile_input.rs` and the
 //! cargo-fuzz targets in `fuzz/` (outside the workspace) both drive these.
 //!
 //! A log record's checksum does not keep a crafted record out: anyone who can write the file can
