@@ -73,17 +73,20 @@
 //! the log stays bounded under steady load.
 
 mod format;
+pub mod fs;
 mod fsio;
 mod lock;
 mod log;
 mod recovery;
 mod snapshot;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Status, Timestamp, WorkerId};
@@ -99,8 +102,10 @@ use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
 use crate::tables::{Change, Tables};
 
-use self::fsio::io_err;
+use self::fs::{FileSystem, OsFileSystem};
+use self::fsio::{Disk, io_err};
 use self::log::Log;
+pub use self::recovery::TornTail;
 pub use self::snapshot::FileSnapshot;
 
 /// The log file's name inside the store directory.
@@ -122,6 +127,9 @@ pub struct FileOptions {
     retention: Option<Duration>,
     compact_min_bytes: u64,
     compact_ratio: u64,
+    group_access: bool,
+    repair: bool,
+    fs: Arc<dyn FileSystem>,
 }
 
 impl Default for FileOptions {
@@ -131,6 +139,9 @@ impl Default for FileOptions {
             retention: None,
             compact_min_bytes: 8 << 20,
             compact_ratio: 2,
+            group_access: false,
+            repair: false,
+            fs: Arc::new(OsFileSystem),
         }
     }
 }
@@ -173,6 +184,46 @@ impl FileOptions {
         self.compact_ratio = ratio.max(2);
         self
     }
+
+    /// Lets the store's group read it (default `false`: private). A store creates its directory
+    /// with permission bits `0700` and its files `0600` (less the umask), compactions included,
+    /// and warns on open when the directory or log allow more; with group access, `0750` and
+    /// `0640`, for deployments where an inspector runs as another user of the owner's group.
+    #[must_use]
+    pub fn group_access(mut self, group: bool) -> Self {
+        self.group_access = group;
+        self
+    }
+
+    /// Repairs a damaged log on open (default `false`). Normally only a torn tail (what one
+    /// interrupted write can leave) is cut, and anything more is [`StoreError::Corrupt`]. With
+    /// `repair`, everything from the first unreadable record to the end is cut instead, after
+    /// being saved to `wf.log.cut-<offset>` next to the log; acknowledged changes among it are
+    /// lost from the store. [`FileStore::torn_tail`] reports what was cut. For an operator who
+    /// read the `Corrupt` error (the `wf repair` command does this), never as a default.
+    #[must_use]
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
+        self
+    }
+
+    /// The file system the store works through (default: the operating system's,
+    /// [`fs::OsFileSystem`]). For tests: [`testing::CountingFs`] (feature `testing`) records
+    /// every write, fsync and rename, so a test can check what is durable when.
+    #[must_use]
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    /// Permission bits of the store's directory and files.
+    fn modes(&self) -> (u32, u32) {
+        if self.group_access {
+            (0o750, 0o640)
+        } else {
+            (0o700, 0o600)
+        }
+    }
 }
 
 /// Counters of a [`FileStore`], for tests, benchmarks and monitoring.
@@ -212,11 +263,12 @@ pub struct FileStore {
     live_bytes: AtomicU64,
     /// The operation clock (ms) at which retention next runs.
     next_retention: AtomicU64,
+    /// What opening cut off the log's end, if anything.
+    torn_tail: Option<TornTail>,
     /// How many times a waiter was about to block, for tests that must fail the log while a
     /// thread is blocked.
     #[cfg(test)]
     blocking: AtomicU64,
-    _lock: lock::DirLock,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -250,34 +302,78 @@ impl FileStore {
     /// Those above, and [`StoreError::Io`] when the directory or log cannot be read or written.
     pub fn open_with(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        if dir.exists() && !dir.is_dir() {
-            return Err(StoreError::NotADirectory { path: dir });
+        let (dir_mode, file_mode) = options.modes();
+        let disk = Disk {
+            fs: Arc::clone(&options.fs),
+            log: dir.join(LOG_FILE),
+            tmp: dir.join(COMPACT_FILE),
+            dir,
+            sync: options.sync,
+            file_mode,
+        };
+        let dir = &disk.dir;
+        match disk.fs.metadata(dir).map_err(io_err(dir))? {
+            Some(m) if !m.is_dir => return Err(StoreError::NotADirectory { path: dir.clone() }),
+            Some(_) => {}
+            None => disk
+                .fs
+                .create_dir_all(dir, dir_mode)
+                .map_err(io_err(dir))?,
         }
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let lock = lock::lock_dir(&dir)?;
-        let path = dir.join(LOG_FILE);
-        let tmp = dir.join(COMPACT_FILE);
-        let opened = recovery::open_log(&dir, &path, &tmp, options.sync)?;
+        // Nothing in the directory is touched before the lock is held.
+        let file = lock::lock_log(&disk)?;
+        let opened = recovery::open_log(&disk, file, options.repair)?;
+        for (path, mode) in fsio::too_open(&disk, dir_mode, file_mode) {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "the store's files are readable by other users (mode {mode:o}): run `chmod {} {}` \
+                 (or FileOptions::group_access(true) if the owner's group must read it)",
+                if path == disk.log { "600" } else { "700" },
+                path.display()
+            );
+        }
         tracing::debug!(
-            path = %path.display(),
+            path = %disk.log.display(),
             records = opened.records,
             bytes = opened.size,
             "opened file store"
         );
-        let log = Log::new(&dir, &path, &tmp, options.sync, opened.file, opened.size);
+        let log = Log::new(&disk, opened.file, opened.size);
         Ok(Self {
-            dir,
+            dir: disk.dir.clone(),
             options,
             tables: Mutex::new(opened.tables),
             work: Signal::default(),
             finished: Signal::default(),
             log,
-            live_bytes: AtomicU64::new(0),
+            // The log as opened is at most the live state plus what piled up since the last
+            // compaction: counting it as live makes the next compaction wait until the log
+            // doubles, rather than rewriting it on the first change after every restart.
+            live_bytes: AtomicU64::new(opened.size),
             next_retention: AtomicU64::new(0),
+            torn_tail: opened.cut,
             #[cfg(test)]
             blocking: AtomicU64::new(0),
-            _lock: lock,
         })
+    }
+
+    /// Opens the store in `dir` with [`FileOptions::repair`] and closes it again: cuts a damaged
+    /// end of its log that opening refuses with [`StoreError::Corrupt`], saving the cut bytes
+    /// next to the log. Returns what was cut (`None` if the log was whole).
+    ///
+    /// # Errors
+    /// As [`FileStore::open_with`]; damage a repair cannot mend (a whole record this build
+    /// cannot decode, a bad header) is still [`StoreError::Corrupt`].
+    pub fn repair(dir: impl AsRef<Path>) -> Result<Option<TornTail>, StoreError> {
+        let store = Self::open_with(dir, FileOptions::default().repair(true))?;
+        Ok(store.torn_tail.clone())
+    }
+
+    /// What opening cut off the end of the log: a torn tail (an append a crash interrupted,
+    /// never acknowledged) or, with [`FileOptions::repair`], damage. `None` if the log was whole.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
     }
 
     /// The store's directory.
@@ -361,15 +457,27 @@ impl FileStore {
         result
     }
 
-    /// Runs a mutating operation, logs its changes as one record, does housekeeping and, unless
-    /// `must_sync` is false (claims and renewals) and every change is [`lease_only`], waits until
-    /// everything it saw is durable.
+    /// Runs a mutating operation, logs its changes as one record, does housekeeping and waits
+    /// until everything it saw is durable, and its own record too unless `must_sync` is false
+    /// (claims and renewals) and every change is [`lease_only`]: such a record need only be
+    /// written (see the module docs).
     fn mutate<T>(
         &self,
         must_sync: bool,
         now: Timestamp,
         op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let staged = self.stage(must_sync, now, op)?;
+        self.settle(staged)
+    }
+
+    /// The first half of [`Self::mutate`]: applies and logs the operation, without waiting.
+    fn stage<T>(
+        &self,
+        must_sync: bool,
+        now: Timestamp,
+        op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
+    ) -> Result<Staged<T>, StoreError> {
         let mut tables = self.lock_checked()?;
         let mut changes = Vec::new();
         let result = op(&mut tables, &mut changes);
@@ -397,17 +505,27 @@ impl FileStore {
             // Waiters on purged invocations must wake to learn they are gone.
             signal(&purged, &self.work, &self.finished);
         }
-        let waited = if must_sync {
-            self.log.wait_durable(seen)
-        } else if let Some(seq) = appended {
+        Ok(Staged {
+            result,
+            seen,
+            own: appended.filter(|_| !must_sync),
+        })
+    }
+
+    /// The second half of [`Self::mutate`]: waits until what the operation saw is durable (and
+    /// its own record written), then hands out its result.
+    fn settle<T>(&self, staged: Staged<T>) -> Result<T, StoreError> {
+        // Everything the operation saw, its own record included unless it is lease-only: a
+        // claim may return a child whose parent's commit is not yet synced, and must not hand
+        // it out before it is (durable before visible).
+        let mut waited = self.log.wait_durable(staged.seen);
+        if let (Ok(()), Some(seq)) = (&waited, staged.own) {
             // A claim or renewal: handed to the OS before it is acknowledged, so a killed
             // process's leases (and attempt numbers) are still there when the store reopens.
-            self.log.wait_written(seq)
-        } else {
-            Ok(())
-        };
+            waited = self.log.wait_written(seq);
+        }
         self.stop_on_failure(waited)?;
-        result
+        staged.result
     }
 
     /// Runs a read and waits until the state it saw is durable.
@@ -467,6 +585,15 @@ impl FileStore {
             }
         }
     }
+}
+
+/// A mutation applied and logged, not yet waited for (see [`FileStore::stage`]).
+struct Staged<T> {
+    result: Result<T, StoreError>,
+    /// The last record it saw that must be durable before it returns.
+    seen: u64,
+    /// Its own record, when that need only be written (lease-only).
+    own: Option<u64>,
 }
 
 impl Drop for FileStore {

@@ -51,7 +51,9 @@ fn fill_the_disk(store: &FileStore) {
         .append(true)
         .open("/dev/full")
         .expect("/dev/full exists on Linux");
-    store.log.redirect_writes(full);
+    store
+        .log
+        .redirect_writes(Box::new(super::fs::OsFile::new(full)));
 }
 
 /// The fail-stop error: an I/O error that says to reopen the store.
