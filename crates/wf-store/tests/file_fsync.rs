@@ -15,8 +15,7 @@ use file_common::*;
 use wf_core::{Status, WorkerId};
 use wf_store::file::testing::CountingFs;
 use wf_store::{
-    Commit, FileOptions, FileStore, NewEvent, Outcome, StoreAdmin, StoreError, StoreRead,
-    StoreWork,
+    Commit, FileOptions, FileStore, NewEvent, Outcome, StoreAdmin, StoreError, StoreRead, StoreWork,
 };
 
 const LEASE: Duration = Duration::from_secs(600);
@@ -69,9 +68,7 @@ fn every_acknowledged_operation_is_covered_by_an_fsync() {
     let child = child_of(10, &parent);
     let commit = Commit {
         children: vec![child.clone()],
-        ..Commit::outcome(Outcome::Waiting {
-            on: vec![child.id],
-        })
+        ..Commit::outcome(Outcome::Waiting { on: vec![child.id] })
     };
     store.commit(&lease, commit, at(1)).unwrap();
     all_synced(&fs, dir.path(), "commit");
@@ -134,7 +131,10 @@ fn deleting_the_lock_file_does_not_let_a_second_open_in() {
                 message.contains(&format!("pid {}", std::process::id())),
                 "{message}"
             );
-            assert!(message.contains(&dir.path().display().to_string()), "{message}");
+            assert!(
+                message.contains(&dir.path().display().to_string()),
+                "{message}"
+            );
             assert!(message.contains("Redis"), "{message}");
         }
         other => panic!("expected StoreLocked, got {other:?}"),
@@ -239,6 +239,10 @@ fn group_access_lets_the_group_read() {
     // The umask may take bits away, never add them.
     let file = under_umask(parent.path(), 0o640);
     assert_eq!(mode(&log_path(&dir)), file, "the compacted log");
-    assert_eq!(mode(&dir) & 0o7, 0, "others have no access to the directory");
+    assert_eq!(
+        mode(&dir) & 0o7,
+        0,
+        "others have no access to the directory"
+    );
     assert_eq!(mode(&dir) & 0o700, 0o700);
 }

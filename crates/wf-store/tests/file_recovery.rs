@@ -221,7 +221,11 @@ fn noise_after_a_torn_record_is_cut_only_within_one_write_and_otherwise_needs_a_
         assert!(!check_whole(&store, &record), "the torn commit is gone");
         assert_eq!(record.status(), Status::Running);
         drop(store);
-        assert_eq!(fs::read(&log).unwrap(), &full[..last], "cut where the torn record starts");
+        assert_eq!(
+            fs::read(&log).unwrap(),
+            &full[..last],
+            "cut where the torn record starts"
+        );
     }
     // More than one write leaves: refused, then repaired on request.
     for (seed, tail) in [(1, 8 << 20), (2, 3 << 20)] {
@@ -239,8 +243,14 @@ fn noise_after_a_torn_record_is_cut_only_within_one_write_and_otherwise_needs_a_
             Err(e) => panic!("expected Corrupt, got {e}"),
             Ok(_) => panic!("cut {tail} bytes of noise silently"),
         }
-        assert_eq!(fs::read(&log).unwrap(), bytes, "a refused open changes nothing");
-        let cut = FileStore::repair(dir.path()).unwrap().expect("the repair cut something");
+        assert_eq!(
+            fs::read(&log).unwrap(),
+            bytes,
+            "a refused open changes nothing"
+        );
+        let cut = FileStore::repair(dir.path())
+            .unwrap()
+            .expect("the repair cut something");
         assert_eq!((cut.offset, cut.repaired), (last as u64, true));
         assert_eq!(cut.bytes, (bytes.len() - last) as u64);
         let saved = cut.saved_to.expect("the cut bytes are saved");
@@ -248,7 +258,10 @@ fn noise_after_a_torn_record_is_cut_only_within_one_write_and_otherwise_needs_a_
         assert_eq!(fs::read(&log).unwrap(), &full[..last]);
         let store = FileStore::open_with(dir.path(), opts()).unwrap();
         assert_eq!(store.torn_tail(), None, "the repaired log is whole");
-        assert_eq!(store.invocation(root(0).id).unwrap().status(), Status::Running);
+        assert_eq!(
+            store.invocation(root(0).id).unwrap().status(),
+            Status::Running
+        );
     }
 }
 

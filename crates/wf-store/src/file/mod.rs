@@ -315,10 +315,7 @@ impl FileStore {
         match disk.fs.metadata(dir).map_err(io_err(dir))? {
             Some(m) if !m.is_dir => return Err(StoreError::NotADirectory { path: dir.clone() }),
             Some(_) => {}
-            None => disk
-                .fs
-                .create_dir_all(dir, dir_mode)
-                .map_err(io_err(dir))?,
+            None => disk.fs.create_dir_all(dir, dir_mode).map_err(io_err(dir))?,
         }
         // Nothing in the directory is touched before the lock is held.
         let file = lock::lock_log(&disk)?;

@@ -79,7 +79,12 @@ pub(crate) fn open_log(
     repair: bool,
 ) -> Result<Opened, StoreError> {
     let path = &disk.log;
-    if disk.fs.metadata(&disk.tmp).map_err(io_err(&disk.tmp))?.is_some() {
+    if disk
+        .fs
+        .metadata(&disk.tmp)
+        .map_err(io_err(&disk.tmp))?
+        .is_some()
+    {
         // A compaction that died before its rename: the log itself is intact.
         disk.fs.remove_file(&disk.tmp).map_err(io_err(&disk.tmp))?;
     }
@@ -105,7 +110,11 @@ pub(crate) fn open_log(
     if let Some(cut) = &mut replayed.cut {
         if cut.repaired {
             let saved = disk.dir.join(format!("wf.log.cut-{}", cut.offset));
-            save(disk, &saved, bytes.get(cut.offset as usize..).unwrap_or_default())?;
+            save(
+                disk,
+                &saved,
+                bytes.get(cut.offset as usize..).unwrap_or_default(),
+            )?;
             cut.saved_to = Some(saved);
         }
         tracing::warn!(
@@ -240,10 +249,13 @@ fn judge_tail(bytes: &[u8], at: usize, reason: &str, repair: bool) -> Result<Tor
     let tail = bytes.len() - at;
     // One interrupted write leaves at most this much (see `format::UNSYNCED_LIMIT`); a record
     // larger than the limit is written alone, and its intact frame says how large it is.
-    let torn_max = format::claimed_len(bytes, at)
-        .map_or(format::UNSYNCED_LIMIT, |n| (FRAME_LEN + n).max(format::UNSYNCED_LIMIT));
+    let torn_max = format::claimed_len(bytes, at).map_or(format::UNSYNCED_LIMIT, |n| {
+        (FRAME_LEN + n).max(format::UNSYNCED_LIMIT)
+    });
     let damage = match format::valid_record_after(bytes, at) {
-        After::Valid(next) => Some(format!("{reason}, yet a valid record follows at offset {next}")),
+        After::Valid(next) => Some(format!(
+            "{reason}, yet a valid record follows at offset {next}"
+        )),
         After::Undecided => Some(format!(
             "{reason}, and the {tail} bytes after it hold too many record-like frames to rule out a valid record among them"
         )),

@@ -124,7 +124,8 @@ impl CountingFs {
     /// Bytes of the file now named `path` that were written but no fsync covered yet (what a
     /// power loss could take); 0 for a file this layer did not open.
     pub fn unsynced_bytes(&self, path: &Path) -> u64 {
-        self.node_of(path).map_or(0, |n| n.len - n.synced.min(n.len))
+        self.node_of(path)
+            .map_or(0, |n| n.len - n.synced.min(n.len))
     }
 
     /// How many leading bytes of the file now named `path` an fsync covered.
@@ -230,7 +231,11 @@ impl FileSystem for CountingFs {
             _ => {
                 // A file this layer has not seen (what it holds counts as durable), or one just
                 // emptied.
-                let len = if how == OpenHow::Truncate { 0 } else { existing };
+                let len = if how == OpenHow::Truncate {
+                    0
+                } else {
+                    existing
+                };
                 s.nodes.push(Node { len, synced: len });
                 let n = s.nodes.len() - 1;
                 s.names.insert(path.to_path_buf(), n);

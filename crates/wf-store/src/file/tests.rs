@@ -227,7 +227,10 @@ fn a_claim_waits_until_the_commit_that_created_its_child_is_durable() {
         .stage(true, T0, |t, out| t.commit(out, &claim.lease, commit, T0))
         .unwrap();
     let commit_end = store.log.size();
-    assert!(fs.synced_len(&log) < commit_end, "the commit is not synced yet");
+    assert!(
+        fs.synced_len(&log) < commit_end,
+        "the commit is not synced yet"
+    );
     let claimed = store
         .claim(&WorkerId::new("child"), &disk_full(), LONG, T0)
         .unwrap()
@@ -265,4 +268,33 @@ fn files_readable_by_others_are_noticed() {
         vec![(disk.log.clone(), 0o644)]
     );
     assert!(super::fsio::too_open(&disk, 0o750, 0o644).is_empty());
+}
+
+/// Claims are written without an fsync, but the unsynced bytes never pile up past
+/// `UNSYNCED_LIMIT`: that bound is what lets recovery tell a torn tail from damage.
+#[test]
+fn unsynced_claims_never_pile_up_past_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = super::testing::CountingFs::new();
+    let options = FileOptions::default()
+        .file_system(Arc::new(fs.clone()))
+        .compact_min_bytes(u64::MAX);
+    let store = FileStore::open_with(dir.path(), options).unwrap();
+    let log = dir.path().join(super::LOG_FILE);
+    let n = 12_000;
+    store.submit_many((1..=n).map(root).collect(), T0).unwrap();
+    let mut most = 0;
+    for _ in 0..n {
+        store
+            .claim(&WorkerId::new("w"), &disk_full(), LONG, T0)
+            .unwrap()
+            .expect("claimable");
+        most = most.max(fs.unsynced_bytes(&log));
+    }
+    let limit = super::format::UNSYNCED_LIMIT as u64;
+    assert!(
+        most > limit / 2,
+        "the claims wrote too little to test the limit"
+    );
+    assert!(most <= limit, "{most} bytes were unsynced at once");
 }
