@@ -51,10 +51,16 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
         now,
         notes: RefCell::new(Vec::new()),
     };
+    if let Command::Repair = cli.command {
+        // Before any read: a store that needs a repair does not open for reading either.
+        return Ok(Printed {
+            stdout: repair(&out, &target)?,
+            notes: out.notes.into_inner(),
+        });
+    }
     // Checks the store exists (opening it would create an empty one at a mistyped path) and
-    // belongs to `--app`. Warnings about what the snapshot read (a torn tail it ignored) are
-    // to be noted here, with `out.note`, once the store reports them.
-    let store = open_read(&target)?;
+    // belongs to `--app`; notes a torn tail the snapshot ignored.
+    let store = open_read(&target, &out)?;
     let store = &*store;
     check_app(&target, store, cli.app.as_deref())?;
     let reads = Inspector::new(store);
@@ -72,6 +78,7 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
         Command::Counts => counts(&out, &reads),
         Command::SendEvent(args) => crate::steer::send_event(&out, &target, args),
         Command::Export(args) => crate::steer::export(&out, store, args),
+        Command::Repair => repair(&out, &target),
     }?;
     Ok(Printed {
         stdout,
@@ -101,11 +108,20 @@ impl Out {
 /// What the reading commands read: a read-only snapshot of the file store in a directory (it
 /// takes no lock, so workers may run), or a Redis store (opened without creating its namespace
 /// or binding it to an app; a namespace that does not exist is an error, not an empty store).
-fn open_read(target: &Target) -> Result<Box<dyn StoreRead>, Failure> {
+fn open_read(target: &Target, out: &Out) -> Result<Box<dyn StoreRead>, Failure> {
     match target {
-        Target::File(dir) => Ok(Box::new(
-            FileStore::snapshot(dir).map_err(|e| store_failure(target, e))?,
-        )),
+        Target::File(dir) => {
+            let snapshot = FileStore::snapshot(dir).map_err(|e| store_failure(target, e))?;
+            if let Some(cut) = snapshot.torn_tail() {
+                out.note(format!(
+                    "ignored {} unreadable bytes at the end of the log (from offset {}: {}): a \
+                     write in progress, or a torn tail a crash left, which the owning process \
+                     cuts when it next opens the store",
+                    cut.bytes, cut.offset, cut.reason
+                ));
+            }
+            Ok(Box::new(snapshot))
+        }
         Target::Redis(url) => {
             let store = RedisStore::open_read(url).map_err(|e| store_failure(target, e))?;
             if !store
@@ -690,6 +706,71 @@ fn open_store(target: &Target) -> Result<Box<dyn StoreAdmin>, Failure> {
         ))),
         Err(e) => Err(store_failure(target, e)),
     }
+}
+
+/// `wf repair`: cuts a damaged end off a file store's log (see the command's help).
+fn repair(out: &Out, target: &Target) -> Result<String, Failure> {
+    let Target::File(dir) = target else {
+        return Err(Failure::Usage(format!(
+            "repair is for file stores; {target} is a Redis store, whose durability is Redis's \
+             (see docs/backends.md, \"Durability: what each Redis setting gives\")"
+        )));
+    };
+    if !dir.join("wf.log").is_file() {
+        return Err(Failure::Runtime(format!(
+            "no wf store at {target}: the directory has no store log (wf.log); point --store or \
+             WF_STORE at the directory your workers open"
+        )));
+    }
+    let cut = match FileStore::repair(dir) {
+        Ok(cut) => cut,
+        Err(StoreError::StoreLocked { pid, .. }) => {
+            return Err(Failure::Runtime(format!(
+                "store {} is owned by a running process{}: stop it first (a store that needs a \
+                 repair does not open, so it is a healthy store's owner)",
+                dir.display(),
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            )));
+        }
+        Err(e) => return Err(store_failure(target, e)),
+    };
+    let log = dir.join("wf.log");
+    if out.json {
+        return out.json(&match &cut {
+            None => json!({ "repaired": false, "log": log.display().to_string() }),
+            Some(cut) => json!({
+                "repaired": true,
+                "log": log.display().to_string(),
+                "offset": cut.offset,
+                "dropped_bytes": cut.bytes,
+                "reason": cut.reason,
+                "torn_tail_only": !cut.repaired,
+                "saved_to": cut.saved_to.as_ref().map(|p| p.display().to_string()),
+            }),
+        });
+    }
+    Ok(match cut {
+        None => format!("{} is whole: nothing to repair\n", log.display()),
+        Some(cut) if !cut.repaired => format!(
+            "cut a torn tail of {} bytes at offset {} off {} ({}): an append a crash \
+             interrupted, never acknowledged; nothing else was wrong\n",
+            cut.bytes,
+            cut.offset,
+            log.display(),
+            cut.reason
+        ),
+        Some(cut) => format!(
+            "cut {} bytes at offset {} off {} ({});\nsaved them to {}; changes recorded in them \
+             are no longer in the store\n",
+            cut.bytes,
+            cut.offset,
+            log.display(),
+            cut.reason,
+            cut.saved_to
+                .as_ref()
+                .map_or_else(|| "nowhere".to_owned(), |p| p.display().to_string())
+        ),
+    })
 }
 
 fn purge_dry_run(
