@@ -423,6 +423,28 @@ impl Drop for Log {
     }
 }
 
+/// The size a compaction writing `snapshot` now would give the log: the live state's size.
+/// Costs one encoding of the state (no I/O).
+pub(crate) fn compacted_len(snapshot: &[Change], path: &Path) -> Result<u64, StoreError> {
+    let mut sink = LenCounter(format::HEADER_LEN as u64);
+    write_snapshot(&mut sink, snapshot, format::HEADER_LEN as u64, path)?;
+    Ok(sink.0)
+}
+
+/// Counts what is written to it.
+struct LenCounter(u64);
+
+impl Write for LenCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes a snapshot as records of at most a few hundred changes each (halving a group that is
 /// too large for one record), the first starting at file offset `at`. The snapshot is made
 /// durable as a whole by the rename, so it does not need to be one record.

@@ -77,7 +77,8 @@
 //!
 //! When the log grows past [`FileOptions::compact_min_bytes`] and past
 //! [`FileOptions::compact_ratio`] times the size of the last compacted log (the live state; on
-//! open, the log's size then, so a restart does not rewrite the log on its first change), the
+//! open, the size a compaction would give, measured by encoding the state once, so a restart
+//! does not rewrite a compact log on its first change), the
 //! operation that noticed writes [`Tables::snapshot`] to a new file, syncs it, renames it over the
 //! log and syncs the directory, holding the `Tables` mutex meanwhile (so compaction pauses the
 //! store for about one snapshot write; amortised it costs a constant per appended byte).
@@ -220,6 +221,9 @@ impl FileStore {
             bytes = opened.size,
             "opened file store"
         );
+        // The live state's real size, so the first change after a restart does not rewrite a
+        // log that is compact already (and a bloated one is compacted as it should be).
+        let live = log::compacted_len(&opened.tables.snapshot(), &disk.log)?;
         let log = Log::new(&disk, opened.file, opened.size);
         Ok(Self {
             dir: disk.dir.clone(),
@@ -228,10 +232,7 @@ impl FileStore {
             work: Signal::default(),
             finished: Signal::default(),
             log,
-            // The log as opened is at most the live state plus what piled up since the last
-            // compaction: counting it as live makes the next compaction wait until the log
-            // doubles, rather than rewriting it on the first change after every restart.
-            live_bytes: AtomicU64::new(opened.size),
+            live_bytes: AtomicU64::new(live),
             next_retention: AtomicU64::new(0),
             torn_tail: opened.cut,
             #[cfg(test)]
