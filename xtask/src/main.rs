@@ -291,7 +291,9 @@ fn soak(root: &Path, rest: &[String]) -> Result<(), Failed> {
     let mut seed = None;
     let mut iter = rest.iter();
     while let Some(arg) = iter.next() {
-        let value = iter.next().filter(|v| v.parse::<u64>().is_ok_and(|n| n > 0));
+        let value = iter
+            .next()
+            .filter(|v| v.parse::<u64>().is_ok_and(|n| n > 0));
         match (arg.as_str(), value) {
             ("--rounds", Some(n)) => rounds = n.clone(),
             ("--seed", Some(s)) => seed = Some(s.clone()),
