@@ -698,14 +698,20 @@ fn open_store(target: &Target) -> Result<Box<dyn StoreAdmin>, Failure> {
     };
     match FileStore::open(dir) {
         Ok(s) => Ok(Box::new(s)),
-        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
-            "store {} is owned by a running process: stop its workers first, or do this from \
+        Err(StoreError::StoreLocked { pid, .. }) => Err(Failure::Runtime(format!(
+            "store {} is owned by a running process{}: stop its workers first, or do this from \
              that process (App::retry, App::purge_finished; FileOptions::retention purges \
              finished workflows as it runs)",
-            dir.display()
+            dir.display(),
+            pid_text(pid)
         ))),
         Err(e) => Err(store_failure(target, e)),
     }
+}
+
+/// " (pid N)" when the owning process's id is known.
+pub(crate) fn pid_text(pid: Option<u32>) -> String {
+    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
 }
 
 /// `wf repair`: cuts a damaged end off a file store's log (see the command's help).
@@ -729,7 +735,7 @@ fn repair(out: &Out, target: &Target) -> Result<String, Failure> {
                 "store {} is owned by a running process{}: stop it first (a store that needs a \
                  repair does not open, so it is a healthy store's owner)",
                 dir.display(),
-                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                pid_text(pid)
             )));
         }
         Err(e) => return Err(store_failure(target, e)),

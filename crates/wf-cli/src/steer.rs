@@ -22,12 +22,13 @@ fn open_for_events(target: &Target) -> Result<Box<dyn Store>, Failure> {
     };
     match FileStore::open(dir) {
         Ok(s) => Ok(Box::new(s)),
-        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
-            "store {} is owned by a running process: send the event from that process \
+        Err(StoreError::StoreLocked { pid, .. }) => Err(Failure::Runtime(format!(
+            "store {} is owned by a running process{}: send the event from that process \
              (App::send_event), or stop its workers, send, and start them again (the workflow \
              waits durably meanwhile); for senders in other processes while workers run, use \
              the Redis backend",
-            dir.display()
+            dir.display(),
+            crate::commands::pid_text(pid)
         ))),
         Err(e) => Err(store_failure(target, e)),
     }

@@ -470,7 +470,10 @@ fn reads_work_on_a_store_a_live_process_owns() {
 
     let e = fails(&run(&f.dir, &["purge", "--older-than", "0s"]), 1);
     assert!(e.contains("owned by a running process"), "{e}");
+    assert!(e.contains(&format!("(pid {})", std::process::id())), "{e}");
     assert!(e.contains("stop its workers"), "{e}");
+    let e = fails(&run(&f.dir, &["repair"]), 1);
+    assert!(e.contains("owned by a running process"), "{e}");
     drop(owner);
 }
 
