@@ -311,3 +311,21 @@ fn a_power_loss_keeps_everything_acknowledged() {
     }
     assert!(commits > 100, "too few commits to test anything: {commits}");
 }
+
+/// An owner running an older `wf` locked only `LOCK`: this build respects that lock too.
+#[test]
+fn a_lock_on_lock_held_by_an_older_owner_is_respected() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(FileStore::open(dir.path()).unwrap());
+    let old_owner = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("LOCK"))
+        .unwrap();
+    old_owner.try_lock().unwrap();
+    assert!(matches!(
+        FileStore::open(dir.path()),
+        Err(StoreError::StoreLocked { .. })
+    ));
+    drop(old_owner);
+    FileStore::open(dir.path()).unwrap();
+}

@@ -150,6 +150,8 @@ pub struct FileStore {
     next_retention: AtomicU64,
     /// What opening cut off the log's end, if anything.
     torn_tail: Option<TornTail>,
+    /// `LOCK`, held locked (see `lock`).
+    _owner: Mutex<Box<dyn fs::FsFile>>,
     /// How many times a waiter was about to block, for tests that must fail the log while a
     /// thread is blocked.
     #[cfg(test)]
@@ -203,8 +205,8 @@ impl FileStore {
             None => disk.fs.create_dir_all(dir, dir_mode).map_err(io_err(dir))?,
         }
         // Nothing in the directory is touched before the lock is held.
-        let file = lock::lock_log(&disk)?;
-        let opened = recovery::open_log(&disk, file, options.repair)?;
+        let owned = lock::lock_store(&disk)?;
+        let opened = recovery::open_log(&disk, owned.log, options.repair)?;
         for (path, mode) in fsio::too_open(&disk, dir_mode, file_mode) {
             tracing::warn!(
                 path = %path.display(),
@@ -235,6 +237,7 @@ impl FileStore {
             live_bytes: AtomicU64::new(live),
             next_retention: AtomicU64::new(0),
             torn_tail: opened.cut,
+            _owner: Mutex::new(owned.owner),
             #[cfg(test)]
             blocking: AtomicU64::new(0),
         })
