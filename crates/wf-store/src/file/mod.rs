@@ -7,7 +7,7 @@
 //! ```text
 //! <dir>/wf.log          header + records, see `format`; held with an OS file lock by the
 //!                       owning process (see `lock`)
-//! <dir>/LOCK            the owner's process id, for messages only
+//! <dir>/LOCK            the owner's process id, for messages (locked too, see `lock`)
 //! <dir>/wf.log.compact  a compaction in progress (removed on open if a crash left it)
 //! <dir>/wf.log.cut-N    bytes an explicit repair cut off at offset N (see `recovery`)
 //! ```
