@@ -178,9 +178,13 @@ impl FileStore {
 
     /// Opens (creating if needed) the store in directory `dir`.
     ///
-    /// Takes the directory's lock ([`StoreError::StoreLocked`] if another process or another
-    /// open store holds it), replays the log, cuts a torn tail left by a crash (with a warning)
-    /// and fails with [`StoreError::Corrupt`] on damage before the tail,
+    /// Creates a missing directory `0700` and files `0600` (see [`FileOptions::group_access`])
+    /// and warns when an existing store allows more. Takes the store's lock
+    /// ([`StoreError::StoreLocked`], naming the owner's pid, if another process or another open
+    /// store holds it), replays the log, and cuts a torn tail left by a crash (with a warning;
+    /// [`FileStore::torn_tail`] says what was cut). Fails with [`StoreError::Corrupt`] on damage
+    /// a torn write cannot explain (in the middle of the log, or more bytes at its end than one
+    /// unsynced write leaves; [`FileOptions::repair`] cuts those on request),
     /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
     /// [`StoreError::OlderFormat`] on one written in an older, pre-release format. A path that
     /// exists but is not a directory is [`StoreError::NotADirectory`].
