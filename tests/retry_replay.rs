@@ -47,7 +47,12 @@ fn a_retry_replays_the_recorded_time_and_data_reads() {
         t.app.run_until_idle().unwrap();
         let (now, value) = inv.result_timeout(PATIENCE).unwrap();
         let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen.len(), 2, "{}: one failed attempt, one retry: {seen:?}", t.backend);
+        assert_eq!(
+            seen.len(),
+            2,
+            "{}: one failed attempt, one retry: {seen:?}",
+            t.backend
+        );
         let (first, second) = (seen[0], seen[1]);
         assert_eq!((first.0, second.0), (1, 2), "{}", t.backend);
         assert_eq!(
