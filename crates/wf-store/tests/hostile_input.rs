@@ -308,10 +308,10 @@ proptest! {
             apply(&mut frame, m, 0);
         }
         // Mostly with a length that matches what follows, so the payload reaches the decoder.
-        if let Some(len) = frame.len().checked_sub(4).and_then(|l| u32::try_from(l).ok()) {
-            if mutations.len() % 3 != 0 {
-                frame[..4].copy_from_slice(&len.to_le_bytes());
-            }
+        if let Some(len) = frame.len().checked_sub(4).and_then(|l| u32::try_from(l).ok())
+            && mutations.len() % 3 != 0
+        {
+            frame[..4].copy_from_slice(&len.to_le_bytes());
         }
         control_frame(&frame);
     }
