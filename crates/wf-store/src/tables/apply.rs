@@ -1,0 +1,176 @@
+//! The one mutation path of [`Tables`]: every change, live or replayed from a log, goes
+//! through `Tables::apply`, which keeps the indexes in step with the invocations.
+
+use wf_core::{InvocationId, Status, TaskId};
+
+use super::{Change, Slot, Tables, TaskQueue};
+use crate::model::InvocationState;
+
+impl Tables {
+    /// Applies one change. Used for live operations and for replaying a log.
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Created(spec, state) => {
+                let id = spec.id;
+                let seq = match self.invocations.remove(&id) {
+                    Some(old) => {
+                        self.unindex(id, &old.spec.task, &old.state, old.ticket);
+                        old.seq
+                    }
+                    None => {
+                        self.members
+                            .entry(spec.identity.workflow_id)
+                            .or_default()
+                            .push(id);
+                        if let Some(parent) = spec.parent {
+                            self.children.entry(parent).or_default().push(id);
+                        }
+                        let seq = self.next_seq;
+                        self.next_seq += 1;
+                        seq
+                    }
+                };
+                self.invocations.insert(
+                    id,
+                    Slot {
+                        spec,
+                        state,
+                        seq,
+                        ticket: None,
+                    },
+                );
+                self.index(id);
+            }
+            Change::State(id, state) => {
+                let Some(slot) = self.invocations.get_mut(&id) else {
+                    return;
+                };
+                let old = std::mem::replace(&mut slot.state, state);
+                let ticket = slot.ticket.take();
+                let spec = slot.spec.clone();
+                self.unindex(id, &spec.task, &old, ticket);
+                self.index(id);
+            }
+            Change::Journal(id, entries) => self.journals.entry(id).or_default().extend(entries),
+            Change::Data(workflow, key, value) => {
+                self.data.entry(workflow).or_default().insert(key, value);
+            }
+            Change::Purged(workflow) => {
+                for id in self.members.remove(&workflow).unwrap_or_default() {
+                    if let Some(slot) = self.invocations.remove(&id) {
+                        self.unindex(id, &slot.spec.task, &slot.state, slot.ticket);
+                    }
+                    self.journals.remove(&id);
+                    self.forget_steering(id);
+                }
+                self.data.remove(&workflow);
+            }
+            Change::ChildFinished(parent, child) => {
+                // `waiting_on` is in no index, and the status stays: nothing to re-index.
+                if let Some(slot) = self.invocations.get_mut(&parent) {
+                    slot.state.waiting_on.retain(|c| *c != child);
+                }
+            }
+            Change::App(app) => self.app = Some(app),
+            Change::Event(id, event) => self.inboxes.entry(id).or_default().events.push(event),
+            Change::EventsConsumed(id, seqs) => {
+                if let Some(inbox) = self.inboxes.get_mut(&id) {
+                    for seq in seqs {
+                        if let Some(e) = usize::try_from(seq)
+                            .ok()
+                            .and_then(|i| inbox.events.get_mut(i))
+                        {
+                            e.consumed = true;
+                        }
+                    }
+                }
+            }
+            Change::AwaitEvent(id, name) => self.inboxes.entry(id).or_default().awaiting = name,
+            Change::CancelRequest(id, request) => {
+                self.cancels.insert(id, request);
+            }
+        }
+    }
+
+    /// Indexes invocation `id` by its (new) state; a ready one joins the back of its task's
+    /// queue.
+    fn index(&mut self, id: InvocationId) {
+        let Some(slot) = self.invocations.get(&id) else {
+            return;
+        };
+        let state = &slot.state;
+        let (status, not_before) = (state.status, state.not_before);
+        let lease = state.lease.as_ref().map(|l| l.expires_at);
+        self.counts.add(status);
+        let mut ticket = None;
+        // A waiting invocation with a timer is claimable when the timer fires, like a retry.
+        let timer = status == Status::Waiting && not_before.is_some();
+        if status.is_claimable() || timer {
+            let task = &slot.spec.task;
+            if !self.queues.contains_key(task) {
+                self.queues.insert(task.clone(), TaskQueue::default());
+            }
+            if let Some(queue) = self.queues.get_mut(task) {
+                match not_before {
+                    Some(t) => {
+                        queue.delayed.insert((t, id));
+                    }
+                    None => {
+                        ticket = Some(self.next_ticket);
+                        queue.ready.insert(self.next_ticket, id);
+                        self.next_ticket += 1;
+                    }
+                }
+            }
+        }
+        if let (Status::Running, Some(expires_at)) = (status, lease) {
+            self.leases.insert((expires_at, id));
+        }
+        if let Some(slot) = self.invocations.get_mut(&id) {
+            slot.ticket = ticket;
+        }
+    }
+
+    /// Removes invocation `id` of `task`, in its old `state` and with its old queue `ticket`,
+    /// from the indexes. They hold exactly the claimable and running invocations, nothing stale.
+    fn unindex(
+        &mut self,
+        id: InvocationId,
+        task: &TaskId,
+        state: &InvocationState,
+        ticket: Option<u64>,
+    ) {
+        self.counts.remove(state.status);
+        if let Some(queue) = self.queues.get_mut(task) {
+            if let Some(ticket) = ticket {
+                queue.ready.remove(&ticket);
+            }
+            if let Some(t) = state.not_before {
+                queue.delayed.remove(&(t, id));
+            }
+        }
+        if let Some(lease) = &state.lease {
+            self.leases.remove(&(lease.expires_at, id));
+        }
+    }
+
+    pub(super) fn emit(&mut self, out: &mut Vec<Change>, change: Change) {
+        let wakes = matches!(
+            change,
+            Change::Created(..) | Change::State(..) | Change::Purged(_)
+        );
+        if wakes || !self.unlogged {
+            out.push(change.clone());
+        }
+        self.apply(change);
+    }
+
+    pub(super) fn set_state(
+        &mut self,
+        out: &mut Vec<Change>,
+        id: InvocationId,
+        state: InvocationState,
+    ) {
+        self.emit(out, Change::State(id, state));
+    }
+}

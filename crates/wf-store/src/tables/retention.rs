@@ -1,0 +1,84 @@
+//! Retention of [`Tables`]: which finished workflow trees may go, and purging them.
+
+use std::collections::HashMap;
+
+use wf_core::{InvocationId, Timestamp};
+
+use super::{Change, Tables};
+
+impl Tables {
+    /// When workflow `wf` finished: the time its last invocation became final (the newest
+    /// `updated_at` of its root and members), or `None` while any of them is not final or its
+    /// root is missing.
+    fn finished_at(&self, wf: InvocationId, members: &[InvocationId]) -> Option<Timestamp> {
+        self.invocations.get(&wf)?;
+        members
+            .iter()
+            .try_fold(Timestamp(0), |newest, m| match self.invocations.get(m) {
+                None => Some(newest),
+                Some(s) if s.state.status.is_final() => Some(newest.max(s.state.updated_at)),
+                Some(_) => None,
+            })
+    }
+
+    /// The top of the workflow tree `wf` belongs to: the workflow reached by following roots'
+    /// callers up (a sub-workflow's root is called by an invocation of its parent workflow)
+    /// while the caller is still stored.
+    fn tree_top(&self, wf: InvocationId) -> InvocationId {
+        let mut top = wf;
+        // A chain is never longer than the number of workflows; the bound only guards against
+        // a malformed cycle.
+        for _ in 0..self.members.len() {
+            let Some(caller) = self.invocations.get(&top).and_then(|r| r.spec.parent) else {
+                break;
+            };
+            let Some(caller) = self.invocations.get(&caller) else {
+                break;
+            };
+            let up = caller.spec.identity.workflow_id;
+            if up == top {
+                break;
+            }
+            top = up;
+        }
+        top
+    }
+
+    /// The finished workflow trees to purge at `finished_before`, as the workflows in them in
+    /// creation order. A tree is a workflow together with the sub-workflows started from it,
+    /// recursively (a sub-workflow whose caller is gone is the top of its own tree). It goes as
+    /// a whole, once every invocation in it is final and the last of them became final before
+    /// `finished_before`: a finished sub-workflow stays while its caller, which still has to
+    /// read its result, or anything else in the tree runs, and a workflow's history stays
+    /// complete while any of it is kept.
+    pub fn purgeable(&self, finished_before: Timestamp) -> Vec<InvocationId> {
+        // Per tree top: its workflows, and when the tree finished (`None`: it has not).
+        let mut trees: HashMap<InvocationId, (Vec<InvocationId>, Option<Timestamp>)> =
+            HashMap::new();
+        for (wf, members) in &self.members {
+            let finished = self.finished_at(*wf, members);
+            let tree = trees
+                .entry(self.tree_top(*wf))
+                .or_insert((Vec::new(), Some(Timestamp(0))));
+            tree.0.push(*wf);
+            tree.1 = tree.1.zip(finished).map(|(a, b)| a.max(b));
+        }
+        let mut doomed: Vec<InvocationId> = trees
+            .into_values()
+            .filter(|(_, finished)| finished.is_some_and(|t| t < finished_before))
+            .flat_map(|(wfs, _)| wfs)
+            .collect();
+        doomed.sort_by_key(|wf| self.invocations.get(wf).map(|root| root.seq));
+        doomed
+    }
+
+    /// Removes the finished workflow trees [`Tables::purgeable`] names. Returns how many
+    /// workflows (sub-workflows included) were removed.
+    pub fn purge_finished(&mut self, out: &mut Vec<Change>, finished_before: Timestamp) -> usize {
+        let doomed = self.purgeable(finished_before);
+        for wf in &doomed {
+            self.emit(out, Change::Purged(*wf));
+        }
+        doomed.len()
+    }
+}
