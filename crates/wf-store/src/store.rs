@@ -295,8 +295,8 @@ pub trait StoreWork: StoreRead {
     /// # Errors
     /// [`StoreError::LeaseLost`] (nothing written) when the lease expired or another attempt
     /// holds the invocation; [`StoreError::InvalidCommit`], [`StoreError::Access`],
-    /// [`StoreError::Conflict`], [`StoreError::TooLarge`] for a commit the store refuses
-    /// (nothing written).
+    /// [`StoreError::Conflict`] (also for two children under one id that are different calls),
+    /// [`StoreError::TooLarge`] for a commit the store refuses (nothing written).
     ///
     /// Pinned by the `commit`, `waiting`, `data` and `leases` topics.
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError>;
