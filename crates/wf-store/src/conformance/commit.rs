@@ -260,7 +260,10 @@ pub fn commit_conflicting_duplicate_child_is_refused(s: Subject) {
         },
         at(1),
     );
-    match err(refused, "a commit with two children under one id, other arguments") {
+    match err(
+        refused,
+        "a commit with two children under one id, other arguments",
+    ) {
         StoreError::Conflict(i) => assert_eq!(i, id(20), "the conflict names the child"),
         other => panic!("expected Conflict({}), got {other:?}", id(20)),
     }
@@ -269,7 +272,11 @@ pub fn commit_conflicting_duplicate_child_is_refused(s: Subject) {
         ok(store.journal(p.id), "journal").is_empty(),
         "a refused commit appends nothing"
     );
-    assert_eq!(status(store, p.id), Status::Running, "the lease still holds");
+    assert_eq!(
+        status(store, p.id),
+        Status::Running,
+        "the lease still holds"
+    );
 
     commit(
         store,

@@ -121,6 +121,7 @@ macro_rules! conformance_tests {
             submit_conflict_is_refused,
             submit_many_is_one_atomic_batch,
             submit_many_conflict_submits_nothing,
+            long_task_names_are_refused,
         );
         $crate::conformance_tests!(@topic claim:
             claim_is_fifo_and_leases,
@@ -180,6 +181,7 @@ macro_rules! conformance_tests {
         );
         $crate::conformance_tests!(@topic values:
             large_values_round_trip,
+            long_error_texts_are_cut,
         );
         $crate::conformance_tests!(@topic reads:
             unknown_ids_are_not_found,

@@ -7,6 +7,7 @@ use wf_core::{InvocationId, JournalEntry, Status, Timestamp, check_write};
 
 use super::{Change, Progress, Tables, cancelled_state, check, invalid};
 use crate::error::StoreError;
+use crate::limits::bounded_failure;
 use crate::model::{
     Checkpoint, Claim, Commit, InvocationSpec, Lease, LeaseInfo, NewInvocation, Outcome,
     Suspension, lease_expiry,
@@ -64,20 +65,20 @@ impl Tables {
             }
             Outcome::Failed(error) => {
                 state.status = Status::Failed;
-                state.error = Some(error);
+                state.error = Some(bounded_failure(error));
                 wakes_parent = true;
             }
             Outcome::Retry { not_before, error } => {
                 state.status = Status::Retry;
                 state.retries += 1;
                 state.not_before = Some(not_before);
-                state.error = Some(error);
+                state.error = Some(bounded_failure(error));
             }
             Outcome::Released => state.status = Status::Pending,
             Outcome::Deferred { not_before, error } => {
                 state.status = Status::Pending;
                 state.not_before = Some(not_before);
-                state.error = Some(error);
+                state.error = Some(bounded_failure(error));
             }
             Outcome::Waiting { on } => {
                 let unfinished = self.unfinished_children(id, on, &fresh)?;

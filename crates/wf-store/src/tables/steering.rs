@@ -6,6 +6,7 @@ use wf_core::{Failure, FailureKind, InvocationId, Status, Timestamp};
 
 use super::{Change, Tables, check};
 use crate::error::StoreError;
+use crate::limits::{bounded_failure, bounded_text};
 use crate::model::InvocationState;
 use crate::steering::{CancelReport, CancelRequest, EventInbox, EventSent, NewEvent, StoredEvent};
 
@@ -16,7 +17,10 @@ pub(super) fn cancelled_state(mut state: InvocationState, reason: &str) -> Invoc
     state.not_before = None;
     state.waiting_on.clear();
     state.result = None;
-    state.error = Some(Failure::new(FailureKind::Cancelled, reason));
+    state.error = Some(bounded_failure(Failure::new(
+        FailureKind::Cancelled,
+        reason,
+    )));
     state
 }
 
@@ -206,7 +210,7 @@ impl Tables {
             }
             if status == Status::Running {
                 let request = CancelRequest {
-                    reason: reason.to_owned(),
+                    reason: bounded_text(reason.to_owned()),
                     acknowledged: false,
                 };
                 self.emit(out, Change::CancelRequest(member, request));

@@ -7,10 +7,14 @@ use wf_core::{Status, Timestamp};
 
 use super::{Change, IdMap, Tables, check, new_call, spec_call};
 use crate::error::StoreError;
+use crate::limits::check_task_name;
 use crate::model::{InvocationSpec, InvocationState, Lease, LeaseInfo, NewInvocation, Submitted};
 
 impl Tables {
+    /// Whether `new` is stored already (an identical call); refuses a long task name and
+    /// another call under its id.
     fn check_new(&self, new: &NewInvocation) -> Result<Option<Submitted>, StoreError> {
+        check_task_name(&new.task)?;
         match self.invocations.get(&new.id) {
             None => Ok(None),
             Some(slot) => {
