@@ -372,7 +372,22 @@ impl FileStore {
     ) -> Result<T, StoreError> {
         let mut tables = self.lock_checked()?;
         let mut changes = Vec::new();
+        tables.begin_undo();
         let result = op(&mut tables, &mut changes);
+        // The record is measured, not the request: one too large to log is undone and refused
+        // alone, so memory never runs ahead of the log and the store goes on serving.
+        if let Err(refused) = check_record(&changes) {
+            if tables.roll_back() {
+                return Err(refused);
+            }
+            self.log.fail(
+                std::io::ErrorKind::InvalidData,
+                format!("an oversized record could not be undone: {refused}"),
+            );
+            self.wake_if_stopped(&tables);
+            return Err(refused);
+        }
+        tables.keep_changes();
         // A claim that failed a crash-looping invocation (and maybe woke its parent) made
         // something final: that must be durable before anyone sees it, so it is logged as wanted
         // and waited for, sharing the next group commit like any other durable operation.
@@ -487,8 +502,9 @@ fn lease_only(change: &Change) -> bool {
     matches!(change, Change::State(_, s) if matches!(s.status, Status::Running | Status::Pending))
 }
 
-/// Refuses, before anything changes, a request whose record could not be encoded: memory would
-/// then be ahead of the log. `bytes` is an estimate of the record (see `commit_bytes`).
+/// Refuses a request or record of `bytes` over [`limits::MAX_RECORD_BYTES`]. Requests are
+/// estimated first (see `commit_bytes`), cheaply, before anything is done; the record an
+/// operation writes is then measured exactly ([`check_record`]).
 fn check_size(what: &str, bytes: usize) -> Result<(), StoreError> {
     let limit = limits::MAX_RECORD_BYTES;
     if bytes > limit {
@@ -500,6 +516,16 @@ fn check_size(what: &str, bytes: usize) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Refuses the record of `changes` when its encoding is over [`limits::MAX_RECORD_BYTES`] (or
+/// cannot be encoded): measured exactly, whatever the request looked like.
+fn check_record(changes: &[Change]) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let bytes = wf_core::codec::encoded_len(changes)?;
+    check_size("the record of this operation", bytes)
 }
 
 fn invocation_bytes(new: &NewInvocation) -> usize {

@@ -95,6 +95,12 @@ impl Tables {
     /// Indexes invocation `id` by its (new) state; a ready one joins the back of its task's
     /// queue.
     fn index(&mut self, id: InvocationId) {
+        self.index_at(id, None);
+    }
+
+    /// [`Self::index`], but a ready one takes queue place `at` when given (an undone change
+    /// puts it back where it was) instead of the back of its queue.
+    pub(super) fn index_at(&mut self, id: InvocationId, at: Option<u64>) {
         let Some(slot) = self.invocations.get(&id) else {
             return;
         };
@@ -116,9 +122,12 @@ impl Tables {
                         queue.delayed.insert((t, id));
                     }
                     None => {
-                        ticket = Some(self.next_ticket);
-                        queue.ready.insert(self.next_ticket, id);
-                        self.next_ticket += 1;
+                        let t = at.unwrap_or_else(|| {
+                            self.next_ticket += 1;
+                            self.next_ticket - 1
+                        });
+                        ticket = Some(t);
+                        queue.ready.insert(t, id);
                     }
                 }
             }
@@ -133,7 +142,7 @@ impl Tables {
 
     /// Removes invocation `id` of `task`, in its old `state` and with its old queue `ticket`,
     /// from the indexes. They hold exactly the claimable and running invocations, nothing stale.
-    fn unindex(
+    pub(super) fn unindex(
         &mut self,
         id: InvocationId,
         task: &TaskId,
@@ -161,6 +170,9 @@ impl Tables {
         );
         if wakes || !self.unlogged {
             out.push(change.clone());
+        }
+        if self.undo.is_some() {
+            self.record_undo(&change);
         }
         self.apply(change);
     }

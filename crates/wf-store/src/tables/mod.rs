@@ -125,7 +125,7 @@ fn check(invocation: InvocationId, from: Status, to: Status) -> Result<(), Store
         .map_err(|source| StoreError::Transition { invocation, source })
 }
 
-#[cfg_attr(test, derive(Clone))]
+#[derive(Clone)]
 struct Slot {
     spec: Arc<InvocationSpec>,
     state: InvocationState,
@@ -184,6 +184,8 @@ pub struct Tables {
     /// that say what became claimable or final (`Created`, `State`, `Purged`), without copying
     /// journals and data values into the change list.
     unlogged: bool,
+    /// While an operation is recorded for undoing: what its changes replaced, oldest first.
+    undo: Option<Vec<undo::Undo>>,
 }
 
 impl std::fmt::Debug for Tables {
@@ -221,3 +223,4 @@ mod snapshot;
 mod submit;
 #[cfg(test)]
 mod tests;
+mod undo;
