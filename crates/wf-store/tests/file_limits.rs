@@ -65,7 +65,9 @@ fn a_huge_retry_error_does_not_brick_the_store() {
             "the error is kept cut, not whole ({} bytes)",
             error.message.len()
         );
-        store.submit(root(100 + u128::from(reopen), "t", b""), now).unwrap();
+        store
+            .submit(root(100 + u128::from(reopen), "t", b""), now)
+            .unwrap();
     }
 }
 

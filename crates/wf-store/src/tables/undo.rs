@@ -4,7 +4,6 @@
 //! must measure before logging it (the file store refuses an oversized record alone, instead of
 //! leaving memory ahead of its log).
 
-
 use wf_core::InvocationId;
 
 use super::{Change, Slot, Tables};
