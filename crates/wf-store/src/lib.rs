@@ -43,6 +43,6 @@ pub mod file;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "file")]
-pub use file::{FileOptions, FileSnapshot, FileStore};
+pub use file::{DEFAULT_RETENTION, FileOptions, FileSnapshot, FileStore};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;

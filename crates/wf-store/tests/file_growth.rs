@@ -39,7 +39,7 @@ fn rss() -> u64 {
 fn options() -> FileOptions {
     // Keep everything (what is measured is what a store holds without retention), no fsync
     // (the disk is not what is measured).
-    FileOptions::default().sync(false)
+    FileOptions::default().sync(false).keep_everything()
 }
 
 fn new_root(n: u64) -> NewInvocation {

@@ -68,9 +68,11 @@
 //! operation that noticed writes [`Tables::snapshot`] to a new file, syncs it, renames it over the
 //! log and syncs the directory, holding the `Tables` mutex meanwhile (so compaction pauses the
 //! store for about one snapshot write; amortised it costs a constant per appended byte).
-//! [`StoreAdmin::purge_finished`] compacts at once. With [`FileOptions::retention`], finished
-//! workflows older than the retention (by the operations' clock) are purged as operations go, so
-//! the log stays bounded under steady load.
+//! [`StoreAdmin::purge_finished`] works in batches of [`crate::tables::PURGE_BATCH`] workflows,
+//! releasing the lock between them, then compacts at once. Retention is on by default
+//! ([`DEFAULT_RETENTION`], 24 hours; [`FileOptions::keep_everything`] turns it off): finished
+//! workflow trees older than it (by the operations' clock) are purged as operations go, each
+//! operation looking at one batch, so memory and the log stay bounded under steady load.
 
 mod format;
 mod fsio;
@@ -97,7 +99,7 @@ use crate::model::{
 };
 use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
-use crate::tables::{Change, Tables};
+use crate::tables::{Change, PURGE_BATCH, Tables};
 
 use self::fsio::io_err;
 use self::log::Log;
@@ -107,6 +109,10 @@ pub use self::snapshot::FileSnapshot;
 const LOG_FILE: &str = "wf.log";
 /// A compaction's temporary file.
 const COMPACT_FILE: &str = "wf.log.compact";
+
+/// How long a file store keeps a finished workflow tree by default: 24 hours (see
+/// [`FileOptions::retention`]).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Settings of a [`FileStore`]. Start from `FileOptions::default()`.
 ///
@@ -128,7 +134,7 @@ impl Default for FileOptions {
     fn default() -> Self {
         Self {
             sync: true,
-            retention: None,
+            retention: Some(DEFAULT_RETENTION),
             compact_min_bytes: 8 << 20,
             compact_ratio: 2,
         }
@@ -150,13 +156,28 @@ impl FileOptions {
         self.sync
     }
 
-    /// Purge workflows that finished longer than `retention` ago (judged by the clock the
-    /// operations pass in), as operations go; their space is reclaimed by the next compaction.
-    /// Default: keep everything until [`StoreAdmin::purge_finished`] is called.
+    /// Purge workflow trees that finished longer than `retention` ago (judged by the clock the
+    /// operations pass in), as operations go, a batch per operation; their space is reclaimed
+    /// by the next compaction. Default: [`DEFAULT_RETENTION`] (24 hours), so a long-running
+    /// worker's memory and log stay bounded; [`FileOptions::keep_everything`] turns it off.
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
         self
+    }
+
+    /// Keep every finished workflow until [`StoreAdmin::purge_finished`] removes it (no
+    /// retention). Memory then grows with finished work (a few hundred bytes per finished
+    /// invocation, plus its journal and data) for as long as the store is open.
+    #[must_use]
+    pub fn keep_everything(mut self) -> Self {
+        self.retention = None;
+        self
+    }
+
+    /// The retention in force (`None`: everything is kept).
+    pub fn retention_period(&self) -> Option<Duration> {
+        self.retention
     }
 
     /// Never compact a log smaller than this (default 8 MiB).
@@ -210,8 +231,10 @@ pub struct FileStore {
     log: Log,
     /// The log's size right after the last compaction: the live state's size.
     live_bytes: AtomicU64,
-    /// The operation clock (ms) at which retention next runs.
+    /// The operation clock (ms) at which retention next starts a pass over the workflows.
     next_retention: AtomicU64,
+    /// The workflows the current retention pass has still to look at (taken from the back).
+    retention_backlog: Mutex<Vec<InvocationId>>,
     /// How many times a waiter was about to block, for tests that must fail the log while a
     /// thread is blocked.
     #[cfg(test)]
@@ -274,6 +297,7 @@ impl FileStore {
             log,
             live_bytes: AtomicU64::new(0),
             next_retention: AtomicU64::new(0),
+            retention_backlog: Mutex::new(Vec::new()),
             #[cfg(test)]
             blocking: AtomicU64::new(0),
             _lock: lock,
@@ -440,14 +464,25 @@ impl FileStore {
     /// operation that triggered them: they are logged, and a broken log fails the next one.
     fn housekeeping(&self, tables: &mut Tables, now: Timestamp) -> Vec<Change> {
         let mut purged = Vec::new();
-        if let Some(retention) = self.options.retention
-            && now.0 >= self.next_retention.load(Ordering::Relaxed)
-        {
-            let every = (retention / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
-            self.next_retention
-                .store(now.saturating_add(every).0, Ordering::Relaxed);
+        if let Some(retention) = self.options.retention {
+            // A pass over every workflow starts when due, and each operation takes the next
+            // batch of it: no operation pays for more than one batch.
+            let mut backlog = self
+                .retention_backlog
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if backlog.is_empty() && now.0 >= self.next_retention.load(Ordering::Relaxed) {
+                let every =
+                    (retention / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
+                self.next_retention
+                    .store(now.saturating_add(every).0, Ordering::Relaxed);
+                *backlog = tables.workflow_ids();
+            }
+            let keep = backlog.len().saturating_sub(PURGE_BATCH);
+            let batch = backlog.split_off(keep);
+            drop(backlog);
             let cutoff = Timestamp(now.0.saturating_sub(retention.as_millis() as u64));
-            let n = tables.purge_finished(&mut purged, cutoff);
+            let n = tables.purge_trees(&mut purged, &batch, cutoff);
             if n > 0 {
                 tracing::debug!(workflows = n, "retention purged finished workflows");
                 if let Err(e) = self.log.append(&purged, true) {
@@ -811,27 +846,35 @@ impl StoreAdmin for FileStore {
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
-        let mut tables = self.lock_checked()?;
-        let mut changes = Vec::new();
-        let n = tables.purge_finished(&mut changes, finished_before);
-        if n == 0 {
-            let seen = self.log.wanted();
+        // In batches of trees, each logged as one record with the lock held only for that
+        // batch: a purge of many workflows never stalls the workers for long.
+        let candidates = self.lock_checked()?.workflow_ids();
+        let mut removed = 0;
+        for batch in candidates.chunks(PURGE_BATCH) {
+            let mut tables = self.lock_checked()?;
+            let mut changes = Vec::new();
+            let n = tables.purge_trees(&mut changes, batch, finished_before);
+            if n == 0 {
+                continue;
+            }
+            if let Err(e) = self.log.append(&changes, true) {
+                self.wake_if_stopped(&tables);
+                return Err(e);
+            }
+            removed += n;
             drop(tables);
-            self.stop_on_failure(self.log.wait_durable(seen))?;
-            return Ok(0);
+            signal(&changes, &self.work, &self.finished);
         }
-        if let Err(e) = self.log.append(&changes, true) {
-            self.wake_if_stopped(&tables);
-            return Err(e);
-        }
+        let tables = self.lock_checked()?;
         let seen = self.log.wanted();
-        // Reclaim the space now; a failed compaction leaves the purge in the log, still durable
-        // once the wait below returns.
-        self.compact_locked(&tables);
+        if removed > 0 {
+            // Reclaim the space now; a failed compaction leaves the purge in the log, still
+            // durable once the wait below returns.
+            self.compact_locked(&tables);
+        }
         self.wake_if_stopped(&tables);
         drop(tables);
-        signal(&changes, &self.work, &self.finished);
         self.stop_on_failure(self.log.wait_durable(seen))?;
-        Ok(n)
+        Ok(removed)
     }
 }

@@ -219,6 +219,7 @@ mod commit;
 mod lease;
 mod reads;
 mod retention;
+pub use retention::PURGE_BATCH;
 mod snapshot;
 mod submit;
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Retention of [`Tables`]: which finished workflow trees may go, and purging them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use wf_core::{InvocationId, Timestamp};
 
@@ -72,13 +72,84 @@ impl Tables {
         doomed
     }
 
-    /// Removes the finished workflow trees [`Tables::purgeable`] names. Returns how many
-    /// workflows (sub-workflows included) were removed.
+    /// Removes the finished workflow trees [`Tables::purgeable`] names, all at once. Returns how
+    /// many workflows (sub-workflows included) were removed. A store that others use meanwhile
+    /// purges in batches instead ([`Tables::workflow_ids`], [`Tables::purge_trees`]).
     pub fn purge_finished(&mut self, out: &mut Vec<Change>, finished_before: Timestamp) -> usize {
-        let doomed = self.purgeable(finished_before);
-        for wf in &doomed {
-            self.emit(out, Change::Purged(*wf));
+        let candidates = self.workflow_ids();
+        self.purge_trees(out, &candidates, finished_before)
+    }
+
+    /// Every stored workflow (sub-workflows included), in no particular order: the candidates a
+    /// purge goes through, [`PURGE_BATCH`] at a time, releasing the store's lock between
+    /// batches. Copying them is cheap (an id each).
+    pub fn workflow_ids(&self) -> Vec<InvocationId> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Of `candidates`, the workflows that top a tree (see [`Tables::purgeable`]) whose every
+    /// invocation is final, the last of them before `finished_before`: removes each such tree
+    /// whole. A candidate gone meanwhile, or inside another's tree, is skipped (its top decides).
+    /// Returns how many workflows were removed. The work is bounded by the candidates' trees,
+    /// not by the size of the store.
+    pub fn purge_trees(
+        &mut self,
+        out: &mut Vec<Change>,
+        candidates: &[InvocationId],
+        finished_before: Timestamp,
+    ) -> usize {
+        let mut removed = 0;
+        for &wf in candidates {
+            if !self.members.contains_key(&wf) || self.tree_top(wf) != wf {
+                continue;
+            }
+            let Some((tree, finished)) = self.finished_tree(wf) else {
+                continue;
+            };
+            if finished < finished_before {
+                removed += tree.len();
+                for w in tree {
+                    self.emit(out, Change::Purged(w));
+                }
+            }
         }
-        doomed.len()
+        removed
+    }
+
+    /// The workflows of the tree topped by `top` (it first, then the sub-workflows started from
+    /// it, recursively) and when the last of their invocations became final; `None` while any
+    /// of them is not final.
+    fn finished_tree(&self, top: InvocationId) -> Option<(Vec<InvocationId>, Timestamp)> {
+        let mut tree = vec![top];
+        let mut seen: HashSet<InvocationId> = HashSet::from([top]);
+        let mut finished = Timestamp(0);
+        let mut next = 0;
+        while let Some(&wf) = tree.get(next) {
+            next += 1;
+            let members = self.members.get(&wf)?;
+            finished = finished.max(self.finished_at(wf, members)?);
+            for member in members {
+                for child in self.children.get(member).into_iter().flatten() {
+                    // A child rooting a workflow of its own is a sub-workflow of this tree.
+                    let sub = self
+                        .invocations
+                        .get(child)
+                        .map(|c| c.spec.identity.workflow_id)
+                        .filter(|sub| sub == child && *sub != wf);
+                    if let Some(sub) = sub
+                        && self.members.contains_key(&sub)
+                        && seen.insert(sub)
+                    {
+                        tree.push(sub);
+                    }
+                }
+            }
+        }
+        Some((tree, finished))
     }
 }
+
+/// How many candidate workflows one purge step looks at while it holds a store's lock: enough
+/// to keep the per-step cost small next to the lock's other work, small enough that no step
+/// holds the lock for more than a few milliseconds.
+pub const PURGE_BATCH: usize = 256;

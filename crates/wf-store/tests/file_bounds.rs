@@ -1,6 +1,7 @@
-//! The file store measures the records it writes, not the requests: an oversized record is
-//! refused alone and undone, and nothing a caller stores makes later records grow past the limit
-//! (issue 11, defect 2). These tests hold a few hundred MiB for a moment.
+//! Bounds of the file store (issue 11). It measures the records it writes, not the requests: an
+//! oversized record is refused alone and undone, and nothing a caller stores makes later records
+//! grow past the limit (defect 2; these tests hold a few hundred MiB for a moment). Retention
+//! keeps it from growing without end, a bounded batch per operation (defect 6).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,7 +10,11 @@ use std::time::Duration;
 use wf_core::{JournalEntry, Op, Status, TaskId};
 use wf_store::conformance::fixtures::{T0, at, failure, id, root, tasks, worker};
 use wf_store::limits::{MAX_ERROR_BYTES, MAX_RECORD_BYTES};
-use wf_store::{Commit, FileOptions, FileStore, Outcome, StoreError, StoreRead, StoreWork};
+use wf_store::tables::PURGE_BATCH;
+use wf_store::{
+    Commit, DEFAULT_RETENTION, FileOptions, FileStore, Outcome, StoreAdmin, StoreError, StoreRead,
+    StoreWork,
+};
 
 const LEASE: Duration = Duration::from_secs(1);
 
@@ -136,4 +141,62 @@ fn an_oversized_record_is_refused_alone_and_undone() {
     assert_eq!(record.status(), Status::Success);
     assert_eq!(store.journal(inv.id).unwrap(), small);
     assert_eq!(store.get_data(inv.id, "k").unwrap(), None);
+}
+
+/// Retention is on by default (24 hours) and purges a bounded batch of workflows per operation,
+/// so no operation pays for the whole store; a few operations later everything old is gone.
+/// `keep_everything` turns it off.
+#[test]
+fn retention_is_on_by_default_and_purges_a_batch_per_operation() {
+    assert_eq!(
+        FileOptions::default().retention_period(),
+        Some(DEFAULT_RETENTION)
+    );
+    let n = 2 * PURGE_BATCH as u128 + 10;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open_with(dir.path(), FileOptions::default().sync(false)).unwrap();
+    let t = tasks(&["t"]);
+    for i in 0..n {
+        store.submit(root(i + 1, "t", b""), T0).unwrap();
+        let c = store.claim(&worker("w"), &t, LEASE, T0).unwrap().unwrap();
+        store
+            .commit(&c.lease, Commit::outcome(Outcome::Success(Vec::new())), T0)
+            .unwrap();
+    }
+    assert_eq!(
+        store.counts().unwrap().total() as u128,
+        n,
+        "all within retention"
+    );
+    // A day and a bit later, each operation purges at most one batch.
+    let later = T0.saturating_add(DEFAULT_RETENTION + Duration::from_secs(60));
+    let mut left = n;
+    for k in 0..3u128 {
+        store.submit(root(10_000 + k, "u", b""), later).unwrap();
+        let total = store.counts().unwrap().total() as u128 - (k + 1);
+        assert!(
+            left - total <= PURGE_BATCH as u128,
+            "operation {k} purged {} workflows, more than a batch",
+            left - total
+        );
+        left = total;
+    }
+    assert_eq!(left, 0, "three batches cover everything old");
+
+    let dir = tempfile::tempdir().unwrap();
+    let keep = FileOptions::default().sync(false).keep_everything();
+    assert_eq!(keep.retention_period(), None);
+    let store = FileStore::open_with(dir.path(), keep).unwrap();
+    store.submit(root(1, "t", b""), T0).unwrap();
+    let c = store.claim(&worker("w"), &t, LEASE, T0).unwrap().unwrap();
+    store
+        .commit(&c.lease, Commit::outcome(Outcome::Success(Vec::new())), T0)
+        .unwrap();
+    store.submit(root(2, "t", b""), later).unwrap();
+    assert_eq!(
+        store.counts().unwrap().total(),
+        2,
+        "keep_everything keeps it"
+    );
+    assert_eq!(store.purge_finished(later).unwrap(), 1, "until purged");
 }
