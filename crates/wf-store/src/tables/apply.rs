@@ -1,16 +1,22 @@
 //! The one mutation path of [`Tables`]: every change, live or replayed from a log, goes
 //! through `Tables::apply`, which keeps the indexes in step with the invocations.
 
+use std::sync::Arc;
+
 use wf_core::{InvocationId, Status, TaskId};
 
 use super::{Change, Slot, Tables, TaskQueue};
-use crate::model::InvocationState;
+use crate::model::{InvocationSpec, InvocationState};
 
 impl Tables {
     /// Applies one change. Used for live operations and for replaying a log.
     pub fn apply(&mut self, change: Change) {
         match change {
-            Change::Created(spec, state) => {
+            Change::Created(mut spec, state) => {
+                if let Some(unshared) = Arc::get_mut(&mut spec) {
+                    // Replayed from a log: every decoded spec has task names of its own.
+                    self.intern(unshared);
+                }
                 let id = spec.id;
                 let seq = match self.invocations.remove(&id) {
                     Some(old) => {
@@ -32,12 +38,12 @@ impl Tables {
                 };
                 self.invocations.insert(
                     id,
-                    Slot {
+                    Box::new(Slot {
                         spec,
                         state,
                         seq,
                         ticket: None,
-                    },
+                    }),
                 );
                 self.index(id);
             }
@@ -56,7 +62,8 @@ impl Tables {
                 self.data.entry(workflow).or_default().insert(key, value);
             }
             Change::Purged(workflow) => {
-                for id in self.members.remove(&workflow).unwrap_or_default() {
+                let members = self.members.remove(&workflow).unwrap_or_default();
+                for &id in members.as_slice() {
                     if let Some(slot) = self.invocations.remove(&id) {
                         self.unindex(id, &slot.spec.task, &slot.state, slot.ticket);
                     }
@@ -88,6 +95,22 @@ impl Tables {
             Change::AwaitEvent(id, name) => self.inboxes.entry(id).or_default().awaiting = name,
             Change::CancelRequest(id, request) => {
                 self.cancels.insert(id, request);
+            }
+        }
+    }
+
+    /// Makes `spec`'s task names share the stored copy of each name (the key of that task's
+    /// queue, made now if needed): one copy per task, not two per invocation.
+    pub(super) fn intern(&mut self, spec: &mut InvocationSpec) {
+        self.intern_name(&mut spec.task);
+        self.intern_name(&mut spec.identity.workflow_type);
+    }
+
+    fn intern_name(&mut self, name: &mut TaskId) {
+        match self.queues.get_key_value(name) {
+            Some((stored, _)) => *name = stored.clone(),
+            None => {
+                self.queues.insert(name.clone(), TaskQueue::default());
             }
         }
     }

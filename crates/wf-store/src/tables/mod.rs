@@ -158,10 +158,12 @@ struct Inbox {
 #[derive(Default)]
 #[cfg_attr(test, derive(Clone))]
 pub struct Tables {
-    invocations: IdMap<Slot>,
+    /// Boxed: the map's entries stay small (a slot is ~180 bytes, and a hash map keeps
+    /// spare entries), so a finished invocation costs less memory.
+    invocations: IdMap<Box<Slot>>,
     journals: IdMap<Vec<JournalEntry>>,
     data: IdMap<BTreeMap<String, Vec<u8>>>,
-    members: IdMap<Vec<InvocationId>>,
+    members: IdMap<members::Members>,
     /// The app the store belongs to, once bound.
     app: Option<String>,
     /// Claimable invocations by task. A task's entry stays once made (empty when it has nothing
@@ -217,6 +219,7 @@ mod admin;
 mod apply;
 mod commit;
 mod lease;
+mod members;
 mod reads;
 mod retention;
 pub use retention::PURGE_BATCH;

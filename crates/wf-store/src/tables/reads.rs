@@ -12,6 +12,7 @@ impl Tables {
     pub(super) fn slot(&self, id: InvocationId) -> Result<&Slot, StoreError> {
         self.invocations
             .get(&id)
+            .map(|slot| &**slot)
             .ok_or(StoreError::InvocationNotFound(id))
     }
 
@@ -56,7 +57,10 @@ impl Tables {
 
     /// The invocations of a workflow, in submission order.
     pub fn workflow_invocations(&self, workflow: InvocationId) -> Vec<InvocationId> {
-        self.members.get(&workflow).cloned().unwrap_or_default()
+        self.members
+            .get(&workflow)
+            .map(|m| m.as_slice().to_vec())
+            .unwrap_or_default()
     }
 
     /// The root invocations of all workflows (sub-workflows included), oldest first; roots
@@ -65,7 +69,7 @@ impl Tables {
         let mut roots: Vec<(&Slot, InvocationRecord)> = self
             .members
             .keys()
-            .filter_map(|wf| Some((self.invocations.get(wf)?, self.invocation(*wf).ok()?)))
+            .filter_map(|wf| Some((&**self.invocations.get(wf)?, self.invocation(*wf).ok()?)))
             .collect();
         roots.sort_by_key(|(slot, _)| (slot.spec.created_at, slot.seq));
         roots.into_iter().map(|(_, r)| r).collect()

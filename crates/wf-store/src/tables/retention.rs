@@ -56,7 +56,7 @@ impl Tables {
         let mut trees: HashMap<InvocationId, (Vec<InvocationId>, Option<Timestamp>)> =
             HashMap::new();
         for (wf, members) in &self.members {
-            let finished = self.finished_at(*wf, members);
+            let finished = self.finished_at(*wf, members.as_slice());
             let tree = trees
                 .entry(self.tree_top(*wf))
                 .or_insert((Vec::new(), Some(Timestamp(0))));
@@ -127,8 +127,8 @@ impl Tables {
         while let Some(&wf) = tree.get(next) {
             next += 1;
             let members = self.members.get(&wf)?;
-            finished = finished.max(self.finished_at(wf, members)?);
-            for member in members {
+            finished = finished.max(self.finished_at(wf, members.as_slice())?);
+            for member in members.as_slice() {
                 for child in self.children.get(member).into_iter().flatten() {
                     // A child rooting a workflow of its own is a sub-workflow of this tree.
                     let sub = self

@@ -21,7 +21,8 @@ impl Tables {
         if let Some(app) = &self.app {
             out.push(Change::App(app.clone()));
         }
-        let mut slots: Vec<(&InvocationId, &Slot)> = self.invocations.iter().collect();
+        let mut slots: Vec<(&InvocationId, &Slot)> =
+            self.invocations.iter().map(|(id, s)| (id, &**s)).collect();
         slots.sort_by_key(|(_, slot)| slot.seq);
         for (id, slot) in slots {
             out.push(Change::Created(slot.spec.clone(), slot.state.clone()));

@@ -33,7 +33,8 @@ impl Tables {
         new: NewInvocation,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let (spec, state) = Self::new_slot(new, now)?;
+        let (mut spec, state) = Self::new_slot(new, now)?;
+        self.intern(&mut spec);
         self.emit(out, Change::Created(Arc::new(spec), state));
         Ok(())
     }
@@ -47,7 +48,8 @@ impl Tables {
         lease: &Lease,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let (spec, mut state) = Self::new_slot(new, now)?;
+        let (mut spec, mut state) = Self::new_slot(new, now)?;
+        self.intern(&mut spec);
         check(spec.id, state.status, Status::Running)?;
         state.status = Status::Running;
         state.attempts = lease.attempt;

@@ -561,7 +561,6 @@ fn roll_back_restores_the_tables_exactly() {
     });
 }
 
-
 /// A purge in batches looks only at its candidates: a finished sub-workflow goes with the tree
 /// its top heads (never alone, even when it is the candidate), and a tree goes whole once its
 /// top is a candidate, sub-workflows not in the batch included.
@@ -573,7 +572,9 @@ fn purge_trees_removes_whole_trees_of_the_candidates_only() {
     let sub = fixtures::subworkflow(3, &a, "t", b"");
     t.submit(&mut out, a.clone(), at(0)).unwrap();
     t.submit(&mut out, b.clone(), at(0)).unwrap();
-    let la = claim(&mut t, &mut out, &tasks(&TASKS), at(1)).unwrap().lease;
+    let la = claim(&mut t, &mut out, &tasks(&TASKS), at(1))
+        .unwrap()
+        .lease;
     let commit = Commit {
         children: vec![sub.clone()],
         ..Commit::outcome(Outcome::Waiting { on: vec![sub.id] })
@@ -584,11 +585,30 @@ fn purge_trees_removes_whole_trees_of_the_candidates_only() {
         let done = Commit::outcome(Outcome::Success(Vec::new()));
         t.commit(&mut out, &c.lease, done, at(2)).unwrap();
     }
-    assert!([a.id, b.id, sub.id].iter().all(|i| t.status(*i).unwrap().is_final()));
-    assert_eq!(t.purge_trees(&mut out, &[sub.id], at(10)), 0, "a sub-workflow never goes alone");
-    assert_eq!(t.purge_trees(&mut out, &[a.id], at(10)), 2, "a tree goes whole");
+    assert!(
+        [a.id, b.id, sub.id]
+            .iter()
+            .all(|i| t.status(*i).unwrap().is_final())
+    );
+    assert_eq!(
+        t.purge_trees(&mut out, &[sub.id], at(10)),
+        0,
+        "a sub-workflow never goes alone"
+    );
+    assert_eq!(
+        t.purge_trees(&mut out, &[a.id], at(10)),
+        2,
+        "a tree goes whole"
+    );
     assert!(t.status(sub.id).is_none() && t.status(a.id).is_none());
-    assert!(t.status(b.id).is_some(), "a workflow not among the candidates stays");
-    assert_eq!(t.purge_trees(&mut out, &[b.id], at(2)), 0, "finished too recently");
+    assert!(
+        t.status(b.id).is_some(),
+        "a workflow not among the candidates stays"
+    );
+    assert_eq!(
+        t.purge_trees(&mut out, &[b.id], at(2)),
+        0,
+        "finished too recently"
+    );
     assert_eq!(t.purge_trees(&mut out, &[b.id], at(3)), 1);
 }

@@ -66,14 +66,14 @@ impl Tables {
     pub(super) fn record_undo(&mut self, change: &Change) {
         let step = match change {
             Change::Created(spec, _) => match self.invocations.get(&spec.id) {
-                Some(old) => Undo::Replaced(spec.id, Box::new(old.clone())),
+                Some(old) => Undo::Replaced(spec.id, old.clone()),
                 None => Undo::Created {
                     id: spec.id,
                     next_seq: self.next_seq,
                 },
             },
             Change::State(id, _) => match self.invocations.get(id) {
-                Some(old) => Undo::State(*id, Box::new(old.clone())),
+                Some(old) => Undo::State(*id, old.clone()),
                 None => return,
             },
             Change::Journal(id, _) => Undo::Journal(*id, self.journals.get(id).map(Vec::len)),
@@ -117,7 +117,12 @@ impl Tables {
                 if let Some(slot) = self.invocations.remove(&id) {
                     self.unindex(id, &slot.spec.task, &slot.state, slot.ticket);
                     let wf = slot.spec.identity.workflow_id;
-                    pop_member(&mut self.members, wf, id);
+                    if let Some(members) = self.members.get_mut(&wf) {
+                        members.remove(id);
+                        if members.is_empty() {
+                            self.members.remove(&wf);
+                        }
+                    }
                     if let Some(parent) = slot.spec.parent {
                         pop_member(&mut self.children, parent, id);
                     }
@@ -129,7 +134,7 @@ impl Tables {
                     self.unindex(id, &now.spec.task, &now.state, now.ticket);
                 }
                 let ticket = old.ticket;
-                self.invocations.insert(id, *old);
+                self.invocations.insert(id, old);
                 self.index_at(id, ticket);
             }
             Undo::Journal(id, len) => match len {
