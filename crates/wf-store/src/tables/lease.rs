@@ -108,7 +108,7 @@ impl Tables {
     }
 
     /// Makes every invocation whose lease expired before `now` runnable again, or failed with
-    /// [`FailureKind::WorkerLost`] once it has been lost more times in a row than its spec
+    /// [`wf_core::FailureKind::WorkerLost`] once it has been lost more times in a row than its spec
     /// allows. Returns the ids of all of them.
     ///
     /// # Errors
