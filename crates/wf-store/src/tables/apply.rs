@@ -24,10 +24,7 @@ impl Tables {
                         old.seq
                     }
                     None => {
-                        self.members
-                            .entry(spec.identity.workflow_id)
-                            .or_default()
-                            .push(id);
+                        self.add_member(spec.identity.workflow_id, id);
                         if let Some(parent) = spec.parent {
                             self.children.entry(parent).or_default().push(id);
                         }
@@ -62,7 +59,7 @@ impl Tables {
                 self.data.entry(workflow).or_default().insert(key, value);
             }
             Change::Purged(workflow) => {
-                let members = self.members.remove(&workflow).unwrap_or_default();
+                let members = self.take_members(workflow);
                 for &id in members.as_slice() {
                     if let Some(slot) = self.invocations.remove(&id) {
                         self.unindex(id, &slot.spec.task, &slot.state, slot.ticket);

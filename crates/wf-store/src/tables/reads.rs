@@ -57,19 +57,15 @@ impl Tables {
 
     /// The invocations of a workflow, in submission order.
     pub fn workflow_invocations(&self, workflow: InvocationId) -> Vec<InvocationId> {
-        self.members
-            .get(&workflow)
-            .map(|m| m.as_slice().to_vec())
-            .unwrap_or_default()
+        self.members_of(workflow).to_vec()
     }
 
     /// The root invocations of all workflows (sub-workflows included), oldest first; roots
     /// created at the same time in submission order.
     pub fn workflow_roots(&self) -> Vec<InvocationRecord> {
         let mut roots: Vec<(&Slot, InvocationRecord)> = self
-            .members
-            .keys()
-            .filter_map(|wf| Some((&**self.invocations.get(wf)?, self.invocation(*wf).ok()?)))
+            .workflows()
+            .filter_map(|wf| Some((&**self.invocations.get(&wf)?, self.invocation(wf).ok()?)))
             .collect();
         roots.sort_by_key(|(slot, _)| (slot.spec.created_at, slot.seq));
         roots.into_iter().map(|(_, r)| r).collect()

@@ -28,7 +28,7 @@ impl Tables {
         let mut top = wf;
         // A chain is never longer than the number of workflows; the bound only guards against
         // a malformed cycle.
-        for _ in 0..self.members.len() {
+        for _ in 0..self.invocations.len() {
             let Some(caller) = self.invocations.get(&top).and_then(|r| r.spec.parent) else {
                 break;
             };
@@ -55,12 +55,12 @@ impl Tables {
         // Per tree top: its workflows, and when the tree finished (`None`: it has not).
         let mut trees: HashMap<InvocationId, (Vec<InvocationId>, Option<Timestamp>)> =
             HashMap::new();
-        for (wf, members) in &self.members {
-            let finished = self.finished_at(*wf, members.as_slice());
+        for wf in self.workflows() {
+            let finished = self.finished_at(wf, self.members_of(wf));
             let tree = trees
-                .entry(self.tree_top(*wf))
+                .entry(self.tree_top(wf))
                 .or_insert((Vec::new(), Some(Timestamp(0))));
-            tree.0.push(*wf);
+            tree.0.push(wf);
             tree.1 = tree.1.zip(finished).map(|(a, b)| a.max(b));
         }
         let mut doomed: Vec<InvocationId> = trees
@@ -84,7 +84,7 @@ impl Tables {
     /// purge goes through, [`PURGE_BATCH`] at a time, releasing the store's lock between
     /// batches. Copying them is cheap (an id each).
     pub fn workflow_ids(&self) -> Vec<InvocationId> {
-        self.members.keys().copied().collect()
+        self.workflows().collect()
     }
 
     /// Of `candidates`, the workflows that top a tree (see [`Tables::purgeable`]) whose every
@@ -100,7 +100,7 @@ impl Tables {
     ) -> usize {
         let mut removed = 0;
         for &wf in candidates {
-            if !self.members.contains_key(&wf) || self.tree_top(wf) != wf {
+            if !self.is_workflow(wf) || self.tree_top(wf) != wf {
                 continue;
             }
             let Some((tree, finished)) = self.finished_tree(wf) else {
@@ -126,9 +126,9 @@ impl Tables {
         let mut next = 0;
         while let Some(&wf) = tree.get(next) {
             next += 1;
-            let members = self.members.get(&wf)?;
-            finished = finished.max(self.finished_at(wf, members.as_slice())?);
-            for member in members.as_slice() {
+            let members = self.members_of(wf);
+            finished = finished.max(self.finished_at(wf, members)?);
+            for member in members {
                 for child in self.children.get(member).into_iter().flatten() {
                     // A child rooting a workflow of its own is a sub-workflow of this tree.
                     let sub = self
@@ -137,7 +137,7 @@ impl Tables {
                         .map(|c| c.spec.identity.workflow_id)
                         .filter(|sub| sub == child && *sub != wf);
                     if let Some(sub) = sub
-                        && self.members.contains_key(&sub)
+                        && self.is_workflow(sub)
                         && seen.insert(sub)
                     {
                         tree.push(sub);

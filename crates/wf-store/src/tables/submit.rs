@@ -124,7 +124,6 @@ impl Tables {
         let fresh = self.check_new_batch(batch.iter())?;
         let created = fresh.iter().filter(|f| **f).count();
         self.invocations.reserve(created);
-        self.members.reserve(created);
         let answers = fresh
             .iter()
             .map(|f| match f {

@@ -117,12 +117,7 @@ impl Tables {
                 if let Some(slot) = self.invocations.remove(&id) {
                     self.unindex(id, &slot.spec.task, &slot.state, slot.ticket);
                     let wf = slot.spec.identity.workflow_id;
-                    if let Some(members) = self.members.get_mut(&wf) {
-                        members.remove(id);
-                        if members.is_empty() {
-                            self.members.remove(&wf);
-                        }
-                    }
+                    self.remove_member(wf, id);
                     if let Some(parent) = slot.spec.parent {
                         pop_member(&mut self.children, parent, id);
                     }
