@@ -64,28 +64,6 @@ impl Members {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn members_keep_order_through_pushes_and_removals() {
-        let ids: Vec<InvocationId> = (1..=3).map(InvocationId::from_u128).collect();
-        let mut m = Members::default();
-        assert!(m.is_empty());
-        for (n, id) in ids.iter().enumerate() {
-            m.push(*id);
-            assert_eq!(m.as_slice(), &ids[..=n]);
-        }
-        m.remove(ids[2]);
-        m.remove(ids[1]);
-        assert!(matches!(m, Members::One(_)));
-        assert_eq!(m.as_slice(), &ids[..1]);
-        m.remove(ids[0]);
-        assert!(m.is_empty());
-    }
-}
-
 /// Workflow membership kept in [`Tables::members`]: a workflow whose only member is its root
 /// (most workflows) has no entry at all; its root's slot says it is a workflow.
 impl Tables {
@@ -159,5 +137,27 @@ impl Tables {
                 self.members.remove(&wf);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_keep_order_through_pushes_and_removals() {
+        let ids: Vec<InvocationId> = (1..=3).map(InvocationId::from_u128).collect();
+        let mut m = Members::default();
+        assert!(m.is_empty());
+        for (n, id) in ids.iter().enumerate() {
+            m.push(*id);
+            assert_eq!(m.as_slice(), &ids[..=n]);
+        }
+        m.remove(ids[2]);
+        m.remove(ids[1]);
+        assert!(matches!(m, Members::One(_)));
+        assert_eq!(m.as_slice(), &ids[..1]);
+        m.remove(ids[0]);
+        assert!(m.is_empty());
     }
 }
