@@ -19,9 +19,9 @@ impl Tables {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let slot = self.slot(id)?;
-        check(id, slot.state.status, Status::Cancelled)?;
+        check(id, slot.status, Status::Cancelled)?;
         let spec = slot.spec.clone();
-        let mut state = cancelled_state(slot.state.clone(), reason);
+        let mut state = cancelled_state(slot.state().into_owned(), reason);
         state.updated_at = now;
         self.set_state(out, id, state);
         self.wake_parent(out, &spec, now);
@@ -46,24 +46,24 @@ impl Tables {
             invocation: id,
             reason,
         };
-        if slot.state.status != Status::Failed {
+        if slot.status != Status::Failed {
             return Err(refuse(format!(
                 "it is {}, not failed; only a failed invocation can be retried",
-                slot.state.status
+                slot.status
             )));
         }
         if let Some(caller) = slot.spec.parent
             && let Some(c) = self.invocations.get(&caller)
-            && c.state.status.is_final()
+            && c.status.is_final()
         {
             return Err(refuse(format!(
                 "its caller {caller} ({}) is {} and took this failure, so nothing would read a \
                  new result; retry the caller, or start the work again",
-                c.spec.task, c.state.status
+                c.spec.task, c.status
             )));
         }
         check(id, Status::Failed, Status::Pending)?;
-        let mut state = slot.state.clone();
+        let mut state = slot.state().into_owned();
         state.status = Status::Pending;
         state.retries = 0;
         state.recoveries = 0;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use wf_core::{InvocationId, Status, TaskId};
 
+use super::slot::IndexKeys;
 use super::{Change, Slot, Tables, TaskQueue};
 use crate::model::{InvocationSpec, InvocationState};
 
@@ -20,7 +21,7 @@ impl Tables {
                 let id = spec.id;
                 let seq = match self.invocations.remove(&id) {
                     Some(old) => {
-                        self.unindex(id, &old.spec.task, &old.state, old.ticket);
+                        self.unindex(id, &old.spec.task, old.keys(), old.ticket);
                         old.seq
                     }
                     None => {
@@ -33,25 +34,18 @@ impl Tables {
                         seq
                     }
                 };
-                self.invocations.insert(
-                    id,
-                    Box::new(Slot {
-                        spec,
-                        state,
-                        seq,
-                        ticket: None,
-                    }),
-                );
+                self.invocations
+                    .insert(id, Box::new(Slot::new(spec, state, seq)));
                 self.index(id);
             }
             Change::State(id, state) => {
                 let Some(slot) = self.invocations.get_mut(&id) else {
                     return;
                 };
-                let old = std::mem::replace(&mut slot.state, state);
+                let old = slot.replace_state(state);
                 let ticket = slot.ticket.take();
                 let spec = slot.spec.clone();
-                self.unindex(id, &spec.task, &old, ticket);
+                self.unindex(id, &spec.task, old, ticket);
                 self.index(id);
             }
             Change::Journal(id, entries) => self.journals.entry(id).or_default().extend(entries),
@@ -62,7 +56,7 @@ impl Tables {
                 let members = self.take_members(workflow);
                 for &id in members.as_slice() {
                     if let Some(slot) = self.invocations.remove(&id) {
-                        self.unindex(id, &slot.spec.task, &slot.state, slot.ticket);
+                        self.unindex(id, &slot.spec.task, slot.keys(), slot.ticket);
                     }
                     self.journals.remove(&id);
                     self.forget_steering(id);
@@ -72,7 +66,9 @@ impl Tables {
             Change::ChildFinished(parent, child) => {
                 // `waiting_on` is in no index, and the status stays: nothing to re-index.
                 if let Some(slot) = self.invocations.get_mut(&parent) {
-                    slot.state.waiting_on.retain(|c| *c != child);
+                    if let Some(state) = slot.live_mut() {
+                        state.waiting_on.retain(|c| *c != child);
+                    }
                 }
             }
             Change::App(app) => self.app = Some(app),
@@ -124,9 +120,11 @@ impl Tables {
         let Some(slot) = self.invocations.get(&id) else {
             return;
         };
-        let state = &slot.state;
-        let (status, not_before) = (state.status, state.not_before);
-        let lease = state.lease.as_ref().map(|l| l.expires_at);
+        let IndexKeys {
+            status,
+            not_before,
+            lease,
+        } = slot.keys();
         self.counts.add(status);
         let mut ticket = None;
         // A waiting invocation with a timer is claimable when the timer fires, like a retry.
@@ -166,20 +164,20 @@ impl Tables {
         &mut self,
         id: InvocationId,
         task: &TaskId,
-        state: &InvocationState,
+        keys: IndexKeys,
         ticket: Option<u64>,
     ) {
-        self.counts.remove(state.status);
+        self.counts.remove(keys.status);
         if let Some(queue) = self.queues.get_mut(task) {
             if let Some(ticket) = ticket {
                 queue.ready.remove(&ticket);
             }
-            if let Some(t) = state.not_before {
+            if let Some(t) = keys.not_before {
                 queue.delayed.remove(&(t, id));
             }
         }
-        if let Some(lease) = &state.lease {
-            self.leases.remove(&(lease.expires_at, id));
+        if let Some(expires_at) = keys.lease {
+            self.leases.remove(&(expires_at, id));
         }
     }
 

@@ -46,7 +46,7 @@ impl Tables {
             fresh,
         } = self.check_progress(&spec, commit.journal, commit.data, commit.children)?;
         // The new state.
-        let mut state = self.slot(id)?.state.clone();
+        let mut state = self.slot(id)?.state().into_owned();
         state.lease = None;
         state.recoveries = 0;
         state.updated_at = now;
@@ -178,7 +178,7 @@ impl Tables {
         let id = lease.invocation;
         let slot = self.fence(lease, now)?;
         let spec = slot.spec.clone();
-        let mut state = slot.state.clone();
+        let mut state = slot.state().into_owned();
         let Checkpoint {
             journal,
             data,
@@ -324,7 +324,7 @@ impl Tables {
             match self.invocations.get(&child) {
                 _ if is_new => unfinished.push(child),
                 Some(c) if c.spec.parent == Some(id) => {
-                    if !c.state.status.is_final() {
+                    if !c.status.is_final() {
                         unfinished.push(child);
                     }
                 }
@@ -350,16 +350,16 @@ impl Tables {
         let Some(slot) = self.invocations.get(&parent) else {
             return;
         };
-        if slot.state.status != Status::Waiting || !slot.state.waiting_on.contains(&child.id) {
+        if slot.status != Status::Waiting || !slot.state().waiting_on.contains(&child.id) {
             return;
         }
-        let last = slot.state.waiting_on.iter().all(|c| *c == child.id);
+        let last = slot.state().waiting_on.iter().all(|c| *c == child.id);
         if !last || Status::Waiting.check_transition(Status::Pending).is_err() {
             // Still waiting on others: log only which child finished.
             self.emit(out, Change::ChildFinished(parent, child.id));
             return;
         }
-        let mut state = slot.state.clone();
+        let mut state = slot.state().into_owned();
         state.waiting_on.clear();
         state.status = Status::Pending;
         // It no longer waits for its timer either.

@@ -27,10 +27,10 @@ impl Tables {
             return Ok(None);
         };
         let slot = self.slot(id)?;
-        let from = slot.state.status;
+        let from = slot.status;
         check(id, from, Status::Running)?;
         let expires_at = lease_expiry(now, lease_for);
-        let mut state = slot.state.clone();
+        let mut state = slot.state().into_owned();
         state.status = Status::Running;
         state.attempts += 1;
         state.lease = Some(LeaseInfo {
@@ -63,7 +63,7 @@ impl Tables {
             invocation: lease.invocation,
             reason,
         };
-        let state = &slot.state;
+        let state = slot.state();
         if state.status != Status::Running {
             return Err(lost(format!("the invocation is {} now", state.status)));
         }
@@ -95,7 +95,7 @@ impl Tables {
     ) -> Result<Lease, StoreError> {
         let slot = self.fence(lease, now)?;
         let expires_at = lease_expiry(now, lease_for);
-        let mut state = slot.state.clone();
+        let mut state = slot.state().into_owned();
         state.lease = Some(LeaseInfo {
             worker: lease.worker.clone(),
             expires_at,
@@ -128,7 +128,7 @@ impl Tables {
                 continue;
             };
             let spec = slot.spec.clone();
-            let mut state = slot.state.clone();
+            let mut state = slot.state().into_owned();
             state.lease = None;
             state.updated_at = now;
             let crash_loop = state.recoveries >= spec.max_recoveries;

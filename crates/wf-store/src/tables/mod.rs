@@ -32,6 +32,7 @@ use crate::steering::{CancelRequest, StoredEvent};
 
 mod steering;
 
+use slot::Slot;
 use steering::cancelled_state;
 
 /// One state change, the unit a durable backend logs.
@@ -125,16 +126,6 @@ fn check(invocation: InvocationId, from: Status, to: Status) -> Result<(), Store
         .map_err(|source| StoreError::Transition { invocation, source })
 }
 
-#[derive(Clone)]
-struct Slot {
-    spec: Arc<InvocationSpec>,
-    state: InvocationState,
-    /// Creation order: given by `apply(Created)`, so log replay gives the same order.
-    seq: u64,
-    /// Its key in its task's ready queue while it is there.
-    ticket: Option<u64>,
-}
-
 /// The claimable invocations of one task.
 #[derive(Default)]
 #[cfg_attr(test, derive(Clone))]
@@ -223,6 +214,7 @@ mod members;
 mod reads;
 mod retention;
 pub use retention::PURGE_BATCH;
+mod slot;
 mod snapshot;
 mod submit;
 #[cfg(test)]

@@ -24,13 +24,13 @@ impl Tables {
         let slot = self.slot(id)?;
         Ok(InvocationRecord {
             spec: slot.spec.clone(),
-            state: slot.state.clone(),
+            state: slot.state().into_owned(),
         })
     }
 
     /// The status of an invocation, if it exists.
     pub fn status(&self, id: InvocationId) -> Option<Status> {
-        self.invocations.get(&id).map(|s| s.state.status)
+        self.invocations.get(&id).map(|s| s.status)
     }
 
     /// An invocation's journal.
@@ -136,7 +136,7 @@ impl Tables {
         }
         match (queued.map(|(_, id)| id), due) {
             (Some(q), Some((t, d))) => {
-                let since = self.invocations.get(&q).map(|s| s.state.updated_at);
+                let since = self.invocations.get(&q).map(|s| s.updated_at);
                 Some(if since.is_some_and(|since| t < since) {
                     d
                 } else {

@@ -16,7 +16,7 @@ impl Tables {
             .iter()
             .try_fold(Timestamp(0), |newest, m| match self.invocations.get(m) {
                 None => Some(newest),
-                Some(s) if s.state.status.is_final() => Some(newest.max(s.state.updated_at)),
+                Some(s) if s.status.is_final() => Some(newest.max(s.updated_at)),
                 Some(_) => None,
             })
     }

@@ -25,7 +25,10 @@ impl Tables {
             self.invocations.iter().map(|(id, s)| (id, &**s)).collect();
         slots.sort_by_key(|(_, slot)| slot.seq);
         for (id, slot) in slots {
-            out.push(Change::Created(slot.spec.clone(), slot.state.clone()));
+            out.push(Change::Created(
+                slot.spec.clone(),
+                slot.state().into_owned(),
+            ));
             if let Some(j) = self.journals.get(id) {
                 out.push(Change::Journal(*id, j.clone()));
             }
@@ -33,7 +36,7 @@ impl Tables {
         }
         for (_, id) in queued {
             if let Some(slot) = self.invocations.get(&id) {
-                out.push(Change::State(id, slot.state.clone()));
+                out.push(Change::State(id, slot.state().into_owned()));
             }
         }
         for (wf, kv) in &self.data {

@@ -36,7 +36,7 @@ impl Tables {
         let Some(inbox) = self.inboxes.get(&id) else {
             return Ok(EventInbox::default());
         };
-        let waiting = slot.state.status == Status::Waiting;
+        let waiting = slot.status == Status::Waiting;
         Ok(EventInbox {
             events: inbox.events.clone(),
             waiting_for: inbox.awaiting.clone().filter(|_| waiting),
@@ -83,7 +83,7 @@ impl Tables {
         now: Timestamp,
     ) -> Result<EventSent, StoreError> {
         let slot = self.slot(to)?;
-        let status = slot.state.status;
+        let status = slot.status;
         let inbox = self.inboxes.get(&to);
         if let Some(key) = &event.key
             && let Some(before) = inbox.and_then(|i| {
@@ -121,7 +121,7 @@ impl Tables {
         };
         self.emit(out, Change::Event(to, stored));
         if wakes && let Some(slot) = self.invocations.get(&to) {
-            let mut state = slot.state.clone();
+            let mut state = slot.state().into_owned();
             state.status = Status::Pending;
             state.waiting_on.clear();
             state.not_before = None;
@@ -179,7 +179,7 @@ impl Tables {
         reason: &str,
         now: Timestamp,
     ) -> Result<CancelReport, StoreError> {
-        let status_before = self.slot(id)?.state.status;
+        let status_before = self.slot(id)?.status;
         let mut report = CancelReport {
             invocation: id,
             status_before,
@@ -197,7 +197,7 @@ impl Tables {
             let Some(slot) = self.invocations.get(&member) else {
                 continue;
             };
-            let status = slot.state.status;
+            let status = slot.status;
             if self.cancels.contains_key(&member) && !status.is_final() {
                 report.already_stopping.push(member);
                 continue;

@@ -83,7 +83,7 @@ impl Tables {
                 self.data.get(wf).map(|d| d.get(key).cloned()),
             ),
             Change::ChildFinished(parent, _) => match self.invocations.get(parent) {
-                Some(slot) => Undo::Waiting(*parent, slot.state.waiting_on.clone()),
+                Some(slot) => Undo::Waiting(*parent, slot.state().waiting_on.clone()),
                 None => return,
             },
             Change::App(_) => Undo::App(self.app.clone()),
@@ -115,7 +115,7 @@ impl Tables {
         match step {
             Undo::Created { id, next_seq } => {
                 if let Some(slot) = self.invocations.remove(&id) {
-                    self.unindex(id, &slot.spec.task, &slot.state, slot.ticket);
+                    self.unindex(id, &slot.spec.task, slot.keys(), slot.ticket);
                     let wf = slot.spec.identity.workflow_id;
                     self.remove_member(wf, id);
                     if let Some(parent) = slot.spec.parent {
@@ -126,7 +126,7 @@ impl Tables {
             }
             Undo::Replaced(id, old) | Undo::State(id, old) => {
                 if let Some(now) = self.invocations.remove(&id) {
-                    self.unindex(id, &now.spec.task, &now.state, now.ticket);
+                    self.unindex(id, &now.spec.task, now.keys(), now.ticket);
                 }
                 let ticket = old.ticket;
                 self.invocations.insert(id, old);
@@ -156,7 +156,9 @@ impl Tables {
             },
             Undo::Waiting(parent, waiting) => {
                 if let Some(slot) = self.invocations.get_mut(&parent) {
-                    slot.state.waiting_on = waiting;
+                    if let Some(state) = slot.live_mut() {
+                        state.waiting_on = waiting;
+                    }
                 }
             }
             Undo::App(app) => self.app = app,
