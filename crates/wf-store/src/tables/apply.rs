@@ -21,7 +21,7 @@ impl Tables {
                 let id = spec.id;
                 let seq = match self.invocations.remove(&id) {
                     Some(old) => {
-                        self.unindex(id, &old.spec.task, old.keys(), old.ticket);
+                        self.unindex(id, &old.spec.task, old.keys(), old.ticket());
                         old.seq
                     }
                     None => {
@@ -43,7 +43,7 @@ impl Tables {
                     return;
                 };
                 let old = slot.replace_state(state);
-                let ticket = slot.ticket.take();
+                let ticket = slot.take_ticket();
                 let spec = slot.spec.clone();
                 self.unindex(id, &spec.task, old, ticket);
                 self.index(id);
@@ -56,7 +56,7 @@ impl Tables {
                 let members = self.take_members(workflow);
                 for &id in members.as_slice() {
                     if let Some(slot) = self.invocations.remove(&id) {
-                        self.unindex(id, &slot.spec.task, slot.keys(), slot.ticket);
+                        self.unindex(id, &slot.spec.task, slot.keys(), slot.ticket());
                     }
                     self.journals.remove(&id);
                     self.forget_steering(id);
@@ -154,7 +154,7 @@ impl Tables {
             self.leases.insert((expires_at, id));
         }
         if let Some(slot) = self.invocations.get_mut(&id) {
-            slot.ticket = ticket;
+            slot.set_ticket(ticket);
         }
     }
 

@@ -115,7 +115,7 @@ impl Tables {
         match step {
             Undo::Created { id, next_seq } => {
                 if let Some(slot) = self.invocations.remove(&id) {
-                    self.unindex(id, &slot.spec.task, slot.keys(), slot.ticket);
+                    self.unindex(id, &slot.spec.task, slot.keys(), slot.ticket());
                     let wf = slot.spec.identity.workflow_id;
                     self.remove_member(wf, id);
                     if let Some(parent) = slot.spec.parent {
@@ -126,9 +126,9 @@ impl Tables {
             }
             Undo::Replaced(id, old) | Undo::State(id, old) => {
                 if let Some(now) = self.invocations.remove(&id) {
-                    self.unindex(id, &now.spec.task, now.keys(), now.ticket);
+                    self.unindex(id, &now.spec.task, now.keys(), now.ticket());
                 }
-                let ticket = old.ticket;
+                let ticket = old.ticket();
                 self.invocations.insert(id, old);
                 self.index_at(id, ticket);
             }
