@@ -65,10 +65,12 @@ impl Tables {
             }
             Change::ChildFinished(parent, child) => {
                 // `waiting_on` is in no index, and the status stays: nothing to re-index.
-                if let Some(slot) = self.invocations.get_mut(&parent) {
-                    if let Some(state) = slot.live_mut() {
-                        state.waiting_on.retain(|c| *c != child);
-                    }
+                if let Some(state) = self
+                    .invocations
+                    .get_mut(&parent)
+                    .and_then(|slot| slot.live_mut())
+                {
+                    state.waiting_on.retain(|c| *c != child);
                 }
             }
             Change::App(app) => self.app = Some(app),

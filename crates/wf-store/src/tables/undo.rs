@@ -155,10 +155,12 @@ impl Tables {
                 }
             },
             Undo::Waiting(parent, waiting) => {
-                if let Some(slot) = self.invocations.get_mut(&parent) {
-                    if let Some(state) = slot.live_mut() {
-                        state.waiting_on = waiting;
-                    }
+                if let Some(state) = self
+                    .invocations
+                    .get_mut(&parent)
+                    .and_then(|slot| slot.live_mut())
+                {
+                    state.waiting_on = waiting;
                 }
             }
             Undo::App(app) => self.app = app,
