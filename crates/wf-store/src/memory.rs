@@ -363,7 +363,7 @@ impl StoreAdmin for MemoryStore {
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
         // In batches, releasing the lock between them: a purge of many workflows never stalls
         // the workers for long.
-        let candidates = self.lock().workflow_ids();
+        let candidates = self.lock().purge_candidates();
         let mut removed = 0;
         for batch in candidates.chunks(PURGE_BATCH) {
             removed += self.mutate(|t, out| Ok(t.purge_trees(out, batch, finished_before)))?;

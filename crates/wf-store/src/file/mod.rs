@@ -476,7 +476,7 @@ impl FileStore {
                     (retention / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
                 self.next_retention
                     .store(now.saturating_add(every).0, Ordering::Relaxed);
-                *backlog = tables.workflow_ids();
+                *backlog = tables.purge_candidates();
             }
             let keep = backlog.len().saturating_sub(PURGE_BATCH);
             let batch = backlog.split_off(keep);
@@ -848,7 +848,7 @@ impl StoreAdmin for FileStore {
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
         // In batches of trees, each logged as one record with the lock held only for that
         // batch: a purge of many workflows never stalls the workers for long.
-        let candidates = self.lock_checked()?.workflow_ids();
+        let candidates = self.lock_checked()?.purge_candidates();
         let mut removed = 0;
         for batch in candidates.chunks(PURGE_BATCH) {
             let mut tables = self.lock_checked()?;

@@ -74,22 +74,26 @@ impl Tables {
 
     /// Removes the finished workflow trees [`Tables::purgeable`] names, all at once. Returns how
     /// many workflows (sub-workflows included) were removed. A store that others use meanwhile
-    /// purges in batches instead ([`Tables::workflow_ids`], [`Tables::purge_trees`]).
+    /// purges in batches instead ([`Tables::purge_candidates`], [`Tables::purge_trees`]).
     pub fn purge_finished(&mut self, out: &mut Vec<Change>, finished_before: Timestamp) -> usize {
-        let candidates = self.workflow_ids();
+        let candidates = self.purge_candidates();
         self.purge_trees(out, &candidates, finished_before)
     }
 
-    /// Every stored workflow (sub-workflows included), in no particular order: the candidates a
-    /// purge goes through, [`PURGE_BATCH`] at a time, releasing the store's lock between
-    /// batches. Copying them is cheap (an id each).
-    pub fn workflow_ids(&self) -> Vec<InvocationId> {
-        self.workflows().collect()
+    /// The candidates a purge goes through, [`PURGE_BATCH`] at a time, releasing the store's
+    /// lock between batches: every stored invocation (a workflow's id is its root's) and every
+    /// workflow with members, in no particular order. Made by copying the maps' keys, without
+    /// looking at any invocation, so it is quick however large the store (a few ms for 100,000).
+    pub fn purge_candidates(&self) -> Vec<InvocationId> {
+        let mut ids = Vec::with_capacity(self.invocations.len() + self.members.len());
+        ids.extend(self.invocations.keys().copied());
+        ids.extend(self.members.keys().copied());
+        ids
     }
 
-    /// Of `candidates`, the workflows that top a tree (see [`Tables::purgeable`]) whose every
-    /// invocation is final, the last of them before `finished_before`: removes each such tree
-    /// whole. A candidate gone meanwhile, or inside another's tree, is skipped (its top decides).
+    /// Of `candidates` (any ids: those that are not workflows are skipped), the workflows that
+    /// top a tree (see [`Tables::purgeable`]) whose every invocation is final, the last of them
+    /// before `finished_before`: removes each such tree whole. A candidate gone meanwhile, or inside another's tree, is skipped (its top decides).
     /// Returns how many workflows were removed. The work is bounded by the candidates' trees,
     /// not by the size of the store.
     pub fn purge_trees(
@@ -149,7 +153,8 @@ impl Tables {
     }
 }
 
-/// How many candidate workflows one purge step looks at while it holds a store's lock: enough
-/// to keep the per-step cost small next to the lock's other work, small enough that no step
-/// holds the lock for more than a few milliseconds.
+/// How many candidates ([`Tables::purge_candidates`]) one purge step looks at while it holds a
+/// store's lock: enough to keep the per-step cost small next to the lock's other work, small
+/// enough that a step holds the lock for a few milliseconds (a tree is removed whole, so one
+/// with a great many invocations takes its step longer).
 pub const PURGE_BATCH: usize = 256;
