@@ -212,6 +212,23 @@ Examples:
   wf --store ./wf-data export 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e > one.json"
     )]
     Export(ExportArgs),
+
+    /// Cut a damaged end off a file store's log, keeping everything before it (needs the store
+    /// to be free).
+    #[command(
+        long_about = "Repair a file store whose log is damaged at its end. Opening a store cuts \
+a torn tail (what one interrupted write leaves) by itself; anything more, or damage followed by \
+valid records, makes opening fail with 'corrupt at byte offset N'. Repair saves every byte from \
+the first unreadable record on to wf.log.cut-N next to the log, cuts them off, and reports the \
+offset, how many bytes it dropped and where it saved them. Changes recorded in the cut part are \
+lost from the store (restore from a backup if you need them). A whole log is left as it is.
+
+Needs the store to be free: stop the process that owns it first.
+
+Example:
+  wf --store ./wf-data repair"
+    )]
+    Repair,
 }
 
 /// Options of `wf send-event`.
