@@ -214,6 +214,8 @@ mod members;
 mod reads;
 mod retention;
 pub use retention::PURGE_BATCH;
+#[cfg(test)]
+mod bounds_tests;
 mod slot;
 mod snapshot;
 mod submit;
