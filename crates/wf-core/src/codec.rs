@@ -127,7 +127,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// [`CodecError::Encode`] when serde cannot encode the value.
 pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, CodecError> {
     let mut size = bincode::enc::write::SizeWriter::default();
-    bincode::serde::encode_into_writer(value, &mut size, config())
+    bincode::serde::encode_into_writer(value, &mut size, config::<MAX_DECODE_BYTES>())
         .map_err(|e| CodecError::Encode(e.to_string()))?;
     Ok(size.bytes_written + 1)
 }
