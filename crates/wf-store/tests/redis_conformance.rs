@@ -29,6 +29,7 @@ mod single {
     }
 
     wf_store::conformance_tests!(subject);
+    wf_store::steering_conformance_tests!(subject);
 }
 
 mod sharded {
@@ -45,6 +46,7 @@ mod sharded {
     }
 
     wf_store::conformance_tests!(subject);
+    wf_store::steering_conformance_tests!(subject);
 }
 
 mod cluster {
@@ -61,4 +63,5 @@ mod cluster {
     }
 
     wf_store::conformance_tests!(subject);
+    wf_store::steering_conformance_tests!(subject);
 }

@@ -2,8 +2,10 @@
 //! Redis or one Redis Cluster.
 //!
 //! Every state change is one Lua script call (one round trip), atomic on the server: submit,
-//! claim (with lease recovery), renew, commit (journal + data + children + status + waking the
-//! parent, fenced by the lease), recover, cancel, purge, bind. The scripts share a prelude whose
+//! claim (with lease recovery), renew, commit (journal + data + children + status + consumed
+//! events + waking the parent, fenced by the lease), recover, cancel, purge, bind, and the
+//! steering operations: a suspension on a durable timer is a commit, `send_event` and
+//! `cancel_tree` are one script each. The scripts share a prelude whose
 //! status table is generated from `wf_core::status::TRANSITIONS`. Keys are grouped into
 //! *shards*: every key of a shard starts with the hash tag `{<ns>:<shard>}`, so one script only
 //! ever touches one slot, and the same scripts run on a single Redis and on Redis Cluster. A
@@ -24,6 +26,7 @@ mod conn;
 mod fields;
 mod reads;
 mod scripts;
+mod steering;
 pub mod url;
 mod work;
 
@@ -494,20 +497,15 @@ impl StoreRead for RedisStore {
         self.shared.wait_final(id, timeout)
     }
 
-    /// Not in this backend yet (issue 13, "Contract operations" in docs/backends.md).
-    fn events(&self, _id: InvocationId) -> Result<EventInbox, StoreError> {
-        Err(StoreError::Unsupported {
-            backend: "redis",
-            operation: "events",
-        })
+    fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError> {
+        self.shared.events(id)
     }
 
-    /// This backend records no cancellation requests yet (`cancel_tree` is not in it): none.
     fn cancel_requests(
         &self,
-        _ids: &[InvocationId],
+        ids: &[InvocationId],
     ) -> Result<Vec<(InvocationId, String)>, StoreError> {
-        Ok(Vec::new())
+        self.shared.cancel_requests(ids)
     }
 }
 
@@ -563,17 +561,13 @@ impl StoreWork for RedisStore {
         self.shared.recover_expired(now)
     }
 
-    /// Not in this backend yet (issue 13, "Contract operations" in docs/backends.md).
     fn send_event(
         &self,
-        _to: InvocationId,
-        _event: NewEvent,
-        _now: Timestamp,
+        to: InvocationId,
+        event: NewEvent,
+        now: Timestamp,
     ) -> Result<EventSent, StoreError> {
-        Err(StoreError::Unsupported {
-            backend: "redis",
-            operation: "events",
-        })
+        self.shared.send_event(to, event, now)
     }
 }
 
@@ -590,16 +584,12 @@ impl StoreAdmin for RedisStore {
         self.shared.retry(id, now)
     }
 
-    /// Not in this backend yet (issue 13, "Contract operations" in docs/backends.md).
     fn cancel_tree(
         &self,
-        _id: InvocationId,
-        _reason: &str,
-        _now: Timestamp,
+        id: InvocationId,
+        reason: &str,
+        now: Timestamp,
     ) -> Result<CancelReport, StoreError> {
-        Err(StoreError::Unsupported {
-            backend: "redis",
-            operation: "cancelling workflow trees",
-        })
+        self.shared.cancel_tree(id, reason, now)
     }
 }

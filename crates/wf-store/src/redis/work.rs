@@ -78,7 +78,7 @@ fn check_sizes<'a>(
 }
 
 /// Maps the status-change refusals every script returns in the same shape.
-fn refusal(id: InvocationId, reply: &[Value]) -> StoreError {
+pub(super) fn refusal(id: InvocationId, reply: &[Value]) -> StoreError {
     let word = |i: usize| reply.get(i).and_then(text).unwrap_or("").to_owned();
     match word(0).as_str() {
         "notfound" => StoreError::InvocationNotFound(id),
@@ -301,18 +301,6 @@ impl Shared {
     ) -> Result<(), StoreError> {
         let id = lease.invocation;
         let shard = self.shard_of(id)?;
-        // Timers, events and cancellation requests are not in this backend yet (issue 13; see
-        // "Contract operations" in docs/backends.md): refuse what needs them, change nothing.
-        let unsupported = |operation| StoreError::Unsupported {
-            backend: "redis",
-            operation,
-        };
-        if matches!(commit.outcome, Outcome::Suspended(_)) {
-            return Err(unsupported("suspensions on timers and events"));
-        }
-        if !commit.consumed.is_empty() {
-            return Err(unsupported("events"));
-        }
         let (kind, payload, not_before): (&str, Vec<u8>, Option<Timestamp>) = match &commit.outcome
         {
             Outcome::Success(r) => ("success", r.clone(), None),
@@ -325,7 +313,7 @@ impl Shared {
                 ("deferred", codec::encode(error)?, Some(*not_before))
             }
             Outcome::Waiting { .. } => ("waiting", Vec::new(), None),
-            Outcome::Suspended(_) => return Err(unsupported("suspensions on timers and events")),
+            Outcome::Suspended(_) => ("suspended", Vec::new(), None),
         };
         let mut args = vec![
             time_arg(now),
@@ -352,12 +340,19 @@ impl Shared {
         for child in &commit.children {
             args.extend(new_invocation_args(child)?);
         }
-        if let Outcome::Waiting { on } = &commit.outcome {
-            args.push(on.len().to_string().into_bytes());
-            args.extend(on.iter().map(|c| id_arg(*c)));
-        } else {
-            args.push(b"0".to_vec());
-        }
+        let (on, wake_at, event): (&[InvocationId], _, _) = match &commit.outcome {
+            Outcome::Waiting { on } => (on, None, None),
+            Outcome::Suspended(s) => (&s.children, s.wake_at, s.event.as_deref()),
+            _ => (&[], None, None),
+        };
+        args.push(on.len().to_string().into_bytes());
+        args.extend(on.iter().map(|c| id_arg(*c)));
+        args.push(wake_at.map(time_arg).unwrap_or_default());
+        args.push(if event.is_some() { b"1".to_vec() } else { b"0".to_vec() });
+        args.push(event.unwrap_or("").as_bytes().to_vec());
+        args.push(if commit.cancel_acknowledged { b"1".to_vec() } else { b"0".to_vec() });
+        args.push(commit.consumed.len().to_string().into_bytes());
+        args.extend(commit.consumed.iter().map(|s| s.to_string().into_bytes()));
         check_sizes("a commit", args.iter().map(Vec::as_slice))?;
         // A commit carries the only copy of an execution's results: keep trying through a
         // restart or failover while the lease lasts. The token makes a repeat of a commit that
