@@ -24,7 +24,8 @@ export workflows for replay checks.
 
 Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
 so it works while workers run (a record being written at that moment is not shown yet). Only \
-`retry`, `purge` and `send-event` write, and they need the store to be free.",
+`retry`, `purge`, `send-event` and `cancel` write, and on a file store they need it to be \
+free.",
     after_help = "Examples:
   wf --store ./wf-data workflows --status failed
   wf --store ./wf-data show 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
@@ -202,6 +203,24 @@ Examples:
     )]
     SendEvent(SendEventArgs),
 
+    /// Cancel a workflow tree: an invocation and everything it started (needs a file store to be
+    /// free).
+    #[command(
+        long_about = "Cancel an invocation and everything it started, recursively (a workflow is \
+addressed by its id): pending, waiting and retrying members end cancelled at once; a running \
+member is asked to stop and ends cancelled at its next commit (its body gets WfError::Cancelled \
+from its next workflow operation and may run compensating steps first). Cancelling a finished \
+invocation, or cancelling again, is harmless: it says so and changes nothing.
+
+A file store has one owning process, so this needs the store to be free (or call \
+App::cancel in that process); a Redis store is shared with running workers.
+
+Examples:
+  wf --store ./wf-data cancel 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
+  wf --store redis://127.0.0.1:6379/ cancel 0193c4e2-... --reason 'the customer gave up'"
+    )]
+    Cancel(CancelArgs),
+
     /// Export workflows with their journals to a JSON file, for replay checks in CI.
     #[command(
         long_about = "Write the given workflows (each with its invocations, their journals and \
@@ -231,6 +250,17 @@ pub(crate) struct SendEventArgs {
     /// An idempotency key: the same key sent again stores nothing new.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+}
+
+/// Options of `wf cancel`.
+#[derive(Debug, Args)]
+pub(crate) struct CancelArgs {
+    /// The invocation whose tree to cancel (a workflow's id for the whole workflow).
+    #[arg(value_name = "INVOCATION_ID", value_parser = parse_id)]
+    pub invocation: InvocationId,
+    /// Why: the cancelled invocations' error message.
+    #[arg(long, value_name = "TEXT", default_value = "cancelled with wf cancel")]
+    pub reason: String,
 }
 
 /// Options of `wf export`.

@@ -59,16 +59,18 @@ impl Shared {
         now: Timestamp,
     ) -> Result<EventSent, StoreError> {
         check_event_size(&event)?;
-        let shard = self
-            .locate(to)?
-            .ok_or(StoreError::InvocationNotFound(to))?;
+        let shard = self.locate(to)?.ok_or(StoreError::InvocationNotFound(to))?;
         let key = event.key.clone();
         let args = vec![
             time_arg(now),
             id_arg(to),
             event.name.into_bytes(),
             event.payload,
-            if key.is_some() { b"1".to_vec() } else { b"0".to_vec() },
+            if key.is_some() {
+                b"1".to_vec()
+            } else {
+                b"0".to_vec()
+            },
             key.clone().unwrap_or_default().into_bytes(),
             order_arg(),
         ];

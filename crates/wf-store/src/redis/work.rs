@@ -348,9 +348,17 @@ impl Shared {
         args.push(on.len().to_string().into_bytes());
         args.extend(on.iter().map(|c| id_arg(*c)));
         args.push(wake_at.map(time_arg).unwrap_or_default());
-        args.push(if event.is_some() { b"1".to_vec() } else { b"0".to_vec() });
+        args.push(if event.is_some() {
+            b"1".to_vec()
+        } else {
+            b"0".to_vec()
+        });
         args.push(event.unwrap_or("").as_bytes().to_vec());
-        args.push(if commit.cancel_acknowledged { b"1".to_vec() } else { b"0".to_vec() });
+        args.push(if commit.cancel_acknowledged {
+            b"1".to_vec()
+        } else {
+            b"0".to_vec()
+        });
         args.push(commit.consumed.len().to_string().into_bytes());
         args.extend(commit.consumed.iter().map(|s| s.to_string().into_bytes()));
         check_sizes("a commit", args.iter().map(Vec::as_slice))?;
