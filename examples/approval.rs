@@ -20,9 +20,18 @@
 //! A file store has one owning process, so `send` (and `wf send-event`) need it free: the
 //! worker process of `start` has exited by then, and the workflow waits in the store. A service
 //! that runs workers all the time sends approvals from its own process (`app.send_event`, e.g.
-//! from an HTTP handler), or uses the Redis backend.
+//! from an HTTP handler), or uses the Redis backend, where any process sends while the workers
+//! run (`STORE` is a directory or a Redis URL everywhere above):
+//!
+//! ```text
+//! cargo run --features redis --example approval -- serve redis://127.0.0.1:6379/?ns=approvals 4200
+//! # workers run and the workflow waits; from another terminal:
+//! cargo run --features redis --example approval -- send redis://127.0.0.1:6379/?ns=approvals <ID> approve ana
+//! cargo run -p wf-cli -- --store 'redis://127.0.0.1:6379/?ns=approvals' send-event <ID> approve '{"approved": true, "by": "ana"}'
+//! # serve prints the result as soon as the event arrives
+//! ```
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -85,8 +94,17 @@ fn register(app: &App) -> Result<Task<Expense, String>, WfError> {
     )
 }
 
-fn open(dir: &Path) -> Result<App, WfError> {
-    App::builder().app_id("approvals").file(dir).build()
+/// The app on `store`: a file store's directory, or a Redis URL (feature `redis`).
+fn open(store: &str) -> Result<App, Box<dyn std::error::Error>> {
+    let spec = if store.contains("://") {
+        store.parse()?
+    } else {
+        wf::StoreSpec::File(PathBuf::from(store))
+    };
+    Ok(App::builder()
+        .app_id("approvals")
+        .store_spec(spec)
+        .build()?)
 }
 
 /// Waits until the workflow waits for its answer (or is final), with a worker running.
@@ -102,8 +120,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize| args.get(i).map(String::as_str);
     match (arg(0), arg(1)) {
         (None, _) => in_one_process(),
+        (Some("serve"), Some(store)) => {
+            // Workers stay up while the workflow waits: the answer comes from another process.
+            let app = open(store)?;
+            let expense = register(&app)?;
+            let cents = arg(2).map_or(Ok(4200), str::parse)?;
+            let worker = app.worker().threads(2).start()?;
+            let inv = expense.call(&app, Expense { cents, what: "a conference ticket".into() })?;
+            until_asked(&app, &inv)?;
+            println!("{}: {}", inv.id(), inv.progress()?);
+            println!("approve it from another process:");
+            println!("  cargo run --features redis --example approval -- send '{store}' {} approve ana", inv.id());
+            match inv.result_timeout(PATIENCE) {
+                Ok(result) => println!("{result}"),
+                // `wf --store <STORE> cancel <ID>` from another process.
+                Err(WfError::Cancelled { reason, .. }) => println!("cancelled: {reason}"),
+                Err(e) => return Err(e.into()),
+            }
+            worker.stop();
+            Ok(())
+        }
         (Some("start"), Some(dir)) => {
-            let app = open(Path::new(dir))?;
+            let app = open(dir)?;
             let expense = register(&app)?;
             let cents = arg(2).map_or(Ok(4200), str::parse)?;
             let worker = app.worker().threads(2).start()?;
@@ -117,23 +155,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         (Some("send"), Some(dir)) => {
             let (Some(id), Some(verdict)) = (arg(2), arg(3)) else {
-                return Err("usage: approval send <DIR> <ID> approve|reject [NAME]".into());
+                return Err("usage: approval send <STORE> <ID> approve|reject [NAME]".into());
             };
-            let app = open(Path::new(dir))?;
+            let app = open(dir)?;
             let approval = Approval {
                 approved: verdict == "approve",
                 by: arg(4).unwrap_or("someone").to_owned(),
             };
             app.send_event(id.parse()?, "approve", &approval)?;
-            println!("sent {approval:?} to {id}; finish it with:");
-            println!("  cargo run --example approval -- run {dir} {id}");
+            if dir.contains("://") {
+                println!("sent {approval:?} to {id}: the serving process finishes it");
+            } else {
+                println!("sent {approval:?} to {id}; finish it with:");
+                println!("  cargo run --example approval -- run {dir} {id}");
+            }
             Ok(())
         }
         (Some("run"), Some(dir)) => {
             let Some(id) = arg(2) else {
-                return Err("usage: approval run <DIR> <ID>".into());
+                return Err("usage: approval run <STORE> <ID>".into());
             };
-            let app = open(Path::new(dir))?;
+            let app = open(dir)?;
             register(&app)?;
             let worker = app.worker().threads(2).start()?;
             let inv: Invocation<String> = Invocation::attach(&app, id.parse()?);
@@ -145,7 +187,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             worker.stop();
             Ok(())
         }
-        _ => Err("usage: approval [start <DIR> [CENTS] | send <DIR> <ID> approve|reject [NAME] | run <DIR> <ID>]".into()),
+        _ => Err("usage: approval [start <STORE> [CENTS] | serve <STORE> [CENTS] | send <STORE> <ID> approve|reject [NAME] | run <STORE> <ID>]".into()),
     }
 }
 
