@@ -5,7 +5,11 @@
 //! ```text
 //! cargo run --example approval                                  # the whole story in one process
 //!
-//! # Across processes, on the embedded file store:
+//! # Across processes, on the embedded file store, with the workers running all along:
+//! cargo run --example approval -- serve ./wf-data/approvals 4200   # asks, waits, prints the result
+//! cargo run --example approval -- send  ./wf-data/approvals <ID> approve ana   # another terminal
+//!
+//! # Or with no process running in between:
 //! cargo run --example approval -- start ./wf-data/approvals 4200   # asks, waits, exits
 //! cargo run --example approval -- send  ./wf-data/approvals <ID> approve ana
 //! cargo run --example approval -- run   ./wf-data/approvals <ID>   # finishes it, prints the result
@@ -17,18 +21,21 @@
 //! cargo run -p wf-cli -- --store ./wf-data/approvals send-event <ID> approve '{"approved": true, "by": "ana"}'
 //! ```
 //!
-//! A file store has one owning process, so `send` (and `wf send-event`) need it free: the
-//! worker process of `start` has exited by then, and the workflow waits in the store. A service
-//! that runs workers all the time sends approvals from its own process (`app.send_event`, e.g.
-//! from an HTTP handler), or uses the Redis backend, where any process sends while the workers
-//! run (`STORE` is a directory or a Redis URL everywhere above):
+//! A file store has one owning process, whose workers run the workflows. While it runs (`serve`),
+//! `send` and `wf send-event` reach it through the store's control socket and the waiting
+//! workflow wakes at once; with no owner running (after `start`), they store the event and the
+//! workflow takes it when `run` starts workers again. Senders on other machines use the Redis
+//! backend.
+//!
+//! On Redis every process shares the store, on any machine (`STORE` is a directory or a Redis
+//! URL everywhere above; feature `redis`):
 //!
 //! ```text
 //! cargo run --features redis --example approval -- serve redis://127.0.0.1:6379/?ns=approvals 4200
 //! # workers run and the workflow waits; from another terminal:
 //! cargo run --features redis --example approval -- send redis://127.0.0.1:6379/?ns=approvals <ID> approve ana
 //! cargo run -p wf-cli -- --store 'redis://127.0.0.1:6379/?ns=approvals' send-event <ID> approve '{"approved": true, "by": "ana"}'
-//! # serve prints the result as soon as the event arrives
+//! # serve prints the result as soon as the event arrives (or `wf … cancel <ID>` cancels it)
 //! ```
 
 use std::path::PathBuf;
@@ -129,8 +136,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let inv = expense.call(&app, Expense { cents, what: "a conference ticket".into() })?;
             until_asked(&app, &inv)?;
             println!("{}: {}", inv.id(), inv.progress()?);
-            println!("approve it from another process:");
-            println!("  cargo run --features redis --example approval -- send '{store}' {} approve ana", inv.id());
+            let features = if store.contains("://") { "--features redis " } else { "" };
+            println!("approve it from another terminal; this one waits for the answer:");
+            println!("  cargo run {features}--example approval -- send '{store}' {} approve ana", inv.id());
             match inv.result_timeout(PATIENCE) {
                 Ok(result) => println!("{result}"),
                 // `wf --store <STORE> cancel <ID>` from another process.
@@ -163,11 +171,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 by: arg(4).unwrap_or("someone").to_owned(),
             };
             app.send_event(id.parse()?, "approve", &approval)?;
-            if dir.contains("://") {
-                println!("sent {approval:?} to {id}: the serving process finishes it");
-            } else {
-                println!("sent {approval:?} to {id}; finish it with:");
+            if app.store().backend() == "file" {
+                println!("sent {approval:?} to {id}; no worker runs, finish it with:");
                 println!("  cargo run --example approval -- run {dir} {id}");
+            } else {
+                println!("sent {approval:?} to {id}; the running workers finish it");
             }
             Ok(())
         }

@@ -669,8 +669,9 @@ fn counts(out: &Out, ins: &Inspector<'_>) -> Result<String, Failure> {
 }
 
 /// Opens the store for a command that writes. It must exist (opening would create an empty
-/// one at a mistyped path; `run` checked with a read). A file store must be free (it has one
-/// owning process); a Redis store is shared with running workers. It is opened without an app,
+/// one at a mistyped path; `run` checked with a read). A free file store is opened itself, an
+/// owned one reached through its owner's control socket; a Redis store is shared with running
+/// workers. It is opened without an app,
 /// so it is not bound to one.
 fn open_store(target: &Target) -> Result<Box<dyn StoreAdmin>, Failure> {
     let dir = match target {
@@ -683,13 +684,32 @@ fn open_store(target: &Target) -> Result<Box<dyn StoreAdmin>, Failure> {
     };
     match FileStore::open(dir) {
         Ok(s) => Ok(Box::new(s)),
-        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
-            "store {} is owned by a running process: stop its workers first, or do this from \
-             that process (App::retry, App::purge_finished; FileOptions::retention purges \
-             finished workflows as it runs)",
+        Err(StoreError::StoreLocked { .. }) => Ok(through_owner(dir)?),
+        Err(e) => Err(store_failure(target, e)),
+    }
+}
+
+/// A file store owned by a running process: reached through that process's control socket, so
+/// the owner runs the command on its store while its workers go on.
+pub(crate) fn through_owner(dir: &std::path::Path) -> Result<Box<dyn wf_store::Store>, Failure> {
+    #[cfg(unix)]
+    match wf_store::control::ControlClient::connect(dir) {
+        Ok(client) => Ok(Box::new(client)),
+        Err(e) => Err(Failure::Runtime(format!(
+            "store {} is locked by a process that does not answer on its control socket ({e}): \
+             if a wf worker owns it, it is an older version or its socket could not start; \
+             stop it, run the command, and start it again (waiting workflows wait durably \
+             meanwhile)",
             dir.display()
         ))),
-        Err(e) => Err(store_failure(target, e)),
+    }
+    #[cfg(not(unix))]
+    {
+        Err(Failure::Runtime(format!(
+            "store {} is owned by a running process: stop its workers first, or do this from \
+             that process (App::send_event, App::retry, App::cancel_tree)",
+            dir.display()
+        )))
     }
 }
 

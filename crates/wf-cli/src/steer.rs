@@ -1,5 +1,5 @@
-//! The commands that reach into workflows: `send-event` and `cancel` (write; a file store must
-//! be free) and `export` (reads a snapshot).
+//! The commands that reach into workflows: `send-event` and `cancel` (write, through the owner
+//! of a file store when one runs) and `export` (reads a snapshot).
 
 use serde_json::{Value, json};
 use wf_store::{
@@ -10,9 +10,9 @@ use crate::Failure;
 use crate::cli::{CancelArgs, ExportArgs, SendEventArgs, Target};
 use crate::commands::{Out, read, store_failure};
 
-/// Opens the store to write to (an event, a cancellation). A file store must be free (it has
-/// one owning process); a Redis store is shared with running workers.
-fn open_for_steering(target: &Target, what: &str) -> Result<Box<dyn Store>, Failure> {
+/// Opens the store to write to (an event, a cancellation): a free file store itself, an owned
+/// one through its owner's control socket; a Redis store is shared with running workers.
+fn open_for_steering(target: &Target) -> Result<Box<dyn Store>, Failure> {
     let dir = match target {
         Target::Redis(url) => {
             let store = RedisStore::open_read(url).map_err(|e| store_failure(target, e))?;
@@ -22,18 +22,7 @@ fn open_for_steering(target: &Target, what: &str) -> Result<Box<dyn Store>, Fail
     };
     match FileStore::open(dir) {
         Ok(s) => Ok(Box::new(s)),
-        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
-            "store {} is owned by a running process: {what} from that process \
-             ({}), or stop its workers, do it, and start them again (the workflow waits \
-             durably meanwhile); to steer from other processes while workers run, use the \
-             Redis backend",
-            dir.display(),
-            if what.contains("cancel") {
-                "App::cancel"
-            } else {
-                "App::send_event"
-            }
-        ))),
+        Err(StoreError::StoreLocked { .. }) => crate::commands::through_owner(dir),
         Err(e) => Err(store_failure(target, e)),
     }
 }
@@ -56,7 +45,7 @@ pub(crate) fn send_event(
     }
     let payload = serde_json::to_vec(&value)
         .map_err(|e| Failure::Runtime(format!("cannot encode the payload: {e}")))?;
-    let store = open_for_steering(target, "send the event")?;
+    let store = open_for_steering(target)?;
     let event = NewEvent {
         name: args.name.clone(),
         payload,
@@ -92,7 +81,7 @@ pub(crate) fn send_event(
 
 /// `wf cancel`: cancels an invocation's tree.
 pub(crate) fn cancel(out: &Out, target: &Target, args: &CancelArgs) -> Result<String, Failure> {
-    let store = open_for_steering(target, "cancel it")?;
+    let store = open_for_steering(target)?;
     let report = read(
         None,
         store.cancel_tree(args.invocation, &args.reason, out.now),

@@ -132,7 +132,7 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 }
 
 /// Every subcommand.
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 10] = [
     "workflows",
     "show",
     "journal",
@@ -141,6 +141,7 @@ const COMMANDS: [&str; 9] = [
     "retry",
     "purge",
     "send-event",
+    "cancel",
     "export",
 ];
 
@@ -467,9 +468,10 @@ fn reads_work_on_a_store_a_live_process_owns() {
     assert_eq!(v["invocations"][0]["lease"]["worker"], "worker-7");
     assert_eq!(v["invocations"][0]["args"]["value"], 7);
 
+    // A bare FileStore serves no control socket: the command cannot reach the owner.
     let e = fails(&run(&f.dir, &["purge", "--older-than", "0s"]), 1);
-    assert!(e.contains("owned by a running process"), "{e}");
-    assert!(e.contains("stop its workers"), "{e}");
+    assert!(e.contains("does not answer on its control socket"), "{e}");
+    assert!(e.contains("stop it, run the command"), "{e}");
     drop(owner);
 }
 
@@ -568,11 +570,11 @@ fn retry_requeues_a_failed_invocation() {
     );
     drop(app);
 
-    // Retrying needs the store to be free.
+    // A store held by a process without a control socket (a bare FileStore) cannot be reached.
     let owner = FileStore::open(&f.dir).unwrap();
     let e = fails(&run(&f.dir, &["retry", &f.broken.to_string()]), 1);
     assert!(
-        e.contains("owned by a running process") && e.contains("App::retry"),
+        e.contains("does not answer on its control socket") && e.contains("stop it"),
         "{e}"
     );
     drop(owner);
@@ -668,12 +670,10 @@ fn send_event_reaches_a_waiting_workflow() {
     );
     assert!(e.contains("already final (success)"), "{e}");
 
+    // While an app owns the store, the command goes through the app's control socket.
     let (app, _) = approval_app(&f.dir);
-    let e = fails(&run(&f.dir, &["send-event", &id_text, "approve", "1"]), 1);
-    assert!(
-        e.contains("owned by a running process") && e.contains("App::send_event"),
-        "{e}"
-    );
+    let sent = ok(&f.dir, &["send-event", &id_text, "approve", "\"bo\""]);
+    assert!(sent.contains("stored as #1"), "{sent}");
     app.run_until_idle().unwrap();
     let result = wf_runtime::Invocation::<String>::attach(&app, id)
         .result()
@@ -681,6 +681,41 @@ fn send_event_reaches_a_waiting_workflow() {
     assert_eq!(result, "7 approved by ana");
     let journal = app.store().journal(id).unwrap();
     assert!(matches!(&journal[0].op, wf_core::Op::Event { name, .. } if name == "approve"));
+}
+
+/// `wf cancel` cancels a waiting workflow in a free store, and through the owner's control
+/// socket while an app owns it; cancelling a finished one says so and changes nothing; an
+/// unknown id is a one-line error.
+#[test]
+fn cancel_cancels_a_waiting_workflow() {
+    let f = fixture();
+    let (app, approval) = approval_app(&f.dir);
+    let first = approval.call(&app, 1).unwrap().id();
+    let second = approval.call(&app, 2).unwrap().id();
+    app.run_until_idle().unwrap();
+    drop(app); // the workflows wait in the store
+
+    let done = ok(
+        &f.dir,
+        &["cancel", &first.to_string(), "--reason", "too late"],
+    );
+    assert!(done.contains("cancelled 1 invocation(s)"), "{done}");
+    let shown = ok(&f.dir, &["show", &first.to_string()]);
+    assert!(shown.contains("cancelled"), "{shown}");
+
+    let (app, _) = approval_app(&f.dir);
+    let report = json(&f.dir, &["cancel", &second.to_string()]);
+    assert_eq!(report["status_before"], "waiting", "{report}");
+    assert_eq!(report["cancelled"][0], second.to_string(), "{report}");
+    assert_eq!(
+        app.store().invocation(second).unwrap().status(),
+        wf_core::Status::Cancelled
+    );
+    let again = ok(&f.dir, &["cancel", &f.order.to_string()]);
+    assert!(again.contains("already final (success)"), "{again}");
+    let unknown = InvocationId::from_u128(7).to_string();
+    let e = fails(&run(&f.dir, &["cancel", &unknown]), 1);
+    assert!(e.contains("not found"), "{e}");
 }
 
 /// `wf export` writes the workflows' trees with their journals, as `replay_check` reads them:
@@ -724,4 +759,34 @@ fn export_writes_what_the_replay_check_reads() {
         "and `broken`"
     );
     assert!(fails(&run(&f.dir, &["export"]), 2).contains("required"));
+}
+
+/// The real second-process case: an app owns the store and its worker runs; `wf send-event`
+/// (another process) goes through the app's control socket and wakes the waiting workflow, and
+/// `wf retry` and `wf purge` run there too, while the worker goes on.
+#[test]
+fn commands_reach_a_store_whose_owner_is_running() {
+    let f = fixture();
+    let (app, approval) = approval_app(&f.dir);
+    let worker = app.worker().threads(1).start().unwrap();
+    let waiting = approval.call(&app, 9).unwrap();
+    let id_text = waiting.id().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while waiting.status().unwrap() != wf_core::Status::Waiting {
+        assert!(std::time::Instant::now() < deadline, "never waited");
+        std::thread::yield_now();
+    }
+    let shown = ok(&f.dir, &["show", &id_text]);
+    assert!(shown.contains("waiting for event \"approve\""), "{shown}");
+    let sent = json(&f.dir, &["send-event", &id_text, "approve", "\"cy\""]);
+    assert_eq!(sent["stored"], Value::Bool(true), "{sent}");
+    assert_eq!(
+        waiting.result_timeout(Duration::from_secs(30)).unwrap(),
+        "9 approved by cy"
+    );
+    let e = fails(&run(&f.dir, &["send-event", &id_text, "approve", "1"]), 1);
+    assert!(e.contains("already final (success)"), "{e}");
+    let dry = json(&f.dir, &["purge", "--older-than", "7d", "--dry-run"]);
+    assert_eq!(dry["would_purge"], 0, "{dry}");
+    worker.stop();
 }
