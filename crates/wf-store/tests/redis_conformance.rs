@@ -30,6 +30,14 @@ mod single {
 
     wf_store::conformance_tests!(subject);
     wf_store::steering_conformance_tests!(subject);
+
+    /// This backend runs children inline: it must support checkpoints.
+    #[test]
+    fn supports_checkpoints() {
+        if let Some(s) = subject() {
+            wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
+        }
+    }
 }
 
 mod sharded {
@@ -47,6 +55,14 @@ mod sharded {
 
     wf_store::conformance_tests!(subject);
     wf_store::steering_conformance_tests!(subject);
+
+    /// This backend runs children inline: it must support checkpoints.
+    #[test]
+    fn supports_checkpoints() {
+        if let Some(s) = subject() {
+            wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
+        }
+    }
 }
 
 mod cluster {
@@ -64,4 +80,12 @@ mod cluster {
 
     wf_store::conformance_tests!(subject);
     wf_store::steering_conformance_tests!(subject);
+
+    /// This backend runs children inline: it must support checkpoints.
+    #[test]
+    fn supports_checkpoints() {
+        if let Some(s) = subject() {
+            wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
+        }
+    }
 }

@@ -21,6 +21,7 @@
 //! # Ok::<(), wf_store::StoreError>(())
 //! ```
 
+mod batch;
 mod bells;
 mod conn;
 mod fields;
@@ -49,7 +50,8 @@ use self::scripts::Scripts;
 pub use self::url::{RedisUrl, UrlError};
 use crate::error::StoreError;
 use crate::model::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted, TaskSet,
+    Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
+    TaskSet,
 };
 use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
@@ -524,6 +526,27 @@ impl StoreWork for RedisStore {
 
     fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
         self.shared.submit(invocation, now)
+    }
+
+    fn submit_many(
+        &self,
+        invocations: Vec<NewInvocation>,
+        now: Timestamp,
+    ) -> Result<Vec<Submitted>, StoreError> {
+        self.shared.submit_many(invocations, now)
+    }
+
+    fn checkpoint(
+        &self,
+        lease: &Lease,
+        checkpoint: Checkpoint,
+        run: InvocationId,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.shared
+            .checkpoint(lease, checkpoint, run, lease_for, now)
+            .map(Some)
     }
 
     fn claim(

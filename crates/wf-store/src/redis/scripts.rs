@@ -55,6 +55,8 @@ pub(crate) struct Scripts {
     pub(crate) events: Script,
     pub(crate) cancel_tree: Script,
     pub(crate) requests: Script,
+    pub(crate) submit_many: Script,
+    pub(crate) checkpoint: Script,
 }
 
 impl Scripts {
@@ -80,6 +82,8 @@ impl Scripts {
             events: with(include_str!("lua/events.lua")),
             cancel_tree: with(include_str!("lua/cancel_tree.lua")),
             requests: with(include_str!("lua/requests.lua")),
+            submit_many: with(include_str!("lua/submit_many.lua")),
+            checkpoint: with(include_str!("lua/checkpoint.lua")),
         }
     }
 }

@@ -35,7 +35,7 @@ struct Candidate {
     id: String,
 }
 
-fn budget() -> Retry {
+pub(super) fn budget() -> Retry {
     Retry::Until(Instant::now() + RETRY_BUDGET)
 }
 
@@ -56,7 +56,7 @@ fn too_large(what: &str, size: usize, limit: usize) -> StoreError {
 }
 
 /// Refuses one oversized value or request before anything is sent.
-fn check_sizes<'a>(
+pub(super) fn check_sizes<'a>(
     what: &str,
     values: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<(), StoreError> {
@@ -104,6 +104,20 @@ pub(super) fn refusal(id: InvocationId, reply: &[Value]) -> StoreError {
     }
 }
 
+/// The refusal of a data write by `id`, which is not the root of `workflow`. The scripts refuse
+/// exactly what `check_write` refuses; the same function builds the error.
+pub(super) fn access_refused(id: InvocationId, workflow: InvocationId) -> StoreError {
+    let identity = WorkflowIdentity {
+        workflow_id: workflow,
+        workflow_type: TaskId::new(""),
+        parent_workflow_id: None,
+    };
+    match check_write(id, &identity, workflow) {
+        Err(e) => StoreError::Access(e),
+        Ok(()) => malformed("a refused data write by the root"),
+    }
+}
+
 impl Shared {
     pub(super) fn submit(
         &self,
@@ -130,7 +144,7 @@ impl Shared {
 
     /// Where a new invocation goes: where its id already is (a resubmission), else with its
     /// caller (its tree), else with its workflow, else the home shard of its own id.
-    fn shard_of_new(&self, new: &NewInvocation) -> Result<u32, StoreError> {
+    pub(super) fn shard_of_new(&self, new: &NewInvocation) -> Result<u32, StoreError> {
         if self.shards == 1 {
             return Ok(0);
         }
@@ -262,7 +276,7 @@ impl Shared {
         Ok(None)
     }
 
-    fn shard_of(&self, id: InvocationId) -> Result<u32, StoreError> {
+    pub(super) fn shard_of(&self, id: InvocationId) -> Result<u32, StoreError> {
         self.locate(id)?.ok_or(StoreError::InvocationNotFound(id))
     }
 
@@ -375,20 +389,10 @@ impl Shared {
                 }
                 Ok(())
             }
-            Some("access") => {
-                // The script refuses exactly what `check_write` refuses: a write by an
-                // invocation that is not its workflow's root. The same function builds the error.
-                let workflow = parse_id(r.get(1).ok_or_else(|| malformed("commit"))?)?;
-                let identity = WorkflowIdentity {
-                    workflow_id: workflow,
-                    workflow_type: TaskId::new(""),
-                    parent_workflow_id: None,
-                };
-                match check_write(id, &identity, workflow) {
-                    Err(e) => Err(StoreError::Access(e)),
-                    Ok(()) => Err(malformed("a refused data write by the root")),
-                }
-            }
+            Some("access") => Err(access_refused(
+                id,
+                parse_id(r.get(1).ok_or_else(|| malformed("commit"))?)?,
+            )),
             Some("conflict") => Err(StoreError::Conflict(parse_id(
                 r.get(1).ok_or_else(|| malformed("commit"))?,
             )?)),
@@ -398,13 +402,25 @@ impl Shared {
 
     /// The commit script, followed by `WAIT` for the configured replicas.
     fn commit_call(&self, shard: u32, args: &[Vec<u8>], retry: Retry) -> Result<Value, StoreError> {
+        self.durable_call(shard, &self.scripts.commit, args, retry)
+    }
+
+    /// A script that writes what a commit writes (a commit, a checkpoint), followed by `WAIT`
+    /// for the configured replicas.
+    pub(super) fn durable_call(
+        &self,
+        shard: u32,
+        script: &redis::Script,
+        args: &[Vec<u8>],
+        retry: Retry,
+    ) -> Result<Value, StoreError> {
         if self.url.wait_replicas == 0 {
-            return self.call(shard, &self.scripts.commit, args, retry);
+            return self.call(shard, script, args, retry);
         }
         let key = self.shard_key(shard);
         let (replicas, timeout) = (self.url.wait_replicas, self.url.wait_timeout);
         let (reply, acked) = self.with(retry, |c| {
-            let reply = super::scripts::call(c, &self.scripts.commit, &key, args)?;
+            let reply = super::scripts::call(c, script, &key, args)?;
             let mut wait = redis::cmd("WAIT");
             wait.arg(replicas).arg(timeout.as_millis() as u64);
             let acked = c.on_node_of(&key, &wait)?;

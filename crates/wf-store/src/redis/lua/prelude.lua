@@ -154,8 +154,10 @@ local function blobs(id, res, err, errl)
   if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
 end
 
--- c = { id, task, wf, parent (or false), spec, maxr, nb (or false) }
-local function create(c, now)
+-- c = { id, task, wf, parent (or false), spec, maxr, nb (or false) }. With lease = { worker,
+-- expiry }, it is created running as attempt 1 under that lease (a checkpoint's inline child),
+-- never queued; without, pending.
+local function create(c, now, lease)
   local seq = redis.call('INCR', P .. 'seq')
   local top
   if c.id == c.wf then
@@ -177,9 +179,21 @@ local function create(c, now)
     redis.call('ZREM', P .. 'fin', top)
   end
   redis.call('SADD', P .. 'tasks', c.task)
-  save(c.id, nil, { st = 'pending', att = 0, ret = 0, rec = 0, lw = false, lx = false,
+  local s = { st = 'pending', att = 0, ret = 0, rec = 0, lw = false, lx = false,
     nb = c.nb, upd = now, tk = false, task = c.task, wf = c.wf, parent = c.parent, top = top,
-    maxr = c.maxr })
+    maxr = c.maxr }
+  if lease then
+    s.st = 'running'; s.att = 1; s.lw = lease.worker; s.lx = lease.expiry; s.nb = false
+  end
+  save(c.id, nil, s)
+end
+
+-- The new invocation whose 7 arguments start at ARGV[b]: id, task, wf, parent (or ''), spec,
+-- max recoveries, not-before (or '').
+local function new_arg(b)
+  return { id = ARGV[b], task = ARGV[b + 1], wf = ARGV[b + 2],
+    parent = ARGV[b + 3] ~= '' and ARGV[b + 3], spec = ARGV[b + 4], maxr = tonumber(ARGV[b + 5]),
+    nb = ARGV[b + 6] ~= '' and tonumber(ARGV[b + 6]) }
 end
 
 -- Is a new invocation c new (nil), an identical resubmission ('exists') or a conflict?
