@@ -11,7 +11,7 @@ use super::fields::{
     array, id_arg, int, malformed, new_invocation_args, parse_id, parse_record, text, time_arg,
 };
 use super::work::{budget, check_sizes, refusal};
-use super::{RETRY_BUDGET, Retry, Shared, order_arg};
+use super::{RETRY_BUDGET, Retry, Shared, order_arg, unique_token};
 use crate::error::StoreError;
 use crate::model::{Checkpoint, Claim, Lease, NewInvocation, Submitted, lease_expiry};
 
@@ -217,6 +217,7 @@ impl Shared {
             time_arg(expires_at),
             id_arg(run),
             order_arg(),
+            unique_token().into_bytes(),
         ];
         args.push(checkpoint.journal.len().to_string().into_bytes());
         for e in &checkpoint.journal {
@@ -233,8 +234,12 @@ impl Shared {
             args.extend(new_invocation_args(child)?);
         }
         check_sizes("a checkpoint", args.iter().map(Vec::as_slice))?;
-        // Not repeated after a lost reply: a second run would find the child created and refuse.
-        let reply = self.durable_call(shard, &self.scripts.checkpoint, &args, Retry::Once)?;
+        // Like a commit, it carries the only copy of the execution's progress: keep trying
+        // through a restart or failover while the lease lasts. The token makes a repeat of a
+        // checkpoint that was applied (its reply lost) answer as the first did.
+        let patience = now.until(lease.expires_at).max(RETRY_BUDGET);
+        let retry = Retry::Until(Instant::now() + patience);
+        let reply = self.durable_call(shard, &self.scripts.checkpoint, &args, retry)?;
         let r = array(&reply).ok_or_else(|| malformed("checkpoint"))?;
         match r.first().and_then(text) {
             Some("ok") => {}

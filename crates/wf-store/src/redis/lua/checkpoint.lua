@@ -1,6 +1,6 @@
 -- checkpoint: persists a running execution's progress and claims one of its new children for
 -- the same worker, in one step; the invocation stays running under its lease, extended.
--- ARGV: now, id, worker, attempt, new expiry, run (the child to claim), order,
+-- ARGV: now, id, worker, attempt, new expiry, run (the child to claim), order, token,
 --   journal count, (seq, entry)..., data count, (key, value)...,
 --   child count, (id, task, wf, parent, spec, max_recoveries, not_before)...
 -- Returns {'ok', record of run}, {'notfound'}, {'lost', reason}, {'invalid', reason},
@@ -11,14 +11,17 @@ local worker = ARGV[3]
 local expiry = tonumber(ARGV[5])
 local run = ARGV[6]
 ORD = ARGV[7]
+local token = ARGV[8]
 local s, refusal = fence(id, worker, tonumber(ARGV[4]), now)
 if not s then return refusal end
+-- The same checkpoint sent again after a lost reply (a restart, a failover): it was applied.
+if redis.call('HGET', ik(id), 'kt') == token then return { 'ok', record(run) } end
 if redis.call('HEXISTS', ik(id), 'cxf') == 1 then
   -- The cancellation decides what this execution commits: no child runs meanwhile.
   return { 'invalid', 'a cancellation was requested: it commits instead of running a child' }
 end
 
-local at = 8
+local at = 9
 local nj = tonumber(ARGV[at])
 local journal_at = at + 1
 local stored = redis.call('LLEN', P .. 'j:' .. id)
@@ -69,4 +72,5 @@ local new = copy(s)
 new.lx = expiry
 new.rec = 0
 save(id, s, new)
+redis.call('HSET', ik(id), 'kt', token)
 return { 'ok', record(run) }
