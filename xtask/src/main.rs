@@ -5,6 +5,7 @@
 //! | `ci` | fmt check, clippy (`-D warnings`), the test suite, the README check, rustdoc (`-D warnings`), stopping at the first failure |
 //! | `test [-- ARGS]` | `cargo test --workspace --all-features [ARGS]`: the one test command README and `.ci/run` use |
 //! | `readme` | compiles every Rust block of README.md as a new project depending on `wf` by path |
+//! | `mutants [core\|store\|runtime\|all] [-- ARGS]` | cargo-mutants over the replay core, the store's state machine and the runtime's commit path (see `mutants`) |
 //! | `bench [--backend B] [--quick] [-- ARGS]` | builds `crates/wf-bench` in release and runs it; the report goes to stdout and `target/bench/latest.{md,json}` |
 //!
 //! Only the standard library: this crate must build before anything else does.
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod mutants;
 mod readme;
 
 const USAGE: &str = "\
@@ -28,6 +30,10 @@ commands:
   bench [--backend memory|file|redis|all] [--quick] [-- ARGS]
                          build crates/wf-bench in release and run it (--quick: short measurements);
                          the report goes to stdout and target/bench/latest.{md,json}
+  mutants [core|store|runtime|all] [-- ARGS]
+                         mutation testing (cargo-mutants, installed if missing) of the replay core,
+                         the store's state machine and the runtime's commit path; reports go to
+                         target/mutants/<scope>/ (slow: not part of ci)
   help                   this message
 ";
 
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
             Err(e) => usage_error(&e),
         },
         "bench" => bench(&root, rest),
+        "mutants" => mutants::mutants(&root, rest),
         "readme" if rest.is_empty() => {
             readme_step(&root).and_then(|s| run_steps("readme", &root, vec![s]))
         }
