@@ -73,10 +73,19 @@ pub(crate) fn mutants(root: &Path, rest: &[String]) -> Result<(), Failed> {
         }
     };
     ensure_installed(root)?;
-    let steps = scopes
-        .into_iter()
-        .map(|scope| {
-            let out = target_dir(root).join("mutants").join(scope.name);
+    let mut steps = Vec::new();
+    for scope in scopes {
+        let out = target_dir(root).join("mutants").join(scope.name);
+        // cargo-mutants writes `mutants.out` inside an existing directory.
+        if let Err(e) = std::fs::create_dir_all(&out) {
+            return Err(Failed {
+                step: "mutants",
+                command: format!("mkdir -p {}", out.display()),
+                detail: e.to_string(),
+                hint: "make the target directory writable",
+            });
+        }
+        steps.push({
             let mut args = vec![
                 "mutants".to_owned(),
                 "--package".to_owned(),
@@ -99,8 +108,8 @@ pub(crate) fn mutants(root: &Path, rest: &[String]) -> Result<(), Failed> {
                 "a mutant survived or the run failed: see target/mutants/<scope>/mutants.out/missed.txt, then add a test that fails on it or explain it in docs/testing.md",
             )
             .extra_args(extra)
-        })
-        .collect();
+        });
+    }
     run_steps("mutants", root, steps)
 }
 

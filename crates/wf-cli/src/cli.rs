@@ -19,13 +19,14 @@ use crate::value::HEURISTIC;
     about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows, send events, export workflows",
     long_about = "Inspect a wf store: list workflows with status and age, show one workflow as a \
 tree of invocations, read an invocation's journal and a workflow's data, count invocations by \
-status, retry failed invocations, purge finished workflows, send events to waiting workflows and \
-export workflows for replay checks.
+status, retry failed invocations, purge finished workflows, send events to waiting workflows, \
+cancel workflow trees, export workflows for replay checks and repair a damaged log.
 
 Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
 so it works while workers run (a record being written at that moment is not shown yet). Only \
 `retry`, `purge`, `send-event` and `cancel` write: while a process owns a file store they run \
-in that process, through its control socket; otherwise wf opens the store itself.",
+in that process, through its control socket; otherwise wf opens the store itself. `repair` \
+needs the store free.",
     after_help = "Examples:
   wf --store ./wf-data workflows --status failed
   wf --store ./wf-data show 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
@@ -230,6 +231,23 @@ Examples:
   wf --store ./wf-data export 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e > one.json"
     )]
     Export(ExportArgs),
+
+    /// Cut a damaged end off a file store's log, keeping everything before it (needs the store
+    /// to be free).
+    #[command(
+        long_about = "Repair a file store whose log is damaged at its end. Opening a store cuts \
+a torn tail (what one interrupted write leaves) by itself; anything more, or damage followed by \
+valid records, makes opening fail with 'corrupt at byte offset N'. Repair saves every byte from \
+the first unreadable record on to wf.log.cut-N next to the log, cuts them off, and reports the \
+offset, how many bytes it dropped and where it saved them. Changes recorded in the cut part are \
+lost from the store (restore from a backup if you need them). A whole log is left as it is.
+
+Needs the store to be free: stop the process that owns it first.
+
+Example:
+  wf --store ./wf-data repair"
+    )]
+    Repair,
 }
 
 /// Options of `wf send-event`.

@@ -51,10 +51,16 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
         now,
         notes: RefCell::new(Vec::new()),
     };
+    if let Command::Repair = cli.command {
+        // Before any read: a store that needs a repair does not open for reading either.
+        return Ok(Printed {
+            stdout: crate::repair::repair(&out, &target)?,
+            notes: out.notes.into_inner(),
+        });
+    }
     // Checks the store exists (opening it would create an empty one at a mistyped path) and
-    // belongs to `--app`. Warnings about what the snapshot read (a torn tail it ignored) are
-    // to be noted here, with `out.note`, once the store reports them.
-    let store = open_read(&target)?;
+    // belongs to `--app`; notes a torn tail the snapshot ignored.
+    let store = open_read(&target, &out)?;
     let store = &*store;
     check_app(&target, store, cli.app.as_deref())?;
     let reads = Inspector::new(store);
@@ -73,6 +79,7 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
         Command::SendEvent(args) => crate::steer::send_event(&out, &target, args),
         Command::Cancel(args) => crate::steer::cancel(&out, &target, args),
         Command::Export(args) => crate::steer::export(&out, store, args),
+        Command::Repair => crate::repair::repair(&out, &target),
     }?;
     Ok(Printed {
         stdout,
@@ -102,11 +109,20 @@ impl Out {
 /// What the reading commands read: a read-only snapshot of the file store in a directory (it
 /// takes no lock, so workers may run), or a Redis store (opened without creating its namespace
 /// or binding it to an app; a namespace that does not exist is an error, not an empty store).
-fn open_read(target: &Target) -> Result<Box<dyn StoreRead>, Failure> {
+fn open_read(target: &Target, out: &Out) -> Result<Box<dyn StoreRead>, Failure> {
     match target {
-        Target::File(dir) => Ok(Box::new(
-            FileStore::snapshot(dir).map_err(|e| store_failure(target, e))?,
-        )),
+        Target::File(dir) => {
+            let snapshot = FileStore::snapshot(dir).map_err(|e| store_failure(target, e))?;
+            if let Some(cut) = snapshot.torn_tail() {
+                out.note(format!(
+                    "ignored {} unreadable bytes at the end of the log (from offset {}: {}): a \
+                     write in progress, or a torn tail a crash left, which the owning process \
+                     cuts when it next opens the store",
+                    cut.bytes, cut.offset, cut.reason
+                ));
+            }
+            Ok(Box::new(snapshot))
+        }
         Target::Redis(url) => {
             let store = RedisStore::open_read(url).map_err(|e| store_failure(target, e))?;
             if !store

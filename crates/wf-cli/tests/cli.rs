@@ -132,7 +132,7 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 }
 
 /// Every subcommand.
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "workflows",
     "show",
     "journal",
@@ -143,6 +143,7 @@ const COMMANDS: [&str; 10] = [
     "send-event",
     "cancel",
     "export",
+    "repair",
 ];
 
 /// Waits until the wall clock has passed the store's last update, so `--older-than 0s` takes
@@ -472,6 +473,12 @@ fn reads_work_on_a_store_a_live_process_owns() {
     let e = fails(&run(&f.dir, &["purge", "--older-than", "0s"]), 1);
     assert!(e.contains("does not answer on its control socket"), "{e}");
     assert!(e.contains("stop it, run the command"), "{e}");
+    let e = fails(&run(&f.dir, &["repair"]), 1);
+    assert!(
+        e.contains("owned by a running process")
+            && e.contains(&format!("(pid {})", std::process::id())),
+        "{e}"
+    );
     drop(owner);
 }
 
@@ -759,6 +766,47 @@ fn export_writes_what_the_replay_check_reads() {
         "and `broken`"
     );
     assert!(fails(&run(&f.dir, &["export"]), 2).contains("required"));
+}
+
+#[test]
+fn reads_note_a_torn_tail_and_repair_cuts_a_damaged_end() {
+    let f = fixture();
+    let log = f.dir.join("wf.log");
+    let whole = std::fs::read(&log).unwrap();
+    let counts = ok(&f.dir, &["counts"]);
+
+    // A torn tail: reads still work, and say what they ignored.
+    let mut torn = whole.clone();
+    torn.extend_from_slice(&[0xff; 100]);
+    std::fs::write(&log, &torn).unwrap();
+    let out = run(&f.dir, &["counts"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), counts);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("note: ") && stderr.contains("ignored 100 unreadable bytes"),
+        "{stderr}"
+    );
+
+    // A megabyte of damage: no read, no silent cut; repair cuts it, saves it, says so.
+    let mut damaged = whole.clone();
+    damaged.extend_from_slice(&vec![0xff; 1 << 20]);
+    std::fs::write(&log, &damaged).unwrap();
+    let e = fails(&run(&f.dir, &["counts"]), 1);
+    assert!(e.contains("corrupt") && e.contains("repair"), "{e}");
+    let said = ok(&f.dir, &["repair"]);
+    let offset = whole.len().to_string();
+    assert!(
+        said.contains(&format!("cut {} bytes at offset {offset}", 1 << 20))
+            && said.contains("saved them to"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), whole);
+    let saved = f.dir.join(format!("wf.log.cut-{offset}"));
+    assert_eq!(std::fs::read(saved).unwrap().len(), 1 << 20);
+    assert_eq!(ok(&f.dir, &["counts"]), counts);
+    let again = json(&f.dir, &["repair"]);
+    assert_eq!(again["repaired"], Value::Bool(false), "{again}");
 }
 
 /// The real second-process case: an app owns the store and its worker runs; `wf send-event`

@@ -90,11 +90,14 @@ pub enum StoreError {
     },
     /// Another process owns the store directory.
     #[error(
-        "store {path} is locked by another process; a file store has one owning process: run the workers in that process, or, for workers in several processes or on several machines, point all of them at one Redis: build wf with the `redis` feature and use App::builder().redis(\"redis://host:6379/\") or WF_STORE=redis://host:6379/ (see docs/backends.md, \"Redis\")"
+        "store {path} is locked by another process{}; a file store has one owning process: run the workers in that process, or, for workers in several processes or on several machines, point all of them at one Redis: build wf with the `redis` feature and use App::builder().redis(\"redis://host:6379/\") or WF_STORE=redis://host:6379/ (see docs/backends.md, \"Redis\")",
+        owner_text(*.pid)
     )]
     StoreLocked {
         /// The store directory.
         path: PathBuf,
+        /// The owning process's id, when its `LOCK` file names one.
+        pid: Option<u32>,
     },
     /// The store was written by a newer `wf`.
     #[error(
@@ -232,6 +235,11 @@ impl StoreError {
                 | StoreError::NotRetryable { .. }
         )
     }
+}
+
+/// " (pid N)" when the owner's process id is known.
+fn owner_text(pid: Option<u32>) -> String {
+    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -181,6 +181,25 @@ pub(crate) fn read_frame(bytes: &[u8], at: usize) -> Frame<'_> {
     }
 }
 
+/// The most bytes the writer leaves unsynced or in one `write` (see `log`): when appending a
+/// record would take the unsynced bytes past it, the writer syncs first, so a crash or power
+/// loss can only ever damage this many bytes at the end of the log, or one record larger than
+/// this on its own. Recovery cuts a torn tail only within that bound (see `recovery`).
+pub(crate) const UNSYNCED_LIMIT: usize = 512 << 10;
+
+/// The payload length the frame at `at` claims, if the frame is whole and its tag matches `at`
+/// (so it was written there as a record's start).
+pub(crate) fn claimed_len(bytes: &[u8], at: usize) -> Option<usize> {
+    frame_at(bytes, at).ok().map(|(n, _, _)| n)
+}
+
+/// The size of the framed record that starts at `at` in `batch`, bytes this build framed
+/// itself (see [`push_record`]); `None` past the end.
+pub(crate) fn framed_len(batch: &[u8], at: usize) -> Option<usize> {
+    let len = batch.get(at..)?.first_chunk::<4>()?;
+    Some(FRAME_LEN + u32::from_le_bytes(*len) as usize)
+}
+
 /// Extra payload bytes [`valid_record_after`] may checksum beyond twice the tail's size.
 const SCAN_SLACK: usize = 1 << 20;
 

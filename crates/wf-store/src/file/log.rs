@@ -7,20 +7,27 @@
 //! publishes the new durable sequence; callers arriving meanwhile wait on a condition variable
 //! and are released together by that flush or lead the next one with everything that piled up.
 //! So N concurrent commits share one fsync, and no dedicated thread needs stopping. A flush
-//! never starts before the previous one finished, so only the last batch is ever unsynced.
+//! never starts before the previous one finished.
+//!
+//! Claims and renewals only need their record written to the OS ([`Log::wait_written`]): such a
+//! flush writes without syncing, so unsynced bytes can pile up across several of them. The
+//! writer bounds them: it writes a batch in runs of whole records of at most
+//! `format::UNSYNCED_LIMIT` bytes (a larger record alone), and syncs first whenever a run would
+//! take the unsynced bytes past that limit. So a crash or power loss can damage at most that many
+//! bytes at the end of the log, or one larger record, which is what recovery cuts as a torn tail.
 //!
 //! After a failed write or fsync the log's durable contents are unknown (and the in-memory state
 //! is ahead of it), so the log **fails closed**: every later operation gets an error that says
 //! to reopen the store, which recovers from what the file holds.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::format;
-use super::fsio::{io_err, rename_durably, write_file};
+use super::format::{self, UNSYNCED_LIMIT};
+use super::fs::FsFile;
+use super::fsio::{Disk, io_err};
 use crate::error::StoreError;
 use crate::tables::Change;
 
@@ -66,15 +73,21 @@ pub(crate) struct Counters {
     pub compactions: AtomicU64,
 }
 
+/// The open, locked log file.
+struct LogFile {
+    file: Box<dyn FsFile>,
+    /// Bytes written since the last sync.
+    unsynced: u64,
+}
+
 /// The append-only log file and its group-commit queue.
 pub(crate) struct Log {
-    dir: PathBuf,
-    path: PathBuf,
-    tmp: PathBuf,
+    disk: Disk,
+    path: std::path::PathBuf,
     sync: bool,
     queue: Mutex<Queue>,
     flushed: Condvar,
-    file: Mutex<File>,
+    file: Mutex<LogFile>,
     /// Mirrors `Queue::durable` for a lock-free fast path.
     durable: AtomicU64,
     /// The last record that readers must not observe before it is durable (everything but
@@ -92,20 +105,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Log {
-    /// Wraps a log file opened for appending at its clean end.
-    pub(crate) fn new(
-        dir: &Path,
-        path: &Path,
-        tmp: &Path,
-        sync: bool,
-        file: File,
-        size: u64,
-    ) -> Self {
+    /// Wraps a locked log file opened for appending at its clean end.
+    pub(crate) fn new(disk: &Disk, file: Box<dyn FsFile>, size: u64) -> Self {
         Self {
-            dir: dir.to_path_buf(),
-            path: path.to_path_buf(),
-            tmp: tmp.to_path_buf(),
-            sync,
+            disk: disk.clone(),
+            path: disk.log.clone(),
+            sync: disk.sync,
             queue: Mutex::new(Queue {
                 batch: Vec::new(),
                 appended: 0,
@@ -116,7 +121,7 @@ impl Log {
                 size,
             }),
             flushed: Condvar::new(),
-            file: Mutex::new(file),
+            file: Mutex::new(LogFile { file, unsynced: 0 }),
             durable: AtomicU64::new(0),
             wanted: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
@@ -278,13 +283,34 @@ impl Log {
     }
 
     /// Writes a batch and, if asked, syncs the file (which also covers earlier unsynced writes).
+    /// Writes runs of whole records of at most [`UNSYNCED_LIMIT`] bytes (a larger record alone),
+    /// syncing first (when the store syncs) whenever a run would take the unsynced bytes past
+    /// the limit: see the module docs.
     fn write_batch(&self, batch: &[u8], sync: bool) -> io::Result<()> {
-        let mut file = lock(&self.file);
-        if !batch.is_empty() {
-            file.write_all(batch)?;
+        let mut f = lock(&self.file);
+        let mut at = 0;
+        while at < batch.len() {
+            let mut end = at + format::framed_len(batch, at).unwrap_or(batch.len() - at);
+            while let Some(n) = format::framed_len(batch, end) {
+                if end + n - at > UNSYNCED_LIMIT {
+                    break;
+                }
+                end += n;
+            }
+            let run = batch.get(at..end).unwrap_or(&batch[at..]);
+            if self.sync && f.unsynced > 0 && f.unsynced + run.len() as u64 > UNSYNCED_LIMIT as u64
+            {
+                f.file.sync_data()?;
+                f.unsynced = 0;
+                self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            }
+            f.file.write_all(run)?;
+            f.unsynced += run.len() as u64;
+            at += run.len();
         }
         if sync {
-            file.sync_data()?;
+            f.file.sync_data()?;
+            f.unsynced = 0;
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -311,13 +337,13 @@ impl Log {
         let target = q.appended;
         drop(q);
 
-        let written = write_file(&self.tmp, self.sync, |out| {
-            out.write_all(&format::header())
-                .map_err(io_err(&self.tmp))?;
-            write_snapshot(out, snapshot, format::HEADER_LEN as u64, &self.tmp)
+        let tmp = &self.disk.tmp;
+        let written = self.disk.write_tmp(|out| {
+            out.write_all(&format::header()).map_err(io_err(tmp))?;
+            write_snapshot(out, snapshot, format::HEADER_LEN as u64, tmp)
         });
         let outcome = match written {
-            Ok(size) => match self.switch_to_new_file() {
+            Ok((file, size)) => match self.switch_to(file) {
                 Ok(()) => Compacted::Done(size),
                 Err(e) => Compacted::Broken(e),
             },
@@ -361,17 +387,60 @@ impl Log {
     /// Makes later writes go to `file` instead of the log: a test points it at `/dev/full` to
     /// get real `ENOSPC` failures without mocking the file system.
     #[cfg(test)]
-    pub(crate) fn redirect_writes(&self, file: File) {
-        *lock(&self.file) = file;
+    pub(crate) fn redirect_writes(&self, file: Box<dyn FsFile>) {
+        lock(&self.file).file = file;
     }
 
-    fn switch_to_new_file(&self) -> Result<(), StoreError> {
-        rename_durably(&self.dir, &self.tmp, &self.path, self.sync)?;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
+    /// Makes the complete, durable compacted file the log: locks it (so the store's lock moves
+    /// with the log, see `lock`), renames it over the log, writes to it from now on and makes
+    /// the rename durable.
+    fn switch_to(&self, mut file: Box<dyn FsFile>) -> Result<(), StoreError> {
+        let tmp = &self.disk.tmp;
+        if !file.try_lock().map_err(io_err(tmp))? {
+            return Err(io_err(tmp)(io::Error::other(
+                "another process locked the compacted log before it replaced the store's log",
+            )));
+        }
+        self.disk
+            .fs
+            .rename(tmp, &self.path)
             .map_err(io_err(&self.path))?;
-        *lock(&self.file) = file;
+        {
+            let mut f = lock(&self.file);
+            let _ = f.file.unlock();
+            f.file = file;
+            f.unsynced = 0;
+        }
+        self.disk.sync_dir()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Unlock before the file closes (see `lock` for why); errors cannot be reported here
+        // and closing releases the lock anyway once no forked child holds it.
+        let _ = lock(&self.file).file.unlock();
+    }
+}
+
+/// The size a compaction writing `snapshot` now would give the log: the live state's size.
+/// Costs one encoding of the state (no I/O).
+pub(crate) fn compacted_len(snapshot: &[Change], path: &Path) -> Result<u64, StoreError> {
+    let mut sink = LenCounter(format::HEADER_LEN as u64);
+    write_snapshot(&mut sink, snapshot, format::HEADER_LEN as u64, path)?;
+    Ok(sink.0)
+}
+
+/// Counts what is written to it.
+struct LenCounter(u64);
+
+impl Write for LenCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }

@@ -5,54 +5,66 @@
 //! # Layout
 //!
 //! ```text
-//! <dir>/LOCK            held with an OS file lock by the owning process (see `lock`)
-//! <dir>/wf.log          header + records, see `format`
+//! <dir>/wf.log          header + records, see `format`; held with an OS file lock by the
+//!                       owning process (see `lock`)
+//! <dir>/LOCK            the owner's process id, for messages (locked too, see `lock`)
 //! <dir>/wf.log.compact  a compaction in progress (removed on open if a crash left it)
+//! <dir>/wf.log.cut-N    bytes an explicit repair cut off at offset N (see `recovery`)
 //! ```
 //!
+//! The directory is created `0700` and its files `0600` ([`FileOptions::group_access`]: `0750`
+//! and `0640`), compactions included; opening a store whose directory or log allow more logs a
+//! warning naming the `chmod` that fixes it.
+//!
 //! Modules: `format` (framing and checksums), `recovery` (open, replay, cut a torn tail), `log`
-//! (appending with group commit, replacing the file on compaction), `lock` (ownership),
-//! `fsio` (file-system helpers).
+//! (appending with group commit, replacing the file on compaction), `lock` (ownership), `fs`
+//! (the [`fs::FileSystem`] every file operation goes through), `fsio` (helpers on it),
+//! `options`, `reads`, `snapshot` (read-only copies for inspectors), `testing` (feature
+//! `testing`: a counting file system).
 //!
 //! # Durability and visibility
 //!
 //! Each mutating operation runs under the `Tables` mutex: it validates, applies its changes in
 //! memory and appends them as **one record** to the log's batch, in that order, so the log's
-//! order is the order of the changes. It then releases the mutex and waits until its record is
-//! synced ([`FileStore::open_with`] with `sync(false)` skips the fsync, for tests of logic only).
+//! order is the order of the changes. It then releases the mutex and waits (see below).
 //! Concurrent operations share one `fdatasync` (group commit, see `log`); the mutex is never
-//! held during an fsync, except while a compaction replaces the file.
+//! held during an fsync, except while a compaction replaces the file. ([`FileOptions::sync`]
+//! `false` skips every fsync, for tests of logic only: then nothing below survives a power
+//! loss, only a crash of the process.)
 //!
 //! A change is therefore visible in memory a moment before it is durable. It never **escapes**
-//! before it is durable:
+//! before it is durable: every operation that hands out state (reads, `wait_final`, claims and
+//! every mutation) notes the log position of the last change it saw that is not lease-only and
+//! waits until that is synced before it returns (sharing the group commit), so nothing a caller
+//! is handed (a result, a record, a claimed child, an error such as `Conflict` or `LeaseLost`)
+//! rests on a change a crash or power loss could take back. (`next_due` and `wait_for_work`
+//! hand out nothing but a hint of when to claim.) Exactly what is durable when an operation
+//! returns:
 //!
-//! - **Reads** (`invocation`, `journal`, `get_data`, `wait_final`, …) note the log position of
-//!   the state they saw and wait until it is durable before returning, so a result handed to a
-//!   caller, who may show it to the world, cannot be undone by a crash.
-//! - **Mutations** that depend on another thread's unsynced change are logged after it; the log
-//!   is recovered as a prefix (only the last, unsynced batch can be torn), so when a dependent
-//!   operation is acknowledged, what it depended on is durable too. Every operation also waits
-//!   for what it saw, so an error such as `Conflict` or `LeaseLost` is never based on a change a
-//!   crash then loses.
-//! - **Claims and renewals** are written to the OS (one `write`, no fsync) before they are
-//!   acknowledged: they survive a crash of the process (`kill -9`), so after a restart the dead
-//!   worker's lease is honoured until it expires and the attempt number keeps counting. A power
-//!   loss may still forget the last claims: the invocation is then simply run again, which the
-//!   at-least-once contract of tasks allows anyway (a crash after a durable claim re-runs it
-//!   too). Anything a claimed task produces becomes durable only through its commit, which is
-//!   logged after the claim and everything the claim saw. This saves one fsync wait per task (a
-//!   worker's loop is claim, commit). A claim's recovery of expired leases can do more than
-//!   that: fail an invocation that crash-loops (`WorkerLost`) and so wake its parent. Such a
-//!   claim is logged and waited for like any other durable operation (see `lease_only`), so
-//!   nobody sees a final state that a power loss could take back.
-//! - Commits, submissions, cancellations, expiry recovery and purges are durable before they
-//!   return. A clean drop of the store flushes whatever is still unsynced.
+//! - **Submissions, commits, checkpoints, events, cancellations, retries, expiry recovery and
+//!   purges**: their own record and everything before it are synced.
+//! - **Claims and renewals** whose changes only take or extend a lease (see `lease_only`):
+//!   everything before their own record is synced but other claims' and renewals' records,
+//!   which may be unsynced too; their own record is written to the OS (one
+//!   `write`, no fsync), so it survives `kill -9` (after a restart the dead worker's lease is
+//!   honoured until it expires, and the attempt number keeps counting), but **a power loss can
+//!   undo it**: the invocation is then pending again with its previous attempt count and runs
+//!   again, which the at-least-once contract of tasks allows anyway. A power loss can undo
+//!   nothing else that was acknowledged: whatever a claimed task produces becomes durable only
+//!   through its commit, which is logged after the claim and synced with it. A claim whose
+//!   recovery of expired leases did more (failed a crash-looping invocation, woke its parent)
+//!   is synced like a commit.
+//! - A clean drop of the store, and [`FileStore::flush`], sync everything.
 //!
-//! Only the last batch is ever unsynced, and it is written with one `write`. A power loss that
-//! persists that batch's later pages but not its earlier ones (possible on file systems that do
-//! not order data writes) leaves a valid record after a bad one, which is reported as
-//! [`StoreError::Corrupt`] rather than guessed at; ext4 in its default `data=ordered` mode and
-//! `kill -9` (the page cache survives it) do not produce this.
+//! So the unsynced part of the log is the records appended since the last fsync: the batch being
+//! flushed and any claims and renewals written without an fsync. The writer keeps it under
+//! `format::UNSYNCED_LIMIT` bytes (512 KiB; a single larger record alone) by syncing first when
+//! a write would pass it, and recovery cuts a damaged end silently only within that bound (a
+//! torn tail); more is [`StoreError::Corrupt`] until an explicit repair
+//! ([`FileOptions::repair`], `wf repair`). A power loss that persists later pages of the
+//! unsynced part but not earlier ones (file systems that do not order data writes can) leaves a
+//! valid record after a bad one, also reported as `Corrupt` rather than guessed at; ext4 in its
+//! default `data=ordered` mode and `kill -9` (the page cache survives it) do not produce this.
 //!
 //! After a failed write, fsync or encode, memory may be ahead of the file and the file's durable
 //! contents are unknown: the store **fails stop**. Every operation, reads and `wait_final`
@@ -64,7 +76,9 @@
 //! # Compaction and retention
 //!
 //! When the log grows past [`FileOptions::compact_min_bytes`] and past
-//! [`FileOptions::compact_ratio`] times the size of the last compacted log (the live state), the
+//! [`FileOptions::compact_ratio`] times the size of the last compacted log (the live state; on
+//! open, the size a compaction would give, measured by encoding the state once, so a restart
+//! does not rewrite a compact log on its first change), the
 //! operation that noticed writes [`Tables::snapshot`] to a new file, syncs it, renames it over the
 //! log and syncs the directory, holding the `Tables` mutex meanwhile (so compaction pauses the
 //! store for about one snapshot write; amortised it costs a constant per appended byte).
@@ -73,17 +87,22 @@
 //! the log stays bounded under steady load.
 
 mod format;
+pub mod fs;
 mod fsio;
 mod lock;
 mod log;
+mod options;
+mod reads;
 mod recovery;
 mod snapshot;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Status, Timestamp, WorkerId};
@@ -91,104 +110,21 @@ use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Status, Timestamp, W
 use crate::error::StoreError;
 use crate::limits;
 use crate::memory::{Signal, signal, system_now, wait_until};
-use crate::model::{
-    Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, Outcome, StatusCounts,
-    Submitted, TaskSet,
-};
-use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
-use crate::store::{StoreAdmin, StoreRead, StoreWork};
+use crate::model::{Checkpoint, Claim, Commit, Lease, NewInvocation, Outcome, Submitted, TaskSet};
+use crate::steering::{CancelReport, EventSent, NewEvent};
+use crate::store::{StoreAdmin, StoreWork};
 use crate::tables::{Change, Tables};
 
-use self::fsio::io_err;
+use self::fsio::{Disk, io_err};
 use self::log::Log;
+pub use self::options::{FileOptions, FileStats};
+pub use self::recovery::TornTail;
 pub use self::snapshot::FileSnapshot;
 
 /// The log file's name inside the store directory.
 const LOG_FILE: &str = "wf.log";
 /// A compaction's temporary file.
 const COMPACT_FILE: &str = "wf.log.compact";
-
-/// Settings of a [`FileStore`]. Start from `FileOptions::default()`.
-///
-/// ```
-/// use std::time::Duration;
-/// use wf_store::FileOptions;
-/// let options = FileOptions::default().retention(Duration::from_secs(7 * 24 * 3600));
-/// assert!(options.is_synced());
-/// ```
-#[derive(Debug, Clone)]
-pub struct FileOptions {
-    sync: bool,
-    retention: Option<Duration>,
-    compact_min_bytes: u64,
-    compact_ratio: u64,
-}
-
-impl Default for FileOptions {
-    fn default() -> Self {
-        Self {
-            sync: true,
-            retention: None,
-            compact_min_bytes: 8 << 20,
-            compact_ratio: 2,
-        }
-    }
-}
-
-impl FileOptions {
-    /// Whether to fsync before acknowledging (default `true`). `false` still writes every record
-    /// to the file before acknowledging it (so a killed process loses nothing), but a power loss
-    /// or OS crash may lose recent acknowledged changes: for tests of logic only.
-    #[must_use]
-    pub fn sync(mut self, sync: bool) -> Self {
-        self.sync = sync;
-        self
-    }
-
-    /// Whether this configuration fsyncs before acknowledging.
-    pub fn is_synced(&self) -> bool {
-        self.sync
-    }
-
-    /// Purge workflows that finished longer than `retention` ago (judged by the clock the
-    /// operations pass in), as operations go; their space is reclaimed by the next compaction.
-    /// Default: keep everything until [`StoreAdmin::purge_finished`] is called.
-    #[must_use]
-    pub fn retention(mut self, retention: Duration) -> Self {
-        self.retention = Some(retention);
-        self
-    }
-
-    /// Never compact a log smaller than this (default 8 MiB).
-    #[must_use]
-    pub fn compact_min_bytes(mut self, bytes: u64) -> Self {
-        self.compact_min_bytes = bytes;
-        self
-    }
-
-    /// Compact when the log is this many times the size of the last compacted log (default 2;
-    /// values below 2 are raised to 2 so compaction's cost stays amortised).
-    #[must_use]
-    pub fn compact_ratio(mut self, ratio: u64) -> Self {
-        self.compact_ratio = ratio.max(2);
-        self
-    }
-}
-
-/// Counters of a [`FileStore`], for tests, benchmarks and monitoring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FileStats {
-    /// Records appended since open (one per mutating operation that changed something).
-    pub records: u64,
-    /// Batches written (each followed by one fsync when syncing); `records / flushes` is the
-    /// group-commit factor.
-    pub flushes: u64,
-    /// Compactions since open.
-    pub compactions: u64,
-    /// The log's current size in bytes, including records not yet written.
-    pub log_bytes: u64,
-}
 
 /// The embedded, crash-safe store: a directory owned by one process. See the module docs for
 /// the format, the durability guarantees and compaction.
@@ -212,11 +148,14 @@ pub struct FileStore {
     live_bytes: AtomicU64,
     /// The operation clock (ms) at which retention next runs.
     next_retention: AtomicU64,
+    /// What opening cut off the log's end, if anything.
+    torn_tail: Option<TornTail>,
+    /// `LOCK`, held locked (see `lock`).
+    _owner: Mutex<Box<dyn fs::FsFile>>,
     /// How many times a waiter was about to block, for tests that must fail the log while a
     /// thread is blocked.
     #[cfg(test)]
     blocking: AtomicU64,
-    _lock: lock::DirLock,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -239,9 +178,13 @@ impl FileStore {
 
     /// Opens (creating if needed) the store in directory `dir`.
     ///
-    /// Takes the directory's lock ([`StoreError::StoreLocked`] if another process or another
-    /// open store holds it), replays the log, cuts a torn tail left by a crash (with a warning)
-    /// and fails with [`StoreError::Corrupt`] on damage before the tail,
+    /// Creates a missing directory `0700` and files `0600` (see [`FileOptions::group_access`])
+    /// and warns when an existing store allows more. Takes the store's lock
+    /// ([`StoreError::StoreLocked`], naming the owner's pid, if another process or another open
+    /// store holds it), replays the log, and cuts a torn tail left by a crash (with a warning;
+    /// [`FileStore::torn_tail`] says what was cut). Fails with [`StoreError::Corrupt`] on damage
+    /// a torn write cannot explain (in the middle of the log, or more bytes at its end than one
+    /// unsynced write leaves; [`FileOptions::repair`] cuts those on request),
     /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
     /// [`StoreError::OlderFormat`] on one written in an older, pre-release format. A path that
     /// exists but is not a directory is [`StoreError::NotADirectory`].
@@ -250,34 +193,76 @@ impl FileStore {
     /// Those above, and [`StoreError::Io`] when the directory or log cannot be read or written.
     pub fn open_with(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        if dir.exists() && !dir.is_dir() {
-            return Err(StoreError::NotADirectory { path: dir });
+        let (dir_mode, file_mode) = options.modes();
+        let disk = Disk {
+            fs: Arc::clone(&options.fs),
+            log: dir.join(LOG_FILE),
+            tmp: dir.join(COMPACT_FILE),
+            dir,
+            sync: options.sync,
+            file_mode,
+        };
+        let dir = &disk.dir;
+        match disk.fs.metadata(dir).map_err(io_err(dir))? {
+            Some(m) if !m.is_dir => return Err(StoreError::NotADirectory { path: dir.clone() }),
+            Some(_) => {}
+            None => disk.fs.create_dir_all(dir, dir_mode).map_err(io_err(dir))?,
         }
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let lock = lock::lock_dir(&dir)?;
-        let path = dir.join(LOG_FILE);
-        let tmp = dir.join(COMPACT_FILE);
-        let opened = recovery::open_log(&dir, &path, &tmp, options.sync)?;
+        // Nothing in the directory is touched before the lock is held.
+        let owned = lock::lock_store(&disk)?;
+        let opened = recovery::open_log(&disk, owned.log, options.repair)?;
+        for (path, mode) in fsio::too_open(&disk, dir_mode, file_mode) {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "the store's files are readable by other users (mode {mode:o}): run `chmod {} {}` \
+                 (or FileOptions::group_access(true) if the owner's group must read it)",
+                if path == disk.log { "600" } else { "700" },
+                path.display()
+            );
+        }
         tracing::debug!(
-            path = %path.display(),
+            path = %disk.log.display(),
             records = opened.records,
             bytes = opened.size,
             "opened file store"
         );
-        let log = Log::new(&dir, &path, &tmp, options.sync, opened.file, opened.size);
+        // The live state's real size, so the first change after a restart does not rewrite a
+        // log that is compact already (and a bloated one is compacted as it should be).
+        let live = log::compacted_len(&opened.tables.snapshot(), &disk.log)?;
+        let log = Log::new(&disk, opened.file, opened.size);
         Ok(Self {
-            dir,
+            dir: disk.dir.clone(),
             options,
             tables: Mutex::new(opened.tables),
             work: Signal::default(),
             finished: Signal::default(),
             log,
-            live_bytes: AtomicU64::new(0),
+            live_bytes: AtomicU64::new(live),
             next_retention: AtomicU64::new(0),
+            torn_tail: opened.cut,
+            _owner: Mutex::new(owned.owner),
             #[cfg(test)]
             blocking: AtomicU64::new(0),
-            _lock: lock,
         })
+    }
+
+    /// Opens the store in `dir` with [`FileOptions::repair`] and closes it again: cuts a damaged
+    /// end of its log that opening refuses with [`StoreError::Corrupt`], saving the cut bytes
+    /// next to the log. Returns what was cut (`None` if the log was whole).
+    ///
+    /// # Errors
+    /// As [`FileStore::open_with`]; damage a repair cannot mend (a whole record this build
+    /// cannot decode, a bad header) is still [`StoreError::Corrupt`].
+    pub fn repair(dir: impl AsRef<Path>) -> Result<Option<TornTail>, StoreError> {
+        let store = Self::open_with(dir, FileOptions::default().repair(true))?;
+        Ok(store.torn_tail.clone())
+    }
+
+    /// What opening cut off the end of the log: a torn tail (an append a crash interrupted,
+    /// never acknowledged) or, with [`FileOptions::repair`], damage. `None` if the log was whole.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
     }
 
     /// The store's directory.
@@ -361,15 +346,27 @@ impl FileStore {
         result
     }
 
-    /// Runs a mutating operation, logs its changes as one record, does housekeeping and, unless
-    /// `must_sync` is false (claims and renewals) and every change is [`lease_only`], waits until
-    /// everything it saw is durable.
+    /// Runs a mutating operation, logs its changes as one record, does housekeeping and waits
+    /// until everything it saw is durable, and its own record too unless `must_sync` is false
+    /// (claims and renewals) and every change is [`lease_only`]: such a record need only be
+    /// written (see the module docs).
     fn mutate<T>(
         &self,
         must_sync: bool,
         now: Timestamp,
         op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let staged = self.stage(must_sync, now, op)?;
+        self.settle(staged)
+    }
+
+    /// The first half of [`Self::mutate`]: applies and logs the operation, without waiting.
+    fn stage<T>(
+        &self,
+        must_sync: bool,
+        now: Timestamp,
+        op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
+    ) -> Result<Staged<T>, StoreError> {
         let mut tables = self.lock_checked()?;
         let mut changes = Vec::new();
         let result = op(&mut tables, &mut changes);
@@ -397,17 +394,27 @@ impl FileStore {
             // Waiters on purged invocations must wake to learn they are gone.
             signal(&purged, &self.work, &self.finished);
         }
-        let waited = if must_sync {
-            self.log.wait_durable(seen)
-        } else if let Some(seq) = appended {
+        Ok(Staged {
+            result,
+            seen,
+            own: appended.filter(|_| !must_sync),
+        })
+    }
+
+    /// The second half of [`Self::mutate`]: waits until what the operation saw is durable (and
+    /// its own record written), then hands out its result.
+    fn settle<T>(&self, staged: Staged<T>) -> Result<T, StoreError> {
+        // Everything the operation saw, its own record included unless it is lease-only: a
+        // claim may return a child whose parent's commit is not yet synced, and must not hand
+        // it out before it is (durable before visible).
+        let mut waited = self.log.wait_durable(staged.seen);
+        if let (Ok(()), Some(seq)) = (&waited, staged.own) {
             // A claim or renewal: handed to the OS before it is acknowledged, so a killed
             // process's leases (and attempt numbers) are still there when the store reopens.
-            self.log.wait_written(seq)
-        } else {
-            Ok(())
-        };
+            waited = self.log.wait_written(seq);
+        }
         self.stop_on_failure(waited)?;
-        result
+        staged.result
     }
 
     /// Runs a read and waits until the state it saw is durable.
@@ -467,6 +474,15 @@ impl FileStore {
             }
         }
     }
+}
+
+/// A mutation applied and logged, not yet waited for (see [`FileStore::stage`]).
+struct Staged<T> {
+    result: Result<T, StoreError>,
+    /// The last record it saw that must be durable before it returns.
+    seen: u64,
+    /// Its own record, when that need only be written (lease-only).
+    own: Option<u64>,
 }
 
 impl Drop for FileStore {
@@ -560,103 +576,6 @@ fn parts_bytes(
 
 fn event_bytes(event: &NewEvent) -> usize {
     event.name.len() + event.payload.len() + event.key.as_ref().map_or(0, String::len) + 64
-}
-
-impl StoreRead for FileStore {
-    fn backend(&self) -> &'static str {
-        "file"
-    }
-
-    fn app_id(&self) -> Result<Option<String>, StoreError> {
-        self.read(|t| t.app_id().map(str::to_owned))
-    }
-
-    fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
-        self.read(|t| t.invocation(id))?
-    }
-
-    fn invocations(&self, ids: &[InvocationId]) -> Result<Vec<InvocationRecord>, StoreError> {
-        self.read(|t| ids.iter().map(|id| t.invocation(*id)).collect())?
-    }
-
-    fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
-        self.read(|t| t.journal(id))?
-    }
-
-    fn get_data(&self, workflow: InvocationId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(|t| t.get_data(workflow, key))
-    }
-
-    fn data_keys(&self, workflow: InvocationId) -> Result<Vec<String>, StoreError> {
-        self.read(|t| t.data_keys(workflow))
-    }
-
-    fn workflow_invocations(
-        &self,
-        workflow: InvocationId,
-    ) -> Result<Vec<InvocationId>, StoreError> {
-        self.read(|t| t.workflow_invocations(workflow))
-    }
-
-    fn workflows(&self) -> Result<Vec<InvocationRecord>, StoreError> {
-        self.read(Tables::workflow_roots)
-    }
-
-    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.read(|t| t.purgeable(finished_before))
-    }
-
-    fn counts(&self) -> Result<StatusCounts, StoreError> {
-        self.read(Tables::counts)
-    }
-
-    fn wait_final(
-        &self,
-        id: InvocationId,
-        timeout: Duration,
-    ) -> Result<Option<InvocationRecord>, StoreError> {
-        // Unknown when called or purged while waiting: `InvocationNotFound` either way.
-        let found = wait_until(
-            self.lock_checked()?,
-            &self.finished,
-            timeout,
-            |t| {
-                if let Err(stopped) = self.log.check() {
-                    return Some(Err(stopped));
-                }
-                match t.invocation(id) {
-                    // Final, or gone (purged by retention): either way the wait is over once the
-                    // state that says so is durable.
-                    Ok(r) if r.state.status.is_final() => Some(Ok((Ok(r), self.log.wanted()))),
-                    Err(gone) => Some(Ok((Err(gone), self.log.wanted()))),
-                    Ok(_) => {
-                        self.about_to_block();
-                        None
-                    }
-                }
-            },
-            |_| None,
-        );
-        match found {
-            Some(Ok((record, seen))) => {
-                self.stop_on_failure(self.log.wait_durable(seen))?;
-                record.map(Some)
-            }
-            Some(Err(stopped)) => Err(stopped),
-            None => Ok(None),
-        }
-    }
-
-    fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError> {
-        self.read(|t| t.events(id))?
-    }
-
-    fn cancel_requests(
-        &self,
-        ids: &[InvocationId],
-    ) -> Result<Vec<(InvocationId, String)>, StoreError> {
-        self.read(|t| t.cancel_requests(ids))
-    }
 }
 
 impl StoreWork for FileStore {

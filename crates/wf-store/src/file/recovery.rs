@@ -1,14 +1,21 @@
-//! Opening the log: create it if missing, replay it into fresh [`Tables`], cut a torn tail.
+//! Opening the log: write the header of a new one, replay it into fresh [`Tables`], cut a torn
+//! tail.
 //!
 //! The rule for a bad record (cut short or failing its checksum) at offset `X`:
 //!
-//! - if no checksum-valid record starts anywhere after `X`, it is a **torn tail** (the process
-//!   or the machine died while appending): the file is truncated to `X`, the truncation is made
-//!   durable, and a `tracing` warning says how many bytes were cut. Nothing acknowledged is lost:
-//!   a record is acknowledged only after it and everything before it were synced, and the
-//!   flusher never writes past an unsynced batch, so only the last batch can be torn;
-//! - if a valid record follows, the damage is in the **middle** of the log, where records were
-//!   acknowledged: [`StoreError::Corrupt`] names the file and `X`. Nothing is guessed or skipped.
+//! - if no checksum-valid record starts anywhere after `X` and the bytes from `X` to the end are
+//!   no more than one interrupted write can leave (the writer never has more than
+//!   `format::UNSYNCED_LIMIT` bytes unsynced, or one larger record alone, whose intact frame
+//!   says its size), it is a **torn tail** (the process or the machine died while appending):
+//!   the file is truncated to `X`, the truncation is made durable, and a `tracing` warning says
+//!   how many bytes were cut ([`crate::FileStore::torn_tail`] too). Nothing acknowledged is
+//!   lost: a record is acknowledged only once everything before it is synced (claims and
+//!   renewals: written), so only the unsynced end can be torn;
+//! - otherwise (a valid record follows: damage in the **middle** of the log, where records were
+//!   acknowledged; or more unreadable bytes than a torn write leaves) it is
+//!   [`StoreError::Corrupt`] naming the file, `X` and the byte counts. Nothing is guessed or
+//!   skipped. An explicit repair ([`crate::FileOptions::repair`], `wf repair`) cuts everything
+//!   from `X`, after saving the cut bytes to `wf.log.cut-X` next to the log.
 //!
 //! The search for a valid record after `X` costs time in proportion to the rest of the file (a
 //! frame's tag says where records start, see `format`). Only bytes crafted to carry frames that
@@ -23,83 +30,132 @@
 //! A file written by a newer format gives [`StoreError::NewerFormat`], one of an older
 //! (pre-release) format [`StoreError::OlderFormat`]; opening never panics.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use wf_core::CodecError;
 
-use super::format::{self, After, FORMAT_VERSION, Frame, HEADER_LEN, Header};
-use super::fsio::{io_err, rename_durably, sync_dir, write_file};
+use super::format::{self, After, FORMAT_VERSION, FRAME_LEN, Frame, HEADER_LEN, Header};
+use super::fs::{FsFile, OpenHow};
+use super::fsio::{Disk, io_err};
 use crate::error::StoreError;
 use crate::tables::{Change, Tables};
+
+/// Bytes cut off the end of a log when it was opened (or ignored by a read-only snapshot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TornTail {
+    /// Where the cut starts: the log's size afterwards.
+    pub offset: u64,
+    /// How many bytes were cut (or ignored).
+    pub bytes: u64,
+    /// Why the first of them could not be read.
+    pub reason: String,
+    /// `true` when they were more than an interrupted write leaves, cut only because a repair
+    /// was asked for ([`crate::FileOptions::repair`]): acknowledged changes may be among them.
+    pub repaired: bool,
+    /// Where a repair saved the cut bytes before cutting them.
+    pub saved_to: Option<PathBuf>,
+}
 
 /// The result of opening a log.
 pub(crate) struct Opened {
     /// State rebuilt from the log.
     pub tables: Tables,
     /// The log, open for appending at its (clean) end.
-    pub file: File,
+    pub file: Box<dyn FsFile>,
     /// The log's size in bytes after any cut.
     pub size: u64,
     /// How many records were replayed.
     pub records: u64,
+    /// What was cut, if anything.
+    pub cut: Option<TornTail>,
 }
 
-/// Opens (creating if missing) the log at `path`, replays it and cuts a torn tail.
+/// Replays the locked log `file`, writing its header first if it is new, and cuts a torn tail
+/// (or, with `repair`, any unreadable tail).
 pub(crate) fn open_log(
-    dir: &Path,
-    path: &Path,
-    tmp: &Path,
-    sync: bool,
+    disk: &Disk,
+    mut file: Box<dyn FsFile>,
+    repair: bool,
 ) -> Result<Opened, StoreError> {
-    if tmp.exists() {
+    let path = &disk.log;
+    if disk
+        .fs
+        .metadata(&disk.tmp)
+        .map_err(io_err(&disk.tmp))?
+        .is_some()
+    {
         // A compaction that died before its rename: the log itself is intact.
-        fs::remove_file(tmp).map_err(io_err(tmp))?;
+        disk.fs.remove_file(&disk.tmp).map_err(io_err(&disk.tmp))?;
     }
-    if !path.exists() {
-        write_file(tmp, sync, |out: &mut dyn std::io::Write| {
-            out.write_all(&format::header()).map_err(io_err(tmp))
-        })?;
-        rename_durably(dir, tmp, path, sync)?;
+    let bytes = disk.fs.read(path).map_err(io_err(path))?;
+    if bytes.len() < HEADER_LEN && format::header().starts_with(&bytes) {
+        // A new store (or one whose creation was interrupted before its header was whole).
+        file.set_len(0).map_err(io_err(path))?;
+        file.write_all(&format::header()).map_err(io_err(path))?;
+        if disk.sync {
+            file.sync_data().map_err(io_err(path))?;
+        }
+        disk.sync_dir()?;
+        return Ok(Opened {
+            tables: Tables::new(),
+            file,
+            size: HEADER_LEN as u64,
+            records: 0,
+            cut: None,
+        });
     }
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(io_err(path))?;
-    let replayed = replay(path, &bytes)?;
-    if let Some((offset, reason)) = &replayed.cut {
+    let mut replayed = replay(path, &bytes, repair)?;
+    let mut size = bytes.len() as u64;
+    if let Some(cut) = &mut replayed.cut {
+        if cut.repaired {
+            let saved = disk.dir.join(format!("wf.log.cut-{}", cut.offset));
+            save(
+                disk,
+                &saved,
+                bytes.get(cut.offset as usize..).unwrap_or_default(),
+            )?;
+            cut.saved_to = Some(saved);
+        }
         tracing::warn!(
             path = %path.display(),
-            offset,
-            cut_bytes = bytes.len() as u64 - offset,
-            reason = %reason,
-            "cutting a torn tail off the store log (an append interrupted by a crash; it was never acknowledged)"
+            offset = cut.offset,
+            cut_bytes = cut.bytes,
+            reason = %cut.reason,
+            saved_to = ?cut.saved_to,
+            "{}",
+            if cut.repaired {
+                "repair: cutting an unreadable tail off the store log"
+            } else {
+                "cutting a torn tail off the store log (an append interrupted by a crash; it was never acknowledged)"
+            }
         );
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
-        f.set_len(*offset).map_err(io_err(path))?;
-        if sync {
-            f.sync_all().map_err(io_err(path))?;
-            sync_dir(dir)?;
+        file.set_len(cut.offset).map_err(io_err(path))?;
+        if disk.sync {
+            file.sync_data().map_err(io_err(path))?;
         }
+        size = cut.offset;
     }
-    let size = replayed
-        .cut
-        .as_ref()
-        .map_or(bytes.len() as u64, |(o, _)| *o);
-    let file = OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(io_err(path))?;
     Ok(Opened {
         tables: replayed.tables,
         file,
         size,
         records: replayed.records,
+        cut: replayed.cut,
     })
+}
+
+/// Writes `bytes` to a new file `path` durably.
+fn save(disk: &Disk, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut f = disk
+        .fs
+        .open(path, OpenHow::Truncate, disk.file_mode)
+        .map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    if disk.sync {
+        f.sync_data().map_err(io_err(path))?;
+    }
+    disk.sync_dir()
 }
 
 /// A replayed log.
@@ -108,17 +164,25 @@ pub(crate) struct Replayed {
     pub tables: Tables,
     /// Records applied.
     pub records: u64,
-    /// Where a torn tail starts and why it is bad, if there is one.
-    pub cut: Option<(u64, String)>,
+    /// The torn tail (or, when repairing, unreadable tail) to cut, if there is one.
+    pub cut: Option<TornTail>,
 }
 
 /// Replays log bytes into fresh tables. Pure: touches no file.
-pub(crate) fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, StoreError> {
+pub(crate) fn replay(path: &Path, bytes: &[u8], repair: bool) -> Result<Replayed, StoreError> {
     let corrupt = |offset: usize, reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
         reason,
     };
+    if bytes.len() < HEADER_LEN && format::header().starts_with(bytes) {
+        // A store whose owner is writing its first header: empty.
+        return Ok(Replayed {
+            tables: Tables::new(),
+            records: 0,
+            cut: None,
+        });
+    }
     match format::read_header(bytes) {
         Header::Ok => {}
         Header::Newer(found) => {
@@ -178,28 +242,56 @@ pub(crate) fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed, StoreError> 
     };
     let cut = match bad {
         None => None,
-        Some(reason) => match format::valid_record_after(bytes, at) {
-            After::Valid(next) => {
-                return Err(corrupt(
-                    at,
-                    format!("{reason}, yet a valid record follows at offset {next}"),
-                ));
-            }
-            After::Undecided => {
-                return Err(corrupt(
-                    at,
-                    format!(
-                        "{reason}, and the {} bytes after it hold too many record-like frames to rule out a valid record among them",
-                        bytes.len() - at
-                    ),
-                ));
-            }
-            After::Nothing => Some((at as u64, reason)),
-        },
+        Some(reason) => Some(judge_tail(bytes, at, &reason, repair).map_err(|r| corrupt(at, r))?),
     };
     Ok(Replayed {
         tables,
         records,
         cut,
     })
+}
+
+/// Decides what the unreadable bytes from `at` (a bad record) to the end are: a torn tail to cut
+/// silently, or damage, which is an error (the reason) unless `repair` is asked for.
+fn judge_tail(bytes: &[u8], at: usize, reason: &str, repair: bool) -> Result<TornTail, String> {
+    let tail = bytes.len() - at;
+    // One interrupted write leaves at most this much (see `format::UNSYNCED_LIMIT`); a record
+    // larger than the limit is written alone, and its intact frame says how large it is.
+    let torn_max = format::claimed_len(bytes, at).map_or(format::UNSYNCED_LIMIT, |n| {
+        (FRAME_LEN + n).max(format::UNSYNCED_LIMIT)
+    });
+    let damage = match format::valid_record_after(bytes, at) {
+        After::Valid(next) => Some(format!(
+            "{reason}, yet a valid record follows at offset {next}"
+        )),
+        After::Undecided => Some(format!(
+            "{reason}, and the {tail} bytes after it hold too many record-like frames to rule out a valid record among them"
+        )),
+        After::Nothing if tail > torn_max => Some(format!(
+            "{reason}, and the {tail} bytes from there to the end are more than one interrupted write leaves (at most {torn_max})"
+        )),
+        After::Nothing => None,
+    };
+    match damage {
+        None => Ok(TornTail {
+            offset: at as u64,
+            bytes: tail as u64,
+            reason: reason.to_owned(),
+            repaired: false,
+            saved_to: None,
+        }),
+        Some(damage) if repair => Ok(TornTail {
+            offset: at as u64,
+            bytes: tail as u64,
+            reason: damage,
+            repaired: true,
+            saved_to: None,
+        }),
+        Some(damage) => Err(format!(
+            "{damage}; {tail} of the file's {} bytes are affected. To keep the {at} bytes before them and cut the rest \
+             (acknowledged changes among them are lost; the cut bytes are saved next to the log), run \
+             `wf --store <dir> repair` or open the store with FileOptions::repair(true)",
+            bytes.len()
+        )),
+    }
 }

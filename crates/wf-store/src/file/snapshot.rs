@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use wf_core::{InvocationId, JournalEntry, Timestamp};
 
+use super::fs::{FileSystem, OsFileSystem};
 use super::fsio::io_err;
-use super::recovery::replay;
+use super::recovery::{TornTail, replay};
 use super::{FileStore, LOG_FILE};
 use crate::error::StoreError;
 use crate::model::{InvocationRecord, StatusCounts};
@@ -66,20 +67,21 @@ impl FileStore {
         }
         let mut attempt = 1;
         loop {
-            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-            match replay(&path, &bytes) {
+            let bytes = OsFileSystem.read(&path).map_err(io_err(&path))?;
+            match replay(&path, &bytes, false) {
                 Ok(replayed) => {
-                    if let Some((offset, reason)) = &replayed.cut {
+                    if let Some(cut) = &replayed.cut {
                         tracing::debug!(
                             path = %path.display(),
-                            offset,
-                            reason = %reason,
+                            offset = cut.offset,
+                            reason = %cut.reason,
                             "snapshot ends before an incomplete last record"
                         );
                     }
                     return Ok(FileSnapshot {
                         dir: dir.to_path_buf(),
                         tables: replayed.tables,
+                        torn_tail: replayed.cut,
                     });
                 }
                 Err(StoreError::Corrupt { .. }) if attempt < READ_ATTEMPTS => attempt += 1,
@@ -102,6 +104,7 @@ fn not_found(path: &Path, what: &str) -> StoreError {
 pub struct FileSnapshot {
     dir: PathBuf,
     tables: Tables,
+    torn_tail: Option<TornTail>,
 }
 
 impl std::fmt::Debug for FileSnapshot {
@@ -109,6 +112,7 @@ impl std::fmt::Debug for FileSnapshot {
         f.debug_struct("FileSnapshot")
             .field("dir", &self.dir)
             .field("tables", &self.tables)
+            .field("torn_tail", &self.torn_tail)
             .finish()
     }
 }
@@ -117,6 +121,13 @@ impl FileSnapshot {
     /// The directory of the store it copies.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The unreadable end of the log this snapshot ignored, if any: a record being appended
+    /// while it was read, or a torn tail a crash left that the owner cuts when it next opens
+    /// the store. Within what one interrupted write leaves (more is [`StoreError::Corrupt`]).
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
     }
 }
 

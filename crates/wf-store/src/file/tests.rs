@@ -51,7 +51,9 @@ fn fill_the_disk(store: &FileStore) {
         .append(true)
         .open("/dev/full")
         .expect("/dev/full exists on Linux");
-    store.log.redirect_writes(full);
+    store
+        .log
+        .redirect_writes(Box::new(super::fs::OsFile::new(full)));
 }
 
 /// The fail-stop error: an I/O error that says to reopen the store.
@@ -196,4 +198,103 @@ fn wait_final_ends_with_not_found_when_the_invocation_is_purged_while_it_waits()
             panic!("expected InvocationNotFound once the invocation was purged, got {other:?}")
         }
     }
+}
+
+/// Durable before visible, for claims too: a claim that finds a child whose parent's commit is
+/// logged but not yet synced (the committing thread has not reached its fsync yet) must not
+/// hand the child out before that commit is durable. Otherwise a power loss takes the commit
+/// back while the child's side effects have happened.
+#[test]
+fn a_claim_waits_until_the_commit_that_created_its_child_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = super::testing::CountingFs::new();
+    let options = FileOptions::default().file_system(Arc::new(fs.clone()));
+    let store = FileStore::open_with(dir.path(), options).unwrap();
+    let log = dir.path().join(super::LOG_FILE);
+    let parent = root(1);
+    let child = crate::conformance::fixtures::child(2, &parent, "disk-full", b"");
+    store.submit(parent.clone(), T0).unwrap();
+    let claim = store
+        .claim(&WorkerId::new("parent"), &disk_full(), LONG, T0)
+        .unwrap()
+        .expect("the parent is claimable");
+    // The parent's commit, applied and logged, its thread not yet waiting for the fsync.
+    let commit = Commit {
+        children: vec![child.clone()],
+        ..Commit::outcome(Outcome::Waiting { on: vec![child.id] })
+    };
+    let staged = store
+        .stage(true, T0, |t, out| t.commit(out, &claim.lease, commit, T0))
+        .unwrap();
+    let commit_end = store.log.size();
+    assert!(
+        fs.synced_len(&log) < commit_end,
+        "the commit is not synced yet"
+    );
+    let claimed = store
+        .claim(&WorkerId::new("child"), &disk_full(), LONG, T0)
+        .unwrap()
+        .expect("the child is claimable");
+    assert_eq!(claimed.record.id(), child.id);
+    assert!(
+        fs.synced_len(&log) >= commit_end,
+        "the child was handed out while the commit that created it was not durable ({} of {commit_end} bytes synced)",
+        fs.synced_len(&log)
+    );
+    store.settle(staged).unwrap();
+}
+
+/// Opening a store whose directory or log others may read is noticed (and logged as a warning
+/// naming the fix); a private store is not.
+#[cfg(unix)]
+#[test]
+fn files_readable_by_others_are_noticed() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("store");
+    drop(FileStore::open(&dir).unwrap());
+    let disk = super::fsio::Disk {
+        fs: Arc::new(super::fs::OsFileSystem),
+        dir: dir.clone(),
+        log: dir.join(super::LOG_FILE),
+        tmp: dir.join(super::COMPACT_FILE),
+        sync: true,
+        file_mode: 0o600,
+    };
+    assert!(super::fsio::too_open(&disk, 0o700, 0o600).is_empty());
+    std::fs::set_permissions(&disk.log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        super::fsio::too_open(&disk, 0o700, 0o600),
+        vec![(disk.log.clone(), 0o644)]
+    );
+    assert!(super::fsio::too_open(&disk, 0o750, 0o644).is_empty());
+}
+
+/// Claims are written without an fsync, but the unsynced bytes never pile up past
+/// `UNSYNCED_LIMIT`: that bound is what lets recovery tell a torn tail from damage.
+#[test]
+fn unsynced_claims_never_pile_up_past_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = super::testing::CountingFs::new();
+    let options = FileOptions::default()
+        .file_system(Arc::new(fs.clone()))
+        .compact_min_bytes(u64::MAX);
+    let store = FileStore::open_with(dir.path(), options).unwrap();
+    let log = dir.path().join(super::LOG_FILE);
+    let n = 12_000;
+    store.submit_many((1..=n).map(root).collect(), T0).unwrap();
+    let mut most = 0;
+    for _ in 0..n {
+        store
+            .claim(&WorkerId::new("w"), &disk_full(), LONG, T0)
+            .unwrap()
+            .expect("claimable");
+        most = most.max(fs.unsynced_bytes(&log));
+    }
+    let limit = super::format::UNSYNCED_LIMIT as u64;
+    assert!(
+        most > limit / 2,
+        "the claims wrote too little to test the limit"
+    );
+    assert!(most <= limit, "{most} bytes were unsynced at once");
 }

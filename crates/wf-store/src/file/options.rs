@@ -1,0 +1,144 @@
+//! The settings and counters of a [`FileStore`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+#[cfg(doc)]
+use super::FileStore;
+#[cfg(doc)]
+use super::fs;
+use super::fs::{FileSystem, OsFileSystem};
+#[cfg(doc)]
+use super::testing;
+#[cfg(doc)]
+use crate::{StoreAdmin, StoreError};
+
+/// Settings of a [`FileStore`]. Start from `FileOptions::default()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use wf_store::FileOptions;
+/// let options = FileOptions::default().retention(Duration::from_secs(7 * 24 * 3600));
+/// assert!(options.is_synced());
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    pub(super) sync: bool,
+    pub(super) retention: Option<Duration>,
+    pub(super) compact_min_bytes: u64,
+    pub(super) compact_ratio: u64,
+    group_access: bool,
+    pub(super) repair: bool,
+    pub(super) fs: Arc<dyn FileSystem>,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self {
+            sync: true,
+            retention: None,
+            compact_min_bytes: 8 << 20,
+            compact_ratio: 2,
+            group_access: false,
+            repair: false,
+            fs: Arc::new(OsFileSystem),
+        }
+    }
+}
+
+impl FileOptions {
+    /// Whether to fsync before acknowledging (default `true`). `false` still writes every record
+    /// to the file before acknowledging it (so a killed process loses nothing), but a power loss
+    /// or OS crash may lose recent acknowledged changes: for tests of logic only.
+    #[must_use]
+    pub fn sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Whether this configuration fsyncs before acknowledging.
+    pub fn is_synced(&self) -> bool {
+        self.sync
+    }
+
+    /// Purge workflows that finished longer than `retention` ago (judged by the clock the
+    /// operations pass in), as operations go; their space is reclaimed by the next compaction.
+    /// Default: keep everything until [`StoreAdmin::purge_finished`] is called.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// Never compact a log smaller than this (default 8 MiB).
+    #[must_use]
+    pub fn compact_min_bytes(mut self, bytes: u64) -> Self {
+        self.compact_min_bytes = bytes;
+        self
+    }
+
+    /// Compact when the log is this many times the size of the last compacted log (default 2;
+    /// values below 2 are raised to 2 so compaction's cost stays amortised).
+    #[must_use]
+    pub fn compact_ratio(mut self, ratio: u64) -> Self {
+        self.compact_ratio = ratio.max(2);
+        self
+    }
+
+    /// Lets the store's group read it (default `false`: private). A store creates its directory
+    /// (and any missing parents) with permission bits `0700` and its files `0600` (less the
+    /// umask), compactions included,
+    /// and warns on open when the directory or log allow more; with group access, `0750` and
+    /// `0640`, for deployments where an inspector runs as another user of the owner's group.
+    #[must_use]
+    pub fn group_access(mut self, group: bool) -> Self {
+        self.group_access = group;
+        self
+    }
+
+    /// Repairs a damaged log on open (default `false`). Normally only a torn tail (what one
+    /// interrupted write can leave) is cut, and anything more is [`StoreError::Corrupt`]. With
+    /// `repair`, everything from the first unreadable record to the end is cut instead, after
+    /// being saved to `wf.log.cut-<offset>` next to the log; acknowledged changes among it are
+    /// lost from the store. [`FileStore::torn_tail`] reports what was cut. For an operator who
+    /// read the `Corrupt` error (the `wf repair` command does this), never as a default.
+    #[must_use]
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair = repair;
+        self
+    }
+
+    /// The file system the store works through (default: the operating system's,
+    /// [`fs::OsFileSystem`]). For tests: [`testing::CountingFs`] (feature `testing`) records
+    /// every write, fsync and rename, so a test can check what is durable when.
+    #[must_use]
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    /// Permission bits of the store's directory and files.
+    pub(super) fn modes(&self) -> (u32, u32) {
+        if self.group_access {
+            (0o750, 0o640)
+        } else {
+            (0o700, 0o600)
+        }
+    }
+}
+
+/// Counters of a [`FileStore`], for tests, benchmarks and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileStats {
+    /// Records appended since open (one per mutating operation that changed something).
+    pub records: u64,
+    /// Fsyncs of the log: one per durable batch, plus one whenever claims and renewals written
+    /// without one have piled up to the unsynced limit (see the module docs); `records /
+    /// flushes` is the group-commit factor.
+    pub flushes: u64,
+    /// Compactions since open.
+    pub compactions: u64,
+    /// The log's current size in bytes, including records not yet written.
+    pub log_bytes: u64,
+}
