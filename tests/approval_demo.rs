@@ -14,11 +14,10 @@ use common::process::{ChildLines, example_binary, output_within};
 /// `serve` on `store` (a directory or a Redis URL), `send` from a second process, the result
 /// printed by the serving process.
 fn approve_across_processes(store: &std::ffi::OsStr) {
-    let dir = store;
     let bin = example_binary("approval");
     let mut serve = Command::new(&bin)
         .arg("serve")
-        .arg(&dir)
+        .arg(store)
         .arg("1234")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -34,7 +33,7 @@ fn approve_across_processes(store: &std::ffi::OsStr) {
     let sent = output_within(
         Command::new(&bin)
             .args(["send"])
-            .arg(&dir)
+            .arg(store)
             .args([id.as_str(), "approve", "ana"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
