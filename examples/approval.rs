@@ -122,6 +122,27 @@ fn until_asked(app: &App, inv: &Invocation<String>) -> Result<(), WfError> {
     Ok(())
 }
 
+/// Opens the store in `dir`, starts workers and an expense of `cents` (default 4200), and waits
+/// until the workflow asks for approval.
+fn ask(
+    store: &str,
+    cents: Option<&str>,
+) -> Result<(App, wf::Worker, Invocation<String>), Box<dyn std::error::Error>> {
+    let app = open(store)?;
+    let expense = register(&app)?;
+    let cents = cents.map_or(Ok(4200), str::parse)?;
+    let worker = app.worker().threads(2).start()?;
+    let inv = expense.call(
+        &app,
+        Expense {
+            cents,
+            what: "a conference ticket".into(),
+        },
+    )?;
+    until_asked(&app, &inv)?;
+    Ok((app, worker, inv))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str);
@@ -129,12 +150,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (None, _) => in_one_process(),
         (Some("serve"), Some(store)) => {
             // Workers stay up while the workflow waits: the answer comes from another process.
-            let app = open(store)?;
-            let expense = register(&app)?;
-            let cents = arg(2).map_or(Ok(4200), str::parse)?;
-            let worker = app.worker().threads(2).start()?;
-            let inv = expense.call(&app, Expense { cents, what: "a conference ticket".into() })?;
-            until_asked(&app, &inv)?;
+            let (_app, worker, inv) = ask(store, arg(2))?;
             println!("{}: {}", inv.id(), inv.progress()?);
             let features = if store.contains("://") { "--features redis " } else { "" };
             println!("approve it from another terminal; this one waits for the answer:");
@@ -149,12 +165,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         (Some("start"), Some(dir)) => {
-            let app = open(dir)?;
-            let expense = register(&app)?;
-            let cents = arg(2).map_or(Ok(4200), str::parse)?;
-            let worker = app.worker().threads(2).start()?;
-            let inv = expense.call(&app, Expense { cents, what: "a conference ticket".into() })?;
-            until_asked(&app, &inv)?;
+            let (_app, worker, inv) = ask(dir, arg(2))?;
             worker.stop();
             println!("{}: {}", inv.id(), inv.progress()?);
             println!("approve it from another process:");

@@ -14,7 +14,7 @@ use super::fields::{
 };
 use super::{RETRY_BUDGET, Retry, Shared, order_arg, unique_token};
 use crate::error::StoreError;
-use crate::limits::{MAX_RECORD_BYTES, MAX_VALUE_BYTES};
+use crate::limits::{MAX_RECORD_BYTES, MAX_VALUE_BYTES, bounded_failure};
 use crate::model::{
     Claim, Commit, Lease, NewInvocation, Outcome, Submitted, TaskSet, lease_expiry,
 };
@@ -318,14 +318,19 @@ impl Shared {
         let (kind, payload, not_before): (&str, Vec<u8>, Option<Timestamp>) = match &commit.outcome
         {
             Outcome::Success(r) => ("success", r.clone(), None),
-            Outcome::Failed(f) => ("failed", codec::encode(f)?, None),
-            Outcome::Retry { not_before, error } => {
-                ("retry", codec::encode(error)?, Some(*not_before))
-            }
+            // Error texts are cut as every backend cuts them (`limits::bounded_failure`).
+            Outcome::Failed(f) => ("failed", codec::encode(&bounded_failure(f.clone()))?, None),
+            Outcome::Retry { not_before, error } => (
+                "retry",
+                codec::encode(&bounded_failure(error.clone()))?,
+                Some(*not_before),
+            ),
             Outcome::Released => ("released", Vec::new(), None),
-            Outcome::Deferred { not_before, error } => {
-                ("deferred", codec::encode(error)?, Some(*not_before))
-            }
+            Outcome::Deferred { not_before, error } => (
+                "deferred",
+                codec::encode(&bounded_failure(error.clone()))?,
+                Some(*not_before),
+            ),
             Outcome::Waiting { .. } => ("waiting", Vec::new(), None),
             Outcome::Suspended(_) => ("suspended", Vec::new(), None),
         };
@@ -467,7 +472,10 @@ impl Shared {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let shard = self.shard_of(id)?;
-        let failure = codec::encode(&Failure::new(FailureKind::Cancelled, reason))?;
+        let failure = codec::encode(&bounded_failure(Failure::new(
+            FailureKind::Cancelled,
+            reason,
+        )))?;
         let args = vec![time_arg(now), id_arg(id), failure, order_arg()];
         let reply = self.call(shard, &self.scripts.cancel, &args, Retry::Once)?;
         let r = array(&reply).ok_or_else(|| malformed("cancel"))?;

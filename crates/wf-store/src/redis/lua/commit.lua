@@ -90,11 +90,17 @@ for i = 0, nc - 1 do
   if c.parent ~= id then
     return { 'invalid', 'child ' .. c.id .. ' does not name ' .. id .. ' as its parent' }
   end
-  local seen = check_new(c)
-  if seen == 'conflict' then return { 'conflict', c.id } end
-  if not seen then
-    fresh[#fresh + 1] = c
-    fresh_set[c.id] = true
+  -- A repeat within this commit is the same child when it is the same call, else a conflict.
+  local seen = fresh_set[c.id]
+  if seen then
+    if seen.spec ~= c.spec then return { 'conflict', c.id } end
+  else
+    seen = check_new(c)
+    if seen == 'conflict' then return { 'conflict', c.id } end
+    if not seen then
+      fresh[#fresh + 1] = c
+      fresh_set[c.id] = c
+    end
   end
 end
 
