@@ -37,17 +37,24 @@ local data_at = at + 1
 if nd > 0 and s.wf ~= id then return { 'access', s.wf } end
 at = at + 1 + 2 * nd
 local nc = tonumber(ARGV[at])
-local fresh, inline = {}, nil
+local fresh, fresh_set, inline = {}, {}, nil
 for i = 0, nc - 1 do
   local c = new_arg(at + 1 + 7 * i)
   if c.parent ~= id then
     return { 'invalid', 'child ' .. c.id .. ' does not name ' .. id .. ' as its parent' }
   end
-  local seen = check_new(c)
-  if seen == 'conflict' then return { 'conflict', c.id } end
-  if not seen then
-    fresh[#fresh + 1] = c
-    if c.id == run then inline = c end
+  -- A repeat within this checkpoint is the same child when it is the same call, else a conflict.
+  local seen = fresh_set[c.id]
+  if seen then
+    if seen.spec ~= c.spec then return { 'conflict', c.id } end
+  else
+    seen = check_new(c)
+    if seen == 'conflict' then return { 'conflict', c.id } end
+    if not seen then
+      fresh[#fresh + 1] = c
+      fresh_set[c.id] = c
+      if c.id == run then inline = c end
+    end
   end
 end
 if not inline then
