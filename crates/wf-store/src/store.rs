@@ -321,7 +321,7 @@ pub trait StoreWork: StoreRead {
     /// commit: the child runs only once what led to it is durable.
     ///
     /// `Ok(None)` means the backend does not support checkpoints (the default): the caller then
-    /// suspends on the child as usual. Memory and file support them; Redis does not yet.
+    /// suspends on the child as usual. Memory, file and Redis support them.
     ///
     /// # Errors
     /// As [`StoreWork::commit`], with nothing written: [`StoreError::LeaseLost`],

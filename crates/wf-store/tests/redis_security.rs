@@ -81,6 +81,7 @@ mod secured {
     }
 
     wf_store::conformance_tests!(subject);
+    wf_store::steering_conformance_tests!(subject);
 }
 
 /// Opening fails; returns the error's Display, checked for the password in Display and Debug.

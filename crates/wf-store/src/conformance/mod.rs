@@ -159,6 +159,7 @@ macro_rules! conformance_tests {
             checkpoint_with_a_lost_lease_writes_nothing,
             checkpoint_refuses_what_a_commit_refuses,
             checkpoint_then_crash_recovers_parent_and_child,
+            checkpoint_conflicting_duplicate_child_is_refused,
         );
         $crate::conformance_tests!(@topic waiting:
             parent_wakes_when_all_children_final,
