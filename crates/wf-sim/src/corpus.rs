@@ -84,6 +84,8 @@ pub struct Watch {
     pub checking: AtomicBool,
     /// Violations seen from inside bodies.
     pub violations: Mutex<Vec<String>>,
+    /// Body executions not yet moved into the driver's trace.
+    pub trace: Mutex<Vec<String>>,
 }
 
 impl Watch {
@@ -93,6 +95,10 @@ impl Watch {
         }
         self.executions.fetch_add(1, Ordering::SeqCst);
         let id = ctx.invocation_id();
+        self.trace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("run {task} attempt {} ({id})", ctx.attempt()));
         if acks(shared).finals.contains_key(&id) {
             self.violations
                 .lock()

@@ -23,6 +23,7 @@ use crate::corpus::{self, Program, Tasks, Watch};
 use crate::ledger::{Acks, Final, SharedAcks, acks, ledgered};
 use crate::rng::SimRng;
 use crate::simfs::{CrashKind, Fault, SimCounts, SimFs};
+use crate::zombie;
 
 /// A fault the driver will inject: `after` operations from when it is armed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +126,9 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
             }
         })
         .collect();
+    let zombie_round = rng.chance(50).then(|| rng.range(1, 3) as usize);
     let mut faulty = Run::new(seed, compact_min, rng, plan);
+    faulty.zombie_round = zombie_round;
     faulty.trace(format!("seed {seed}: {n} workflow(s) {programs:?}"));
     faulty.trace(format!("plan: {:?}", faulty.plan));
     let faulty = faulty.execute(&programs);
@@ -167,6 +170,8 @@ struct Run {
     plan: Vec<PlannedFault>,
     next_fault: usize,
     armed: Option<PlannedFault>,
+    /// The round in which a worker claims something and stalls past its lease.
+    zombie_round: Option<usize>,
     violations: Vec<String>,
     log: Vec<String>,
     results: Vec<(Status, Option<Vec<u8>>)>,
@@ -187,6 +192,7 @@ impl Run {
             plan,
             next_fault: 0,
             armed: None,
+            zombie_round: None,
             violations: Vec::new(),
             log: Vec::new(),
             results: Vec::new(),
@@ -303,11 +309,39 @@ impl Run {
                     }
                 }
             }
+            let mut zombie = None;
+            if result.is_ok() && self.zombie_round == Some(rounds) {
+                match zombie::stall(app) {
+                    Ok(z) => zombie = z,
+                    Err(e) => result = Err(WfError::Store(e)),
+                }
+                if let Some(z) = &zombie {
+                    self.trace(format!(
+                        "a zombie worker claimed {} and stalls",
+                        z.invocation()
+                    ));
+                }
+            }
             if result.is_ok() {
                 result = app.run_until_idle().map(|n| {
                     self.log
                         .push(format!("[op {}] ran {n} execution(s)", self.fs.ops()));
                 });
+            }
+            self.drain_executions();
+            if let (Ok(()), Some(z)) = (&result, &zombie) {
+                match zombie::commit_late(app, z) {
+                    None => self.trace("the zombie's late commit was refused".to_owned()),
+                    Some(e) if self.fs.fired().is_some() => {
+                        self.trace(format!(
+                            "the zombie's late commit failed under a fault: {e}"
+                        ));
+                    }
+                    Some(v) => self.violation(v),
+                }
+                if self.fs.fired().is_none() {
+                    continue;
+                }
             }
             match (result, self.fs.fired()) {
                 (Ok(()), None) => break,
@@ -334,6 +368,14 @@ impl Run {
         self.check_replay(app);
         self.check_final(app, &ids);
         self
+    }
+
+    /// Moves the bodies' execution notes into the trace.
+    fn drain_executions(&mut self) {
+        let ran = std::mem::take(&mut *self.watch.trace.lock().unwrap_or_else(|p| p.into_inner()));
+        let ops = self.fs.ops();
+        self.log
+            .extend(ran.into_iter().map(|line| format!("[op {ops}]   {line}")));
     }
 
     /// Every acknowledged submission and final outcome is in the store.

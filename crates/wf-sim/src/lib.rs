@@ -7,6 +7,7 @@
 //! - [`corpus`]: generated workflows (children, fan-out, sub-workflows, data, retries,
 //!   failures, panics, timers, deterministic draws) run through the public runtime.
 //! - [`ledger`]: notes what the store acknowledged, in the driver's memory.
+//! - [`zombie`]: a worker that stalls past its lease and commits late.
 //! - [`driver`]: one seed, one history: a fault-free reference run and a faulty run, checked.
 //!
 //! Run seeds with `cargo xtask sim --seeds N [--from S]`; replay one with its step trace with
@@ -17,5 +18,6 @@ pub mod driver;
 pub mod ledger;
 pub mod rng;
 pub mod simfs;
+pub mod zombie;
 
 pub use driver::{SeedFailure, SeedReport, SimOptions, run_seed};
