@@ -60,6 +60,8 @@ pub struct SeedFailure {
     pub violations: Vec<String>,
     /// The step trace of the run that failed.
     pub trace: Vec<String>,
+    /// The options it ran with (part of what the seed's history depends on).
+    pub options: SimOptions,
 }
 
 impl std::fmt::Display for SeedFailure {
@@ -68,9 +70,17 @@ impl std::fmt::Display for SeedFailure {
         for v in &self.violations {
             writeln!(f, "  - {v}")?;
         }
+        let d = SimOptions::default();
+        let mut flags = String::new();
+        if self.options.max_faults != d.max_faults {
+            flags.push_str(&format!(" --max-faults {}", self.options.max_faults));
+        }
+        if self.options.max_workflows != d.max_workflows {
+            flags.push_str(&format!(" --max-workflows {}", self.options.max_workflows));
+        }
         write!(
             f,
-            "replay this history with its step trace: cargo xtask sim --seed {} --trace",
+            "replay this history with its step trace: cargo xtask sim --seed {}{flags} --trace",
             self.seed
         )
     }
@@ -105,7 +115,7 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
     let compact_min = rng.range(256, 16 << 10);
     let reference = Run::new(seed, compact_min, rng.clone(), Vec::new()).execute(&programs);
     if !reference.violations.is_empty() {
-        return Err(reference.failure(seed, "reference run"));
+        return Err(reference.failure(seed, "reference run", options));
     }
     let ops = reference.fs.ops().max(2);
     let faults = rng.range(1, options.max_faults);
@@ -132,7 +142,7 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
     faulty.trace(format!("seed {seed}: {n} workflow(s) {programs:?}"));
     faulty.trace(format!("plan: {:?}", faulty.plan));
     let faulty = faulty.execute(&programs);
-    let mut failure = faulty.failure(seed, "faulty run");
+    let mut failure = faulty.failure(seed, "faulty run", options);
     if faulty.violations.is_empty() && faulty.results != reference.results {
         failure.violations.push(format!(
             "results differ from the fault-free run: {:?} != {:?}",
@@ -208,7 +218,7 @@ impl Run {
         self.violations.push(v);
     }
 
-    fn failure(&self, seed: u64, which: &str) -> SeedFailure {
+    fn failure(&self, seed: u64, which: &str, options: SimOptions) -> SeedFailure {
         let mut violations: Vec<String> = self
             .violations
             .iter()
@@ -224,6 +234,7 @@ impl Run {
             seed,
             violations,
             trace: self.log.clone(),
+            options,
         }
     }
 

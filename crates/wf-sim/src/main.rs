@@ -3,6 +3,8 @@
 //! ```text
 //! wf-sim --seeds N [--from S]     run seeds S..S+N (default S = 0), print a summary
 //! wf-sim --seed S [--trace]       run one seed; --trace prints its step trace
+//! --max-faults N, --max-workflows N  heavier histories (defaults 3 and 4: what CI runs);
+//!                                    a failing seed replays only with the same values
 //! ```
 //! Exits with status 1 when a seed fails, after printing it and the command that replays it.
 
@@ -17,6 +19,7 @@ struct Args {
     count: u64,
     trace: bool,
     keep_going: bool,
+    options: SimOptions,
 }
 
 fn parse() -> Result<Args, String> {
@@ -25,6 +28,7 @@ fn parse() -> Result<Args, String> {
         count: 100,
         trace: false,
         keep_going: false,
+        options: SimOptions::default(),
     };
     let mut it = std::env::args().skip(1);
     let number = |v: Option<String>, flag: &str| -> Result<u64, String> {
@@ -42,9 +46,14 @@ fn parse() -> Result<Args, String> {
             }
             "--trace" => args.trace = true,
             "--keep-going" => args.keep_going = true,
+            "--max-faults" => args.options.max_faults = number(it.next(), "--max-faults")?,
+            "--max-workflows" => {
+                args.options.max_workflows = number(it.next(), "--max-workflows")?;
+            }
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: wf-sim --seeds N [--from S] [--keep-going] | --seed S [--trace]"
+                    "unknown argument {other}; usage: wf-sim --seeds N [--from S] [--keep-going] | --seed S [--trace]; \
+                     both take [--max-faults N] [--max-workflows N]"
                 ));
             }
         }
@@ -79,7 +88,7 @@ fn main() -> ExitCode {
     let mut total = SimCounts::default();
     let (mut passed, mut failed, mut executions) = (0u64, Vec::new(), 0u64);
     for seed in args.from..args.from.saturating_add(args.count) {
-        match run_seed(seed, SimOptions::default()) {
+        match run_seed(seed, args.options) {
             Ok(report) => {
                 if args.trace {
                     for line in &report.trace {

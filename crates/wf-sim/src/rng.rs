@@ -11,7 +11,7 @@ impl SimRng {
     /// A generator whose whole output is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
         Self {
-            state: seed ^ 0x5eed_0f_5117_u64,
+            state: seed ^ 0x005e_ed0f_5117_u64,
         }
     }
 

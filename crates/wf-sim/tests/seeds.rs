@@ -1,0 +1,58 @@
+//! The simulation seeds CI runs, and the seeds that once failed (none yet: a seed that fails
+//! becomes a named test here, with what it found).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use wf_sim::{SimOptions, run_seed};
+
+/// How many seeds CI runs (a few seconds in a debug build).
+const CI_SEEDS: u64 = 400;
+
+#[test]
+fn ci_seeds_pass_with_every_fault_kind() {
+    let mut injected = [0u64; 6];
+    for seed in 0..CI_SEEDS {
+        let report = run_seed(seed, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
+        let c = report.counts;
+        for (slot, n) in injected.iter_mut().zip([
+            c.deaths,
+            c.sync_eio,
+            c.sync_enospc,
+            c.crashes[0],
+            c.crashes[1],
+            c.crashes[2],
+        ]) {
+            *slot += n;
+        }
+    }
+    // Every kind of fault and crash happened, so the seeds test what they claim to.
+    assert!(injected.iter().all(|&n| n > 0), "{injected:?}");
+}
+
+/// Trace lines without the invocation ids (random for children) and timings.
+fn normalized(trace: &[String]) -> Vec<String> {
+    trace
+        .iter()
+        .map(|line| {
+            line.split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+                .map(|w| {
+                    if w.len() == 36 && w.matches('-').count() == 4 {
+                        "ID"
+                    } else {
+                        w
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn a_seed_replays_the_same_history() {
+    for seed in [3, 40, 77] {
+        let a = run_seed(seed, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
+        let b = run_seed(seed, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(normalized(&a.trace), normalized(&b.trace), "seed {seed}");
+        assert_eq!(a.counts, b.counts, "seed {seed}");
+    }
+}
