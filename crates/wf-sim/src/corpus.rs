@@ -37,6 +37,8 @@ pub enum Step {
     Draws,
     /// Sleeps this many milliseconds (a durable timer).
     Sleep(u64),
+    /// Waits for the next `go` event (top level only: the driver sends one per such step).
+    Event,
 }
 
 /// A generated workflow.
@@ -44,6 +46,13 @@ pub enum Step {
 pub struct Program {
     /// Its steps, in order.
     pub steps: Vec<Step>,
+}
+
+impl Program {
+    /// How many `go` events it waits for.
+    pub fn events(&self) -> usize {
+        self.steps.iter().filter(|s| **s == Step::Event).count()
+    }
 }
 
 /// Draws `n` programs from `rng`.
@@ -60,7 +69,7 @@ fn steps(rng: &mut SimRng, nest: bool) -> Vec<Step> {
     (0..len)
         .map(|_| {
             let x = rng.below(1000);
-            match rng.below(if nest { 9 } else { 8 }) {
+            match rng.below(if nest { 10 } else { 8 }) {
                 0 => Step::Leaf(x),
                 1 => Step::FanOut((0..rng.range(2, 4)).map(|i| x + i).collect()),
                 2 => Step::Flaky(x, rng.range(1, 2) as u32),
@@ -69,7 +78,8 @@ fn steps(rng: &mut SimRng, nest: bool) -> Vec<Step> {
                 5 => Step::Data(x),
                 6 => Step::Draws,
                 7 => Step::Sleep(rng.range(1, 5000)),
-                _ => Step::Sub(steps(rng, false)),
+                8 => Step::Sub(steps(rng, false)),
+                _ => Step::Event,
             }
         })
         .collect()
@@ -241,6 +251,7 @@ fn run_steps(
                 wf.sleep(Duration::from_millis(*ms))?;
                 2
             }
+            Step::Event => wf.wait_event::<u64>("go")?.wrapping_add(100),
         };
         acc = fold(acc, v);
     }

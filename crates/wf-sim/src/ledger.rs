@@ -31,6 +31,10 @@ pub struct Acks {
     pub submitted: BTreeMap<InvocationId, ()>,
     /// Invocations whose final outcome was acknowledged.
     pub finals: BTreeMap<InvocationId, Final>,
+    /// Journal entries acknowledged (in a commit or checkpoint), by invocation and position.
+    pub journals: BTreeMap<InvocationId, BTreeMap<u32, JournalEntry>>,
+    /// Workflow data writes acknowledged, by the writing (root) invocation and key.
+    pub data: BTreeMap<(InvocationId, String), Vec<u8>>,
     /// Commits acknowledged.
     pub commits: u64,
 }
@@ -54,6 +58,22 @@ impl<S> Ledger<S> {
     /// Wraps `inner`, noting its acknowledgements in `acks`.
     pub fn new(inner: S, acks: SharedAcks) -> Self {
         Self { inner, acks }
+    }
+
+    fn note_parts(
+        &self,
+        id: InvocationId,
+        journal: Vec<JournalEntry>,
+        data: Vec<(String, Vec<u8>)>,
+    ) {
+        let mut a = acks(&self.acks);
+        let entries = a.journals.entry(id).or_default();
+        for e in journal {
+            entries.insert(e.seq, e);
+        }
+        for (key, bytes) in data {
+            a.data.insert((id, key), bytes);
+        }
     }
 
     fn note_children(&self, children: &[InvocationId]) {
@@ -161,6 +181,7 @@ impl<S: Store> StoreWork for Ledger<S> {
     }
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
         let children: Vec<InvocationId> = commit.children.iter().map(|c| c.id).collect();
+        let (journal, data) = (commit.journal.clone(), commit.data.clone());
         let outcome = match &commit.outcome {
             Outcome::Success(bytes) => Some(Final::Success(bytes.clone())),
             Outcome::Failed(_) => Some(Final::Failed),
@@ -168,6 +189,7 @@ impl<S: Store> StoreWork for Ledger<S> {
         };
         self.inner.commit(lease, commit, now)?;
         self.note_children(&children);
+        self.note_parts(lease.invocation, journal, data);
         let mut a = acks(&self.acks);
         a.commits += 1;
         if let Some(f) = outcome {
@@ -184,10 +206,12 @@ impl<S: Store> StoreWork for Ledger<S> {
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
         let children: Vec<InvocationId> = checkpoint.children.iter().map(|c| c.id).collect();
+        let (journal, data) = (checkpoint.journal.clone(), checkpoint.data.clone());
         let out = self
             .inner
             .checkpoint(lease, checkpoint, run, lease_for, now)?;
         self.note_children(&children);
+        self.note_parts(lease.invocation, journal, data);
         Ok(out)
     }
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {

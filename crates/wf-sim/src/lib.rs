@@ -6,13 +6,15 @@
 //!   loss or a torn flush would keep; fsync failures are injectable.
 //! - [`corpus`]: generated workflows (children, fan-out, sub-workflows, data, retries,
 //!   failures, panics, timers, deterministic draws) run through the public runtime.
-//! - [`ledger`]: notes what the store acknowledged, in the driver's memory.
+//! - [`ledger`]: notes what the store acknowledged, in the driver's memory; [`check`] finds
+//!   it in a reopened store.
 //! - [`zombie`]: a worker that stalls past its lease and commits late.
 //! - [`driver`]: one seed, one history: a fault-free reference run and a faulty run, checked.
 //!
 //! Run seeds with `cargo xtask sim --seeds N [--from S]`; replay one with its step trace with
 //! `cargo xtask sim --seed S --trace`.
 
+pub mod check;
 pub mod corpus;
 pub mod driver;
 pub mod ledger;

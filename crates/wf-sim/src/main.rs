@@ -64,6 +64,7 @@ fn parse() -> Result<Args, String> {
 fn add(total: &mut SimCounts, c: &SimCounts) {
     total.ops += c.ops;
     total.syncs += c.syncs;
+    total.renames += c.renames;
     total.sync_eio += c.sync_eio;
     total.sync_enospc += c.sync_enospc;
     total.deaths += c.deaths;
@@ -116,7 +117,8 @@ fn main() -> ExitCode {
     println!(
         "sim: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: {} process \
          deaths, {} fsync EIO, {} fsync ENOSPC; crashes: {} process, {} power loss, {} torn; {} \
-         unsynced bytes and {} directory operations lost; {} fs operations, {} body executions",
+         unsynced bytes and {} directory operations lost; {} fs operations, {} fsyncs, {} renames \
+         (compactions), {} body executions",
         failed.len(),
         failed,
         args.from,
@@ -130,6 +132,8 @@ fn main() -> ExitCode {
         total.bytes_lost,
         total.dir_ops_lost,
         total.ops,
+        total.syncs,
+        total.renames,
         executions
     );
     if failed.is_empty() {

@@ -98,6 +98,8 @@ pub struct SimCounts {
     pub ops: u64,
     /// `sync_data` calls that succeeded.
     pub syncs: u64,
+    /// Renames (a compaction replacing the log is one).
+    pub renames: u64,
     /// Syncs failed with `EIO`.
     pub sync_eio: u64,
     /// Syncs failed with `ENOSPC`.
@@ -422,6 +424,7 @@ impl FileSystem for SimFs {
         let generation = s.generation;
         s.op(generation)?;
         let n = s.names.remove(from).ok_or_else(|| not_found(from))?;
+        s.counts.renames += 1;
         s.names.insert(to.to_path_buf(), n);
         s.pending
             .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
