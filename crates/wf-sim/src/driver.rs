@@ -13,9 +13,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use wf_core::{InvocationId, Status};
-use wf_runtime::testing::replay_check;
+use wf_core::{InvocationId, Status, Timestamp};
+use wf_runtime::testing::{freeze_clock, replay_check};
 use wf_runtime::{App, WfError};
 use wf_store::{FileOptions, FileStore, StoreError};
 
@@ -78,6 +79,9 @@ impl std::fmt::Display for SeedFailure {
         if self.options.max_workflows != d.max_workflows {
             flags.push_str(&format!(" --max-workflows {}", self.options.max_workflows));
         }
+        if !self.options.reorder {
+            flags.push_str(" --no-reorder");
+        }
         write!(
             f,
             "replay this history with its step trace: cargo xtask sim --seed {}{flags} --trace",
@@ -93,6 +97,8 @@ pub struct SimOptions {
     pub max_faults: u64,
     /// Workflows per corpus: 1 to this.
     pub max_workflows: u64,
+    /// Half the torn crashes are [`CrashKind::Reordered`] (sector holes in the unsynced tail).
+    pub reorder: bool,
 }
 
 impl Default for SimOptions {
@@ -100,6 +106,7 @@ impl Default for SimOptions {
         Self {
             max_faults: 3,
             max_workflows: 4,
+            reorder: true,
         }
     }
 }
@@ -128,6 +135,11 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
                 2 => (Fault::Die, CrashKind::Torn),
                 3 => (Fault::SyncEio, pick_crash(&mut rng)),
                 _ => (Fault::SyncEnospc, pick_crash(&mut rng)),
+            };
+            let crash = if crash == CrashKind::Torn && options.reorder && rng.chance(50) {
+                CrashKind::Reordered
+            } else {
+                crash
             };
             PlannedFault {
                 after,
@@ -201,6 +213,8 @@ struct Run {
     armed: Option<PlannedFault>,
     /// The round in which a worker claims something and stalls past its lease.
     zombie_round: Option<usize>,
+    /// The virtual time: the runtime's clock on this thread is frozen at it.
+    now: Timestamp,
     violations: Vec<String>,
     log: Vec<String>,
     results: Vec<(Status, Option<Vec<u8>>)>,
@@ -208,6 +222,11 @@ struct Run {
 
 /// Rounds (run until idle, or crash and reopen) before a run counts as stuck.
 const MAX_ROUNDS: usize = 64;
+
+/// The virtual time a run starts at (2030-01-01), and how far it moves each round: past every
+/// lease, retry backoff and sleep of the round before, as if the process restarted an hour later.
+const START: Timestamp = Timestamp(1_893_456_000_000);
+const ROUND: Duration = Duration::from_secs(3600);
 
 impl Run {
     fn new(seed: u64, compact_min: u64, rng: SimRng, plan: Vec<PlannedFault>) -> Self {
@@ -222,6 +241,7 @@ impl Run {
             next_fault: 0,
             armed: None,
             zombie_round: None,
+            now: START,
             violations: Vec::new(),
             log: Vec::new(),
             results: Vec::new(),
@@ -278,7 +298,12 @@ impl Run {
         let kind = self.armed.take().map_or(CrashKind::Process, |p| p.crash);
         self.trace(format!("{:?} fired; {kind:?} crash", self.fs.fired()));
         self.fs.crash(kind, &mut self.rng);
-        self.trace("disk after the crash; reopening".to_owned());
+        let c = self.fs.counts();
+        self.trace(format!(
+            "disk after the crash (so far {} unsynced bytes, {} directory operations lost, {} \
+             holes); reopening",
+            c.bytes_lost, c.dir_ops_lost, c.holes
+        ));
     }
 
     /// Opens the store and an app on it, crashing and retrying while faults fire.
@@ -314,7 +339,15 @@ impl Run {
         Ok((app, tasks))
     }
 
+    /// Runs the corpus on this thread with its clock frozen at the virtual time, and thaws it.
     fn execute(mut self, programs: &[Program]) -> Self {
+        freeze_clock(Some(self.now));
+        self = self.execute_frozen(programs);
+        freeze_clock(None);
+        self
+    }
+
+    fn execute_frozen(mut self, programs: &[Program]) -> Self {
         let mut ids: Vec<Option<InvocationId>> = vec![None; programs.len()];
         let mut sent = vec![0usize; programs.len()];
         let Some(mut opened) = self.open() else {
@@ -323,6 +356,8 @@ impl Run {
         let mut rounds = 0;
         loop {
             rounds += 1;
+            self.now = self.now.saturating_add(ROUND);
+            freeze_clock(Some(self.now));
             if rounds > MAX_ROUNDS {
                 self.violation(format!("still not idle after {MAX_ROUNDS} rounds"));
                 return self;
@@ -345,7 +380,7 @@ impl Run {
             }
             let mut zombie = None;
             if result.is_ok() && self.zombie_round == Some(rounds) {
-                match zombie::stall(app) {
+                match zombie::stall(app, self.now) {
                     Ok(z) => zombie = z,
                     Err(e) => result = Err(WfError::Store(e)),
                 }
@@ -364,7 +399,7 @@ impl Run {
             }
             self.drain_executions();
             if let (Ok(()), Some(z)) = (&result, &zombie) {
-                match zombie::commit_late(app, z) {
+                match zombie::commit_late(app, z, self.now) {
                     None => self.trace("the zombie's late commit was refused".to_owned()),
                     Some(e) if self.fs.fired().is_some() => {
                         self.trace(format!(

@@ -47,6 +47,18 @@ pub fn acks(shared: &SharedAcks) -> MutexGuard<'_, Acks> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The worker name the store sees. The runtime names its inline worker after the process id and
+/// a process-wide counter, whose digits would make the log's records (and so where a torn crash
+/// cuts) depend on the process and on the seeds run before; the simulation has one inline
+/// worker per app, so it is given one fixed name. Other names (the zombie's) pass unchanged.
+fn canonical(worker: &WorkerId) -> WorkerId {
+    if worker.as_str().ends_with("-inline") {
+        WorkerId::new("sim-inline-worker")
+    } else {
+        worker.clone()
+    }
+}
+
 /// A store that notes what it acknowledged in an [`Acks`].
 #[derive(Debug)]
 pub struct Ledger<S> {
@@ -163,7 +175,7 @@ impl<S: Store> StoreWork for Ledger<S> {
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
-        self.inner.claim(worker, tasks, lease_for, now)
+        self.inner.claim(&canonical(worker), tasks, lease_for, now)
     }
     fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
         self.inner.next_due(tasks)

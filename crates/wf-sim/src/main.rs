@@ -5,6 +5,7 @@
 //! wf-sim --seed S [--trace]       run one seed; --trace prints its step trace
 //! --max-faults N, --max-workflows N  heavier histories (defaults 3 and 4: what CI runs);
 //!                                    a failing seed replays only with the same values
+//! --no-reorder                       torn crashes never leave holes (unwritten sectors)
 //! ```
 //! Exits with status 1 when a seed fails, after printing it and the command that replays it.
 
@@ -46,6 +47,7 @@ fn parse() -> Result<Args, String> {
             }
             "--trace" => args.trace = true,
             "--keep-going" => args.keep_going = true,
+            "--no-reorder" => args.options.reorder = false,
             "--max-faults" => args.options.max_faults = number(it.next(), "--max-faults")?,
             "--max-workflows" => {
                 args.options.max_workflows = number(it.next(), "--max-workflows")?;
@@ -53,7 +55,7 @@ fn parse() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other}; usage: wf-sim --seeds N [--from S] [--keep-going] | --seed S [--trace]; \
-                     both take [--max-faults N] [--max-workflows N]"
+                     both take [--max-faults N] [--max-workflows N] [--no-reorder]"
                 ));
             }
         }
@@ -68,11 +70,12 @@ fn add(total: &mut SimCounts, c: &SimCounts) {
     total.sync_eio += c.sync_eio;
     total.sync_enospc += c.sync_enospc;
     total.deaths += c.deaths;
-    for i in 0..3 {
+    for i in 0..4 {
         total.crashes[i] += c.crashes[i];
     }
     total.bytes_lost += c.bytes_lost;
     total.dir_ops_lost += c.dir_ops_lost;
+    total.holes += c.holes;
 }
 
 fn main() -> ExitCode {
@@ -116,7 +119,7 @@ fn main() -> ExitCode {
     }
     println!(
         "sim: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: {} process \
-         deaths, {} fsync EIO, {} fsync ENOSPC; crashes: {} process, {} power loss, {} torn; {} \
+         deaths, {} fsync EIO, {} fsync ENOSPC; crashes: {} process, {} power loss, {} torn, {} reordered ({} holes); {} \
          unsynced bytes and {} directory operations lost; {} fs operations, {} fsyncs, {} renames \
          (compactions), {} body executions",
         failed.len(),
@@ -129,6 +132,8 @@ fn main() -> ExitCode {
         total.crashes[0],
         total.crashes[1],
         total.crashes[2],
+        total.crashes[3],
+        total.holes,
         total.bytes_lost,
         total.dir_ops_lost,
         total.ops,

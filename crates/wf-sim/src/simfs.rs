@@ -47,7 +47,14 @@ pub enum CrashKind {
     PowerLoss,
     /// The machine lost power mid-flush: synced state plus a seed-chosen prefix of the rest.
     Torn,
+    /// Like `Torn`, but the disk wrote the kept unsynced bytes out of order: one or two 512-byte
+    /// sectors inside them were never written and read as zeros, with written bytes after them
+    /// (what a torn multi-sector write, or delayed allocation on some file systems, can leave).
+    Reordered,
 }
+
+/// The sector size of [`CrashKind::Reordered`] holes.
+const PAGE: usize = 512;
 
 /// One file (an inode).
 #[derive(Debug, Clone, Default)]
@@ -106,12 +113,14 @@ pub struct SimCounts {
     pub sync_enospc: u64,
     /// Process deaths.
     pub deaths: u64,
-    /// Crashes by kind: process, power loss, torn.
-    pub crashes: [u64; 3],
+    /// Crashes by kind: process, power loss, torn, reordered.
+    pub crashes: [u64; 4],
     /// Unsynced bytes a crash dropped.
     pub bytes_lost: u64,
     /// Unsynced directory operations a crash dropped.
     pub dir_ops_lost: u64,
+    /// Holes a reordered crash left.
+    pub holes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -230,7 +239,9 @@ impl SimFs {
         let keep_ops = match kind {
             CrashKind::Process => s.pending.len(),
             CrashKind::PowerLoss => 0,
-            CrashKind::Torn => rng.below(s.pending.len() as u64 + 1) as usize,
+            CrashKind::Torn | CrashKind::Reordered => {
+                rng.below(s.pending.len() as u64 + 1) as usize
+            }
         };
         s.counts.dir_ops_lost += (s.pending.len() - keep_ops) as u64;
         for op in s.pending.drain(..keep_ops) {
@@ -240,7 +251,7 @@ impl SimFs {
         s.names = s.durable_names.clone();
         // File contents.
         for node in &mut s.nodes {
-            let torn = kind == CrashKind::Torn || node.doubtful;
+            let torn = matches!(kind, CrashKind::Torn | CrashKind::Reordered) || node.doubtful;
             let kept = if kind == CrashKind::Process && !node.doubtful {
                 node.live.clone()
             } else if !torn {
@@ -248,7 +259,11 @@ impl SimFs {
             } else if node.live.starts_with(&node.durable) {
                 let extra = node.live.len() - node.durable.len();
                 let cut = node.durable.len() + rng.below(extra as u64 + 1) as usize;
-                node.live[..cut].to_vec()
+                let mut kept = node.live[..cut].to_vec();
+                if kind == CrashKind::Reordered && hole(&mut kept, node.durable.len(), rng) {
+                    s.counts.holes += 1;
+                }
+                kept
             } else if rng.chance(50) {
                 node.live.clone()
             } else {
@@ -280,6 +295,23 @@ impl SimFs {
             node.live.len().saturating_sub(node.durable.len()) as u64
         })
     }
+}
+
+/// Zeroes one or two sectors of `bytes` that start at or after `from` (sector-aligned) and end before its end, if there is room. Whether it did.
+fn hole(bytes: &mut [u8], from: usize, rng: &mut SimRng) -> bool {
+    let first = from.div_ceil(PAGE);
+    let pages = bytes.len() / PAGE;
+    // A hole must leave written bytes after it.
+    if pages <= first {
+        return false;
+    }
+    let start = (first + rng.below((pages - first) as u64) as usize) * PAGE;
+    let end = (start + PAGE * rng.range(1, 2) as usize).min(bytes.len() - 1);
+    if start < end {
+        bytes[start..end].fill(0);
+        return true;
+    }
+    false
 }
 
 /// A file open on a [`SimFs`].

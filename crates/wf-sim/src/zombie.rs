@@ -2,7 +2,7 @@
 //! past it while the app's own worker recovers and finishes the invocation, then tries to
 //! commit late. The store must refuse (lease fencing); accepting is a violation.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use wf_core::{Timestamp, WorkerId};
 use wf_runtime::App;
@@ -27,27 +27,23 @@ impl Zombie {
     }
 }
 
-fn now() -> Timestamp {
-    Timestamp::from_system_time(SystemTime::now())
-}
-
 /// Claims something runnable as a worker that will stall, if anything is runnable.
 ///
 /// # Errors
 /// The store's.
-pub fn stall(app: &App) -> Result<Option<Zombie>, StoreError> {
+pub fn stall(app: &App, now: Timestamp) -> Result<Option<Zombie>, StoreError> {
     let tasks = TaskSet::new(TASKS);
     let claim = app
         .store()
-        .claim(&WorkerId::new("zombie"), &tasks, LEASE, now())?;
+        .claim(&WorkerId::new("zombie"), &tasks, LEASE, now)?;
     Ok(claim.map(|c| Zombie { lease: c.lease }))
 }
 
 /// The zombie wakes after its lease expired and commits a made-up result. `Some(what)` if the
 /// store accepted it (a violation) or failed otherwise than refusing the lease (a violation
 /// unless a fault fired).
-pub fn commit_late(app: &App, zombie: &Zombie) -> Option<String> {
-    let late = now()
+pub fn commit_late(app: &App, zombie: &Zombie, now: Timestamp) -> Option<String> {
+    let late = now
         .max(zombie.lease.expires_at)
         .saturating_add(Duration::from_secs(1));
     let commit = Commit {

@@ -146,3 +146,29 @@ fn what_the_file_store_acknowledged_survives_a_power_loss_and_the_rest_does_not_
     );
     assert_eq!(fs.unsynced_bytes(Path::new("/d/wf.log")), 0);
 }
+
+#[test]
+fn a_reordered_crash_leaves_sector_holes_only_inside_the_unsynced_tail() {
+    let synced = vec![1u8; 5000];
+    let unsynced = vec![2u8; 20000];
+    let mut holes = 0;
+    for seed in 0..100 {
+        let fs = disk(&synced, &unsynced);
+        fs.crash(CrashKind::Reordered, &mut SimRng::new(seed));
+        let kept = fs.contents(Path::new("/d/f")).unwrap();
+        assert!(kept.len() >= synced.len());
+        assert_eq!(
+            &kept[..synced.len()],
+            &synced[..],
+            "synced bytes are never touched"
+        );
+        let zeros: Vec<usize> = (0..kept.len()).filter(|&i| kept[i] == 0).collect();
+        if let (Some(&first), Some(&last)) = (zeros.first(), zeros.last()) {
+            holes += 1;
+            assert_eq!(first % 512, 0, "a hole starts at a sector boundary");
+            assert!(last + 1 < kept.len(), "written bytes follow a hole");
+            assert!(kept[last + 1..].iter().all(|&b| b == 2));
+        }
+    }
+    assert!(holes > 0);
+}
