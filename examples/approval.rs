@@ -5,7 +5,11 @@
 //! ```text
 //! cargo run --example approval                                  # the whole story in one process
 //!
-//! # Across processes, on the embedded file store:
+//! # Across processes, on the embedded file store, with the workers running all along:
+//! cargo run --example approval -- serve ./wf-data/approvals 4200   # asks, waits, prints the result
+//! cargo run --example approval -- send  ./wf-data/approvals <ID> approve ana   # another terminal
+//!
+//! # Or with no process running in between:
 //! cargo run --example approval -- start ./wf-data/approvals 4200   # asks, waits, exits
 //! cargo run --example approval -- send  ./wf-data/approvals <ID> approve ana
 //! cargo run --example approval -- run   ./wf-data/approvals <ID>   # finishes it, prints the result
@@ -17,10 +21,11 @@
 //! cargo run -p wf-cli -- --store ./wf-data/approvals send-event <ID> approve '{"approved": true, "by": "ana"}'
 //! ```
 //!
-//! A file store has one owning process, so `send` (and `wf send-event`) need it free: the
-//! worker process of `start` has exited by then, and the workflow waits in the store. A service
-//! that runs workers all the time sends approvals from its own process (`app.send_event`, e.g.
-//! from an HTTP handler), or uses the Redis backend.
+//! A file store has one owning process, whose workers run the workflows. While it runs (`serve`),
+//! `send` and `wf send-event` reach it through the store's control socket and the waiting
+//! workflow wakes at once; with no owner running (after `start`), they store the event and the
+//! workflow takes it when `run` starts workers again. Senders on other machines use the Redis
+//! backend.
 
 use std::path::Path;
 use std::time::Duration;
@@ -115,6 +120,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  cargo run --example approval -- send {dir} {} approve ana", inv.id());
             Ok(())
         }
+        (Some("serve"), Some(dir)) => {
+            let app = open(Path::new(dir))?;
+            let expense = register(&app)?;
+            let cents = arg(2).map_or(Ok(4200), str::parse)?;
+            let worker = app.worker().threads(2).start()?;
+            let inv = expense.call(&app, Expense { cents, what: "a conference ticket".into() })?;
+            until_asked(&app, &inv)?;
+            println!("{}: {}", inv.id(), inv.progress()?);
+            println!("approve it from another terminal; this one waits for the answer:");
+            println!("  cargo run --example approval -- send {dir} {} approve ana", inv.id());
+            println!("{}", inv.result()?);
+            worker.stop();
+            Ok(())
+        }
         (Some("send"), Some(dir)) => {
             let (Some(id), Some(verdict)) = (arg(2), arg(3)) else {
                 return Err("usage: approval send <DIR> <ID> approve|reject [NAME]".into());
@@ -125,8 +144,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 by: arg(4).unwrap_or("someone").to_owned(),
             };
             app.send_event(id.parse()?, "approve", &approval)?;
-            println!("sent {approval:?} to {id}; finish it with:");
-            println!("  cargo run --example approval -- run {dir} {id}");
+            if app.store().backend() == "file" {
+                println!("sent {approval:?} to {id}; no worker runs, finish it with:");
+                println!("  cargo run --example approval -- run {dir} {id}");
+            } else {
+                println!("sent {approval:?} to {id}; the running workers finish it");
+            }
             Ok(())
         }
         (Some("run"), Some(dir)) => {
@@ -145,7 +168,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             worker.stop();
             Ok(())
         }
-        _ => Err("usage: approval [start <DIR> [CENTS] | send <DIR> <ID> approve|reject [NAME] | run <DIR> <ID>]".into()),
+        _ => Err("usage: approval [serve <DIR> [CENTS] | start <DIR> [CENTS] | send <DIR> <ID> approve|reject [NAME] | run <DIR> <ID>]".into()),
     }
 }
 

@@ -7,6 +7,7 @@
 //! | `readme` | compiles every Rust block of README.md as a new project depending on `wf` by path |
 //! | `sim [--seeds N] [--from S] [--seed S] [--trace] [--keep-going]` | deterministic simulation seeds (`crates/wf-sim`): crashes, power losses, torn flushes and fsync failures under generated workflows; a failing seed prints the command that replays it |
 //! | `bench [--backend B] [--quick] [-- ARGS]` | builds `crates/wf-bench` in release and runs it; the report goes to stdout and `target/bench/latest.{md,json}` |
+//! | `soak [--rounds N] [--seed S]` | the long crash loop (not in CI): `kill -9` rounds of a child process writing to a file store, checking every acknowledged commit after each reopen (`crates/wf-store/tests/file_crash.rs`, default 1000 rounds) |
 //!
 //! Only the standard library: this crate must build before anything else does.
 
@@ -33,6 +34,10 @@ commands:
   bench [--backend memory|file|redis|all] [--quick] [-- ARGS]
                          build crates/wf-bench in release and run it (--quick: short measurements);
                          the report goes to stdout and target/bench/latest.{md,json}
+  soak [--rounds N] [--seed S]
+                         the long crash loop, not in CI: N (default 1000) kill -9 rounds of a child
+                         process writing to a file store, every acknowledged commit checked after
+                         each reopen; ends with `soak: N rounds, ... checks ..., L lost`
   help                   this message
 ";
 
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
         },
         "bench" => bench(&root, rest),
         "sim" => sim(&root, rest),
+        "soak" => soak(&root, rest),
         "readme" if rest.is_empty() => {
             readme_step(&root).and_then(|s| run_steps("readme", &root, vec![s]))
         }
@@ -298,6 +304,51 @@ fn sim(root: &Path, rest: &[String]) -> Result<(), Failed> {
             "a seed failed: run the command it printed (`cargo xtask sim --seed S --trace`) to see its history step by step",
         )],
     )
+}
+
+/// `cargo xtask soak`: the crash test of the file store with many rounds.
+fn soak(root: &Path, rest: &[String]) -> Result<(), Failed> {
+    let mut rounds = String::from("1000");
+    let mut seed = None;
+    let mut iter = rest.iter();
+    while let Some(arg) = iter.next() {
+        let value = iter
+            .next()
+            .filter(|v| v.parse::<u64>().is_ok_and(|n| n > 0));
+        match (arg.as_str(), value) {
+            ("--rounds", Some(n)) => rounds = n.clone(),
+            ("--seed", Some(s)) => seed = Some(s.clone()),
+            ("--rounds" | "--seed", None) => {
+                return usage_error(&format!("{arg} takes a positive whole number"));
+            }
+            (other, _) => {
+                return usage_error(&format!(
+                    "unknown soak argument `{other}`; use --rounds N and --seed S"
+                ));
+            }
+        }
+    }
+    let mut step = Step::new(
+        "soak",
+        &[
+            "test",
+            "-p",
+            "wf-store",
+            "--all-features",
+            "--test",
+            "file_crash",
+            "--",
+            "--exact",
+            "kill_9_loses_nothing_acknowledged",
+            "--nocapture",
+        ],
+        "acknowledged work was lost or half-written after a kill -9: rerun with the printed WF_CRASH_SEED (`cargo xtask soak --seed S --rounds N`) and read the round's lines",
+    )
+    .env("WF_CRASH_ROUNDS", rounds);
+    if let Some(seed) = seed {
+        step = step.env("WF_CRASH_SEED", seed);
+    }
+    run_steps("soak", root, vec![step])
 }
 
 fn run_steps(pipeline: &str, root: &Path, steps: Vec<Step>) -> Result<(), Failed> {

@@ -24,7 +24,8 @@ export workflows for replay checks.
 
 Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
 so it works while workers run (a record being written at that moment is not shown yet). Only \
-`retry`, `purge` and `send-event` write, and they need the store to be free.",
+`retry`, `purge` and `send-event` write: while a process owns a file store they run in that \
+process, through its control socket; otherwise wf opens the store itself.",
     after_help = "Examples:
   wf --store ./wf-data workflows --status failed
   wf --store ./wf-data show 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
@@ -145,8 +146,8 @@ outside service back up).
 A workflow that failed because a child failed replays that recorded failure; a failed child \
 can be retried while its caller still waits on it, not once the caller has finished.
 
-Like purge, this writes, so it needs the store to be free: stop the owning process's workers \
-first, or call App::retry in that process.
+While a worker process owns a file store, the retry runs in that process, through its control \
+socket; with no owner running, wf opens the store itself.
 
 Example:
   wf --store ./wf-data retry 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e"
@@ -157,18 +158,16 @@ Example:
         invocation: InvocationId,
     },
 
-    /// Remove finished workflows older than a duration (needs the store to be free), or list
-    /// them with --dry-run.
+    /// Remove finished workflows older than a duration, or list them with --dry-run.
     #[command(
         long_about = "Remove workflows that finished longer ago than --older-than: every \
 invocation final and the last of them final before that time; a workflow goes together with \
 the sub-workflows started from it. Their invocations, journals and data are deleted and the log \
 is compacted.
 
-It writes, so it opens the store like a worker does and needs it to be free: while a worker \
-process owns the store, stop its workers first, or let that process purge \
-(FileOptions::retention purges finished workflows as it runs). --dry-run lists what would be \
-removed and removes nothing; it reads a snapshot, so it works on a live store.
+While a worker process owns a file store, the purge runs in that process, through its control \
+socket; with no owner running, wf opens the store itself. --dry-run lists what would be removed \
+and removes nothing; it reads a snapshot.
 
 Example:
   wf --store ./wf-data purge --older-than 7d --dry-run
@@ -184,17 +183,16 @@ Example:
         dry_run: bool,
     },
 
-    /// Send an event to a waiting workflow (needs the store to be free).
+    /// Send an event to a waiting workflow.
     #[command(
         long_about = "Send an event to an invocation (a workflow is addressed by its id): the \
 body waiting for it with wf.wait_event(NAME) gets PAYLOAD, a JSON value, decoded as the type it \
 asked for. An event sent before the body waits for it is kept until it does. With --key, sending \
 again is harmless: the same key stores one event.
 
-A file store has one owning process, and sending writes to it, so this needs the store to be \
-free: while a worker process owns it, send the event from that process (App::send_event, for \
-example from an HTTP handler), or stop its workers, send, and start them again; the workflow \
-waits durably meanwhile. Senders in other processes while workers run need the Redis backend.
+While a worker process owns a file store, the event goes through that process's control \
+socket and wakes the waiting body at once; with no owner running, wf stores it and the workflow \
+takes it when workers start again.
 
 Examples:
   wf --store ./wf-data send-event 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e approve true

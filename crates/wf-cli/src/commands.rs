@@ -54,7 +54,7 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
     if let Command::Repair = cli.command {
         // Before any read: a store that needs a repair does not open for reading either.
         return Ok(Printed {
-            stdout: repair(&out, &target)?,
+            stdout: crate::repair::repair(&out, &target)?,
             notes: out.notes.into_inner(),
         });
     }
@@ -78,7 +78,7 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
         Command::Counts => counts(&out, &reads),
         Command::SendEvent(args) => crate::steer::send_event(&out, &target, args),
         Command::Export(args) => crate::steer::export(&out, store, args),
-        Command::Repair => repair(&out, &target),
+        Command::Repair => crate::repair::repair(&out, &target),
     }?;
     Ok(Printed {
         stdout,
@@ -684,8 +684,9 @@ fn counts(out: &Out, ins: &Inspector<'_>) -> Result<String, Failure> {
 }
 
 /// Opens the store for a command that writes. It must exist (opening would create an empty
-/// one at a mistyped path; `run` checked with a read). A file store must be free (it has one
-/// owning process); a Redis store is shared with running workers. It is opened without an app,
+/// one at a mistyped path; `run` checked with a read). A free file store is opened itself, an
+/// owned one reached through its owner's control socket; a Redis store is shared with running
+/// workers. It is opened without an app,
 /// so it is not bound to one.
 fn open_store(target: &Target) -> Result<Box<dyn StoreAdmin>, Failure> {
     let dir = match target {
@@ -698,79 +699,33 @@ fn open_store(target: &Target) -> Result<Box<dyn StoreAdmin>, Failure> {
     };
     match FileStore::open(dir) {
         Ok(s) => Ok(Box::new(s)),
-        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
-            "store {} is owned by a running process: stop its workers first, or do this from \
-             that process (App::retry, App::purge_finished; FileOptions::retention purges \
-             finished workflows as it runs)",
-            dir.display()
-        ))),
+        Err(StoreError::StoreLocked { .. }) => Ok(through_owner(dir)?),
         Err(e) => Err(store_failure(target, e)),
     }
 }
 
-/// `wf repair`: cuts a damaged end off a file store's log (see the command's help).
-fn repair(out: &Out, target: &Target) -> Result<String, Failure> {
-    let Target::File(dir) = target else {
-        return Err(Failure::Usage(format!(
-            "repair is for file stores; {target} is a Redis store, whose durability is Redis's \
-             (see docs/backends.md, \"Durability: what each Redis setting gives\")"
-        )));
-    };
-    if !dir.join("wf.log").is_file() {
-        return Err(Failure::Runtime(format!(
-            "no wf store at {target}: the directory has no store log (wf.log); point --store or \
-             WF_STORE at the directory your workers open"
-        )));
+/// A file store owned by a running process: reached through that process's control socket, so
+/// the owner runs the command on its store while its workers go on.
+pub(crate) fn through_owner(dir: &std::path::Path) -> Result<Box<dyn wf_store::Store>, Failure> {
+    #[cfg(unix)]
+    match wf_store::control::ControlClient::connect(dir) {
+        Ok(client) => Ok(Box::new(client)),
+        Err(e) => Err(Failure::Runtime(format!(
+            "store {} is locked by a process that does not answer on its control socket ({e}): \
+             if a wf worker owns it, it is an older version or its socket could not start; \
+             stop it, run the command, and start it again (waiting workflows wait durably \
+             meanwhile)",
+            dir.display()
+        ))),
     }
-    let cut = match FileStore::repair(dir) {
-        Ok(cut) => cut,
-        Err(StoreError::StoreLocked { pid, .. }) => {
-            return Err(Failure::Runtime(format!(
-                "store {} is owned by a running process{}: stop it first (a store that needs a \
-                 repair does not open, so it is a healthy store's owner)",
-                dir.display(),
-                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-            )));
-        }
-        Err(e) => return Err(store_failure(target, e)),
-    };
-    let log = dir.join("wf.log");
-    if out.json {
-        return out.json(&match &cut {
-            None => json!({ "repaired": false, "log": log.display().to_string() }),
-            Some(cut) => json!({
-                "repaired": true,
-                "log": log.display().to_string(),
-                "offset": cut.offset,
-                "dropped_bytes": cut.bytes,
-                "reason": cut.reason,
-                "torn_tail_only": !cut.repaired,
-                "saved_to": cut.saved_to.as_ref().map(|p| p.display().to_string()),
-            }),
-        });
+    #[cfg(not(unix))]
+    {
+        Err(Failure::Runtime(format!(
+            "store {} is owned by a running process: stop its workers first, or do this from \
+             that process (App::send_event, App::retry, App::cancel_tree)",
+            dir.display()
+        )))
     }
-    Ok(match cut {
-        None => format!("{} is whole: nothing to repair\n", log.display()),
-        Some(cut) if !cut.repaired => format!(
-            "cut a torn tail of {} bytes at offset {} off {} ({}): an append a crash \
-             interrupted, never acknowledged; nothing else was wrong\n",
-            cut.bytes,
-            cut.offset,
-            log.display(),
-            cut.reason
-        ),
-        Some(cut) => format!(
-            "cut {} bytes at offset {} off {} ({});\nsaved them to {}; changes recorded in them \
-             are no longer in the store\n",
-            cut.bytes,
-            cut.offset,
-            log.display(),
-            cut.reason,
-            cut.saved_to
-                .as_ref()
-                .map_or_else(|| "nowhere".to_owned(), |p| p.display().to_string())
-        ),
-    })
 }
 
 fn purge_dry_run(

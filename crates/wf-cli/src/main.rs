@@ -10,6 +10,7 @@
 mod cli;
 mod commands;
 mod fmt;
+mod repair;
 mod steer;
 mod value;
 

@@ -1,5 +1,5 @@
-//! The commands that reach into workflows: `send-event` (writes, needs the store to be free)
-//! and `export` (reads a snapshot).
+//! The commands that reach into workflows: `send-event` (writes, through the owner of a file
+//! store when one runs) and `export` (reads a snapshot).
 
 use serde_json::{Value, json};
 use wf_store::{
@@ -10,8 +10,8 @@ use crate::Failure;
 use crate::cli::{ExportArgs, SendEventArgs, Target};
 use crate::commands::{Out, read, store_failure};
 
-/// Opens the store to send an event to. A file store must be free (it has one owning process);
-/// a Redis store is shared with running workers.
+/// Opens the store to send an event to: a free file store itself, an owned one through its
+/// owner's control socket; a Redis store is shared with running workers.
 fn open_for_events(target: &Target) -> Result<Box<dyn Store>, Failure> {
     let dir = match target {
         Target::Redis(url) => {
@@ -22,13 +22,7 @@ fn open_for_events(target: &Target) -> Result<Box<dyn Store>, Failure> {
     };
     match FileStore::open(dir) {
         Ok(s) => Ok(Box::new(s)),
-        Err(StoreError::StoreLocked { .. }) => Err(Failure::Runtime(format!(
-            "store {} is owned by a running process: send the event from that process \
-             (App::send_event), or stop its workers, send, and start them again (the workflow \
-             waits durably meanwhile); for senders in other processes while workers run, use \
-             the Redis backend",
-            dir.display()
-        ))),
+        Err(StoreError::StoreLocked { .. }) => crate::commands::through_owner(dir),
         Err(e) => Err(store_failure(target, e)),
     }
 }

@@ -468,9 +468,16 @@ fn reads_work_on_a_store_a_live_process_owns() {
     assert_eq!(v["invocations"][0]["lease"]["worker"], "worker-7");
     assert_eq!(v["invocations"][0]["args"]["value"], 7);
 
+    // A bare FileStore serves no control socket: the command cannot reach the owner.
     let e = fails(&run(&f.dir, &["purge", "--older-than", "0s"]), 1);
-    assert!(e.contains("owned by a running process"), "{e}");
-    assert!(e.contains("stop its workers"), "{e}");
+    assert!(e.contains("does not answer on its control socket"), "{e}");
+    assert!(e.contains("stop it, run the command"), "{e}");
+    let e = fails(&run(&f.dir, &["repair"]), 1);
+    assert!(
+        e.contains("owned by a running process")
+            && e.contains(&format!("(pid {})", std::process::id())),
+        "{e}"
+    );
     drop(owner);
 }
 
@@ -569,11 +576,11 @@ fn retry_requeues_a_failed_invocation() {
     );
     drop(app);
 
-    // Retrying needs the store to be free.
+    // A store held by a process without a control socket (a bare FileStore) cannot be reached.
     let owner = FileStore::open(&f.dir).unwrap();
     let e = fails(&run(&f.dir, &["retry", &f.broken.to_string()]), 1);
     assert!(
-        e.contains("owned by a running process") && e.contains("App::retry"),
+        e.contains("does not answer on its control socket") && e.contains("stop it"),
         "{e}"
     );
     drop(owner);
@@ -669,12 +676,10 @@ fn send_event_reaches_a_waiting_workflow() {
     );
     assert!(e.contains("already final (success)"), "{e}");
 
+    // While an app owns the store, the command goes through the app's control socket.
     let (app, _) = approval_app(&f.dir);
-    let e = fails(&run(&f.dir, &["send-event", &id_text, "approve", "1"]), 1);
-    assert!(
-        e.contains("owned by a running process") && e.contains("App::send_event"),
-        "{e}"
-    );
+    let sent = ok(&f.dir, &["send-event", &id_text, "approve", "\"bo\""]);
+    assert!(sent.contains("stored as #1"), "{sent}");
     app.run_until_idle().unwrap();
     let result = wf_runtime::Invocation::<String>::attach(&app, id)
         .result()
@@ -766,4 +771,34 @@ fn reads_note_a_torn_tail_and_repair_cuts_a_damaged_end() {
     assert_eq!(ok(&f.dir, &["counts"]), counts);
     let again = json(&f.dir, &["repair"]);
     assert_eq!(again["repaired"], Value::Bool(false), "{again}");
+}
+
+/// The real second-process case: an app owns the store and its worker runs; `wf send-event`
+/// (another process) goes through the app's control socket and wakes the waiting workflow, and
+/// `wf retry` and `wf purge` run there too, while the worker goes on.
+#[test]
+fn commands_reach_a_store_whose_owner_is_running() {
+    let f = fixture();
+    let (app, approval) = approval_app(&f.dir);
+    let worker = app.worker().threads(1).start().unwrap();
+    let waiting = approval.call(&app, 9).unwrap();
+    let id_text = waiting.id().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while waiting.status().unwrap() != wf_core::Status::Waiting {
+        assert!(std::time::Instant::now() < deadline, "never waited");
+        std::thread::yield_now();
+    }
+    let shown = ok(&f.dir, &["show", &id_text]);
+    assert!(shown.contains("waiting for event \"approve\""), "{shown}");
+    let sent = json(&f.dir, &["send-event", &id_text, "approve", "\"cy\""]);
+    assert_eq!(sent["stored"], Value::Bool(true), "{sent}");
+    assert_eq!(
+        waiting.result_timeout(Duration::from_secs(30)).unwrap(),
+        "9 approved by cy"
+    );
+    let e = fails(&run(&f.dir, &["send-event", &id_text, "approve", "1"]), 1);
+    assert!(e.contains("already final (success)"), "{e}");
+    let dry = json(&f.dir, &["purge", "--older-than", "7d", "--dry-run"]);
+    assert_eq!(dry["would_purge"], 0, "{dry}");
+    worker.stop();
 }

@@ -29,6 +29,8 @@ pub(crate) struct Config {
 }
 
 struct AppInner {
+    /// Serves the store to other processes while this app owns it; dropped first.
+    _control: Option<config::Control>,
     app_id: String,
     store: Arc<dyn Store>,
     registry: Registry,
@@ -291,10 +293,11 @@ impl AppBuilder {
 
     fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<App, WfError> {
         let settings = config::resolve(self.given, env)?;
-        let store = config::open_store(settings.store)?;
+        let config::Opened { store, control } = config::open_store(settings.store)?;
         store.bind_app(&settings.app_id)?;
         Ok(App {
             inner: Arc::new(AppInner {
+                _control: control,
                 app_id: settings.app_id,
                 store,
                 registry: Registry::default(),

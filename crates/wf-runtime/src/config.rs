@@ -154,18 +154,41 @@ fn check_threads(setting: &'static str, value: String, n: usize) -> Result<usize
     Ok(n)
 }
 
+/// An opened store, with the control socket that serves it to other processes (file stores
+/// this process owns, on Unix).
+pub(crate) struct Opened {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) control: Option<Control>,
+}
+
+impl Opened {
+    fn plain(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            control: None,
+        }
+    }
+}
+
+/// What keeps a store's control socket served (dropped with the app).
+#[cfg(all(feature = "file", unix))]
+pub(crate) type Control = wf_store::control::ControlServer;
+/// What keeps a store's control socket served (none on this platform or build).
+#[cfg(not(all(feature = "file", unix)))]
+pub(crate) type Control = ();
+
 /// Opens the store a choice names. The one place that maps a [`StoreSpec`] to a backend.
-pub(crate) fn open_store(choice: StoreChoice) -> Result<Arc<dyn Store>, WfError> {
+pub(crate) fn open_store(choice: StoreChoice) -> Result<Opened, WfError> {
     let spec = match choice {
-        StoreChoice::Custom(store) => return Ok(store),
+        StoreChoice::Custom(store) => return Ok(Opened::plain(store)),
         StoreChoice::Spec(spec) => spec,
     };
     match spec {
-        StoreSpec::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreSpec::Memory => Ok(Opened::plain(Arc::new(MemoryStore::new()))),
         #[cfg(feature = "file")]
-        StoreSpec::File(dir) => Ok(Arc::new(wf_store::FileStore::open(&dir)?)),
+        StoreSpec::File(dir) => open_file(&dir),
         #[cfg(feature = "redis")]
-        StoreSpec::Redis(url) => Ok(Arc::new(wf_store::RedisStore::open(&url)?)),
+        StoreSpec::Redis(url) => Ok(Opened::plain(Arc::new(wf_store::RedisStore::open(&url)?))),
         #[cfg(not(feature = "file"))]
         StoreSpec::File(dir) => Err(invalid(
             "WF_STORE",
@@ -181,6 +204,53 @@ pub(crate) fn open_store(choice: StoreChoice) -> Result<Arc<dyn Store>, WfError>
                 other.backend()
             ),
         )),
+    }
+}
+
+/// Opens a file store. This process becomes its owner and serves its control socket, or, when
+/// a live process owns it already, this process becomes a client of that owner (it submits,
+/// reads and steers through it; see `wf_store::control`).
+#[cfg(feature = "file")]
+fn open_file(dir: &std::path::Path) -> Result<Opened, WfError> {
+    match wf_store::FileStore::open(dir) {
+        Ok(store) => {
+            let store: Arc<dyn Store> = Arc::new(store);
+            #[cfg(unix)]
+            let control = match wf_store::control::ControlServer::start(dir, Arc::downgrade(&store))
+            {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "the store's control socket could not be started: other processes \
+                         cannot submit to or steer this store while this process owns it"
+                    );
+                    None
+                }
+            };
+            #[cfg(not(unix))]
+            let control = None;
+            Ok(Opened { store, control })
+        }
+        #[cfg(unix)]
+        Err(locked @ wf_store::StoreError::StoreLocked { .. }) => {
+            match wf_store::control::ControlClient::connect(dir) {
+                Ok(client) => {
+                    tracing::info!(
+                        store = %dir.display(),
+                        owner = client.owner_pid(),
+                        "the store is owned by another process: submitting, reading and steering \
+                         through its control socket (workers must run in the owner)"
+                    );
+                    Ok(Opened::plain(Arc::new(client)))
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "no control socket to reach the store's owner");
+                    Err(locked.into())
+                }
+            }
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -62,7 +62,9 @@ impl WorkerBuilder {
     /// # Errors
     ///
     /// [`WfError::Config`] when a thread cannot be spawned; [`WfError::Usage`] from inside a
-    /// task body (a body runs again on every replay: each run would start another pool).
+    /// task body (a body runs again on every replay: each run would start another pool);
+    /// [`WfError::Store`] with [`wf_store::StoreError::NotOwner`] when this process reaches a
+    /// file store owned by another process (workers run in the owner).
     pub fn start(self) -> Result<Worker, WfError> {
         if let Some(invocation) = self.app.body_in_progress() {
             return Err(WfError::Usage(format!(
@@ -70,6 +72,12 @@ impl WorkerBuilder {
                  start workers in a process's main or a test, not in task bodies (a body runs \
                  again on every replay)"
             )));
+        }
+        // A process that reaches its file store through the owner's control socket cannot run
+        // workers: refuse here, with the owner named, rather than from a background thread.
+        #[cfg(all(feature = "file", unix))]
+        if self.app.store().backend() == wf_store::control::BACKEND {
+            self.app.store().next_due(&wf_store::TaskSet::default())?;
         }
         let id = WorkerId::new(self.name.unwrap_or_else(worker_name));
         let pool = Arc::new(Pool::default());

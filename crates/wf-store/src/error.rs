@@ -185,6 +185,18 @@ pub enum StoreError {
         /// The key.
         key: String,
     },
+    /// This process reaches a file store through the control socket of the process that owns
+    /// it ([`crate::control::ControlClient`]) and asked for something only the owner does: run
+    /// workers (claim, renew, commit).
+    #[error(
+        "store {path} is owned by process {pid}; this process reaches it through the owner's control socket for submissions, results, events, cancellation and retries, but cannot run workers on it: run the workers in the owning process, or, for workers in several processes, point all of them at one Redis (see docs/backends.md, \"Redis\")"
+    )]
+    NotOwner {
+        /// The store directory.
+        path: PathBuf,
+        /// The owning process.
+        pid: u32,
+    },
     /// A server-side store refused the operation for a reason that waiting will not fix: a
     /// wrong password or missing permission, a misconfigured server, a namespace holding data
     /// this version did not write. (Lost connections and busy servers are

@@ -38,6 +38,8 @@ pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+#[cfg(all(feature = "file", unix))]
+pub mod control;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "redis")]

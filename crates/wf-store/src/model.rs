@@ -72,7 +72,7 @@ pub struct LeaseInfo {
 }
 
 /// An invocation as read back: its spec and its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvocationRecord {
     /// What was called.
     pub spec: Arc<InvocationSpec>,
@@ -98,7 +98,7 @@ impl InvocationRecord {
 }
 
 /// A request to store a new invocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewInvocation {
     /// Its id (submission is idempotent by id).
     pub id: InvocationId,
@@ -124,7 +124,7 @@ pub struct NewInvocation {
 pub const DEFAULT_MAX_RECOVERIES: u32 = 3;
 
 /// What [`crate::StoreWork::submit`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Submitted {
     /// The invocation was stored and queued.
     Created,
@@ -253,7 +253,7 @@ pub struct Suspension {
 }
 
 /// Invocation counts by status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusCounts {
     counts: [u64; Status::ALL.len()],
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use wf_core::{InvocationId, Status, Timestamp};
 
 /// An event to send to an invocation ([`crate::StoreWork::send_event`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewEvent {
     /// Its name: a body waits for events by name.
     pub name: String,
@@ -40,7 +40,7 @@ pub struct StoredEvent {
 }
 
 /// What [`crate::StoreWork::send_event`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventSent {
     /// The event was stored as number `seq`.
     Stored {
@@ -65,7 +65,7 @@ impl EventSent {
 }
 
 /// The events sent to one invocation ([`crate::StoreRead::events`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventInbox {
     /// Every event sent to it, consumed or not, in arrival order.
     pub events: Vec<StoredEvent>,
@@ -93,7 +93,7 @@ pub struct CancelRequest {
 
 /// What [`crate::StoreAdmin::cancel_tree`] did. Cancelling is harmless to repeat: a second
 /// request finds the members already cancelled or stopping and changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelReport {
     /// The invocation asked for.
     pub invocation: InvocationId,

@@ -147,7 +147,13 @@ fn kill_9_loses_nothing_acknowledged() {
             );
             note(&line);
             if line.starts_with("open") && first_of_dir {
-                // The child owns the store: this process may not open it.
+                // The child owns the store: this process may not open it, not even after
+                // deleting `LOCK` (the lock is on the log itself).
+                assert!(matches!(
+                    FileStore::open(dir.path()),
+                    Err(StoreError::StoreLocked { pid: Some(_), .. })
+                ));
+                std::fs::remove_file(dir.path().join("LOCK")).unwrap();
                 assert!(matches!(
                     FileStore::open(dir.path()),
                     Err(StoreError::StoreLocked { .. })

@@ -246,3 +246,86 @@ fn group_access_lets_the_group_read() {
     );
     assert_eq!(mode(&dir) & 0o700, 0o700);
 }
+
+/// A simulated power loss: the log cut to what an fsync covered, at a moment when threads are
+/// still submitting and committing. Every submission and commit acknowledged before that
+/// moment is in the cut log, whole.
+#[test]
+fn a_power_loss_keeps_everything_acknowledged() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = CountingFs::new();
+    // No compaction, so the log only grows and its synced prefix is what survives.
+    let options = counted(&fs).compact_min_bytes(u64::MAX);
+    let store = Arc::new(FileStore::open_with(dir.path(), options).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (store, stop, acked) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&acked));
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let n = i * 4 + t;
+                    store.submit(root(n), T0).unwrap();
+                    acked.lock().unwrap().push((n, false));
+                    if let Some(done) = claim_and_finish(&*store, &format!("w{t}"), T0) {
+                        acked.lock().unwrap().push((done, true));
+                    }
+                }
+            })
+        })
+        .collect();
+    while store.stats().records < 3_000 {
+        std::thread::yield_now();
+    }
+    // The power fails now: whatever was acknowledged so far must be in the synced prefix.
+    let before = acked.lock().unwrap().clone();
+    let log = log_path(dir.path());
+    let synced = fs.synced_len(&log) as usize;
+    let bytes = std::fs::read(&log).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let cut = tempfile::tempdir().unwrap();
+    std::fs::write(log_path(cut.path()), &bytes[..synced]).unwrap();
+    let after = FileStore::open(cut.path()).unwrap();
+    let mut commits = 0;
+    for (n, committed) in &before {
+        let record = after
+            .invocation(root(*n).id)
+            .unwrap_or_else(|e| panic!("acknowledged submission {n} lost in a power loss: {e}"));
+        if *committed {
+            commits += 1;
+            assert_eq!(
+                record.status(),
+                Status::Success,
+                "acknowledged commit {n} lost in a power loss"
+            );
+        }
+        check_whole(&after, &record);
+    }
+    assert!(commits > 100, "too few commits to test anything: {commits}");
+}
+
+/// An owner running an older `wf` locked only `LOCK`: this build respects that lock too.
+#[test]
+fn a_lock_on_lock_held_by_an_older_owner_is_respected() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(FileStore::open(dir.path()).unwrap());
+    let old_owner = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("LOCK"))
+        .unwrap();
+    old_owner.try_lock().unwrap();
+    assert!(matches!(
+        FileStore::open(dir.path()),
+        Err(StoreError::StoreLocked { .. })
+    ));
+    drop(old_owner);
+    FileStore::open(dir.path()).unwrap();
+}

@@ -522,6 +522,22 @@ fn closing_releases_the_lock_even_while_other_threads_spawn_processes() {
             drop(store);
             Ok(())
         });
+        // An open refused after taking the lock (a damaged log) releases it at once too.
+        let log = log_path(dir.path());
+        let whole = fs::read(&log).unwrap();
+        let result = result.and_then(|()| {
+            (0..30).try_for_each(|round| {
+                let mut damaged = whole.clone();
+                damaged.extend_from_slice(&[0xff; 1 << 20]);
+                fs::write(&log, &damaged).unwrap();
+                match FileStore::open_with(dir.path(), opts()) {
+                    Err(StoreError::Corrupt { .. }) => {}
+                    other => panic!("expected Corrupt, got {other:?}"),
+                }
+                FileStore::repair(dir.path()).map_err(|e| (round, e))?;
+                Ok(())
+            })
+        });
         done.store(true, Ordering::Relaxed);
         if let Err((round, e)) = result {
             panic!("reopening right after closing failed in round {round}: {e}");

@@ -144,44 +144,66 @@ pub trait FileSystem: Send + Sync + Debug {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsFileSystem;
 
-/// A file of [`OsFileSystem`].
+/// A file of [`OsFileSystem`]. A lock it took is released when it is dropped, explicitly,
+/// before the file closes: a `flock` belongs to the open file description, which a process
+/// forked by any thread shares until it execs, so closing alone could leave the lock held for a
+/// moment (and a store reopened at once would find itself locked).
 #[derive(Debug)]
-pub struct OsFile(File);
+pub struct OsFile {
+    file: File,
+    locked: bool,
+}
 
 impl OsFile {
     /// Wraps a file opened by other means (a test points the log at `/dev/full` this way).
     pub fn new(file: File) -> Self {
-        Self(file)
+        Self {
+            file,
+            locked: false,
+        }
+    }
+}
+
+impl Drop for OsFile {
+    fn drop(&mut self) {
+        if self.locked {
+            // Nothing to report to: closing releases the lock anyway once no fork holds it.
+            let _ = self.file.unlock();
+        }
     }
 }
 
 impl FsFile for OsFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes)
+        self.file.write_all(bytes)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.file.set_len(len)
     }
 
     fn try_lock(&mut self) -> io::Result<bool> {
-        match self.0.try_lock() {
-            Ok(()) => Ok(true),
+        match self.file.try_lock() {
+            Ok(()) => {
+                self.locked = true;
+                Ok(true)
+            }
             Err(TryLockError::WouldBlock) => Ok(false),
             Err(TryLockError::Error(e)) => Err(e),
         }
     }
 
     fn unlock(&mut self) -> io::Result<()> {
-        self.0.unlock()
+        self.locked = false;
+        self.file.unlock()
     }
 
     fn id(&self) -> io::Result<Option<FileId>> {
-        self.0.metadata().map(|m| file_id(&m))
+        self.file.metadata().map(|m| file_id(&m))
     }
 }
 
@@ -231,7 +253,7 @@ impl FileSystem for OsFileSystem {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
         #[cfg(not(unix))]
         let _ = mode;
-        Ok(Box::new(OsFile(options.open(path)?)))
+        Ok(Box::new(OsFile::new(options.open(path)?)))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

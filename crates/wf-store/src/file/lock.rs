@@ -9,8 +9,9 @@
 //!
 //! The OS drops the lock when the owning process dies, however it dies, so a crashed owner never
 //! blocks. The lock is per open file, so a second store in the same process is refused too.
-//! `LOCK` holds the owner's process id, for error messages and curious operators only: deleting
-//! it changes nothing.
+//! `LOCK` holds the owner's process id, for error messages and curious operators. It is locked
+//! too (first), so that an owner running an older `wf`, which locked only `LOCK`, and this one
+//! exclude each other; deleting it changes nothing, since the log's lock is what counts.
 //!
 //! Closing the store unlocks explicitly before the file is closed. A `flock` belongs to the open
 //! file description, which a child process forked by any thread of ours shares until it execs;
@@ -27,8 +28,40 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 /// How many times a lock is retried when a compaction replaced the log under the opener.
 const ATTEMPTS: usize = 8;
 
+/// The locked files of an owned store.
+pub(crate) struct Owned {
+    /// The log, open for appending and locked.
+    pub log: Box<dyn FsFile>,
+    /// `LOCK`, locked, holding this process's id.
+    pub owner: Box<dyn FsFile>,
+}
+
+/// Locks `LOCK` and the log (creating them if missing), or reports who holds them.
+pub(crate) fn lock_store(disk: &Disk) -> Result<Owned, StoreError> {
+    let path = disk.dir.join(LOCK_FILE);
+    let mut owner = disk
+        .fs
+        .open(&path, OpenHow::Append, disk.file_mode)
+        .map_err(io_err(&path))?;
+    if !owner.try_lock().map_err(io_err(&path))? {
+        return Err(StoreError::StoreLocked {
+            path: disk.dir.clone(),
+            pid: owner_pid(disk),
+        });
+    }
+    let log = lock_log(disk)?;
+    // For messages and operators only: a failure to note it is no reason to refuse the store.
+    let noted = owner
+        .set_len(0)
+        .and_then(|()| owner.write_all(format!("{}\n", std::process::id()).as_bytes()));
+    if let Err(e) = noted {
+        tracing::debug!(path = %path.display(), error = %e, "could not note the store's owner");
+    }
+    Ok(Owned { log, owner })
+}
+
 /// Opens the log (creating it empty if missing) and locks it, or reports who holds it.
-pub(crate) fn lock_log(disk: &Disk) -> Result<Box<dyn FsFile>, StoreError> {
+fn lock_log(disk: &Disk) -> Result<Box<dyn FsFile>, StoreError> {
     let path = &disk.log;
     for _ in 0..ATTEMPTS {
         let mut file = disk
@@ -38,13 +71,12 @@ pub(crate) fn lock_log(disk: &Disk) -> Result<Box<dyn FsFile>, StoreError> {
         if !file.try_lock().map_err(io_err(path))? {
             return Err(StoreError::StoreLocked {
                 path: disk.dir.clone(),
-                pid: owner(disk),
+                pid: owner_pid(disk),
             });
         }
         let locked = file.id().map_err(io_err(path))?;
         let named = disk.fs.metadata(path).map_err(io_err(path))?;
         if locked.is_none() || named.and_then(|m| m.id) == locked {
-            note_owner(disk);
             return Ok(file);
         }
         // The owner replaced the log (a compaction) between our open and our lock: the file we
@@ -53,24 +85,12 @@ pub(crate) fn lock_log(disk: &Disk) -> Result<Box<dyn FsFile>, StoreError> {
     }
     Err(StoreError::StoreLocked {
         path: disk.dir.clone(),
-        pid: owner(disk),
+        pid: owner_pid(disk),
     })
 }
 
-/// Writes this process's id to `LOCK` (best effort: it is information only).
-fn note_owner(disk: &Disk) {
-    let path = disk.dir.join(LOCK_FILE);
-    let written = disk
-        .fs
-        .open(&path, OpenHow::Truncate, disk.file_mode)
-        .and_then(|mut f| f.write_all(format!("{}\n", std::process::id()).as_bytes()));
-    if let Err(e) = written {
-        tracing::debug!(path = %path.display(), error = %e, "could not note the store's owner");
-    }
-}
-
 /// The process id `LOCK` names, if it names one.
-fn owner(disk: &Disk) -> Option<u32> {
+fn owner_pid(disk: &Disk) -> Option<u32> {
     let bytes = disk.fs.read(&disk.dir.join(LOCK_FILE)).ok()?;
     std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
 }

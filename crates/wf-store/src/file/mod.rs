@@ -7,7 +7,7 @@
 //! ```text
 //! <dir>/wf.log          header + records, see `format`; held with an OS file lock by the
 //!                       owning process (see `lock`)
-//! <dir>/LOCK            the owner's process id, for messages only
+//! <dir>/LOCK            the owner's process id, for messages (locked too, see `lock`)
 //! <dir>/wf.log.compact  a compaction in progress (removed on open if a crash left it)
 //! <dir>/wf.log.cut-N    bytes an explicit repair cut off at offset N (see `recovery`)
 //! ```
@@ -150,6 +150,8 @@ pub struct FileStore {
     next_retention: AtomicU64,
     /// What opening cut off the log's end, if anything.
     torn_tail: Option<TornTail>,
+    /// `LOCK`, held locked (see `lock`).
+    _owner: Mutex<Box<dyn fs::FsFile>>,
     /// How many times a waiter was about to block, for tests that must fail the log while a
     /// thread is blocked.
     #[cfg(test)]
@@ -176,9 +178,13 @@ impl FileStore {
 
     /// Opens (creating if needed) the store in directory `dir`.
     ///
-    /// Takes the directory's lock ([`StoreError::StoreLocked`] if another process or another
-    /// open store holds it), replays the log, cuts a torn tail left by a crash (with a warning)
-    /// and fails with [`StoreError::Corrupt`] on damage before the tail,
+    /// Creates a missing directory `0700` and files `0600` (see [`FileOptions::group_access`])
+    /// and warns when an existing store allows more. Takes the store's lock
+    /// ([`StoreError::StoreLocked`], naming the owner's pid, if another process or another open
+    /// store holds it), replays the log, and cuts a torn tail left by a crash (with a warning;
+    /// [`FileStore::torn_tail`] says what was cut). Fails with [`StoreError::Corrupt`] on damage
+    /// a torn write cannot explain (in the middle of the log, or more bytes at its end than one
+    /// unsynced write leaves; [`FileOptions::repair`] cuts those on request),
     /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
     /// [`StoreError::OlderFormat`] on one written in an older, pre-release format. A path that
     /// exists but is not a directory is [`StoreError::NotADirectory`].
@@ -203,8 +209,8 @@ impl FileStore {
             None => disk.fs.create_dir_all(dir, dir_mode).map_err(io_err(dir))?,
         }
         // Nothing in the directory is touched before the lock is held.
-        let file = lock::lock_log(&disk)?;
-        let opened = recovery::open_log(&disk, file, options.repair)?;
+        let owned = lock::lock_store(&disk)?;
+        let opened = recovery::open_log(&disk, owned.log, options.repair)?;
         for (path, mode) in fsio::too_open(&disk, dir_mode, file_mode) {
             tracing::warn!(
                 path = %path.display(),
@@ -235,6 +241,7 @@ impl FileStore {
             live_bytes: AtomicU64::new(live),
             next_retention: AtomicU64::new(0),
             torn_tail: opened.cut,
+            _owner: Mutex::new(owned.owner),
             #[cfg(test)]
             blocking: AtomicU64::new(0),
         })

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use wf_core::{InvocationId, JournalEntry, Timestamp};
 
+use super::fs::{FileSystem, OsFileSystem};
 use super::fsio::io_err;
 use super::recovery::{TornTail, replay};
 use super::{FileStore, LOG_FILE};
@@ -66,7 +67,7 @@ impl FileStore {
         }
         let mut attempt = 1;
         loop {
-            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+            let bytes = OsFileSystem.read(&path).map_err(io_err(&path))?;
             match replay(&path, &bytes, false) {
                 Ok(replayed) => {
                     if let Some(cut) = &replayed.cut {
