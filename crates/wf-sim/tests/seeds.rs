@@ -5,7 +5,7 @@
 use wf_sim::{SimOptions, run_seed};
 
 /// How many seeds CI runs (a few seconds in a debug build).
-const CI_SEEDS: u64 = 400;
+const CI_SEEDS: u64 = 500;
 
 #[test]
 fn ci_seeds_pass_with_every_fault_kind() {
