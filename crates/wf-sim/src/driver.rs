@@ -18,7 +18,7 @@ use std::time::Duration;
 use wf_core::{InvocationId, Status, Timestamp};
 use wf_runtime::testing::{freeze_clock, replay_check};
 use wf_runtime::{App, WfError};
-use wf_store::{FileOptions, FileStore, StoreError};
+use wf_store::{FileOptions, FileStore, MemoryStore, StoreError};
 
 use crate::corpus::{self, Program, Tasks, Watch};
 use crate::ledger::{Acks, SharedAcks, acks, ledgered};
@@ -82,6 +82,9 @@ impl std::fmt::Display for SeedFailure {
         if !self.options.reorder {
             flags.push_str(" --no-reorder");
         }
+        if self.options.memory {
+            flags.push_str(" --memory");
+        }
         write!(
             f,
             "replay this history with its step trace: cargo xtask sim --seed {}{flags} --trace",
@@ -99,6 +102,10 @@ pub struct SimOptions {
     pub max_workflows: u64,
     /// Half the torn crashes are [`CrashKind::Reordered`] (sector holes in the unsynced tail).
     pub reorder: bool,
+    /// Runs the checked run on the memory store instead: no disk faults (a memory store does
+    /// not survive its process), the zombie still stalls, and the results must equal the file
+    /// store's fault-free run.
+    pub memory: bool,
 }
 
 impl Default for SimOptions {
@@ -107,6 +114,7 @@ impl Default for SimOptions {
             max_faults: 3,
             max_workflows: 4,
             reorder: true,
+            memory: false,
         }
     }
 }
@@ -149,8 +157,10 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         })
         .collect();
     let zombie_round = rng.chance(50).then(|| rng.range(1, 3) as usize);
+    let plan = if options.memory { Vec::new() } else { plan };
     let mut faulty = Run::new(seed, compact_min, rng, plan);
     faulty.zombie_round = zombie_round;
+    faulty.memory = options.memory;
     faulty.trace(format!("seed {seed}: {n} workflow(s) {programs:?}"));
     faulty.trace(format!("plan: {:?}", faulty.plan));
     let faulty = faulty.execute(&programs);
@@ -215,6 +225,8 @@ struct Run {
     zombie_round: Option<usize>,
     /// The virtual time: the runtime's clock on this thread is frozen at it.
     now: Timestamp,
+    /// On the memory store instead of a file store on the simulated disk.
+    memory: bool,
     violations: Vec<String>,
     log: Vec<String>,
     results: Vec<(Status, Option<Vec<u8>>)>,
@@ -242,6 +254,7 @@ impl Run {
             armed: None,
             zombie_round: None,
             now: START,
+            memory: false,
             violations: Vec::new(),
             log: Vec::new(),
             results: Vec::new(),
@@ -327,14 +340,16 @@ impl Run {
     }
 
     fn try_open(&mut self) -> Result<(App, Tasks), WfError> {
-        let options = FileOptions::default()
-            .file_system(Arc::new(self.fs.clone()))
-            .compact_min_bytes(self.compact_min);
-        let store = FileStore::open_with(&self.dir, options).map_err(WfError::Store)?;
-        let app = App::builder()
-            .app_id("sim")
-            .store(ledgered(store, self.acks.clone()))
-            .build()?;
+        let store = if self.memory {
+            ledgered(MemoryStore::new(), self.acks.clone())
+        } else {
+            let options = FileOptions::default()
+                .file_system(Arc::new(self.fs.clone()))
+                .compact_min_bytes(self.compact_min);
+            let store = FileStore::open_with(&self.dir, options).map_err(WfError::Store)?;
+            ledgered(store, self.acks.clone())
+        };
+        let app = App::builder().app_id("sim").store(store).build()?;
         let tasks = corpus::register(&app, &self.watch, &self.acks)?;
         Ok((app, tasks))
     }

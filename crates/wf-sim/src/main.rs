@@ -6,6 +6,8 @@
 //! --max-faults N, --max-workflows N  heavier histories (defaults 3 and 4: what CI runs);
 //!                                    a failing seed replays only with the same values
 //! --no-reorder                       torn crashes never leave holes (unwritten sectors)
+//! --memory                           the checked run on the memory store (no disk faults; the
+//!                                    zombie still stalls; results must equal the file store's)
 //! ```
 //! Exits with status 1 when a seed fails, after printing it and the command that replays it.
 
@@ -48,6 +50,7 @@ fn parse() -> Result<Args, String> {
             "--trace" => args.trace = true,
             "--keep-going" => args.keep_going = true,
             "--no-reorder" => args.options.reorder = false,
+            "--memory" => args.options.memory = true,
             "--max-faults" => args.options.max_faults = number(it.next(), "--max-faults")?,
             "--max-workflows" => {
                 args.options.max_workflows = number(it.next(), "--max-workflows")?;
@@ -55,7 +58,7 @@ fn parse() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other}; usage: wf-sim --seeds N [--from S] [--keep-going] | --seed S [--trace]; \
-                     both take [--max-faults N] [--max-workflows N] [--no-reorder]"
+                     both take [--max-faults N] [--max-workflows N] [--no-reorder] [--memory]"
                 ));
             }
         }

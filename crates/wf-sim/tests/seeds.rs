@@ -29,6 +29,19 @@ fn ci_seeds_pass_with_every_fault_kind() {
     assert!(injected.iter().all(|&n| n > 0), "{injected:?}");
 }
 
+/// The same corpora on the memory store, with a stalled worker committing late in half of them:
+/// the late commits are refused and every result equals the file store's.
+#[test]
+fn memory_store_seeds_pass_and_match_the_file_store() {
+    let options = SimOptions {
+        memory: true,
+        ..SimOptions::default()
+    };
+    for seed in 0..200 {
+        run_seed(seed, options).unwrap_or_else(|f| panic!("{f}"));
+    }
+}
+
 /// The same seed gives the same history (operations, faults, crashes, bytes lost, the order of
 /// executions), even with other seeds running on other threads: what a failing seed's printed
 /// command relies on.
