@@ -137,12 +137,13 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
     let plan: Vec<PlannedFault> = (0..faults)
         .map(|_| {
             let after = rng.range(1, ops / faults.max(1) + 1);
-            let (fault, crash) = match rng.below(5) {
+            let (fault, crash) = match rng.below(6) {
                 0 => (Fault::Die, CrashKind::Process),
                 1 => (Fault::Die, CrashKind::PowerLoss),
                 2 => (Fault::Die, CrashKind::Torn),
                 3 => (Fault::SyncEio, pick_crash(&mut rng)),
-                _ => (Fault::SyncEnospc, pick_crash(&mut rng)),
+                4 => (Fault::SyncEnospc, pick_crash(&mut rng)),
+                _ => (Fault::WriteEnospc, pick_crash(&mut rng)),
             };
             let crash = if crash == CrashKind::Torn && options.reorder && rng.chance(50) {
                 CrashKind::Reordered

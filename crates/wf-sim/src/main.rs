@@ -72,6 +72,7 @@ fn add(total: &mut SimCounts, c: &SimCounts) {
     total.renames += c.renames;
     total.sync_eio += c.sync_eio;
     total.sync_enospc += c.sync_enospc;
+    total.write_enospc += c.write_enospc;
     total.deaths += c.deaths;
     for i in 0..4 {
         total.crashes[i] += c.crashes[i];
@@ -122,7 +123,7 @@ fn main() -> ExitCode {
     }
     println!(
         "sim: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: {} process \
-         deaths, {} fsync EIO, {} fsync ENOSPC; crashes: {} process, {} power loss, {} torn, {} reordered ({} holes); {} \
+         deaths, {} fsync EIO, {} fsync ENOSPC, {} write ENOSPC; crashes: {} process, {} power loss, {} torn, {} reordered ({} holes); {} \
          unsynced bytes and {} directory operations lost; {} fs operations, {} fsyncs, {} renames \
          (compactions), {} body executions",
         failed.len(),
@@ -132,6 +133,7 @@ fn main() -> ExitCode {
         total.deaths,
         total.sync_eio,
         total.sync_enospc,
+        total.write_enospc,
         total.crashes[0],
         total.crashes[1],
         total.crashes[2],

@@ -11,6 +11,8 @@
 //! - [`Fault::SyncEio`] / [`Fault::SyncEnospc`]: the first `sync_data` at or after that
 //!   operation fails; the file's unsynced bytes are then in doubt (Linux may drop them), so the
 //!   next crash keeps a seed-chosen part of them whatever its kind.
+//! - [`Fault::WriteEnospc`]: the first `write_all` at or after that operation writes half its
+//!   bytes and fails (a disk that filled up mid-write).
 //!
 //! At a crash ([`SimFs::crash`]), what survives depends on its [`CrashKind`]: a process crash
 //! keeps everything written (the page cache survives); a power loss keeps only synced bytes and
@@ -36,6 +38,8 @@ pub enum Fault {
     SyncEio,
     /// The next `sync_data` fails with "no space left on device" (`ENOSPC`).
     SyncEnospc,
+    /// The next `write_all` writes the first half of its bytes, then fails with `ENOSPC`.
+    WriteEnospc,
 }
 
 /// What a crash keeps of what was not synced.
@@ -111,6 +115,8 @@ pub struct SimCounts {
     pub sync_eio: u64,
     /// Syncs failed with `ENOSPC`.
     pub sync_enospc: u64,
+    /// Writes cut short by `ENOSPC`.
+    pub write_enospc: u64,
     /// Process deaths.
     pub deaths: u64,
     /// Crashes by kind: process, power loss, torn, reordered.
@@ -159,6 +165,19 @@ impl State {
             return Err(dead());
         }
         Ok(())
+    }
+
+    /// Whether a write fault is due (consumed if so).
+    fn write_fault(&mut self) -> bool {
+        match self.armed {
+            Some((at, Fault::WriteEnospc)) if self.counts.ops >= at => {
+                self.armed = None;
+                self.fired = Some(Fault::WriteEnospc);
+                self.counts.write_enospc += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A sync fault that is due, consumed.
@@ -327,6 +346,15 @@ impl FsFile for SimFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut s = lock(&self.state);
         s.op(self.generation)?;
+        if s.write_fault() {
+            s.nodes[self.node]
+                .live
+                .extend_from_slice(&bytes[..bytes.len() / 2]);
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "simulated ENOSPC on write",
+            ));
+        }
         s.nodes[self.node].live.extend_from_slice(bytes);
         Ok(())
     }

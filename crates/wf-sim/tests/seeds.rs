@@ -9,7 +9,7 @@ const CI_SEEDS: u64 = 500;
 
 #[test]
 fn ci_seeds_pass_with_every_fault_kind() {
-    let mut injected = [0u64; 7];
+    let mut injected = [0u64; 8];
     for seed in 0..CI_SEEDS {
         let report = run_seed(seed, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
         let c = report.counts;
@@ -17,6 +17,7 @@ fn ci_seeds_pass_with_every_fault_kind() {
             c.deaths,
             c.sync_eio,
             c.sync_enospc,
+            c.write_enospc,
             c.crashes[0],
             c.crashes[1],
             c.crashes[2],

@@ -172,3 +172,15 @@ fn a_reordered_crash_leaves_sector_holes_only_inside_the_unsynced_tail() {
     }
     assert!(holes > 0);
 }
+
+#[test]
+fn a_write_cut_short_by_enospc_leaves_half_its_bytes_and_the_disk_usable() {
+    let fs = disk(b"abc", b"");
+    let mut f = fs.open(Path::new("/d/f"), OpenHow::Append, 0o600).unwrap();
+    fs.arm(0, Fault::WriteEnospc);
+    let err = f.write_all(b"wxyz").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+    assert_eq!(fs.contents(Path::new("/d/f")).unwrap(), b"abcwx");
+    f.write_all(b"!").unwrap();
+    assert_eq!(fs.counts().write_enospc, 1);
+}
