@@ -8,14 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::process::{block_forever, log_run, runs};
+use common::process::{ChildLines, block_forever, kill_9, log_run, output_within, runs};
 use wf::core::OpKind;
 use wf::prelude::*;
 use wf::{FailureKind, InvocationId, uuid};
@@ -179,34 +178,26 @@ fn spawn_worker_process(dir: &Path, role: &str) -> Child {
 /// and the submitted invocation id.
 fn start_and_wait_until_running(dir: &Path, role: &str) -> (Child, InvocationId) {
     let mut child = spawn_worker_process(dir, role);
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = ChildLines::of(&mut child);
     let mut id = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
+    lines.until(&mut child, "RUNNING", |line| {
         // libtest prints "test crash_child_entry ... " in front of the first line.
         if let Some((_, rest)) = line.split_once("SUBMITTED ") {
             id = Some(rest.trim().parse().unwrap());
         }
-        if line.trim() == "RUNNING" {
-            break;
-        }
-    }
+        line.trim() == "RUNNING"
+    });
     (
         child,
         id.expect("the worker process did not report its invocation"),
     )
 }
 
-fn kill_9(mut child: Child) {
-    child.kill().unwrap(); // SIGKILL on Unix: no destructors, no flush, no unlock
-    child.wait().unwrap();
-}
-
 #[test]
 fn a_killed_worker_s_invocation_is_resumed_by_a_new_process() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, id) = start_and_wait_until_running(dir.path(), "single");
-    kill_9(child);
+    let (mut child, id) = start_and_wait_until_running(dir.path(), "single");
+    kill_9(&mut child);
     assert_eq!(runs(dir.path()), vec!["single attempt 1"]);
 
     // A new "process" (a new app on the same directory: the dead process's lock is gone).
@@ -226,8 +217,8 @@ fn a_killed_worker_s_invocation_is_resumed_by_a_new_process() {
 #[test]
 fn a_workflow_killed_mid_child_resumes_without_repeating_finished_steps() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, id) = start_and_wait_until_running(dir.path(), "flow");
-    kill_9(child);
+    let (mut child, id) = start_and_wait_until_running(dir.path(), "flow");
+    kill_9(&mut child);
     let before = runs(dir.path());
     assert_eq!(before.iter().filter(|l| l.as_str() == "step 1").count(), 1);
     assert_eq!(before.iter().filter(|l| l.as_str() == "step 2").count(), 1);
@@ -291,8 +282,8 @@ fn a_workflow_killed_mid_child_resumes_without_repeating_finished_steps() {
 #[test]
 fn a_workflow_killed_after_an_inline_child_committed_does_not_rerun_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, id) = start_and_wait_until_running(dir.path(), "after");
-    kill_9(child);
+    let (mut child, id) = start_and_wait_until_running(dir.path(), "after");
+    kill_9(&mut child);
     assert_eq!(runs(dir.path()), vec!["note 41", "after the child"]);
 
     let app = open(dir.path());
@@ -323,8 +314,8 @@ fn a_workflow_killed_after_an_inline_child_committed_does_not_rerun_it() {
 #[test]
 fn work_is_not_taken_over_before_the_lease_expires() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, id) = start_and_wait_until_running(dir.path(), "single");
-    kill_9(child);
+    let (mut child, id) = start_and_wait_until_running(dir.path(), "single");
+    kill_9(&mut child);
     let app = open(dir.path());
     let ran = Arc::new(AtomicU32::new(0));
     let r = ran.clone();
@@ -363,7 +354,7 @@ fn work_is_not_taken_over_before_the_lease_expires() {
 /// Starts a worker process in `role` and waits for it to crash by itself.
 fn run_until_it_crashes(dir: &Path, role: &str) -> Option<InvocationId> {
     let child = spawn_worker_process(dir, role);
-    let output = child.wait_with_output().unwrap();
+    let output = output_within(child, &format!("crashing in role {role}"));
     assert!(
         !output.status.success(),
         "the worker process should have crashed: {:?}",

@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::process::{block_forever, log_run, runs};
+use common::process::{ChildLines, block_forever, kill_9, log_run, output_within, runs};
 use serde::{Deserialize, Serialize};
 use wf::InvocationId;
 use wf::prelude::*;
@@ -134,18 +133,15 @@ fn spawn(dir: &Path, role: &str, id: Option<InvocationId>) -> Child {
 /// returns the workflow's id.
 fn run_until_waiting_then_kill(dir: &Path, role: &str) -> InvocationId {
     let mut child = spawn(dir, role, None);
+    let lines = ChildLines::of(&mut child);
     let mut id = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
+    lines.until(&mut child, "WAITING", |line| {
         if let Some((_, rest)) = line.split_once("SUBMITTED ") {
             id = Some(rest.trim().parse().unwrap());
         }
-        if line.trim().ends_with("WAITING") {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+        line.trim().ends_with("WAITING")
+    });
+    kill_9(&mut child);
     id.expect("the process did not report its workflow")
 }
 
@@ -182,9 +178,7 @@ fn an_approval_is_sent_from_another_process() {
     let dir = tempfile::tempdir().unwrap();
     let id = run_until_waiting_then_kill(dir.path(), "ask");
 
-    let sender = spawn(dir.path(), "send", Some(id))
-        .wait_with_output()
-        .unwrap();
+    let sender = output_within(spawn(dir.path(), "send", Some(id)), "sending the event");
     assert!(sender.status.success(), "the sender failed: {sender:?}");
     assert!(String::from_utf8_lossy(&sender.stdout).contains("SENT"));
 

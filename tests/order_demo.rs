@@ -2,31 +2,20 @@
 //! a clean run prints no replay lines, and running it again resumes the one batch.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::process::{example_binary, output_within, wait_exit};
 use wf::WorkflowQuery;
 use wf::prelude::*;
 
 const ORDERS: u32 = 6;
 
-/// The example's binary, built for this test run by cargo (`cargo test` builds examples; a run
-/// of this test alone builds it here).
+/// The order example's binary.
 fn demo() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--example", "order"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot build the order example");
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("order{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "no example binary at {}", bin.display());
-    bin
+    example_binary("order")
 }
 
 fn run(dir: &Path, stdout: Stdio, stderr: Stdio) -> std::process::Child {
@@ -62,7 +51,7 @@ fn output_to_a_closed_pipe_fails_no_order() {
     // Close the reading ends at once: every line the demo writes meets a broken pipe.
     drop(child.stdout.take());
     drop(child.stderr.take());
-    let status = child.wait().unwrap();
+    let status = wait_exit(&mut child, "the demo");
     assert!(status.success(), "the demo failed: {status}");
     assert_eq!(
         finished_orders(tmp.path()),
@@ -77,7 +66,7 @@ fn a_clean_run_to_a_file_is_plain_and_says_nothing_of_replays() {
     let err_path = tmp.path().join("err.txt");
     let out = std::fs::File::create(&out_path).unwrap();
     let err = std::fs::File::create(&err_path).unwrap();
-    let status = run(tmp.path(), out.into(), err.into()).wait().unwrap();
+    let status = wait_exit(&mut run(tmp.path(), out.into(), err.into()), "the demo");
     assert!(status.success());
     let stdout = std::fs::read_to_string(&out_path).unwrap();
     let stderr = std::fs::read_to_string(&err_path).unwrap();
@@ -119,11 +108,16 @@ fn a_clean_run_to_a_file_is_plain_and_says_nothing_of_replays() {
     );
 
     // Running it again finds the batch (an idempotent start) instead of starting a second one.
-    let again: Output = Command::new(demo())
-        .args(["--orders", "99", "--step-ms", "1", "--dir"])
-        .arg(tmp.path())
-        .output()
-        .unwrap();
+    let again: Output = output_within(
+        Command::new(demo())
+            .args(["--orders", "99", "--step-ms", "1", "--dir"])
+            .arg(tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        "the demo's second run",
+    );
     assert!(again.status.success());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(

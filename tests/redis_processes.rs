@@ -10,14 +10,17 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use common::process::{ChildLines, kill_9};
 use wf::prelude::*;
 use wf_store::redis::testing::{RedisServer, ServerOptions, server_or_skip};
 
@@ -161,7 +164,7 @@ fn redis_worker_entry() {
 /// A worker process of this test binary, and its stdout lines.
 struct WorkerProcess {
     child: Child,
-    lines: std::io::Lines<BufReader<ChildStdout>>,
+    lines: ChildLines,
 }
 
 impl WorkerProcess {
@@ -181,7 +184,7 @@ impl WorkerProcess {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let lines = ChildLines::of(&mut child);
         let mut p = WorkerProcess { child, lines };
         p.expect("READY");
         p
@@ -189,17 +192,13 @@ impl WorkerProcess {
 
     /// Waits for a line ending in `word` (libtest may print in front of the first line).
     fn expect(&mut self, word: &str) {
-        for line in self.lines.by_ref() {
-            if line.unwrap().trim_end().ends_with(word) {
-                return;
-            }
-        }
-        panic!("the worker process ended before printing {word}");
+        self.lines.until(&mut self.child, word, |line| {
+            line.trim_end().ends_with(word)
+        });
     }
 
     fn kill(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
+        kill_9(&mut self.child);
     }
 }
 

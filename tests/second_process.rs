@@ -11,8 +11,8 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use common::process::output_within;
 use common::{PATIENCE, until_waiting};
 use wf::InvocationId;
 use wf::prelude::*;
@@ -82,7 +82,7 @@ fn a_second_process_submits_awaits_and_approves_through_the_owner() {
     let waiting = approval.call(&app, 3).unwrap();
     until_waiting(&app, waiting.id());
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "second_process_entry",
@@ -96,18 +96,8 @@ fn a_second_process_submits_awaits_and_approves_through_the_owner() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the second process did not finish within {PATIENCE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = child.wait_with_output().unwrap();
+    let out = output_within(child, "the second process's work");
+    let status = out.status;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         status.success() && stdout.contains("SECOND PROCESS OK"),

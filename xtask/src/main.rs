@@ -5,7 +5,8 @@
 //! | `ci` | fmt check, clippy (`-D warnings`), the test suite, the README check, rustdoc (`-D warnings`), stopping at the first failure |
 //! | `test [-- ARGS]` | `cargo test --workspace --all-features [ARGS]`: the one test command README and `.ci/run` use |
 //! | `readme` | compiles every Rust block of README.md as a new project depending on `wf` by path |
-//! | `sim [--seeds N] [--from S] [--seed S] [--trace] [--keep-going]` | deterministic simulation seeds (`crates/wf-sim`): crashes, power losses, torn flushes and fsync failures under generated workflows; a failing seed prints the command that replays it |
+//! | `sim [--seeds N] [--from S] [--seed S] [--trace] [--keep-going]` | deterministic simulation seeds (`crates/wf-sim`): crashes, power losses, torn and reordered flushes, fsync and write failures under generated workflows; a failing seed prints the command that replays it |
+//! | `mutants [core\|store\|runtime\|all] [-- ARGS]` | cargo-mutants over the replay core, the store's state machine and the runtime's commit path (see `mutants`) |
 //! | `bench [--backend B] [--quick] [-- ARGS]` | builds `crates/wf-bench` in release and runs it; the report goes to stdout and `target/bench/latest.{md,json}` |
 //! | `soak [--rounds N] [--seed S]` | the long crash loop (not in CI): `kill -9` rounds of a child process writing to a file store, checking every acknowledged commit after each reopen (`crates/wf-store/tests/file_crash.rs`, default 1000 rounds) |
 //!
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod mutants;
 mod readme;
 
 const USAGE: &str = "\
@@ -30,7 +32,8 @@ commands:
   sim [--seeds N] [--from S] [--keep-going] | sim --seed S [--trace]
                          run deterministic simulation seeds (crates/wf-sim; default 100 from
                          seed 0); --seed S --trace replays one seed's history step by step;
-                         --max-faults N / --max-workflows N for heavier histories
+                         --max-faults N / --max-workflows N for heavier histories;
+                         --memory: the memory store (no disk faults)
   bench [--backend memory|file|redis|all] [--quick] [-- ARGS]
                          build crates/wf-bench in release and run it (--quick: short measurements);
                          the report goes to stdout and target/bench/latest.{md,json}
@@ -38,6 +41,10 @@ commands:
                          the long crash loop, not in CI: N (default 1000) kill -9 rounds of a child
                          process writing to a file store, every acknowledged commit checked after
                          each reopen; ends with `soak: N rounds, ... checks ..., L lost`
+  mutants [core|store|runtime|all] [-- ARGS]
+                         mutation testing (cargo-mutants, installed if missing) of the replay core,
+                         the store's state machine and the runtime's commit path; reports go to
+                         target/mutants/<scope>/ (slow: not part of ci)
   help                   this message
 ";
 
@@ -112,6 +119,7 @@ fn main() -> ExitCode {
         "bench" => bench(&root, rest),
         "sim" => sim(&root, rest),
         "soak" => soak(&root, rest),
+        "mutants" => mutants::mutants(&root, rest),
         "readme" if rest.is_empty() => {
             readme_step(&root).and_then(|s| run_steps("readme", &root, vec![s]))
         }

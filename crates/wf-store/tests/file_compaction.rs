@@ -182,7 +182,7 @@ fn compaction_and_reopen_keep_every_state() {
 }
 
 #[test]
-fn concurrent_commits_share_fsyncs() {
+fn concurrent_commits_are_all_there_after_a_reopen() {
     const THREADS: u64 = 8;
     const EACH: u64 = 100;
     let dir = tempfile::tempdir().unwrap();
@@ -200,13 +200,11 @@ fn concurrent_commits_share_fsyncs() {
     for t in threads {
         t.join().unwrap();
     }
-    let stats = store.stats();
-    let durable_ops = 2 * THREADS * EACH; // submits and commits; claims ride along
-    println!("{stats:?} for {durable_ops} durable operations");
-    assert!(
-        stats.flushes * 10 < durable_ops * 9,
-        "no group commit: {stats:?} for {durable_ops} durable operations"
-    );
+    // How often concurrent operations share an fsync depends on scheduling: `cargo xtask
+    // bench` measures it (the file store's group-commit rows). What must hold whatever the
+    // schedule, every acknowledged operation covered by an fsync, is pinned by
+    // `file_fsync::every_acknowledged_operation_is_covered_by_an_fsync`; here, that all of it
+    // is there after a reopen.
     drop(store);
     let store = FileStore::open(dir.path()).unwrap();
     assert_eq!(store.counts().unwrap().get(Status::Success), THREADS * EACH);

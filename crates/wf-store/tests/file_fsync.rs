@@ -291,25 +291,43 @@ fn a_power_loss_keeps_everything_acknowledged() {
     for w in workers {
         w.join().unwrap();
     }
-    let cut = tempfile::tempdir().unwrap();
-    std::fs::write(log_path(cut.path()), &bytes[..synced]).unwrap();
-    let after = FileStore::open(cut.path()).unwrap();
-    let mut commits = 0;
-    for (n, committed) in &before {
-        let record = after
-            .invocation(root(*n).id)
-            .unwrap_or_else(|e| panic!("acknowledged submission {n} lost in a power loss: {e}"));
-        if *committed {
-            commits += 1;
-            assert_eq!(
-                record.status(),
-                Status::Success,
-                "acknowledged commit {n} lost in a power loss"
-            );
-        }
-        check_whole(&after, &record);
+    // What survives: the synced prefix, plus any part of the unsynced rest (a prefix of it, or
+    // all of it with its pages lost as zeros). Each must open (what the writer leaves unsynced is
+    // always a torn tail recovery accepts) and hold everything acknowledged.
+    let unsynced = bytes.len() - synced;
+    let mut survivors = vec![bytes[..synced].to_vec(), bytes.clone()];
+    for part in [unsynced / 3, unsynced / 2, unsynced.saturating_sub(1)] {
+        survivors.push(bytes[..synced + part].to_vec());
     }
-    assert!(commits > 100, "too few commits to test anything: {commits}");
+    let mut zeroed = bytes[..synced].to_vec();
+    zeroed.resize(bytes.len(), 0);
+    survivors.push(zeroed);
+    for survivor in &survivors {
+        let cut = tempfile::tempdir().unwrap();
+        std::fs::write(log_path(cut.path()), survivor).unwrap();
+        let after = FileStore::open(cut.path()).unwrap_or_else(|e| {
+            panic!(
+                "a log cut {} bytes into its {unsynced} unsynced bytes does not open: {e}",
+                survivor.len() - synced
+            )
+        });
+        let mut commits = 0;
+        for (n, committed) in &before {
+            let record = after.invocation(root(*n).id).unwrap_or_else(|e| {
+                panic!("acknowledged submission {n} lost in a power loss: {e}")
+            });
+            if *committed {
+                commits += 1;
+                assert_eq!(
+                    record.status(),
+                    Status::Success,
+                    "acknowledged commit {n} lost in a power loss"
+                );
+            }
+            check_whole(&after, &record);
+        }
+        assert!(commits > 100, "too few commits to test anything: {commits}");
+    }
 }
 
 /// An owner running an older `wf` locked only `LOCK`: this build respects that lock too.

@@ -191,6 +191,51 @@ pub fn stale_attempt_cannot_commit(s: Subject) {
     );
 }
 
+/// After a retry, the same worker's lease for the failed attempt is refused although it has
+/// not expired by the clock: only the attempt number tells it from the lease of the attempt
+/// that runs now.
+pub fn stale_attempt_after_a_retry_cannot_commit(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"a");
+    submit(store, &inv, T0);
+    let first = claim_expect(store, "w", T0, inv.id);
+    commit(
+        store,
+        &first.lease,
+        Commit::outcome(Outcome::Retry {
+            not_before: at(5),
+            error: failure("flaky"),
+        }),
+        at(1),
+    );
+    let second = claim_expect(store, "w", at(5), inv.id);
+    assert_eq!(
+        (
+            first.lease.attempt,
+            second.lease.attempt,
+            &second.lease.worker
+        ),
+        (1, 2, &first.lease.worker)
+    );
+    assert!(
+        first.lease.expires_at > at(6),
+        "the first lease has not expired by the clock"
+    );
+    assert_lease_lost(
+        store.commit(&first.lease, everything(&inv, 0, 50), at(6)),
+        inv.id,
+        "commit of attempt 1 during attempt 2",
+    );
+    assert_lease_lost(
+        store.renew(&first.lease, LEASE, at(6)),
+        inv.id,
+        "renew of attempt 1 during attempt 2",
+    );
+    assert_not_written(store, &inv, 0, 50);
+    succeed(store, &second.lease, b"second", at(7));
+    assert_eq!(status(store, inv.id), Status::Success);
+}
+
 /// Cancelling a running invocation voids its lease: the worker's commit is refused.
 pub fn cancelled_running_cannot_commit(s: Subject) {
     let store = &*s.store;

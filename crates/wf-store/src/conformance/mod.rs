@@ -140,6 +140,7 @@ macro_rules! conformance_tests {
             stale_lease_expired_cannot_commit,
             stale_lease_after_takeover_cannot_commit,
             stale_attempt_cannot_commit,
+            stale_attempt_after_a_retry_cannot_commit,
             cancelled_running_cannot_commit,
         );
         $crate::conformance_tests!(@topic commit:

@@ -86,7 +86,8 @@ impl FileOptions {
     }
 
     /// Lets the store's group read it (default `false`: private). A store creates its directory
-    /// with permission bits `0700` and its files `0600` (less the umask), compactions included,
+    /// (and any missing parents) with permission bits `0700` and its files `0600` (less the
+    /// umask), compactions included,
     /// and warns on open when the directory or log allow more; with group access, `0750` and
     /// `0640`, for deployments where an inspector runs as another user of the owner's group.
     #[must_use]
@@ -132,8 +133,9 @@ impl FileOptions {
 pub struct FileStats {
     /// Records appended since open (one per mutating operation that changed something).
     pub records: u64,
-    /// Batches written (each followed by one fsync when syncing); `records / flushes` is the
-    /// group-commit factor.
+    /// Fsyncs of the log: one per durable batch, plus one whenever claims and renewals written
+    /// without one have piled up to the unsynced limit (see the module docs); `records /
+    /// flushes` is the group-commit factor.
     pub flushes: u64,
     /// Compactions since open.
     pub compactions: u64,
