@@ -102,18 +102,34 @@ fn until_asked(app: &App, inv: &Invocation<String>) -> Result<(), WfError> {
     Ok(())
 }
 
+/// Opens the store in `dir`, starts workers and an expense of `cents` (default 4200), and waits
+/// until the workflow asks for approval.
+fn ask(
+    dir: &str,
+    cents: Option<&str>,
+) -> Result<(App, wf::Worker, Invocation<String>), Box<dyn std::error::Error>> {
+    let app = open(Path::new(dir))?;
+    let expense = register(&app)?;
+    let cents = cents.map_or(Ok(4200), str::parse)?;
+    let worker = app.worker().threads(2).start()?;
+    let inv = expense.call(
+        &app,
+        Expense {
+            cents,
+            what: "a conference ticket".into(),
+        },
+    )?;
+    until_asked(&app, &inv)?;
+    Ok((app, worker, inv))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str);
     match (arg(0), arg(1)) {
         (None, _) => in_one_process(),
         (Some("start"), Some(dir)) => {
-            let app = open(Path::new(dir))?;
-            let expense = register(&app)?;
-            let cents = arg(2).map_or(Ok(4200), str::parse)?;
-            let worker = app.worker().threads(2).start()?;
-            let inv = expense.call(&app, Expense { cents, what: "a conference ticket".into() })?;
-            until_asked(&app, &inv)?;
+            let (_app, worker, inv) = ask(dir, arg(2))?;
             worker.stop();
             println!("{}: {}", inv.id(), inv.progress()?);
             println!("approve it from another process:");
@@ -121,12 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         (Some("serve"), Some(dir)) => {
-            let app = open(Path::new(dir))?;
-            let expense = register(&app)?;
-            let cents = arg(2).map_or(Ok(4200), str::parse)?;
-            let worker = app.worker().threads(2).start()?;
-            let inv = expense.call(&app, Expense { cents, what: "a conference ticket".into() })?;
-            until_asked(&app, &inv)?;
+            let (_app, worker, inv) = ask(dir, arg(2))?;
             println!("{}: {}", inv.id(), inv.progress()?);
             println!("approve it from another terminal; this one waits for the answer:");
             println!("  cargo run --example approval -- send {dir} {} approve ana", inv.id());
