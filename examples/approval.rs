@@ -26,8 +26,19 @@
 //! workflow wakes at once; with no owner running (after `start`), they store the event and the
 //! workflow takes it when `run` starts workers again. Senders on other machines use the Redis
 //! backend.
+//!
+//! On Redis every process shares the store, on any machine (`STORE` is a directory or a Redis
+//! URL everywhere above; feature `redis`):
+//!
+//! ```text
+//! cargo run --features redis --example approval -- serve redis://127.0.0.1:6379/?ns=approvals 4200
+//! # workers run and the workflow waits; from another terminal:
+//! cargo run --features redis --example approval -- send redis://127.0.0.1:6379/?ns=approvals <ID> approve ana
+//! cargo run -p wf-cli -- --store 'redis://127.0.0.1:6379/?ns=approvals' send-event <ID> approve '{"approved": true, "by": "ana"}'
+//! # serve prints the result as soon as the event arrives (or `wf … cancel <ID>` cancels it)
+//! ```
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -90,8 +101,17 @@ fn register(app: &App) -> Result<Task<Expense, String>, WfError> {
     )
 }
 
-fn open(dir: &Path) -> Result<App, WfError> {
-    App::builder().app_id("approvals").file(dir).build()
+/// The app on `store`: a file store's directory, or a Redis URL (feature `redis`).
+fn open(store: &str) -> Result<App, Box<dyn std::error::Error>> {
+    let spec = if store.contains("://") {
+        store.parse()?
+    } else {
+        wf::StoreSpec::File(PathBuf::from(store))
+    };
+    Ok(App::builder()
+        .app_id("approvals")
+        .store_spec(spec)
+        .build()?)
 }
 
 /// Waits until the workflow waits for its answer (or is final), with a worker running.
@@ -105,10 +125,10 @@ fn until_asked(app: &App, inv: &Invocation<String>) -> Result<(), WfError> {
 /// Opens the store in `dir`, starts workers and an expense of `cents` (default 4200), and waits
 /// until the workflow asks for approval.
 fn ask(
-    dir: &str,
+    store: &str,
     cents: Option<&str>,
 ) -> Result<(App, wf::Worker, Invocation<String>), Box<dyn std::error::Error>> {
-    let app = open(Path::new(dir))?;
+    let app = open(store)?;
     let expense = register(&app)?;
     let cents = cents.map_or(Ok(4200), str::parse)?;
     let worker = app.worker().threads(2).start()?;
@@ -128,6 +148,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize| args.get(i).map(String::as_str);
     match (arg(0), arg(1)) {
         (None, _) => in_one_process(),
+        (Some("serve"), Some(store)) => {
+            // Workers stay up while the workflow waits: the answer comes from another process.
+            let (_app, worker, inv) = ask(store, arg(2))?;
+            println!("{}: {}", inv.id(), inv.progress()?);
+            let features = if store.contains("://") { "--features redis " } else { "" };
+            println!("approve it from another terminal; this one waits for the answer:");
+            println!("  cargo run {features}--example approval -- send '{store}' {} approve ana", inv.id());
+            match inv.result_timeout(PATIENCE) {
+                Ok(result) => println!("{result}"),
+                // `wf --store <STORE> cancel <ID>` from another process.
+                Err(WfError::Cancelled { reason, .. }) => println!("cancelled: {reason}"),
+                Err(e) => return Err(e.into()),
+            }
+            worker.stop();
+            Ok(())
+        }
         (Some("start"), Some(dir)) => {
             let (_app, worker, inv) = ask(dir, arg(2))?;
             worker.stop();
@@ -136,20 +172,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  cargo run --example approval -- send {dir} {} approve ana", inv.id());
             Ok(())
         }
-        (Some("serve"), Some(dir)) => {
-            let (_app, worker, inv) = ask(dir, arg(2))?;
-            println!("{}: {}", inv.id(), inv.progress()?);
-            println!("approve it from another terminal; this one waits for the answer:");
-            println!("  cargo run --example approval -- send {dir} {} approve ana", inv.id());
-            println!("{}", inv.result()?);
-            worker.stop();
-            Ok(())
-        }
         (Some("send"), Some(dir)) => {
             let (Some(id), Some(verdict)) = (arg(2), arg(3)) else {
-                return Err("usage: approval send <DIR> <ID> approve|reject [NAME]".into());
+                return Err("usage: approval send <STORE> <ID> approve|reject [NAME]".into());
             };
-            let app = open(Path::new(dir))?;
+            let app = open(dir)?;
             let approval = Approval {
                 approved: verdict == "approve",
                 by: arg(4).unwrap_or("someone").to_owned(),
@@ -165,9 +192,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         (Some("run"), Some(dir)) => {
             let Some(id) = arg(2) else {
-                return Err("usage: approval run <DIR> <ID>".into());
+                return Err("usage: approval run <STORE> <ID>".into());
             };
-            let app = open(Path::new(dir))?;
+            let app = open(dir)?;
             register(&app)?;
             let worker = app.worker().threads(2).start()?;
             let inv: Invocation<String> = Invocation::attach(&app, id.parse()?);
@@ -179,7 +206,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             worker.stop();
             Ok(())
         }
-        _ => Err("usage: approval [serve <DIR> [CENTS] | start <DIR> [CENTS] | send <DIR> <ID> approve|reject [NAME] | run <DIR> <ID>]".into()),
+        _ => Err("usage: approval [start <STORE> [CENTS] | serve <STORE> [CENTS] | send <STORE> <ID> approve|reject [NAME] | run <STORE> <ID>]".into()),
     }
 }
 

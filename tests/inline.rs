@@ -16,14 +16,10 @@ use common::{Gate, PATIENCE, apps, journal_kinds};
 use wf::core::OpKind;
 use wf::prelude::*;
 
-/// [`apps`] on the backends that support checkpoints (memory, file): the cases that pin what runs
-/// inline. Redis does not support them yet; there, children run the suspend-and-replay way,
-/// which the fallback cases below check on every backend.
+/// [`apps`] for the cases that pin what runs inline: every backend supports checkpoints
+/// (memory, file, Redis).
 fn inline_apps(configure: impl Fn(wf::AppBuilder) -> wf::AppBuilder) -> Vec<common::TestApp> {
     apps(configure)
-        .into_iter()
-        .filter(|t| t.backend != "redis")
-        .collect()
 }
 
 fn counter() -> (Arc<AtomicU32>, Arc<AtomicU32>) {

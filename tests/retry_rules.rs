@@ -53,10 +53,10 @@ fn propagate_child_failure(
 }
 
 /// The parent executions of one child that is not run inline: one suspends on it, one replays
-/// into its outcome. Inline, the first execution records the outcome itself. (Redis does not
-/// support checkpoints yet: its children never run inline.)
-fn suspension(inline: bool, backend: &str) -> u32 {
-    u32::from(!inline || backend == "redis")
+/// into its outcome. Inline, the first execution records the outcome itself (every backend
+/// supports checkpoints).
+fn suspension(inline: bool, _backend: &str) -> u32 {
+    u32::from(!inline)
 }
 
 #[test]

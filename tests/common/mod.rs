@@ -136,12 +136,8 @@ pub fn until_waiting(app: &App, id: wf::InvocationId) {
     });
 }
 
-/// The apps of [`apps`] whose backend implements steering (durable timers, events, tree
-/// cancellation: `wf_store::steering_conformance_tests!`). The Redis backend does not yet; its
-/// runs of these tests start when it does (use [`apps`] then).
+/// The apps of [`apps`] for the steering tests (durable timers, events, tree cancellation:
+/// `wf_store::steering_conformance_tests!`): every backend implements them, Redis included.
 pub fn steering_apps(configure: impl Fn(wf::AppBuilder) -> wf::AppBuilder) -> Vec<TestApp> {
     apps(configure)
-        .into_iter()
-        .filter(|t| t.backend != "redis")
-        .collect()
 }

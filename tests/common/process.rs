@@ -136,11 +136,46 @@ pub fn kill_9(child: &mut std::process::Child) {
 }
 
 /// The binary of example `name`, built for this test run by cargo (`cargo test` builds examples;
-/// a run of one test alone builds it here).
+/// a run of one test alone builds it here), with this test build's backend features (so that
+/// an `--all-features` run reuses what it built, and the example knows every backend it does).
 pub fn example_binary(name: &str) -> std::path::PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "--example", name])
+    let features: Vec<&str> = [
+        ("file", cfg!(feature = "file")),
+        ("redis", cfg!(feature = "redis")),
+        ("redis-tls", cfg!(feature = "redis-tls")),
+    ]
+    .iter()
+    .filter_map(|(f, on)| on.then_some(*f))
+    .collect();
+    let mut build = std::process::Command::new(cargo);
+    // What cargo set for this test process (the package's name, version, directory): seen by
+    // the inner cargo, build scripts that watch them (ring's) would rebuild, here and again in
+    // the next outer build.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let set_for_tests = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || key == "CARGO_PRIMARY_PACKAGE";
+        if set_for_tests {
+            build.env_remove(key);
+        }
+    }
+    let status = build
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            name,
+            "--no-default-features",
+        ])
+        .args(["--features", &features.join(",")])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .unwrap();

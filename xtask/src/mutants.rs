@@ -36,10 +36,7 @@ const SCOPES: &[Scope] = &[
     Scope {
         name: "store",
         package: "wf-store",
-        files: &[
-            "crates/wf-store/src/tables.rs",
-            "crates/wf-store/src/tables/*.rs",
-        ],
+        files: &["crates/wf-store/src/tables/*.rs"],
         tests: "wf-store",
     },
     Scope {

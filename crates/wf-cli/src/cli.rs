@@ -19,13 +19,14 @@ use crate::value::HEURISTIC;
     about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows, send events, export workflows",
     long_about = "Inspect a wf store: list workflows with status and age, show one workflow as a \
 tree of invocations, read an invocation's journal and a workflow's data, count invocations by \
-status, retry failed invocations, purge finished workflows, send events to waiting workflows and \
-export workflows for replay checks.
+status, retry failed invocations, purge finished workflows, send events to waiting workflows, \
+cancel workflow trees, export workflows for replay checks and repair a damaged log.
 
 Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
 so it works while workers run (a record being written at that moment is not shown yet). Only \
-`retry`, `purge` and `send-event` write: while a process owns a file store they run in that \
-process, through its control socket; otherwise wf opens the store itself.",
+`retry`, `purge`, `send-event` and `cancel` write: while a process owns a file store they run \
+in that process, through its control socket; otherwise wf opens the store itself. `repair` \
+needs the store free.",
     after_help = "Examples:
   wf --store ./wf-data workflows --status failed
   wf --store ./wf-data show 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
@@ -200,6 +201,24 @@ Examples:
     )]
     SendEvent(SendEventArgs),
 
+    /// Cancel a workflow tree: an invocation and everything it started.
+    #[command(
+        long_about = "Cancel an invocation and everything it started, recursively (a workflow is \
+addressed by its id): pending, waiting and retrying members end cancelled at once; a running \
+member is asked to stop and ends cancelled at its next commit (its body gets WfError::Cancelled \
+from its next workflow operation and may run compensating steps first). Cancelling a finished \
+invocation, or cancelling again, is harmless: it says so and changes nothing.
+
+While a process owns a file store, the cancellation runs in that process, through its \
+control socket (its running bodies are told at once); a Redis store is shared with running \
+workers (they learn of it at their next lease renewal).
+
+Examples:
+  wf --store ./wf-data cancel 0193c4e2-7b1a-7c3e-9f00-5d2a1b3c4d5e
+  wf --store redis://127.0.0.1:6379/ cancel 0193c4e2-... --reason 'the customer gave up'"
+    )]
+    Cancel(CancelArgs),
+
     /// Export workflows with their journals to a JSON file, for replay checks in CI.
     #[command(
         long_about = "Write the given workflows (each with its invocations, their journals and \
@@ -246,6 +265,17 @@ pub(crate) struct SendEventArgs {
     /// An idempotency key: the same key sent again stores nothing new.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+}
+
+/// Options of `wf cancel`.
+#[derive(Debug, Args)]
+pub(crate) struct CancelArgs {
+    /// The invocation whose tree to cancel (a workflow's id for the whole workflow).
+    #[arg(value_name = "INVOCATION_ID", value_parser = parse_id)]
+    pub invocation: InvocationId,
+    /// Why: the cancelled invocations' error message.
+    #[arg(long, value_name = "TEXT", default_value = "cancelled with wf cancel")]
+    pub reason: String,
 }
 
 /// Options of `wf export`.

@@ -77,6 +77,7 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
         Command::Data { workflow, key } => data(&out, store, *workflow, key.as_deref()),
         Command::Counts => counts(&out, &reads),
         Command::SendEvent(args) => crate::steer::send_event(&out, &target, args),
+        Command::Cancel(args) => crate::steer::cancel(&out, &target, args),
         Command::Export(args) => crate::steer::export(&out, store, args),
         Command::Repair => crate::repair::repair(&out, &target),
     }?;

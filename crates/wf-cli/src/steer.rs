@@ -1,5 +1,5 @@
-//! The commands that reach into workflows: `send-event` (writes, through the owner of a file
-//! store when one runs) and `export` (reads a snapshot).
+//! The commands that reach into workflows: `send-event` and `cancel` (write, through the owner
+//! of a file store when one runs) and `export` (reads a snapshot).
 
 use serde_json::{Value, json};
 use wf_store::{
@@ -7,12 +7,12 @@ use wf_store::{
 };
 
 use crate::Failure;
-use crate::cli::{ExportArgs, SendEventArgs, Target};
+use crate::cli::{CancelArgs, ExportArgs, SendEventArgs, Target};
 use crate::commands::{Out, read, store_failure};
 
-/// Opens the store to send an event to: a free file store itself, an owned one through its
-/// owner's control socket; a Redis store is shared with running workers.
-fn open_for_events(target: &Target) -> Result<Box<dyn Store>, Failure> {
+/// Opens the store to write to (an event, a cancellation): a free file store itself, an owned
+/// one through its owner's control socket; a Redis store is shared with running workers.
+fn open_for_steering(target: &Target) -> Result<Box<dyn Store>, Failure> {
     let dir = match target {
         Target::Redis(url) => {
             let store = RedisStore::open_read(url).map_err(|e| store_failure(target, e))?;
@@ -45,7 +45,7 @@ pub(crate) fn send_event(
     }
     let payload = serde_json::to_vec(&value)
         .map_err(|e| Failure::Runtime(format!("cannot encode the payload: {e}")))?;
-    let store = open_for_events(target)?;
+    let store = open_for_steering(target)?;
     let event = NewEvent {
         name: args.name.clone(),
         payload,
@@ -77,6 +77,27 @@ pub(crate) fn send_event(
             args.invocation
         ),
     })
+}
+
+/// `wf cancel`: cancels an invocation's tree.
+pub(crate) fn cancel(out: &Out, target: &Target, args: &CancelArgs) -> Result<String, Failure> {
+    let store = open_for_steering(target)?;
+    let report = read(
+        None,
+        store.cancel_tree(args.invocation, &args.reason, out.now),
+    )?;
+    if out.json {
+        let ids = |v: &[wf_core::InvocationId]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        return out.json(&json!({
+            "invocation": args.invocation.to_string(),
+            "status_before": report.status_before.as_str(),
+            "was_final": report.was_final(),
+            "cancelled": ids(&report.cancelled),
+            "stopping": ids(&report.stopping),
+            "already_stopping": ids(&report.already_stopping),
+        }));
+    }
+    Ok(format!("{report}\n"))
 }
 
 /// `wf export`: the workflows' trees with their journals, as JSON.

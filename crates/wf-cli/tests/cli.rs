@@ -132,7 +132,7 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 }
 
 /// Every subcommand.
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "workflows",
     "show",
     "journal",
@@ -141,6 +141,7 @@ const COMMANDS: [&str; 10] = [
     "retry",
     "purge",
     "send-event",
+    "cancel",
     "export",
     "repair",
 ];
@@ -687,6 +688,41 @@ fn send_event_reaches_a_waiting_workflow() {
     assert_eq!(result, "7 approved by ana");
     let journal = app.store().journal(id).unwrap();
     assert!(matches!(&journal[0].op, wf_core::Op::Event { name, .. } if name == "approve"));
+}
+
+/// `wf cancel` cancels a waiting workflow in a free store, and through the owner's control
+/// socket while an app owns it; cancelling a finished one says so and changes nothing; an
+/// unknown id is a one-line error.
+#[test]
+fn cancel_cancels_a_waiting_workflow() {
+    let f = fixture();
+    let (app, approval) = approval_app(&f.dir);
+    let first = approval.call(&app, 1).unwrap().id();
+    let second = approval.call(&app, 2).unwrap().id();
+    app.run_until_idle().unwrap();
+    drop(app); // the workflows wait in the store
+
+    let done = ok(
+        &f.dir,
+        &["cancel", &first.to_string(), "--reason", "too late"],
+    );
+    assert!(done.contains("cancelled 1 invocation(s)"), "{done}");
+    let shown = ok(&f.dir, &["show", &first.to_string()]);
+    assert!(shown.contains("cancelled"), "{shown}");
+
+    let (app, _) = approval_app(&f.dir);
+    let report = json(&f.dir, &["cancel", &second.to_string()]);
+    assert_eq!(report["status_before"], "waiting", "{report}");
+    assert_eq!(report["cancelled"][0], second.to_string(), "{report}");
+    assert_eq!(
+        app.store().invocation(second).unwrap().status(),
+        wf_core::Status::Cancelled
+    );
+    let again = ok(&f.dir, &["cancel", &f.order.to_string()]);
+    assert!(again.contains("already final (success)"), "{again}");
+    let unknown = InvocationId::from_u128(7).to_string();
+    let e = fails(&run(&f.dir, &["cancel", &unknown]), 1);
+    assert!(e.contains("not found"), "{e}");
 }
 
 /// `wf export` writes the workflows' trees with their journals, as `replay_check` reads them:

@@ -86,6 +86,19 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
+/// The length [`encode`] would give `value`, measured without writing it anywhere (so a
+/// caller can refuse an oversized record before anything depends on it).
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] when serde cannot encode the value.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, CodecError> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(size.bytes_written + 1)
+}
+
 /// Decodes a value written by [`encode`].
 ///
 /// # Errors
@@ -147,6 +160,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn encoded_len_is_the_encoded_length(o in order()) {
+            prop_assert_eq!(encoded_len(&o).unwrap(), encode(&o).unwrap().len());
+        }
+
         #[test]
         fn round_trips(o in order()) {
             let bytes = encode(&o).unwrap();

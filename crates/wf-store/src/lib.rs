@@ -45,6 +45,6 @@ pub mod file;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "file")]
-pub use file::{FileOptions, FileSnapshot, FileStore, TornTail};
+pub use file::{DEFAULT_RETENTION, FileOptions, FileSnapshot, FileStore, TornTail};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;

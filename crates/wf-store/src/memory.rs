@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
-use crate::tables::{Change, Tables};
+use crate::tables::{Change, PURGE_BATCH, Tables};
 
 /// A store that lives in this process's memory and dies with it.
 ///
@@ -361,7 +361,14 @@ impl StoreAdmin for MemoryStore {
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
-        self.mutate(|t, out| Ok(t.purge_finished(out, finished_before)))
+        // In batches, releasing the lock between them: a purge of many workflows never stalls
+        // the workers for long.
+        let candidates = self.lock().purge_candidates();
+        let mut removed = 0;
+        for batch in candidates.chunks(PURGE_BATCH) {
+            removed += self.mutate(|t, out| Ok(t.purge_trees(out, batch, finished_before)))?;
+        }
+        Ok(removed)
     }
 
     fn cancel_tree(

@@ -172,9 +172,11 @@ pub trait StoreWork: StoreRead {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] for a different call under an existing id;
-    /// [`StoreError::TooLarge`] for a submission over the store's limits.
+    /// [`StoreError::TooLarge`] for a submission over the store's limits (its record, or a task
+    /// name over [`crate::limits::MAX_TASK_NAME_BYTES`]).
     ///
-    /// Pinned by `submit::submit_is_idempotent`, `submit::submit_conflict_is_refused`.
+    /// Pinned by `submit::submit_is_idempotent`, `submit::submit_conflict_is_refused`,
+    /// `submit::long_task_names_are_refused`.
     fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError>;
 
     /// Stores and queues several invocations in **one** operation (one log record and one fsync
@@ -189,8 +191,8 @@ pub trait StoreWork: StoreRead {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] naming the first id that is another call, in the store or earlier
-    /// in the batch; [`StoreError::TooLarge`] for a batch over the store's record limit. Either
-    /// way nothing is submitted.
+    /// in the batch; [`StoreError::TooLarge`] for a batch over the store's record limit or a
+    /// task name over [`crate::limits::MAX_TASK_NAME_BYTES`]. Either way nothing is submitted.
     ///
     /// Pinned by `submit::submit_many_is_one_atomic_batch`,
     /// `submit::submit_many_conflict_submits_nothing`.
@@ -199,6 +201,9 @@ pub trait StoreWork: StoreRead {
         invocations: Vec<NewInvocation>,
         now: Timestamp,
     ) -> Result<Vec<Submitted>, StoreError> {
+        for new in &invocations {
+            crate::limits::check_task_name(&new.task)?;
+        }
         let ids: Vec<InvocationId> = invocations.iter().map(|i| i.id).collect();
         let stored: Vec<Option<InvocationRecord>> = ids
             .iter()
@@ -295,8 +300,8 @@ pub trait StoreWork: StoreRead {
     /// # Errors
     /// [`StoreError::LeaseLost`] (nothing written) when the lease expired or another attempt
     /// holds the invocation; [`StoreError::InvalidCommit`], [`StoreError::Access`],
-    /// [`StoreError::Conflict`], [`StoreError::TooLarge`] for a commit the store refuses
-    /// (nothing written).
+    /// [`StoreError::Conflict`] (also for two children under one id that are different calls),
+    /// [`StoreError::TooLarge`] for a commit the store refuses (nothing written).
     ///
     /// Pinned by the `commit`, `waiting`, `data` and `leases` topics.
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError>;
@@ -316,7 +321,7 @@ pub trait StoreWork: StoreRead {
     /// commit: the child runs only once what led to it is durable.
     ///
     /// `Ok(None)` means the backend does not support checkpoints (the default): the caller then
-    /// suspends on the child as usual. Memory and file support them; Redis does not yet.
+    /// suspends on the child as usual. Memory, file and Redis support them.
     ///
     /// # Errors
     /// As [`StoreWork::commit`], with nothing written: [`StoreError::LeaseLost`],

@@ -6,18 +6,24 @@
 mod file_common;
 
 use file_common::*;
-use wf_store::{FileStore, StoreError, StoreRead, StoreWork};
+use wf_store::{FileOptions, FileStore, StoreError, StoreRead, StoreWork};
+
+/// Keeps everything whatever the clock: `bind_app` runs at the system's time, the workload at
+/// the fixtures' (2026-01-01), which default retention would count as long finished.
+fn open(dir: &std::path::Path) -> FileStore {
+    FileStore::open_with(dir, FileOptions::default().keep_everything()).unwrap()
+}
 
 #[test]
 fn the_app_survives_reopening_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
-    let store = FileStore::open(dir.path()).unwrap();
+    let store = open(dir.path());
     assert_eq!(store.app_id().unwrap(), None);
     run_one(&store, 0, at(0));
     store.bind_app("shop").unwrap();
     drop(store);
 
-    let store = FileStore::open(dir.path()).unwrap();
+    let store = open(dir.path());
     assert_eq!(
         store.app_id().unwrap().as_deref(),
         Some("shop"),
@@ -45,7 +51,7 @@ fn the_app_survives_reopening_and_compaction() {
     store.compact().unwrap();
     drop(store);
 
-    let store = FileStore::open(dir.path()).unwrap();
+    let store = open(dir.path());
     assert_eq!(
         store.app_id().unwrap().as_deref(),
         Some("shop"),

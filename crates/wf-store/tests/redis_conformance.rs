@@ -29,6 +29,15 @@ mod single {
     }
 
     wf_store::conformance_tests!(subject);
+    wf_store::steering_conformance_tests!(subject);
+
+    /// This backend runs children inline: it must support checkpoints.
+    #[test]
+    fn supports_checkpoints() {
+        if let Some(s) = subject() {
+            wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
+        }
+    }
 }
 
 mod sharded {
@@ -45,6 +54,15 @@ mod sharded {
     }
 
     wf_store::conformance_tests!(subject);
+    wf_store::steering_conformance_tests!(subject);
+
+    /// This backend runs children inline: it must support checkpoints.
+    #[test]
+    fn supports_checkpoints() {
+        if let Some(s) = subject() {
+            wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
+        }
+    }
 }
 
 mod cluster {
@@ -61,4 +79,13 @@ mod cluster {
     }
 
     wf_store::conformance_tests!(subject);
+    wf_store::steering_conformance_tests!(subject);
+
+    /// This backend runs children inline: it must support checkpoints.
+    #[test]
+    fn supports_checkpoints() {
+        if let Some(s) = subject() {
+            wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
+        }
+    }
 }

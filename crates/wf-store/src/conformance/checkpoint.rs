@@ -382,3 +382,58 @@ pub fn checkpoint_then_crash_recovers_parent_and_child(s: Subject) {
     let k = claim_expect(store, "w2", t2, kid.id);
     assert_eq!(k.lease.attempt, 2);
 }
+
+/// Two children under one id in one checkpoint: other arguments under the same id are
+/// `Conflict` naming that id, with nothing written; identical ones are one child, created once
+/// (and run inline).
+pub fn checkpoint_conflicting_duplicate_child_is_refused(s: Subject) {
+    let store = &*s.store;
+    if !supported(store) {
+        return;
+    }
+    let p = root(1, "p", b"");
+    submit(store, &p, T0);
+    let c = claim_expect(store, "w", T0, p.id);
+    let first = child(20, &p, "c", b"one");
+    let other = child(20, &p, "c", b"two");
+    let refused = store.checkpoint(
+        &c.lease,
+        Checkpoint {
+            journal: entries(0, 1),
+            data: Vec::new(),
+            children: vec![first.clone(), other],
+        },
+        first.id,
+        LEASE,
+        at(1),
+    );
+    match err(refused, "a checkpoint with two children under one id") {
+        StoreError::Conflict(i) => assert_eq!(i, first.id, "the conflict names the child"),
+        other => panic!("expected Conflict({}), got {other:?}", first.id),
+    }
+    assert_not_found(
+        store.invocation(first.id),
+        first.id,
+        "the conflicting child",
+    );
+    assert!(ok(store.journal(p.id), "journal").is_empty());
+
+    let claim = checkpoint_ok(
+        store,
+        &c.lease,
+        Checkpoint {
+            journal: entries(0, 1),
+            data: Vec::new(),
+            children: vec![first.clone(), first.clone()],
+        },
+        &first,
+        at(2),
+    );
+    assert_eq!(claim.lease.invocation, first.id);
+    assert_eq!(
+        ok(store.workflow_invocations(p.id), "members"),
+        vec![p.id, first.id],
+        "the child is created once"
+    );
+    assert_eq!(ok(store.counts(), "counts").get(Status::Running), 2);
+}

@@ -2,6 +2,7 @@
 
 use wf_core::{Failure, FailureKind, JournalEntry, Status};
 
+use crate::error::StoreError;
 use crate::model::{Commit, Outcome};
 
 use super::Subject;
@@ -238,4 +239,61 @@ pub fn commit_child_must_name_parent(s: Subject) {
     assert_not_found(store.invocation(id(20)), id(20), "the refused child");
     assert!(ok(store.journal(a.id), "journal").is_empty());
     assert_eq!(status(store, a.id), Status::Running);
+}
+
+/// Two children under one id in one commit: identical ones are one child (created once); other
+/// arguments under the same id are `Conflict` naming that id, and nothing of the commit is
+/// written (the first child is not created, the journal is not appended, the lease holds).
+pub fn commit_conflicting_duplicate_child_is_refused(s: Subject) {
+    let store = &*s.store;
+    let p = root(1, "p", b"");
+    submit(store, &p, T0);
+    let c = claim_expect(store, "w", T0, p.id);
+    let first = child(20, &p, "c", b"one");
+    let other = child(20, &p, "c", b"two");
+    let refused = store.commit(
+        &c.lease,
+        Commit {
+            journal: entries(0, 1),
+            children: vec![first.clone(), other],
+            ..Commit::outcome(Outcome::Waiting { on: vec![id(20)] })
+        },
+        at(1),
+    );
+    match err(
+        refused,
+        "a commit with two children under one id, other arguments",
+    ) {
+        StoreError::Conflict(i) => assert_eq!(i, id(20), "the conflict names the child"),
+        other => panic!("expected Conflict({}), got {other:?}", id(20)),
+    }
+    assert_not_found(store.invocation(id(20)), id(20), "the conflicting child");
+    assert!(
+        ok(store.journal(p.id), "journal").is_empty(),
+        "a refused commit appends nothing"
+    );
+    assert_eq!(
+        status(store, p.id),
+        Status::Running,
+        "the lease still holds"
+    );
+
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            journal: entries(0, 1),
+            children: vec![first.clone(), first.clone()],
+            ..Commit::outcome(Outcome::Waiting { on: vec![id(20)] })
+        },
+        at(2),
+    );
+    let kid = record(store, id(20));
+    assert_eq!(kid.spec.args, b"one", "the child's arguments");
+    assert_eq!(
+        ok(store.workflow_invocations(p.id), "members"),
+        vec![p.id, id(20)],
+        "an identical repeat is one child"
+    );
+    assert_eq!(status(store, p.id), Status::Waiting);
 }

@@ -121,6 +121,7 @@ macro_rules! conformance_tests {
             submit_conflict_is_refused,
             submit_many_is_one_atomic_batch,
             submit_many_conflict_submits_nothing,
+            long_task_names_are_refused,
         );
         $crate::conformance_tests!(@topic claim:
             claim_is_fifo_and_leases,
@@ -151,12 +152,14 @@ macro_rules! conformance_tests {
             commit_deferred_honours_not_before_without_spending_retries,
             commit_journal_must_be_contiguous,
             commit_child_must_name_parent,
+            commit_conflicting_duplicate_child_is_refused,
         );
         $crate::conformance_tests!(@topic checkpoint:
             checkpoint_persists_progress_and_claims_the_child,
             checkpoint_with_a_lost_lease_writes_nothing,
             checkpoint_refuses_what_a_commit_refuses,
             checkpoint_then_crash_recovers_parent_and_child,
+            checkpoint_conflicting_duplicate_child_is_refused,
         );
         $crate::conformance_tests!(@topic waiting:
             parent_wakes_when_all_children_final,
@@ -180,6 +183,7 @@ macro_rules! conformance_tests {
         );
         $crate::conformance_tests!(@topic values:
             large_values_round_trip,
+            long_error_texts_are_cut,
         );
         $crate::conformance_tests!(@topic reads:
             unknown_ids_are_not_found,

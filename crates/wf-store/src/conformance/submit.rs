@@ -3,7 +3,8 @@
 use wf_core::Status;
 
 use crate::error::StoreError;
-use crate::model::Submitted;
+use crate::limits::MAX_TASK_NAME_BYTES;
+use crate::model::{Commit, Outcome, Submitted};
 
 use super::Subject;
 use super::fixtures::*;
@@ -179,4 +180,70 @@ pub fn submit_many_conflict_submits_nothing(s: Subject) {
     );
     assert_eq!(ok(store.counts(), "counts").total(), 1);
     assert_eq!(record(store, stored.id).spec.args, b"a");
+}
+
+/// Asserts that `result` is [`StoreError::TooLarge`] for a task name of `len` bytes.
+#[track_caller]
+fn assert_long_task_name<T: std::fmt::Debug>(
+    result: Result<T, StoreError>,
+    len: usize,
+    what: &str,
+) {
+    match err(result, what) {
+        StoreError::TooLarge { size, limit, .. } => {
+            assert_eq!((size, limit), (len, MAX_TASK_NAME_BYTES), "{what}");
+        }
+        other => panic!("{what}: expected TooLarge, got {other:?}"),
+    }
+}
+
+/// A task name longer than [`MAX_TASK_NAME_BYTES`] is `TooLarge`, whether submitted alone, in a
+/// batch or as a child in a commit, and nothing is written; one at the limit is accepted.
+pub fn long_task_names_are_refused(s: Subject) {
+    let store = &*s.store;
+    let long = "t".repeat(MAX_TASK_NAME_BYTES + 1);
+    let len = long.len();
+    let refused = root(1, &long, b"");
+    assert_long_task_name(store.submit(refused.clone(), T0), len, "submit");
+    assert_not_found(
+        store.invocation(refused.id),
+        refused.id,
+        "the refused submission",
+    );
+    let fine = root(2, "t", b"");
+    assert_long_task_name(
+        store.submit_many(vec![fine.clone(), refused.clone()], T0),
+        len,
+        "submit_many",
+    );
+    assert_not_found(
+        store.invocation(fine.id),
+        fine.id,
+        "a refused batch submits nothing",
+    );
+    let at_limit = root(3, &"u".repeat(MAX_TASK_NAME_BYTES), b"");
+    submit(store, &at_limit, T0);
+
+    submit(store, &fine, T0);
+    let c = claim_expect(store, "w", at(1), fine.id);
+    let kid = child(20, &fine, &long, b"");
+    assert_long_task_name(
+        store.commit(
+            &c.lease,
+            Commit {
+                journal: entries(0, 1),
+                children: vec![kid],
+                ..Commit::outcome(Outcome::Waiting { on: vec![id(20)] })
+            },
+            at(2),
+        ),
+        len,
+        "a commit with a child of a long task name",
+    );
+    assert_not_found(store.invocation(id(20)), id(20), "the refused child");
+    assert_eq!(
+        status(store, fine.id),
+        Status::Running,
+        "the refused commit wrote nothing"
+    );
 }

@@ -82,9 +82,11 @@
 //! operation that noticed writes [`Tables::snapshot`] to a new file, syncs it, renames it over the
 //! log and syncs the directory, holding the `Tables` mutex meanwhile (so compaction pauses the
 //! store for about one snapshot write; amortised it costs a constant per appended byte).
-//! [`StoreAdmin::purge_finished`] compacts at once. With [`FileOptions::retention`], finished
-//! workflows older than the retention (by the operations' clock) are purged as operations go, so
-//! the log stays bounded under steady load.
+//! [`StoreAdmin::purge_finished`] works in batches of [`crate::tables::PURGE_BATCH`] workflows,
+//! releasing the lock between them, then compacts at once. Retention is on by default
+//! ([`DEFAULT_RETENTION`], 24 hours; [`FileOptions::keep_everything`] turns it off): finished
+//! workflow trees older than it (by the operations' clock) are purged as operations go, each
+//! operation looking at one batch, so memory and the log stay bounded under steady load.
 
 mod format;
 pub mod fs;
@@ -113,11 +115,11 @@ use crate::memory::{Signal, signal, system_now, wait_until};
 use crate::model::{Checkpoint, Claim, Commit, Lease, NewInvocation, Outcome, Submitted, TaskSet};
 use crate::steering::{CancelReport, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreWork};
-use crate::tables::{Change, Tables};
+use crate::tables::{Change, PURGE_BATCH, Tables};
 
 use self::fsio::{Disk, io_err};
 use self::log::Log;
-pub use self::options::{FileOptions, FileStats};
+pub use self::options::{DEFAULT_RETENTION, FileOptions, FileStats};
 pub use self::recovery::TornTail;
 pub use self::snapshot::FileSnapshot;
 
@@ -146,8 +148,10 @@ pub struct FileStore {
     log: Log,
     /// The log's size right after the last compaction: the live state's size.
     live_bytes: AtomicU64,
-    /// The operation clock (ms) at which retention next runs.
+    /// The operation clock (ms) at which retention next starts a pass over the workflows.
     next_retention: AtomicU64,
+    /// The workflows the current retention pass has still to look at (taken from the back).
+    retention_backlog: Mutex<Vec<InvocationId>>,
     /// What opening cut off the log's end, if anything.
     torn_tail: Option<TornTail>,
     /// `LOCK`, held locked (see `lock`).
@@ -240,6 +244,7 @@ impl FileStore {
             log,
             live_bytes: AtomicU64::new(live),
             next_retention: AtomicU64::new(0),
+            retention_backlog: Mutex::new(Vec::new()),
             torn_tail: opened.cut,
             _owner: Mutex::new(owned.owner),
             #[cfg(test)]
@@ -369,7 +374,22 @@ impl FileStore {
     ) -> Result<Staged<T>, StoreError> {
         let mut tables = self.lock_checked()?;
         let mut changes = Vec::new();
+        tables.begin_undo();
         let result = op(&mut tables, &mut changes);
+        // The record is measured, not the request: one too large to log is undone and refused
+        // alone, so memory never runs ahead of the log and the store goes on serving.
+        if let Err(refused) = check_record(&changes) {
+            if tables.roll_back() {
+                return Err(refused);
+            }
+            self.log.fail(
+                std::io::ErrorKind::InvalidData,
+                format!("an oversized record could not be undone: {refused}"),
+            );
+            self.wake_if_stopped(&tables);
+            return Err(refused);
+        }
+        tables.keep_changes();
         // A claim that failed a crash-looping invocation (and maybe woke its parent) made
         // something final: that must be durable before anyone sees it, so it is logged as wanted
         // and waited for, sharing the next group commit like any other durable operation.
@@ -432,14 +452,25 @@ impl FileStore {
     /// operation that triggered them: they are logged, and a broken log fails the next one.
     fn housekeeping(&self, tables: &mut Tables, now: Timestamp) -> Vec<Change> {
         let mut purged = Vec::new();
-        if let Some(retention) = self.options.retention
-            && now.0 >= self.next_retention.load(Ordering::Relaxed)
-        {
-            let every = (retention / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
-            self.next_retention
-                .store(now.saturating_add(every).0, Ordering::Relaxed);
+        if let Some(retention) = self.options.retention {
+            // A pass over every workflow starts when due, and each operation takes the next
+            // batch of it: no operation pays for more than one batch.
+            let mut backlog = self
+                .retention_backlog
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if backlog.is_empty() && now.0 >= self.next_retention.load(Ordering::Relaxed) {
+                let every =
+                    (retention / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
+                self.next_retention
+                    .store(now.saturating_add(every).0, Ordering::Relaxed);
+                *backlog = tables.purge_candidates();
+            }
+            let keep = backlog.len().saturating_sub(PURGE_BATCH);
+            let batch = backlog.split_off(keep);
+            drop(backlog);
             let cutoff = Timestamp(now.0.saturating_sub(retention.as_millis() as u64));
-            let n = tables.purge_finished(&mut purged, cutoff);
+            let n = tables.purge_trees(&mut purged, &batch, cutoff);
             if n > 0 {
                 tracing::debug!(workflows = n, "retention purged finished workflows");
                 if let Err(e) = self.log.append(&purged, true) {
@@ -503,8 +534,9 @@ fn lease_only(change: &Change) -> bool {
     matches!(change, Change::State(_, s) if matches!(s.status, Status::Running | Status::Pending))
 }
 
-/// Refuses, before anything changes, a request whose record could not be encoded: memory would
-/// then be ahead of the log. `bytes` is an estimate of the record (see `commit_bytes`).
+/// Refuses a request or record of `bytes` over [`limits::MAX_RECORD_BYTES`]. Requests are
+/// estimated first (see `commit_bytes`), cheaply, before anything is done; the record an
+/// operation writes is then measured exactly ([`check_record`]).
 fn check_size(what: &str, bytes: usize) -> Result<(), StoreError> {
     let limit = limits::MAX_RECORD_BYTES;
     if bytes > limit {
@@ -516,6 +548,16 @@ fn check_size(what: &str, bytes: usize) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Refuses the record of `changes` when its encoding is over [`limits::MAX_RECORD_BYTES`] (or
+/// cannot be encoded): measured exactly, whatever the request looked like.
+fn check_record(changes: &[Change]) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let bytes = wf_core::codec::encoded_len(changes)?;
+    check_size("the record of this operation", bytes)
 }
 
 fn invocation_bytes(new: &NewInvocation) -> usize {
@@ -704,27 +746,35 @@ impl StoreAdmin for FileStore {
     }
 
     fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
-        let mut tables = self.lock_checked()?;
-        let mut changes = Vec::new();
-        let n = tables.purge_finished(&mut changes, finished_before);
-        if n == 0 {
-            let seen = self.log.wanted();
+        // In batches of trees, each logged as one record with the lock held only for that
+        // batch: a purge of many workflows never stalls the workers for long.
+        let candidates = self.lock_checked()?.purge_candidates();
+        let mut removed = 0;
+        for batch in candidates.chunks(PURGE_BATCH) {
+            let mut tables = self.lock_checked()?;
+            let mut changes = Vec::new();
+            let n = tables.purge_trees(&mut changes, batch, finished_before);
+            if n == 0 {
+                continue;
+            }
+            if let Err(e) = self.log.append(&changes, true) {
+                self.wake_if_stopped(&tables);
+                return Err(e);
+            }
+            removed += n;
             drop(tables);
-            self.stop_on_failure(self.log.wait_durable(seen))?;
-            return Ok(0);
+            signal(&changes, &self.work, &self.finished);
         }
-        if let Err(e) = self.log.append(&changes, true) {
-            self.wake_if_stopped(&tables);
-            return Err(e);
-        }
+        let tables = self.lock_checked()?;
         let seen = self.log.wanted();
-        // Reclaim the space now; a failed compaction leaves the purge in the log, still durable
-        // once the wait below returns.
-        self.compact_locked(&tables);
+        if removed > 0 {
+            // Reclaim the space now; a failed compaction leaves the purge in the log, still
+            // durable once the wait below returns.
+            self.compact_locked(&tables);
+        }
         self.wake_if_stopped(&tables);
         drop(tables);
-        signal(&changes, &self.work, &self.finished);
         self.stop_on_failure(self.log.wait_durable(seen))?;
-        Ok(n)
+        Ok(removed)
     }
 }

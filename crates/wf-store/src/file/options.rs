@@ -13,6 +13,10 @@ use super::testing;
 #[cfg(doc)]
 use crate::{StoreAdmin, StoreError};
 
+/// How long a file store keeps a finished workflow tree by default: 24 hours (see
+/// [`FileOptions::retention`]).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
 /// Settings of a [`FileStore`]. Start from `FileOptions::default()`.
 ///
 /// ```
@@ -36,7 +40,7 @@ impl Default for FileOptions {
     fn default() -> Self {
         Self {
             sync: true,
-            retention: None,
+            retention: Some(DEFAULT_RETENTION),
             compact_min_bytes: 8 << 20,
             compact_ratio: 2,
             group_access: false,
@@ -61,13 +65,28 @@ impl FileOptions {
         self.sync
     }
 
-    /// Purge workflows that finished longer than `retention` ago (judged by the clock the
-    /// operations pass in), as operations go; their space is reclaimed by the next compaction.
-    /// Default: keep everything until [`StoreAdmin::purge_finished`] is called.
+    /// Purge workflow trees that finished longer than `retention` ago (judged by the clock the
+    /// operations pass in), as operations go, a batch per operation; their space is reclaimed
+    /// by the next compaction. Default: [`DEFAULT_RETENTION`] (24 hours), so a long-running
+    /// worker's memory and log stay bounded; [`FileOptions::keep_everything`] turns it off.
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
         self
+    }
+
+    /// Keep every finished workflow until [`StoreAdmin::purge_finished`] removes it (no
+    /// retention). Memory then grows with finished work (a few hundred bytes per finished
+    /// invocation, plus its journal and data) for as long as the store is open.
+    #[must_use]
+    pub fn keep_everything(mut self) -> Self {
+        self.retention = None;
+        self
+    }
+
+    /// The retention in force (`None`: everything is kept).
+    pub fn retention_period(&self) -> Option<Duration> {
+        self.retention
     }
 
     /// Never compact a log smaller than this (default 8 MiB).

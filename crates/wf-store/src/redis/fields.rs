@@ -42,6 +42,7 @@ pub(crate) fn id_arg(id: InvocationId) -> Vec<u8> {
 /// The 7 script arguments of a new invocation: id, task, workflow, parent (or empty), spec,
 /// max recoveries, not-before (or empty).
 pub(crate) fn new_invocation_args(new: &NewInvocation) -> Result<Vec<Vec<u8>>, StoreError> {
+    crate::limits::check_task_name(&new.task)?;
     let spec = codec::encode(&SpecCore {
         task: new.task.clone(),
         call: new.call,

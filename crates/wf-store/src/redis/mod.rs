@@ -2,8 +2,10 @@
 //! Redis or one Redis Cluster.
 //!
 //! Every state change is one Lua script call (one round trip), atomic on the server: submit,
-//! claim (with lease recovery), renew, commit (journal + data + children + status + waking the
-//! parent, fenced by the lease), recover, cancel, purge, bind. The scripts share a prelude whose
+//! claim (with lease recovery), renew, commit (journal + data + children + status + consumed
+//! events + waking the parent, fenced by the lease), recover, cancel, purge, bind, and the
+//! steering operations: a suspension on a durable timer is a commit, `send_event` and
+//! `cancel_tree` are one script each. The scripts share a prelude whose
 //! status table is generated from `wf_core::status::TRANSITIONS`. Keys are grouped into
 //! *shards*: every key of a shard starts with the hash tag `{<ns>:<shard>}`, so one script only
 //! ever touches one slot, and the same scripts run on a single Redis and on Redis Cluster. A
@@ -19,11 +21,13 @@
 //! # Ok::<(), wf_store::StoreError>(())
 //! ```
 
+mod batch;
 mod bells;
 mod conn;
 mod fields;
 mod reads;
 mod scripts;
+mod steering;
 pub mod url;
 mod work;
 
@@ -46,7 +50,8 @@ use self::scripts::Scripts;
 pub use self::url::{RedisUrl, UrlError};
 use crate::error::StoreError;
 use crate::model::{
-    Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted, TaskSet,
+    Checkpoint, Claim, Commit, InvocationRecord, Lease, NewInvocation, StatusCounts, Submitted,
+    TaskSet,
 };
 use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
@@ -494,20 +499,15 @@ impl StoreRead for RedisStore {
         self.shared.wait_final(id, timeout)
     }
 
-    /// Not in this backend yet (issue 13, "Contract operations" in docs/backends.md).
-    fn events(&self, _id: InvocationId) -> Result<EventInbox, StoreError> {
-        Err(StoreError::Unsupported {
-            backend: "redis",
-            operation: "events",
-        })
+    fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError> {
+        self.shared.events(id)
     }
 
-    /// This backend records no cancellation requests yet (`cancel_tree` is not in it): none.
     fn cancel_requests(
         &self,
-        _ids: &[InvocationId],
+        ids: &[InvocationId],
     ) -> Result<Vec<(InvocationId, String)>, StoreError> {
-        Ok(Vec::new())
+        self.shared.cancel_requests(ids)
     }
 }
 
@@ -526,6 +526,27 @@ impl StoreWork for RedisStore {
 
     fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
         self.shared.submit(invocation, now)
+    }
+
+    fn submit_many(
+        &self,
+        invocations: Vec<NewInvocation>,
+        now: Timestamp,
+    ) -> Result<Vec<Submitted>, StoreError> {
+        self.shared.submit_many(invocations, now)
+    }
+
+    fn checkpoint(
+        &self,
+        lease: &Lease,
+        checkpoint: Checkpoint,
+        run: InvocationId,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.shared
+            .checkpoint(lease, checkpoint, run, lease_for, now)
+            .map(Some)
     }
 
     fn claim(
@@ -563,17 +584,13 @@ impl StoreWork for RedisStore {
         self.shared.recover_expired(now)
     }
 
-    /// Not in this backend yet (issue 13, "Contract operations" in docs/backends.md).
     fn send_event(
         &self,
-        _to: InvocationId,
-        _event: NewEvent,
-        _now: Timestamp,
+        to: InvocationId,
+        event: NewEvent,
+        now: Timestamp,
     ) -> Result<EventSent, StoreError> {
-        Err(StoreError::Unsupported {
-            backend: "redis",
-            operation: "events",
-        })
+        self.shared.send_event(to, event, now)
     }
 }
 
@@ -590,16 +607,12 @@ impl StoreAdmin for RedisStore {
         self.shared.retry(id, now)
     }
 
-    /// Not in this backend yet (issue 13, "Contract operations" in docs/backends.md).
     fn cancel_tree(
         &self,
-        _id: InvocationId,
-        _reason: &str,
-        _now: Timestamp,
+        id: InvocationId,
+        reason: &str,
+        now: Timestamp,
     ) -> Result<CancelReport, StoreError> {
-        Err(StoreError::Unsupported {
-            backend: "redis",
-            operation: "cancelling workflow trees",
-        })
+        self.shared.cancel_tree(id, reason, now)
     }
 }

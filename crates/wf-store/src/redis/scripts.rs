@@ -51,6 +51,12 @@ pub(crate) struct Scripts {
     pub(crate) bind: Script,
     pub(crate) retry: Script,
     pub(crate) purgeable: Script,
+    pub(crate) send_event: Script,
+    pub(crate) events: Script,
+    pub(crate) cancel_tree: Script,
+    pub(crate) requests: Script,
+    pub(crate) submit_many: Script,
+    pub(crate) checkpoint: Script,
 }
 
 impl Scripts {
@@ -72,6 +78,12 @@ impl Scripts {
             bind: Script::new(include_str!("lua/bind.lua")),
             retry: with(include_str!("lua/retry.lua")),
             purgeable: with(include_str!("lua/purgeable.lua")),
+            send_event: with(include_str!("lua/send_event.lua")),
+            events: with(include_str!("lua/events.lua")),
+            cancel_tree: with(include_str!("lua/cancel_tree.lua")),
+            requests: with(include_str!("lua/requests.lua")),
+            submit_many: with(include_str!("lua/submit_many.lua")),
+            checkpoint: with(include_str!("lua/checkpoint.lua")),
         }
     }
 }

@@ -288,8 +288,19 @@ impl RedisServer {
     /// Why it did not come back.
     pub fn restart(&mut self) -> Result<(), String> {
         self.kill();
-        // The port stays ours: the old listening socket is gone with the process, and nothing
-        // else was told about the port.
+        // The port stays ours (nothing else was told about it), but SIGKILL is asynchronous:
+        // wait until the old process's listening socket is gone, or the new server could not
+        // bind it.
+        let deadline = Instant::now() + STARTUP;
+        while TcpListener::bind(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "port {} is still in use {STARTUP:?} after the old server was killed",
+                    self.port
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.launch()
     }
 }

@@ -14,7 +14,7 @@ use super::fields::{
 };
 use super::{RETRY_BUDGET, Retry, Shared, order_arg, unique_token};
 use crate::error::StoreError;
-use crate::limits::{MAX_RECORD_BYTES, MAX_VALUE_BYTES};
+use crate::limits::{MAX_RECORD_BYTES, MAX_VALUE_BYTES, bounded_failure};
 use crate::model::{
     Claim, Commit, Lease, NewInvocation, Outcome, Submitted, TaskSet, lease_expiry,
 };
@@ -35,7 +35,7 @@ struct Candidate {
     id: String,
 }
 
-fn budget() -> Retry {
+pub(super) fn budget() -> Retry {
     Retry::Until(Instant::now() + RETRY_BUDGET)
 }
 
@@ -56,7 +56,7 @@ fn too_large(what: &str, size: usize, limit: usize) -> StoreError {
 }
 
 /// Refuses one oversized value or request before anything is sent.
-fn check_sizes<'a>(
+pub(super) fn check_sizes<'a>(
     what: &str,
     values: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<(), StoreError> {
@@ -78,7 +78,7 @@ fn check_sizes<'a>(
 }
 
 /// Maps the status-change refusals every script returns in the same shape.
-fn refusal(id: InvocationId, reply: &[Value]) -> StoreError {
+pub(super) fn refusal(id: InvocationId, reply: &[Value]) -> StoreError {
     let word = |i: usize| reply.get(i).and_then(text).unwrap_or("").to_owned();
     match word(0).as_str() {
         "notfound" => StoreError::InvocationNotFound(id),
@@ -101,6 +101,20 @@ fn refusal(id: InvocationId, reply: &[Value]) -> StoreError {
             _ => malformed("a refused transition"),
         },
         other => malformed(&format!("reply `{other}`")),
+    }
+}
+
+/// The refusal of a data write by `id`, which is not the root of `workflow`. The scripts refuse
+/// exactly what `check_write` refuses; the same function builds the error.
+pub(super) fn access_refused(id: InvocationId, workflow: InvocationId) -> StoreError {
+    let identity = WorkflowIdentity {
+        workflow_id: workflow,
+        workflow_type: TaskId::new(""),
+        parent_workflow_id: None,
+    };
+    match check_write(id, &identity, workflow) {
+        Err(e) => StoreError::Access(e),
+        Ok(()) => malformed("a refused data write by the root"),
     }
 }
 
@@ -130,7 +144,7 @@ impl Shared {
 
     /// Where a new invocation goes: where its id already is (a resubmission), else with its
     /// caller (its tree), else with its workflow, else the home shard of its own id.
-    fn shard_of_new(&self, new: &NewInvocation) -> Result<u32, StoreError> {
+    pub(super) fn shard_of_new(&self, new: &NewInvocation) -> Result<u32, StoreError> {
         if self.shards == 1 {
             return Ok(0);
         }
@@ -262,7 +276,7 @@ impl Shared {
         Ok(None)
     }
 
-    fn shard_of(&self, id: InvocationId) -> Result<u32, StoreError> {
+    pub(super) fn shard_of(&self, id: InvocationId) -> Result<u32, StoreError> {
         self.locate(id)?.ok_or(StoreError::InvocationNotFound(id))
     }
 
@@ -301,31 +315,24 @@ impl Shared {
     ) -> Result<(), StoreError> {
         let id = lease.invocation;
         let shard = self.shard_of(id)?;
-        // Timers, events and cancellation requests are not in this backend yet (issue 13; see
-        // "Contract operations" in docs/backends.md): refuse what needs them, change nothing.
-        let unsupported = |operation| StoreError::Unsupported {
-            backend: "redis",
-            operation,
-        };
-        if matches!(commit.outcome, Outcome::Suspended(_)) {
-            return Err(unsupported("suspensions on timers and events"));
-        }
-        if !commit.consumed.is_empty() {
-            return Err(unsupported("events"));
-        }
         let (kind, payload, not_before): (&str, Vec<u8>, Option<Timestamp>) = match &commit.outcome
         {
             Outcome::Success(r) => ("success", r.clone(), None),
-            Outcome::Failed(f) => ("failed", codec::encode(f)?, None),
-            Outcome::Retry { not_before, error } => {
-                ("retry", codec::encode(error)?, Some(*not_before))
-            }
+            // Error texts are cut as every backend cuts them (`limits::bounded_failure`).
+            Outcome::Failed(f) => ("failed", codec::encode(&bounded_failure(f.clone()))?, None),
+            Outcome::Retry { not_before, error } => (
+                "retry",
+                codec::encode(&bounded_failure(error.clone()))?,
+                Some(*not_before),
+            ),
             Outcome::Released => ("released", Vec::new(), None),
-            Outcome::Deferred { not_before, error } => {
-                ("deferred", codec::encode(error)?, Some(*not_before))
-            }
+            Outcome::Deferred { not_before, error } => (
+                "deferred",
+                codec::encode(&bounded_failure(error.clone()))?,
+                Some(*not_before),
+            ),
             Outcome::Waiting { .. } => ("waiting", Vec::new(), None),
-            Outcome::Suspended(_) => return Err(unsupported("suspensions on timers and events")),
+            Outcome::Suspended(_) => ("suspended", Vec::new(), None),
         };
         let mut args = vec![
             time_arg(now),
@@ -352,12 +359,27 @@ impl Shared {
         for child in &commit.children {
             args.extend(new_invocation_args(child)?);
         }
-        if let Outcome::Waiting { on } = &commit.outcome {
-            args.push(on.len().to_string().into_bytes());
-            args.extend(on.iter().map(|c| id_arg(*c)));
+        let (on, wake_at, event): (&[InvocationId], _, _) = match &commit.outcome {
+            Outcome::Waiting { on } => (on, None, None),
+            Outcome::Suspended(s) => (&s.children, s.wake_at, s.event.as_deref()),
+            _ => (&[], None, None),
+        };
+        args.push(on.len().to_string().into_bytes());
+        args.extend(on.iter().map(|c| id_arg(*c)));
+        args.push(wake_at.map(time_arg).unwrap_or_default());
+        args.push(if event.is_some() {
+            b"1".to_vec()
         } else {
-            args.push(b"0".to_vec());
-        }
+            b"0".to_vec()
+        });
+        args.push(event.unwrap_or("").as_bytes().to_vec());
+        args.push(if commit.cancel_acknowledged {
+            b"1".to_vec()
+        } else {
+            b"0".to_vec()
+        });
+        args.push(commit.consumed.len().to_string().into_bytes());
+        args.extend(commit.consumed.iter().map(|s| s.to_string().into_bytes()));
         check_sizes("a commit", args.iter().map(Vec::as_slice))?;
         // A commit carries the only copy of an execution's results: keep trying through a
         // restart or failover while the lease lasts. The token makes a repeat of a commit that
@@ -372,20 +394,10 @@ impl Shared {
                 }
                 Ok(())
             }
-            Some("access") => {
-                // The script refuses exactly what `check_write` refuses: a write by an
-                // invocation that is not its workflow's root. The same function builds the error.
-                let workflow = parse_id(r.get(1).ok_or_else(|| malformed("commit"))?)?;
-                let identity = WorkflowIdentity {
-                    workflow_id: workflow,
-                    workflow_type: TaskId::new(""),
-                    parent_workflow_id: None,
-                };
-                match check_write(id, &identity, workflow) {
-                    Err(e) => Err(StoreError::Access(e)),
-                    Ok(()) => Err(malformed("a refused data write by the root")),
-                }
-            }
+            Some("access") => Err(access_refused(
+                id,
+                parse_id(r.get(1).ok_or_else(|| malformed("commit"))?)?,
+            )),
             Some("conflict") => Err(StoreError::Conflict(parse_id(
                 r.get(1).ok_or_else(|| malformed("commit"))?,
             )?)),
@@ -395,13 +407,25 @@ impl Shared {
 
     /// The commit script, followed by `WAIT` for the configured replicas.
     fn commit_call(&self, shard: u32, args: &[Vec<u8>], retry: Retry) -> Result<Value, StoreError> {
+        self.durable_call(shard, &self.scripts.commit, args, retry)
+    }
+
+    /// A script that writes what a commit writes (a commit, a checkpoint), followed by `WAIT`
+    /// for the configured replicas.
+    pub(super) fn durable_call(
+        &self,
+        shard: u32,
+        script: &redis::Script,
+        args: &[Vec<u8>],
+        retry: Retry,
+    ) -> Result<Value, StoreError> {
         if self.url.wait_replicas == 0 {
-            return self.call(shard, &self.scripts.commit, args, retry);
+            return self.call(shard, script, args, retry);
         }
         let key = self.shard_key(shard);
         let (replicas, timeout) = (self.url.wait_replicas, self.url.wait_timeout);
         let (reply, acked) = self.with(retry, |c| {
-            let reply = super::scripts::call(c, &self.scripts.commit, &key, args)?;
+            let reply = super::scripts::call(c, script, &key, args)?;
             let mut wait = redis::cmd("WAIT");
             wait.arg(replicas).arg(timeout.as_millis() as u64);
             let acked = c.on_node_of(&key, &wait)?;
@@ -448,7 +472,10 @@ impl Shared {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let shard = self.shard_of(id)?;
-        let failure = codec::encode(&Failure::new(FailureKind::Cancelled, reason))?;
+        let failure = codec::encode(&bounded_failure(Failure::new(
+            FailureKind::Cancelled,
+            reason,
+        )))?;
         let args = vec![time_arg(now), id_arg(id), failure, order_arg()];
         let reply = self.call(shard, &self.scripts.cancel, &args, Retry::Once)?;
         let r = array(&reply).ok_or_else(|| malformed("cancel"))?;

@@ -6,6 +6,7 @@ use wf_core::{Failure, FailureKind, InvocationId, Status, Timestamp};
 
 use super::{Change, Tables, check};
 use crate::error::StoreError;
+use crate::limits::{bounded_failure, bounded_text};
 use crate::model::InvocationState;
 use crate::steering::{CancelReport, CancelRequest, EventInbox, EventSent, NewEvent, StoredEvent};
 
@@ -16,7 +17,10 @@ pub(super) fn cancelled_state(mut state: InvocationState, reason: &str) -> Invoc
     state.not_before = None;
     state.waiting_on.clear();
     state.result = None;
-    state.error = Some(Failure::new(FailureKind::Cancelled, reason));
+    state.error = Some(bounded_failure(Failure::new(
+        FailureKind::Cancelled,
+        reason,
+    )));
     state
 }
 
@@ -32,7 +36,7 @@ impl Tables {
         let Some(inbox) = self.inboxes.get(&id) else {
             return Ok(EventInbox::default());
         };
-        let waiting = slot.state.status == Status::Waiting;
+        let waiting = slot.status == Status::Waiting;
         Ok(EventInbox {
             events: inbox.events.clone(),
             waiting_for: inbox.awaiting.clone().filter(|_| waiting),
@@ -79,7 +83,7 @@ impl Tables {
         now: Timestamp,
     ) -> Result<EventSent, StoreError> {
         let slot = self.slot(to)?;
-        let status = slot.state.status;
+        let status = slot.status;
         let inbox = self.inboxes.get(&to);
         if let Some(key) = &event.key
             && let Some(before) = inbox.and_then(|i| {
@@ -117,7 +121,7 @@ impl Tables {
         };
         self.emit(out, Change::Event(to, stored));
         if wakes && let Some(slot) = self.invocations.get(&to) {
-            let mut state = slot.state.clone();
+            let mut state = slot.state().into_owned();
             state.status = Status::Pending;
             state.waiting_on.clear();
             state.not_before = None;
@@ -175,7 +179,7 @@ impl Tables {
         reason: &str,
         now: Timestamp,
     ) -> Result<CancelReport, StoreError> {
-        let status_before = self.slot(id)?.state.status;
+        let status_before = self.slot(id)?.status;
         let mut report = CancelReport {
             invocation: id,
             status_before,
@@ -193,7 +197,7 @@ impl Tables {
             let Some(slot) = self.invocations.get(&member) else {
                 continue;
             };
-            let status = slot.state.status;
+            let status = slot.status;
             if self.cancels.contains_key(&member) && !status.is_final() {
                 report.already_stopping.push(member);
                 continue;
@@ -206,7 +210,7 @@ impl Tables {
             }
             if status == Status::Running {
                 let request = CancelRequest {
-                    reason: reason.to_owned(),
+                    reason: bounded_text(reason.to_owned()),
                     acknowledged: false,
                 };
                 self.emit(out, Change::CancelRequest(member, request));

@@ -17,6 +17,8 @@ new.lx = tonumber(ARGV[3])
 new.nb = false
 new.upd = now
 save(id, old, new)
+-- Claimed once its timer fired: it no longer waits on its children.
+if old.st == 'waiting' then redis.call('DEL', P .. 'w:' .. id) end
 -- The doorbell keeps ringing while the task has queued work, so the next idle worker wakes;
 -- with nothing queued it falls silent.
 if redis.call('ZCARD', P .. 'q:' .. old.task) > 0 then

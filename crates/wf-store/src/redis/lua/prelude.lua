@@ -5,7 +5,12 @@
 -- runs unchanged on a single Redis and on Redis Cluster.
 --
 -- Per shard (P = '{<ns>:<shard>}:'):
---   i:<id>      hash   an invocation: spec (opaque bytes), plain control fields, res/err blobs
+--   i:<id>      hash   an invocation: spec (opaque bytes), plain control fields, res/err blobs;
+--                      aw = the event its suspension awaits; cx/cxf/cxa = its cancellation
+--                      request's reason, failure (opaque) and acknowledgement
+--   c:<id>      list   its children in submission order (the walk of cancel_tree)
+--   e:<id>      hash   its events: len; per seq n:/p:/k:/t:/c: (name, payload, key, sent at,
+--                      consumed); K:<key> = seq; U:<name> = how many of that name are unconsumed
 --   j:<id>      list   its journal entries (opaque bytes), in sequence order
 --   w:<id>      zset   the children it waits on, scored by position
 --   f:<id>      list   a token pushed when it became final (or was purged), for wait_final
@@ -14,7 +19,8 @@
 --   t:<top>     list   the workflows of the tree whose top workflow is <top>
 --   tr:<top>    hash   open = non-final invocations in that tree, fin = when the last finished
 --   q:<task>    zset   ready invocations of a task, scored by queue ticket
---   dl:<task>   zset   delayed (retry / not-before) invocations of a task, scored by not-before
+--   dl:<task>   zset   delayed (retry / not-before / timer) invocations of a task, scored by
+--                      not-before
 --   b:<task>    list   the task's doorbell: one token while it may have claimable work
 --   lx          zset   running invocations by lease expiry
 --   fin         zset   finished trees by finish time (retention)
@@ -74,12 +80,13 @@ local function unindex(id, s)
 end
 
 -- Adds an invocation in state s to the indexes: a claimable one joins its task's queue (at the
--- back, with a new ticket) or delayed set and rings the task's doorbell; a running one is
--- indexed by lease expiry.
+-- back, with a new ticket) or delayed set and rings the task's doorbell (a waiting one with a
+-- timer joins the delayed set, claimable when it fires); a running one is indexed by lease
+-- expiry.
 local function index(id, s)
   redis.call('HINCRBY', P .. 'n', s.st, 1)
   s.tk = false
-  if CLAIMABLE[s.st] then
+  if CLAIMABLE[s.st] or (s.st == 'waiting' and s.nb) then
     if s.nb then
       redis.call('ZADD', P .. 'dl:' .. s.task, num(s.nb), id)
     else
@@ -147,8 +154,10 @@ local function blobs(id, res, err, errl)
   if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
 end
 
--- c = { id, task, wf, parent (or false), spec, maxr, nb (or false) }
-local function create(c, now)
+-- c = { id, task, wf, parent (or false), spec, maxr, nb (or false) }. With lease = { worker,
+-- expiry }, it is created running as attempt 1 under that lease (a checkpoint's inline child),
+-- never queued; without, pending.
+local function create(c, now, lease)
   local seq = redis.call('INCR', P .. 'seq')
   local top
   if c.id == c.wf then
@@ -161,6 +170,7 @@ local function create(c, now)
     'created', num(now), 'maxr', num(c.maxr), 'seq', num(seq), 'cord', ORD)
   if c.parent then redis.call('HSET', ik(c.id), 'parent', c.parent) end
   redis.call('RPUSH', P .. 'm:' .. c.wf, c.id)
+  if c.parent then redis.call('RPUSH', P .. 'c:' .. c.parent, c.id) end
   if c.id == c.wf then
     redis.call('ZADD', P .. 'roots', num(seq), c.id)
     redis.call('RPUSH', P .. 't:' .. top, c.id)
@@ -169,9 +179,21 @@ local function create(c, now)
     redis.call('ZREM', P .. 'fin', top)
   end
   redis.call('SADD', P .. 'tasks', c.task)
-  save(c.id, nil, { st = 'pending', att = 0, ret = 0, rec = 0, lw = false, lx = false,
+  local s = { st = 'pending', att = 0, ret = 0, rec = 0, lw = false, lx = false,
     nb = c.nb, upd = now, tk = false, task = c.task, wf = c.wf, parent = c.parent, top = top,
-    maxr = c.maxr })
+    maxr = c.maxr }
+  if lease then
+    s.st = 'running'; s.att = 1; s.lw = lease.worker; s.lx = lease.expiry; s.nb = false
+  end
+  save(c.id, nil, s)
+end
+
+-- The new invocation whose 7 arguments start at ARGV[b]: id, task, wf, parent (or ''), spec,
+-- max recoveries, not-before (or '').
+local function new_arg(b)
+  return { id = ARGV[b], task = ARGV[b + 1], wf = ARGV[b + 2],
+    parent = ARGV[b + 3] ~= '' and ARGV[b + 3], spec = ARGV[b + 4], maxr = tonumber(ARGV[b + 5]),
+    nb = ARGV[b + 6] ~= '' and tonumber(ARGV[b + 6]) }
 end
 
 -- Is a new invocation c new (nil), an identical resubmission ('exists') or a conflict?
@@ -193,8 +215,26 @@ local function wake_parent(id, s, now)
   if redis.call('ZCARD', wk) > 0 or not allowed('waiting', 'pending') then return end
   local new = copy(p)
   new.st = 'pending'
+  -- It no longer waits for its timer either.
+  new.nb = false
   new.upd = now
   save(s.parent, p, new)
+end
+
+-- Ends invocation id, in state old, cancelled with failure (opaque bytes): lease, timer and
+-- waited-on children cleared, result dropped, a waiting parent woken. The caller checked the
+-- transition.
+local function cancel_member(id, old, failure, now)
+  local new = copy(old)
+  new.st = 'cancelled'
+  new.lw = false
+  new.lx = false
+  new.nb = false
+  new.upd = now
+  save(id, old, new)
+  redis.call('DEL', P .. 'w:' .. id)
+  blobs(id, false, failure, false)
+  wake_parent(id, new, now)
 end
 
 -- Makes invocations whose lease expired before now runnable again (or failed once they were
@@ -210,7 +250,13 @@ local function recover(now, limit)
       new.lw = false
       new.lx = false
       new.upd = now
-      if old.rec >= old.maxr then
+      local cx = redis.call('HMGET', ik(id), 'cxf', 'cxa')
+      if cx[1] and (not cx[2] or old.rec >= old.maxr) then
+        -- Cancelled while it ran and its worker is gone: a body never told ends here; one told
+        -- keeps compensating (recovered below) unless it crash-loops.
+        if not allowed(old.st, 'cancelled') then error('WF transition ' .. old.st .. ' cancelled') end
+        cancel_member(id, old, cx[1], now)
+      elseif old.rec >= old.maxr then
         if not allowed(old.st, 'failed') then error('WF transition ' .. old.st .. ' failed') end
         new.st = 'failed'
         save(id, old, new)

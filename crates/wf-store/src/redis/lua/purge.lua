@@ -12,7 +12,7 @@ for _, top in ipairs(tops) do
       for _, id in ipairs(redis.call('LRANGE', P .. 'm:' .. wf, 0, -1)) do
         local s = load(id)
         if s then unindex(id, s) end
-        redis.call('DEL', ik(id), P .. 'j:' .. id, P .. 'w:' .. id)
+        redis.call('DEL', ik(id), P .. 'j:' .. id, P .. 'w:' .. id, P .. 'c:' .. id, P .. 'e:' .. id)
         -- A wait_final caller that saw it unfinished must learn it is gone.
         notify_final(id)
       end
