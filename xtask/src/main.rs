@@ -5,6 +5,7 @@
 //! | `ci` | fmt check, clippy (`-D warnings`), the test suite, the README check, rustdoc (`-D warnings`), stopping at the first failure |
 //! | `test [-- ARGS]` | `cargo test --workspace --all-features [ARGS]`: the one test command README and `.ci/run` use |
 //! | `readme` | compiles every Rust block of README.md as a new project depending on `wf` by path |
+//! | `sim [--seeds N] [--from S] [--seed S] [--trace] [--keep-going]` | deterministic simulation seeds (`crates/wf-sim`): crashes, power losses, torn and reordered flushes, fsync and write failures under generated workflows; a failing seed prints the command that replays it |
 //! | `mutants [core\|store\|runtime\|all] [-- ARGS]` | cargo-mutants over the replay core, the store's state machine and the runtime's commit path (see `mutants`) |
 //! | `bench [--backend B] [--quick] [-- ARGS]` | builds `crates/wf-bench` in release and runs it; the report goes to stdout and `target/bench/latest.{md,json}` |
 //! | `soak [--rounds N] [--seed S]` | the long crash loop (not in CI): `kill -9` rounds of a child process writing to a file store, checking every acknowledged commit after each reopen (`crates/wf-store/tests/file_crash.rs`, default 1000 rounds) |
@@ -28,6 +29,11 @@ commands:
                          (stops at the first failure)
   test [-- ARGS]         cargo test --workspace --all-features [ARGS]
   readme                 compile every Rust block of README.md as a new project using wf by path
+  sim [--seeds N] [--from S] [--keep-going] | sim --seed S [--trace]
+                         run deterministic simulation seeds (crates/wf-sim; default 100 from
+                         seed 0); --seed S --trace replays one seed's history step by step;
+                         --max-faults N / --max-workflows N for heavier histories;
+                         --memory: the memory store (no disk faults)
   bench [--backend memory|file|redis|all] [--quick] [-- ARGS]
                          build crates/wf-bench in release and run it (--quick: short measurements);
                          the report goes to stdout and target/bench/latest.{md,json}
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
             Err(e) => usage_error(&e),
         },
         "bench" => bench(&root, rest),
+        "sim" => sim(&root, rest),
         "soak" => soak(&root, rest),
         "mutants" => mutants::mutants(&root, rest),
         "readme" if rest.is_empty() => {
@@ -288,6 +295,21 @@ fn bench(root: &Path, rest: &[String]) -> Result<(), Failed> {
             "bench",
             &args,
             "see the error above; `cargo run --release -p wf-bench -- --help` lists the bench options",
+        )],
+    )
+}
+
+/// Runs the simulator (`crates/wf-sim`) with the caller's arguments, which it checks itself.
+fn sim(root: &Path, rest: &[String]) -> Result<(), Failed> {
+    let mut args = vec!["run", "--quiet", "-p", "wf-sim", "--"];
+    args.extend(rest.iter().map(String::as_str));
+    run_steps(
+        "sim",
+        root,
+        vec![Step::new(
+            "sim",
+            &args,
+            "a seed failed: run the command it printed (`cargo xtask sim --seed S --trace`) to see its history step by step",
         )],
     )
 }

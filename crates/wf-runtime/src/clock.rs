@@ -1,17 +1,37 @@
-//! The runtime's one source of wall-clock time.
+//! The runtime's one source of wall-clock time, which a test may freeze on its own thread
+//! ([`crate::testing::freeze_clock`]).
 
+use std::cell::Cell;
 use std::time::SystemTime;
 
 use wf_core::Timestamp;
 
+thread_local! {
+    /// A frozen reading for this thread, set by `testing::freeze_clock`.
+    static FROZEN: Cell<Option<Timestamp>> = const { Cell::new(None) };
+}
+
+/// Freezes (or, with `None`, thaws) this thread's clock.
+pub(crate) fn freeze(at: Option<Timestamp>) {
+    FROZEN.with(|f| f.set(at));
+}
+
+fn frozen() -> Option<Timestamp> {
+    FROZEN.with(Cell::get)
+}
+
 /// Now, as stored.
 pub(crate) fn now() -> Timestamp {
-    Timestamp::from_system_time(SystemTime::now())
+    frozen().unwrap_or_else(|| Timestamp::from_system_time(SystemTime::now()))
 }
 
 /// Now, for `utc_now()`.
 pub(crate) fn now_utc() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
+    match frozen() {
+        Some(t) => time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        None => time::OffsetDateTime::now_utc(),
+    }
 }
 
 /// The clock of one execution: the wall clock, never earlier than `floor`. Workers' executions

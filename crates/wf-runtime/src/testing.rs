@@ -35,7 +35,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use wf_core::{InvocationId, NonDeterminism, OpKind, TaskId};
+use wf_core::{InvocationId, NonDeterminism, OpKind, TaskId, Timestamp};
 use wf_store::{ExportedInvocation, Store, StoreRead, WorkflowExport};
 
 use crate::app::App;
@@ -312,4 +312,30 @@ fn orchestrators(export: &WorkflowExport) -> BTreeSet<TaskId> {
         .filter(|i| i.journal.iter().any(|e| e.op.kind() == OpKind::ChildStart))
         .map(|i| i.spec.task.clone())
         .collect()
+}
+
+/// Freezes the runtime's clock **on the calling thread** at `at` (`None` thaws it): every time
+/// the runtime reads on this thread — submission and claim times, `utc_now()`, the start of
+/// [`App::run_until_idle`]'s virtual clock — is then `at`, so a single-threaded test (a
+/// deterministic simulation) sees the same times on every run. Other threads, worker pools
+/// included, keep the wall clock. Call it again to move the frozen clock.
+///
+/// ```
+/// use wf_runtime::testing::freeze_clock;
+/// use wf_runtime::{App, TaskContext, TaskError};
+/// use wf_core::Timestamp;
+///
+/// freeze_clock(Some(Timestamp(1_900_000_000_000)));
+/// let app = App::builder().memory().build()?;
+/// let now = app.task("now", |ctx: &TaskContext, (): ()| -> Result<i64, TaskError> {
+///     Ok(ctx.wf().utc_now().unix_timestamp())
+/// })?;
+/// let inv = now.call(&app, ())?;
+/// app.run_until_idle()?;
+/// assert_eq!(inv.result()?, 1_900_000_000);
+/// freeze_clock(None);
+/// # Ok::<(), wf_runtime::WfError>(())
+/// ```
+pub fn freeze_clock(at: Option<Timestamp>) {
+    clock::freeze(at);
 }

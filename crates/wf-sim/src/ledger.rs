@@ -1,0 +1,265 @@
+//! What the store acknowledged: a [`Store`] wrapper that passes every call on and, for every
+//! call that returned `Ok`, notes what must now survive any crash (submitted invocations, final
+//! outcomes). The notes live in the driver's memory, outside the simulated disk, and outlive
+//! the store they were taken from.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use wf_core::{InvocationId, JournalEntry, Timestamp, WorkerId};
+use wf_store::{
+    CancelReport, Checkpoint, Claim, Commit, EventInbox, EventSent, InvocationRecord, Lease,
+    NewEvent, NewInvocation, Outcome, StatusCounts, Store, StoreAdmin, StoreError, StoreRead,
+    StoreWork, Submitted, TaskSet,
+};
+
+/// A final outcome the store acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Final {
+    /// Succeeded with these result bytes.
+    Success(Vec<u8>),
+    /// Failed.
+    Failed,
+}
+
+/// The acknowledgements, shared between the driver and the stores it opens.
+#[derive(Debug, Default)]
+pub struct Acks {
+    /// Invocations whose submission (alone, or as a child in a commit or checkpoint) was
+    /// acknowledged.
+    pub submitted: BTreeMap<InvocationId, ()>,
+    /// Invocations whose final outcome was acknowledged.
+    pub finals: BTreeMap<InvocationId, Final>,
+    /// Journal entries acknowledged (in a commit or checkpoint), by invocation and position.
+    pub journals: BTreeMap<InvocationId, BTreeMap<u32, JournalEntry>>,
+    /// Workflow data writes acknowledged, by the writing (root) invocation and key.
+    pub data: BTreeMap<(InvocationId, String), Vec<u8>>,
+    /// Commits acknowledged.
+    pub commits: u64,
+}
+
+/// A shared handle on [`Acks`].
+pub type SharedAcks = Arc<Mutex<Acks>>;
+
+/// Locks the acknowledgements.
+pub fn acks(shared: &SharedAcks) -> MutexGuard<'_, Acks> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The worker name the store sees. The runtime names its inline worker after the process id and
+/// a process-wide counter, whose digits would make the log's records (and so where a torn crash
+/// cuts) depend on the process and on the seeds run before; the simulation has one inline
+/// worker per app, so it is given one fixed name. Other names (the zombie's) pass unchanged.
+fn canonical(worker: &WorkerId) -> WorkerId {
+    if worker.as_str().ends_with("-inline") {
+        WorkerId::new("sim-inline-worker")
+    } else {
+        worker.clone()
+    }
+}
+
+/// A store that notes what it acknowledged in an [`Acks`].
+#[derive(Debug)]
+pub struct Ledger<S> {
+    inner: S,
+    acks: SharedAcks,
+}
+
+impl<S> Ledger<S> {
+    /// Wraps `inner`, noting its acknowledgements in `acks`.
+    pub fn new(inner: S, acks: SharedAcks) -> Self {
+        Self { inner, acks }
+    }
+
+    fn note_parts(
+        &self,
+        id: InvocationId,
+        journal: Vec<JournalEntry>,
+        data: Vec<(String, Vec<u8>)>,
+    ) {
+        let mut a = acks(&self.acks);
+        let entries = a.journals.entry(id).or_default();
+        for e in journal {
+            entries.insert(e.seq, e);
+        }
+        for (key, bytes) in data {
+            a.data.insert((id, key), bytes);
+        }
+    }
+
+    fn note_children(&self, children: &[InvocationId]) {
+        let mut a = acks(&self.acks);
+        for id in children {
+            a.submitted.insert(*id, ());
+        }
+    }
+}
+
+impl<S: Store> StoreRead for Ledger<S> {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn app_id(&self) -> Result<Option<String>, StoreError> {
+        self.inner.app_id()
+    }
+    fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
+        self.inner.invocation(id)
+    }
+    fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner.journal(id)
+    }
+    fn get_data(&self, workflow: InvocationId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_data(workflow, key)
+    }
+    fn data_keys(&self, workflow: InvocationId) -> Result<Vec<String>, StoreError> {
+        self.inner.data_keys(workflow)
+    }
+    fn workflow_invocations(
+        &self,
+        workflow: InvocationId,
+    ) -> Result<Vec<InvocationId>, StoreError> {
+        self.inner.workflow_invocations(workflow)
+    }
+    fn workflows(&self) -> Result<Vec<InvocationRecord>, StoreError> {
+        self.inner.workflows()
+    }
+    fn counts(&self) -> Result<StatusCounts, StoreError> {
+        self.inner.counts()
+    }
+    fn purgeable(&self, finished_before: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.inner.purgeable(finished_before)
+    }
+    fn wait_final(
+        &self,
+        id: InvocationId,
+        timeout: Duration,
+    ) -> Result<Option<InvocationRecord>, StoreError> {
+        self.inner.wait_final(id, timeout)
+    }
+    fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError> {
+        self.inner.events(id)
+    }
+    fn cancel_requests(
+        &self,
+        ids: &[InvocationId],
+    ) -> Result<Vec<(InvocationId, String)>, StoreError> {
+        self.inner.cancel_requests(ids)
+    }
+}
+
+impl<S: Store> StoreWork for Ledger<S> {
+    fn bind_app(&self, app_id: &str) -> Result<(), StoreError> {
+        self.inner.bind_app(app_id)
+    }
+    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
+        let id = invocation.id;
+        let out = self.inner.submit(invocation, now)?;
+        self.note_children(&[id]);
+        Ok(out)
+    }
+    fn submit_many(
+        &self,
+        invocations: Vec<NewInvocation>,
+        now: Timestamp,
+    ) -> Result<Vec<Submitted>, StoreError> {
+        let ids: Vec<InvocationId> = invocations.iter().map(|i| i.id).collect();
+        let out = self.inner.submit_many(invocations, now)?;
+        self.note_children(&ids);
+        Ok(out)
+    }
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.inner.claim(&canonical(worker), tasks, lease_for, now)
+    }
+    fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_due(tasks)
+    }
+    fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
+        self.inner.wait_for_work(tasks, timeout)
+    }
+    fn renew(
+        &self,
+        lease: &Lease,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Lease, StoreError> {
+        self.inner.renew(lease, lease_for, now)
+    }
+    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
+        let children: Vec<InvocationId> = commit.children.iter().map(|c| c.id).collect();
+        let (journal, data) = (commit.journal.clone(), commit.data.clone());
+        let outcome = match &commit.outcome {
+            Outcome::Success(bytes) => Some(Final::Success(bytes.clone())),
+            Outcome::Failed(_) => Some(Final::Failed),
+            _ => None,
+        };
+        self.inner.commit(lease, commit, now)?;
+        self.note_children(&children);
+        self.note_parts(lease.invocation, journal, data);
+        let mut a = acks(&self.acks);
+        a.commits += 1;
+        if let Some(f) = outcome {
+            a.finals.insert(lease.invocation, f);
+        }
+        Ok(())
+    }
+    fn checkpoint(
+        &self,
+        lease: &Lease,
+        checkpoint: Checkpoint,
+        run: InvocationId,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Claim>, StoreError> {
+        let children: Vec<InvocationId> = checkpoint.children.iter().map(|c| c.id).collect();
+        let (journal, data) = (checkpoint.journal.clone(), checkpoint.data.clone());
+        let out = self
+            .inner
+            .checkpoint(lease, checkpoint, run, lease_for, now)?;
+        self.note_children(&children);
+        self.note_parts(lease.invocation, journal, data);
+        Ok(out)
+    }
+    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
+        self.inner.recover_expired(now)
+    }
+    fn send_event(
+        &self,
+        to: InvocationId,
+        event: NewEvent,
+        now: Timestamp,
+    ) -> Result<EventSent, StoreError> {
+        self.inner.send_event(to, event, now)
+    }
+}
+
+impl<S: Store> StoreAdmin for Ledger<S> {
+    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.cancel(id, reason, now)
+    }
+    fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
+        self.inner.purge_finished(finished_before)
+    }
+    fn cancel_tree(
+        &self,
+        id: InvocationId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CancelReport, StoreError> {
+        self.inner.cancel_tree(id, reason, now)
+    }
+    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.retry(id, now)
+    }
+}
+
+/// Wraps `store` in a [`Ledger`] as the `Arc<dyn Store>` an app takes.
+pub fn ledgered<S: Store>(store: S, acks: SharedAcks) -> Arc<dyn Store> {
+    Arc::new(Ledger::new(store, acks))
+}

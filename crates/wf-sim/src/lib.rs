@@ -1,0 +1,25 @@
+//! Deterministic simulation of wf on the file store.
+//!
+//! - [`simfs`]: a simulated file system under the file store's
+//!   [`FileSystem`](wf_store::file::fs::FileSystem) seam, which keeps synced and unsynced
+//!   bytes (and directory entries) apart and, at a crash, keeps what a process crash, a power
+//!   loss or a torn flush would keep; fsync failures are injectable.
+//! - [`corpus`]: generated workflows (children, fan-out, sub-workflows, data, retries,
+//!   failures, panics, timers, deterministic draws) run through the public runtime.
+//! - [`ledger`]: notes what the store acknowledged, in the driver's memory; [`check`] finds
+//!   it in a reopened store.
+//! - [`zombie`]: a worker that stalls past its lease and commits late.
+//! - [`driver`]: one seed, one history: a fault-free reference run and a faulty run, checked.
+//!
+//! Run seeds with `cargo xtask sim --seeds N [--from S]`; replay one with its step trace with
+//! `cargo xtask sim --seed S --trace`.
+
+pub mod check;
+pub mod corpus;
+pub mod driver;
+pub mod ledger;
+pub mod rng;
+pub mod simfs;
+pub mod zombie;
+
+pub use driver::{SeedFailure, SeedReport, SimOptions, run_seed};
