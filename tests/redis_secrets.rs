@@ -6,8 +6,6 @@
 #![cfg(feature = "redis-tls")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wf::prelude::*;
@@ -18,55 +16,6 @@ use wf_store::redis::testing::{
 const SECRET: &str = "pa55-for-the-whole-app-91c2";
 const USER: &str = "shop";
 
-/// Everything `tracing` emitted in this process, as text.
-static LOGGED: Mutex<String> = Mutex::new(String::new());
-
-fn logged() -> String {
-    LOGGED.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-/// A subscriber that writes every span and event, at every level, with all fields.
-struct Capture;
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        let _ = write!(self.0, " {}={value}", field.name());
-    }
-}
-
-impl Capture {
-    fn write(&self, head: &str, record: impl FnOnce(&mut Fields<'_>)) {
-        let mut log = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
-        log.push_str(head);
-        record(&mut Fields(&mut log));
-        log.push('\n');
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        self.write(span.metadata().name(), |f| span.record(f));
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        self.write("record", |f| values.record(f));
-    }
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        self.write(event.metadata().level().as_str(), |f| event.record(f));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 fn acl_user() -> String {
     wf_acl_rule(USER, SECRET, "secrets-")
 }
@@ -76,7 +25,7 @@ fn an_app_over_tls_with_an_acl_user_logs_no_password_through_an_outage() {
     if !available_or_skip("an app over TLS with an ACL user") {
         return;
     }
-    tracing::subscriber::set_global_default(Capture).expect("the only subscriber here");
+    wf_store::log_capture::install();
     let mut server = RedisServer::start_with(&ServerOptions {
         tls: true,
         acl: vec![acl_user()],
@@ -113,11 +62,11 @@ fn an_app_over_tls_with_an_acl_user_logs_no_password_through_an_outage() {
     // The server goes away: the worker logs store errors (awaited in the captured log).
     server.kill();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !logged().contains("store error") {
+    while !wf_store::log_capture::captured().contains("store error") {
         assert!(
             Instant::now() < deadline,
             "no store error logged: {}",
-            logged()
+            wf_store::log_capture::captured()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -134,7 +83,7 @@ fn an_app_over_tls_with_an_acl_user_logs_no_password_through_an_outage() {
     );
     worker.stop();
 
-    let log = logged();
+    let log = wf_store::log_capture::captured();
     assert!(log.contains("worker started"), "{log}");
     for (what, text) in [
         ("the tracing output", log),

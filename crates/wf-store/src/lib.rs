@@ -39,6 +39,8 @@ pub use store::{Store, StoreAdmin, StoreRead, StoreWork};
 pub mod conformance;
 #[cfg(feature = "testing")]
 pub mod fuzzing;
+#[cfg(feature = "testing")]
+pub mod log_capture;
 
 #[cfg(all(feature = "file", unix))]
 pub mod control;

@@ -9,8 +9,7 @@
 //!   `tracing` while the store works, loses its server and gets it back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fmt::Write as _;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use wf_store::conformance::fixtures;
 use wf_store::redis::testing::{
@@ -165,58 +164,12 @@ fn the_password_is_in_no_display_or_debug() {
     }
 }
 
-/// Everything `tracing` emits in this process, as text.
-static LOGGED: Mutex<String> = Mutex::new(String::new());
-
-/// A subscriber that writes every span and event, at every level, with all fields, to
-/// [`LOGGED`].
-struct Capture;
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        let _ = write!(self.0, " {}={value}", field.name());
-    }
-}
-
-impl Capture {
-    fn write(&self, head: &str, record: impl FnOnce(&mut Fields<'_>)) {
-        let mut log = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
-        log.push_str(head);
-        record(&mut Fields(&mut log));
-        log.push('\n');
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        self.write(span.metadata().name(), |f| span.record(f));
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        self.write("record", |f| values.record(f));
-    }
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        self.write(event.metadata().level().as_str(), |f| event.record(f));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[test]
 fn nothing_logged_shows_the_password_while_the_server_goes_away_and_comes_back() {
     if !available_or_skip("tracing output of a TLS + ACL store") {
         return;
     }
-    tracing::subscriber::set_global_default(Capture).expect("the only subscriber here");
+    wf_store::log_capture::install();
     // Its directory (with the certificates) must outlive a kill: removed when dropped.
     let options = ServerOptions {
         remove_at_exit: false,
@@ -238,7 +191,7 @@ fn nothing_logged_shows_the_password_while_the_server_goes_away_and_comes_back()
     assert!(store.counts().is_ok());
     let _ = refused(&secured_url(&server, "wrong", ""));
     drop(store);
-    let log = LOGGED.lock().unwrap().clone();
+    let log = wf_store::log_capture::captured();
     assert!(
         log.contains("redis"),
         "the capture saw what the store logged: {log}"
