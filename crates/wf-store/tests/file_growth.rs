@@ -125,6 +125,7 @@ fn reopen_and_purge(dir: &std::path::Path) {
         grown / n
     );
     let done = Arc::new(AtomicBool::new(false));
+    let (reading, probe_reads) = std::sync::mpsc::channel();
     let probe = {
         let (store, done) = (store.clone(), done.clone());
         std::thread::spawn(move || {
@@ -137,13 +138,16 @@ fn reopen_and_purge(dir: &std::path::Path) {
                 let t = Instant::now();
                 store.next_due(&tasks).unwrap();
                 longest = longest.max(t.elapsed());
+                if reads == 0 {
+                    let _ = reading.send(());
+                }
                 reads += 1;
             }
             (longest, reads)
         })
     };
-    // Let the probe start reading before the purge takes the lock.
-    std::thread::sleep(Duration::from_millis(50));
+    // The probe reads before the purge takes the lock.
+    probe_reads.recv().unwrap();
     let started = Instant::now();
     let purged = store.purge_finished(Timestamp(u64::MAX)).unwrap();
     let took = started.elapsed();

@@ -10,7 +10,7 @@
 
 use wf_store::conformance::Subject;
 use wf_store::redis::RedisStore;
-use wf_store::redis::testing::unique_namespace;
+use wf_store::redis::testing::{shared_cluster, shared_server, unique_namespace};
 
 /// A store at `url`, or `None` (after the loud skip notice) without a server.
 fn subject(url: Option<String>) -> Option<Subject> {
@@ -19,73 +19,43 @@ fn subject(url: Option<String>) -> Option<Subject> {
     ))
 }
 
-mod single {
-    use wf_store::redis::testing::shared_server;
-
-    fn subject() -> Option<wf_store::conformance::Subject> {
-        let url = shared_server("redis conformance (single)")
-            .map(|s| s.url(&format!("ns={}", super::unique_namespace("single"))));
-        super::subject(url)
-    }
-
-    wf_store::conformance_tests!(subject);
-    wf_store::steering_conformance_tests!(subject);
-
-    /// This backend runs children inline: it must support checkpoints.
-    #[test]
-    fn supports_checkpoints() {
-        if let Some(s) = subject() {
-            wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
-        }
-    }
+fn single_url() -> Option<String> {
+    shared_server("redis conformance (single)")
+        .map(|s| s.url(&format!("ns={}", unique_namespace("single"))))
 }
 
-mod sharded {
-    use wf_store::redis::testing::shared_server;
-
-    fn subject() -> Option<wf_store::conformance::Subject> {
-        let url = shared_server("redis conformance (sharded)").map(|s| {
-            s.url(&format!(
-                "ns={}&shards=4",
-                super::unique_namespace("sharded")
-            ))
-        });
-        super::subject(url)
-    }
-
-    wf_store::conformance_tests!(subject);
-    wf_store::steering_conformance_tests!(subject);
-
-    /// This backend runs children inline: it must support checkpoints.
-    #[test]
-    fn supports_checkpoints() {
-        if let Some(s) = subject() {
-            wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
-        }
-    }
+fn sharded_url() -> Option<String> {
+    shared_server("redis conformance (sharded)")
+        .map(|s| s.url(&format!("ns={}&shards=4", unique_namespace("sharded"))))
 }
 
-mod cluster {
-    use wf_store::redis::testing::shared_cluster;
-
-    fn subject() -> Option<wf_store::conformance::Subject> {
-        let url = shared_cluster("redis conformance (cluster)").map(|c| {
-            c.url(&format!(
-                "ns={}&shards=6",
-                super::unique_namespace("cluster")
-            ))
-        });
-        super::subject(url)
-    }
-
-    wf_store::conformance_tests!(subject);
-    wf_store::steering_conformance_tests!(subject);
-
-    /// This backend runs children inline: it must support checkpoints.
-    #[test]
-    fn supports_checkpoints() {
-        if let Some(s) = subject() {
-            wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
-        }
-    }
+fn cluster_url() -> Option<String> {
+    shared_cluster("redis conformance (cluster)")
+        .map(|c| c.url(&format!("ns={}&shards=6", unique_namespace("cluster"))))
 }
+
+/// One Redis setup as a module: its subject (a fresh namespace at the URL `$url` gives), the
+/// whole suite, and the pin that it supports checkpoints (this backend runs children inline).
+macro_rules! redis_suite {
+    ($module:ident, $url:ident) => {
+        mod $module {
+            fn subject() -> Option<wf_store::conformance::Subject> {
+                super::subject(super::$url())
+            }
+
+            wf_store::conformance_tests!(subject);
+            wf_store::steering_conformance_tests!(subject);
+
+            #[test]
+            fn supports_checkpoints() {
+                if let Some(s) = subject() {
+                    wf_store::conformance::checkpoint::supports_checkpoints(&*s.store);
+                }
+            }
+        }
+    };
+}
+
+redis_suite!(single, single_url);
+redis_suite!(sharded, sharded_url);
+redis_suite!(cluster, cluster_url);
