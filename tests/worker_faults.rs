@@ -249,7 +249,9 @@ fn a_commit_too_large_fails_the_invocation_as_a_codec_failure() {
             Err(WfError::Failed { failure, .. }) => {
                 assert_eq!(failure.kind, FailureKind::Codec, "{}", t.backend);
                 assert!(
-                    failure.message.contains("running it again would build the same commit"),
+                    failure
+                        .message
+                        .contains("running it again would build the same commit"),
                     "{}: {}",
                     t.backend,
                     failure.message
@@ -279,9 +281,9 @@ impl Hooks for FirstCommitUnavailable {
 /// invocation is not failed; its lease runs out and the next attempt commits.
 #[test]
 fn a_commit_lost_to_an_unreachable_store_runs_again_instead_of_failing() {
-    for (t, _store, app) in hooked_apps(FirstCommitUnavailable::default, |b| {
-        b.lease_duration(LEASE)
-    }) {
+    for (t, _store, app) in
+        hooked_apps(FirstCommitUnavailable::default, |b| b.lease_duration(LEASE))
+    {
         let runs = Arc::new(AtomicU32::new(0));
         let r = runs.clone();
         let task = app
