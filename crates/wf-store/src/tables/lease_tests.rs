@@ -26,10 +26,19 @@ fn a_refused_lease_says_whether_it_expired_or_another_worker_holds_it() {
     let mut out = Vec::new();
     let inv = root(1);
     t.submit(&mut out, inv, at(0)).unwrap();
-    let lease = claim(&mut t, &mut out, &tasks(&TASKS), at(0)).unwrap().lease;
-    assert!(t.fence(&lease, at(1)).is_ok(), "the holder's lease is valid");
+    let lease = claim(&mut t, &mut out, &tasks(&TASKS), at(0))
+        .unwrap()
+        .lease;
+    assert!(
+        t.fence(&lease, at(1)).is_ok(),
+        "the holder's lease is valid"
+    );
 
-    let expired = refusal(&t, &lease, lease.expires_at.saturating_add(Duration::from_millis(1)));
+    let expired = refusal(
+        &t,
+        &lease,
+        lease.expires_at.saturating_add(Duration::from_millis(1)),
+    );
     assert_eq!(expired, "the lease expired");
 
     // Same attempt, another worker's name: only the worker differs.
