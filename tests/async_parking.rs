@@ -1,0 +1,174 @@
+//! Async bodies on an async worker: a body waiting on a child stays parked in memory and
+//! resumes when the child's commit lands, so a workflow of n sequential children runs its
+//! body's code once (O(n) in all, counted in body starts, not time); with parking bounded to 0
+//! it is suspended and replayed once per child, as a sync body without inline children.
+//! Sync and async tasks call each other. On memory and file.
+#![cfg(feature = "tokio")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{PATIENCE, apps};
+use wf::prelude::*;
+
+fn counter() -> (Arc<AtomicU32>, Arc<AtomicU32>) {
+    let c = Arc::new(AtomicU32::new(0));
+    (c.clone(), c)
+}
+
+/// Registers an async `step` (doubles its argument) and an async `flow` that executes it `n`
+/// times in sequence; returns the flow and its body-start counter.
+fn chain(app: &App) -> (Task<u32, u32>, Arc<AtomicU32>, Arc<AtomicU32>) {
+    let (step_runs, s) = counter();
+    let step = app
+        .task_async("step", move |_ctx: AsyncTaskContext, n: u32| {
+            s.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, TaskError>(n * 2) }
+        })
+        .unwrap();
+    let (flow_runs, f) = counter();
+    let flow = app
+        .task_async("flow", move |ctx: AsyncTaskContext, n: u32| {
+            f.fetch_add(1, Ordering::SeqCst);
+            let step = step.clone();
+            async move {
+                let wf = ctx.wf();
+                let mut sum = 0;
+                for i in 0..n {
+                    wf.random();
+                    sum += wf.execute_task(&step, i).await?;
+                }
+                Ok::<_, TaskError>(sum)
+            }
+        })
+        .unwrap();
+    (flow, flow_runs, step_runs)
+}
+
+#[tokio::test]
+async fn a_parked_chain_runs_its_body_once() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let (flow, flow_runs, step_runs) = chain(app);
+        let worker = app.worker().threads(1).concurrency(8).start().unwrap();
+        let inv = flow.call_async(app, 30).await.unwrap();
+        let sum = inv.result_timeout_async(PATIENCE).await.unwrap();
+        assert_eq!(sum, (0..30).map(|i| i * 2).sum::<u32>(), "{}", t.backend);
+        worker.stop_async().await;
+        assert_eq!(flow_runs.load(Ordering::SeqCst), 1, "{}: parked, never replayed", t.backend);
+        assert_eq!(step_runs.load(Ordering::SeqCst), 30, "{}: each child once", t.backend);
+    }
+}
+
+#[tokio::test]
+async fn with_nothing_parked_the_chain_replays_once_per_child() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let (flow, flow_runs, step_runs) = chain(app);
+        let worker = app.worker().threads(1).concurrency(8).max_parked(0).start().unwrap();
+        let inv = flow.call_async(app, 10).await.unwrap();
+        let sum = inv.result_timeout_async(PATIENCE).await.unwrap();
+        assert_eq!(sum, 90, "{}", t.backend);
+        worker.stop_async().await;
+        assert_eq!(flow_runs.load(Ordering::SeqCst), 11, "{}: one run per child, one more to end", t.backend);
+        assert_eq!(step_runs.load(Ordering::SeqCst), 10, "{}", t.backend);
+    }
+}
+
+/// A sync worker (and `run_until_idle`) runs async bodies too: driven to their end on its
+/// thread, children inline as for sync bodies.
+#[test]
+fn a_sync_worker_runs_async_bodies() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let (flow, flow_runs, _) = chain(app);
+        let inv = flow.call(app, 5).unwrap();
+        app.run_until_idle().unwrap();
+        assert_eq!(inv.result().unwrap(), 20, "{}", t.backend);
+        assert_eq!(flow_runs.load(Ordering::SeqCst), 1, "{}: children ran inline", t.backend);
+    }
+}
+
+/// An async workflow executes sync tasks, and a sync workflow executes async tasks.
+#[tokio::test]
+async fn sync_and_async_tasks_call_each_other() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let sync_leaf = app
+            .task("sync_leaf", |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n + 1) })
+            .unwrap();
+        let async_leaf = app
+            .task_async("async_leaf", |_ctx: AsyncTaskContext, n: u32| async move {
+                Ok::<_, TaskError>(n * 10)
+            })
+            .unwrap();
+        let (s, a) = (sync_leaf.clone(), async_leaf.clone());
+        let sync_flow = app
+            .task("sync_flow", move |ctx: &TaskContext, n: u32| -> Result<u32, TaskError> {
+                let wf = ctx.wf();
+                let x = wf.execute_task(&a, n)?;
+                Ok(wf.execute_task(&s, x)?)
+            })
+            .unwrap();
+        let (s, sf) = (sync_leaf.clone(), sync_flow.clone());
+        let async_flow = app
+            .task_async("async_flow", move |ctx: AsyncTaskContext, n: u32| {
+                let (s, sf) = (s.clone(), sf.clone());
+                async move {
+                    let wf = ctx.wf();
+                    let x = wf.execute_task(&s, n).await?;
+                    let y = wf.execute_task(&sf, x).await?;
+                    Ok::<_, TaskError>(y)
+                }
+            })
+            .unwrap();
+        let worker = app.worker().threads(2).concurrency(4).start().unwrap();
+        // sync_flow: 3 -> async 30 -> sync 31
+        let direct = sync_flow.call_async(app, 3).await.unwrap();
+        assert_eq!(direct.result_timeout_async(PATIENCE).await.unwrap(), 31, "{}", t.backend);
+        // async_flow: 2 -> sync 3 -> sync_flow(3) = 31
+        let nested = async_flow.call_async(app, 2).await.unwrap();
+        assert_eq!(nested.result_timeout_async(PATIENCE).await.unwrap(), 31, "{}", t.backend);
+        worker.stop_async().await;
+
+        // Without an async worker: run_until_idle drives both kinds.
+        let inv = async_flow.call(app, 4).unwrap();
+        app.run_until_idle().unwrap();
+        assert_eq!(inv.result().unwrap(), 51, "{}", t.backend);
+    }
+}
+
+/// Several children joined at once run in parallel and the parked body gets them in order.
+#[tokio::test]
+async fn join_all_parks_on_several_children() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let leaf = app
+            .task_async("leaf", |_ctx: AsyncTaskContext, n: u32| async move {
+                Ok::<_, TaskError>(n * n)
+            })
+            .unwrap();
+        let (runs, r) = counter();
+        let fan = app
+            .task_async("fan", move |ctx: AsyncTaskContext, n: u32| {
+                r.fetch_add(1, Ordering::SeqCst);
+                let leaf = leaf.clone();
+                async move {
+                    let wf = ctx.wf();
+                    let handles = (0..n)
+                        .map(|i| wf.start_task(&leaf, i))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok::<_, TaskError>(wf.join_all(&handles).await?)
+                }
+            })
+            .unwrap();
+        let worker = app.worker().threads(1).concurrency(4).start().unwrap();
+        let inv = fan.call_async(app, 6).await.unwrap();
+        assert_eq!(inv.await.unwrap(), vec![0, 1, 4, 9, 16, 25], "{}", t.backend);
+        worker.stop_async().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{}", t.backend);
+    }
+}
