@@ -172,3 +172,41 @@ async fn join_all_parks_on_several_children() {
         assert_eq!(runs.load(Ordering::SeqCst), 1, "{}", t.backend);
     }
 }
+
+/// A body that races a workflow future against a future the journal does not know (a tokio
+/// timer) and drops it is failed with non-determinism: a replay could take the other branch.
+#[tokio::test]
+async fn a_workflow_future_dropped_by_select_fails_the_invocation() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let slow = app
+            .task_async("slow", |_ctx: AsyncTaskContext, (): ()| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                Ok::<_, TaskError>(1u32)
+            })
+            .unwrap();
+        let racy = app
+            .task_async("racy", move |ctx: AsyncTaskContext, (): ()| {
+                let slow = slow.clone();
+                async move {
+                    let wf = ctx.wf();
+                    let won = tokio::select! {
+                        r = wf.execute_task(&slow, ()) => r?,
+                        () = tokio::time::sleep(std::time::Duration::from_millis(5)) => 0,
+                    };
+                    Ok::<_, TaskError>(won)
+                }
+            })
+            .unwrap();
+        let worker = app.worker().threads(1).concurrency(4).start().unwrap();
+        let inv = racy.call_async(app, ()).await.unwrap();
+        let result = inv.result_timeout_async(PATIENCE).await;
+        worker.stop_async().await;
+        match result {
+            Err(WfError::NonDeterminism(nd)) => {
+                assert!(nd.requested.contains("dropped before it ended"), "{}: {nd}", t.backend);
+            }
+            other => panic!("{}: expected NonDeterminism, got {other:?}", t.backend),
+        }
+    }
+}

@@ -493,6 +493,15 @@ impl WorkflowContext {
         self.recorder.into_inner()
     }
 
+    /// A workflow wait was dropped before it ended (see `Recorder::abandoned`).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn abandoned(&self, what: &str) {
+        match self.recorder.try_borrow_mut() {
+            Ok(mut recorder) => recorder.abandoned(what),
+            Err(_) => tracing::error!(what, "a workflow wait was dropped while the recorder was in use"),
+        }
+    }
+
     /// Takes the recorder out, leaving a fresh one that nothing commits.
     #[cfg(feature = "tokio")]
     pub(crate) fn take_recorder(&self) -> Recorder {

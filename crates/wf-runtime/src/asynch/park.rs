@@ -225,7 +225,30 @@ pub(crate) async fn join_all<R: DeserializeOwned>(
     let mut outcomes = wf.recorded_outcomes(handles)?;
     if outcomes.len() < handles.len() {
         let rest = &handles[outcomes.len()..];
-        outcomes.extend(parking.observe(wf, rest).await?);
+        let watch = Abandon { wf, armed: true };
+        let observed = parking.observe(wf, rest).await;
+        watch.disarm();
+        outcomes.extend(observed?);
     }
     decode_outcomes(handles, outcomes)
+}
+
+/// Marks the execution diverged when a parked join is dropped before it ended.
+struct Abandon<'a> {
+    wf: &'a WorkflowContext,
+    armed: bool,
+}
+
+impl Abandon<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.wf.abandoned("a join of child invocations");
+        }
+    }
 }
