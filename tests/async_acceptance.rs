@@ -73,9 +73,18 @@ async fn a_retry_replays_time_data_and_the_child_which_runs_once() {
         let (first, second) = (seen[0], seen[1]);
         assert_eq!((first.0, second.0), (1, 2), "{}", t.backend);
         assert_eq!(second.1, first.1, "{}: utc_now replayed", t.backend);
-        assert_eq!(second.2, None, "{}: get_data replayed, not re-read", t.backend);
+        assert_eq!(
+            second.2, None,
+            "{}: get_data replayed, not re-read",
+            t.backend
+        );
         assert_eq!((now, value, child), (first.1, None, 42), "{}", t.backend);
-        assert_eq!(child_runs.load(Ordering::SeqCst), 1, "{}: the child ran once", t.backend);
+        assert_eq!(
+            child_runs.load(Ordering::SeqCst),
+            1,
+            "{}: the child ran once",
+            t.backend
+        );
     }
 }
 
@@ -145,7 +154,11 @@ async fn handles_do_not_cross_between_workflows() {
             .task_async("second", move |ctx: AsyncTaskContext, (): ()| {
                 let s = s.clone();
                 async move {
-                    let theirs = s.lock().unwrap().take().expect("the first workflow's handle");
+                    let theirs = s
+                        .lock()
+                        .unwrap()
+                        .take()
+                        .expect("the first workflow's handle");
                     let answer = match ctx.wf().join(theirs).await {
                         Ok(v) => format!("joined another workflow's child: {v}"),
                         Err(WfError::ForeignHandle { .. }) => "refused".to_owned(),
@@ -156,7 +169,12 @@ async fn handles_do_not_cross_between_workflows() {
             })
             .unwrap();
         assert_eq!(run(app, &first, ()).await.1.unwrap(), 1, "{}", t.backend);
-        assert_eq!(run(app, &second, ()).await.1.unwrap(), "refused", "{}", t.backend);
+        assert_eq!(
+            run(app, &second, ()).await.1.unwrap(),
+            "refused",
+            "{}",
+            t.backend
+        );
     }
 }
 
@@ -183,23 +201,27 @@ async fn a_changed_async_body_is_reported_at_its_position() {
         };
         let l = leaf.clone();
         let drawn = app
-            .task_async_with(
-                retried(),
-                move |ctx: AsyncTaskContext, (): ()| {
-                    let l = l.clone();
-                    async move {
-                        let wf = ctx.wf();
-                        if ctx.attempt() == 1 {
-                            wf.random();
-                            return Err(TaskError::new("retry me"));
-                        }
-                        Ok::<_, TaskError>(wf.execute_task(&l, 1).await?)
+            .task_async_with(retried(), move |ctx: AsyncTaskContext, (): ()| {
+                let l = l.clone();
+                async move {
+                    let wf = ctx.wf();
+                    if ctx.attempt() == 1 {
+                        wf.random();
+                        return Err(TaskError::new("retry me"));
                     }
-                },
-            )
+                    Ok::<_, TaskError>(wf.execute_task(&l, 1).await?)
+                }
+            })
             .unwrap();
         let (id, result) = run(app, &drawn, ()).await;
-        assert_diverged(t.backend, id, result, 0, "random()", "child start of task 'leaf'");
+        assert_diverged(
+            t.backend,
+            id,
+            result,
+            0,
+            "random()",
+            "child start of task 'leaf'",
+        );
 
         let swapped = app
             .task_async_with(
@@ -220,6 +242,13 @@ async fn a_changed_async_body_is_reported_at_its_position() {
             )
             .unwrap();
         let (id, result) = run(app, &swapped, ()).await;
-        assert_diverged(t.backend, id, result, 0, "child start of task 'leaf'", "other");
+        assert_diverged(
+            t.backend,
+            id,
+            result,
+            0,
+            "child start of task 'leaf'",
+            "other",
+        );
     }
 }

@@ -58,8 +58,18 @@ async fn a_parked_chain_runs_its_body_once() {
         let sum = inv.result_timeout_async(PATIENCE).await.unwrap();
         assert_eq!(sum, (0..30).map(|i| i * 2).sum::<u32>(), "{}", t.backend);
         worker.stop_async().await;
-        assert_eq!(flow_runs.load(Ordering::SeqCst), 1, "{}: parked, never replayed", t.backend);
-        assert_eq!(step_runs.load(Ordering::SeqCst), 30, "{}: each child once", t.backend);
+        assert_eq!(
+            flow_runs.load(Ordering::SeqCst),
+            1,
+            "{}: parked, never replayed",
+            t.backend
+        );
+        assert_eq!(
+            step_runs.load(Ordering::SeqCst),
+            30,
+            "{}: each child once",
+            t.backend
+        );
     }
 }
 
@@ -68,12 +78,23 @@ async fn with_nothing_parked_the_chain_replays_once_per_child() {
     for t in apps(|b| b) {
         let app = &t.app;
         let (flow, flow_runs, step_runs) = chain(app);
-        let worker = app.worker().threads(1).concurrency(8).max_parked(0).start().unwrap();
+        let worker = app
+            .worker()
+            .threads(1)
+            .concurrency(8)
+            .max_parked(0)
+            .start()
+            .unwrap();
         let inv = flow.call_async(app, 10).await.unwrap();
         let sum = inv.result_timeout_async(PATIENCE).await.unwrap();
         assert_eq!(sum, 90, "{}", t.backend);
         worker.stop_async().await;
-        assert_eq!(flow_runs.load(Ordering::SeqCst), 11, "{}: one run per child, one more to end", t.backend);
+        assert_eq!(
+            flow_runs.load(Ordering::SeqCst),
+            11,
+            "{}: one run per child, one more to end",
+            t.backend
+        );
         assert_eq!(step_runs.load(Ordering::SeqCst), 10, "{}", t.backend);
     }
 }
@@ -88,7 +109,12 @@ fn a_sync_worker_runs_async_bodies() {
         let inv = flow.call(app, 5).unwrap();
         app.run_until_idle().unwrap();
         assert_eq!(inv.result().unwrap(), 20, "{}", t.backend);
-        assert_eq!(flow_runs.load(Ordering::SeqCst), 1, "{}: children ran inline", t.backend);
+        assert_eq!(
+            flow_runs.load(Ordering::SeqCst),
+            1,
+            "{}: children ran inline",
+            t.backend
+        );
     }
 }
 
@@ -98,7 +124,10 @@ async fn sync_and_async_tasks_call_each_other() {
     for t in apps(|b| b) {
         let app = &t.app;
         let sync_leaf = app
-            .task("sync_leaf", |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n + 1) })
+            .task(
+                "sync_leaf",
+                |_: &TaskContext, n: u32| -> Result<u32, TaskError> { Ok(n + 1) },
+            )
             .unwrap();
         let async_leaf = app
             .task_async("async_leaf", |_ctx: AsyncTaskContext, n: u32| async move {
@@ -107,11 +136,14 @@ async fn sync_and_async_tasks_call_each_other() {
             .unwrap();
         let (s, a) = (sync_leaf.clone(), async_leaf.clone());
         let sync_flow = app
-            .task("sync_flow", move |ctx: &TaskContext, n: u32| -> Result<u32, TaskError> {
-                let wf = ctx.wf();
-                let x = wf.execute_task(&a, n)?;
-                Ok(wf.execute_task(&s, x)?)
-            })
+            .task(
+                "sync_flow",
+                move |ctx: &TaskContext, n: u32| -> Result<u32, TaskError> {
+                    let wf = ctx.wf();
+                    let x = wf.execute_task(&a, n)?;
+                    Ok(wf.execute_task(&s, x)?)
+                },
+            )
             .unwrap();
         let (s, sf) = (sync_leaf.clone(), sync_flow.clone());
         let async_flow = app
@@ -128,10 +160,20 @@ async fn sync_and_async_tasks_call_each_other() {
         let worker = app.worker().threads(2).concurrency(4).start().unwrap();
         // sync_flow: 3 -> async 30 -> sync 31
         let direct = sync_flow.call_async(app, 3).await.unwrap();
-        assert_eq!(direct.result_timeout_async(PATIENCE).await.unwrap(), 31, "{}", t.backend);
+        assert_eq!(
+            direct.result_timeout_async(PATIENCE).await.unwrap(),
+            31,
+            "{}",
+            t.backend
+        );
         // async_flow: 2 -> sync 3 -> sync_flow(3) = 31
         let nested = async_flow.call_async(app, 2).await.unwrap();
-        assert_eq!(nested.result_timeout_async(PATIENCE).await.unwrap(), 31, "{}", t.backend);
+        assert_eq!(
+            nested.result_timeout_async(PATIENCE).await.unwrap(),
+            31,
+            "{}",
+            t.backend
+        );
         worker.stop_async().await;
 
         // Without an async worker: run_until_idle drives both kinds.
@@ -167,7 +209,12 @@ async fn join_all_parks_on_several_children() {
             .unwrap();
         let worker = app.worker().threads(1).concurrency(4).start().unwrap();
         let inv = fan.call_async(app, 6).await.unwrap();
-        assert_eq!(inv.await.unwrap(), vec![0, 1, 4, 9, 16, 25], "{}", t.backend);
+        assert_eq!(
+            inv.await.unwrap(),
+            vec![0, 1, 4, 9, 16, 25],
+            "{}",
+            t.backend
+        );
         worker.stop_async().await;
         assert_eq!(runs.load(Ordering::SeqCst), 1, "{}", t.backend);
     }
@@ -204,7 +251,11 @@ async fn a_workflow_future_dropped_by_select_fails_the_invocation() {
         worker.stop_async().await;
         match result {
             Err(WfError::NonDeterminism(nd)) => {
-                assert!(nd.requested.contains("dropped before it ended"), "{}: {nd}", t.backend);
+                assert!(
+                    nd.requested.contains("dropped before it ended"),
+                    "{}: {nd}",
+                    t.backend
+                );
             }
             other => panic!("{}: expected NonDeterminism, got {other:?}", t.backend),
         }

@@ -368,7 +368,10 @@ impl WorkflowContext {
     /// a suspension on those that are not. A child this execution started is not even submitted
     /// yet; the others are looked up in one round trip. The execution waits only on children it
     /// submits or saw unfinished: a child already final is consumed, never waited for.
-    pub(crate) fn observe_outcomes<R>(&self, rest: &[ChildHandle<R>]) -> Result<Vec<ChildOutcome>, WfError> {
+    pub(crate) fn observe_outcomes<R>(
+        &self,
+        rest: &[ChildHandle<R>],
+    ) -> Result<Vec<ChildOutcome>, WfError> {
         if let [only] = rest
             && let Some(outcome) = self.run_inline(only)?
         {
@@ -498,7 +501,10 @@ impl WorkflowContext {
     pub(crate) fn abandoned(&self, what: &str) {
         match self.recorder.try_borrow_mut() {
             Ok(mut recorder) => recorder.abandoned(what),
-            Err(_) => tracing::error!(what, "a workflow wait was dropped while the recorder was in use"),
+            Err(_) => tracing::error!(
+                what,
+                "a workflow wait was dropped while the recorder was in use"
+            ),
         }
     }
 

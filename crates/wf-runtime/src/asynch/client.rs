@@ -33,9 +33,11 @@ async fn blocking<T: Send + 'static>(
              Runtime::block_on), or use the blocking call instead"
         )));
     }
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| WfError::Usage(format!("{what} ended abnormally on its blocking thread: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        WfError::Usage(format!(
+            "{what} ended abnormally on its blocking thread: {e}"
+        ))
+    })?
 }
 
 impl<A, R> Task<A, R>

@@ -180,9 +180,9 @@ impl Parking {
     /// Submits the children this execution started by a checkpoint, running the one it claims
     /// beside the body. False when nothing was checkpointed.
     fn submit<R>(&self, wf: &WorkflowContext, rest: &[ChildHandle<R>]) -> Result<bool, WfError> {
-        let run = rest.iter().find(|h| {
-            wf.recorder().submits(h.id()) && self.app.registered(h.task()).is_some()
-        });
+        let run = rest
+            .iter()
+            .find(|h| wf.recorder().submits(h.id()) && self.app.registered(h.task()).is_some());
         let Some(run) = run else {
             return Ok(false);
         };
