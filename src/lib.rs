@@ -146,4 +146,8 @@ pub mod guide {
 
     #[doc = include_str!("../docs/guide/backends.md")]
     pub mod backends {}
+
+    #[cfg(feature = "tokio")]
+    #[doc = include_str!("../docs/guide/async.md")]
+    pub mod async_bodies {}
 }
