@@ -261,3 +261,61 @@ async fn a_workflow_future_dropped_by_select_fails_the_invocation() {
         }
     }
 }
+
+/// A durable sleep due soon parks the body until it fires; an event sent from this process
+/// wakes a body parked on it. Neither replays the body; with parking off, each suspends it.
+#[tokio::test]
+async fn timers_and_events_park_the_body() {
+    for max_parked in [1024, 0] {
+        for t in apps(|b| b) {
+            let app = &t.app;
+            let (runs, r) = counter();
+            let (reached, re) = counter();
+            let flow = app
+                .task_async("flow", move |ctx: AsyncTaskContext, (): ()| {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let re = re.clone();
+                    async move {
+                        let wf = ctx.wf();
+                        wf.sleep(std::time::Duration::from_millis(30)).await?;
+                        re.fetch_add(1, Ordering::SeqCst);
+                        let n: u32 = wf.wait_event("go").await?;
+                        wf.sleep(std::time::Duration::from_millis(30)).await?;
+                        Ok::<_, TaskError>(n + 1)
+                    }
+                })
+                .unwrap();
+            let worker = app
+                .worker()
+                .threads(1)
+                .concurrency(4)
+                .max_parked(max_parked)
+                .start()
+                .unwrap();
+            let inv = flow.call_async(app, ()).await.unwrap();
+            // Sent once the body reached the wait (an earlier event would be taken at once).
+            let deadline = std::time::Instant::now() + PATIENCE;
+            while reached.load(Ordering::SeqCst) == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{}: the body never reached its event",
+                    t.backend
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            app.send_event(inv.id(), "go", &41u32).unwrap();
+            assert_eq!(
+                inv.result_timeout_async(PATIENCE).await.unwrap(),
+                42,
+                "{}",
+                t.backend
+            );
+            worker.stop_async().await;
+            let runs = runs.load(Ordering::SeqCst);
+            match max_parked {
+                0 => assert!(runs >= 3, "{}: suspended at each timer: {runs}", t.backend),
+                _ => assert_eq!(runs, 1, "{}: parked throughout", t.backend),
+            }
+        }
+    }
+}

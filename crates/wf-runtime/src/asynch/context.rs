@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use wf_core::{Replay, Timestamp};
 
 use super::park::{Parking, join_all};
 use crate::context::TaskContext;
 use crate::error::WfError;
 use crate::handle::ChildHandle;
 use crate::task::Task;
+use crate::waits::decode_payload;
 use crate::workflow::WorkflowContext;
 
 /// The context of an async body: what a [`TaskContext`] tells (it derefs to one), and
@@ -143,32 +145,60 @@ impl AsyncWorkflow<'_> {
         join_all(self.wf, self.parking, handles.as_ref()).await
     }
 
-    /// A durable sleep: [`WorkflowContext::sleep`] as a future. The body is suspended until the
-    /// timer fires (it does not park), and replayed then.
+    /// A durable sleep: [`WorkflowContext::sleep`] as a future. The wake-up time is journaled;
+    /// on an async worker a timer due within a minute parks the body until it fires, a later
+    /// one suspends it (replayed when it fires); elsewhere it suspends.
     ///
     /// # Errors
     ///
     /// As [`WorkflowContext::sleep`].
     pub async fn sleep(&self, duration: Duration) -> Result<(), WfError> {
-        self.wf.sleep(duration)
+        let Some(parking) = self.parking else {
+            return self.wf.sleep(duration);
+        };
+        self.wf.recorder().tell_cancellation()?;
+        let now = self.wf.clock().now_utc();
+        let at = self.wf.recorder().timer_after(now, duration)?;
+        parking.wait_timer(self.wf, at).await
     }
 
-    /// [`WorkflowContext::sleep_until`] as a future (suspends, does not park).
+    /// [`WorkflowContext::sleep_until`] as a future; parks as [`AsyncWorkflow::sleep`] does.
     ///
     /// # Errors
     ///
     /// As [`WorkflowContext::sleep_until`].
     pub async fn sleep_until(&self, time: time::OffsetDateTime) -> Result<(), WfError> {
-        self.wf.sleep_until(time)
+        let Some(parking) = self.parking else {
+            return self.wf.sleep_until(time);
+        };
+        self.wf.recorder().tell_cancellation()?;
+        let at = Timestamp::ceil_from_nanos(time.unix_timestamp_nanos());
+        let at = self.wf.recorder().timer_at(at)?;
+        parking.wait_timer(self.wf, at).await
     }
 
-    /// [`WorkflowContext::wait_event`] as a future (suspends until the event, does not park).
+    /// [`WorkflowContext::wait_event`] as a future. On an async worker the body parks until the
+    /// event arrives (an event sent from this process wakes it at once, one from another within
+    /// a quarter second), for at most a minute; then, and elsewhere, it suspends until the event
+    /// arrives.
     ///
     /// # Errors
     ///
     /// As [`WorkflowContext::wait_event`].
     pub async fn wait_event<T: DeserializeOwned>(&self, name: &str) -> Result<T, WfError> {
-        self.wf.wait_event(name)
+        let Some(parking) = self.parking else {
+            return self.wf.wait_event(name);
+        };
+        self.wf.recorder().tell_cancellation()?;
+        let recorded = self.wf.recorder().event(name)?;
+        let event = match recorded {
+            Replay::Recorded(event) => event,
+            Replay::Live => {
+                self.wf.recorder().go_live()?;
+                parking.wait_event(self.wf, name).await?
+            }
+        };
+        decode_payload(name, &event)
     }
 
     /// [`WorkflowContext::wait_event_timeout`] as a future (suspends, does not park).

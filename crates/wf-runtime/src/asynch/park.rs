@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
-use wf_core::ChildOutcome;
+use wf_core::{ChildOutcome, RecordedEvent, Replay, Timestamp};
 use wf_store::Lease;
 
 use super::worker::spawn_claim;
@@ -34,6 +34,11 @@ use crate::workflow::{WorkflowContext, decode_outcomes};
 /// How long a parked body waits for the bell before it reads its children again (a child
 /// committed by another process rings no bell here).
 pub(crate) const RECHECK: Duration = Duration::from_millis(250);
+
+/// The longest a body parks on a durable timer or an event; a longer wait suspends it (it is
+/// replayed when the timer fires or the event arrives), so a day's sleep holds no memory or
+/// lease.
+pub(crate) const PARK_HORIZON: Duration = Duration::from_secs(60);
 
 /// The bodies of one async worker thread: how many run, how many of them are parked, and the
 /// bounds.
@@ -147,6 +152,69 @@ impl Parking {
         }
     }
 
+    /// After a durable timer set for `at`: returns once it fired (recorded), parked meanwhile
+    /// when it fires within [`PARK_HORIZON`]; otherwise suspends until it fires.
+    pub(crate) async fn wait_timer(
+        &self,
+        wf: &WorkflowContext,
+        at: Timestamp,
+    ) -> Result<(), WfError> {
+        if let Replay::Recorded(()) = wf.recorder().timer_fired()? {
+            return Ok(());
+        }
+        wf.recorder().go_live()?;
+        let watch = Abandon { wf, armed: true };
+        loop {
+            let now = wf.clock().now();
+            if now >= at {
+                watch.disarm();
+                return wf.recorder().record_timer_fired();
+            }
+            let left = Duration::from_millis(at.0 - now.0);
+            let why = self
+                .must_suspend()
+                .or((left > PARK_HORIZON).then_some("the timer is far off"));
+            if let Some(why) = why {
+                tracing::debug!(why, "suspending a body on its timer instead of parking it");
+                watch.disarm();
+                return Err(wf.recorder().suspend(Vec::new(), Some(at), None));
+            }
+            let _parked = self.slots.park();
+            tokio::time::sleep(left.min(RECHECK)).await;
+        }
+    }
+
+    /// Past the journal, an event named `name`: taken at once when it is there, else parked
+    /// until it arrives, for at most [`PARK_HORIZON`]; then suspended until it arrives.
+    pub(crate) async fn wait_event(
+        &self,
+        wf: &WorkflowContext,
+        name: &str,
+    ) -> Result<RecordedEvent, WfError> {
+        let watch = Abandon { wf, armed: true };
+        let bell = self.app.bell();
+        let since = std::time::Instant::now();
+        loop {
+            let rung = bell.notified();
+            let mut rung = std::pin::pin!(rung);
+            rung.as_mut().enable();
+            if let Some(event) = wf.take_event(name)? {
+                watch.disarm();
+                return Ok(event);
+            }
+            let why = self
+                .must_suspend()
+                .or((since.elapsed() > PARK_HORIZON).then_some("the event is long in coming"));
+            if let Some(why) = why {
+                tracing::debug!(why, "suspending a body on its event instead of parking it");
+                watch.disarm();
+                return Err(wf.recorder().suspend(Vec::new(), None, Some(name)));
+            }
+            let _parked = self.slots.park();
+            let _ = tokio::time::timeout(RECHECK, rung).await;
+        }
+    }
+
     /// Join step 3 of a parked join: see the module docs.
     async fn observe<R>(
         &self,
@@ -248,7 +316,8 @@ impl Abandon<'_> {
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.wf.abandoned("a join of child invocations");
+            self.wf
+                .abandoned("a workflow wait (a join, a timer or an event)");
         }
     }
 }
