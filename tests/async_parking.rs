@@ -319,3 +319,86 @@ async fn timers_and_events_park_the_body() {
         }
     }
 }
+
+/// A worker that stops suspends its parked bodies; a later worker replays them from their
+/// journal and they finish. A cancelled parked body ends cancelled.
+#[tokio::test]
+async fn a_stop_suspends_parked_bodies_and_a_cancel_ends_them() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let gate = app
+            .task_async("gate", |ctx: AsyncTaskContext, (): ()| async move {
+                Ok::<_, TaskError>(ctx.wf().wait_event::<u32>("open").await?)
+            })
+            .unwrap();
+        let (runs, r) = counter();
+        let (reached, re) = counter();
+        let flow = app
+            .task_async("flow", move |ctx: AsyncTaskContext, (): ()| {
+                r.fetch_add(1, Ordering::SeqCst);
+                let (gate, re) = (gate.clone(), re.clone());
+                async move {
+                    let wf = ctx.wf();
+                    let h = wf.start_task(&gate, ())?;
+                    re.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, TaskError>(wf.join(&h).await? + 1)
+                }
+            })
+            .unwrap();
+        let until = |c: &Arc<AtomicU32>, n: u32, what: &str| {
+            let deadline = std::time::Instant::now() + PATIENCE;
+            while c.load(Ordering::SeqCst) < n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{}: {what}",
+                    t.backend
+                );
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        };
+
+        let worker = app.worker().threads(1).concurrency(4).start().unwrap();
+        let inv = flow.call_async(app, ()).await.unwrap();
+        until(&reached, 1, "the body never reached its join");
+        worker.stop_async().await;
+        assert_eq!(
+            inv.status().unwrap(),
+            Status::Waiting,
+            "{}: suspended at the stop",
+            t.backend
+        );
+        let child: Vec<InvocationId> = app
+            .store()
+            .workflow_invocations(inv.id())
+            .unwrap()
+            .into_iter()
+            .filter(|c| *c != inv.id())
+            .collect();
+        assert_eq!(child.len(), 1, "{}", t.backend);
+        app.send_event(child[0], "open", &41u32).unwrap();
+        let worker = app.worker().threads(1).concurrency(4).start().unwrap();
+        assert_eq!(
+            inv.result_timeout_async(PATIENCE).await.unwrap(),
+            42,
+            "{}",
+            t.backend
+        );
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "{}: replayed once after the stop",
+            t.backend
+        );
+
+        let cancelled = flow.call_async(app, ()).await.unwrap();
+        until(&reached, 3, "the second body never reached its join");
+        cancelled.cancel().unwrap();
+        let result = cancelled.result_timeout_async(PATIENCE).await;
+        assert!(
+            matches!(result, Err(WfError::Cancelled { .. })),
+            "{}: {result:?}",
+            t.backend
+        );
+        worker.stop_async().await;
+    }
+}

@@ -435,6 +435,11 @@ impl Recorder {
         })
     }
 
+    /// Whether a cancellation of this invocation was requested (told or not yet).
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.cancel.reason().is_some()
+    }
+
     /// Whether the body was told of its cancellation (in this execution or, replayed, an
     /// earlier one).
     pub(crate) fn told(&self) -> bool {

@@ -148,6 +148,8 @@ impl App {
             self.running().raise(*member, reason);
         }
         tracing::info!(invocation = %id, %report, "cancel requested");
+        // Parked async bodies of this process see the cancellation (and finished members).
+        self.ring();
         Ok(report)
     }
 }

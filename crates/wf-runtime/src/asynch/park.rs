@@ -139,9 +139,12 @@ impl Parking {
         }
     }
 
-    /// Why the body must suspend rather than park, if it must.
-    fn must_suspend(&self) -> Option<&'static str> {
-        if self.runner.pool().stopping() {
+    /// Why the body must suspend rather than park, if it must. A cancelled body suspends: the
+    /// store ends it cancelled, as a waiting sync body.
+    fn must_suspend(&self, wf: &WorkflowContext) -> Option<&'static str> {
+        if wf.recorder().cancel_requested() {
+            Some("its cancellation was requested")
+        } else if self.runner.pool().stopping() {
             Some("the worker stops")
         } else if !self.runner.pool().holds(&self.lease) {
             Some("its lease was lost")
@@ -172,7 +175,7 @@ impl Parking {
             }
             let left = Duration::from_millis(at.0 - now.0);
             let why = self
-                .must_suspend()
+                .must_suspend(wf)
                 .or((left > PARK_HORIZON).then_some("the timer is far off"));
             if let Some(why) = why {
                 tracing::debug!(why, "suspending a body on its timer instead of parking it");
@@ -203,7 +206,7 @@ impl Parking {
                 return Ok(event);
             }
             let why = self
-                .must_suspend()
+                .must_suspend(wf)
                 .or((since.elapsed() > PARK_HORIZON).then_some("the event is long in coming"));
             if let Some(why) = why {
                 tracing::debug!(why, "suspending a body on its event instead of parking it");
@@ -236,7 +239,7 @@ impl Parking {
                 Ok(outcomes) => return Ok(outcomes),
                 Err(unfinished) => unfinished,
             };
-            if let Some(why) = self.must_suspend() {
+            if let Some(why) = self.must_suspend(wf) {
                 tracing::debug!(why, "suspending a body instead of parking it");
                 return Err(wf.recorder().suspend(unfinished, None, None));
             }
