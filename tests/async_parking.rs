@@ -118,6 +118,24 @@ fn a_sync_worker_runs_async_bodies() {
     }
 }
 
+/// `run_until_idle` inside a tokio test (a thread of a current-thread runtime) runs an async
+/// body that awaits a tokio timer: the body runs on a runtime of its own, not on the blocked one.
+#[tokio::test]
+async fn run_until_idle_inside_a_runtime_runs_bodies_that_use_tokio() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let nap = app
+            .task_async("nap", |_ctx: AsyncTaskContext, ms: u64| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok::<_, TaskError>(ms)
+            })
+            .unwrap();
+        let inv = nap.call(app, 5).unwrap();
+        app.run_until_idle().unwrap();
+        assert_eq!(inv.result().unwrap(), 5, "{}", t.backend);
+    }
+}
+
 /// An async workflow executes sync tasks, and a sync workflow executes async tasks.
 #[tokio::test]
 async fn sync_and_async_tasks_call_each_other() {

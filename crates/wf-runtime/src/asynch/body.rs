@@ -68,9 +68,12 @@ pub(crate) async fn run_body_async(
     (result, sealed)
 }
 
-/// Runs the async body of `task` to its end on the calling thread (a sync worker,
+/// Runs the async body of `task` to its end for a caller that blocks (a sync worker,
 /// `run_until_idle`, a sync parent running it inline), and seals its recorder. Its waits
-/// behave as a sync body's: nothing parks.
+/// behave as a sync body's: nothing parks. The body runs on a current-thread runtime of its
+/// own; when the calling thread already belongs to a runtime (a `#[tokio::test]` calling
+/// `run_until_idle`, a blocking thread of the async worker), on a thread of its own too, so
+/// that it never waits for timers or sockets of a runtime the caller is blocking.
 pub(crate) fn run_body_blocking(
     app: &App,
     task: &RegisteredTask,
@@ -80,22 +83,36 @@ pub(crate) fn run_body_blocking(
     clock: ExecClock,
     inline: Inline,
 ) -> (BodyResult, Sealed) {
-    let future = run_body_async(app, task, spec, attempt, recorder, clock, inline, None);
-    if tokio::runtime::Handle::try_current().is_ok() {
-        // On a thread of a runtime (a blocking thread of the async worker): the runtime's
-        // drivers serve the body's timers and sockets.
-        return block_here(future);
-    }
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(future),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not build a tokio runtime for an async body; running it without one");
-            block_here(future)
+    let run = move || {
+        let future = run_body_async(app, task, spec, attempt, recorder, clock, inline, None);
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(future),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not build a tokio runtime for an async body; running it without one");
+                block_here(future)
+            }
         }
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return run();
     }
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name(format!("wf-async-{}", spec.id))
+            .spawn_scoped(scope, run);
+        match thread {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // The runner catches it: the invocation is recovered when its lease expires.
+            Err(e) => std::panic::resume_unwind(Box::new(format!(
+                "could not start a thread to run an async body: {e}"
+            ))),
+        }
+    })
 }
 
 /// Polls a body's future under its invocation's scope, catching its panics.

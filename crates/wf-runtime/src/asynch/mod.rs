@@ -8,7 +8,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `body` | running an async body: on the async worker (awaited), or anywhere else (driven to its end on the calling thread) |
+//! | `body` | running an async body: on the async worker (awaited), or anywhere else (driven to its end on a runtime of its own) |
 //! | `context` | [`AsyncTaskContext`] and [`AsyncWorkflow`], what an async body receives |
 //! | `park` | parking a body that waits on children, and waking it when their commits land |
 //! | `worker` | the async worker threads: a current-thread tokio runtime each, bodies as local tasks |
@@ -21,7 +21,8 @@
 //!   commits land; it is suspended and replayed only when the bound on parked bodies
 //!   ([`crate::WorkerBuilder::max_parked`]) is reached, the worker stops, or its lease is lost;
 //! - anywhere else (a sync worker, `App::run_until_idle`, a sync parent running it inline): its
-//!   future is driven to its end on the calling thread, and its waiting operations behave as in a
+//!   future is driven to its end on a current-thread runtime of its own (on a thread of its own
+//!   when the caller's thread belongs to a runtime), and its waiting operations behave as in a
 //!   sync body (run a child inline, or suspend).
 
 mod body;
