@@ -167,10 +167,15 @@ impl Parking {
         }
         wf.recorder().go_live()?;
         let watch = Abandon { wf, armed: true };
+        let waited = self.park_on_timer(wf, at).await;
+        watch.disarm();
+        waited
+    }
+
+    async fn park_on_timer(&self, wf: &WorkflowContext, at: Timestamp) -> Result<(), WfError> {
         loop {
             let now = wf.clock().now();
             if now >= at {
-                watch.disarm();
                 return wf.recorder().record_timer_fired();
             }
             let left = Duration::from_millis(at.0 - now.0);
@@ -179,7 +184,6 @@ impl Parking {
                 .or((left > PARK_HORIZON).then_some("the timer is far off"));
             if let Some(why) = why {
                 tracing::debug!(why, "suspending a body on its timer instead of parking it");
-                watch.disarm();
                 return Err(wf.recorder().suspend(Vec::new(), Some(at), None));
             }
             let _parked = self.slots.park();
@@ -195,6 +199,16 @@ impl Parking {
         name: &str,
     ) -> Result<RecordedEvent, WfError> {
         let watch = Abandon { wf, armed: true };
+        let waited = self.park_on_event(wf, name).await;
+        watch.disarm();
+        waited
+    }
+
+    async fn park_on_event(
+        &self,
+        wf: &WorkflowContext,
+        name: &str,
+    ) -> Result<RecordedEvent, WfError> {
         let bell = self.app.bell();
         let since = std::time::Instant::now();
         loop {
@@ -202,7 +216,6 @@ impl Parking {
             let mut rung = std::pin::pin!(rung);
             rung.as_mut().enable();
             if let Some(event) = wf.take_event(name)? {
-                watch.disarm();
                 return Ok(event);
             }
             let why = self
@@ -210,7 +223,6 @@ impl Parking {
                 .or((since.elapsed() > PARK_HORIZON).then_some("the event is long in coming"));
             if let Some(why) = why {
                 tracing::debug!(why, "suspending a body on its event instead of parking it");
-                watch.disarm();
                 return Err(wf.recorder().suspend(Vec::new(), None, Some(name)));
             }
             let _parked = self.slots.park();
