@@ -252,3 +252,40 @@ async fn a_changed_async_body_is_reported_at_its_position() {
         );
     }
 }
+
+/// An async body that swallows its suspension (nothing parks: `max_parked(0)`) and returns a
+/// value anyway is still suspended: the value is not committed, and the replay after the child
+/// finished returns the child's real result.
+#[tokio::test]
+async fn a_swallowed_suspension_is_still_a_suspension() {
+    for t in apps(|b| b) {
+        let app = &t.app;
+        let leaf = app
+            .task_async("leaf", |_ctx: AsyncTaskContext, n: u32| async move {
+                Ok::<_, TaskError>(n * 3)
+            })
+            .unwrap();
+        let flow = app
+            .task_async("flow", move |ctx: AsyncTaskContext, n: u32| {
+                let leaf = leaf.clone();
+                async move {
+                    match ctx.wf().execute_task(&leaf, n).await {
+                        Ok(v) => Ok::<_, TaskError>(v),
+                        Err(_) => Ok(0), // swallowed: must not be committed
+                    }
+                }
+            })
+            .unwrap();
+        let worker = app
+            .worker()
+            .threads(1)
+            .concurrency(4)
+            .max_parked(0)
+            .start()
+            .unwrap();
+        let inv = flow.call_async(app, 5).await.unwrap();
+        let result = inv.result_timeout_async(PATIENCE).await;
+        worker.stop_async().await;
+        assert_eq!(result.unwrap(), 15, "{}", t.backend);
+    }
+}
