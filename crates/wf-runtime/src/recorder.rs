@@ -436,6 +436,7 @@ impl Recorder {
     }
 
     /// Whether a cancellation of this invocation was requested (told or not yet).
+    #[cfg(feature = "tokio")]
     pub(crate) fn cancel_requested(&self) -> bool {
         self.cancel.reason().is_some()
     }
