@@ -115,6 +115,7 @@ const SCOPES: &[Scope] = &[
             "--test=swallowed_suspension",
             "--test=store_failure",
             "--test=worker_faults",
+            "--test=versioning",
         ],
         // The judges take ~21 s; a mutant that hangs (a cancellation that never arrives)
         // should cost little more.
