@@ -499,6 +499,29 @@ impl Recorder {
         })
     }
 
+    /// Stops the execution after a checkpoint whose outcome is unknown (see `crate::inline`):
+    /// nothing recorded since the last persisted checkpoint is committed, because the
+    /// checkpoint may have stored it already. Returns the error to unwind with.
+    pub(crate) fn checkpoint_unknown(&mut self, error: &StoreError) -> WfError {
+        self.stop.get_or_insert(StopPoint {
+            why: Interruption::StoreFailed {
+                error: format!("a checkpoint's outcome is unknown: {error}"),
+            },
+            journal_len: 0,
+            writes_len: 0,
+            children_len: 0,
+            consumed_len: 0,
+        });
+        self.stop_error()
+    }
+
+    /// The error of the stop point that is set.
+    fn stop_error(&self) -> WfError {
+        self.stop
+            .as_ref()
+            .map_or(WfError::Suspended { waiting_on: 0 }, |s| s.why.error())
+    }
+
     /// Sets the stop point, if none is set yet, and returns its error.
     fn interrupt(&mut self, why: Interruption) -> WfError {
         let stop = self.stop.get_or_insert(StopPoint {

@@ -59,17 +59,49 @@ fn canonical(worker: &WorkerId) -> WorkerId {
     }
 }
 
+/// Told of every failed work call (`submit`, `claim`, `commit`, `checkpoint`, `send_event`,
+/// `next_due`, `recover_expired`), by name, with its error: the Redis driver heals a proxy's
+/// outage once a call gave up under it.
+pub type FailureHook = Arc<dyn Fn(&'static str, &StoreError) + Send + Sync>;
+
 /// A store that notes what it acknowledged in an [`Acks`].
-#[derive(Debug)]
 pub struct Ledger<S> {
     inner: S,
     acks: SharedAcks,
+    hook: Option<FailureHook>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Ledger<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("inner", &self.inner)
+            .field("hook", &self.hook.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> Ledger<S> {
     /// Wraps `inner`, noting its acknowledgements in `acks`.
     pub fn new(inner: S, acks: SharedAcks) -> Self {
-        Self { inner, acks }
+        Self {
+            inner,
+            acks,
+            hook: None,
+        }
+    }
+
+    /// Tells `hook` of every failed work call.
+    pub fn with_hook(mut self, hook: FailureHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Passes `r` on, telling the hook when it failed.
+    fn seen<T>(&self, call: &'static str, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let (Err(e), Some(hook)) = (&r, &self.hook) {
+            hook(call, e);
+        }
+        r
     }
 
     fn note_parts(
@@ -154,7 +186,7 @@ impl<S: Store> StoreWork for Ledger<S> {
     }
     fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
         let id = invocation.id;
-        let out = self.inner.submit(invocation, now)?;
+        let out = self.seen("submit", self.inner.submit(invocation, now))?;
         self.note_children(&[id]);
         Ok(out)
     }
@@ -175,10 +207,13 @@ impl<S: Store> StoreWork for Ledger<S> {
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
-        self.inner.claim(&canonical(worker), tasks, lease_for, now)
+        self.seen(
+            "claim",
+            self.inner.claim(&canonical(worker), tasks, lease_for, now),
+        )
     }
     fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due(tasks)
+        self.seen("next_due", self.inner.next_due(tasks))
     }
     fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
         self.inner.wait_for_work(tasks, timeout)
@@ -199,7 +234,7 @@ impl<S: Store> StoreWork for Ledger<S> {
             Outcome::Failed(_) => Some(Final::Failed),
             _ => None,
         };
-        self.inner.commit(lease, commit, now)?;
+        self.seen("commit", self.inner.commit(lease, commit, now))?;
         self.note_children(&children);
         self.note_parts(lease.invocation, journal, data);
         let mut a = acks(&self.acks);
@@ -219,15 +254,16 @@ impl<S: Store> StoreWork for Ledger<S> {
     ) -> Result<Option<Claim>, StoreError> {
         let children: Vec<InvocationId> = checkpoint.children.iter().map(|c| c.id).collect();
         let (journal, data) = (checkpoint.journal.clone(), checkpoint.data.clone());
-        let out = self
-            .inner
-            .checkpoint(lease, checkpoint, run, lease_for, now)?;
+        let out = self.seen(
+            "checkpoint",
+            self.inner.checkpoint(lease, checkpoint, run, lease_for, now),
+        )?;
         self.note_children(&children);
         self.note_parts(lease.invocation, journal, data);
         Ok(out)
     }
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.inner.recover_expired(now)
+        self.seen("recover_expired", self.inner.recover_expired(now))
     }
     fn send_event(
         &self,
@@ -235,7 +271,7 @@ impl<S: Store> StoreWork for Ledger<S> {
         event: NewEvent,
         now: Timestamp,
     ) -> Result<EventSent, StoreError> {
-        self.inner.send_event(to, event, now)
+        self.seen("send_event", self.inner.send_event(to, event, now))
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`ledger`]: notes what the store acknowledged, in the driver's memory; [`check`] finds
 //!   it in a reopened store.
 //! - [`zombie`]: a worker that stalls past its lease and commits late.
+//! - [`proxy`]: a TCP proxy in front of a real `redis-server` that cuts connections, loses
+//!   replies, has outages and restarts the server, at seed-chosen requests.
 //! - [`driver`]: one seed, one history: a fault-free reference run and a faulty run, checked.
 //!
 //! Run seeds with `cargo xtask sim --seeds N [--from S]`; replay one with its step trace with
@@ -18,6 +20,7 @@ pub mod check;
 pub mod corpus;
 pub mod driver;
 pub mod ledger;
+pub mod proxy;
 pub mod rng;
 pub mod simfs;
 pub mod zombie;
