@@ -24,6 +24,7 @@ use crate::corpus::{self, Program, Tasks, Watch};
 use crate::ledger::{Acks, SharedAcks, acks, ledgered};
 use crate::rng::SimRng;
 use crate::simfs::{CrashKind, Fault, SimCounts, SimFs};
+use crate::redis_sim::{self, RedisReport};
 use crate::{check, zombie};
 
 /// A fault the driver will inject: `after` operations from when it is armed.
@@ -50,6 +51,8 @@ pub struct SeedReport {
     pub executions: u64,
     /// The step trace of the faulty run.
     pub trace: Vec<String>,
+    /// On Redis (`--redis`): the proxy's fault counters and process deaths.
+    pub redis: Option<RedisReport>,
 }
 
 /// A seed that failed: what was violated, and the trace that led there.
@@ -85,6 +88,9 @@ impl std::fmt::Display for SeedFailure {
         if self.options.memory {
             flags.push_str(" --memory");
         }
+        if self.options.redis {
+            flags.push_str(" --redis");
+        }
         write!(
             f,
             "replay this history with its step trace: cargo xtask sim --seed {}{flags} --trace",
@@ -106,6 +112,9 @@ pub struct SimOptions {
     /// not survive its process), the zombie still stalls, and the results must equal the file
     /// store's fault-free run.
     pub memory: bool,
+    /// Runs the checked run on Redis through a fault-injecting proxy instead (see
+    /// [`crate::redis_sim`]): not bit-for-bit repeatable; results must equal the file store's.
+    pub redis: bool,
 }
 
 impl Default for SimOptions {
@@ -115,6 +124,7 @@ impl Default for SimOptions {
             max_workflows: 4,
             reorder: true,
             memory: false,
+            redis: false,
         }
     }
 }
@@ -158,6 +168,9 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         })
         .collect();
     let zombie_round = rng.chance(50).then(|| rng.range(1, 3) as usize);
+    if options.redis {
+        return on_redis(seed, &programs, &mut rng, zombie_round, &reference.results, options);
+    }
     let plan = if options.memory { Vec::new() } else { plan };
     let mut faulty = Run::new(seed, compact_min, rng, plan);
     faulty.zombie_round = zombie_round;
@@ -181,7 +194,53 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         counts: faulty.fs.counts(),
         executions: faulty.watch.executions.load(Ordering::SeqCst),
         trace: faulty.log,
+        redis: None,
     })
+}
+
+/// The checked run on Redis: the seed's corpus and a fault plan drawn after the file store's.
+fn on_redis(
+    seed: u64,
+    programs: &[Program],
+    rng: &mut SimRng,
+    zombie_round: Option<usize>,
+    reference: &[(Status, Option<Vec<u8>>)],
+    options: SimOptions,
+) -> Result<SeedReport, SeedFailure> {
+    let plan = redis_sim::plan(rng, options.max_faults);
+    let header = format!("seed {seed}: {} workflow(s) {programs:?}", programs.len());
+    let fail = |r: redis_sim::RedisRun, extra: Option<String>| {
+        let mut trace = vec![header.clone()];
+        trace.extend(r.log);
+        SeedFailure {
+            seed,
+            violations: r
+                .violations
+                .into_iter()
+                .chain(extra)
+                .map(|v| format!("redis run: {v}"))
+                .collect(),
+            trace,
+            options,
+        }
+    };
+    match redis_sim::run(seed, programs, plan, zombie_round) {
+        Err(r) => Err(fail(r, None)),
+        Ok((r, results)) if results != reference => {
+            let v = format!(
+                "results differ from the fault-free run: {results:?} != {reference:?}"
+            );
+            Err(fail(r, Some(v)))
+        }
+        Ok((r, _)) => Ok(SeedReport {
+            seed,
+            workflows: programs.len(),
+            counts: SimCounts::default(),
+            executions: r.watch.executions.load(Ordering::SeqCst),
+            trace: std::iter::once(header).chain(r.log).collect(),
+            redis: Some(r.report),
+        }),
+    }
 }
 
 fn pick_crash(rng: &mut SimRng) -> CrashKind {
@@ -194,7 +253,7 @@ fn pick_crash(rng: &mut SimRng) -> CrashKind {
 
 /// Sends each submitted workflow the `go` events it waits for that were not acknowledged yet
 /// (idempotent by key, so a send whose answer a crash lost is safe to repeat).
-fn send_events(
+pub(crate) fn send_events(
     app: &App,
     programs: &[Program],
     ids: &[Option<InvocationId>],
@@ -234,12 +293,12 @@ struct Run {
 }
 
 /// Rounds (run until idle, or crash and reopen) before a run counts as stuck.
-const MAX_ROUNDS: usize = 64;
+pub(crate) const MAX_ROUNDS: usize = 64;
 
 /// The virtual time a run starts at (2030-01-01), and how far it moves each round: past every
 /// lease, retry backoff and sleep of the round before, as if the process restarted an hour later.
-const START: Timestamp = Timestamp(1_893_456_000_000);
-const ROUND: Duration = Duration::from_secs(3600);
+pub(crate) const START: Timestamp = Timestamp(1_893_456_000_000);
+pub(crate) const ROUND: Duration = Duration::from_secs(3600);
 
 impl Run {
     fn new(seed: u64, compact_min: u64, rng: SimRng, plan: Vec<PlannedFault>) -> Self {

@@ -10,7 +10,8 @@
 //!   it in a reopened store.
 //! - [`zombie`]: a worker that stalls past its lease and commits late.
 //! - [`proxy`]: a TCP proxy in front of a real `redis-server` that cuts connections, loses
-//!   replies, has outages and restarts the server, at seed-chosen requests.
+//!   replies, has outages and restarts the server, at seed-chosen requests; [`redis_sim`]: the
+//!   driver on Redis through it (`--redis`).
 //! - [`driver`]: one seed, one history: a fault-free reference run and a faulty run, checked.
 //!
 //! Run seeds with `cargo xtask sim --seeds N [--from S]`; replay one with its step trace with
@@ -21,6 +22,7 @@ pub mod corpus;
 pub mod driver;
 pub mod ledger;
 pub mod proxy;
+pub mod redis_sim;
 pub mod rng;
 pub mod simfs;
 pub mod zombie;

@@ -8,12 +8,17 @@
 //! --no-reorder                       torn crashes never leave holes (unwritten sectors)
 //! --memory                           the checked run on the memory store (no disk faults; the
 //!                                    zombie still stalls; results must equal the file store's)
+//! --redis                            the checked run on a real redis-server (AOF, fsync always)
+//!                                    through a fault-injecting proxy: cut connections, lost
+//!                                    replies, outages, server restarts, process deaths; not
+//!                                    bit-for-bit repeatable (the fault plan is)
 //! ```
 //! Exits with status 1 when a seed fails, after printing it and the command that replays it.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
+use wf_sim::proxy::ProxyCounts;
 use wf_sim::simfs::SimCounts;
 use wf_sim::{SimOptions, run_seed};
 
@@ -51,6 +56,7 @@ fn parse() -> Result<Args, String> {
             "--keep-going" => args.keep_going = true,
             "--no-reorder" => args.options.reorder = false,
             "--memory" => args.options.memory = true,
+            "--redis" => args.options.redis = true,
             "--max-faults" => args.options.max_faults = number(it.next(), "--max-faults")?,
             "--max-workflows" => {
                 args.options.max_workflows = number(it.next(), "--max-workflows")?;
@@ -58,7 +64,7 @@ fn parse() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other}; usage: wf-sim --seeds N [--from S] [--keep-going] | --seed S [--trace]; \
-                     both take [--max-faults N] [--max-workflows N] [--no-reorder] [--memory]"
+                     both take [--max-faults N] [--max-workflows N] [--no-reorder] [--memory | --redis]"
                 ));
             }
         }
@@ -94,6 +100,7 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     let started = Instant::now();
     let mut total = SimCounts::default();
+    let (mut net, mut deaths, mut unfired) = (ProxyCounts::default(), 0u64, 0u64);
     let (mut passed, mut failed, mut executions) = (0u64, Vec::new(), 0u64);
     for seed in args.from..args.from.saturating_add(args.count) {
         match run_seed(seed, args.options) {
@@ -104,6 +111,16 @@ fn main() -> ExitCode {
                     }
                 }
                 add(&mut total, &report.counts);
+                if let Some(r) = &report.redis {
+                    net.requests += r.proxy.requests;
+                    net.cuts += r.proxy.cuts;
+                    net.lost_replies += r.proxy.lost_replies;
+                    net.outages += r.proxy.outages;
+                    net.refused += r.proxy.refused;
+                    net.restarts += r.proxy.restarts;
+                    deaths += r.deaths;
+                    unfired += r.unfired;
+                }
                 executions += report.executions;
                 passed += 1;
             }
@@ -120,6 +137,32 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+    if args.options.redis {
+        wf_sim::redis_sim::stop();
+        println!(
+            "sim --redis: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: \
+             {} cut connections, {} lost replies, {} outages ({} connections refused, among them \
+             {} process deaths), {} server restarts; {} planned faults not reached; {} requests \
+             through the proxy, {executions} body executions",
+            failed.len(),
+            failed,
+            args.from,
+            started.elapsed(),
+            net.cuts,
+            net.lost_replies,
+            net.outages,
+            net.refused,
+            deaths,
+            net.restarts,
+            unfired,
+            net.requests,
+        );
+        return if failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     println!(
         "sim: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: {} process \
