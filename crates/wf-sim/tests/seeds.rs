@@ -73,3 +73,39 @@ fn a_seed_replays_the_same_history() {
         assert_eq!(a.counts, b.counts, "seed {seed}");
     }
 }
+
+/// How many seeds CI runs on Redis (each seed's outages wait out the store's retry budget:
+/// about a second a seed).
+const CI_REDIS_SEEDS: u64 = 50;
+
+/// The same corpora on a real redis-server through the fault proxy (cut connections, lost
+/// replies, outages, server restarts, process deaths): acknowledged work survives, the zombie's
+/// late commits are refused, and every result equals the file store's. Skipped without
+/// redis-server unless `WF_REQUIRE_REDIS=1`.
+#[test]
+fn redis_seeds_pass_through_network_and_server_faults() {
+    if !wf_store::redis::testing::available_or_skip("redis_seeds_pass_through_network_and_server_faults") {
+        return;
+    }
+    let options = SimOptions {
+        redis: true,
+        ..SimOptions::default()
+    };
+    let mut fired = [0u64; 5];
+    for seed in 0..CI_REDIS_SEEDS {
+        let report = run_seed(seed, options).unwrap_or_else(|f| panic!("{f}"));
+        let r = report.redis.expect("a Redis report");
+        for (slot, n) in fired.iter_mut().zip([
+            r.proxy.cuts,
+            r.proxy.lost_replies,
+            r.proxy.outages,
+            r.proxy.restarts,
+            r.deaths,
+        ]) {
+            *slot += n;
+        }
+    }
+    wf_sim::redis_sim::stop();
+    // Every kind of fault happened, so the seeds test what they claim to.
+    assert!(fired.iter().all(|&n| n > 0), "{fired:?}");
+}
