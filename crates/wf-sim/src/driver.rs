@@ -22,9 +22,9 @@ use wf_store::{FileOptions, FileStore, MemoryStore, StoreError};
 
 use crate::corpus::{self, Program, Tasks, Watch};
 use crate::ledger::{Acks, SharedAcks, acks, ledgered};
+use crate::redis_sim::{self, RedisReport};
 use crate::rng::SimRng;
 use crate::simfs::{CrashKind, Fault, SimCounts, SimFs};
-use crate::redis_sim::{self, RedisReport};
 use crate::{check, zombie};
 
 /// A fault the driver will inject: `after` operations from when it is armed.
@@ -136,11 +136,17 @@ impl Default for SimOptions {
 pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailure> {
     let mut rng = SimRng::new(seed);
     let n = rng.range(1, options.max_workflows) as usize;
-    let programs = corpus::generate(&mut rng, n);
+    let mut programs = corpus::generate(&mut rng, n);
+    corpus::add_cancellations(seed, &mut programs);
     let compact_min = rng.range(256, 16 << 10);
     let reference = Run::new(seed, compact_min, rng.clone(), Vec::new()).execute(&programs);
     if !reference.violations.is_empty() {
         return Err(reference.failure(seed, "reference run", options));
+    }
+    if let Some(v) = corpus::not_cancelled(&programs, &reference.results).pop() {
+        let mut failure = reference.failure(seed, "reference run", options);
+        failure.violations.push(format!("reference run: {v}"));
+        return Err(failure);
     }
     let ops = reference.fs.ops().max(2);
     let faults = rng.range(1, options.max_faults);
@@ -169,7 +175,14 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         .collect();
     let zombie_round = rng.chance(50).then(|| rng.range(1, 3) as usize);
     if options.redis {
-        return on_redis(seed, &programs, &mut rng, zombie_round, &reference.results, options);
+        return on_redis(
+            seed,
+            &programs,
+            &mut rng,
+            zombie_round,
+            &reference.results,
+            options,
+        );
     }
     let plan = if options.memory { Vec::new() } else { plan };
     let mut faulty = Run::new(seed, compact_min, rng, plan);
@@ -179,6 +192,13 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
     faulty.trace(format!("plan: {:?}", faulty.plan));
     let faulty = faulty.execute(&programs);
     let mut failure = faulty.failure(seed, "faulty run", options);
+    if faulty.violations.is_empty() {
+        failure.violations.extend(
+            corpus::not_cancelled(&programs, &faulty.results)
+                .into_iter()
+                .map(|v| format!("faulty run: {v}")),
+        );
+    }
     if faulty.violations.is_empty() && faulty.results != reference.results {
         failure.violations.push(format!(
             "results differ from the fault-free run: {:?} != {:?}",
@@ -227,9 +247,7 @@ fn on_redis(
     match redis_sim::run(seed, programs, plan, zombie_round) {
         Err(r) => Err(fail(r, None)),
         Ok((r, results)) if results != reference => {
-            let v = format!(
-                "results differ from the fault-free run: {results:?} != {reference:?}"
-            );
+            let v = format!("results differ from the fault-free run: {results:?} != {reference:?}");
             Err(fail(r, Some(v)))
         }
         Ok((r, _)) => Ok(SeedReport {
@@ -472,6 +490,12 @@ impl Run {
                         .push(format!("[op {}] ran {n} execution(s)", self.fs.ops()));
                 });
             }
+            let mut cancelling = false;
+            if result.is_ok() {
+                result = corpus::cancel_hanging(app, programs, &ids).map(|done| {
+                    cancelling = !done;
+                });
+            }
             self.drain_executions();
             if let (Ok(()), Some(z)) = (&result, &zombie) {
                 match zombie::commit_late(app, z, self.now) {
@@ -488,6 +512,7 @@ impl Run {
                 }
             }
             match (result, self.fs.fired()) {
+                (Ok(()), None) if cancelling => {}
                 (Ok(()), None) => break,
                 (Err(e), None) => {
                     self.violation(format!("the store failed without an injected fault: {e}"));

@@ -21,6 +21,8 @@ pub enum Final {
     Success(Vec<u8>),
     /// Failed.
     Failed,
+    /// Ended cancelled (a failure of kind `Cancelled`: a body told of its cancellation).
+    Cancelled,
 }
 
 /// The acknowledgements, shared between the driver and the stores it opens.
@@ -231,6 +233,9 @@ impl<S: Store> StoreWork for Ledger<S> {
         let (journal, data) = (commit.journal.clone(), commit.data.clone());
         let outcome = match &commit.outcome {
             Outcome::Success(bytes) => Some(Final::Success(bytes.clone())),
+            Outcome::Failed(f) if f.kind == wf_core::FailureKind::Cancelled => {
+                Some(Final::Cancelled)
+            }
             Outcome::Failed(_) => Some(Final::Failed),
             _ => None,
         };
@@ -256,7 +261,8 @@ impl<S: Store> StoreWork for Ledger<S> {
         let (journal, data) = (checkpoint.journal.clone(), checkpoint.data.clone());
         let out = self.seen(
             "checkpoint",
-            self.inner.checkpoint(lease, checkpoint, run, lease_for, now),
+            self.inner
+                .checkpoint(lease, checkpoint, run, lease_for, now),
         )?;
         self.note_children(&children);
         self.note_parts(lease.invocation, journal, data);

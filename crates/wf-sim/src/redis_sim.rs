@@ -156,7 +156,12 @@ pub fn run(
         refused: after.refused - before.refused,
         restarts: after.restarts - before.restarts,
     };
-    let inside = r.watch.violations.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let inside = r
+        .watch
+        .violations
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     r.violations.extend(inside);
     if r.violations.is_empty() {
         Ok((r, results))
@@ -239,7 +244,10 @@ impl RedisRun {
         }
         proxy.arm_at(counts.requests + f.after, fault);
         self.armed = Some((f, counts));
-        self.trace(format!("armed {f:?} at request {}", counts.requests + f.after));
+        self.trace(format!(
+            "armed {f:?} at request {}",
+            counts.requests + f.after
+        ));
     }
 
     fn open(&mut self, proxy: &Arc<Proxy>) -> Option<(App, Tasks)> {
@@ -291,7 +299,11 @@ impl RedisRun {
         proxy.heal();
     }
 
-    fn execute(&mut self, proxy: &Arc<Proxy>, programs: &[Program]) -> Vec<(Status, Option<Vec<u8>>)> {
+    fn execute(
+        &mut self,
+        proxy: &Arc<Proxy>,
+        programs: &[Program],
+    ) -> Vec<(Status, Option<Vec<u8>>)> {
         let mut ids: Vec<Option<InvocationId>> = vec![None; programs.len()];
         let mut sent = vec![0usize; programs.len()];
         let Some(mut opened) = self.open(proxy) else {
@@ -332,14 +344,25 @@ impl RedisRun {
                 }
             }
             if result.is_ok() {
-                result = app.run_until_idle().map(|n| self.log.push(format!("ran {n} execution(s)")));
+                result = app
+                    .run_until_idle()
+                    .map(|n| self.log.push(format!("ran {n} execution(s)")));
+            }
+            let mut cancelling = false;
+            if result.is_ok() {
+                result = corpus::cancel_hanging(app, programs, &ids).map(|done| cancelling = !done);
             }
             self.drain();
             if let (Ok(()), Some(z)) = (&result, &stalled) {
                 match zombie::commit_late(app, z, self.now) {
-                    None => self.trace(format!("the zombie's late commit on {} was refused", z.invocation())),
+                    None => self.trace(format!(
+                        "the zombie's late commit on {} was refused",
+                        z.invocation()
+                    )),
                     Some(e) if faulted(start, proxy.counts()) => {
-                        self.trace(format!("the zombie's late commit failed under a fault: {e}"));
+                        self.trace(format!(
+                            "the zombie's late commit failed under a fault: {e}"
+                        ));
                     }
                     Some(v) => self.violation(v),
                 }
@@ -350,7 +373,7 @@ impl RedisRun {
             }
             let fired = faulted(start, proxy.counts());
             match (result, fired) {
-                (Ok(()), false) if stalled.is_none() => break,
+                (Ok(()), false) if stalled.is_none() && !cancelling => break,
                 (Ok(()), _) => {}
                 (Err(e), false) => {
                     self.violation(format!("the store failed without an injected fault: {e}"));
@@ -398,7 +421,9 @@ impl RedisRun {
         self.check_acks(app);
         if self.violations.len() > before && faulted(start, proxy.counts()) {
             self.violations.truncate(before);
-            self.trace("a fault fired during these checks: their findings are discarded".to_owned());
+            self.trace(
+                "a fault fired during these checks: their findings are discarded".to_owned(),
+            );
         }
     }
 
@@ -419,7 +444,11 @@ impl RedisRun {
         }
     }
 
-    fn check_final(&mut self, app: &App, ids: &[Option<InvocationId>]) -> Vec<(Status, Option<Vec<u8>>)> {
+    fn check_final(
+        &mut self,
+        app: &App,
+        ids: &[Option<InvocationId>],
+    ) -> Vec<(Status, Option<Vec<u8>>)> {
         let store = app.store();
         let mut all: Vec<InvocationId> = acks(&self.acks).submitted.keys().copied().collect();
         all.extend(ids.iter().flatten());

@@ -81,7 +81,12 @@ fn a_checkpoint_whose_reply_is_lost_in_an_outage_keeps_the_result_and_runs_the_c
     for _ in 0..8 {
         // Errors of a round are the fault's; the next round (an hour later) recovers.
         let _ = app.run_until_idle();
-        status = app.store().invocation(inv.id()).expect("readable").state.status;
+        status = app
+            .store()
+            .invocation(inv.id())
+            .expect("readable")
+            .state
+            .status;
         if status.is_final() {
             break;
         }
@@ -102,5 +107,8 @@ fn a_checkpoint_whose_reply_is_lost_in_an_outage_keeps_the_result_and_runs_the_c
     let expected = format!("{MARKER}-3").len() as u64 + 3;
     assert_eq!(inv.result().expect("a result"), expected);
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the child ran once");
-    assert_eq!(check::acknowledged(&**app.store(), &acks), Vec::<String>::new());
+    assert_eq!(
+        check::acknowledged(&**app.store(), &acks),
+        Vec::<String>::new()
+    );
 }

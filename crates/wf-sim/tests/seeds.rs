@@ -84,7 +84,9 @@ const CI_REDIS_SEEDS: u64 = 50;
 /// redis-server unless `WF_REQUIRE_REDIS=1`.
 #[test]
 fn redis_seeds_pass_through_network_and_server_faults() {
-    if !wf_store::redis::testing::available_or_skip("redis_seeds_pass_through_network_and_server_faults") {
+    if !wf_store::redis::testing::available_or_skip(
+        "redis_seeds_pass_through_network_and_server_faults",
+    ) {
         return;
     }
     let options = SimOptions {
@@ -108,4 +110,21 @@ fn redis_seeds_pass_through_network_and_server_faults() {
     wf_sim::redis_sim::stop();
     // Every kind of fault happened, so the seeds test what they claim to.
     assert!(fired.iter().all(|&n| n > 0), "{fired:?}");
+}
+
+/// A tenth of the corpora have a workflow that hangs on an event nobody sends; the driver
+/// cancels its tree once the app is idle, and `run_seed` fails unless it ends `Cancelled` in
+/// both runs. Checks that the CI seeds include such corpora, faults and all.
+#[test]
+fn ci_seeds_include_cancelled_workflows() {
+    let hanging = (0..100u64)
+        .filter(|&seed| {
+            let report = run_seed(seed, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
+            report.trace.first().is_some_and(|l| l.contains("Hang"))
+        })
+        .count();
+    assert!(
+        hanging >= 3,
+        "only {hanging} of 100 seeds cancel a workflow"
+    );
 }
