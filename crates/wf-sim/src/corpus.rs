@@ -91,8 +91,11 @@ pub fn cancel_hanging(
         let (true, Some(id)) = (p.hangs(), id) else {
             continue;
         };
-        if app.store().invocation(*id)?.state.status.is_final() {
-            continue;
+        match app.store().invocation(*id) {
+            Ok(r) if !r.state.status.is_final() => {}
+            // Final, or final and purged since.
+            Ok(_) | Err(wf_store::StoreError::InvocationNotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
         }
         app.cancel_because(*id, "sim: cancelled while hanging")?;
         all_final &= app.store().invocation(*id)?.state.status.is_final();

@@ -22,6 +22,7 @@ use wf_store::{FileOptions, FileStore, MemoryStore, StoreError};
 
 use crate::corpus::{self, Program, Tasks, Watch};
 use crate::ledger::{Acks, SharedAcks, acks, ledgered};
+use crate::purge::Purges;
 use crate::redis_sim::{self, RedisReport};
 use crate::rng::SimRng;
 use crate::simfs::{CrashKind, Fault, SimCounts, SimFs};
@@ -53,6 +54,8 @@ pub struct SeedReport {
     pub trace: Vec<String>,
     /// On Redis (`--redis`): the proxy's fault counters and process deaths.
     pub redis: Option<RedisReport>,
+    /// Invocations purged (retention) in the checked run.
+    pub purged: u64,
 }
 
 /// A seed that failed: what was violated, and the trace that led there.
@@ -213,6 +216,7 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         workflows: n,
         counts: faulty.fs.counts(),
         executions: faulty.watch.executions.load(Ordering::SeqCst),
+        purged: faulty.purges.removed,
         trace: faulty.log,
         redis: None,
     })
@@ -244,21 +248,26 @@ fn on_redis(
             options,
         }
     };
-    match redis_sim::run(seed, programs, plan, zombie_round) {
-        Err(r) => Err(fail(r, None)),
-        Ok((r, results)) if results != reference => {
-            let v = format!("results differ from the fault-free run: {results:?} != {reference:?}");
-            Err(fail(r, Some(v)))
-        }
-        Ok((r, _)) => Ok(SeedReport {
-            seed,
-            workflows: programs.len(),
-            counts: SimCounts::default(),
-            executions: r.watch.executions.load(Ordering::SeqCst),
-            trace: std::iter::once(header).chain(r.log).collect(),
-            redis: Some(r.report),
-        }),
+    let r = redis_sim::run(seed, programs, plan, zombie_round);
+    if !r.violations.is_empty() {
+        return Err(fail(r, None));
     }
+    if r.results != reference {
+        let v = format!(
+            "results differ from the fault-free run: {:?} != {reference:?}",
+            r.results
+        );
+        return Err(fail(r, Some(v)));
+    }
+    Ok(SeedReport {
+        seed,
+        workflows: programs.len(),
+        counts: SimCounts::default(),
+        executions: r.watch.executions.load(Ordering::SeqCst),
+        purged: r.purges.removed,
+        trace: std::iter::once(header).chain(r.log).collect(),
+        redis: Some(r.report),
+    })
 }
 
 fn pick_crash(rng: &mut SimRng) -> CrashKind {
@@ -305,6 +314,8 @@ struct Run {
     now: Timestamp,
     /// On the memory store instead of a file store on the simulated disk.
     memory: bool,
+    /// Retention: purges between rounds, in some seeds.
+    purges: Purges,
     violations: Vec<String>,
     log: Vec<String>,
     results: Vec<(Status, Option<Vec<u8>>)>,
@@ -333,6 +344,7 @@ impl Run {
             zombie_round: None,
             now: START,
             memory: false,
+            purges: Purges::for_seed(seed),
             violations: Vec::new(),
             log: Vec::new(),
             results: Vec::new(),
@@ -496,6 +508,13 @@ impl Run {
                     cancelling = !done;
                 });
             }
+            if result.is_ok() {
+                let cutoff = self.now.saturating_add(ROUND / 2);
+                match self.purges.purge(app, &self.acks, &ids, cutoff) {
+                    Ok(found) => found.into_iter().for_each(|v| self.violation(v)),
+                    Err(e) => result = Err(WfError::Store(e)),
+                }
+            }
             self.drain_executions();
             if let (Ok(()), Some(z)) = (&result, &zombie) {
                 match zombie::commit_late(app, z, self.now) {
@@ -602,7 +621,11 @@ impl Run {
     fn check_final(&mut self, app: &App, ids: &[Option<InvocationId>]) {
         let store = app.store();
         let mut all: Vec<InvocationId> = acks(&self.acks).submitted.keys().copied().collect();
-        all.extend(ids.iter().flatten());
+        all.extend(
+            ids.iter()
+                .flatten()
+                .filter(|id| !self.purges.results.contains_key(id)),
+        );
         for id in all {
             match store.invocation(id) {
                 Ok(r) if r.state.status.is_final() => {}
@@ -618,8 +641,8 @@ impl Run {
                 self.violation("a workflow was never submitted".to_owned());
                 continue;
             };
-            match store.invocation(*id) {
-                Ok(r) => self.results.push((r.state.status, r.state.result.clone())),
+            match self.purges.result(app, *id) {
+                Ok(r) => self.results.push(r),
                 Err(e) => self.violation(format!("workflow {id} unreadable: {e}")),
             }
         }

@@ -9,6 +9,7 @@
 //! - [`ledger`]: notes what the store acknowledged, in the driver's memory; [`check`] finds
 //!   it in a reopened store.
 //! - [`zombie`]: a worker that stalls past its lease and commits late.
+//! - [`purge`]: retention in some seeds: finished workflows purged between rounds, checked.
 //! - [`proxy`]: a TCP proxy in front of a real `redis-server` that cuts connections, loses
 //!   replies, has outages and restarts the server, at seed-chosen requests; [`redis_sim`]: the
 //!   driver on Redis through it (`--redis`).
@@ -22,6 +23,7 @@ pub mod corpus;
 pub mod driver;
 pub mod ledger;
 pub mod proxy;
+pub mod purge;
 pub mod redis_sim;
 pub mod rng;
 pub mod simfs;

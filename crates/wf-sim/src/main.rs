@@ -102,6 +102,7 @@ fn main() -> ExitCode {
     let mut total = SimCounts::default();
     let (mut net, mut deaths, mut unfired) = (ProxyCounts::default(), 0u64, 0u64);
     let (mut passed, mut failed, mut executions) = (0u64, Vec::new(), 0u64);
+    let mut purged = 0u64;
     for seed in args.from..args.from.saturating_add(args.count) {
         match run_seed(seed, args.options) {
             Ok(report) => {
@@ -122,6 +123,7 @@ fn main() -> ExitCode {
                     unfired += r.unfired;
                 }
                 executions += report.executions;
+                purged += report.purged;
                 passed += 1;
             }
             Err(failure) => {
@@ -144,7 +146,7 @@ fn main() -> ExitCode {
             "sim --redis: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: \
              {} cut connections, {} lost replies, {} outages ({} connections refused, among them \
              {} process deaths), {} server restarts; {} planned faults not reached; {} requests \
-             through the proxy, {executions} body executions",
+             through the proxy, {executions} body executions, {purged} invocations purged",
             failed.len(),
             failed,
             args.from,
@@ -168,7 +170,7 @@ fn main() -> ExitCode {
         "sim: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: {} process \
          deaths, {} fsync EIO, {} fsync ENOSPC, {} write ENOSPC; crashes: {} process, {} power loss, {} torn, {} reordered ({} holes); {} \
          unsynced bytes and {} directory operations lost; {} fs operations, {} fsyncs, {} renames \
-         (compactions), {} body executions",
+         (compactions), {} body executions, {purged} invocations purged",
         failed.len(),
         failed,
         args.from,

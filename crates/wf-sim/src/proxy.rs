@@ -22,8 +22,9 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use wf_store::redis::testing::RedisServer;
 
@@ -81,11 +82,15 @@ struct State {
     open: BTreeMap<u64, (TcpStream, TcpStream)>,
     next_conn: u64,
     restart_failed: Option<String>,
+    /// A restart is under way: connections are refused until the new server answers.
+    restarting: bool,
 }
 
 struct Shared {
     upstream: u16,
     state: Mutex<State>,
+    /// Told when a restart is over.
+    restarted: Condvar,
     server: Option<Arc<Mutex<RedisServer>>>,
     stopping: AtomicBool,
 }
@@ -131,6 +136,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream,
             state: Mutex::new(State::default()),
+            restarted: Condvar::new(),
             server,
             stopping: AtomicBool::new(false),
         });
@@ -183,6 +189,53 @@ impl Proxy {
         self.shared.state().counts
     }
 
+    /// Waits (at most `timeout`) until no restart is under way: the server answers `PING`
+    /// (it has loaded its AOF), so reads through the proxy see everything it acknowledged.
+    ///
+    /// # Errors
+    /// A restart still under way after `timeout`.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.shared.state();
+        while s.restarting {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("redis-server still restarting after {timeout:?}"));
+            }
+            s = self
+                .shared
+                .restarted
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+
+    /// Empties the server (`FLUSHALL`, straight to it, not through the proxy): between seeds,
+    /// so that its AOF, which a restart loads, stays small.
+    ///
+    /// # Errors
+    /// The server did not answer `+OK`.
+    pub fn flush_all(&self) -> Result<(), String> {
+        let mut c = TcpStream::connect(("127.0.0.1", self.shared.upstream))
+            .map_err(|e| format!("connect: {e}"))?;
+        c.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| format!("timeout: {e}"))?;
+        c.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n")
+            .map_err(|e| format!("write: {e}"))?;
+        let mut reply = [0u8; 64];
+        let n = c.read(&mut reply).map_err(|e| format!("read: {e}"))?;
+        if reply[..n].starts_with(b"+OK") {
+            Ok(())
+        } else {
+            Err(format!(
+                "FLUSHALL: {}",
+                String::from_utf8_lossy(&reply[..n])
+            ))
+        }
+    }
+
     /// Why a restart failed, if one did (the server is down then).
     pub fn restart_failed(&self) -> Option<String> {
         self.shared.state().restart_failed.clone()
@@ -216,6 +269,11 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
         let Ok(client) = client else { continue };
         {
             let mut s = shared.state();
+            if s.restarting {
+                s.counts.refused += 1;
+                let _ = client.shutdown(Shutdown::Both);
+                continue;
+            }
             if let Some(left) = s.down {
                 s.counts.refused += 1;
                 if left == 1 {
@@ -341,14 +399,22 @@ fn end(shared: &Shared, id: u64, client: &TcpStream, server: &TcpStream) {
     shared.state().open.remove(&id);
 }
 
+/// Kills the server and starts it again; connections are refused meanwhile (those open die
+/// with the old server), and accepted again once the new one answers `PING`.
 fn restart(shared: &Shared) {
     let Some(server) = &shared.server else { return };
+    {
+        let mut s = shared.state();
+        s.restarting = true;
+        close_all(&mut s);
+    }
     let result = server.lock().unwrap_or_else(|p| p.into_inner()).restart();
     let mut s = shared.state();
-    close_all(&mut s);
+    s.restarting = false;
     if let Err(e) = result {
         s.restart_failed = Some(e);
     }
+    shared.restarted.notify_all();
 }
 
 /// Counts a request and takes the fault due at it, if any.

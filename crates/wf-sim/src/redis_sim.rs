@@ -37,12 +37,16 @@ use crate::corpus::{self, Program, Tasks, Watch};
 use crate::driver::{MAX_ROUNDS, ROUND, START, send_events};
 use crate::ledger::{Acks, Ledger, SharedAcks, acks};
 use crate::proxy::{Proxy, ProxyCounts, ProxyFault};
+use crate::purge::Purges;
 use crate::rng::SimRng;
 use crate::{check, zombie};
 
 /// The lease of the driver's app: short, so a call that meets an outage gives up soon (after
 /// the store's retry budget).
 const LEASE: Duration = Duration::from_millis(500);
+
+/// How long the driver waits for a restarted server before its checks.
+const READY: Duration = Duration::from_secs(60);
 
 /// A planned fault: `after` requests from when it is armed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,33 +124,33 @@ pub fn plan(rng: &mut SimRng, max_faults: u64) -> Vec<RedisFault> {
         .collect()
 }
 
-/// One faulty run of `programs` on Redis. `Err` carries the violations and the trace.
-///
-/// # Errors
-/// The violations found, with the run's trace.
+/// One faulty run of `programs` on Redis: its violations (none when it passed), trace,
+/// counters and results.
 pub fn run(
     seed: u64,
     programs: &[Program],
     plan: Vec<RedisFault>,
     zombie_round: Option<usize>,
-) -> Result<(RedisRun, Vec<(Status, Option<Vec<u8>>)>), RedisRun> {
+) -> RedisRun {
+    let mut r = RedisRun::new(seed, plan);
     let proxy = match shared() {
         Ok(p) => p,
         Err(e) => {
-            let mut r = RedisRun::new(seed, plan);
             r.violation(e);
-            return Err(r);
+            return r;
         }
     };
     proxy.disarm();
     let before = proxy.counts();
-    let mut r = RedisRun::new(seed, plan);
     r.zombie_round = zombie_round;
     r.trace(format!("plan: {:?}", r.plan));
     freeze_clock(Some(r.now));
-    let results = r.execute(&proxy, programs);
+    r.results = r.execute(&proxy, programs);
     freeze_clock(None);
     proxy.disarm();
+    if let Err(e) = proxy.wait_ready(READY).and_then(|()| proxy.flush_all()) {
+        r.violation(format!("the harness could not empty redis-server: {e}"));
+    }
     let after = proxy.counts();
     r.report.proxy = ProxyCounts {
         requests: after.requests - before.requests,
@@ -163,11 +167,7 @@ pub fn run(
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     r.violations.extend(inside);
-    if r.violations.is_empty() {
-        Ok((r, results))
-    } else {
-        Err(r)
-    }
+    r
 }
 
 /// The state of one Redis run.
@@ -192,6 +192,10 @@ pub struct RedisRun {
     pub log: Vec<String>,
     /// The counters.
     pub report: RedisReport,
+    /// Retention: purges between rounds, in some seeds.
+    pub purges: Purges,
+    /// Each workflow's final status and result, in corpus order.
+    pub results: Vec<(Status, Option<Vec<u8>>)>,
 }
 
 impl RedisRun {
@@ -209,6 +213,8 @@ impl RedisRun {
             violations: Vec::new(),
             log: Vec::new(),
             report: RedisReport::default(),
+            results: Vec::new(),
+            purges: Purges::for_seed(seed),
         }
     }
 
@@ -352,6 +358,13 @@ impl RedisRun {
             if result.is_ok() {
                 result = corpus::cancel_hanging(app, programs, &ids).map(|done| cancelling = !done);
             }
+            if result.is_ok() {
+                let cutoff = self.now.saturating_add(ROUND / 2);
+                match self.purges.purge(app, &self.acks, &ids, cutoff) {
+                    Ok(found) => found.into_iter().for_each(|v| self.violation(v)),
+                    Err(e) => result = Err(WfError::Store(e)),
+                }
+            }
             self.drain();
             if let (Ok(()), Some(z)) = (&result, &stalled) {
                 match zombie::commit_late(app, z, self.now) {
@@ -403,6 +416,9 @@ impl RedisRun {
         }
         self.report.unfired += (self.plan.len() - self.next) as u64;
         let app = &opened.0;
+        if let Err(e) = proxy.wait_ready(READY) {
+            self.violation(e);
+        }
         self.check_acks(app);
         self.check_replay(app);
         self.check_final(app, &ids)
@@ -417,6 +433,9 @@ impl RedisRun {
     /// makes their findings the failed reads of a broken connection: discarded (the checks run
     /// again at the end).
     fn check_reopened(&mut self, proxy: &Proxy, app: &App) {
+        if let Err(e) = proxy.wait_ready(READY) {
+            self.violation(e);
+        }
         let (before, start) = (self.violations.len(), proxy.counts());
         self.check_acks(app);
         if self.violations.len() > before && faulted(start, proxy.counts()) {
@@ -451,7 +470,11 @@ impl RedisRun {
     ) -> Vec<(Status, Option<Vec<u8>>)> {
         let store = app.store();
         let mut all: Vec<InvocationId> = acks(&self.acks).submitted.keys().copied().collect();
-        all.extend(ids.iter().flatten());
+        all.extend(
+            ids.iter()
+                .flatten()
+                .filter(|id| !self.purges.results.contains_key(id)),
+        );
         for id in all {
             match store.invocation(id) {
                 Ok(r) if r.state.status.is_final() => {}
@@ -465,8 +488,8 @@ impl RedisRun {
                 self.violation("a workflow was never submitted".to_owned());
                 continue;
             };
-            match store.invocation(*id) {
-                Ok(r) => results.push((r.state.status, r.state.result.clone())),
+            match self.purges.result(app, *id) {
+                Ok(r) => results.push(r),
                 Err(e) => self.violation(format!("workflow {id} unreadable: {e}")),
             }
         }

@@ -3,6 +3,7 @@
 //! has an unknown outcome. It was applied; the body must not commit its entries again as if it
 //! was not (the store refused those positions, and the runtime then failed the invocation), and
 //! the child must not run twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,7 @@
 //! disk first (`appendonly yes`, `appendfsync always`); without persistence, a restart loses
 //! work wf already reported as submitted. What the simulator's `--redis` mode relies on, shown
 //! both ways on real servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ fn survives_a_restart(options: &ServerOptions) -> bool {
     let ns = testing::unique_namespace("restart");
     let app = App::builder()
         .app_id("restart")
-        .redis(&server.url(&format!("ns={ns}")))
+        .redis(server.url(&format!("ns={ns}")))
         .lease_duration(Duration::from_millis(500))
         .build()
         .expect("app builds");
