@@ -114,17 +114,18 @@ fn redis_seeds_pass_through_network_and_server_faults() {
 
 /// A tenth of the corpora have a workflow that hangs on an event nobody sends; the driver
 /// cancels its tree once the app is idle, and `run_seed` fails unless it ends `Cancelled` in
-/// both runs. Checks that the CI seeds include such corpora, faults and all.
+/// both runs. A sixth of the seeds purge finished workflows after each fault-free round, and
+/// fail if a purge removes anything unfinished. Checks that the CI seeds include both.
 #[test]
-fn ci_seeds_include_cancelled_workflows() {
-    let hanging = (0..100u64)
-        .filter(|&seed| {
-            let report = run_seed(seed, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
-            report.trace.first().is_some_and(|l| l.contains("Hang"))
-        })
-        .count();
-    assert!(
-        hanging >= 3,
-        "only {hanging} of 100 seeds cancel a workflow"
-    );
+fn ci_seeds_include_cancelled_and_purged_workflows() {
+    let (mut hanging, mut purged) = (0, 0);
+    for seed in 0..100u64 {
+        let report = run_seed(seed, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
+        if report.trace.first().is_some_and(|l| l.contains("Hang")) {
+            hanging += 1;
+        }
+        purged += report.purged;
+    }
+    assert!(hanging >= 3, "only {hanging} of 100 seeds cancel a workflow");
+    assert!(purged > 0, "no seed of 100 purged anything");
 }
