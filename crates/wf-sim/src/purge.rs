@@ -5,7 +5,7 @@
 //! removed is forgotten by the ledger (no longer owed) and the workflows' results are kept for
 //! the final comparison.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use wf_core::{InvocationId, Status, Timestamp};
 use wf_runtime::App;
@@ -16,6 +16,9 @@ use crate::rng::SimRng;
 
 /// A workflow's final status and result.
 pub type Ended = (Status, Option<Vec<u8>>);
+
+/// An invocation as read before a purge: how it ended (so far), and its parent.
+type Seen = (Ended, Option<InvocationId>);
 
 /// What the purges of a run did.
 #[derive(Debug, Default)]
@@ -73,23 +76,39 @@ impl Purges {
         known.sort_unstable();
         known.dedup();
         let mut before = BTreeMap::new();
+        let mut workflow = BTreeMap::new();
         for id in known {
             match store.invocation(id) {
                 Ok(r) => {
                     let result = (r.state.status, r.state.result.clone());
                     before.insert(id, (result, r.spec.parent));
+                    workflow.insert(id, r.spec.identity.workflow_id);
                 }
                 Err(StoreError::InvocationNotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        store.purge_finished(cutoff)?;
+        // What this purge may remove: a failed purge (or a failed read after it) leaves that
+        // in doubt, and it is no longer owed.
+        let roots: BTreeSet<InvocationId> = store.purgeable(cutoff)?.into_iter().collect();
+        let candidates: Vec<InvocationId> = before
+            .iter()
+            .filter(|(id, ((status, _), _))| status.is_final() && roots.contains(&workflow[*id]))
+            .map(|(id, _)| *id)
+            .collect();
+        let in_doubt = |this: &mut Self, e: StoreError| {
+            this.forget(shared, &before, &candidates);
+            Err(e)
+        };
+        if let Err(e) = store.purge_finished(cutoff) {
+            return in_doubt(self, e);
+        }
         let mut gone = Vec::new();
         for id in before.keys() {
             match store.invocation(*id) {
                 Ok(_) => {}
                 Err(StoreError::InvocationNotFound(_)) => gone.push(*id),
-                Err(e) => return Err(e),
+                Err(e) => return in_doubt(self, e),
             }
         }
         let mut violations = Vec::new();
@@ -108,16 +127,27 @@ impl Purges {
                 ));
             }
         }
+        self.forget(shared, &before, &gone);
+        self.removed += gone.len() as u64;
+        Ok(violations)
+    }
+
+    /// The ledger no longer owes `ids` (purged, or maybe purged); their results, as read
+    /// before the purge, are kept.
+    fn forget(
+        &mut self,
+        shared: &SharedAcks,
+        before: &BTreeMap<InvocationId, Seen>,
+        ids: &[InvocationId],
+    ) {
         let mut a = acks(shared);
-        for id in &gone {
+        for id in ids {
             self.results.insert(*id, before[id].0.clone());
             a.submitted.remove(id);
             a.finals.remove(id);
             a.journals.remove(id);
             a.data.retain(|(w, _), _| w != id);
         }
-        self.removed += gone.len() as u64;
-        Ok(violations)
     }
 
     /// The result of workflow `id`: read from the store, or kept from before its purge.

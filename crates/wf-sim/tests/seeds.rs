@@ -126,6 +126,23 @@ fn ci_seeds_include_cancelled_and_purged_workflows() {
         }
         purged += report.purged;
     }
-    assert!(hanging >= 3, "only {hanging} of 100 seeds cancel a workflow");
+    assert!(
+        hanging >= 3,
+        "only {hanging} of 100 seeds cancel a workflow"
+    );
     assert!(purged > 0, "no seed of 100 purged anything");
+}
+
+/// Seed 4139 (found in a 10,000-seed run once retention joined the corpus): the process died
+/// inside the purge's compaction, after the purge itself was durable; the driver still owed
+/// what the purge removed and reported it lost. A defect of the driver: a purge whose outcome
+/// is unknown leaves what it may remove no longer owed (its results kept).
+#[test]
+fn seed_4139_a_purge_interrupted_by_a_dying_process_is_no_loss() {
+    let report = run_seed(4139, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
+    assert!(
+        report.counts.deaths > 0,
+        "seed 4139 no longer dies: {:#?}",
+        report.trace
+    );
 }
