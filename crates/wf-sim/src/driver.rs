@@ -94,6 +94,9 @@ impl std::fmt::Display for SeedFailure {
         if self.options.redis {
             flags.push_str(" --redis");
         }
+        if self.options.stress {
+            flags.push_str(" --stress");
+        }
         write!(
             f,
             "replay this history with its step trace: cargo xtask sim --seed {}{flags} --trace",
@@ -118,6 +121,9 @@ pub struct SimOptions {
     /// Runs the checked run on Redis through a fault-injecting proxy instead (see
     /// [`crate::redis_sim`]): not bit-for-bit repeatable; results must equal the file store's.
     pub redis: bool,
+    /// Runs the corpus on Redis with real worker threads of two apps instead (see
+    /// [`crate::stress`]): not deterministic; results must equal the file store's.
+    pub stress: bool,
 }
 
 impl Default for SimOptions {
@@ -128,6 +134,7 @@ impl Default for SimOptions {
             reorder: true,
             memory: false,
             redis: false,
+            stress: false,
         }
     }
 }
@@ -177,6 +184,32 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         })
         .collect();
     let zombie_round = rng.chance(50).then(|| rng.range(1, 3) as usize);
+    if options.stress {
+        let found = crate::stress::run(seed, &programs, &reference.results);
+        if found.violations.is_empty() {
+            return Ok(SeedReport {
+                seed,
+                workflows: n,
+                executions: found.executions,
+                trace: vec![format!("seed {seed}: {n} workflow(s) {programs:?}")],
+                redis: Some(RedisReport {
+                    proxy: found.proxy,
+                    ..RedisReport::default()
+                }),
+                ..SeedReport::default()
+            });
+        }
+        return Err(SeedFailure {
+            seed,
+            violations: found
+                .violations
+                .into_iter()
+                .map(|v| format!("stress run: {v}"))
+                .collect(),
+            trace: vec![format!("seed {seed}: {n} workflow(s) {programs:?}")],
+            options,
+        });
+    }
     if options.redis {
         return on_redis(
             seed,

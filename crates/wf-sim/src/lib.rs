@@ -12,7 +12,8 @@
 //! - [`purge`]: retention in some seeds: finished workflows purged between rounds, checked.
 //! - [`proxy`]: a TCP proxy in front of a real `redis-server` that cuts connections, loses
 //!   replies, has outages and restarts the server, at seed-chosen requests; [`redis_sim`]: the
-//!   driver on Redis through it (`--redis`).
+//!   driver on Redis through it (`--redis`); [`stress`]: real worker threads of two apps on
+//!   Redis through it (`--stress`, not deterministic).
 //! - [`driver`]: one seed, one history: a fault-free reference run and a faulty run, checked.
 //!
 //! Run seeds with `cargo xtask sim --seeds N [--from S]`; replay one with its step trace with
@@ -27,6 +28,7 @@ pub mod purge;
 pub mod redis_sim;
 pub mod rng;
 pub mod simfs;
+pub mod stress;
 pub mod zombie;
 
 pub use driver::{SeedFailure, SeedReport, SimOptions, run_seed};

@@ -12,6 +12,9 @@
 //!                                    through a fault-injecting proxy: cut connections, lost
 //!                                    replies, outages, server restarts, process deaths; not
 //!                                    bit-for-bit repeatable (the fault plan is)
+//! --stress                           the corpus on Redis run by real worker threads of two
+//!                                    apps, through the proxy (cuts, lost replies): not
+//!                                    deterministic
 //! ```
 //! Exits with status 1 when a seed fails, after printing it and the command that replays it.
 
@@ -57,6 +60,7 @@ fn parse() -> Result<Args, String> {
             "--no-reorder" => args.options.reorder = false,
             "--memory" => args.options.memory = true,
             "--redis" => args.options.redis = true,
+            "--stress" => args.options.stress = true,
             "--max-faults" => args.options.max_faults = number(it.next(), "--max-faults")?,
             "--max-workflows" => {
                 args.options.max_workflows = number(it.next(), "--max-workflows")?;
@@ -64,7 +68,7 @@ fn parse() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other}; usage: wf-sim --seeds N [--from S] [--keep-going] | --seed S [--trace]; \
-                     both take [--max-faults N] [--max-workflows N] [--no-reorder] [--memory | --redis]"
+                     both take [--max-faults N] [--max-workflows N] [--no-reorder] [--memory | --redis | --stress]"
                 ));
             }
         }
@@ -140,13 +144,20 @@ fn main() -> ExitCode {
             }
         }
     }
-    if args.options.redis {
+    if args.options.redis || args.options.stress {
         wf_sim::redis_sim::stop();
+    }
+    if args.options.redis || args.options.stress {
         println!(
-            "sim --redis: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: \
+            "sim {}: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: \
              {} cut connections, {} lost replies, {} outages ({} connections refused, among them \
              {} process deaths), {} server restarts; {} planned faults not reached; {} requests \
              through the proxy, {executions} body executions, {purged} invocations purged",
+            if args.options.stress {
+                "--stress"
+            } else {
+                "--redis"
+            },
             failed.len(),
             failed,
             args.from,

@@ -76,7 +76,7 @@ fn shared_slot() -> MutexGuard<'static, Option<Arc<Proxy>>> {
     SHARED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn shared() -> Result<Arc<Proxy>, String> {
+pub(crate) fn shared() -> Result<Arc<Proxy>, String> {
     let mut slot = shared_slot();
     if let Some(p) = &*slot {
         return Ok(p.clone());
