@@ -185,33 +185,10 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         .collect();
     let zombie_round = rng.chance(50).then(|| rng.range(1, 3) as usize);
     if options.stress {
-        let found = crate::stress::run(seed, &programs, &reference.results);
-        if found.violations.is_empty() {
-            return Ok(SeedReport {
-                seed,
-                workflows: n,
-                executions: found.executions,
-                trace: vec![format!("seed {seed}: {n} workflow(s) {programs:?}")],
-                redis: Some(RedisReport {
-                    proxy: found.proxy,
-                    ..RedisReport::default()
-                }),
-                ..SeedReport::default()
-            });
-        }
-        return Err(SeedFailure {
-            seed,
-            violations: found
-                .violations
-                .into_iter()
-                .map(|v| format!("stress run: {v}"))
-                .collect(),
-            trace: vec![format!("seed {seed}: {n} workflow(s) {programs:?}")],
-            options,
-        });
+        return crate::stress::seed(seed, &programs, &reference.results, options);
     }
     if options.redis {
-        return on_redis(
+        return redis_sim::seed(
             seed,
             &programs,
             &mut rng,
@@ -252,54 +229,6 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         purged: faulty.purges.removed,
         trace: faulty.log,
         redis: None,
-    })
-}
-
-/// The checked run on Redis: the seed's corpus and a fault plan drawn after the file store's.
-fn on_redis(
-    seed: u64,
-    programs: &[Program],
-    rng: &mut SimRng,
-    zombie_round: Option<usize>,
-    reference: &[(Status, Option<Vec<u8>>)],
-    options: SimOptions,
-) -> Result<SeedReport, SeedFailure> {
-    let plan = redis_sim::plan(rng, options.max_faults);
-    let header = format!("seed {seed}: {} workflow(s) {programs:?}", programs.len());
-    let fail = |r: redis_sim::RedisRun, extra: Option<String>| {
-        let mut trace = vec![header.clone()];
-        trace.extend(r.log);
-        SeedFailure {
-            seed,
-            violations: r
-                .violations
-                .into_iter()
-                .chain(extra)
-                .map(|v| format!("redis run: {v}"))
-                .collect(),
-            trace,
-            options,
-        }
-    };
-    let r = redis_sim::run(seed, programs, plan, zombie_round);
-    if !r.violations.is_empty() {
-        return Err(fail(r, None));
-    }
-    if r.results != reference {
-        let v = format!(
-            "results differ from the fault-free run: {:?} != {reference:?}",
-            r.results
-        );
-        return Err(fail(r, Some(v)));
-    }
-    Ok(SeedReport {
-        seed,
-        workflows: programs.len(),
-        counts: SimCounts::default(),
-        executions: r.watch.executions.load(Ordering::SeqCst),
-        purged: r.purges.removed,
-        trace: std::iter::once(header).chain(r.log).collect(),
-        redis: Some(r.report),
     })
 }
 

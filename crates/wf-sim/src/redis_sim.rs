@@ -35,10 +35,12 @@ use wf_store::{RedisStore, StoreError};
 
 use crate::corpus::{self, Program, Tasks, Watch};
 use crate::driver::{MAX_ROUNDS, ROUND, START, send_events};
+use crate::driver::{SeedFailure, SeedReport, SimOptions};
 use crate::ledger::{Acks, Ledger, SharedAcks, acks};
 use crate::proxy::{Proxy, ProxyCounts, ProxyFault};
 use crate::purge::Purges;
 use crate::rng::SimRng;
+use crate::simfs::SimCounts;
 use crate::{check, zombie};
 
 /// The lease of the driver's app: short, so a call that meets an outage gives up soon (after
@@ -501,4 +503,52 @@ impl RedisRun {
 fn faulted(a: ProxyCounts, b: ProxyCounts) -> bool {
     b.cuts + b.lost_replies + b.outages + b.restarts + b.refused
         > a.cuts + a.lost_replies + a.outages + a.restarts + a.refused
+}
+
+/// The checked run on Redis: the seed's corpus and a fault plan drawn after the file store's.
+pub(crate) fn seed(
+    seed: u64,
+    programs: &[Program],
+    rng: &mut SimRng,
+    zombie_round: Option<usize>,
+    reference: &[(Status, Option<Vec<u8>>)],
+    options: SimOptions,
+) -> Result<SeedReport, SeedFailure> {
+    let plan = plan(rng, options.max_faults);
+    let header = format!("seed {seed}: {} workflow(s) {programs:?}", programs.len());
+    let fail = |r: RedisRun, extra: Option<String>| {
+        let mut trace = vec![header.clone()];
+        trace.extend(r.log);
+        SeedFailure {
+            seed,
+            violations: r
+                .violations
+                .into_iter()
+                .chain(extra)
+                .map(|v| format!("redis run: {v}"))
+                .collect(),
+            trace,
+            options,
+        }
+    };
+    let r = run(seed, programs, plan, zombie_round);
+    if !r.violations.is_empty() {
+        return Err(fail(r, None));
+    }
+    if r.results != reference {
+        let v = format!(
+            "results differ from the fault-free run: {:?} != {reference:?}",
+            r.results
+        );
+        return Err(fail(r, Some(v)));
+    }
+    Ok(SeedReport {
+        seed,
+        workflows: programs.len(),
+        counts: SimCounts::default(),
+        executions: r.watch.executions.load(Ordering::SeqCst),
+        purged: r.purges.removed,
+        trace: std::iter::once(header).chain(r.log).collect(),
+        redis: Some(r.report),
+    })
 }

@@ -16,9 +16,10 @@ use wf_store::RedisStore;
 use wf_store::redis::testing::unique_namespace;
 
 use crate::corpus::{self, Program, Watch};
+use crate::driver::{SeedFailure, SeedReport, SimOptions};
 use crate::ledger::{Acks, Ledger, SharedAcks};
 use crate::proxy::{Proxy, ProxyCounts, ProxyFault};
-use crate::redis_sim::shared;
+use crate::redis_sim::{RedisReport, shared};
 use crate::rng::SimRng;
 use crate::{check, purge::Ended};
 
@@ -176,4 +177,39 @@ fn stress(
     }
     drop(b);
     Ok((results, found))
+}
+
+/// A `--stress` seed: the stress run, as a seed's report or failure.
+pub(crate) fn seed(
+    seed: u64,
+    programs: &[Program],
+    reference: &[Ended],
+    options: SimOptions,
+) -> Result<SeedReport, SeedFailure> {
+    let n = programs.len();
+    let found = run(seed, programs, reference);
+    let header = format!("seed {seed}: {n} workflow(s) {programs:?}");
+    if found.violations.is_empty() {
+        return Ok(SeedReport {
+            seed,
+            workflows: n,
+            executions: found.executions,
+            trace: vec![header],
+            redis: Some(RedisReport {
+                proxy: found.proxy,
+                ..RedisReport::default()
+            }),
+            ..SeedReport::default()
+        });
+    }
+    Err(SeedFailure {
+        seed,
+        violations: found
+            .violations
+            .into_iter()
+            .map(|v| format!("stress run: {v}"))
+            .collect(),
+        trace: vec![header],
+        options,
+    })
 }
