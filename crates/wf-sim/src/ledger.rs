@@ -71,6 +71,7 @@ pub struct Ledger<S> {
     inner: S,
     acks: SharedAcks,
     hook: Option<FailureHook>,
+    cancels_race: bool,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Ledger<S> {
@@ -89,7 +90,18 @@ impl<S> Ledger<S> {
             inner,
             acks,
             hook: None,
+            cancels_race: false,
         }
+    }
+
+    /// For runs where a cancellation may be requested while an execution runs (real worker
+    /// threads): a commit the store answers `Ok` then may have written nothing (the request
+    /// wins over what the execution did, by contract), so after each commit that did not
+    /// acknowledge a cancellation the ledger reads the invocation, and notes only its
+    /// cancellation when it ended cancelled.
+    pub fn cancels_race(mut self) -> Self {
+        self.cancels_race = true;
+        self
     }
 
     /// Tells `hook` of every failed work call.
@@ -239,7 +251,21 @@ impl<S: Store> StoreWork for Ledger<S> {
             Outcome::Failed(_) => Some(Final::Failed),
             _ => None,
         };
+        let told = commit.cancel_acknowledged;
         self.seen("commit", self.inner.commit(lease, commit, now))?;
+        if self.cancels_race && !told {
+            match self.inner.invocation(lease.invocation) {
+                Ok(r) if r.state.status == wf_core::Status::Cancelled => {
+                    let mut a = acks(&self.acks);
+                    a.commits += 1;
+                    a.finals.insert(lease.invocation, Final::Cancelled);
+                    return Ok(());
+                }
+                Ok(_) => {}
+                // Unknown: note nothing more than what certainly holds.
+                Err(_) => return Ok(()),
+            }
+        }
         self.note_children(&children);
         self.note_parts(lease.invocation, journal, data);
         let mut a = acks(&self.acks);

@@ -109,7 +109,7 @@ fn open(
     let store = RedisStore::open(&proxy.url(&format!("ns={ns}")))?;
     let app = App::builder()
         .app_id("stress")
-        .store(Arc::new(Ledger::new(store, acks.clone())))
+        .store(Arc::new(Ledger::new(store, acks.clone()).cancels_race()))
         .build()?;
     let tasks = corpus::register(&app, watch, acks)?;
     let worker = app.worker().threads(THREADS).start()?;
