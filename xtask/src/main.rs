@@ -35,7 +35,8 @@ commands:
                          --max-faults N / --max-workflows N for heavier histories;
                          --memory: the memory store (no disk faults);
                          --redis: a real redis-server behind a fault proxy (cut connections,
-                         lost replies, outages, restarts; the plan is seeded, the timing is not)
+                         lost replies, outages, restarts; the plan is seeded, the timing is not);
+                         --stress: real worker threads of two apps on Redis (not deterministic)
   bench [--backend memory|file|redis|all] [--quick] [-- ARGS]
                          build crates/wf-bench in release and run it (--quick: short measurements);
                          the report goes to stdout and target/bench/latest.{md,json}
