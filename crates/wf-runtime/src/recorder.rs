@@ -849,4 +849,34 @@ mod tests {
         );
         assert!(sealed.children.is_empty());
     }
+
+    /// After a checkpoint whose outcome is unknown, nothing recorded since the last persisted
+    /// checkpoint is committed (the checkpoint may hold it already), and the execution is
+    /// deferred like one whose store read failed.
+    #[test]
+    fn an_unknown_checkpoint_commits_nothing_recorded_since_the_last_checkpoint() {
+        let id = InvocationId::from_u128(1);
+        let task = TaskId::new("leaf");
+        let mut r = Recorder::new(id, Vec::new());
+        r.random();
+        r.start_child(&task, CallId::of(&task, b""), |c| submission(id, c))
+            .unwrap();
+        let e = r.checkpoint_unknown(&StoreError::Unavailable("reply lost".into()));
+        assert!(
+            matches!(e, WfError::Store(StoreError::Unavailable(_))),
+            "{e:?}"
+        );
+        r.uuid();
+        let sealed = r.seal(Some(Ending::Returned.into()));
+        assert!(
+            matches!(
+                sealed.verdict,
+                Verdict::Interrupted(Interruption::StoreFailed { .. })
+            ),
+            "{:?}",
+            sealed.verdict
+        );
+        assert!(sealed.journal.is_empty(), "{:?}", sealed.journal);
+        assert!(sealed.children.is_empty());
+    }
 }
