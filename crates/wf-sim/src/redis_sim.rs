@@ -13,7 +13,7 @@
 //! Checked: every acknowledged submission, final outcome, journal entry and data write is in
 //! Redis after every reopen and at the end; no body runs after its final outcome was
 //! acknowledged; stale commits (the zombie's) are refused; every journal replays; everything
-//! ends final within [`MAX_ROUNDS`] rounds; and the results equal the file store's fault-free
+//! ends final within 64 rounds; and the results equal the file store's fault-free
 //! run of the same seed.
 //!
 //! Not bit-for-bit repeatable: the store retries on wall-clock backoff, so how many requests a
