@@ -81,7 +81,10 @@ const CI_REDIS_SEEDS: u64 = 50;
 /// The same corpora on a real redis-server through the fault proxy (cut connections, lost
 /// replies, outages, server restarts, process deaths): acknowledged work survives, the zombie's
 /// late commits are refused, and every result equals the file store's. Skipped without
-/// redis-server unless `WF_REQUIRE_REDIS=1`.
+/// redis-server unless `WF_REQUIRE_REDIS=1`. Seed 8 is among them: with the fix for a
+/// checkpoint whose outcome is unknown reverted (`wf-runtime/src/inline.rs`), it failed a
+/// workflow (Redis runs are not bit-for-bit repeatable, so no seed is certain to hit it again;
+/// `tests/redis_checkpoint.rs` does, every time).
 #[test]
 fn redis_seeds_pass_through_network_and_server_faults() {
     if !wf_store::redis::testing::available_or_skip(
