@@ -91,9 +91,17 @@ impl Inline {
         let Some(runner) = self.runner.as_ref().filter(|r| r.may_start()) else {
             return Ok(None);
         };
-        let (Some(lease), Some(_)) = (self.lease.as_ref(), app.registered(task)) else {
+        let (Some(lease), Some(registered)) = (self.lease.as_ref(), app.registered(task)) else {
             return Ok(None);
         };
+        // An async child is not driven to its end on an async worker's thread: it would block
+        // the runtime its timers need. The caller suspends; a worker claims the child.
+        #[cfg(feature = "tokio")]
+        if registered.is_async() && crate::asynch::on_async_thread() {
+            return Ok(None);
+        }
+        #[cfg(not(feature = "tokio"))]
+        let _ = registered;
         let Some(progress) = recorder.borrow_mut().progress().ok().flatten() else {
             return Ok(None);
         };
@@ -121,7 +129,7 @@ impl Inline {
 /// Whether a failed checkpoint certainly wrote nothing: the store answered and refused it
 /// (fenced by the lease, or a refusal that the same request would meet again). Any other
 /// failure (I/O, an unreachable store, a failed fsync) leaves its outcome unknown.
-fn nothing_written(e: &StoreError) -> bool {
+pub(crate) fn nothing_written(e: &StoreError) -> bool {
     e.is_refusal()
         || matches!(
             e,
