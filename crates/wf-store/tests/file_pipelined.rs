@@ -56,7 +56,11 @@ fn what_a_pipelined_commit_did_is_synced_before_anyone_is_handed_it() {
         ..Commit::outcome(Outcome::Waiting { on: vec![kid.id] })
     };
     store.commit_pipelined(&p.lease, commit, at(1)).unwrap();
-    assert_eq!(fs.counts().syncs, syncs, "a pipelined commit waits for no fsync");
+    assert_eq!(
+        fs.counts().syncs,
+        syncs,
+        "a pipelined commit waits for no fsync"
+    );
     let parent_commit = store.stats().log_bytes;
     assert!(
         fs.synced_len(&log_path(dir.path())) < parent_commit,
@@ -154,7 +158,10 @@ fn a_power_loss_keeps_every_result_handed_out() {
             'results: for n in 0..TOTAL {
                 // Short waits: once the workers stop, the next result may never come.
                 let rec = loop {
-                    match store.wait_final(root(n).id, Duration::from_millis(50)).unwrap() {
+                    match store
+                        .wait_final(root(n).id, Duration::from_millis(50))
+                        .unwrap()
+                    {
                         Some(rec) => break rec,
                         None if stop.load(Ordering::Relaxed) => break 'results,
                         None => {}

@@ -329,12 +329,19 @@ pub fn pipelined_commit_is_a_commit(s: Subject) {
         ),
         "the child's pipelined commit",
     );
-    let kid_rec = ok(store.wait_final(kid.id, Duration::from_secs(10)), "wait_final")
-        .unwrap_or_else(|| panic!("the child's pipelined commit made it final"));
+    let kid_rec = ok(
+        store.wait_final(kid.id, Duration::from_secs(10)),
+        "wait_final",
+    )
+    .unwrap_or_else(|| panic!("the child's pipelined commit made it final"));
     assert_eq!(kid_rec.state.status, Status::Success);
     assert_eq!(kid_rec.state.result.as_deref(), Some(&b"kid"[..]));
     let p2 = claim_expect(store, "w", at(4), parent.id);
-    assert_eq!(p2.journal, entries(0, 1), "the parent's journal, as committed");
+    assert_eq!(
+        p2.journal,
+        entries(0, 1),
+        "the parent's journal, as committed"
+    );
     assert_lease_lost(
         store.commit_pipelined(&p.lease, Commit::outcome(Outcome::Released), at(5)),
         parent.id,
@@ -351,8 +358,11 @@ pub fn pipelined_commit_is_a_commit(s: Subject) {
         ),
         "the parent's second pipelined commit",
     );
-    let rec = ok(store.wait_final(parent.id, Duration::from_secs(10)), "wait_final")
-        .unwrap_or_else(|| panic!("the parent's pipelined commit made it final"));
+    let rec = ok(
+        store.wait_final(parent.id, Duration::from_secs(10)),
+        "wait_final",
+    )
+    .unwrap_or_else(|| panic!("the parent's pipelined commit made it final"));
     assert_eq!(rec.state.status, Status::Failed);
     assert_eq!(rec.state.error, Some(failure("boom")));
     assert_eq!(ok(store.journal(parent.id), "journal"), entries(0, 2));

@@ -130,11 +130,11 @@ use crate::tables::{Change, PURGE_BATCH, Tables};
 use self::fsio::{Disk, io_err};
 use self::log::Log;
 use self::marks::Marks;
+pub use self::options::{DEFAULT_RETENTION, FileOptions, FileStats};
+pub use self::recovery::TornTail;
 use self::sizes::{
     check_record, check_size, commit_bytes, event_bytes, invocation_bytes, progress_bytes,
 };
-pub use self::options::{DEFAULT_RETENTION, FileOptions, FileStats};
-pub use self::recovery::TornTail;
 pub use self::snapshot::FileSnapshot;
 
 /// The log file's name inside the store directory.

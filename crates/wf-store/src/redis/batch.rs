@@ -130,7 +130,11 @@ impl Shared {
             let size = script.get_hash().len()
                 + key.len()
                 + 16
-                + head.iter().chain(per_new.iter().flatten()).map(Vec::len).sum::<usize>();
+                + head
+                    .iter()
+                    .chain(per_new.iter().flatten())
+                    .map(Vec::len)
+                    .sum::<usize>();
             let mut cmd = redis::Cmd::with_capacity(count, size);
             cmd.arg("EVALSHA").arg(script.get_hash()).arg(1).arg(&key);
             for a in head.into_iter().chain(per_new.into_iter().flatten()) {
