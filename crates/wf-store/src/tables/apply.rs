@@ -191,11 +191,10 @@ impl Tables {
     }
 
     pub(super) fn emit(&mut self, out: &mut Vec<Change>, change: Change) {
-        let wakes = matches!(
-            change,
-            Change::Created(..) | Change::State(..) | Change::Purged(_)
-        );
-        if wakes || !self.unlogged {
+        if self.unlogged {
+            // Nothing is logged: note whom it wakes instead of copying it into the list.
+            self.wakes.note(&change);
+        } else {
             out.push(change.clone());
         }
         if self.undo.is_some() {
