@@ -200,7 +200,7 @@ impl Tables {
     }
 
     /// These tables, for a backend that logs nothing (memory): operations then leave the change
-    /// list empty and count whom their changes wake instead ([`Tables::take_wakes`]).
+    /// list empty and count whom their changes wake instead (`Tables::take_wakes`).
     pub fn unlogged(mut self) -> Self {
         self.unlogged = true;
         self
