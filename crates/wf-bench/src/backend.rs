@@ -101,6 +101,49 @@ impl StoreAt {
     pub(crate) fn app(&self, lease: Duration, inline: bool) -> Result<App, String> {
         app_on(self.open()?, lease, inline)
     }
+
+    /// As [`StoreAt::app`], with a counter of the fsyncs the file store issues (none on the other
+    /// backends): the deterministic cost figure beside a workload's rate.
+    pub(crate) fn app_counting(
+        &self,
+        lease: Duration,
+        inline: bool,
+    ) -> Result<(App, Fsyncs), String> {
+        match (self.backend, &self.dir) {
+            (Backend::File, Some(dir)) => {
+                let store = FileStore::open_with(dir, FileOptions::default())
+                    .map(Arc::new)
+                    .map_err(|e| format!("cannot open a file store in {}: {e}", dir.display()))?;
+                let app = app_on(store.clone() as Arc<dyn Store>, lease, inline)?;
+                Ok((app, Fsyncs(Some(store))))
+            }
+            _ => Ok((self.app(lease, inline)?, Fsyncs(None))),
+        }
+    }
+}
+
+/// Counts a file store's fsyncs (`FileStats::flushes`); empty on the other backends.
+#[derive(Debug, Clone)]
+pub(crate) struct Fsyncs(Option<Arc<FileStore>>);
+
+impl Fsyncs {
+    /// The fsyncs so far, on a file store.
+    pub(crate) fn now(&self) -> Option<u64> {
+        self.0.as_ref().map(|s| s.stats().flushes)
+    }
+
+    /// The fsyncs since `before` (a reading of [`Fsyncs::now`]), per `n` units of work, as a note
+    /// for a row's details (empty off the file store).
+    pub(crate) fn per(&self, before: Option<u64>, n: u64, unit: &str) -> String {
+        match (before, self.now()) {
+            (Some(b), Some(a)) => format!(
+                "; {} fsyncs, {:.3} per {unit}",
+                a - b,
+                (a - b) as f64 / n.max(1) as f64
+            ),
+            _ => String::new(),
+        }
+    }
 }
 
 /// An app of the bench on `store`, with the given lease, running children inline or not.

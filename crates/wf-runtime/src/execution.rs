@@ -204,7 +204,15 @@ pub(crate) fn conclude(
         .is_nested()
         .then(|| final_outcome(&commit.outcome))
         .flatten();
-    match app.store().commit(&lease, commit, now()) {
+    // A worker's own claim needs no acknowledgement it acts on: its commit may be pipelined (the
+    // store hands the outcome to no one before it is durable). A child run inline reports its
+    // outcome to its caller, which records it and goes on: that commit must be durable first.
+    let committed = if runner.is_nested() {
+        app.store().commit(&lease, commit, now())
+    } else {
+        app.store().commit_pipelined(&lease, commit, now())
+    };
+    match committed {
         Ok(()) => {
             tracing::debug!(?ended, "committed");
             app.ring();

@@ -107,10 +107,13 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
         args: impl IntoIterator<Item = A>,
     ) -> Result<Vec<Invocation<R>>, WfError> {
         self.check_caller(app)?;
-        let batch = args
-            .into_iter()
-            .map(|a| self.new_root(fresh_invocation_id(), &a))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Sized from the arguments' length where known: collecting through `Result` would start
+        // from nothing and regrow (a burst's peak memory).
+        let args = args.into_iter();
+        let mut batch = Vec::with_capacity(args.size_hint().0);
+        for a in args {
+            batch.push(self.new_root(fresh_invocation_id(), &a)?);
+        }
         let ids: Vec<InvocationId> = batch.iter().map(|i| i.id).collect();
         let answers = app.store().submit_many(batch, clock::now())?;
         Ok(ids

@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::steering::{CancelReport, EventInbox, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreRead, StoreWork};
-use crate::tables::{Change, PURGE_BATCH, Tables};
+use crate::tables::{Change, PURGE_BATCH, Tables, Wakes};
 
 /// A store that lives in this process's memory and dies with it.
 ///
@@ -108,8 +108,17 @@ impl MemoryStore {
         op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut changes = Vec::new();
-        let result = op(&mut self.lock(), &mut changes);
-        signal(&changes, &self.work, &self.finished);
+        let (result, mut wakes) = {
+            let mut tables = self.lock();
+            let result = op(&mut tables, &mut changes);
+            (result, tables.take_wakes())
+        };
+        // Unlogged tables count whom their changes wake; anything put in the list directly
+        // wakes too.
+        for change in &changes {
+            wakes.note(change);
+        }
+        wake(wakes, &self.work, &self.finished);
         result
     }
 }
@@ -117,28 +126,21 @@ impl MemoryStore {
 /// Wakes workers when work appeared, and callers waiting for a result when something finished
 /// or was purged (a waiter on a purged invocation must learn it is gone).
 pub(crate) fn signal(changes: &[Change], work: &Signal, finished: &Signal) {
-    let mut new_work = 0usize;
-    let mut any_final = false;
+    let mut wakes = Wakes::default();
     for change in changes {
-        let state = match change {
-            Change::Created(_, s) | Change::State(_, s) => s,
-            Change::Purged(_) => {
-                any_final = true;
-                continue;
-            }
-            _ => continue,
-        };
-        // A timer of a waiting invocation makes it claimable later: waiters re-read `next_due`.
-        let timer = state.status == wf_core::Status::Waiting && state.not_before.is_some();
-        new_work += usize::from(state.status.is_claimable() || timer);
-        any_final |= state.status.is_final();
+        wakes.note(change);
     }
-    match new_work {
+    wake(wakes, work, finished);
+}
+
+/// Wakes whom [`Wakes`] says.
+fn wake(wakes: Wakes, work: &Signal, finished: &Signal) {
+    match wakes.new_work {
         0 => {}
         1 => work.notify_one(),
         _ => work.notify_all(),
     }
-    if any_final {
+    if wakes.any_final {
         finished.notify_all();
     }
 }

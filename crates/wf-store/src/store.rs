@@ -306,6 +306,33 @@ pub trait StoreWork: StoreRead {
     /// Pinned by the `commit`, `waiting`, `data` and `leases` topics.
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError>;
 
+    /// [`StoreWork::commit`] for a caller that acts on nothing the commit leads to (a worker
+    /// pool's thread, which goes on to its next claim): the store may return before the commit
+    /// is durable. Its outcome is still handed out to no one before it is durable (a
+    /// `wait_final`, a read, a parent it wakes, a claim of a child it submits all wait for it),
+    /// so *durable before visible* holds; what changes is that a crash or power loss before it
+    /// is durable takes the commit back, as if the worker had died before committing: the
+    /// invocation is recovered when its lease expires and runs again (tasks run at least once).
+    /// An error is returned only once what it rests on is durable, as from `commit`. Do not use
+    /// it where the caller acts on the outcome (an inline child's caller records it).
+    ///
+    /// The default is [`StoreWork::commit`]. The file store overrides it: the commit joins the
+    /// next group commit, which its waiters (or the worker's next idle wait) lead, so a worker's
+    /// commits no longer cost it an fsync each.
+    ///
+    /// # Errors
+    /// As [`StoreWork::commit`].
+    ///
+    /// Pinned by `commit::pipelined_commit_is_a_commit`.
+    fn commit_pipelined(
+        &self,
+        lease: &Lease,
+        commit: Commit,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.commit(lease, commit, now)
+    }
+
     /// Persists a running execution's progress without ending it, and claims `run`, one of the
     /// children it submits, for the lease's worker: one atomic step, the inline path of
     /// `execute_task` (the runtime then runs the child on the caller's thread).

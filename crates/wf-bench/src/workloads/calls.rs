@@ -26,7 +26,7 @@ pub(crate) fn noop(app: &App) -> Result<Task<u64, u64>, String> {
 /// p50 of `CALLS` sequential call → result round trips.
 pub(crate) fn latency(config: &Config, backend: Backend) -> Result<Run, String> {
     let (store, _dir) = fresh_store(config, backend, "latency")?;
-    let app = store.app(LEASE, true)?;
+    let (app, fsyncs) = store.app_counting(LEASE, true)?;
     let task = noop(&app)?;
     let worker = app
         .worker()
@@ -36,7 +36,11 @@ pub(crate) fn latency(config: &Config, backend: Backend) -> Result<Run, String> 
     let calls = if config.quick { CALLS / 4 } else { CALLS };
     let mut samples = Samples::with_capacity(calls);
     let mut outcome = Ok(());
+    let mut before = None;
     for i in 0..(WARM_UP + calls) as u64 {
+        if i == WARM_UP as u64 {
+            before = fsyncs.now();
+        }
         let t0 = Instant::now();
         match task.call(&app, i).and_then(|inv| inv.result()) {
             Ok(n) if n == i => {}
@@ -59,8 +63,11 @@ pub(crate) fn latency(config: &Config, backend: Backend) -> Result<Run, String> 
     Ok(Run {
         value: l.p50_us,
         detail: format!(
-            "{calls} calls; p95 {:.1} µs, p99 {:.1} µs, mean {:.1} µs",
-            l.p95_us, l.p99_us, l.mean_us
+            "{calls} calls; p95 {:.1} µs, p99 {:.1} µs, mean {:.1} µs{}",
+            l.p95_us,
+            l.p99_us,
+            l.mean_us,
+            fsyncs.per(before, calls as u64, "call")
         ),
     })
 }

@@ -38,7 +38,7 @@ pub(crate) fn workflow_threads(backend: Backend) -> usize {
 /// children, [`IN_FLIGHT`] at a time.
 pub(crate) fn workflows(config: &Config, backend: Backend) -> Result<Run, String> {
     let (store, _dir) = fresh_store(config, backend, "workflows")?;
-    let app = store.app(LEASE, config.inline)?;
+    let (app, fsyncs) = store.app_counting(LEASE, config.inline)?;
     let child = noop(&app)?;
     let flow = app
         .task(
@@ -98,16 +98,21 @@ pub(crate) fn workflows(config: &Config, backend: Backend) -> Result<Run, String
         }
         Ok(start.elapsed())
     };
-    let outcome = run(IN_FLIGHT as u64, 1_000_000).and_then(|_| run(total, 0));
+    let mut before = None;
+    let outcome = run(IN_FLIGHT as u64, 1_000_000).and_then(|_| {
+        before = fsyncs.now();
+        run(total, 0)
+    });
     let stats = worker.stop();
     let elapsed = outcome?;
     let rate = total as f64 / elapsed.as_secs_f64();
     Ok(Run {
         value: rate,
         detail: format!(
-            "{total} workflows, {threads} worker threads; {:.0} µs/workflow; {} executions",
+            "{total} workflows, {threads} worker threads; {:.0} µs/workflow; {} executions{}",
             1e6 / rate,
-            human(stats.executed as f64)
+            human(stats.executed as f64),
+            fsyncs.per(before, total, "workflow")
         ),
     })
 }

@@ -127,11 +127,15 @@ pub(crate) fn burst(config: &Config, backend: Backend) -> Result<(Run, Run), Str
     let line = lines.last().ok_or("no output")?;
     let (secs, rss_kb) = (field(line, "secs")?, field(line, "rss_kb")?);
     let rate = BURST as f64 / secs;
+    let fsyncs = match field(line, "fsyncs") {
+        Ok(n) if n >= 0.0 => format!("; {n} fsyncs, {:.3} per task", n / BURST as f64),
+        _ => String::new(),
+    };
     Ok((
         Run {
             value: rate,
             detail: format!(
-                "call_many of {} (one store operation), then every result; {:.2} µs/task",
+                "call_many of {} (one store operation), then every result; {:.2} µs/task{fsyncs}",
                 human(BURST as f64),
                 1e6 / rate
             ),
@@ -147,7 +151,7 @@ pub(crate) fn burst(config: &Config, backend: Backend) -> Result<(Run, Run), Str
 }
 
 fn burst_role(at: &StoreAt) -> Result<(), String> {
-    let app = at.app(LEASE, true)?;
+    let (app, fsyncs) = at.app_counting(LEASE, true)?;
     let task = noop(&app)?;
     let worker = app
         .worker()
@@ -167,11 +171,18 @@ fn burst_role(at: &StoreAt) -> Result<(), String> {
         }
         Ok(start.elapsed())
     };
-    let outcome = run(1 << 40, 500).and_then(|_| run(0, BURST));
+    let mut before = None;
+    let outcome = run(1 << 40, 500).and_then(|_| {
+        before = fsyncs.now();
+        let elapsed = run(0, BURST)?;
+        Ok((elapsed, fsyncs.now()))
+    });
     let stats = worker.stop();
-    let elapsed = outcome?;
+    let (elapsed, after) = outcome?;
+    // -1: not a file store.
+    let spent = before.zip(after).map_or(-1, |(b, a)| (a - b) as i64);
     println!(
-        "BURST tasks={BURST} secs={} rss_kb={} executed={}",
+        "BURST tasks={BURST} secs={} rss_kb={} executed={} fsyncs={spent}",
         elapsed.as_secs_f64(),
         peak_rss_kb()?,
         stats.executed

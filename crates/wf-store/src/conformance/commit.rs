@@ -1,5 +1,7 @@
 //! Commits: each outcome, and what makes a commit invalid.
 
+use std::time::Duration;
+
 use wf_core::{Failure, FailureKind, JournalEntry, Status};
 
 use crate::error::StoreError;
@@ -296,4 +298,72 @@ pub fn commit_conflicting_duplicate_child_is_refused(s: Subject) {
         "an identical repeat is one child"
     );
     assert_eq!(status(store, p.id), Status::Waiting);
+}
+
+/// A pipelined commit is a commit: the children it submits are claimable, the parent it
+/// completes wakes, `wait_final` and reads see its outcome, and a stale lease is refused.
+pub fn pipelined_commit_is_a_commit(s: Subject) {
+    let store = &*s.store;
+    let parent = root(1, "t", b"p");
+    let kid = child(2, &parent, "t", b"c");
+    submit(store, &parent, T0);
+    let p = claim_expect(store, "w", T0, parent.id);
+    ok(
+        store.commit_pipelined(
+            &p.lease,
+            Commit {
+                journal: entries(0, 1),
+                children: vec![kid.clone()],
+                ..Commit::outcome(Outcome::Waiting { on: vec![kid.id] })
+            },
+            at(1),
+        ),
+        "a pipelined commit that suspends on a child",
+    );
+    let k = claim_expect(store, "w", at(2), kid.id);
+    ok(
+        store.commit_pipelined(
+            &k.lease,
+            Commit::outcome(Outcome::Success(b"kid".to_vec())),
+            at(3),
+        ),
+        "the child's pipelined commit",
+    );
+    let kid_rec = ok(
+        store.wait_final(kid.id, Duration::from_secs(10)),
+        "wait_final",
+    )
+    .unwrap_or_else(|| panic!("the child's pipelined commit made it final"));
+    assert_eq!(kid_rec.state.status, Status::Success);
+    assert_eq!(kid_rec.state.result.as_deref(), Some(&b"kid"[..]));
+    let p2 = claim_expect(store, "w", at(4), parent.id);
+    assert_eq!(
+        p2.journal,
+        entries(0, 1),
+        "the parent's journal, as committed"
+    );
+    assert_lease_lost(
+        store.commit_pipelined(&p.lease, Commit::outcome(Outcome::Released), at(5)),
+        parent.id,
+        "a pipelined commit with the first attempt's lease",
+    );
+    ok(
+        store.commit_pipelined(
+            &p2.lease,
+            Commit {
+                journal: entries(1, 1),
+                ..Commit::outcome(Outcome::Failed(failure("boom")))
+            },
+            at(6),
+        ),
+        "the parent's second pipelined commit",
+    );
+    let rec = ok(
+        store.wait_final(parent.id, Duration::from_secs(10)),
+        "wait_final",
+    )
+    .unwrap_or_else(|| panic!("the parent's pipelined commit made it final"));
+    assert_eq!(rec.state.status, Status::Failed);
+    assert_eq!(rec.state.error, Some(failure("boom")));
+    assert_eq!(ok(store.journal(parent.id), "journal"), entries(0, 2));
 }

@@ -153,6 +153,7 @@ macro_rules! conformance_tests {
             commit_journal_must_be_contiguous,
             commit_child_must_name_parent,
             commit_conflicting_duplicate_child_is_refused,
+            pipelined_commit_is_a_commit,
         );
         $crate::conformance_tests!(@topic checkpoint:
             checkpoint_persists_progress_and_claims_the_child,

@@ -82,6 +82,17 @@ pub trait FsFile: Send + Debug {
     /// # Errors
     /// The operating system's error.
     fn id(&self) -> io::Result<Option<FileId>>;
+
+    /// A second handle on the same open file (`dup`), whose [`FsFile::sync_data`] makes the same
+    /// file durable: the store syncs through it while other threads append through this one.
+    /// `None` (the default) where there is none; the store then syncs through its only handle.
+    /// The second handle is never locked or unlocked.
+    ///
+    /// # Errors
+    /// The operating system's error.
+    fn try_clone(&self) -> io::Result<Option<Box<dyn FsFile>>> {
+        Ok(None)
+    }
 }
 
 /// The file-system operations the file store uses. Implementations must be usable from many
@@ -204,6 +215,10 @@ impl FsFile for OsFile {
 
     fn id(&self) -> io::Result<Option<FileId>> {
         self.file.metadata().map(|m| file_id(&m))
+    }
+
+    fn try_clone(&self) -> io::Result<Option<Box<dyn FsFile>>> {
+        Ok(Some(Box::new(OsFile::new(self.file.try_clone()?))))
     }
 }
 

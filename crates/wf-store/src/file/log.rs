@@ -10,8 +10,12 @@
 //! never starts before the previous one finished.
 //!
 //! Claims and renewals only need their record written to the OS ([`Log::wait_written`]): such a
-//! flush writes without syncing, so unsynced bytes can pile up across several of them. The
-//! writer bounds them: it writes a batch in runs of whole records of at most
+//! flush writes without syncing, so unsynced bytes can pile up across several of them. Writing
+//! and syncing are separate steps: once a leader has written its batch it syncs through a second
+//! handle on the file ([`FsFile::try_clone`]), and meanwhile another caller may lead a write (not
+//! a sync) of what was appended since, so a claim never waits for an fsync it does not need. (A
+//! file system without second handles syncs through the only one, and writes wait.) The writer
+//! bounds the unsynced bytes: it writes a batch in runs of whole records of at most
 //! `format::UNSYNCED_LIMIT` bytes (a larger record alone), and syncs first whenever a run would
 //! take the unsynced bytes past that limit. So a crash or power loss can damage at most that many
 //! bytes at the end of the log, or one larger record, which is what recovery cuts as a torn tail.
@@ -47,8 +51,10 @@ struct Queue {
     written: u64,
     /// Sequence number of the last record known durable (survives power loss).
     durable: u64,
-    /// A leader is writing (or a compaction is replacing the file).
-    flushing: bool,
+    /// A leader is writing the batch (or a compaction is replacing the file).
+    writing: bool,
+    /// A leader is syncing what it wrote (or a compaction is replacing the file).
+    syncing: bool,
     /// Set once a write, fsync or encode failed.
     failed: Option<Failure>,
     /// The log's size in bytes, batch included.
@@ -76,8 +82,30 @@ pub(crate) struct Counters {
 /// The open, locked log file.
 struct LogFile {
     file: Box<dyn FsFile>,
-    /// Bytes written since the last sync.
-    unsynced: u64,
+    /// A second handle on the same file, to sync while others write; `None` where the file
+    /// system has none, or while a sync uses it.
+    syncer: Option<Box<dyn FsFile>>,
+    /// Bytes written to this file since it was opened (or replaced by a compaction).
+    written: u64,
+    /// Of those, how many a sync is known to cover.
+    synced: u64,
+}
+
+impl LogFile {
+    fn new(file: Box<dyn FsFile>) -> Self {
+        // Without a second handle every sync goes through the only one: correct, only slower.
+        let syncer = file.try_clone().ok().flatten();
+        Self {
+            file,
+            syncer,
+            written: 0,
+            synced: 0,
+        }
+    }
+
+    fn unsynced(&self) -> u64 {
+        self.written - self.synced.min(self.written)
+    }
 }
 
 /// The append-only log file and its group-commit queue.
@@ -116,12 +144,13 @@ impl Log {
                 appended: 0,
                 written: 0,
                 durable: 0,
-                flushing: false,
+                writing: false,
+                syncing: false,
                 failed: None,
                 size,
             }),
             flushed: Condvar::new(),
-            file: Mutex::new(LogFile { file, unsynced: 0 }),
+            file: Mutex::new(LogFile::new(file)),
             durable: AtomicU64::new(0),
             wanted: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
@@ -208,6 +237,11 @@ impl Log {
         self.wanted.load(Ordering::Acquire)
     }
 
+    /// The last record known durable.
+    pub(crate) fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
     /// The log's size in bytes, unflushed records included.
     pub(crate) fn size(&self) -> u64 {
         lock(&self.queue).size
@@ -228,8 +262,9 @@ impl Log {
         self.wait_for(seq, false)
     }
 
-    /// The group-commit loop: wait for a running flush, or lead one that writes the whole batch
-    /// (and syncs it when `durable` is asked for and the store syncs).
+    /// The group-commit loop: wait for a running write (and, for `durable`, a running sync), or
+    /// lead one that writes the whole batch and then, when `durable` is asked for and the store
+    /// syncs, syncs it. A leader's sync runs without blocking writes (see the module docs).
     fn wait_for(&self, seq: u64, durable: bool) -> Result<(), StoreError> {
         let mut q = lock(&self.queue);
         loop {
@@ -239,26 +274,43 @@ impl Log {
             if let Some(f) = &q.failed {
                 return Err(self.failure_error(f));
             }
-            if q.flushing {
+            if q.writing || (durable && q.syncing) {
                 q = self.flushed.wait(q).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            q.flushing = true;
+            q.writing = true;
             let mut batch = std::mem::take(&mut q.batch);
             let target = q.appended;
             let sync = durable && self.sync && target > q.durable;
+            q.syncing |= sync;
             drop(q);
-            let written = self.write_batch(&batch, sync);
+            let mut done = self.write_batch(&batch);
             q = lock(&self.queue);
-            q.flushing = false;
-            match written {
-                Ok(()) => {
-                    q.written = target;
-                    if durable {
-                        q.durable = target;
-                        self.durable.store(target, Ordering::Release);
-                    }
+            q.writing = false;
+            if q.batch.is_empty() {
+                // Keep the allocation for the next batch.
+                batch.clear();
+                q.batch = batch;
+            }
+            if done.is_ok() {
+                q.written = q.written.max(target);
+                if sync {
+                    // Written: others may write what piles up while this leader syncs.
+                    self.flushed.notify_all();
+                    drop(q);
+                    done = self.sync_file();
+                    q = lock(&self.queue);
                 }
+            }
+            if sync {
+                q.syncing = false;
+            }
+            match done {
+                Ok(()) if durable => {
+                    q.durable = q.durable.max(target);
+                    self.durable.store(q.durable, Ordering::Release);
+                }
+                Ok(()) => {}
                 Err(e) => {
                     let failure = Failure {
                         kind: e.kind(),
@@ -266,11 +318,6 @@ impl Log {
                     };
                     self.stop(&mut q, failure);
                 }
-            }
-            if q.batch.is_empty() {
-                // Keep the allocation for the next batch.
-                batch.clear();
-                q.batch = batch;
             }
             self.flushed.notify_all();
         }
@@ -282,11 +329,10 @@ impl Log {
         self.wait_durable(seq)
     }
 
-    /// Writes a batch and, if asked, syncs the file (which also covers earlier unsynced writes).
-    /// Writes runs of whole records of at most [`UNSYNCED_LIMIT`] bytes (a larger record alone),
-    /// syncing first (when the store syncs) whenever a run would take the unsynced bytes past
-    /// the limit: see the module docs.
-    fn write_batch(&self, batch: &[u8], sync: bool) -> io::Result<()> {
+    /// Writes a batch: runs of whole records of at most [`UNSYNCED_LIMIT`] bytes (a larger record
+    /// alone), syncing first (when the store syncs) whenever a run would take the unsynced bytes
+    /// past the limit: see the module docs.
+    fn write_batch(&self, batch: &[u8]) -> io::Result<()> {
         let mut f = lock(&self.file);
         let mut at = 0;
         while at < batch.len() {
@@ -298,21 +344,42 @@ impl Log {
                 end += n;
             }
             let run = batch.get(at..end).unwrap_or(&batch[at..]);
-            if self.sync && f.unsynced > 0 && f.unsynced + run.len() as u64 > UNSYNCED_LIMIT as u64
-            {
+            let unsynced = f.unsynced();
+            if self.sync && unsynced > 0 && unsynced + run.len() as u64 > UNSYNCED_LIMIT as u64 {
                 f.file.sync_data()?;
-                f.unsynced = 0;
+                f.synced = f.written;
                 self.counters.flushes.fetch_add(1, Ordering::Relaxed);
             }
             f.file.write_all(run)?;
-            f.unsynced += run.len() as u64;
+            f.written += run.len() as u64;
             at += run.len();
         }
-        if sync {
-            f.file.sync_data()?;
-            f.unsynced = 0;
-            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        }
+        Ok(())
+    }
+
+    /// Syncs everything written so far: through the second handle without holding the file's
+    /// lock (writes go on meanwhile), or through the only handle with it held.
+    fn sync_file(&self) -> io::Result<()> {
+        let (syncer, upto) = {
+            let mut f = lock(&self.file);
+            match f.syncer.take() {
+                Some(s) => (s, f.written),
+                None => {
+                    f.file.sync_data()?;
+                    f.synced = f.written;
+                    self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+        };
+        let mut syncer = syncer;
+        let synced = syncer.sync_data();
+        let mut f = lock(&self.file);
+        // A compaction waits for syncs to end, so the file is still the one this handle is on.
+        f.syncer = Some(syncer);
+        synced?;
+        f.synced = f.synced.max(upto);
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -326,13 +393,14 @@ impl Log {
     /// failure after the rename stops the log.
     pub(crate) fn compact(&self, snapshot: &[Change]) -> Result<u64, StoreError> {
         let mut q = lock(&self.queue);
-        while q.flushing {
+        while q.writing || q.syncing {
             q = self.flushed.wait(q).unwrap_or_else(|p| p.into_inner());
         }
         if let Some(f) = &q.failed {
             return Err(self.failure_error(f));
         }
-        q.flushing = true;
+        q.writing = true;
+        q.syncing = true;
         let batch = std::mem::take(&mut q.batch);
         let target = q.appended;
         drop(q);
@@ -348,14 +416,18 @@ impl Log {
                 Err(e) => Compacted::Broken(e),
             },
             // The old log is intact: put the batch where it would have gone.
-            Err(e) => match self.write_batch(&batch, self.sync) {
+            Err(e) => match self
+                .write_batch(&batch)
+                .and_then(|()| if self.sync { self.sync_file() } else { Ok(()) })
+            {
                 Ok(()) => Compacted::KeptOld(e),
                 Err(io) => Compacted::Broken(io_err(&self.path)(io)),
             },
         };
 
         let mut q = lock(&self.queue);
-        q.flushing = false;
+        q.writing = false;
+        q.syncing = false;
         let result = match outcome {
             Compacted::Done(size) => {
                 q.written = target;
@@ -388,7 +460,9 @@ impl Log {
     /// get real `ENOSPC` failures without mocking the file system.
     #[cfg(test)]
     pub(crate) fn redirect_writes(&self, file: Box<dyn FsFile>) {
-        lock(&self.file).file = file;
+        let mut f = lock(&self.file);
+        f.syncer = file.try_clone().ok().flatten();
+        f.file = file;
     }
 
     /// Makes the complete, durable compacted file the log: locks it (so the store's lock moves
@@ -408,8 +482,7 @@ impl Log {
         {
             let mut f = lock(&self.file);
             let _ = f.file.unlock();
-            f.file = file;
-            f.unsynced = 0;
+            *f = LogFile::new(file);
         }
         self.disk.sync_dir()
     }

@@ -37,15 +37,24 @@
 //! every mutation) notes the log position of the last change it saw that is not lease-only and
 //! waits until that is synced before it returns (sharing the group commit), so nothing a caller
 //! is handed (a result, a record, a claimed child, an error such as `Conflict` or `LeaseLost`)
-//! rests on a change a crash or power loss could take back. (`next_due` and `wait_for_work`
-//! hand out nothing but a hint of when to claim.) Exactly what is durable when an operation
-//! returns:
+//! rests on a change a crash or power loss could take back. Claims and `wait_final`, which hand
+//! out one invocation, note the last change *of that invocation* instead (see `marks`): its
+//! causes come before it in the log, so they are durable with it. (`next_due` and
+//! `wait_for_work` hand out nothing but a hint of when to claim.) Exactly what is durable when an
+//! operation returns:
 //!
 //! - **Submissions, commits, checkpoints, events, cancellations, retries, expiry recovery and
 //!   purges**: their own record and everything before it are synced.
+//! - **Pipelined commits** ([`StoreWork::commit_pipelined`], a worker pool's commits) that
+//!   succeed: nothing; their record joins the batch, and the next flush, led by whoever waits
+//!   for what it changed (or by the worker's next `wait_for_work`, which makes everything
+//!   durable before it idles), syncs it. Until then a crash takes the commit back as if the
+//!   worker had died before committing: the invocation is still running under a lease that
+//!   expires, and runs again. A refused one returns once what it saw is synced.
 //! - **Claims and renewals** whose changes only take or extend a lease (see `lease_only`):
-//!   everything before their own record is synced but other claims' and renewals' records,
-//!   which may be unsynced too; their own record is written to the OS (one
+//!   a claim, every record that changed the invocation it hands out; a renewal, everything before
+//!   it but other claims' and renewals' records, which may be unsynced too;
+//!   their own record is written to the OS (one
 //!   `write`, no fsync), so it survives `kill -9` (after a restart the dead worker's lease is
 //!   honoured until it expires, and the attempt number keeps counting), but **a power loss can
 //!   undo it**: the invocation is then pending again with its previous attempt count and runs
@@ -93,9 +102,11 @@ pub mod fs;
 mod fsio;
 mod lock;
 mod log;
+mod marks;
 mod options;
 mod reads;
 pub(crate) mod recovery;
+mod sizes;
 mod snapshot;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -107,20 +118,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use wf_core::{ChildOutcome, InvocationId, JournalEntry, Op, Status, Timestamp, WorkerId};
+use wf_core::{InvocationId, Status, Timestamp, WorkerId};
 
 use crate::error::StoreError;
-use crate::limits;
 use crate::memory::{Signal, signal, system_now, wait_until};
-use crate::model::{Checkpoint, Claim, Commit, Lease, NewInvocation, Outcome, Submitted, TaskSet};
+use crate::model::{Checkpoint, Claim, Commit, Lease, NewInvocation, Submitted, TaskSet};
 use crate::steering::{CancelReport, EventSent, NewEvent};
 use crate::store::{StoreAdmin, StoreWork};
 use crate::tables::{Change, PURGE_BATCH, Tables};
 
 use self::fsio::{Disk, io_err};
 use self::log::Log;
+use self::marks::Marks;
 pub use self::options::{DEFAULT_RETENTION, FileOptions, FileStats};
 pub use self::recovery::TornTail;
+use self::sizes::{
+    check_record, check_size, commit_bytes, event_bytes, invocation_bytes, progress_bytes,
+};
 pub use self::snapshot::FileSnapshot;
 
 /// The log file's name inside the store directory.
@@ -146,6 +160,8 @@ pub struct FileStore {
     /// Signalled when an invocation became final.
     finished: Signal,
     log: Log,
+    /// The last record that changed each invocation, for operations that hand out one.
+    marks: Marks,
     /// The log's size right after the last compaction: the live state's size.
     live_bytes: AtomicU64,
     /// The operation clock (ms) at which retention next starts a pass over the workflows.
@@ -242,6 +258,7 @@ impl FileStore {
             work: Signal::default(),
             finished: Signal::default(),
             log,
+            marks: Marks::default(),
             live_bytes: AtomicU64::new(live),
             next_retention: AtomicU64::new(0),
             retention_backlog: Mutex::new(Vec::new()),
@@ -397,7 +414,12 @@ impl FileStore {
         let appended = match changes.is_empty() {
             true => None,
             false => match self.log.append(&changes, must_sync) {
-                Ok(seq) => Some(seq),
+                Ok(seq) => {
+                    if must_sync {
+                        self.marks.note(&changes, seq, self.log.durable());
+                    }
+                    Some(seq)
+                }
                 Err(e) => {
                     // The changes are in memory but not in the log: the log stopped.
                     self.wake_if_stopped(&tables);
@@ -418,6 +440,7 @@ impl FileStore {
             result,
             seen,
             own: appended.filter(|_| !must_sync),
+            synced: must_sync && appended.is_some(),
         })
     }
 
@@ -514,6 +537,8 @@ struct Staged<T> {
     seen: u64,
     /// Its own record, when that need only be written (lease-only).
     own: Option<u64>,
+    /// Whether its own record must be durable before it returns.
+    synced: bool,
 }
 
 impl Drop for FileStore {
@@ -532,92 +557,6 @@ impl Drop for FileStore {
 /// always holds a final state too.
 fn lease_only(change: &Change) -> bool {
     matches!(change, Change::State(_, s) if matches!(s.status, Status::Running | Status::Pending))
-}
-
-/// Refuses a request or record of `bytes` over [`limits::MAX_RECORD_BYTES`]. Requests are
-/// estimated first (see `commit_bytes`), cheaply, before anything is done; the record an
-/// operation writes is then measured exactly ([`check_record`]).
-fn check_size(what: &str, bytes: usize) -> Result<(), StoreError> {
-    let limit = limits::MAX_RECORD_BYTES;
-    if bytes > limit {
-        tracing::debug!(what, bytes, "refusing an oversized request");
-        return Err(StoreError::TooLarge {
-            what: what.to_owned(),
-            size: bytes,
-            limit,
-        });
-    }
-    Ok(())
-}
-
-/// Refuses the record of `changes` when its encoding is over [`limits::MAX_RECORD_BYTES`] (or
-/// cannot be encoded): measured exactly, whatever the request looked like.
-fn check_record(changes: &[Change]) -> Result<(), StoreError> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let bytes = wf_core::codec::encoded_len(changes)?;
-    check_size("the record of this operation", bytes)
-}
-
-fn invocation_bytes(new: &NewInvocation) -> usize {
-    new.args.len() + new.task.as_str().len() + 256
-}
-
-fn journal_bytes(entry: &JournalEntry) -> usize {
-    64 + match &entry.op {
-        Op::DataGet { key, value } => key.len() + value.as_ref().map_or(0, Vec::len),
-        Op::ChildResult {
-            outcome: ChildOutcome::Success(v),
-            ..
-        } => v.len(),
-        Op::ChildResult {
-            outcome: ChildOutcome::Failed(f),
-            ..
-        } => f.message.len(),
-        Op::Event { name, payload, .. } => name.len() + payload.len(),
-        Op::Patch { id } => id.len(),
-        Op::Cancelled { reason } => reason.len(),
-        _ => 64,
-    }
-}
-
-fn commit_bytes(commit: &Commit) -> usize {
-    let outcome = match &commit.outcome {
-        Outcome::Success(r) => r.len(),
-        Outcome::Failed(f)
-        | Outcome::Retry { error: f, .. }
-        | Outcome::Deferred { error: f, .. } => f.message.len(),
-        Outcome::Waiting { on } => on.len() * 16,
-        Outcome::Suspended(s) => {
-            s.children.len() * 16 + s.event.as_ref().map_or(0, String::len) + 16
-        }
-        Outcome::Released => 0,
-    };
-    outcome
-        + parts_bytes(&commit.journal, &commit.data, &commit.children)
-        + commit.consumed.len() * 8
-}
-
-fn progress_bytes(checkpoint: &Checkpoint) -> usize {
-    parts_bytes(&checkpoint.journal, &checkpoint.data, &checkpoint.children) + 256
-}
-
-fn parts_bytes(
-    journal: &[JournalEntry],
-    data: &[(String, Vec<u8>)],
-    children: &[NewInvocation],
-) -> usize {
-    journal.iter().map(journal_bytes).sum::<usize>()
-        + data
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 32)
-            .sum::<usize>()
-        + children.iter().map(invocation_bytes).sum::<usize>()
-}
-
-fn event_bytes(event: &NewEvent) -> usize {
-    event.name.len() + event.payload.len() + event.key.as_ref().map_or(0, String::len) + 64
 }
 
 impl StoreWork for FileStore {
@@ -651,9 +590,19 @@ impl StoreWork for FileStore {
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
-        self.mutate(false, now, |t, out| {
+        let mut staged = self.stage(false, now, |t, out| {
             t.claim(out, worker, tasks, lease_for, now)
-        })
+        })?;
+        if !staged.synced {
+            // It hands out one invocation: what made that invocation what it is must be durable
+            // (see `marks`), not every record before the claim. (A claim that made something
+            // final waits for everything, like any durable operation.)
+            staged.seen = match &staged.result {
+                Ok(Some(claim)) => self.marks.of(claim.lease.invocation),
+                _ => 0,
+            };
+        }
+        self.settle(staged)
     }
 
     fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
@@ -661,6 +610,9 @@ impl StoreWork for FileStore {
     }
 
     fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
+        // A worker about to idle first makes durable what it (or anyone) committed pipelined,
+        // so such a commit never waits on the next operation for its fsync.
+        self.stop_on_failure(self.log.wait_durable(self.log.wanted()))?;
         // `memory::wait_for_claimable`, but a failed log also ends the wait.
         let work = wait_until(
             self.lock_checked()?,
@@ -691,6 +643,23 @@ impl StoreWork for FileStore {
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
         check_size("a commit", commit_bytes(&commit))?;
         self.mutate(true, now, |t, out| t.commit(out, lease, commit, now))
+    }
+
+    fn commit_pipelined(
+        &self,
+        lease: &Lease,
+        commit: Commit,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        check_size("a commit", commit_bytes(&commit))?;
+        let staged = self.stage(true, now, |t, out| t.commit(out, lease, commit, now))?;
+        match staged.result {
+            // In the batch: the next flush makes it durable, and whoever it is visible to (a
+            // waiter, a parent's claim, a read) waits for that flush (see `marks`).
+            Ok(()) => Ok(()),
+            // An error rests on what the commit saw: handed out once that is durable.
+            Err(_) => self.settle(staged),
+        }
     }
 
     fn checkpoint(

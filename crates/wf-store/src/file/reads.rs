@@ -77,8 +77,9 @@ impl StoreRead for FileStore {
                 }
                 match t.invocation(id) {
                     // Final, or gone (purged by retention): either way the wait is over once the
-                    // state that says so is durable.
-                    Ok(r) if r.state.status.is_final() => Some(Ok((Ok(r), self.log.wanted()))),
+                    // state that says so is durable: for a final one, the last record that
+                    // changed it (see `marks`), so a waiter does not wait for later commits.
+                    Ok(r) if r.state.status.is_final() => Some(Ok((Ok(r), self.marks.of(id)))),
                     Err(gone) => Some(Ok((Err(gone), self.log.wanted()))),
                     Ok(_) => {
                         self.about_to_block();

@@ -135,6 +135,11 @@ pub(crate) fn open_log(
             file.sync_data().map_err(io_err(path))?;
         }
         size = cut.offset;
+    } else if disk.sync {
+        // A process killed with `kill -9` leaves records it wrote but never synced (claims,
+        // pipelined commits) in the page cache, where this replay just read them: sync them
+        // before anything replayed is handed out (durable before visible).
+        file.sync_data().map_err(io_err(path))?;
     }
     Ok(Opened {
         tables: replayed.tables,

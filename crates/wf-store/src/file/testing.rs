@@ -177,11 +177,13 @@ impl FsFile for CountingFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
+        // What was written when the sync started is what it covers for sure: writes through
+        // another handle may land while it runs.
+        let len = lock(&self.state).nodes[self.node].len;
         self.inner.sync_data()?;
         let mut s = lock(&self.state);
         let node = &mut s.nodes[self.node];
-        node.synced = node.len;
-        let len = node.len;
+        node.synced = node.synced.max(len.min(node.len));
         s.counts.syncs += 1;
         s.events.push(FsEvent::Sync {
             path: self.path.clone(),
@@ -213,6 +215,17 @@ impl FsFile for CountingFile {
 
     fn id(&self) -> io::Result<Option<FileId>> {
         self.inner.id()
+    }
+
+    fn try_clone(&self) -> io::Result<Option<Box<dyn FsFile>>> {
+        Ok(self.inner.try_clone()?.map(|inner| {
+            Box::new(CountingFile {
+                inner,
+                node: self.node,
+                path: self.path.clone(),
+                state: Arc::clone(&self.state),
+            }) as Box<dyn FsFile>
+        }))
     }
 }
 

@@ -119,12 +119,28 @@ impl Shared {
         };
         let script = &self.scripts.submit_many;
         let replies: Vec<Value> = if groups.len() == 1 {
-            // One shard: one atomic script call. Its members are the whole batch, in order: the
-            // arguments move into the call (a burst of 20,000 is several MB).
+            // One shard: one atomic script call. Its members are the whole batch, in order. A
+            // burst of 20,000 is several MB of arguments: they move into the command one by one,
+            // each freed as it is copied into the command's one buffer, sized up front (no
+            // per-argument allocations held twice, no buffer regrown).
             let shard = *groups.keys().next().ok_or_else(|| malformed("a batch"))?;
-            let mut args = header(batch.len(), false);
-            args.extend(per_new.into_iter().flatten());
-            vec![self.call(shard, script, &args, budget())?]
+            let head = header(batch.len(), false);
+            let key = self.shard_key(shard);
+            let count = 4 + head.len() + per_new.iter().map(Vec::len).sum::<usize>();
+            let size = script.get_hash().len()
+                + key.len()
+                + 16
+                + head
+                    .iter()
+                    .chain(per_new.iter().flatten())
+                    .map(Vec::len)
+                    .sum::<usize>();
+            let mut cmd = redis::Cmd::with_capacity(count, size);
+            cmd.arg("EVALSHA").arg(script.get_hash()).arg(1).arg(&key);
+            for a in head.into_iter().chain(per_new.into_iter().flatten()) {
+                cmd.arg(a.as_slice());
+            }
+            self.pipeline_scripts(std::slice::from_ref(&cmd), &[script], budget())?
         } else {
             let args_of = |members: &[usize], check_only: bool| {
                 let mut args = header(members.len(), check_only);

@@ -48,7 +48,14 @@ impl Tables {
                 self.unindex(id, &spec.task, old, ticket);
                 self.index(id);
             }
-            Change::Journal(id, entries) => self.journals.entry(id).or_default().extend(entries),
+            Change::Journal(id, entries) => match self.journals.entry(id) {
+                // A first append moves the entries in (no copy, no regrowth from empty): a
+                // workflow's first checkpoint or commit carries most of its journal.
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(entries);
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().extend(entries),
+            },
             Change::Data(workflow, key, value) => {
                 self.data.entry(workflow).or_default().insert(key, value);
             }
@@ -184,11 +191,10 @@ impl Tables {
     }
 
     pub(super) fn emit(&mut self, out: &mut Vec<Change>, change: Change) {
-        let wakes = matches!(
-            change,
-            Change::Created(..) | Change::State(..) | Change::Purged(_)
-        );
-        if wakes || !self.unlogged {
+        if self.unlogged {
+            // Nothing is logged: note whom it wakes instead of copying it into the list.
+            self.wakes.note(&change);
+        } else {
             out.push(change.clone());
         }
         if self.undo.is_some() {

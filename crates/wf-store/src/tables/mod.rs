@@ -173,10 +173,12 @@ pub struct Tables {
     counts: StatusCounts,
     next_seq: u64,
     next_ticket: u64,
-    /// Set by a backend that logs nothing (memory): operations then report only the changes
-    /// that say what became claimable or final (`Created`, `State`, `Purged`), without copying
-    /// journals and data values into the change list.
+    /// Set by a backend that logs nothing (memory): operations then leave the change list
+    /// empty and only count whom their changes wake ([`Tables::take_wakes`]), copying nothing.
     unlogged: bool,
+    /// Unlogged: what the changes since the last [`Tables::take_wakes`] woke, instead of a
+    /// copy of each change in the change list.
+    wakes: Wakes,
     /// While an operation is recorded for undoing: what its changes replaced, oldest first.
     undo: Option<Vec<undo::Undo>>,
 }
@@ -197,12 +199,43 @@ impl Tables {
         Self::default()
     }
 
-    /// These tables, for a backend that logs nothing (memory): operations then leave journal
-    /// entries, data writes and other changes that neither queue nor finish an invocation out
-    /// of the change list they return (it is only used to wake waiters).
+    /// These tables, for a backend that logs nothing (memory): operations then leave the change
+    /// list empty and count whom their changes wake instead (`Tables::take_wakes`).
     pub fn unlogged(mut self) -> Self {
         self.unlogged = true;
         self
+    }
+
+    /// Unlogged tables: whom the changes since the last call wake (they are not in the change
+    /// list), and starts counting again.
+    pub(crate) fn take_wakes(&mut self) -> Wakes {
+        std::mem::take(&mut self.wakes)
+    }
+}
+
+/// Whom changes wake: how many of them made something claimable, and whether any made
+/// something final (or purged it: a waiter on a purged invocation must learn it is gone).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wakes {
+    pub(crate) new_work: usize,
+    pub(crate) any_final: bool,
+}
+
+impl Wakes {
+    /// Counts what `change` wakes.
+    pub(crate) fn note(&mut self, change: &Change) {
+        let state = match change {
+            Change::Created(_, s) | Change::State(_, s) => s,
+            Change::Purged(_) => {
+                self.any_final = true;
+                return;
+            }
+            _ => return,
+        };
+        // A timer of a waiting invocation makes it claimable later: waiters re-read `next_due`.
+        let timer = state.status == wf_core::Status::Waiting && state.not_before.is_some();
+        self.new_work += usize::from(state.status.is_claimable() || timer);
+        self.any_final |= state.status.is_final();
     }
 }
 

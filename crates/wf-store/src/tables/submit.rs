@@ -124,6 +124,9 @@ impl Tables {
         let fresh = self.check_new_batch(batch.iter())?;
         let created = fresh.iter().filter(|f| **f).count();
         self.invocations.reserve(created);
+        // One `Created` change each: sized once (a burst of 20,000 would otherwise regrow the
+        // list up to 32,768 entries, and hold the old and new buffers at once while it does).
+        out.reserve(created);
         let answers = fresh
             .iter()
             .map(|f| match f {
