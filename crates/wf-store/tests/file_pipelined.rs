@@ -394,3 +394,33 @@ fn an_fsync_failure_through_one_handle_fails_a_sync_running_through_the_other() 
          the other handle's fsync): {acknowledged:?}"
     );
 }
+
+/// An inspector reads a live store through [`FileStore::snapshot`], which replays the log as
+/// it is in the OS (written, synced or not). A pipelined commit that a claim's write put there
+/// (a claim writes the whole batch, without syncing) is shown as final, result and all, though
+/// a power loss can still take it back and run the task again.
+#[test]
+fn a_snapshot_shows_no_result_a_power_loss_could_take_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = CountingFs::new();
+    let store = FileStore::open_with(dir.path(), counted(&fs)).unwrap();
+    store.submit_many(vec![root(1), root(2)], T0).unwrap();
+    let first = claim(&store, T0);
+    store
+        .commit_pipelined(&first.lease, commit_of(number(&first.record)), at(1))
+        .unwrap();
+    let after_commit = store.stats().log_bytes;
+    // The next claim writes the batch, the pipelined commit in it, and syncs nothing.
+    let _second = claim(&store, at(1));
+
+    let seen = FileStore::snapshot(dir.path()).unwrap();
+    let shown = seen.invocation(first.lease.invocation).unwrap();
+    if shown.status().is_final() {
+        synced_through(
+            &fs,
+            dir.path(),
+            after_commit,
+            "an inspector's snapshot read",
+        );
+    }
+}
