@@ -196,7 +196,9 @@ impl<S: Store> StoreWork for Ledger<S> {
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
-        let c = self.inner.claim(&canonical(worker), tasks, lease_for, now)?;
+        let c = self
+            .inner
+            .claim(&canonical(worker), tasks, lease_for, now)?;
         if let Some(c) = &c {
             self.note_seen(&c.record);
             self.note_parts(c.lease.invocation, c.journal.clone(), Vec::new());

@@ -217,24 +217,24 @@ mod errseq {
     use wf_store::file::fs::{FileId, FileSystem, FsFile, Metadata, OpenHow, OsFileSystem};
 
     #[derive(Debug, Default)]
-    pub struct Knobs {
-        pub fail_first_handle_sync: bool,
-        pub block_clone_sync: bool,
-        pub clone_sync_waiting: bool,
+    pub(crate) struct Knobs {
+        pub(crate) fail_first_handle_sync: bool,
+        pub(crate) block_clone_sync: bool,
+        pub(crate) clone_sync_waiting: bool,
     }
 
     #[derive(Debug, Default, Clone)]
-    pub struct ErrseqFs {
-        pub knobs: Arc<(Mutex<Knobs>, Condvar)>,
+    pub(crate) struct ErrseqFs {
+        pub(crate) knobs: Arc<(Mutex<Knobs>, Condvar)>,
     }
 
     impl ErrseqFs {
-        pub fn set(&self, f: impl FnOnce(&mut Knobs)) {
+        pub(crate) fn set(&self, f: impl FnOnce(&mut Knobs)) {
             f(&mut self.knobs.0.lock().unwrap());
             self.knobs.1.notify_all();
         }
 
-        pub fn wait_until(&self, what: &str, cond: impl Fn(&Knobs) -> bool) {
+        pub(crate) fn wait_until(&self, what: &str, cond: impl Fn(&Knobs) -> bool) {
             let (m, cv) = &*self.knobs;
             let (g, t) = cv
                 .wait_timeout_while(m.lock().unwrap(), Duration::from_secs(30), |k| !cond(k))
@@ -382,7 +382,7 @@ fn an_fsync_failure_through_one_handle_fails_a_sync_running_through_the_other() 
     fs.set(|k| k.fail_first_handle_sync = true);
     let claimed = store.claim(&WorkerId::new("w"), &workload_tasks(), LEASE, at(3));
     assert!(
-        fs.knobs.0.lock().unwrap().fail_first_handle_sync == false,
+        !fs.knobs.0.lock().unwrap().fail_first_handle_sync,
         "the claim's write did not sync through the first handle (claim: {claimed:?})"
     );
 
