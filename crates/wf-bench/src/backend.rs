@@ -87,7 +87,7 @@ impl StoreAt {
     pub(crate) fn open(&self) -> Result<Arc<dyn Store>, String> {
         match (self.backend, &self.dir, &self.redis) {
             (Backend::Memory, _, _) => Ok(Arc::new(wf_store::MemoryStore::new())),
-            (Backend::File, Some(dir), _) => FileStore::open_with(dir, FileOptions::default())
+            (Backend::File, Some(dir), _) => FileStore::open_with(dir, file_options())
                 .map(|s| Arc::new(s) as Arc<dyn Store>)
                 .map_err(|e| format!("cannot open a file store in {}: {e}", dir.display())),
             (Backend::Redis, _, Some(url)) => wf_store::redis::RedisStore::open(url)
@@ -111,7 +111,7 @@ impl StoreAt {
     ) -> Result<(App, Fsyncs), String> {
         match (self.backend, &self.dir) {
             (Backend::File, Some(dir)) => {
-                let store = FileStore::open_with(dir, FileOptions::default())
+                let store = FileStore::open_with(dir, file_options())
                     .map(Arc::new)
                     .map_err(|e| format!("cannot open a file store in {}: {e}", dir.display()))?;
                 let app = app_on(store.clone() as Arc<dyn Store>, lease, inline)?;
@@ -156,4 +156,11 @@ pub(crate) fn app_on(store: Arc<dyn Store>, lease: Duration, inline: bool) -> Re
         .inline_children(inline)
         .build()
         .map_err(|e| format!("cannot build an app on {backend}: {e}"))
+}
+
+/// The file store's options for a bench run: production defaults, with pipelined commits
+/// (`FileOptions::pipelined_commits`, off by default) when `WF_BENCH_PIPELINED=1` is set.
+fn file_options() -> FileOptions {
+    let pipelined = std::env::var("WF_BENCH_PIPELINED").is_ok_and(|v| v == "1");
+    FileOptions::default().pipelined_commits(pipelined)
 }

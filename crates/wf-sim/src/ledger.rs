@@ -134,6 +134,22 @@ impl<S> Ledger<S> {
         }
     }
 
+    /// Notes what handing out `record` (a claim, a read, a `wait_final`) tells its receiver:
+    /// the invocation exists and, when final, its outcome. Both must now survive any crash
+    /// (durable before visible), whether a plain or a pipelined commit made them.
+    fn note_seen(&self, record: &InvocationRecord) {
+        let mut a = acks(&self.acks);
+        a.submitted.insert(record.id(), ());
+        let f = match record.state.status {
+            wf_core::Status::Success => record.state.result.clone().map(Final::Success),
+            wf_core::Status::Failed => Some(Final::Failed),
+            _ => None,
+        };
+        if let Some(f) = f {
+            a.finals.insert(record.id(), f);
+        }
+    }
+
     fn note_children(&self, children: &[InvocationId]) {
         let mut a = acks(&self.acks);
         for id in children {
@@ -150,6 +166,7 @@ impl<S: Store> StoreRead for Ledger<S> {
         self.inner.app_id()
     }
     fn invocation(&self, id: InvocationId) -> Result<InvocationRecord, StoreError> {
+        // Not noted: the checks read through this wrapper with the notes locked.
         self.inner.invocation(id)
     }
     fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
@@ -181,7 +198,11 @@ impl<S: Store> StoreRead for Ledger<S> {
         id: InvocationId,
         timeout: Duration,
     ) -> Result<Option<InvocationRecord>, StoreError> {
-        self.inner.wait_final(id, timeout)
+        let r = self.seen("wait_final", self.inner.wait_final(id, timeout))?;
+        if let Some(r) = &r {
+            self.note_seen(r);
+        }
+        Ok(r)
     }
     fn events(&self, id: InvocationId) -> Result<EventInbox, StoreError> {
         self.inner.events(id)
@@ -221,10 +242,15 @@ impl<S: Store> StoreWork for Ledger<S> {
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
-        self.seen(
+        let c = self.seen(
             "claim",
             self.inner.claim(&canonical(worker), tasks, lease_for, now),
-        )
+        )?;
+        if let Some(c) = &c {
+            self.note_seen(&c.record);
+            self.note_parts(c.lease.invocation, c.journal.clone(), Vec::new());
+        }
+        Ok(c)
     }
     fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
         self.seen("next_due", self.inner.next_due(tasks))
@@ -273,6 +299,20 @@ impl<S: Store> StoreWork for Ledger<S> {
         if let Some(f) = outcome {
             a.finals.insert(lease.invocation, f);
         }
+        Ok(())
+    }
+    fn commit_pipelined(
+        &self,
+        lease: &Lease,
+        commit: Commit,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        // Acknowledges nothing that must survive: what it did is noted when it is handed out.
+        self.seen(
+            "commit_pipelined",
+            self.inner.commit_pipelined(lease, commit, now),
+        )?;
+        acks(&self.acks).commits += 1;
         Ok(())
     }
     fn checkpoint(

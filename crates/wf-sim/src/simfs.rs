@@ -417,6 +417,17 @@ impl FsFile for SimFile {
     fn id(&self) -> io::Result<Option<FileId>> {
         Ok(Some(file_id(self.node)))
     }
+
+    /// A `dup`: the same file, handle and process, so the store's sync through its second handle
+    /// (the path the OS file system takes) is what the simulation exercises.
+    fn try_clone(&self) -> io::Result<Option<Box<dyn FsFile>>> {
+        Ok(Some(Box::new(SimFile {
+            state: Arc::clone(&self.state),
+            node: self.node,
+            handle: self.handle,
+            generation: self.generation,
+        })))
+    }
 }
 
 impl Drop for SimFile {

@@ -21,7 +21,9 @@ const LEASE: Duration = Duration::from_secs(600);
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn counted(fs: &CountingFs) -> FileOptions {
-    FileOptions::default().file_system(Arc::new(fs.clone()))
+    FileOptions::default()
+        .file_system(Arc::new(fs.clone()))
+        .pipelined_commits(true)
 }
 
 fn claim(store: &FileStore, now: wf_core::Timestamp) -> wf_store::Claim {
@@ -199,5 +201,231 @@ fn a_power_loss_keeps_every_result_handed_out() {
     // The rest: finished or not (timing decides), never half-written.
     for n in 0..TOTAL {
         check_whole(&after, &after.invocation(root(n).id).unwrap());
+    }
+}
+
+/// A file system on the real one that models Linux's fsync error reporting for a second handle
+/// made by `dup` (what [`FsFile::try_clone`] is on the OS): both share one open file
+/// description, and a writeback error is reported to the *first* fsync on that description to
+/// look, not to every concurrent one. The log's first handle fails its next fsync when armed
+/// (that fsync consumed the error), and a sync through the second handle blocks, when armed,
+/// until released, then succeeds as the kernel's would (the error is already reported).
+mod errseq {
+    use std::io;
+    use std::path::Path;
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Duration;
+
+    use wf_store::file::fs::{FileId, FileSystem, FsFile, Metadata, OpenHow, OsFileSystem};
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Knobs {
+        pub(crate) fail_first_handle_sync: bool,
+        pub(crate) block_clone_sync: bool,
+        pub(crate) clone_sync_waiting: bool,
+    }
+
+    #[derive(Debug, Default, Clone)]
+    pub(crate) struct ErrseqFs {
+        pub(crate) knobs: Arc<(Mutex<Knobs>, Condvar)>,
+    }
+
+    impl ErrseqFs {
+        pub(crate) fn set(&self, f: impl FnOnce(&mut Knobs)) {
+            f(&mut self.knobs.0.lock().unwrap());
+            self.knobs.1.notify_all();
+        }
+
+        pub(crate) fn wait_until(&self, what: &str, cond: impl Fn(&Knobs) -> bool) {
+            let (m, cv) = &*self.knobs;
+            let (g, t) = cv
+                .wait_timeout_while(m.lock().unwrap(), Duration::from_secs(30), |k| !cond(k))
+                .unwrap();
+            drop(g);
+            assert!(!t.timed_out(), "gave up waiting for {what}");
+        }
+    }
+
+    #[derive(Debug)]
+    struct ErrseqFile {
+        inner: Box<dyn FsFile>,
+        clone: bool,
+        fs: ErrseqFs,
+    }
+
+    impl FsFile for ErrseqFile {
+        fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.inner.write_all(bytes)
+        }
+
+        fn sync_data(&mut self) -> io::Result<()> {
+            let (m, cv) = &*self.fs.knobs;
+            let mut k = m.lock().unwrap();
+            if self.clone && k.block_clone_sync {
+                k.clone_sync_waiting = true;
+                cv.notify_all();
+                let (g, t) = cv
+                    .wait_timeout_while(k, Duration::from_secs(30), |k| k.block_clone_sync)
+                    .unwrap();
+                assert!(!t.timed_out(), "the blocked sync was never released");
+                k = g;
+            }
+            if !self.clone && k.fail_first_handle_sync {
+                k.fail_first_handle_sync = false;
+                return Err(io::Error::other(
+                    "simulated EIO on fsync (writeback failed)",
+                ));
+            }
+            drop(k);
+            self.inner.sync_data()
+        }
+
+        fn set_len(&mut self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+
+        fn try_lock(&mut self) -> io::Result<bool> {
+            self.inner.try_lock()
+        }
+
+        fn unlock(&mut self) -> io::Result<()> {
+            self.inner.unlock()
+        }
+
+        fn id(&self) -> io::Result<Option<FileId>> {
+            self.inner.id()
+        }
+
+        fn try_clone(&self) -> io::Result<Option<Box<dyn FsFile>>> {
+            Ok(self.inner.try_clone()?.map(|inner| {
+                Box::new(ErrseqFile {
+                    inner,
+                    clone: true,
+                    fs: self.fs.clone(),
+                }) as Box<dyn FsFile>
+            }))
+        }
+    }
+
+    impl FileSystem for ErrseqFs {
+        fn create_dir_all(&self, dir: &Path, mode: u32) -> io::Result<()> {
+            OsFileSystem.create_dir_all(dir, mode)
+        }
+
+        fn open(&self, path: &Path, how: OpenHow, mode: u32) -> io::Result<Box<dyn FsFile>> {
+            Ok(Box::new(ErrseqFile {
+                inner: OsFileSystem.open(path, how, mode)?,
+                clone: false,
+                fs: self.clone(),
+            }))
+        }
+
+        fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+            OsFileSystem.read(path)
+        }
+
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            OsFileSystem.rename(from, to)
+        }
+
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            OsFileSystem.remove_file(path)
+        }
+
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            OsFileSystem.sync_dir(dir)
+        }
+
+        fn metadata(&self, path: &Path) -> io::Result<Option<Metadata>> {
+            OsFileSystem.metadata(path)
+        }
+
+        fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+            OsFileSystem.set_mode(path, mode)
+        }
+    }
+}
+
+/// A leader syncs its commit through the second handle while a claim's writer, writing a large
+/// pipelined commit behind it, has to sync first (the unsynced-bytes bound) through the first
+/// handle, and that fsync fails. On Linux both handles share one open file description, so
+/// the writeback error (which may be the leader's own pages) is reported to that one fsync
+/// only: the leader's sync returns success. The leader's commit must still not be acknowledged.
+#[test]
+fn an_fsync_failure_through_one_handle_fails_a_sync_running_through_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = errseq::ErrseqFs::default();
+    let opts = FileOptions::default()
+        .file_system(Arc::new(fs.clone()))
+        .pipelined_commits(true);
+    let store = Arc::new(FileStore::open_with(dir.path(), opts).unwrap());
+    for n in 1..=3 {
+        store.submit(root(n), T0).unwrap();
+    }
+    let x = claim(&store, T0);
+    let y = claim(&store, T0);
+
+    fs.set(|k| k.block_clone_sync = true);
+    let leader = {
+        let store = Arc::clone(&store);
+        let lease = x.lease.clone();
+        std::thread::spawn(move || {
+            store.commit(
+                &lease,
+                Commit::outcome(Outcome::Success(result_of(1))),
+                at(1),
+            )
+        })
+    };
+    fs.wait_until("the leader's sync", |k| k.clone_sync_waiting);
+
+    // A large pipelined commit joins the batch; a claim then writes it while the leader syncs,
+    // and must sync first: that fsync fails, reporting the description's writeback error.
+    let big = Commit::outcome(Outcome::Success(vec![7; 600 << 10]));
+    store.commit_pipelined(&y.lease, big, at(2)).unwrap();
+    fs.set(|k| k.fail_first_handle_sync = true);
+    let claimed = store.claim(&WorkerId::new("w"), &workload_tasks(), LEASE, at(3));
+    assert!(
+        !fs.knobs.0.lock().unwrap().fail_first_handle_sync,
+        "the claim's write did not sync through the first handle (claim: {claimed:?})"
+    );
+
+    fs.set(|k| k.block_clone_sync = false);
+    let acknowledged = leader.join().unwrap();
+    assert!(
+        acknowledged.is_err(),
+        "a commit was acknowledged although an fsync over its bytes failed (the error went to \
+         the other handle's fsync): {acknowledged:?}"
+    );
+}
+
+/// An inspector reads a live store through [`FileStore::snapshot`], which replays the log as
+/// it is in the OS (written, synced or not). A pipelined commit that a claim's write put there
+/// (a claim writes the whole batch, without syncing) is shown as final, result and all, though
+/// a power loss can still take it back and run the task again.
+#[test]
+#[ignore = "known gap of FileOptions::pipelined_commits (off by default): a snapshot reads what the owner wrote but has not synced"]
+fn a_snapshot_shows_no_result_a_power_loss_could_take_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = CountingFs::new();
+    let store = FileStore::open_with(dir.path(), counted(&fs)).unwrap();
+    store.submit_many(vec![root(1), root(2)], T0).unwrap();
+    let first = claim(&store, T0);
+    store
+        .commit_pipelined(&first.lease, commit_of(number(&first.record)), at(1))
+        .unwrap();
+    let after_commit = store.stats().log_bytes;
+    // The next claim writes the batch, the pipelined commit in it, and syncs nothing.
+    let _second = claim(&store, at(1));
+
+    let seen = FileStore::snapshot(dir.path()).unwrap();
+    let shown = seen.invocation(first.lease.invocation).unwrap();
+    if shown.status().is_final() {
+        synced_through(
+            &fs,
+            dir.path(),
+            after_commit,
+            "an inspector's snapshot read",
+        );
     }
 }

@@ -89,6 +89,10 @@ struct LogFile {
     written: u64,
     /// Of those, how many a sync is known to cover.
     synced: u64,
+    /// A sync of this file failed. Both handles share one open file description (`dup`), and
+    /// the OS reports a writeback error to one fsync on it only: a sync through the second
+    /// handle that ran meanwhile may return success over lost pages, so it checks this.
+    sync_failed: bool,
 }
 
 impl LogFile {
@@ -100,6 +104,7 @@ impl LogFile {
             syncer,
             written: 0,
             synced: 0,
+            sync_failed: false,
         }
     }
 
@@ -346,7 +351,10 @@ impl Log {
             let run = batch.get(at..end).unwrap_or(&batch[at..]);
             let unsynced = f.unsynced();
             if self.sync && unsynced > 0 && unsynced + run.len() as u64 > UNSYNCED_LIMIT as u64 {
-                f.file.sync_data()?;
+                if let Err(e) = f.file.sync_data() {
+                    f.sync_failed = true;
+                    return Err(e);
+                }
                 f.synced = f.written;
                 self.counters.flushes.fetch_add(1, Ordering::Relaxed);
             }
@@ -365,7 +373,10 @@ impl Log {
             match f.syncer.take() {
                 Some(s) => (s, f.written),
                 None => {
-                    f.file.sync_data()?;
+                    if let Err(e) = f.file.sync_data() {
+                        f.sync_failed = true;
+                        return Err(e);
+                    }
                     f.synced = f.written;
                     self.counters.flushes.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
@@ -377,7 +388,17 @@ impl Log {
         let mut f = lock(&self.file);
         // A compaction waits for syncs to end, so the file is still the one this handle is on.
         f.syncer = Some(syncer);
-        synced?;
+        if let Err(e) = synced {
+            f.sync_failed = true;
+            return Err(e);
+        }
+        if f.sync_failed {
+            // Another fsync on the same open file failed while (or before) this one ran: the
+            // error was reported to it, not here, and may concern the pages this sync covers.
+            return Err(io::Error::other(
+                "an fsync of the log through another handle failed; what this sync covers may be lost",
+            ));
+        }
         f.synced = f.synced.max(upto);
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(())

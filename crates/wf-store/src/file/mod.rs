@@ -45,7 +45,8 @@
 //!
 //! - **Submissions, commits, checkpoints, events, cancellations, retries, expiry recovery and
 //!   purges**: their own record and everything before it are synced.
-//! - **Pipelined commits** ([`StoreWork::commit_pipelined`], a worker pool's commits) that
+//! - **Pipelined commits** ([`StoreWork::commit_pipelined`], a worker pool's commits) with
+//!   [`FileOptions::pipelined_commits`] on (off by default: then they are plain commits) that
 //!   succeed: nothing; their record joins the batch, and the next flush, led by whoever waits
 //!   for what it changed (or by the worker's next `wait_for_work`, which makes everything
 //!   durable before it idles), syncs it. Until then a crash takes the commit back as if the
@@ -651,6 +652,9 @@ impl StoreWork for FileStore {
         commit: Commit,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        if !self.options.pipelined {
+            return StoreWork::commit(self, lease, commit, now);
+        }
         check_size("a commit", commit_bytes(&commit))?;
         let staged = self.stage(true, now, |t, out| t.commit(out, lease, commit, now))?;
         match staged.result {
