@@ -1,6 +1,7 @@
 //! Cancellation end to end, on every backend: a fan-out workflow tree (running, pending and
 //! waiting members, a sub-workflow) cancelled from its root; a running body told at its next
-//! operation runs compensating steps and ends cancelled; a request from another app instance
+//! operation runs compensating steps and ends cancelled, also when the request comes while it
+//! replays (told past its journal, not at a replayed step); a request from another app instance
 //! reaches a running body through its lease renewal; repeating it, or cancelling a finished
 //! invocation, is harmless.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -198,6 +199,97 @@ fn a_cancelled_body_compensates() {
                 OpKind::ChildStart,
                 OpKind::ChildResult
             ]
+        );
+    }
+}
+
+/// A cancellation requested while a body replays its journal is told past the journal, not at
+/// the replayed step: the first execution reserves and suspends for an event; the event wakes a
+/// second execution, which is cancelled before it replays the reservation. The replay goes
+/// through untold (no divergence), the wait for the event (the first operation past the
+/// journal) tells the body, and its compensation runs. (Kills the mutants of the replay guard
+/// of `Recorder::tell_cancellation`: told at the replayed step, the body would record its
+/// cancellation over the journal, a divergence that stops it before it compensates; the store
+/// still ends it cancelled, so only the compensation count and the journal tell.)
+#[test]
+fn a_cancellation_requested_during_a_replay_is_told_past_the_journal() {
+    for t in steering_apps(|b| b) {
+        let app = &t.app;
+        let (reserved, charged, released) = (
+            Arc::new(AtomicU32::new(0)),
+            Arc::new(AtomicU32::new(0)),
+            Arc::new(AtomicU32::new(0)),
+        );
+        let counter = |c: &Arc<AtomicU32>| {
+            let c = c.clone();
+            move |_: &TaskContext, (): ()| -> Result<(), TaskError> {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        };
+        let reserve = app.task("reserve", counter(&reserved)).unwrap();
+        let charge = app.task("charge", counter(&charged)).unwrap();
+        let release = app.task("release", counter(&released)).unwrap();
+        let (replaying, gate) = (Gate::default(), Gate::default());
+        let (r, g) = (replaying.clone(), gate.clone());
+        let order = app
+            .task(
+                "order",
+                move |ctx: &TaskContext, (): ()| -> Result<String, TaskError> {
+                    let wf = ctx.wf();
+                    if wf.is_replaying() {
+                        // The second execution: the cancellation is requested meanwhile.
+                        r.open();
+                        g.wait();
+                    }
+                    wf.execute_task(&reserve, ())?; // replayed by the second execution
+                    assert!(!wf.is_cancelled(), "not told at a replayed step");
+                    match wf.wait_event::<()>("confirmed") {
+                        Err(WfError::Cancelled { .. }) => {
+                            wf.execute_task(&release, ())?; // compensation
+                            Ok("compensated".into())
+                        }
+                        Err(e) => Err(e.into()),
+                        Ok(()) => {
+                            wf.execute_task(&charge, ())?;
+                            Ok("charged".into())
+                        }
+                    }
+                },
+            )
+            .unwrap();
+        let worker = app.worker().threads(2).start().unwrap();
+        let inv = order.call(app, ()).unwrap();
+        until_waiting(app, inv.id());
+        app.send_event(inv.id(), "confirmed", &()).unwrap();
+        replaying.wait();
+        let report = app.cancel_because(inv.id(), "the customer called").unwrap();
+        assert_eq!(report.stopping, vec![inv.id()], "{}", t.backend);
+        gate.open();
+        assert_eq!(
+            cancelled_reason(inv.result_timeout(PATIENCE)),
+            "the customer called",
+            "{}",
+            t.backend
+        );
+        worker.stop();
+        assert_eq!(
+            [&reserved, &charged, &released].map(|c| c.load(Ordering::SeqCst)),
+            [1, 0, 1],
+            "{}: reserved once (replayed, not run again), compensated",
+            t.backend
+        );
+        assert_eq!(
+            journal_kinds(app, inv.id()),
+            [
+                OpKind::ChildStart,
+                OpKind::ChildResult,
+                OpKind::Cancelled,
+                OpKind::ChildStart,
+                OpKind::ChildResult
+            ],
+            "{}",
+            t.backend
         );
     }
 }
