@@ -1,0 +1,243 @@
+//! `GET /workflows/{id}`: one workflow as a tree and a timeline, updated while it runs by
+//! polling `GET /workflows/{id}/live`, which answers 204 while nothing changed.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fmt::Write;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use wf_core::{Status, Timestamp};
+use wf_runtime::{Inspector, WorkflowTree};
+
+use crate::error::MonitorError;
+use crate::html::{self, badge, between, esc, span, utc};
+use crate::pages::list::short;
+use crate::routes::{Shared, now, parse_id, reading};
+use crate::timeline;
+use crate::value::clip;
+
+/// How often the page asks whether the workflow changed, in milliseconds.
+pub(crate) const POLL_MS: u64 = 2000;
+
+/// `GET /workflows/{id}`.
+pub(crate) async fn workflow(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, MonitorError> {
+    let id = parse_id(&id)?;
+    reading(&shared, move |_, store| {
+        let tree = Inspector::new(store).workflow(id)?;
+        page(&tree, id)
+    })
+    .await
+}
+
+/// What the live endpoint takes: the version the page shows.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LiveQuery {
+    #[serde(default)]
+    v: String,
+}
+
+/// `GET /workflows/{id}/live?v=…`: 204 when the workflow is still at version `v`, else the
+/// fragment (tree and timeline) with its version in `X-WF-Version` and `X-WF-Final: true`
+/// once every invocation in it is final (the page stops polling).
+pub(crate) async fn live(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<LiveQuery>,
+) -> Result<Response, MonitorError> {
+    let id = parse_id(&id)?;
+    let (version, finished, html) = reading(&shared, move |_, store| {
+        let tree = Inspector::new(store).workflow(id)?;
+        let version = version(&tree);
+        let html = (version != q.v).then(|| fragment(&tree, now()));
+        Ok((version, finished(&tree), html))
+    })
+    .await?;
+    let headers = [
+        ("x-wf-version", version),
+        ("x-wf-final", finished.to_string()),
+        (header::CACHE_CONTROL.as_str(), "no-store".to_owned()),
+    ];
+    Ok(match html {
+        None => (StatusCode::NO_CONTENT, headers).into_response(),
+        Some(html) => (headers, Html(html)).into_response(),
+    })
+}
+
+/// A hash of every invocation's status and last change: equal while nothing changed.
+fn version(tree: &WorkflowTree) -> String {
+    let mut h = DefaultHasher::new();
+    for n in tree.nodes() {
+        let r = n.invocation.record();
+        (
+            r.id(),
+            r.status().as_str(),
+            r.state.updated_at.0,
+            r.state.attempts,
+        )
+            .hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+fn finished(tree: &WorkflowTree) -> bool {
+    tree.nodes()
+        .iter()
+        .all(|n| n.invocation.status().is_final())
+}
+
+fn page(tree: &WorkflowTree, asked: wf_core::InvocationId) -> Result<Html<String>, MonitorError> {
+    let Some(root) = tree.root() else {
+        return Err(MonitorError::BadRequest(format!(
+            "the workflow of {asked} was purged while it was read"
+        )));
+    };
+    let now = now();
+    let r = root.record();
+    let wf = root.id();
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>Workflow {} {}</h1>",
+        esc(r.spec.identity.workflow_type.as_str()),
+        badge(r.status())
+    );
+    if wf != asked {
+        let _ = write!(
+            body,
+            "<p class=\"note\">{asked} is an invocation of this workflow</p>"
+        );
+    }
+    let subs = tree.nodes().iter().filter(|n| n.subworkflow_root).count();
+    let _ = write!(
+        body,
+        "<dl class=\"meta\"><dt>id</dt><dd class=\"mono\">{wf}</dd><dt>submitted</dt><dd>{}</dd>\
+         <dt>duration</dt><dd>{}</dd><dt>invocations</dt><dd>{} ({subs} sub-workflows)</dd>",
+        utc(r.spec.created_at),
+        duration(r.status(), r.spec.created_at, r.state.updated_at, now),
+        tree.len(),
+    );
+    if let Some(p) = r.spec.identity.parent_workflow_id {
+        let _ = write!(
+            body,
+            "<dt>sub-workflow of</dt><dd><a class=\"mono\" href=\"/workflows/{p}\">{p}</a></dd>"
+        );
+    }
+    body.push_str("</dl><div class=\"actions\">");
+    if r.status() == Status::Failed {
+        let _ = write!(
+            body,
+            "<a href=\"/invocations/{wf}/retry\" id=\"retry\">Retry…</a>"
+        );
+    }
+    if !r.status().is_final() {
+        let _ = write!(
+            body,
+            "<a href=\"/invocations/{wf}/cancel\" id=\"cancel\">Cancel…</a>"
+        );
+    }
+    let _ = write!(
+        body,
+        "</div><div id=\"live\" data-version=\"{}\" data-final=\"{}\">{}</div>",
+        version(tree),
+        finished(tree),
+        fragment(tree, now)
+    );
+    let _ = write!(body, "<script>{}</script>", script(&wf.to_string()));
+    Ok(html::page(
+        &format!(
+            "{} {}",
+            r.spec.identity.workflow_type,
+            short(&wf.to_string())
+        ),
+        &body,
+    ))
+}
+
+/// How long it took (final) or has been going (`+`).
+pub(crate) fn duration(
+    status: Status,
+    from: Timestamp,
+    updated: Timestamp,
+    now: Timestamp,
+) -> String {
+    match status.is_final() {
+        true => span(between(from, updated)),
+        false => format!("{}+", span(between(from, now))),
+    }
+}
+
+/// The part of the page that updates: the timeline, its legend and the tree.
+fn fragment(tree: &WorkflowTree, now: Timestamp) -> String {
+    let mut out = String::from("<h2>Timeline</h2><div class=\"tl\">");
+    out.push_str(&timeline::svg(tree.nodes(), now));
+    out.push_str("</div>");
+    out.push_str(&timeline::legend());
+    out.push_str(
+        "<h2>Invocations</h2><table id=\"tree\"><tr><th>task</th><th>status</th>\
+         <th class=\"num\">attempts</th><th class=\"num\">retries</th><th class=\"num\">recovered</th>\
+         <th>submitted</th><th class=\"num\">duration</th><th>note</th></tr>",
+    );
+    for n in tree.nodes() {
+        let r = n.invocation.record();
+        let s = &r.state;
+        let mut note = String::new();
+        if !s.waiting_on.is_empty() {
+            let _ = write!(note, "waiting on {} callee(s) ", s.waiting_on.len());
+        }
+        if let Some(e) = &s.error {
+            let _ = write!(
+                note,
+                "<span class=\"error\">{}</span>",
+                esc(&clip(&e.to_string(), 160))
+            );
+        }
+        let _ = write!(
+            out,
+            "<tr><td style=\"padding-left:{}px\"><a href=\"/invocations/{id}\">{}</a>{}</td>\
+             <td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td>{}</td><td class=\"num\">{}</td><td>{note}</td></tr>",
+            8 + 16 * n.depth.min(12),
+            esc(r.spec.task.as_str()),
+            match n.subworkflow_root {
+                true => format!(
+                    " <a class=\"note\" href=\"/workflows/{}\">sub-workflow</a>",
+                    r.id()
+                ),
+                false => String::new(),
+            },
+            badge(s.status),
+            s.attempts,
+            s.retries,
+            s.recoveries,
+            utc(r.spec.created_at),
+            duration(s.status, r.spec.created_at, s.updated_at, now),
+            id = r.id(),
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
+/// Polls the live endpoint while the workflow runs; swaps the fragment when it changed.
+fn script(wf: &str) -> String {
+    format!(
+        r#"(function(){{
+var live=document.getElementById('live');
+function poll(){{
+  if(live.dataset.final==='true')return;
+  fetch('/workflows/{wf}/live?v='+live.dataset.version,{{credentials:'same-origin'}}).then(function(r){{
+    live.dataset.final=r.headers.get('x-wf-final')||'false';
+    if(r.status===200){{live.dataset.version=r.headers.get('x-wf-version');return r.text().then(function(t){{live.innerHTML=t;}});}}
+  }}).catch(function(){{}}).then(function(){{setTimeout(poll,{POLL_MS});}});
+}}
+setTimeout(poll,{POLL_MS});
+}})();"#
+    )
+}
