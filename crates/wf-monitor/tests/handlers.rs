@@ -2,6 +2,7 @@
 //! page shows, that user-controlled text is escaped, that actions need their confirmation, the
 //! form's secret and the token, and that a store owned by a running app is acted on through
 //! its owner.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -49,10 +49,42 @@ pub fn request(
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
+    let raw = read_response(&mut s)
         .unwrap_or_else(|e| panic!("{method} {path}: no whole response within {PATIENCE:?}: {e}"));
     parse(&raw)
+}
+
+/// Reads one response: to its `Content-Length`, to its last chunk, or to the end of the
+/// connection (some servers keep it open despite `Connection: close`).
+fn read_response(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let body = raw.len() - split - 4;
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let no_body = head.starts_with("http/1.1 204") || head.starts_with("http/1.1 304");
+            match length {
+                Some(n) if body >= n => return Ok(raw),
+                None if no_body => return Ok(raw),
+                None if head.contains("transfer-encoding: chunked")
+                    && raw.ends_with(b"0\r\n\r\n") =>
+                {
+                    return Ok(raw);
+                }
+                _ => {}
+            }
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Response {
