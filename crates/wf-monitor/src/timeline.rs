@@ -288,7 +288,7 @@ fn draw_row(
         } else {
             "now"
         },
-        counts_text(s.attempts, s.retries, s.recoveries),
+        counts_text(s.attempts, s.retries, s.recoveries, callees.is_some()),
         y + 13.0,
         esc(&label),
         id = inv.id(),
