@@ -345,13 +345,28 @@ fn draw_row(
     out.push_str("</a></g>");
 }
 
-fn counts_text(attempts: u32, retries: u32, recoveries: u32) -> String {
+fn counts_text(attempts: u32, retries: u32, recoveries: u32, calls: bool) -> String {
     let mut t = format!(
         " · {attempts} attempt{}",
         if attempts == 1 { "" } else { "s" }
     );
     if retries > 0 {
         let _ = write!(t, ", {retries} ended in a retry");
+    }
+    match (attempts.saturating_sub(retries + 1), calls) {
+        (0, _) => {}
+        (n, false) => {
+            let _ = write!(
+                t,
+                ", {n} more: lost with its worker (a crash) or woken from a sleep or an event"
+            );
+        }
+        (n, true) => {
+            let _ = write!(
+                t,
+                ", {n} more: woken by its callees' results, or lost with its worker"
+            );
+        }
     }
     if recoveries > 0 {
         let _ = write!(t, ", recovered {recoveries}× after its worker was lost");
