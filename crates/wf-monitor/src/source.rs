@@ -4,16 +4,18 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
-use wf_store::{FileStore, RedisStore, Store, StoreAdmin, StoreError, StoreRead};
+use wf_store::{FileSnapshot, FileStore, RedisStore, Store, StoreAdmin, StoreError, StoreRead};
 
 use crate::StoreSource;
 use crate::error::MonitorError;
 
 /// The store the monitor serves.
-#[derive(Clone)]
 pub(crate) enum Backend {
-    File(PathBuf),
+    /// The directory, and the last snapshot with the log's stamp when it was taken.
+    File(PathBuf, Mutex<Option<(Stamp, Arc<FileSnapshot>)>>),
     /// The URL: a connection is opened per request (the monitor serves a few people).
     Redis(String),
 }
@@ -25,7 +27,7 @@ impl Backend {
         match source {
             StoreSource::File(dir) => {
                 FileStore::snapshot(dir).map_err(|e| missing(dir, e))?;
-                Ok(Backend::File(dir.clone()))
+                Ok(Backend::File(dir.clone(), Mutex::new(None)))
             }
             StoreSource::Redis(url) => {
                 let store = RedisStore::open_read(url)?;
@@ -41,14 +43,25 @@ impl Backend {
         }
     }
 
-    /// What the pages read: a fresh snapshot of a file store, or the Redis store.
-    pub(crate) fn read(&self) -> Result<Box<dyn StoreRead>, MonitorError> {
-        match self {
-            Backend::File(dir) => Ok(Box::new(
-                FileStore::snapshot(dir).map_err(|e| missing(dir, e))?,
-            )),
-            Backend::Redis(url) => Ok(Box::new(RedisStore::open_read(url)?)),
+    /// What the pages read: a snapshot of a file store (the last one again while the log is
+    /// unchanged, so a page polling an idle store costs no log read), or the Redis store.
+    pub(crate) fn read(&self) -> Result<Arc<dyn StoreRead>, MonitorError> {
+        let (dir, cache) = match self {
+            Backend::File(dir, cache) => (dir, cache),
+            Backend::Redis(url) => return Ok(Arc::new(RedisStore::open_read(url)?)),
+        };
+        let stamp = Stamp::of(dir);
+        if let (Some(now), Ok(cached)) = (&stamp, cache.lock())
+            && let Some((then, snapshot)) = cached.as_ref()
+            && then == now
+        {
+            return Ok(Arc::clone(snapshot) as Arc<dyn StoreRead>);
         }
+        let snapshot = Arc::new(FileStore::snapshot(dir).map_err(|e| missing(dir, e))?);
+        if let (Some(stamp), Ok(mut cached)) = (stamp, cache.lock()) {
+            *cached = Some((stamp, Arc::clone(&snapshot)));
+        }
+        Ok(snapshot)
     }
 
     /// What the actions change: the file store itself when no process owns it (held for the
@@ -56,7 +69,7 @@ impl Backend {
     pub(crate) fn admin(&self) -> Result<Box<dyn StoreAdmin>, MonitorError> {
         let dir = match self {
             Backend::Redis(url) => return Ok(Box::new(RedisStore::open_read(url)?)),
-            Backend::File(dir) => dir,
+            Backend::File(dir, _) => dir,
         };
         match FileStore::open(dir) {
             Ok(s) => Ok(Box::new(s)),
@@ -68,12 +81,40 @@ impl Backend {
     /// A line for the page header: where the store is.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Backend::File(dir) => format!("file store {}", dir.display()),
+            Backend::File(dir, _) => format!("file store {}", dir.display()),
             Backend::Redis(url) => match RedisStore::open_read(url) {
                 Ok(store) => format!("Redis store {}", store.url()),
                 Err(_) => "Redis store".to_owned(),
             },
         }
+    }
+}
+
+/// What tells that the store's log changed: its length, modification time and (on Unix) inode,
+/// read before the snapshot, so a change during the read makes the next stamp differ. The file
+/// store appends to its log and replaces it by renaming (a compaction), so an unchanged stamp
+/// means unchanged contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl Stamp {
+    /// The stamp of the log in `dir` (`wf.log`, the file `FileStore::snapshot` reads), if it can
+    /// be read.
+    fn of(dir: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(dir.join("wf.log")).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        })
     }
 }
 
