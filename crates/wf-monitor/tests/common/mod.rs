@@ -87,7 +87,11 @@ pub fn app(dir: &Path) -> App {
 /// Fills the file store in `dir`: see [`Stored`]. The app is gone when it returns (the store is
 /// free).
 pub fn populate(dir: &Path) -> Stored {
-    let app = app(dir);
+    populate_app(app(dir))
+}
+
+/// Fills `app`'s store: see [`Stored`].
+pub fn populate_app(app: App) -> Stored {
     let (charge, order, xss) = tasks(&app);
     let done = charge.call(&app, 7).unwrap().id();
     let tree = order.call(&app, 3).unwrap().id();
