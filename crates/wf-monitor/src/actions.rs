@@ -54,7 +54,7 @@ fn form(shared: &Shared, action: &str, fields: &str, button: &str) -> String {
         "<form method=\"post\" action=\"{}\" id=\"confirm-form\">{fields}\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" id=\"confirm\"> I am sure</label></p>\
-         <button class=\"danger\" id=\"do\">{}</button> <a href=\"javascript:history.back()\">Back</a></form>",
+         <button class=\"danger\" id=\"do\">{}</button> <a href=\"/\">Back to the workflows</a></form>",
         esc(action),
         esc(&shared.csrf),
         esc(button)

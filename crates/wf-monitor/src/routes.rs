@@ -32,6 +32,7 @@ pub(crate) struct Shared {
 /// | `GET /workflows/{id}/live?v=…` | the tree and timeline fragment when changed since version `v` (204 otherwise) |
 /// | `GET /invocations/{id}` | one invocation: journal, workflow data, error |
 /// | `GET`/`POST /invocations/{id}/retry`, `…/cancel`, `/purge` | an action: its confirmation, then the action |
+/// | `GET /static/live.js` | the workflow page's polling script |
 ///
 /// # Errors
 ///
@@ -59,10 +60,12 @@ pub fn router(config: MonitorConfig) -> Result<Router, MonitorError> {
             get(actions::cancel_confirm).post(actions::cancel),
         )
         .route("/purge", get(actions::purge_confirm).post(actions::purge))
+        .route("/static/live.js", get(pages::workflow::live_js))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
             auth::gate,
         ))
+        .layer(middleware::map_response(auth::hardened))
         .with_state(shared))
 }
 

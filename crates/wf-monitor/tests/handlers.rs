@@ -124,6 +124,23 @@ fn a_workflow_page_draws_its_tree_and_updates_only_on_change() {
     let xss = get(addr, &format!("/workflows/{}", stored.xss));
     assert!(!xss.body.contains(XSS_TASK) && !xss.body.contains(XSS_ERROR));
 
+    // No inline script: the page loads the polling script from the monitor, whose policy
+    // forbids any other; no framing.
+    assert!(!page.body.contains("<script>"));
+    assert!(page.body.contains("<script src=\"/static/live.js\">"));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let js = get(addr, "/static/live.js");
+    assert_eq!(js.status, 200);
+    assert!(
+        js.body.contains("/live?v=") && js.body.contains("2000"),
+        "{}",
+        js.body
+    );
+
     assert_eq!(get(addr, "/workflows/not-an-id").status, 400);
     assert_eq!(
         get(addr, "/workflows/00000000-0000-7000-8000-000000000000").status,

@@ -144,12 +144,12 @@ fn page(tree: &WorkflowTree, asked: wf_core::InvocationId) -> Result<Html<String
     }
     let _ = write!(
         body,
-        "</div><div id=\"live\" data-version=\"{}\" data-final=\"{}\">{}</div>",
+        "</div><div id=\"live\" data-workflow=\"{wf}\" data-version=\"{}\" data-final=\"{}\">{}</div>\
+         <script src=\"/static/live.js\"></script>",
         version(tree),
         finished(tree),
         fragment(tree, now)
     );
-    let _ = write!(body, "<script>{}</script>", script(&wf.to_string()));
     Ok(html::page(
         &format!(
             "{} {}",
@@ -225,19 +225,37 @@ fn fragment(tree: &WorkflowTree, now: Timestamp) -> String {
     out
 }
 
-/// Polls the live endpoint while the workflow runs; swaps the fragment when it changed.
-fn script(wf: &str) -> String {
-    format!(
-        r#"(function(){{
-var live=document.getElementById('live');
-function poll(){{
-  if(live.dataset.final==='true')return;
-  fetch('/workflows/{wf}/live?v='+live.dataset.version,{{credentials:'same-origin'}}).then(function(r){{
-    live.dataset.final=r.headers.get('x-wf-final')||'false';
-    if(r.status===200){{live.dataset.version=r.headers.get('x-wf-version');return r.text().then(function(t){{live.innerHTML=t;}});}}
-  }}).catch(function(){{}}).then(function(){{setTimeout(poll,{POLL_MS});}});
-}}
-setTimeout(poll,{POLL_MS});
-}})();"#
+/// `GET /static/live.js`: polls the live endpoint while the workflow runs and swaps the
+/// fragment when it changed. A file, not an inline script, so the pages' content security
+/// policy allows scripts from the monitor itself only.
+pub(crate) async fn live_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        LIVE_JS.replace("POLL_MS", &POLL_MS.to_string()),
     )
+        .into_response()
 }
+
+const LIVE_JS: &str = r#"(function () {
+  var live = document.getElementById('live');
+  if (!live) return;
+  function poll() {
+    if (live.dataset.final === 'true') return;
+    fetch('/workflows/' + live.dataset.workflow + '/live?v=' + live.dataset.version,
+          { credentials: 'same-origin' })
+      .then(function (r) {
+        live.dataset.final = r.headers.get('x-wf-final') || 'false';
+        if (r.status === 200) {
+          live.dataset.version = r.headers.get('x-wf-version');
+          return r.text().then(function (t) { live.innerHTML = t; });
+        }
+      })
+      .catch(function () {})
+      .then(function () { setTimeout(poll, POLL_MS); });
+  }
+  setTimeout(poll, POLL_MS);
+})();
+"#;
