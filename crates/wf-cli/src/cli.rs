@@ -16,11 +16,12 @@ use crate::value::HEURISTIC;
 #[command(
     name = "wf",
     version,
-    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows, send events, export workflows",
+    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows, send events, export workflows; serve the web monitor",
     long_about = "Inspect a wf store: list workflows with status and age, show one workflow as a \
 tree of invocations, read an invocation's journal and a workflow's data, count invocations by \
 status, retry failed invocations, purge finished workflows, send events to waiting workflows, \
-cancel workflow trees, export workflows for replay checks and repair a damaged log.
+cancel workflow trees, export workflows for replay checks and repair a damaged log; `serve` \
+shows it all in a browser (the web monitor).
 
 Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
 so it works while workers run (a record being written at that moment is not shown yet). Only \

@@ -134,6 +134,20 @@ fn render(
         );
     }
     body.push_str("</div>");
+    // Every invocation, not only roots: how much work is queued, running, waiting.
+    let counts = Inspector::new(store).counts()?;
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
+    let _ = write!(
+        body,
+        "<p class=\"note\" id=\"invocation-counts\">invocations: {} in all{}{}</p>",
+        counts.total(),
+        if parts.is_empty() { "" } else { ": " },
+        parts.join(" · ")
+    );
     filters(&mut body, q, &tasks);
     let _ = write!(
         body,
