@@ -26,7 +26,8 @@ impl Response {
     }
 }
 
-/// Sends one request; `headers` are extra lines like `("Cookie", "a=b")`.
+/// Sends one request; `headers` are extra lines like `("Cookie", "a=b")`. Panics, naming the
+/// request, when it fails or takes longer than [`PATIENCE`].
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -34,8 +35,25 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    try_request(addr, method, path, headers, body, PATIENCE)
+        .unwrap_or_else(|e| panic!("{method} {path}: no whole response within {PATIENCE:?}: {e}"))
+}
+
+/// Sends one request, waiting at most `patience` for each read.
+///
+/// # Errors
+///
+/// When connecting, writing or reading fails.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    patience: Duration,
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, patience)?;
+    s.set_read_timeout(Some(patience))?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -48,10 +66,9 @@ pub fn request(
     }
     req.push_str("\r\n");
     req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let raw = read_response(&mut s)
-        .unwrap_or_else(|e| panic!("{method} {path}: no whole response within {PATIENCE:?}: {e}"));
-    parse(&raw)
+    s.write_all(req.as_bytes())?;
+    let raw = read_response(&mut s)?;
+    Ok(parse(&raw))
 }
 
 /// Reads one response: to its `Content-Length`, to its last chunk, or to the end of the

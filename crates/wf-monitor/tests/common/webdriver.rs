@@ -41,21 +41,18 @@ pub struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // Ends the browser, then the driver; a driver that is already gone is fine.
-        if self.session.is_empty() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            return;
-        }
-        let _ = std::panic::catch_unwind(|| {
-            http::request(
+        // Ends the browser (never panicking: this may run while a failed test unwinds), then
+        // the driver.
+        if !self.session.is_empty() {
+            let _ = http::try_request(
                 self.addr,
                 "DELETE",
                 &format!("/session/{}", self.session),
                 &[],
                 "",
-            )
-        });
+                Duration::from_secs(10),
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
