@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use common::webdriver::{Driver, find_browser};
@@ -35,8 +36,10 @@ fn a_browser_opens_a_workflow_sees_its_timeline_and_retries_it() {
         if std::env::var("WF_REQUIRE_BROWSER").as_deref() == Ok("1") {
             panic!("WF_REQUIRE_BROWSER=1 and {why}");
         }
-        eprintln!(
-            "SKIPPED the browser test of the monitor: {why}; CI sets WF_REQUIRE_BROWSER=1 and fails instead"
+        // Straight to stderr (not eprintln!, which the test harness captures): a skip is loud.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!! SKIPPED the monitor's browser test: {why}; CI sets WF_REQUIRE_BROWSER=1 and fails instead\n"
         );
         return;
     };
