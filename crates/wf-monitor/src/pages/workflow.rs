@@ -20,6 +20,9 @@ use crate::routes::{Shared, now, parse_id, reading};
 use crate::timeline;
 use crate::value::clip;
 
+/// At most this many invocations are listed in the tree table.
+const TABLE_ROWS: usize = 1000;
+
 /// How often the page asks whether the workflow changed, in milliseconds.
 pub(crate) const POLL_MS: u64 = 2000;
 
@@ -184,7 +187,7 @@ fn fragment(tree: &WorkflowTree, now: Timestamp) -> String {
          <th class=\"num\">attempts</th><th class=\"num\">retries</th><th class=\"num\">recovered</th>\
          <th>submitted</th><th class=\"num\">duration</th><th>note</th></tr>",
     );
-    for n in tree.nodes() {
+    for n in tree.nodes().iter().take(TABLE_ROWS) {
         let r = n.invocation.record();
         let s = &r.state;
         let mut note = String::new();
@@ -222,6 +225,14 @@ fn fragment(tree: &WorkflowTree, now: Timestamp) -> String {
         );
     }
     out.push_str("</table>");
+    if tree.len() > TABLE_ROWS {
+        let _ = write!(
+            out,
+            "<p class=\"note\">the first {TABLE_ROWS} of {} invocations are listed; open a \
+             sub-workflow for the rest</p>",
+            tree.len()
+        );
+    }
     out
 }
 
