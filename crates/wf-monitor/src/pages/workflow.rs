@@ -192,7 +192,37 @@ fn fragment(tree: &WorkflowTree, now: Timestamp) -> String {
         let s = &r.state;
         let mut note = String::new();
         if !s.waiting_on.is_empty() {
-            let _ = write!(note, "waiting on {} callee(s) ", s.waiting_on.len());
+            // Which callees it waits on, by task, linked (the first few).
+            let names: Vec<String> = s
+                .waiting_on
+                .iter()
+                .take(5)
+                .map(|c| {
+                    let task = tree
+                        .get(*c)
+                        .map_or_else(|| "?".to_owned(), |v| v.task().as_str().to_owned());
+                    format!("<a href=\"/invocations/{c}\">{}</a>", esc(&task))
+                })
+                .collect();
+            let more = s.waiting_on.len().saturating_sub(names.len());
+            let _ = write!(
+                note,
+                "waiting on {}{} ",
+                names.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if s.status == Status::Waiting && s.waiting_on.is_empty() {
+            match s.not_before {
+                Some(at) => {
+                    let _ = write!(note, "timer at {} ", utc(at));
+                }
+                None => note.push_str("waiting for an event "),
+            }
         }
         if let Some(e) = &s.error {
             let _ = write!(
