@@ -363,3 +363,58 @@ fn a_missing_store_is_an_error_at_start() {
     .unwrap_err();
     assert!(err.to_string().contains("no wf store at"), "{err}");
 }
+
+#[test]
+fn a_waiting_workflow_says_what_it_waits_for_and_can_be_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flow = {
+        let app = common::app(tmp.path());
+        let approve = app
+            .task(
+                "approve",
+                |ctx: &wf_runtime::TaskContext, (): ()| -> Result<bool, wf_runtime::TaskError> {
+                    Ok(ctx.wf().wait_event::<bool>("ok")?)
+                },
+            )
+            .unwrap();
+        let flow = app
+            .task(
+                "flow",
+                move |ctx: &wf_runtime::TaskContext,
+                      (): ()|
+                      -> Result<bool, wf_runtime::TaskError> {
+                    Ok(ctx.wf().execute_task(&approve, ())?)
+                },
+            )
+            .unwrap();
+        let id = flow.call(&app, ()).unwrap().id();
+        app.run_until_idle().unwrap();
+        id
+    };
+    let addr = serve_dir(tmp.path());
+    let page = get(addr, &format!("/workflows/{flow}"));
+    assert!(page.body.contains("data-final=\"false\""), "{}", page.body);
+    assert!(
+        page.body.contains("waiting on <a href=\"/invocations/"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("waiting for an event"), "{}", page.body);
+    assert!(page.body.contains("id=\"cancel\""));
+    let live = get(addr, &format!("/workflows/{flow}/live?v=x"));
+    assert_eq!(live.header("x-wf-final"), Some("false"));
+
+    let path = format!("/invocations/{flow}/cancel");
+    let secret = csrf(&get(addr, &path).body);
+    let done = post_form(addr, &path, &[], &format!("csrf={secret}&confirm=yes"));
+    assert_eq!(done.status, 200, "{}", done.body);
+    let after = get(addr, &format!("/workflows/{flow}"));
+    assert!(
+        after
+            .body
+            .contains(&format!("data-id=\"{flow}\" data-status=\"cancelled\"")),
+        "{}",
+        after.body
+    );
+    assert!(after.body.contains("data-final=\"true\""));
+}
