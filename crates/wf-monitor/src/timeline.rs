@@ -12,11 +12,13 @@
 //!   for them) and as bars between (its executions: starting callees, reading their results,
 //!   finishing, and the time queued before each); the last bar is coloured by its status, the
 //!   others as "queued or ran, between waits";
-//! - retries and recoveries (an execution lost with its worker, taken again after the lease
-//!   expired) are marked after the bar: `×3` attempts, `↻1` recovered;
+//! - attempts and lost executions are marked after the bar: `×3` attempts, `↻1` executions lost
+//!   with their worker since the last commit (the store counts those only until a commit, so a
+//!   finished invocation's lost executions are among its attempts, not marked apart);
 //! - a stretch longer than [`QUIET_MIN`] (and many times the usual spacing) in which nothing
-//!   in the tree changed is shrunk to a fixed width and labelled with its length: the demo's
-//!   crash and resume show as such a cut, with the step that was in flight spanning it.
+//!   in the tree changed is shrunk to a fixed width and labelled with its length (a long step, a
+//!   sleep, or no worker at all: the store cannot tell which): the demo's crash and resume show
+//!   as such a cut, with the step that was in flight spanning it.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -234,11 +236,12 @@ fn draw_quiet(out: &mut String, axis: &Axis, height: f64) {
         let len = span(Duration::from_millis(b - a));
         let _ = write!(
             out,
-            "<g class=\"quiet\"><title>{len} in which nothing in this tree changed (no worker \
-             ran it, or it slept or waited): cut out of the axis</title>\
+            "<g class=\"quiet\"><title>{len} in which nothing in this tree changed: a long step, a \
+             sleep or a wait, or no worker running it (a crash and a restart); cut out of the \
+             axis. Bars that cross it were in flight.</title>\
              <rect x=\"{xa:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"url(#cut)\" \
              fill-opacity=\"0.45\"/><text x=\"{:.1}\" y=\"10\" text-anchor=\"middle\" \
-             fill=\"#8a5a00\">⋯ {len} idle</text></g>",
+             fill=\"#8a5a00\">⋯ {len} unchanged</text></g>",
             AXIS_H - 4.0,
             xb - xa,
             height - AXIS_H,
@@ -369,7 +372,10 @@ fn counts_text(attempts: u32, retries: u32, recoveries: u32, calls: bool) -> Str
         }
     }
     if recoveries > 0 {
-        let _ = write!(t, ", recovered {recoveries}× after its worker was lost");
+        let _ = write!(
+            t,
+            ", {recoveries} lost with its worker since its last commit"
+        );
     }
     t
 }
@@ -421,7 +427,7 @@ pub(crate) fn legend() -> String {
         );
     }
     out.push_str(
-        " · thin line: waiting on callees · ×N attempts · ↻N recovered after a lost worker · \
+        " · thin line: waiting on callees · ×N attempts · ↻N executions lost with their worker, not yet followed by a commit · \
          hatched: a stretch without any change, cut out of the axis. Per-execution start and \
          end times are not stored: an invocation's bar runs from its submission to its last \
          change.</p>",

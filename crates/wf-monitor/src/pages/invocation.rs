@@ -54,7 +54,8 @@ fn page(store: &dyn StoreRead, id: wf_core::InvocationId) -> Result<Html<String>
     let _ = write!(
         body,
         "<dt>submitted</dt><dd>{}</dd><dt>last change</dt><dd>{}</dd><dt>duration</dt><dd>{}</dd>\
-         <dt>attempts</dt><dd>{} ({} ended in a retry, {} recovered after a lost worker)</dd>",
+         <dt>attempts</dt><dd>{} ({} ended in a retry; {} lost with their worker since its last \
+         commit)</dd>",
         utc(r.spec.created_at),
         utc(s.updated_at),
         duration(s.status, r.spec.created_at, s.updated_at, now),

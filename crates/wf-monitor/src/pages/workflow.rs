@@ -184,7 +184,7 @@ fn fragment(tree: &WorkflowTree, now: Timestamp) -> String {
     out.push_str(&timeline::legend());
     out.push_str(
         "<h2>Invocations</h2><table id=\"tree\"><tr><th>task</th><th>status</th>\
-         <th class=\"num\">attempts</th><th class=\"num\">retries</th><th class=\"num\">recovered</th>\
+         <th class=\"num\">attempts</th><th class=\"num\">retries</th><th class=\"num\" title=\"executions lost with their worker since the last commit\">lost</th>\
          <th>submitted</th><th class=\"num\">duration</th><th>note</th></tr>",
     );
     for n in tree.nodes().iter().take(TABLE_ROWS) {
