@@ -15,8 +15,18 @@ use axum::response::{IntoResponse, Response};
 use crate::html;
 use crate::routes::Shared;
 
-/// The cookie a browser keeps the token in.
-pub(crate) const COOKIE: &str = "wf_token";
+/// The cookie a browser keeps the token in: `wf_token_<port>`, the port from the `Host` header,
+/// since cookies do not tell ports apart (two monitors on one host keep a token each).
+fn cookie_name(headers: &HeaderMap) -> String {
+    let port = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.rsplit_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or("80");
+    format!("wf_token_{port}")
+}
 
 /// Compares without stopping at the first difference, so the time taken does not tell how much
 /// of a guess was right.
@@ -61,6 +71,7 @@ fn loopback_host(headers: &HeaderMap) -> bool {
 
 /// The token a request carries: `Authorization: Bearer <token>` or the cookie.
 fn carried(headers: &HeaderMap) -> Option<String> {
+    let cookie = cookie_name(headers);
     if let Some(bearer) = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
@@ -74,7 +85,7 @@ fn carried(headers: &HeaderMap) -> Option<String> {
         .filter_map(|h| h.to_str().ok())
         .flat_map(|h| h.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == cookie)
         .map(|(_, value)| percent_decode(value))
 }
 
@@ -156,7 +167,8 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
             false => format!("{}?{}", req.uri().path(), rest.join("&")),
         };
         let cookie = format!(
-            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+            "{}={}; Path=/; HttpOnly; SameSite=Strict",
+            cookie_name(req.headers()),
             html::url_value(token)
         );
         return (
@@ -192,6 +204,17 @@ mod tests {
     fn secrets_differ() {
         assert_ne!(secret(), secret());
         assert_eq!(secret().len(), 32);
+    }
+
+    #[test]
+    fn cookies_are_named_after_the_port() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:7070"));
+        assert_eq!(cookie_name(&h), "wf_token_7070");
+        h.insert(header::HOST, HeaderValue::from_static("[::1]:8080"));
+        assert_eq!(cookie_name(&h), "wf_token_8080");
+        h.insert(header::HOST, HeaderValue::from_static("example.org"));
+        assert_eq!(cookie_name(&h), "wf_token_80");
     }
 
     #[test]

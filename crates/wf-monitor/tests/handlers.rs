@@ -319,6 +319,10 @@ fn with_a_token_every_request_needs_it() {
         "{cookie}"
     );
     let pair = cookie.split(';').next().unwrap();
+    assert_eq!(
+        pair.split('=').next(),
+        Some(format!("wf_token_{}", addr.port()).as_str())
+    );
     let listed = request(addr, "GET", "/?status=failed", &[("Cookie", pair)], "");
     assert_eq!(listed.status, 200);
     assert!(listed.body.contains(&stored.tree.to_string()));
