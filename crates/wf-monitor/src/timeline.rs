@@ -12,6 +12,8 @@
 //!   for them) and as bars between (its executions: starting callees, reading their results,
 //!   finishing, and the time queued before each); the last bar is coloured by its status, the
 //!   others as "queued or ran, between waits";
+//! - the journal's clock reads (`utc_now()`: an execution was running then) are ticks on the row,
+//!   its timers' firing times diamonds;
 //! - attempts and lost executions are marked after the bar: `×3` attempts, `↻1` executions lost
 //!   with their worker since the last commit (the store counts those only until a commit, so a
 //!   finished invocation's lost executions are among its attempts, not marked apart);
@@ -24,10 +26,11 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use wf_core::{InvocationId, Status, Timestamp};
+use wf_core::{InvocationId, Op, Status, Timestamp};
 use wf_runtime::TreeNode;
+use wf_store::StoreRead;
 
-use crate::html::{between, esc, span};
+use crate::html::{between, esc, span, utc};
 
 /// The shortest stretch without change that is cut out of the axis.
 pub(crate) const QUIET_MIN: Duration = Duration::from_secs(3);
@@ -39,6 +42,45 @@ const PLOT_W: f64 = 900.0;
 const BREAK_W: f64 = 44.0;
 const ROW_H: f64 = 18.0;
 const AXIS_H: f64 = 26.0;
+
+/// What an invocation's journal tells of when it ran: the times its `utc_now()` reads recorded
+/// (an execution was running then) and the times its timers fire (milliseconds since the epoch).
+#[derive(Debug, Default)]
+pub(crate) struct Recorded {
+    clock_reads: Vec<u64>,
+    timers: Vec<u64>,
+}
+
+/// The journals of the rows the timeline draws, by invocation. An invocation that vanished
+/// while it was read (a purge) just has none.
+pub(crate) fn recorded(
+    store: &dyn StoreRead,
+    nodes: &[TreeNode],
+) -> HashMap<InvocationId, Recorded> {
+    let mut out = HashMap::new();
+    for n in nodes.iter().take(MAX_ROWS) {
+        let id = n.invocation.id();
+        let Ok(entries) = store.journal(id) else {
+            continue;
+        };
+        let mut r = Recorded::default();
+        for e in entries {
+            match e.op {
+                Op::Time(ns) => {
+                    if let Ok(ms) = u64::try_from(ns / 1_000_000) {
+                        r.clock_reads.push(ms);
+                    }
+                }
+                Op::Timer { at } => r.timers.push(at.0),
+                _ => {}
+            }
+        }
+        if !r.clock_reads.is_empty() || !r.timers.is_empty() {
+            out.insert(id, r);
+        }
+    }
+    out
+}
 
 /// The colour of a bar that ended in `status`.
 fn colour(status: Status) -> &'static str {
@@ -113,7 +155,11 @@ impl Axis {
 }
 
 /// The timeline of `nodes` (a workflow tree, depth first) judged at `now`, as an `<svg>`.
-pub(crate) fn svg(nodes: &[TreeNode], now: Timestamp) -> String {
+pub(crate) fn svg(
+    nodes: &[TreeNode],
+    journals: &HashMap<InvocationId, Recorded>,
+    now: Timestamp,
+) -> String {
     let rows: Vec<Row<'_>> = nodes
         .iter()
         .take(MAX_ROWS)
@@ -136,6 +182,13 @@ pub(crate) fn svg(nodes: &[TreeNode], now: Timestamp) -> String {
     let t0 = rows.iter().map(|r| r.start.0).min().unwrap_or(0);
     let t1 = rows.iter().map(|r| r.end.0).max().unwrap_or(t0).max(t0 + 1);
     let mut times: Vec<u64> = rows.iter().flat_map(|r| [r.start.0, r.end.0]).collect();
+    // A clock read is activity too: an execution was running then.
+    times.extend(
+        journals
+            .values()
+            .flat_map(|r| r.clock_reads.iter().copied())
+            .filter(|t| (t0..=t1).contains(t)),
+    );
     let axis = Axis::new(&mut times, t0, t1);
     let height = AXIS_H + ROW_H * rows.len() as f64 + 8.0;
     let width = LABEL_W + PLOT_W + 60.0;
@@ -164,6 +217,9 @@ pub(crate) fn svg(nodes: &[TreeNode], now: Timestamp) -> String {
             y,
             callees.get(&row.node.invocation.id()),
         );
+        if let Some(r) = journals.get(&row.node.invocation.id()) {
+            draw_recorded(&mut out, &axis, r, y, (t0, t1));
+        }
     }
     draw_quiet(&mut out, &axis, height);
     out.push_str("</svg>");
@@ -348,6 +404,31 @@ fn draw_row(
     out.push_str("</a></g>");
 }
 
+/// The journal's marks on a row: a thin tick per clock read, a diamond per timer.
+fn draw_recorded(out: &mut String, axis: &Axis, r: &Recorded, y: f64, (t0, t1): (u64, u64)) {
+    for &t in r.clock_reads.iter().filter(|t| (t0..=t1).contains(*t)) {
+        let _ = write!(
+            out,
+            "<rect class=\"clock\" x=\"{:.1}\" y=\"{:.1}\" width=\"1.5\" height=\"{:.1}\" \
+             fill=\"#1d2530\"><title>utc_now() read {}: an execution was running then</title></rect>",
+            LABEL_W + axis.x(t),
+            y + 1.0,
+            ROW_H - 2.0,
+            utc(Timestamp(t))
+        );
+    }
+    for &t in r.timers.iter().filter(|t| (t0..=t1).contains(*t)) {
+        let x = LABEL_W + axis.x(t);
+        let _ = write!(
+            out,
+            "<path class=\"timer\" d=\"M{x:.1},{:.1} l4,6 l-4,6 l-4,-6 z\" fill=\"#5a3fb0\">\
+             <title>a timer set by this invocation fires {}</title></path>",
+            y + 3.0,
+            utc(Timestamp(t))
+        );
+    }
+}
+
 fn counts_text(attempts: u32, retries: u32, recoveries: u32, calls: bool) -> String {
     let mut t = format!(
         " · {attempts} attempt{}",
@@ -427,7 +508,8 @@ pub(crate) fn legend() -> String {
         );
     }
     out.push_str(
-        " · thin line: waiting on callees · ×N attempts · ↻N executions lost with their worker, not yet followed by a commit · \
+        " · thin line: waiting on callees · black tick: a utc_now() read (an execution ran then) · \
+         ◆ a timer's firing time · ×N attempts · ↻N executions lost with their worker, not yet followed by a commit · \
          hatched: a stretch without any change, cut out of the axis. Per-execution start and \
          end times are not stored: an invocation's bar runs from its submission to its last \
          change.</p>",

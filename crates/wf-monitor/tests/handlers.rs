@@ -422,3 +422,35 @@ fn a_waiting_workflow_says_what_it_waits_for_and_can_be_cancelled() {
     );
     assert!(after.body.contains("data-final=\"true\""));
 }
+
+#[test]
+fn the_timeline_marks_what_journals_recorded_of_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = {
+        let app = common::app(tmp.path());
+        let stamp = app
+            .task(
+                "stamp",
+                |ctx: &wf_runtime::TaskContext, (): ()| -> Result<u32, wf_runtime::TaskError> {
+                    let wf = ctx.wf();
+                    wf.utc_now();
+                    wf.utc_now();
+                    Ok(1)
+                },
+            )
+            .unwrap();
+        let id = stamp.call(&app, ()).unwrap().id();
+        app.run_until_idle().unwrap();
+        id
+    };
+    let addr = serve_dir(tmp.path());
+    let page = get(addr, &format!("/workflows/{id}"));
+    // Two clock reads, each a tick on the row: when an execution was running.
+    assert_eq!(
+        page.body.matches("<rect class=\"clock\"").count(),
+        2,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("utc_now() read 20"));
+}

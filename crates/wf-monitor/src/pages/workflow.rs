@@ -12,6 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use wf_core::{Status, Timestamp};
 use wf_runtime::{Inspector, WorkflowTree};
+use wf_store::StoreRead;
 
 use crate::error::MonitorError;
 use crate::html::{self, badge, between, esc, span, utc};
@@ -34,7 +35,7 @@ pub(crate) async fn workflow(
     let id = parse_id(&id)?;
     reading(&shared, move |_, store| {
         let tree = Inspector::new(store).workflow(id)?;
-        page(&tree, id)
+        page(store, &tree, id)
     })
     .await
 }
@@ -58,7 +59,7 @@ pub(crate) async fn live(
     let (version, finished, html) = reading(&shared, move |_, store| {
         let tree = Inspector::new(store).workflow(id)?;
         let version = version(&tree);
-        let html = (version != q.v).then(|| fragment(&tree, now()));
+        let html = (version != q.v).then(|| fragment(store, &tree, now()));
         Ok((version, finished(&tree), html))
     })
     .await?;
@@ -95,7 +96,11 @@ fn finished(tree: &WorkflowTree) -> bool {
         .all(|n| n.invocation.status().is_final())
 }
 
-fn page(tree: &WorkflowTree, asked: wf_core::InvocationId) -> Result<Html<String>, MonitorError> {
+fn page(
+    store: &dyn StoreRead,
+    tree: &WorkflowTree,
+    asked: wf_core::InvocationId,
+) -> Result<Html<String>, MonitorError> {
     let Some(root) = tree.root() else {
         return Err(MonitorError::BadRequest(format!(
             "the workflow of {asked} was purged while it was read"
@@ -151,7 +156,7 @@ fn page(tree: &WorkflowTree, asked: wf_core::InvocationId) -> Result<Html<String
          <script src=\"/static/live.js\"></script>",
         version(tree),
         finished(tree),
-        fragment(tree, now)
+        fragment(store, tree, now)
     );
     Ok(html::page(
         &format!(
@@ -177,9 +182,13 @@ pub(crate) fn duration(
 }
 
 /// The part of the page that updates: the timeline, its legend and the tree.
-fn fragment(tree: &WorkflowTree, now: Timestamp) -> String {
+fn fragment(store: &dyn StoreRead, tree: &WorkflowTree, now: Timestamp) -> String {
     let mut out = String::from("<h2>Timeline</h2><div class=\"tl\">");
-    out.push_str(&timeline::svg(tree.nodes(), now));
+    out.push_str(&timeline::svg(
+        tree.nodes(),
+        &timeline::recorded(store, tree.nodes()),
+        now,
+    ));
     out.push_str("</div>");
     out.push_str(&timeline::legend());
     out.push_str(
