@@ -179,16 +179,29 @@ pub(crate) fn svg(
     if rows.is_empty() {
         return "<p class=\"note\">nothing to draw</p>".into();
     }
-    let t0 = rows.iter().map(|r| r.start.0).min().unwrap_or(0);
-    let t1 = rows.iter().map(|r| r.end.0).max().unwrap_or(t0).max(t0 + 1);
-    let mut times: Vec<u64> = rows.iter().flat_map(|r| [r.start.0, r.end.0]).collect();
-    // A clock read is activity too: an execution was running then.
-    times.extend(
+    // The axis spans the rows and every clock read (a read and the row's times come from
+    // clocks that may differ by a millisecond or so).
+    let reads = || {
         journals
             .values()
             .flat_map(|r| r.clock_reads.iter().copied())
-            .filter(|t| (t0..=t1).contains(t)),
-    );
+    };
+    let t0 = rows
+        .iter()
+        .map(|r| r.start.0)
+        .chain(reads())
+        .min()
+        .unwrap_or(0);
+    let t1 = rows
+        .iter()
+        .map(|r| r.end.0)
+        .chain(reads())
+        .max()
+        .unwrap_or(t0)
+        .max(t0 + 1);
+    let mut times: Vec<u64> = rows.iter().flat_map(|r| [r.start.0, r.end.0]).collect();
+    // A clock read is activity too: an execution was running then.
+    times.extend(reads());
     let axis = Axis::new(&mut times, t0, t1);
     let height = AXIS_H + ROW_H * rows.len() as f64 + 8.0;
     let width = LABEL_W + PLOT_W + 60.0;
