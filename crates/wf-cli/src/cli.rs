@@ -267,7 +267,7 @@ which the browser keeps in a cookie. Binding to another address without a token 
 
 Example:
   wf --store ./wf-data/orders/store serve
-  wf --store redis://127.0.0.1:6379/ serve --bind 0.0.0.0:7070 --token \"$(openssl rand -hex 16)\""
+  WF_MONITOR_TOKEN=$(openssl rand -hex 16) wf --store redis://127.0.0.1:6379/ serve --bind 0.0.0.0:7070"
     )]
     Serve(ServeArgs),
 }
@@ -296,7 +296,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDR:PORT")]
     pub bind: std::net::SocketAddr,
 
-    /// Require this token on every request (`WF_MONITOR_TOKEN`).
+    /// Require this token on every request. Prefer `WF_MONITOR_TOKEN`: a command line is
+    /// visible to other users of the machine (`ps`).
     #[arg(
         long,
         env = "WF_MONITOR_TOKEN",
