@@ -69,6 +69,7 @@
 //! | `file` | yes | the embedded, crash-safe file store: [`AppBuilder::file`], [`store::FileStore`] |
 //! | `redis` | no | the Redis backend, for workers in many processes on many machines, on one Redis or a Redis Cluster: `AppBuilder::redis`, `store::RedisStore`, `WF_STORE=redis://…` |
 //! | `redis-tls` | no | `rediss://` (TLS, with rustls) for the Redis backend |
+//! | `tokio` | no | async task bodies (`App::task_async`) run by async workers (`WorkerBuilder::concurrency`) that park waiting bodies instead of replaying them, and an async client (`Task::call_async`, `invocation.await`, `Worker::stop_on`); see `docs/guide/async.md` |
 //!
 //! Without `file`, only the memory store, Redis with `redis`, and stores you bring with
 //! [`AppBuilder::store`] remain.
@@ -85,6 +86,9 @@ pub use wf_runtime::{
     Task, TaskContext, TaskError, TaskOptions, TreeNode, WfError, Worker, WorkerBuilder,
     WorkerStats, WorkflowContext, WorkflowList, WorkflowQuery, WorkflowSummary, WorkflowTree,
 };
+/// Async bodies (feature `tokio`): what `App::task_async` bodies receive.
+#[cfg(feature = "tokio")]
+pub use wf_runtime::{AsyncTaskContext, AsyncWorkflow};
 
 /// How a store is named in text (`WF_STORE`, `--store`): `memory`, `file:<dir>`, a directory.
 pub use wf_store::{StoreSpec, StoreSpecError};
@@ -120,6 +124,8 @@ pub mod prelude {
         InvocationId, NonDeterminism, Status, Task, TaskContext, TaskError, TaskOptions, WfError,
         WorkflowAccessError, WorkflowContext, WorkflowIdentity,
     };
+    #[cfg(feature = "tokio")]
+    pub use crate::{AsyncTaskContext, AsyncWorkflow};
 }
 
 /// The README's quick start (`examples/quickstart.rs`, the same text: `tests/readme.rs` checks),
@@ -140,4 +146,8 @@ pub mod guide {
 
     #[doc = include_str!("../docs/guide/backends.md")]
     pub mod backends {}
+
+    #[cfg(feature = "tokio")]
+    #[doc = include_str!("../docs/guide/async.md")]
+    pub mod async_bodies {}
 }

@@ -144,6 +144,7 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
         ("file", cfg!(feature = "file")),
         ("redis", cfg!(feature = "redis")),
         ("redis-tls", cfg!(feature = "redis-tls")),
+        ("tokio", cfg!(feature = "tokio")),
     ]
     .iter()
     .filter_map(|(f, on)| on.then_some(*f))

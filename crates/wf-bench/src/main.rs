@@ -12,7 +12,7 @@
 //! | [`redis`] | `EVALSHA` round trips (1 and 4 clients) and the Redis store's submit + claim + commit, on a throwaway `redis-server` or `--redis URL` |
 //!
 //! then the workloads of issue 15 on each backend ([`workloads`]): burst, latency, workflows,
-//! long workflows, replay, recovery after `kill -9`, peak RSS. Each row shows its median over
+//! long workflows (sync, and async parked on an async worker), replay, recovery after `kill -9`, peak RSS. Each row shows its median over
 //! `--runs` runs with the spread, its floor, the ratio to it and the issue's target.
 //!
 //! Timing here is for humans and for comparing runs on one machine; no test asserts on it.
@@ -43,7 +43,7 @@ usage: wf-bench [--backend memory|file|redis|all] [--quick] [--runs N] [--only W
   --quick      short measurements and smaller workloads (a smoke run, numbers are noisier)
   --runs N     measure each workload N times and show the median and spread
                (default 3, 1 with --quick)
-  --only W,..  only these workloads: burst (with RSS), latency, workflow, long, replay, recovery
+  --only W,..  only these workloads: burst (with RSS), latency, workflow, long, async, replay, recovery
   --no-floors  skip the floor measurements (for profiling a workload; no ratios then)
   --no-inline  run children the pre-inline way (AppBuilder::inline_children(false)): each
                child claimed by a worker, its caller replayed once per child; for before/after

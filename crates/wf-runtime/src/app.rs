@@ -37,6 +37,9 @@ struct AppInner {
     config: Config,
     /// The executions running in this process, told of cancellations through it.
     running: Arc<Running>,
+    /// Rung after every commit of this process, for parked async bodies.
+    #[cfg(feature = "tokio")]
+    bell: tokio::sync::Notify,
 }
 
 /// A wf application: where tasks are registered and invocations stored.
@@ -100,6 +103,25 @@ impl App {
     /// The executions running in this process.
     pub(crate) fn running(&self) -> &Arc<Running> {
         &self.inner.running
+    }
+
+    /// The task registry.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Rung after every commit of this process (and when a worker stops): parked async bodies
+    /// read their children again.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn bell(&self) -> &tokio::sync::Notify {
+        &self.inner.bell
+    }
+
+    /// Wakes the parked async bodies of this process (no-op without feature `tokio`).
+    pub(crate) fn ring(&self) {
+        #[cfg(feature = "tokio")]
+        self.inner.bell.notify_waiters();
     }
 
     /// Registers a task called `name` with default options. See [`App::task_with`].
@@ -307,6 +329,8 @@ impl AppBuilder {
                     inline_children: self.inline_children.unwrap_or(true),
                 },
                 running: Arc::default(),
+                #[cfg(feature = "tokio")]
+                bell: tokio::sync::Notify::new(),
             }),
             body: None,
         })

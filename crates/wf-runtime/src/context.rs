@@ -94,4 +94,11 @@ impl TaskContext {
     pub(crate) fn into_recorder(self) -> Recorder {
         self.wf.into_recorder()
     }
+
+    /// Takes the execution's recorder out of a shared context (an async body's), leaving a
+    /// fresh one that nothing commits.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn take_recorder(&self) -> Recorder {
+        self.wf.take_recorder()
+    }
 }

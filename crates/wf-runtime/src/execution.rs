@@ -5,10 +5,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wf_core::{ChildOutcome, Ending, Failure, FailureKind, Timestamp};
-use wf_store::{Claim, Commit, InvocationRecord, InvocationSpec, Outcome, StoreError, Suspension};
+use wf_core::{ChildOutcome, Ending, Failure, FailureKind, JournalEntry, Timestamp};
+use wf_store::{
+    Claim, Commit, InvocationRecord, InvocationSpec, Lease, Outcome, StoreError, Suspension,
+};
 
 use crate::app::App;
+use crate::cancel::Registered;
 use crate::clock::ExecClock;
 use crate::context::TaskContext;
 use crate::error::{TaskError, WfError};
@@ -83,7 +86,56 @@ fn final_outcome(outcome: &Outcome) -> Option<ChildOutcome> {
 /// Runs the body of a claimed invocation for `runner` and commits the outcome at the runner's
 /// time (read after the body ran).
 pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Executed, WfError> {
-    let now = || runner.now();
+    let mut prepared = prepare(app, claim, runner);
+    let span = prepared.span.clone();
+    let _entered = span.enter();
+    let (spec, attempt) = (prepared.record.spec.clone(), prepared.lease.attempt);
+    let ran = prepared.body.as_mut().map(|b| {
+        let (recorder, inline) = (b.recorder(), b.inline(runner));
+        run_body(app, &b.task, &spec, attempt, recorder, b.clock, inline)
+    });
+    conclude(app, prepared, ran, runner)
+}
+
+/// A claimed invocation, ready for its body to run: [`prepare`], then run the body (the
+/// sync [`run_body`] or the async one), then [`conclude`].
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The execution's tracing span.
+    pub(crate) span: tracing::Span,
+    pub(crate) lease: Lease,
+    pub(crate) record: InvocationRecord,
+    /// `None` when this app does not register the claimed task.
+    pub(crate) body: Option<BodyParts>,
+}
+
+/// What a registered body runs with.
+#[derive(Debug)]
+pub(crate) struct BodyParts {
+    pub(crate) task: Arc<RegisteredTask>,
+    /// Registered while the body runs, so a cancellation reaches it.
+    running: Registered,
+    pub(crate) clock: ExecClock,
+    journal: Vec<JournalEntry>,
+    lease: Lease,
+    enabled: bool,
+}
+
+impl BodyParts {
+    /// The execution's recorder (once).
+    pub(crate) fn recorder(&mut self) -> Recorder {
+        let journal = std::mem::take(&mut self.journal);
+        Recorder::new(self.lease.invocation, journal).with_cancel(self.running.flag())
+    }
+
+    /// How the execution runs its children inline with `runner`.
+    pub(crate) fn inline(&self, runner: &Runner) -> Inline {
+        Inline::new(self.lease.clone(), runner, self.enabled)
+    }
+}
+
+/// Step 1 of an execution: its span, and what its body runs with.
+pub(crate) fn prepare(app: &App, claim: Claim, runner: &Runner) -> Prepared {
     let Claim {
         lease,
         record,
@@ -96,31 +148,50 @@ pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Execut
         workflow = %record.spec.identity.workflow_id,
         attempt = lease.attempt,
     );
+    let body = app.registered(&record.spec.task).map(|task| BodyParts {
+        task,
+        running: app.running().register(record.spec.id),
+        clock: ExecClock::new(runner.now()),
+        journal,
+        lease: lease.clone(),
+        enabled: app.config().inline_children,
+    });
+    Prepared {
+        span,
+        lease,
+        record,
+        body,
+    }
+}
+
+/// Step 3 of an execution: builds the commit of what the body did (`ran`, `None` when the
+/// task is not registered here) and commits it at the runner's time.
+pub(crate) fn conclude(
+    app: &App,
+    prepared: Prepared,
+    ran: Option<(BodyResult, Sealed)>,
+    runner: &Runner,
+) -> Result<Executed, WfError> {
+    let now = || runner.now();
+    let Prepared {
+        span,
+        lease,
+        record,
+        body,
+    } = prepared;
     let _entered = span.enter();
     let mut cancel_after_commit = Vec::new();
-    let commit = match app.registered(&record.spec.task) {
-        Some(task) => {
-            // Registered while the body runs, so a cancellation reaches it.
-            let running = app.running().register(record.spec.id);
-            let recorder = Recorder::new(record.spec.id, journal).with_cancel(running.flag());
-            let clock = ExecClock::new(now());
-            let inline = Inline::new(lease.clone(), runner, app.config().inline_children);
-            let (result, mut sealed) = run_body(
-                app,
-                &task,
-                &record.spec,
-                lease.attempt,
-                recorder,
-                clock,
-                inline,
-            );
+    let commit = match (body, ran) {
+        (Some(body), Some((result, mut sealed))) => {
             if let Some(reason) = &sealed.told {
                 let started = std::mem::take(&mut sealed.started_before_told);
                 cancel_after_commit = started.into_iter().map(|c| (c, reason.clone())).collect();
             }
-            commit_of(&task, &record, result, sealed, &now)
+            let commit = commit_of(&body.task, &record, result, sealed, &now);
+            drop(body);
+            commit
         }
-        None => {
+        _ => {
             // Claims are filtered by the registered tasks, so this needs a claim made with
             // another task set (or a task unregistered since): hand it back for a worker that
             // runs it, never fail it.
@@ -136,6 +207,7 @@ pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Execut
     match app.store().commit(&lease, commit, now()) {
         Ok(()) => {
             tracing::debug!(?ended, "committed");
+            app.ring();
             cancel_started_before_told(app, &cancel_after_commit, &now);
             Ok(Executed { ended, outcome })
         }
@@ -203,12 +275,22 @@ pub(crate) fn run_body(
     clock: ExecClock,
     inline: Inline,
 ) -> (BodyResult, Sealed) {
+    #[cfg(feature = "tokio")]
+    if task.is_async() {
+        return crate::asynch::run_body_blocking(app, task, spec, attempt, recorder, clock, inline);
+    }
     let ctx = TaskContext::new(app, spec.clone(), attempt, recorder, clock, inline);
     let result = {
         let _scope = BodyScope::enter(spec.id);
         catch_unwind(AssertUnwindSafe(|| task.run(&ctx, &spec.args)))
     };
-    let ending = match &result {
+    let sealed = ctx.into_recorder().seal(body_end(&result));
+    (result, sealed)
+}
+
+/// How a body's run ended, as the recorder's seal takes it (`None`: it never ran).
+pub(crate) fn body_end(result: &BodyResult) -> Option<BodyEnd> {
+    match result {
         Ok(Ok(_)) => Some(BodyEnd::from(Ending::Returned)),
         Ok(Err(BodyError::Args(_))) => None,
         Ok(Err(BodyError::Result(e))) => Some(BodyEnd {
@@ -223,9 +305,7 @@ pub(crate) fn run_body(
             how: Ending::Panicked,
             said: Some(panic_text(&**panic)),
         }),
-    };
-    let sealed = ctx.into_recorder().seal(ending);
-    (result, sealed)
+    }
 }
 
 /// Builds the commit of a sealed execution: the recorder's verdict first (a divergence fails,

@@ -75,7 +75,15 @@ impl Inline {
     ) -> Option<ChildOutcome> {
         let runner = self.runner.as_ref().filter(|r| r.may_start())?;
         let lease = self.lease.as_ref()?;
-        app.registered(task)?;
+        let registered = app.registered(task)?;
+        // An async child is not driven to its end on an async worker's thread: it would block
+        // the runtime its timers need. The caller suspends; a worker claims the child.
+        #[cfg(feature = "tokio")]
+        if registered.is_async() && crate::asynch::on_async_thread() {
+            return None;
+        }
+        #[cfg(not(feature = "tokio"))]
+        let _ = registered;
         let progress = recorder.borrow_mut().progress().ok().flatten()?;
         let checkpoint =
             app.store()

@@ -187,7 +187,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Task<A, R> {
     }
 
     /// Refuses a top-level call from inside a body, or with a handle of another app.
-    fn check_caller(&self, app: &App) -> Result<(), WfError> {
+    pub(crate) fn check_caller(&self, app: &App) -> Result<(), WfError> {
         if let Some(invocation) = app.body_in_progress() {
             return Err(WfError::CallInsideBody {
                 task: self.id.clone(),
@@ -322,8 +322,14 @@ impl<R: DeserializeOwned> Invocation<R> {
         }
     }
 
+    /// The app this handle waits in.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn app(&self) -> &App {
+        &self.app
+    }
+
     /// Refuses a blocking wait from inside a task body.
-    fn refuse_inside_body(&self) -> Result<(), WfError> {
+    pub(crate) fn refuse_inside_body(&self) -> Result<(), WfError> {
         match self.app.body_in_progress() {
             Some(invocation) => Err(WfError::WaitInsideBody {
                 awaited: self.id,
@@ -462,7 +468,8 @@ fn children_progress(app: &App, children: &[InvocationId]) -> String {
     text
 }
 
-fn outcome<R: DeserializeOwned>(r: InvocationRecord) -> Result<R, WfError> {
+/// The result of a final invocation, or its failure.
+pub(crate) fn outcome<R: DeserializeOwned>(r: InvocationRecord) -> Result<R, WfError> {
     let id = r.id();
     match (r.state.status, r.state.result, r.state.error) {
         (Status::Success, Some(bytes), _) => Ok(decode(&bytes)?),

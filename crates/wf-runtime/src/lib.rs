@@ -42,6 +42,7 @@
 //! | `handle` | [`ChildHandle`] and the execution that owns it |
 //! | `scope` | which invocation's body the current thread runs |
 //! | `retry` | [`Backoff`] and the retry decision |
+//! | `asynch` | (feature `tokio`) async bodies ([`App::task_async`]), the async worker ([`WorkerBuilder::concurrency`]) that parks waiting bodies, and the async client (`Invocation::result_async`, `Task::call_async`, `Worker::stop_on`) |
 //! | `error`, `clock`, `ids` | [`WfError`] and [`TaskError`]; the wall clock; fresh ids |
 //!
 //! Dependencies between modules point one way except for one circle, `app` → `registry` →
@@ -51,6 +52,8 @@
 //! four modules: workers and executions depend on the app, never the other way round.
 
 mod app;
+#[cfg(feature = "tokio")]
+mod asynch;
 mod cancel;
 mod clock;
 mod config;
@@ -75,6 +78,8 @@ mod worker;
 mod workflow;
 
 pub use app::{App, AppBuilder};
+#[cfg(feature = "tokio")]
+pub use asynch::{AsyncTaskContext, AsyncWorkflow};
 pub use config::DEFAULT_LEASE;
 pub use context::TaskContext;
 pub use error::{ConfigError, TaskError, WfError};

@@ -219,6 +219,25 @@ impl Recorder {
         Err(refusal)
     }
 
+    /// A workflow wait of the body was dropped before it ended (raced against a future the
+    /// journal does not know, and lost): whatever the body does next may differ on a replay, so
+    /// the execution counts as diverged here.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn abandoned(&mut self, what: &str) {
+        let nd = NonDeterminism {
+            invocation: self.cursor.invocation(),
+            position: self.cursor.position(),
+            recorded: format!("{what}, awaited to its end"),
+            requested: format!(
+                "{what} dropped before it ended: the body raced it (select!, a timeout) against \
+                 a future the journal does not know, which a replay may not repeat; await \
+                 workflow futures to their end, and use the context's durable timers for \
+                 deadlines (join_timeout)"
+            ),
+        };
+        self.diverged(nd);
+    }
+
     /// Keeps the first divergence.
     fn diverged(&mut self, nd: NonDeterminism) -> WfError {
         self.divergence.get_or_insert(nd.clone());
@@ -414,6 +433,12 @@ impl Recorder {
             invocation: self.execution.invocation(),
             reason,
         })
+    }
+
+    /// Whether a cancellation of this invocation was requested (told or not yet).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.cancel.reason().is_some()
     }
 
     /// Whether the body was told of its cancellation (in this execution or, replayed, an

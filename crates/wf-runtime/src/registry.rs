@@ -28,11 +28,18 @@ pub(crate) enum BodyError {
 
 type ErasedBody = dyn Fn(&TaskContext, &[u8]) -> Result<Vec<u8>, BodyError> + Send + Sync;
 
+/// A body: a function, or (feature `tokio`) a function returning a future.
+enum Body {
+    Sync(Box<ErasedBody>),
+    #[cfg(feature = "tokio")]
+    Async(Box<crate::asynch::ErasedAsyncBody>),
+}
+
 /// A task as the registry keeps it: options, the typed signature, and a body working on bytes.
 pub(crate) struct RegisteredTask {
     pub(crate) options: TaskOptions,
     signature: TypeId,
-    body: Box<ErasedBody>,
+    body: Body,
 }
 
 impl RegisteredTask {
@@ -50,13 +57,47 @@ impl RegisteredTask {
         Self {
             options,
             signature: TypeId::of::<fn(A) -> R>(),
-            body: Box::new(body),
+            body: Body::Sync(Box::new(body)),
         }
     }
 
-    /// Runs the body on encoded arguments.
+    /// A task whose body is async.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn new_async<A: 'static, R: 'static>(
+        options: TaskOptions,
+        body: Box<crate::asynch::ErasedAsyncBody>,
+    ) -> Self {
+        Self {
+            options,
+            signature: TypeId::of::<fn(A) -> R>(),
+            body: Body::Async(body),
+        }
+    }
+
+    /// Whether the body is async (runs as a future).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn is_async(&self) -> bool {
+        matches!(self.body, Body::Async(_))
+    }
+
+    /// The async body, if the body is async.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn async_body(&self) -> Option<&crate::asynch::ErasedAsyncBody> {
+        match &self.body {
+            Body::Async(b) => Some(b),
+            Body::Sync(_) => None,
+        }
+    }
+
+    /// Runs a sync body on encoded arguments (an async body runs through `crate::asynch`).
     pub(crate) fn run(&self, ctx: &TaskContext, args: &[u8]) -> Result<Vec<u8>, BodyError> {
-        (self.body)(ctx, args)
+        match &self.body {
+            Body::Sync(body) => body(ctx, args),
+            #[cfg(feature = "tokio")]
+            Body::Async(_) => Err(BodyError::Task(TaskError::new(
+                "an async body was run as a sync one; this is a bug in wf, please report it",
+            ))),
+        }
     }
 }
 
@@ -90,6 +131,19 @@ impl Registry {
         }
         let id = options.id.clone();
         tasks.insert(id, Arc::new(RegisteredTask::new(options, body)));
+        *self.task_set.write().unwrap_or_else(|p| p.into_inner()) =
+            TaskSet::new(tasks.keys().cloned());
+        Ok(())
+    }
+
+    /// Registers a task already built; a name already registered is [`WfError::DuplicateTask`].
+    #[cfg(feature = "tokio")]
+    pub(crate) fn register_built(&self, task: RegisteredTask) -> Result<(), WfError> {
+        let mut tasks = self.tasks.write().unwrap_or_else(|p| p.into_inner());
+        if tasks.contains_key(&task.options.id) {
+            return Err(WfError::DuplicateTask(task.options.id.clone()));
+        }
+        tasks.insert(task.options.id.clone(), Arc::new(task));
         *self.task_set.write().unwrap_or_else(|p| p.into_inner()) =
             TaskSet::new(tasks.keys().cloned());
         Ok(())

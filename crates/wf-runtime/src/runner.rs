@@ -83,7 +83,7 @@ impl Pool {
     }
 
     /// Renews `lease` from now on.
-    fn track(&self, lease: &Lease) {
+    pub(crate) fn track(&self, lease: &Lease) {
         self.lock_active().insert(lease.invocation, lease.clone());
     }
 
@@ -97,6 +97,14 @@ impl Pool {
         {
             active.remove(&lease.invocation);
         }
+    }
+
+    /// Whether `lease` is still renewed (not lost, not forgotten).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn holds(&self, lease: &Lease) -> bool {
+        self.lock_active()
+            .get(&lease.invocation)
+            .is_some_and(|held| held.attempt == lease.attempt)
     }
 
     /// The leases to renew now.
@@ -160,6 +168,12 @@ impl Runner {
             pool,
             depth: 0,
         }
+    }
+
+    /// The pool of the worker this runner runs for.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn pool(&self) -> &Arc<Pool> {
+        &self.pool
     }
 
     /// The worker executions run for.

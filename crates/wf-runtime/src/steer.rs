@@ -94,7 +94,10 @@ impl App {
             payload,
             key: key.map(str::to_owned),
         };
-        Ok(self.store().send_event(to, event, clock::now())?)
+        let sent = self.store().send_event(to, event, clock::now())?;
+        // A body of this process parked on the event reads its inbox again.
+        self.ring();
+        Ok(sent)
     }
 
     /// Cancels invocation `id` and everything it started, recursively (children, theirs, and
@@ -145,6 +148,8 @@ impl App {
             self.running().raise(*member, reason);
         }
         tracing::info!(invocation = %id, %report, "cancel requested");
+        // Parked async bodies of this process see the cancellation (and finished members).
+        self.ring();
         Ok(report)
     }
 }

@@ -256,7 +256,7 @@ impl WorkflowContext {
 
     /// Past the journal: the oldest unconsumed event named `name` (not consumed earlier in this
     /// execution either), consumed and journaled; `None` when there is none.
-    fn take_event(&self, name: &str) -> Result<Option<RecordedEvent>, WfError> {
+    pub(crate) fn take_event(&self, name: &str) -> Result<Option<RecordedEvent>, WfError> {
         self.recorder().go_live()?;
         let inbox = self
             .app()
@@ -281,7 +281,10 @@ impl WorkflowContext {
 }
 
 /// An event's payload, decoded from JSON.
-fn decode_payload<T: DeserializeOwned>(name: &str, event: &RecordedEvent) -> Result<T, WfError> {
+pub(crate) fn decode_payload<T: DeserializeOwned>(
+    name: &str,
+    event: &RecordedEvent,
+) -> Result<T, WfError> {
     serde_json::from_slice(&event.payload).map_err(|e| WfError::EventPayload {
         name: name.to_owned(),
         message: e.to_string(),

@@ -15,6 +15,14 @@ use crate::execution::execute;
 use crate::ids::worker_name;
 use crate::runner::{Clock, Pool, Runner};
 
+/// The default number of bodies an async worker thread runs at once.
+#[cfg(feature = "tokio")]
+const DEFAULT_CONCURRENCY: usize = 64;
+
+/// The default bound on parked bodies per async worker thread.
+#[cfg(feature = "tokio")]
+const DEFAULT_MAX_PARKED: usize = 1024;
+
 /// How long an idle worker thread blocks waiting for work before it checks for a stop request.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 
@@ -25,6 +33,9 @@ pub struct WorkerBuilder {
     threads: usize,
     name: Option<String>,
     renew_leases: bool,
+    /// Async threads (feature `tokio`): bodies per thread and the bound on parked ones.
+    #[cfg(feature = "tokio")]
+    bodies: Option<crate::asynch::worker::AsyncSettings>,
 }
 
 impl WorkerBuilder {
@@ -35,7 +46,39 @@ impl WorkerBuilder {
             threads,
             name: None,
             renew_leases: true,
+            #[cfg(feature = "tokio")]
+            bodies: None,
         }
+    }
+
+    /// Makes an async worker (feature `tokio`): each of its threads runs a current-thread tokio
+    /// runtime and up to `n` bodies at once (at least 1), async bodies as tasks of the runtime
+    /// and sync ones on its blocking threads. An async body waiting on children that are not
+    /// final stays parked in memory and resumes when their commits land, instead of being
+    /// suspended and replayed; parked bodies do not count against `n`. Pair it with
+    /// [`WorkerBuilder::threads`] (default here: as the app says) for more runtimes.
+    #[cfg(feature = "tokio")]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        let max_parked = self.bodies.map_or(DEFAULT_MAX_PARKED, |b| b.max_parked);
+        self.bodies = Some(crate::asynch::worker::AsyncSettings {
+            concurrency: n.max(1),
+            max_parked,
+        });
+        self
+    }
+
+    /// The bound on parked async bodies per thread of an async worker (default 1024): a body
+    /// that would park past it is suspended instead, and replayed from its journal when its
+    /// children are final. 0 parks nothing (every wait suspends, as in a sync body). Makes the
+    /// worker async, with a concurrency of 64 unless [`WorkerBuilder::concurrency`] says.
+    #[cfg(feature = "tokio")]
+    pub fn max_parked(mut self, n: usize) -> Self {
+        let concurrency = self.bodies.map_or(DEFAULT_CONCURRENCY, |b| b.concurrency);
+        self.bodies = Some(crate::asynch::worker::AsyncSettings {
+            concurrency,
+            max_parked: n,
+        });
+        self
     }
 
     /// How many invocations run at once (one thread each). At least 1.
@@ -92,9 +135,17 @@ impl WorkerBuilder {
         let mut threads = Vec::with_capacity(self.threads);
         for i in 0..self.threads {
             let s = shared.clone();
+            #[cfg(feature = "tokio")]
+            let bodies = self.bodies;
             let t = std::thread::Builder::new()
                 .name(format!("wf-{}-{i}", shared.id))
-                .spawn(move || s.work_loop())
+                .spawn(move || {
+                    #[cfg(feature = "tokio")]
+                    if let Some(settings) = bodies {
+                        return crate::asynch::worker::work_thread(&s, settings);
+                    }
+                    s.work_loop()
+                })
                 .map_err(|source| WfError::Spawn {
                     what: "worker thread",
                     source,
@@ -159,13 +210,13 @@ pub struct WorkerStats {
     pub errors: u64,
 }
 
-struct Shared {
-    app: App,
-    id: WorkerId,
+pub(crate) struct Shared {
+    pub(crate) app: App,
+    pub(crate) id: WorkerId,
     /// Leases to renew, counters, the stop flag.
-    pool: Arc<Pool>,
+    pub(crate) pool: Arc<Pool>,
     /// Runs what the threads claim.
-    runner: Runner,
+    pub(crate) runner: Runner,
     /// Stop renewing leases: set only once every work thread has ended, so bodies still running
     /// during a graceful stop keep their leases until they commit.
     stop_renewing: AtomicBool,
@@ -277,6 +328,8 @@ impl Worker {
     /// [`Worker::stop`] to wait for the threads.
     pub fn request_stop(&self) {
         self.shared.pool.request_stop();
+        // Parked async bodies see the stop and suspend.
+        self.shared.app.ring();
         let (lock, cond) = &self.shared.wake;
         let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
         cond.notify_all();

@@ -368,7 +368,10 @@ impl WorkflowContext {
     /// a suspension on those that are not. A child this execution started is not even submitted
     /// yet; the others are looked up in one round trip. The execution waits only on children it
     /// submits or saw unfinished: a child already final is consumed, never waited for.
-    fn observe_outcomes<R>(&self, rest: &[ChildHandle<R>]) -> Result<Vec<ChildOutcome>, WfError> {
+    pub(crate) fn observe_outcomes<R>(
+        &self,
+        rest: &[ChildHandle<R>],
+    ) -> Result<Vec<ChildOutcome>, WfError> {
         if let [only] = rest
             && let Some(outcome) = self.run_inline(only)?
         {
@@ -491,6 +494,25 @@ impl WorkflowContext {
     /// Hands the recorder to the execution that seals and commits it.
     pub(crate) fn into_recorder(self) -> Recorder {
         self.recorder.into_inner()
+    }
+
+    /// A workflow wait was dropped before it ended (see `Recorder::abandoned`).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn abandoned(&self, what: &str) {
+        match self.recorder.try_borrow_mut() {
+            Ok(mut recorder) => recorder.abandoned(what),
+            Err(_) => tracing::error!(
+                what,
+                "a workflow wait was dropped while the recorder was in use"
+            ),
+        }
+    }
+
+    /// Takes the recorder out, leaving a fresh one that nothing commits.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn take_recorder(&self) -> Recorder {
+        let invocation = self.invocation();
+        self.recorder.replace(Recorder::new(invocation, Vec::new()))
     }
 }
 

@@ -22,7 +22,7 @@ const CHILDREN: u64 = 10;
 /// Journal entries of the replayed workflow.
 pub(crate) const REPLAY_ENTRIES: usize = 10_000;
 /// How long a single workflow may take before the bench gives up on it.
-const PATIENCE: Duration = Duration::from_secs(600);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(600);
 
 /// Worker threads of the workflow workload: two on memory (one per core; more only contend),
 /// more on a durable store, where a thread mostly waits for an fsync it shares with the others
@@ -132,9 +132,17 @@ pub(crate) struct Long {
 /// One workflow of `n` sequential children per size, timed call to result; the growth exponent
 /// of time over n, and the longest's time over n x the cost of one child at the smallest size.
 pub(crate) fn long(config: &Config, backend: Backend, ns: &[u64]) -> Result<Long, String> {
+    long_with(ns, |n| chain(config, backend, n))
+}
+
+/// [`long`] with the chain of `n` children timed by `chain`.
+pub(crate) fn long_with(
+    ns: &[u64],
+    mut chain: impl FnMut(u64) -> Result<Duration, String>,
+) -> Result<Long, String> {
     let mut secs = Vec::with_capacity(ns.len());
     for &n in ns {
-        secs.push(chain(config, backend, n)?.as_secs_f64());
+        secs.push(chain(n)?.as_secs_f64());
     }
     let exponent = slope(
         &ns.iter().map(|&n| (n as f64).ln()).collect::<Vec<_>>(),

@@ -7,12 +7,14 @@
 //! | latency: 2,000 sequential call → result, 2 idle worker threads | [`calls`] | p50 µs (p95, p99 in details) |
 //! | workflow: 100 `uuid()` + 100 `random()` + 10 sequential `execute_task` children; 500 of them, 64 in flight | [`flows`] | workflows/s |
 //! | long workflow: n = 100, 1,000, 3,000 sequential children, one workflow at a time | [`flows`] | total time of n = 3,000; ratio to 3,000 x one child |
+//! | async long workflow: the same, async bodies on an async worker (the body parked while each child runs) | [`async_flows`] | total time of n = 3,000; body starts; ratio |
 //! | replay: a workflow with a 10,000-entry journal executed again from it | [`flows`] | ms |
 //! | recovery: a worker process killed with SIGKILL mid-task; a new process finishes it | [`procs`] | s until the result |
 //!
 //! Each workload runs `--runs` times (3 by default, 1 with `--quick`); the table shows the
 //! median and the spread.
 
+mod async_flows;
 mod calls;
 mod flows;
 pub(crate) mod procs;
@@ -86,6 +88,9 @@ pub(crate) fn run(config: &Config, floors: &Floors, backend: Backend, rows: &mut
     }
     if config.wants("long") {
         long_rows(config, backend, rows);
+    }
+    if config.wants("async") {
+        async_rows(config, backend, rows);
     }
     if config.wants("replay") {
         let mut replay = repeat(
@@ -201,6 +206,41 @@ fn long_rows(config: &Config, backend: Backend, rows: &mut Vec<Measurement>) {
     );
     for _ in 0..config.runs {
         match flows::long(config, backend, &ns) {
+            Ok(l) => {
+                total.values.push(l.longest_secs);
+                total.detail = l.detail.clone();
+                ratio.values.push(l.ratio);
+                ratio.detail = l.ratio_detail;
+            }
+            Err(e) => {
+                total.note = format!("failed: {e}");
+                break;
+            }
+        }
+    }
+    ratio.target = Some(targets::long_ratio());
+    rows.push(total);
+    rows.push(ratio);
+}
+
+/// Async long workflows: the total time of the longest (body starts in the details), and its
+/// ratio to n x one child.
+fn async_rows(config: &Config, backend: Backend, rows: &mut Vec<Measurement>) {
+    let name = backend.name();
+    let ns = flows::long_sizes(config);
+    let longest = human(ns[ns.len() - 1] as f64);
+    let mut total = Measurement::new(
+        format!("async long workflow: {longest} sequential children, parked"),
+        name,
+        "s",
+    );
+    let mut ratio = Measurement::new(
+        format!("async long workflow: {longest} children vs {longest} x one child"),
+        name,
+        "x",
+    );
+    for _ in 0..config.runs {
+        match async_flows::long(config, backend, &ns) {
             Ok(l) => {
                 total.values.push(l.longest_secs);
                 total.detail = l.detail.clone();
