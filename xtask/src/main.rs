@@ -5,7 +5,7 @@
 //! | `ci` | fmt check, clippy (`-D warnings`), the test suite, the README check, rustdoc (`-D warnings`), stopping at the first failure |
 //! | `test [-- ARGS]` | `cargo test --workspace --all-features [ARGS]`: the one test command README and `.ci/run` use |
 //! | `readme` | compiles every Rust block of README.md as a new project depending on `wf` by path |
-//! | `sim [--seeds N] [--from S] [--seed S] [--trace] [--keep-going]` | deterministic simulation seeds (`crates/wf-sim`): crashes, power losses, torn and reordered flushes, fsync and write failures under generated workflows; a failing seed prints the command that replays it |
+//! | `sim [--seeds N] [--from S] [--seed S] [--trace] [--keep-going] [--memory \| --redis]` | deterministic simulation seeds (`crates/wf-sim`): crashes, power losses, torn and reordered flushes, fsync and write failures under generated workflows; a failing seed prints the command that replays it; `--redis`: a real redis-server behind a fault proxy |
 //! | `mutants [core\|store\|runtime\|all] [-- ARGS]` | cargo-mutants over the replay core, the store's state machine and the runtime's commit path (see `mutants`) |
 //! | `bench [--backend B] [--quick] [-- ARGS]` | builds `crates/wf-bench` in release and runs it; the report goes to stdout and `target/bench/latest.{md,json}` |
 //! | `soak [--rounds N] [--seed S]` | the long crash loop (not in CI): `kill -9` rounds of a child process writing to a file store, checking every acknowledged commit after each reopen (`crates/wf-store/tests/file_crash.rs`, default 1000 rounds) |
@@ -33,7 +33,10 @@ commands:
                          run deterministic simulation seeds (crates/wf-sim; default 100 from
                          seed 0); --seed S --trace replays one seed's history step by step;
                          --max-faults N / --max-workflows N for heavier histories;
-                         --memory: the memory store (no disk faults)
+                         --memory: the memory store (no disk faults);
+                         --redis: a real redis-server behind a fault proxy (cut connections,
+                         lost replies, outages, restarts; the plan is seeded, the timing is not);
+                         --stress: real worker threads of two apps on Redis (not deterministic)
   bench [--backend memory|file|redis|all] [--quick] [-- ARGS]
                          build crates/wf-bench in release and run it (--quick: short measurements);
                          the report goes to stdout and target/bench/latest.{md,json}

@@ -524,6 +524,29 @@ impl Recorder {
         })
     }
 
+    /// Stops the execution after a checkpoint whose outcome is unknown (see `crate::inline`):
+    /// nothing recorded since the last persisted checkpoint is committed, because the
+    /// checkpoint may have stored it already. Returns the error to unwind with.
+    pub(crate) fn checkpoint_unknown(&mut self, error: &StoreError) -> WfError {
+        self.stop.get_or_insert(StopPoint {
+            why: Interruption::StoreFailed {
+                error: format!("a checkpoint's outcome is unknown: {error}"),
+            },
+            journal_len: 0,
+            writes_len: 0,
+            children_len: 0,
+            consumed_len: 0,
+        });
+        self.stop_error()
+    }
+
+    /// The error of the stop point that is set.
+    fn stop_error(&self) -> WfError {
+        self.stop
+            .as_ref()
+            .map_or(WfError::Suspended { waiting_on: 0 }, |s| s.why.error())
+    }
+
     /// Sets the stop point, if none is set yet, and returns its error.
     fn interrupt(&mut self, why: Interruption) -> WfError {
         let stop = self.stop.get_or_insert(StopPoint {
@@ -849,6 +872,36 @@ mod tests {
             sealed.verdict,
             Verdict::Interrupted(Interruption::EndOfJournal)
         );
+        assert!(sealed.children.is_empty());
+    }
+
+    /// After a checkpoint whose outcome is unknown, nothing recorded since the last persisted
+    /// checkpoint is committed (the checkpoint may hold it already), and the execution is
+    /// deferred like one whose store read failed.
+    #[test]
+    fn an_unknown_checkpoint_commits_nothing_recorded_since_the_last_checkpoint() {
+        let id = InvocationId::from_u128(1);
+        let task = TaskId::new("leaf");
+        let mut r = Recorder::new(id, Vec::new());
+        r.random();
+        r.start_child(&task, CallId::of(&task, b""), |c| submission(id, c))
+            .unwrap();
+        let e = r.checkpoint_unknown(&StoreError::Unavailable("reply lost".into()));
+        assert!(
+            matches!(e, WfError::Store(StoreError::Unavailable(_))),
+            "{e:?}"
+        );
+        r.uuid();
+        let sealed = r.seal(Some(Ending::Returned.into()));
+        assert!(
+            matches!(
+                sealed.verdict,
+                Verdict::Interrupted(Interruption::StoreFailed { .. })
+            ),
+            "{:?}",
+            sealed.verdict
+        );
+        assert!(sealed.journal.is_empty(), "{:?}", sealed.journal);
         assert!(sealed.children.is_empty());
     }
 }

@@ -392,7 +392,7 @@ impl WorkflowContext {
         }
         match self
             .inline
-            .run(&self.app, &self.recorder, only.id(), only.task())
+            .run(&self.app, &self.recorder, only.id(), only.task())?
         {
             Some(outcome) => Ok(Some(
                 self.recorder().record_child_result(only.id(), outcome)?,

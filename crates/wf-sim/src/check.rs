@@ -23,6 +23,7 @@ pub fn acknowledged(store: &dyn Store, shared: &SharedAcks) -> Vec<String> {
                         r.state.status == Status::Success && r.state.result.as_ref() == Some(bytes)
                     }
                     Final::Failed => r.state.status == Status::Failed,
+                    Final::Cancelled => r.state.status == Status::Cancelled,
                 };
                 if !same {
                     out.push(format!(

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use wf_core::Status;
 use wf_runtime::{App, Task, TaskContext, TaskError, TaskOptions, WfError};
 
 use crate::ledger::{SharedAcks, acks};
@@ -39,6 +40,9 @@ pub enum Step {
     Sleep(u64),
     /// Waits for the next `go` event (top level only: the driver sends one per such step).
     Event,
+    /// Waits for an event nobody sends (last step of a top-level workflow only): the driver
+    /// cancels the workflow's tree once it is idle, and it must end cancelled.
+    Hang,
 }
 
 /// A generated workflow.
@@ -53,6 +57,64 @@ impl Program {
     pub fn events(&self) -> usize {
         self.steps.iter().filter(|s| **s == Step::Event).count()
     }
+
+    /// Whether it hangs at its end until the driver cancels it.
+    pub fn hangs(&self) -> bool {
+        self.steps.last() == Some(&Step::Hang)
+    }
+}
+
+/// Makes one program of a tenth of the corpora hang at its end, to be cancelled. Drawn from
+/// a stream of its own, so that corpora without a hanging program are what they were before
+/// cancellation joined the corpus (and so are their histories).
+pub fn add_cancellations(seed: u64, programs: &mut [Program]) {
+    let mut rng = SimRng::new(seed ^ 0x00ca_9ce1_1ed0);
+    if rng.chance(10) && !programs.is_empty() {
+        let k = rng.below(programs.len() as u64) as usize;
+        programs[k].steps.push(Step::Hang);
+    }
+}
+
+/// Cancels the tree of every submitted hanging program not final yet. `Ok(true)` when all of
+/// them are final (cancelled) now; `Ok(false)` when some still run (a running member ends
+/// cancelled at its next commit or recovery: another round).
+///
+/// # Errors
+/// The store's.
+pub fn cancel_hanging(
+    app: &App,
+    programs: &[Program],
+    ids: &[Option<wf_core::InvocationId>],
+) -> Result<bool, WfError> {
+    let mut all_final = true;
+    for (p, id) in programs.iter().zip(ids) {
+        let (true, Some(id)) = (p.hangs(), id) else {
+            continue;
+        };
+        match app.store().invocation(*id) {
+            Ok(r) if !r.state.status.is_final() => {}
+            // Final, or final and purged since.
+            Ok(_) | Err(wf_store::StoreError::InvocationNotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        app.cancel_because(*id, "sim: cancelled while hanging")?;
+        all_final &= app.store().invocation(*id)?.state.status.is_final();
+    }
+    Ok(all_final)
+}
+
+/// A hanging program's workflow that did not end cancelled (every other status is a
+/// violation for it).
+pub fn not_cancelled(programs: &[Program], results: &[(Status, Option<Vec<u8>>)]) -> Vec<String> {
+    programs
+        .iter()
+        .zip(results)
+        .enumerate()
+        .filter(|(_, (p, (status, _)))| p.hangs() && *status != Status::Cancelled)
+        .map(|(k, (_, (status, _)))| {
+            format!("workflow w{k} was cancelled but ended {status:?}, not Cancelled")
+        })
+        .collect()
 }
 
 /// Draws `n` programs from `rng`.
@@ -252,6 +314,7 @@ fn run_steps(
                 2
             }
             Step::Event => wf.wait_event::<u64>("go")?.wrapping_add(100),
+            Step::Hang => wf.wait_event::<u64>("never")?,
         };
         acc = fold(acc, v);
     }

@@ -22,6 +22,8 @@ use wf_store::{FileOptions, FileStore, MemoryStore, StoreError};
 
 use crate::corpus::{self, Program, Tasks, Watch};
 use crate::ledger::{Acks, SharedAcks, acks, ledgered};
+use crate::purge::Purges;
+use crate::redis_sim::{self, RedisReport};
 use crate::rng::SimRng;
 use crate::simfs::{CrashKind, Fault, SimCounts, SimFs};
 use crate::{check, zombie};
@@ -50,6 +52,10 @@ pub struct SeedReport {
     pub executions: u64,
     /// The step trace of the faulty run.
     pub trace: Vec<String>,
+    /// On Redis (`--redis`): the proxy's fault counters and process deaths.
+    pub redis: Option<RedisReport>,
+    /// Invocations purged (retention) in the checked run.
+    pub purged: u64,
 }
 
 /// A seed that failed: what was violated, and the trace that led there.
@@ -85,6 +91,12 @@ impl std::fmt::Display for SeedFailure {
         if self.options.memory {
             flags.push_str(" --memory");
         }
+        if self.options.redis {
+            flags.push_str(" --redis");
+        }
+        if self.options.stress {
+            flags.push_str(" --stress");
+        }
         write!(
             f,
             "replay this history with its step trace: cargo xtask sim --seed {}{flags} --trace",
@@ -106,6 +118,12 @@ pub struct SimOptions {
     /// not survive its process), the zombie still stalls, and the results must equal the file
     /// store's fault-free run.
     pub memory: bool,
+    /// Runs the checked run on Redis through a fault-injecting proxy instead (see
+    /// [`crate::redis_sim`]): not bit-for-bit repeatable; results must equal the file store's.
+    pub redis: bool,
+    /// Runs the corpus on Redis with real worker threads of two apps instead (see
+    /// [`crate::stress`]): not deterministic; results must equal the file store's.
+    pub stress: bool,
 }
 
 impl Default for SimOptions {
@@ -115,6 +133,8 @@ impl Default for SimOptions {
             max_workflows: 4,
             reorder: true,
             memory: false,
+            redis: false,
+            stress: false,
         }
     }
 }
@@ -126,11 +146,17 @@ impl Default for SimOptions {
 pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailure> {
     let mut rng = SimRng::new(seed);
     let n = rng.range(1, options.max_workflows) as usize;
-    let programs = corpus::generate(&mut rng, n);
+    let mut programs = corpus::generate(&mut rng, n);
+    corpus::add_cancellations(seed, &mut programs);
     let compact_min = rng.range(256, 16 << 10);
     let reference = Run::new(seed, compact_min, rng.clone(), Vec::new()).execute(&programs);
     if !reference.violations.is_empty() {
         return Err(reference.failure(seed, "reference run", options));
+    }
+    if let Some(v) = corpus::not_cancelled(&programs, &reference.results).pop() {
+        let mut failure = reference.failure(seed, "reference run", options);
+        failure.violations.push(format!("reference run: {v}"));
+        return Err(failure);
     }
     let ops = reference.fs.ops().max(2);
     let faults = rng.range(1, options.max_faults);
@@ -158,6 +184,19 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         })
         .collect();
     let zombie_round = rng.chance(50).then(|| rng.range(1, 3) as usize);
+    if options.stress {
+        return crate::stress::seed(seed, &programs, &reference.results, options);
+    }
+    if options.redis {
+        return redis_sim::seed(
+            seed,
+            &programs,
+            &mut rng,
+            zombie_round,
+            &reference.results,
+            options,
+        );
+    }
     let plan = if options.memory { Vec::new() } else { plan };
     let mut faulty = Run::new(seed, compact_min, rng, plan);
     faulty.zombie_round = zombie_round;
@@ -166,6 +205,13 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
     faulty.trace(format!("plan: {:?}", faulty.plan));
     let faulty = faulty.execute(&programs);
     let mut failure = faulty.failure(seed, "faulty run", options);
+    if faulty.violations.is_empty() {
+        failure.violations.extend(
+            corpus::not_cancelled(&programs, &faulty.results)
+                .into_iter()
+                .map(|v| format!("faulty run: {v}")),
+        );
+    }
     if faulty.violations.is_empty() && faulty.results != reference.results {
         failure.violations.push(format!(
             "results differ from the fault-free run: {:?} != {:?}",
@@ -180,7 +226,9 @@ pub fn run_seed(seed: u64, options: SimOptions) -> Result<SeedReport, SeedFailur
         workflows: n,
         counts: faulty.fs.counts(),
         executions: faulty.watch.executions.load(Ordering::SeqCst),
+        purged: faulty.purges.removed,
         trace: faulty.log,
+        redis: None,
     })
 }
 
@@ -194,7 +242,7 @@ fn pick_crash(rng: &mut SimRng) -> CrashKind {
 
 /// Sends each submitted workflow the `go` events it waits for that were not acknowledged yet
 /// (idempotent by key, so a send whose answer a crash lost is safe to repeat).
-fn send_events(
+pub(crate) fn send_events(
     app: &App,
     programs: &[Program],
     ids: &[Option<InvocationId>],
@@ -228,18 +276,20 @@ struct Run {
     now: Timestamp,
     /// On the memory store instead of a file store on the simulated disk.
     memory: bool,
+    /// Retention: purges between rounds, in some seeds.
+    purges: Purges,
     violations: Vec<String>,
     log: Vec<String>,
     results: Vec<(Status, Option<Vec<u8>>)>,
 }
 
 /// Rounds (run until idle, or crash and reopen) before a run counts as stuck.
-const MAX_ROUNDS: usize = 64;
+pub(crate) const MAX_ROUNDS: usize = 64;
 
 /// The virtual time a run starts at (2030-01-01), and how far it moves each round: past every
 /// lease, retry backoff and sleep of the round before, as if the process restarted an hour later.
-const START: Timestamp = Timestamp(1_893_456_000_000);
-const ROUND: Duration = Duration::from_secs(3600);
+pub(crate) const START: Timestamp = Timestamp(1_893_456_000_000);
+pub(crate) const ROUND: Duration = Duration::from_secs(3600);
 
 impl Run {
     fn new(seed: u64, compact_min: u64, rng: SimRng, plan: Vec<PlannedFault>) -> Self {
@@ -256,6 +306,7 @@ impl Run {
             zombie_round: None,
             now: START,
             memory: false,
+            purges: Purges::for_seed(seed),
             violations: Vec::new(),
             log: Vec::new(),
             results: Vec::new(),
@@ -413,6 +464,19 @@ impl Run {
                         .push(format!("[op {}] ran {n} execution(s)", self.fs.ops()));
                 });
             }
+            let mut cancelling = false;
+            if result.is_ok() {
+                result = corpus::cancel_hanging(app, programs, &ids).map(|done| {
+                    cancelling = !done;
+                });
+            }
+            if result.is_ok() {
+                let cutoff = self.now.saturating_add(ROUND / 2);
+                match self.purges.purge(app, &self.acks, &ids, cutoff) {
+                    Ok(found) => found.into_iter().for_each(|v| self.violation(v)),
+                    Err(e) => result = Err(WfError::Store(e)),
+                }
+            }
             self.drain_executions();
             if let (Ok(()), Some(z)) = (&result, &zombie) {
                 match zombie::commit_late(app, z, self.now) {
@@ -429,6 +493,7 @@ impl Run {
                 }
             }
             match (result, self.fs.fired()) {
+                (Ok(()), None) if cancelling => {}
                 (Ok(()), None) => break,
                 (Err(e), None) => {
                     self.violation(format!("the store failed without an injected fault: {e}"));
@@ -518,7 +583,11 @@ impl Run {
     fn check_final(&mut self, app: &App, ids: &[Option<InvocationId>]) {
         let store = app.store();
         let mut all: Vec<InvocationId> = acks(&self.acks).submitted.keys().copied().collect();
-        all.extend(ids.iter().flatten());
+        all.extend(
+            ids.iter()
+                .flatten()
+                .filter(|id| !self.purges.results.contains_key(id)),
+        );
         for id in all {
             match store.invocation(id) {
                 Ok(r) if r.state.status.is_final() => {}
@@ -534,8 +603,8 @@ impl Run {
                 self.violation("a workflow was never submitted".to_owned());
                 continue;
             };
-            match store.invocation(*id) {
-                Ok(r) => self.results.push((r.state.status, r.state.result.clone())),
+            match self.purges.result(app, *id) {
+                Ok(r) => self.results.push(r),
                 Err(e) => self.violation(format!("workflow {id} unreadable: {e}")),
             }
         }

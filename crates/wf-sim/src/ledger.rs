@@ -21,6 +21,8 @@ pub enum Final {
     Success(Vec<u8>),
     /// Failed.
     Failed,
+    /// Ended cancelled (a failure of kind `Cancelled`: a body told of its cancellation).
+    Cancelled,
 }
 
 /// The acknowledgements, shared between the driver and the stores it opens.
@@ -59,17 +61,61 @@ fn canonical(worker: &WorkerId) -> WorkerId {
     }
 }
 
+/// Told of every failed work call (`submit`, `claim`, `commit`, `checkpoint`, `send_event`,
+/// `next_due`, `recover_expired`), by name, with its error: the Redis driver heals a proxy's
+/// outage once a call gave up under it.
+pub type FailureHook = Arc<dyn Fn(&'static str, &StoreError) + Send + Sync>;
+
 /// A store that notes what it acknowledged in an [`Acks`].
-#[derive(Debug)]
 pub struct Ledger<S> {
     inner: S,
     acks: SharedAcks,
+    hook: Option<FailureHook>,
+    cancels_race: bool,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Ledger<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("inner", &self.inner)
+            .field("hook", &self.hook.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> Ledger<S> {
     /// Wraps `inner`, noting its acknowledgements in `acks`.
     pub fn new(inner: S, acks: SharedAcks) -> Self {
-        Self { inner, acks }
+        Self {
+            inner,
+            acks,
+            hook: None,
+            cancels_race: false,
+        }
+    }
+
+    /// For runs where a cancellation may be requested while an execution runs (real worker
+    /// threads): a commit the store answers `Ok` then may have written nothing (the request
+    /// wins over what the execution did, by contract), so after each commit that did not
+    /// acknowledge a cancellation the ledger reads the invocation, and notes only its
+    /// cancellation when it ended cancelled.
+    pub fn cancels_race(mut self) -> Self {
+        self.cancels_race = true;
+        self
+    }
+
+    /// Tells `hook` of every failed work call.
+    pub fn with_hook(mut self, hook: FailureHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Passes `r` on, telling the hook when it failed.
+    fn seen<T>(&self, call: &'static str, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let (Err(e), Some(hook)) = (&r, &self.hook) {
+            hook(call, e);
+        }
+        r
     }
 
     fn note_parts(
@@ -154,7 +200,7 @@ impl<S: Store> StoreWork for Ledger<S> {
     }
     fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
         let id = invocation.id;
-        let out = self.inner.submit(invocation, now)?;
+        let out = self.seen("submit", self.inner.submit(invocation, now))?;
         self.note_children(&[id]);
         Ok(out)
     }
@@ -175,10 +221,13 @@ impl<S: Store> StoreWork for Ledger<S> {
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
-        self.inner.claim(&canonical(worker), tasks, lease_for, now)
+        self.seen(
+            "claim",
+            self.inner.claim(&canonical(worker), tasks, lease_for, now),
+        )
     }
     fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due(tasks)
+        self.seen("next_due", self.inner.next_due(tasks))
     }
     fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
         self.inner.wait_for_work(tasks, timeout)
@@ -196,10 +245,27 @@ impl<S: Store> StoreWork for Ledger<S> {
         let (journal, data) = (commit.journal.clone(), commit.data.clone());
         let outcome = match &commit.outcome {
             Outcome::Success(bytes) => Some(Final::Success(bytes.clone())),
+            Outcome::Failed(f) if f.kind == wf_core::FailureKind::Cancelled => {
+                Some(Final::Cancelled)
+            }
             Outcome::Failed(_) => Some(Final::Failed),
             _ => None,
         };
-        self.inner.commit(lease, commit, now)?;
+        let told = commit.cancel_acknowledged;
+        self.seen("commit", self.inner.commit(lease, commit, now))?;
+        if self.cancels_race && !told {
+            match self.inner.invocation(lease.invocation) {
+                Ok(r) if r.state.status == wf_core::Status::Cancelled => {
+                    let mut a = acks(&self.acks);
+                    a.commits += 1;
+                    a.finals.insert(lease.invocation, Final::Cancelled);
+                    return Ok(());
+                }
+                Ok(_) => {}
+                // Unknown: note nothing more than what certainly holds.
+                Err(_) => return Ok(()),
+            }
+        }
         self.note_children(&children);
         self.note_parts(lease.invocation, journal, data);
         let mut a = acks(&self.acks);
@@ -219,15 +285,17 @@ impl<S: Store> StoreWork for Ledger<S> {
     ) -> Result<Option<Claim>, StoreError> {
         let children: Vec<InvocationId> = checkpoint.children.iter().map(|c| c.id).collect();
         let (journal, data) = (checkpoint.journal.clone(), checkpoint.data.clone());
-        let out = self
-            .inner
-            .checkpoint(lease, checkpoint, run, lease_for, now)?;
+        let out = self.seen(
+            "checkpoint",
+            self.inner
+                .checkpoint(lease, checkpoint, run, lease_for, now),
+        )?;
         self.note_children(&children);
         self.note_parts(lease.invocation, journal, data);
         Ok(out)
     }
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.inner.recover_expired(now)
+        self.seen("recover_expired", self.inner.recover_expired(now))
     }
     fn send_event(
         &self,
@@ -235,7 +303,7 @@ impl<S: Store> StoreWork for Ledger<S> {
         event: NewEvent,
         now: Timestamp,
     ) -> Result<EventSent, StoreError> {
-        self.inner.send_event(to, event, now)
+        self.seen("send_event", self.inner.send_event(to, event, now))
     }
 }
 

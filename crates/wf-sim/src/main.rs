@@ -8,12 +8,20 @@
 //! --no-reorder                       torn crashes never leave holes (unwritten sectors)
 //! --memory                           the checked run on the memory store (no disk faults; the
 //!                                    zombie still stalls; results must equal the file store's)
+//! --redis                            the checked run on a real redis-server (AOF, fsync always)
+//!                                    through a fault-injecting proxy: cut connections, lost
+//!                                    replies, outages, server restarts, process deaths; not
+//!                                    bit-for-bit repeatable (the fault plan is)
+//! --stress                           the corpus on Redis run by real worker threads of two
+//!                                    apps, through the proxy (cuts, lost replies): not
+//!                                    deterministic
 //! ```
 //! Exits with status 1 when a seed fails, after printing it and the command that replays it.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
+use wf_sim::proxy::ProxyCounts;
 use wf_sim::simfs::SimCounts;
 use wf_sim::{SimOptions, run_seed};
 
@@ -51,6 +59,8 @@ fn parse() -> Result<Args, String> {
             "--keep-going" => args.keep_going = true,
             "--no-reorder" => args.options.reorder = false,
             "--memory" => args.options.memory = true,
+            "--redis" => args.options.redis = true,
+            "--stress" => args.options.stress = true,
             "--max-faults" => args.options.max_faults = number(it.next(), "--max-faults")?,
             "--max-workflows" => {
                 args.options.max_workflows = number(it.next(), "--max-workflows")?;
@@ -58,7 +68,7 @@ fn parse() -> Result<Args, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other}; usage: wf-sim --seeds N [--from S] [--keep-going] | --seed S [--trace]; \
-                     both take [--max-faults N] [--max-workflows N] [--no-reorder] [--memory]"
+                     both take [--max-faults N] [--max-workflows N] [--no-reorder] [--memory | --redis | --stress]"
                 ));
             }
         }
@@ -94,7 +104,9 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     let started = Instant::now();
     let mut total = SimCounts::default();
+    let (mut net, mut deaths, mut unfired) = (ProxyCounts::default(), 0u64, 0u64);
     let (mut passed, mut failed, mut executions) = (0u64, Vec::new(), 0u64);
+    let mut purged = 0u64;
     for seed in args.from..args.from.saturating_add(args.count) {
         match run_seed(seed, args.options) {
             Ok(report) => {
@@ -104,7 +116,18 @@ fn main() -> ExitCode {
                     }
                 }
                 add(&mut total, &report.counts);
+                if let Some(r) = &report.redis {
+                    net.requests += r.proxy.requests;
+                    net.cuts += r.proxy.cuts;
+                    net.lost_replies += r.proxy.lost_replies;
+                    net.outages += r.proxy.outages;
+                    net.refused += r.proxy.refused;
+                    net.restarts += r.proxy.restarts;
+                    deaths += r.deaths;
+                    unfired += r.unfired;
+                }
                 executions += report.executions;
+                purged += report.purged;
                 passed += 1;
             }
             Err(failure) => {
@@ -121,11 +144,44 @@ fn main() -> ExitCode {
             }
         }
     }
+    if args.options.redis || args.options.stress {
+        wf_sim::redis_sim::stop();
+    }
+    if args.options.redis || args.options.stress {
+        println!(
+            "sim {}: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: \
+             {} cut connections, {} lost replies, {} outages ({} connections refused, among them \
+             {} process deaths), {} server restarts; {} planned faults not reached; {} requests \
+             through the proxy, {executions} body executions, {purged} invocations purged",
+            if args.options.stress {
+                "--stress"
+            } else {
+                "--redis"
+            },
+            failed.len(),
+            failed,
+            args.from,
+            started.elapsed(),
+            net.cuts,
+            net.lost_replies,
+            net.outages,
+            net.refused,
+            deaths,
+            net.restarts,
+            unfired,
+            net.requests,
+        );
+        return if failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     println!(
         "sim: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: {} process \
          deaths, {} fsync EIO, {} fsync ENOSPC, {} write ENOSPC; crashes: {} process, {} power loss, {} torn, {} reordered ({} holes); {} \
          unsynced bytes and {} directory operations lost; {} fs operations, {} fsyncs, {} renames \
-         (compactions), {} body executions",
+         (compactions), {} body executions, {purged} invocations purged",
         failed.len(),
         failed,
         args.from,

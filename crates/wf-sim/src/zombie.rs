@@ -60,7 +60,8 @@ pub fn commit_late(app: &App, zombie: &Zombie, now: Timestamp) -> Option<String>
              (attempt {}) had expired",
             zombie.lease.invocation, zombie.lease.attempt
         )),
-        Err(StoreError::LeaseLost { .. }) => None,
+        // Refused: the lease is lost, or the invocation finished and was purged since.
+        Err(StoreError::LeaseLost { .. } | StoreError::InvocationNotFound(_)) => None,
         Err(e) => Some(format!(
             "a stale commit failed with {e} instead of a lost lease"
         )),

@@ -286,9 +286,14 @@ impl Parking {
                 Ok(true)
             }
             Ok(None) => Ok(false),
-            Err(e) => {
+            Err(e) if crate::inline::nothing_written(&e) => {
                 tracing::debug!(error = %e, child = %run.id(), "cannot checkpoint; suspending on the children");
                 Ok(false)
+            }
+            // It may have been applied: commit no progress (see `crate::inline`).
+            Err(e) => {
+                tracing::warn!(error = %e, child = %run.id(), "a checkpoint's outcome is unknown; committing no progress, the invocation runs again from what the store holds");
+                Err(wf.recorder().checkpoint_unknown(&e))
             }
         }
     }
