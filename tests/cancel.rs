@@ -155,6 +155,7 @@ fn a_cancelled_body_compensates() {
                 "order",
                 move |ctx: &TaskContext, (): ()| -> Result<String, TaskError> {
                     let wf = ctx.wf();
+                    assert!(!wf.is_cancelled(), "not told of a cancellation yet");
                     wf.execute_task(&reserve, ())?;
                     if !wf.is_replaying() {
                         i.open();

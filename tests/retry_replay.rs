@@ -74,3 +74,52 @@ fn a_retry_replays_the_recorded_time_and_data_reads() {
         );
     }
 }
+
+/// What one attempt saw of its place in the journal: (attempt, [(is_replaying, position)]) at
+/// its start, after `utc_now` and after `get_data`.
+type Places = Arc<Mutex<Vec<(u32, Vec<(bool, u32)>)>>>;
+
+/// A body knows where it is: the first attempt runs live from position 0; its retry starts
+/// replaying at position 0 and counts the recorded steps as it replays them.
+#[test]
+fn a_retry_knows_it_replays_and_where() {
+    for t in apps(|b| b) {
+        let places: Places = Arc::default();
+        let p = places.clone();
+        let options = TaskOptions::new("places")
+            .max_retries(1)
+            .retry_backoff(Duration::from_secs(5));
+        let task = t
+            .app
+            .task_with(
+                options,
+                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                    let wf = ctx.wf();
+                    let mut seen = vec![(wf.is_replaying(), wf.position())];
+                    wf.utc_now();
+                    seen.push((wf.is_replaying(), wf.position()));
+                    let _: Option<u32> = wf.get_data("k")?;
+                    seen.push((wf.is_replaying(), wf.position()));
+                    p.lock().unwrap().push((ctx.attempt(), seen));
+                    if ctx.attempt() == 1 {
+                        return Err(TaskError::new("the first attempt fails"));
+                    }
+                    Ok(ctx.attempt())
+                },
+            )
+            .unwrap();
+        let inv = task.call(&t.app, ()).unwrap();
+        t.app.run_until_idle().unwrap();
+        assert_eq!(inv.result_timeout(PATIENCE).unwrap(), 2, "{}", t.backend);
+        let places = places.lock().unwrap().clone();
+        assert_eq!(
+            places,
+            vec![
+                (1, vec![(false, 0), (false, 1), (false, 2)]),
+                (2, vec![(true, 0), (true, 1), (false, 2)]),
+            ],
+            "{}: (attempt, [(is_replaying, position)] at start, after utc_now, after get_data)",
+            t.backend
+        );
+    }
+}

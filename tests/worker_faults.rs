@@ -1,6 +1,7 @@
 //! Workers under faults that do not come from a crash: user code that panics outside the body,
 //! a graceful stop while a body outlives its lease, a commit racing the next attempt's claim,
-//! and a store that refuses a commit or a read for good.
+//! a store that refuses a commit or a read for good (an oversized commit as a codec failure),
+//! and a commit lost to an unreachable store.
 //!
 //! Bodies that "work longer than the lease" do so with `thread::sleep`: that is the workload
 //! under test (a slow step), never a way to wait for another thread. Every wait between threads
@@ -206,6 +207,100 @@ fn a_refused_commit_fails_the_invocation_once() {
             runs.load(Ordering::SeqCst),
             1,
             "{}: the body ran once",
+            t.backend
+        );
+    }
+}
+
+/// Refuses every commit that carries a success as too large, as a store does for a result over
+/// its size limit.
+struct TooLargeSuccess;
+
+impl Hooks for TooLargeSuccess {
+    fn before_commit(&self, _: &Lease, commit: &Commit) -> Option<StoreError> {
+        matches!(commit.outcome, Outcome::Success(_)).then(|| StoreError::TooLarge {
+            what: "a commit".into(),
+            size: 2 << 20,
+            limit: 1 << 20,
+        })
+    }
+}
+
+/// A commit refused as too large fails the invocation as a codec failure (what it carries is
+/// the problem, not the store), once.
+#[test]
+fn a_commit_too_large_fails_the_invocation_as_a_codec_failure() {
+    for (t, _store, app) in hooked_apps(|| TooLargeSuccess, |b| b.lease_duration(LEASE)) {
+        let runs = Arc::new(AtomicU32::new(0));
+        let r = runs.clone();
+        let task = app
+            .task(
+                "huge",
+                move |_: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    Ok(1)
+                },
+            )
+            .unwrap();
+        let worker = app.worker().threads(1).start().unwrap();
+        let result = task.call(&app, ()).unwrap().result_timeout(PATIENCE);
+        worker.stop();
+        match result {
+            Err(WfError::Failed { failure, .. }) => {
+                assert_eq!(failure.kind, FailureKind::Codec, "{}", t.backend);
+                assert!(
+                    failure
+                        .message
+                        .contains("running it again would build the same commit"),
+                    "{}: {}",
+                    t.backend,
+                    failure.message
+                );
+            }
+            other => panic!("{}: expected a failure, got {other:?}", t.backend),
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{}", t.backend);
+    }
+}
+
+/// Fails the first commit as a broken connection does: the store did not refuse it, and it
+/// may not even have seen it.
+#[derive(Default)]
+struct FirstCommitUnavailable {
+    failed: AtomicBool,
+}
+
+impl Hooks for FirstCommitUnavailable {
+    fn before_commit(&self, _: &Lease, _: &Commit) -> Option<StoreError> {
+        (!self.failed.swap(true, Ordering::SeqCst))
+            .then(|| StoreError::Unavailable("connection reset (injected)".into()))
+    }
+}
+
+/// A commit that fails for a passing reason (the store is unreachable) is not a refusal: the
+/// invocation is not failed; its lease runs out and the next attempt commits.
+#[test]
+fn a_commit_lost_to_an_unreachable_store_runs_again_instead_of_failing() {
+    for (t, _store, app) in
+        hooked_apps(FirstCommitUnavailable::default, |b| b.lease_duration(LEASE))
+    {
+        let runs = Arc::new(AtomicU32::new(0));
+        let r = runs.clone();
+        let task = app
+            .task(
+                "unlucky",
+                move |_: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                    Ok(r.fetch_add(1, Ordering::SeqCst) + 1)
+                },
+            )
+            .unwrap();
+        let worker = app.worker().threads(1).start().unwrap();
+        let result = task.call(&app, ()).unwrap().result_timeout(PATIENCE);
+        worker.stop();
+        assert_eq!(
+            result.unwrap(),
+            2,
+            "{}: the second run's commit is the one kept",
             t.backend
         );
     }

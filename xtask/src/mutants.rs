@@ -1,4 +1,4 @@
-//! `cargo xtask mutants [core|store|runtime|all] [-- ARGS]`: mutation testing, with
+//! `cargo xtask mutants [core|store-commit|store|runtime|all] [-- ARGS]`: mutation testing, with
 //! cargo-mutants, of the code where a silent bug costs users double side effects: the replay
 //! core (cursor, journal, access, status, deterministic draws), the store's shared state machine
 //! (`Tables`: claim, commit, fencing, recovery) and the runtime's execution and commit path.
@@ -12,13 +12,35 @@ use std::process::Command;
 
 use crate::{Failed, Step, run_steps, target_dir, usage_error};
 
-/// One mutated area: the package, its files, and the package whose tests judge the mutants.
+/// One mutated area: the package, its files, and the tests that judge the mutants.
 struct Scope {
     name: &'static str,
     package: &'static str,
     files: &'static [&'static str],
-    tests: &'static str,
+    /// The packages whose tests judge the mutants.
+    tests: &'static [&'static str],
+    /// Build with every feature (Redis included) rather than the default ones.
+    all_features: bool,
+    /// The test targets that judge each mutant: they guard the scope and finish in seconds. Given
+    /// to cargo-mutants as `--cargo-arg`, so that each mutant builds only these (a mutant costs a
+    /// rebuild of them plus their run).
+    test_args: &'static [&'static str],
+    /// Seconds after which a mutant's tests count as hung (a mutant that loops forever).
+    timeout: &'static str,
+    /// Skip cargo-mutants' unmutated baseline: it builds only the mutated package's targets,
+    /// so it cannot build test targets of another package (`runtime`'s judges are the
+    /// facade's). Run the judges once by hand before (`cargo test --test ...`): with no
+    /// baseline, a test that fails anyway would count every mutant as caught.
+    skip_baseline: bool,
 }
+
+/// The store's judges: its unit tests and the conformance suite on the two backends that run
+/// `Tables` itself (Redis runs its own scripts, so its suites judge nothing here).
+const STORE_TESTS: &[&str] = &[
+    "--lib",
+    "--test=memory_conformance",
+    "--test=file_conformance",
+];
 
 const SCOPES: &[Scope] = &[
     Scope {
@@ -31,13 +53,36 @@ const SCOPES: &[Scope] = &[
             "crates/wf-core/src/status.rs",
             "crates/wf-core/src/deterministic.rs",
         ],
-        tests: "wf-core",
+        tests: &["wf-core"],
+        all_features: true,
+        test_args: &[],
+        timeout: "120",
+        skip_baseline: false,
+    },
+    // The part of `store` where a silent bug runs work twice or loses a commit: commit, claim,
+    // fencing, renewal and recovery. Run it first when time is short.
+    Scope {
+        name: "store-commit",
+        package: "wf-store",
+        files: &[
+            "crates/wf-store/src/tables/commit.rs",
+            "crates/wf-store/src/tables/lease.rs",
+        ],
+        tests: &["wf-store"],
+        all_features: true,
+        test_args: STORE_TESTS,
+        timeout: "90",
+        skip_baseline: false,
     },
     Scope {
         name: "store",
         package: "wf-store",
         files: &["crates/wf-store/src/tables/*.rs"],
-        tests: "wf-store",
+        tests: &["wf-store"],
+        all_features: true,
+        test_args: STORE_TESTS,
+        timeout: "90",
+        skip_baseline: false,
     },
     Scope {
         name: "runtime",
@@ -45,9 +90,37 @@ const SCOPES: &[Scope] = &[
         files: &[
             "crates/wf-runtime/src/execution.rs",
             "crates/wf-runtime/src/recorder.rs",
+            "crates/wf-runtime/src/inline.rs",
         ],
-        // The end-to-end tests of the facade judge the runtime.
-        tests: "wf",
+        // The recorder's own properties, then the end-to-end tests of the facade that drive
+        // execution and recording, on the memory and file stores (default features: Redis
+        // would add minutes per mutant and judge the same runtime code).
+        tests: &["wf"],
+        all_features: false,
+        test_args: &[
+            // wf-runtime's own unit and property tests (the recorder's), beside the facade's.
+            "--package=wf-runtime",
+            "--lib",
+            "--test=runtime",
+            "--test=workflow",
+            "--test=retry_replay",
+            "--test=hostile_replay",
+            "--test=stop_short",
+            "--test=nondeterminism_matrix",
+            "--test=inline",
+            "--test=events",
+            "--test=timers",
+            "--test=cancel",
+            "--test=data_writes",
+            "--test=swallowed_suspension",
+            "--test=store_failure",
+            "--test=worker_faults",
+            "--test=versioning",
+        ],
+        // The judges take ~21 s; a mutant that hangs (a cancellation that never arrives)
+        // should cost little more.
+        timeout: "90",
+        skip_baseline: true,
     },
 ];
 
@@ -57,15 +130,18 @@ pub(crate) fn mutants(root: &Path, rest: &[String]) -> Result<(), Failed> {
         None => (rest, &[][..]),
     };
     let scopes: Vec<&Scope> = match wanted {
-        [] => SCOPES.iter().collect(),
-        [one] if one == "all" => SCOPES.iter().collect(),
+        // `store-commit` is part of `store`: `all` runs each file once.
+        [one] if one == "all" => SCOPES.iter().filter(|s| s.name != "store-commit").collect(),
         [one] => match SCOPES.iter().find(|s| s.name == one) {
             Some(s) => vec![s],
-            None => return usage_error("mutants takes core, store, runtime or all"),
+            None => {
+                return usage_error("mutants takes core, store-commit, store, runtime or all");
+            }
         },
+        [] => SCOPES.iter().filter(|s| s.name != "store-commit").collect(),
         _ => {
             return usage_error(
-                "mutants takes one scope (core, store, runtime or all), then `-- ARGS`",
+                "mutants takes one scope (core, store-commit, store, runtime or all), then `-- ARGS`",
             );
         }
     };
@@ -88,15 +164,29 @@ pub(crate) fn mutants(root: &Path, rest: &[String]) -> Result<(), Failed> {
                 "--package".to_owned(),
                 scope.package.to_owned(),
                 "--test-package".to_owned(),
-                scope.tests.to_owned(),
-                "--all-features".to_owned(),
+                scope.tests.join(","),
                 "--no-shuffle".to_owned(),
+                "--jobs".to_owned(),
+                "1".to_owned(),
+                "--timeout".to_owned(),
+                scope.timeout.to_owned(),
                 "--output".to_owned(),
                 out.to_string_lossy().into_owned(),
             ];
+            if scope.skip_baseline {
+                args.push("--baseline=skip".to_owned());
+            }
+            if scope.all_features {
+                args.push("--all-features".to_owned());
+            }
             for file in scope.files {
                 args.push("--file".to_owned());
                 args.push((*file).to_owned());
+            }
+            // To both `cargo test --no-run` and `cargo test` (arguments after `--` would reach
+            // only the second, and every other test target would be rebuilt for each mutant).
+            for arg in scope.test_args {
+                args.push(format!("--cargo-arg={arg}"));
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             Step::new(

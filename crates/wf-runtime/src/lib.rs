@@ -66,6 +66,8 @@ mod inline;
 mod invocation;
 mod manage;
 mod recorder;
+#[cfg(test)]
+mod recorder_progress_tests;
 mod registry;
 mod retry;
 mod runner;

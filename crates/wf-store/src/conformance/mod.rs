@@ -166,6 +166,7 @@ macro_rules! conformance_tests {
             waiting_on_finished_children_is_pending_at_once,
             waiting_on_non_child_is_invalid,
             parent_wakes_once_under_concurrent_children,
+            a_child_not_awaited_does_not_wake_its_parent,
         );
         $crate::conformance_tests!(@topic recovery:
             recover_expired_exactly_once,

@@ -5,7 +5,7 @@ use std::thread;
 
 use wf_core::{InvocationId, Status};
 
-use crate::model::{Commit, InvocationRecord, NewInvocation, Outcome};
+use crate::model::{Commit, InvocationRecord, NewInvocation, Outcome, Suspension};
 
 use super::Subject;
 use super::fixtures::*;
@@ -138,6 +138,45 @@ pub fn waiting_on_finished_children_is_pending_at_once(s: Subject) {
     let k = claim_expect(store, "w", at(7), c2.id);
     succeed(store, &k.lease, b"two", at(8));
     assert_eq!(status(store, p.id), Status::Pending);
+}
+
+/// A child its parent does not wait on leaves the parent alone when it finishes: a parent
+/// asleep on a timer, with a child it started and did not await, sleeps on until its timer
+/// (a child's end wakes only a parent waiting on that child).
+pub fn a_child_not_awaited_does_not_wake_its_parent(s: Subject) {
+    let store = &*s.store;
+    let p = root(1, "parent", b"");
+    let kid = child(2, &p, "kid", b"");
+    submit(store, &p, T0);
+    let pc = claim_expect(store, "w", T0, p.id);
+    commit(
+        store,
+        &pc.lease,
+        Commit {
+            children: vec![kid.clone()],
+            ..suspended(Suspension {
+                wake_at: Some(at(60)),
+                ..Suspension::default()
+            })
+        },
+        at(1),
+    );
+    let k = claim_expect(store, "w", at(2), kid.id);
+    succeed(store, &k.lease, b"done", at(3));
+    let rec = record(store, p.id);
+    assert_eq!(
+        rec.state.status,
+        Status::Waiting,
+        "a child the parent did not wait on finished: the parent still sleeps"
+    );
+    assert_eq!(
+        rec.state.not_before,
+        Some(at(60)),
+        "the parent keeps its wake time"
+    );
+    assert_nothing_claimable(store, at(59), "the parent sleeps until its timer");
+    let again = claim_expect(store, "w", at(60), p.id);
+    assert_eq!(again.lease.attempt, 2);
 }
 
 /// Waiting on something that is not the committer's child is `InvalidCommit`, and writes

@@ -210,6 +210,8 @@ mod admin;
 mod apply;
 mod commit;
 mod lease;
+#[cfg(test)]
+mod lease_tests;
 mod members;
 mod reads;
 mod retention;
