@@ -430,6 +430,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "inspect it: cargo run -q -p wf-cli -- --store {spec} show {}",
             inv.id()
         ));
+        say(format_args!(
+            "or in a browser, as trees and timelines: cargo run -q -p wf-cli -- --store {spec} serve"
+        ));
     }
     Ok(())
 }

@@ -85,6 +85,12 @@ fn a_clean_run_to_a_file_is_plain_and_says_nothing_of_replays() {
         )),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(&format!(
+            "or in a browser, as trees and timelines: cargo run -q -p wf-cli -- {store} serve"
+        )),
+        "{stdout}"
+    );
     assert!(stderr.contains("started batch"), "{stderr}");
     for word in ["replay", "rerun", "resuming"] {
         assert!(

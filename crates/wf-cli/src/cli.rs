@@ -16,11 +16,12 @@ use crate::value::HEURISTIC;
 #[command(
     name = "wf",
     version,
-    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows, send events, export workflows",
+    about = "Inspect a wf store: workflows, invocation trees, journals, data and counts; retry failed invocations, purge old workflows, send events, export workflows; serve the web monitor",
     long_about = "Inspect a wf store: list workflows with status and age, show one workflow as a \
 tree of invocations, read an invocation's journal and a workflow's data, count invocations by \
 status, retry failed invocations, purge finished workflows, send events to waiting workflows, \
-cancel workflow trees, export workflows for replay checks and repair a damaged log.
+cancel workflow trees, export workflows for replay checks and repair a damaged log; `serve` \
+shows it all in a browser (the web monitor).
 
 Reading never takes the store's lock and never writes: it reads a snapshot of the store's log, \
 so it works while workers run (a record being written at that moment is not shown yet). Only \
@@ -250,6 +251,25 @@ Example:
   wf --store ./wf-data repair"
     )]
     Repair,
+
+    /// Serve the web monitor: workflows as trees and timelines in a browser.
+    #[command(
+        long_about = "Serve the web monitor: the workflows (counted by status, filtered, in \
+pages), each workflow as a tree and an SVG timeline that updates while it runs, each invocation \
+with its journal, data and error, and the actions retry, cancel and purge (with a dry run), each \
+behind a confirmation. It reads the store as the other commands do (a snapshot of a file store, \
+so workers may run) and acts through the owner of a file store when one runs.
+
+It listens on 127.0.0.1 only, unless --bind says otherwise. It has no authentication unless \
+--token is given: then every request needs the token, as the header `Authorization: Bearer \
+<token>` or, in a browser, once as `?token=<token>` in the address (the printed address has it), \
+which the browser keeps in a cookie. Binding to another address without a token prints a warning.
+
+Example:
+  wf --store ./wf-data/orders/store serve
+  WF_MONITOR_TOKEN=$(openssl rand -hex 16) wf --store redis://127.0.0.1:6379/ serve --bind 0.0.0.0:7070"
+    )]
+    Serve(ServeArgs),
 }
 
 /// Options of `wf send-event`.
@@ -267,6 +287,24 @@ pub(crate) struct SendEventArgs {
     /// An idempotency key: the same key sent again stores nothing new.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+}
+
+/// Options of `wf serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on (port 0: any free port, printed).
+    #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDR:PORT")]
+    pub bind: std::net::SocketAddr,
+
+    /// Require this token on every request. Prefer `WF_MONITOR_TOKEN`: a command line is
+    /// visible to other users of the machine (`ps`).
+    #[arg(
+        long,
+        env = "WF_MONITOR_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
 }
 
 /// Options of `wf cancel`.

@@ -80,6 +80,7 @@ pub(crate) fn run(cli: &Cli) -> Result<Printed, Failure> {
         Command::Cancel(args) => crate::steer::cancel(&out, &target, args),
         Command::Export(args) => crate::steer::export(&out, store, args),
         Command::Repair => crate::repair::repair(&out, &target),
+        Command::Serve(args) => crate::serve::serve(&target, args),
     }?;
     Ok(Printed {
         stdout,

@@ -11,8 +11,12 @@ mod cli;
 mod commands;
 mod fmt;
 mod repair;
+mod serve;
 mod steer;
-mod value;
+/// Stored values as text: the web monitor's heuristic, shared.
+mod value {
+    pub(crate) use wf_monitor::value::{HEURISTIC, clip, render};
+}
 
 use std::io::Write;
 use std::process::ExitCode;

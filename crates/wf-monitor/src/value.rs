@@ -1,5 +1,5 @@
 //! Rendering stored values, which are not self-describing: "decoded where possible, hex
-//! otherwise".
+//! otherwise". Shared by the monitor's pages and the `wf` inspector.
 //!
 //! Every value `wf` stores is `wf_core::codec::encode` output: a format-version byte, then
 //! bincode. The bytes do not say which type wrote them, so the inspector tries a few common types
@@ -10,7 +10,7 @@ use wf_core::codec::decode;
 use wf_core::uuid::Uuid;
 
 /// The decoding heuristic, as shown in `--help`.
-pub(crate) const HEURISTIC: &str = "\
+pub const HEURISTIC: &str = "\
 Stored values carry no type, so they are shown by a heuristic: the first of these that decodes \
 the bytes exactly wins:
   1. no payload                      ()
@@ -28,7 +28,7 @@ const HEX_PREVIEW: usize = 24;
 
 /// A stored value as the inspector shows it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Rendered {
+pub struct Rendered {
     kind: &'static str,
     text: String,
     json: Value,
@@ -38,8 +38,13 @@ pub(crate) struct Rendered {
 }
 
 impl Rendered {
+    /// What it decoded as: `unit`, `string`, `integer`, `uuid`, `float` or `bytes`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
     /// The value for a table, cut to about `max` characters (`None`: whole).
-    pub(crate) fn text(&self, max: Option<usize>) -> String {
+    pub fn text(&self, max: Option<usize>) -> String {
         match (&self.hex, max) {
             (Some(hex), None) => format!("hex:{hex} ({} bytes)", self.len),
             (Some(_), Some(_)) | (None, None) => self.text.clone(),
@@ -49,7 +54,7 @@ impl Rendered {
 
     /// The value for `--json`: `{"type", "value", "bytes"}`, plus `"signed"` for integers and
     /// `"hex"` (all bytes) for values that did not decode.
-    pub(crate) fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         let mut v = json!({ "type": self.kind, "value": self.json, "bytes": self.len });
         if let (Some(s), Some(map)) = (self.signed, v.as_object_mut()) {
             map.insert("signed".into(), json!(s));
@@ -62,7 +67,7 @@ impl Rendered {
 }
 
 /// Decodes `bytes` by the heuristic in [`HEURISTIC`].
-pub(crate) fn render(bytes: &[u8]) -> Rendered {
+pub fn render(bytes: &[u8]) -> Rendered {
     let len = bytes.len();
     let plain = |kind, text: String, json| Rendered {
         kind,
@@ -114,7 +119,7 @@ pub(crate) fn render(bytes: &[u8]) -> Rendered {
 }
 
 /// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -131,7 +136,7 @@ fn printable(s: &str) -> bool {
 }
 
 /// `s` cut to `max` characters with an ellipsis.
-pub(crate) fn clip(s: &str, max: usize) -> String {
+pub fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.to_owned(),
