@@ -267,9 +267,14 @@ fn draw_axis(out: &mut String, axis: &Axis, t0: u64, t1: u64, height: f64) {
     let mut last_x = f64::NEG_INFINITY;
     while t <= total {
         let abs = t0 + t;
-        let in_break = axis.breaks.iter().any(|(a, b)| abs > *a && abs < *b);
+        // No tick inside a cut: jump past it rather than step through it (a stretch of weeks
+        // cut out around a few milliseconds of work would be billions of steps of 1 ms).
+        if let Some(&(_, b)) = axis.breaks.iter().find(|(a, b)| abs > *a && abs < *b) {
+            t = (b - t0).div_ceil(step) * step;
+            continue;
+        }
         let x = LABEL_W + axis.x(abs);
-        if !in_break && x - last_x > 40.0 {
+        if x - last_x > 40.0 {
             tick(
                 out,
                 x,
