@@ -215,3 +215,18 @@ fn a_workflow_quiet_for_years_still_renders() {
         assert!(r.body.contains("class=\"quiet\""), "the stretch is cut");
     }
 }
+
+#[test]
+fn the_token_redirect_stays_on_the_monitor() {
+    let tmp = tempfile::tempdir().unwrap();
+    populate(tmp.path());
+    let addr = serve(MonitorConfig::new(StoreSource::File(tmp.path().to_owned())).token("tok"));
+    for path in ["//evil.example/?token=tok", "///evil.example?token=tok&a=b"] {
+        let r = get(addr, path);
+        let location = r.header("location").unwrap_or_default();
+        assert!(
+            location.starts_with('/') && !location.starts_with("//"),
+            "{path} redirected to {location:?}"
+        );
+    }
+}
