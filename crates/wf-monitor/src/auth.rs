@@ -175,9 +175,11 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
             .filter(|(k, _)| *k != "token")
             .map(|(k, v)| format!("{}={}", html::url_value(k), html::url_value(v)))
             .collect();
+        // One leading slash: `//evil.example` would leave the monitor.
+        let path = format!("/{}", req.uri().path().trim_start_matches('/'));
         let location = match rest.is_empty() {
-            true => req.uri().path().to_owned(),
-            false => format!("{}?{}", req.uri().path(), rest.join("&")),
+            true => path,
+            false => format!("{path}?{}", rest.join("&")),
         };
         let cookie = format!(
             "{}={}; Path=/; HttpOnly; SameSite=Strict",

@@ -88,8 +88,16 @@ fn actions_need_a_post_with_the_secret_and_a_form_body() {
     let secret = csrf(&get(addr, &path).body);
     // The confirmation's fields in a GET (a link, an <img>) only show the confirmation again.
     let q = format!("?csrf={secret}&confirm=yes&older_than=0");
-    assert!(!get(addr, &format!("{path}{q}")).body.contains("id=\"done\""));
-    assert!(!get(addr, &format!("/purge{q}")).body.contains("id=\"done\""));
+    assert!(
+        !get(addr, &format!("{path}{q}"))
+            .body
+            .contains("id=\"done\"")
+    );
+    assert!(
+        !get(addr, &format!("/purge{q}"))
+            .body
+            .contains("id=\"done\"")
+    );
     // A cross-site form can post text/plain without a preflight: refused.
     let plain = request(
         addr,
@@ -143,11 +151,20 @@ fn hostile_query_values_are_answered_without_a_panic() {
         ("/purge?older_than=99999999999999999999999d".to_owned(), 400),
         ("/purge?older_than=%C3%A9".to_owned(), 400),
         ("/workflows/%FF%FE".to_owned(), 400),
-        ("/workflows/{00000000-0000-7000-8000-000000000000}".to_owned(), 404),
+        (
+            "/workflows/{00000000-0000-7000-8000-000000000000}".to_owned(),
+            404,
+        ),
         ("/invocations/%00".to_owned(), 400),
     ] {
         let r = get(addr, &path);
-        assert_eq!(r.status, want, "{}: {}", &path[..path.len().min(60)], r.body);
+        assert_eq!(
+            r.status,
+            want,
+            "{}: {}",
+            &path[..path.len().min(60)],
+            r.body
+        );
     }
     let xss = get(addr, "/?q=%22%3E%3Cscript%3Ealert(1)%3C/script%3E");
     assert!(!xss.body.contains("<script>alert(1)"), "{}", xss.body);
