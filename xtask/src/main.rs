@@ -5,7 +5,7 @@
 //! | `ci` | fmt check, clippy (`-D warnings`), the test suite, the README check, rustdoc (`-D warnings`), stopping at the first failure |
 //! | `test [-- ARGS]` | `cargo test --workspace --all-features [ARGS]`: the one test command README and `.ci/run` use |
 //! | `readme` | compiles every Rust block of README.md as a new project depending on `wf` by path |
-//! | `sim [--seeds N] [--from S] [--seed S] [--trace] [--keep-going] [--memory \| --redis]` | deterministic simulation seeds (`crates/wf-sim`): crashes, power losses, torn and reordered flushes, fsync and write failures under generated workflows; a failing seed prints the command that replays it; `--redis`: a real redis-server behind a fault proxy |
+//! | `sim [--seeds N] [--from S] [--seed S] [--trace] [--keep-going] [--pipelined] [--memory \| --redis]` | deterministic simulation seeds (`crates/wf-sim`): crashes, power losses, torn and reordered flushes, fsync and write failures under generated workflows; a failing seed prints the command that replays it; `--redis`: a real redis-server behind a fault proxy; `--pipelined`: the file store with pipelined commits (opt-in) |
 //! | `mutants [core\|store-commit\|store\|runtime\|all] [-- ARGS]` | cargo-mutants over the replay core, the store's state machine and the runtime's commit path (see `mutants`) |
 //! | `bench [--backend B] [--quick] [-- ARGS]` | builds `crates/wf-bench` in release and runs it; the report goes to stdout and `target/bench/latest.{md,json}` |
 //! | `soak [--rounds N] [--seed S]` | the long crash loop (not in CI): `kill -9` rounds of a child process writing to a file store, checking every acknowledged commit after each reopen (`crates/wf-store/tests/file_crash.rs`, default 1000 rounds) |
