@@ -250,6 +250,36 @@ fn pick_crash(rng: &mut SimRng) -> CrashKind {
     }
 }
 
+/// The start of a round, the same on every backend: submits the workflows not submitted yet
+/// (keyed, so a repeat after a crash finds the first), sends the events that are due, and, when
+/// `stall_at` is given (the zombie's round), lets a worker claim something and stall past its
+/// lease. Returns the first error and the stalled claim.
+pub(crate) fn start_round(
+    app: &App,
+    tasks: &Tasks,
+    programs: &[Program],
+    ids: &mut [Option<InvocationId>],
+    sent: &mut [usize],
+    stall_at: Option<Timestamp>,
+) -> (Result<(), WfError>, Option<zombie::Zombie>) {
+    for (k, p) in programs.iter().enumerate() {
+        if ids[k].is_none() {
+            match tasks.flow.call_keyed(app, &format!("w{k}"), p.clone()) {
+                Ok(inv) => ids[k] = Some(inv.id()),
+                Err(e) => return (Err(e), None),
+            }
+        }
+    }
+    if let Err(e) = send_events(app, programs, ids, sent) {
+        return (Err(e), None);
+    }
+    match stall_at.map(|now| zombie::stall(app, now)) {
+        None => (Ok(()), None),
+        Some(Ok(z)) => (Ok(()), z),
+        Some(Err(e)) => (Err(WfError::Store(e)), None),
+    }
+}
+
 /// Sends each submitted workflow the `go` events it waits for that were not acknowledged yet
 /// (idempotent by key, so a send whose answer a crash lost is safe to repeat).
 pub(crate) fn send_events(
@@ -444,33 +474,14 @@ impl Run {
                 return self;
             }
             let (app, tasks) = &opened;
-            let mut result = Ok(());
-            for (k, p) in programs.iter().enumerate() {
-                if ids[k].is_none() {
-                    match tasks.flow.call_keyed(app, &format!("w{k}"), p.clone()) {
-                        Ok(inv) => ids[k] = Some(inv.id()),
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
-            }
-            if result.is_ok() {
-                result = send_events(app, programs, &ids, &mut sent);
-            }
-            let mut zombie = None;
-            if result.is_ok() && self.zombie_round == Some(rounds) {
-                match zombie::stall(app, self.now) {
-                    Ok(z) => zombie = z,
-                    Err(e) => result = Err(WfError::Store(e)),
-                }
-                if let Some(z) = &zombie {
-                    self.trace(format!(
-                        "a zombie worker claimed {} and stalls",
-                        z.invocation()
-                    ));
-                }
+            let stall_at = (self.zombie_round == Some(rounds)).then_some(self.now);
+            let (mut result, zombie) =
+                start_round(app, tasks, programs, &mut ids, &mut sent, stall_at);
+            if let Some(z) = &zombie {
+                self.trace(format!(
+                    "a zombie worker claimed {} and stalls",
+                    z.invocation()
+                ));
             }
             if result.is_ok() {
                 result = app.run_until_idle().map(|n| {

@@ -34,7 +34,7 @@ use wf_store::redis::testing::{RedisServer, ServerOptions, redis_server_binary, 
 use wf_store::{RedisStore, StoreError};
 
 use crate::corpus::{self, Program, Tasks, Watch};
-use crate::driver::{MAX_ROUNDS, ROUND, START, send_events};
+use crate::driver::{MAX_ROUNDS, ROUND, START, start_round};
 use crate::driver::{SeedFailure, SeedReport, SimOptions};
 use crate::ledger::{Acks, Ledger, SharedAcks, acks};
 use crate::proxy::{Proxy, ProxyCounts, ProxyFault};
@@ -329,28 +329,9 @@ impl RedisRun {
             }
             let start = proxy.counts();
             let (app, tasks) = &opened;
-            let mut result = Ok(());
-            for (k, p) in programs.iter().enumerate() {
-                if ids[k].is_none() {
-                    match tasks.flow.call_keyed(app, &format!("w{k}"), p.clone()) {
-                        Ok(inv) => ids[k] = Some(inv.id()),
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
-            }
-            if result.is_ok() {
-                result = send_events(app, programs, &ids, &mut sent);
-            }
-            let mut stalled = None;
-            if result.is_ok() && self.zombie_round == Some(rounds) {
-                match zombie::stall(app, self.now) {
-                    Ok(z) => stalled = z,
-                    Err(e) => result = Err(WfError::Store(e)),
-                }
-            }
+            let stall_at = (self.zombie_round == Some(rounds)).then_some(self.now);
+            let (mut result, stalled) =
+                start_round(app, tasks, programs, &mut ids, &mut sent, stall_at);
             if result.is_ok() {
                 result = app
                     .run_until_idle()
