@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use wf_core::{ChildOutcome, Failure as StoredFailure, InvocationId, Op, Status, Timestamp};
+use wf_monitor::journal::{CallWords, Described, Style, describe};
 use wf_runtime::{Admin, Inspector, TreeNode, WfError, WorkflowQuery, WorkflowSummary};
 use wf_store::{FileStore, InvocationRecord, RedisStore, StoreAdmin, StoreError, StoreRead};
 
@@ -533,48 +534,42 @@ fn journal(out: &Out, store: &dyn StoreRead, id: InvocationId) -> Result<String,
     text.push('\n');
     let mut t = Table::new(&[">SEQ", "OPERATION", "VALUE"]);
     for e in &entries {
-        let (op, value) = op_text(&e.op);
-        t.row(vec![e.seq.to_string(), op, value]);
+        let Described {
+            operation,
+            recorded,
+        } = describe(&e.op, &JournalText);
+        t.row(vec![e.seq.to_string(), operation, recorded]);
     }
     text.push_str(&t.render());
     Ok(text)
 }
 
-fn op_text(op: &Op) -> (String, String) {
-    match op {
-        Op::Random(bits) => ("random()".into(), format!("{:?}", f64::from_bits(*bits))),
-        Op::Uuid(u) => ("uuid()".into(), u.to_string()),
-        Op::Time(ns) => ("utc_now()".into(), rfc3339_nanos(*ns)),
-        Op::ChildStart { task, call, child } => (
-            "child start".into(),
-            format!("task {task} as {child} (call {call})"),
-        ),
-        Op::DataGet { key, value } => (
-            format!("get_data({key:?})"),
-            value
-                .as_deref()
-                .map_or_else(|| "none".into(), |v| render(v).text(Some(VALUE_WIDTH))),
-        ),
-        Op::ChildResult { child, outcome } => (
-            "child result".into(),
-            match outcome {
-                ChildOutcome::Success(v) => {
-                    format!("{child} success: {}", render(v).text(Some(VALUE_WIDTH)))
-                }
-                ChildOutcome::Failed(f) => format!("{child} failed: {}", clip(&f.to_string(), 200)),
-            },
-        ),
-        Op::Timer { at } => ("timer".into(), format!("fires at {}", utc(*at))),
-        Op::TimerFired => ("timer fired".into(), String::new()),
-        Op::Event { name, seq, payload } => (
-            format!("event {name:?}"),
-            format!(
-                "#{seq}: {}",
-                clip(&String::from_utf8_lossy(payload), VALUE_WIDTH)
-            ),
-        ),
-        Op::Patch { id } => ("patch marker".into(), id.clone()),
-        Op::Cancelled { reason } => ("told: cancelled".into(), clip(reason, 200)),
+/// The journal table's pieces as plain text: ids whole, times in RFC 3339.
+struct JournalText;
+
+impl Style for JournalText {
+    const VALUE_WIDTH: usize = VALUE_WIDTH;
+    const MESSAGE_WIDTH: usize = 200;
+    const CALLS: CallWords = CallWords {
+        started: "child start",
+        result: "child result",
+        succeeded: "success",
+    };
+
+    fn text(&self, s: &str) -> String {
+        s.to_owned()
+    }
+
+    fn invocation(&self, id: InvocationId) -> String {
+        id.to_string()
+    }
+
+    fn time(&self, at: Timestamp) -> String {
+        utc(at)
+    }
+
+    fn clock(&self, nanos: i128) -> String {
+        rfc3339_nanos(nanos)
     }
 }
 
