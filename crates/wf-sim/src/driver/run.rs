@@ -4,12 +4,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use wf_core::{InvocationId, Status, Timestamp};
-use wf_runtime::testing::{freeze_clock, replay_check};
+use wf_runtime::testing::freeze_clock;
 use wf_runtime::{App, WfError};
-use wf_store::{FileOptions, FileStore, MemoryStore, StoreError};
+use wf_store::{FileOptions, FileStore, MemoryStore};
 
 use crate::corpus::{self, Program, Tasks, Watch};
 use crate::driver::{MAX_ROUNDS, PlannedFault, ROUND, START, SeedFailure, SimOptions, start_round};
@@ -306,44 +305,16 @@ impl Run {
 
     /// Every journal replays without divergence.
     fn check_replay(&mut self, app: &App) {
-        self.watch.checking.store(true, Ordering::SeqCst);
-        let report = replay_check(app, app.store());
-        self.watch.checking.store(false, Ordering::SeqCst);
-        match report {
-            Ok(r) if r.is_ok() => self.trace(format!("replay check: {} replayed", r.checked.len())),
-            Ok(r) => self.violation(format!("{r}")),
-            Err(e) => self.violation(format!("replay check failed: {e}")),
+        match check::replays(app, &self.watch) {
+            Ok(n) => self.trace(format!("replay check: {n} replayed")),
+            Err(v) => self.violation(v),
         }
     }
 
     /// Everything is final; collects the workflows' results.
     fn check_final(&mut self, app: &App, ids: &[Option<InvocationId>]) {
-        let store = app.store();
-        let mut all: Vec<InvocationId> = acks(&self.acks).submitted.keys().copied().collect();
-        all.extend(
-            ids.iter()
-                .flatten()
-                .filter(|id| !self.purges.results.contains_key(id)),
-        );
-        for id in all {
-            match store.invocation(id) {
-                Ok(r) if r.state.status.is_final() => {}
-                Ok(r) => self.violation(format!("{id} is stuck: {:?}", r.state.status)),
-                Err(StoreError::InvocationNotFound(_)) => {
-                    self.violation(format!("{id} is missing"));
-                }
-                Err(e) => self.violation(format!("{id} unreadable: {e}")),
-            }
-        }
-        for id in ids {
-            let Some(id) = id else {
-                self.violation("a workflow was never submitted".to_owned());
-                continue;
-            };
-            match self.purges.result(app, *id) {
-                Ok(r) => self.results.push(r),
-                Err(e) => self.violation(format!("workflow {id} unreadable: {e}")),
-            }
-        }
+        let ended = check::ended(app, &self.acks, &self.purges, ids);
+        ended.violations.into_iter().for_each(|v| self.violation(v));
+        self.results = ended.results;
     }
 }
