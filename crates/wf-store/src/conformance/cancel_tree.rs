@@ -312,7 +312,10 @@ pub fn a_purged_root_submitted_again_starts_afresh(s: Subject) {
         inbox.events
     );
     assert_eq!(
-        ok(store.send_event(p.id, go, at(201)), "send the keyed event again"),
+        ok(
+            store.send_event(p.id, go, at(201)),
+            "send the keyed event again"
+        ),
         EventSent::Stored { seq: 0 },
         "the purged run's event keys are gone"
     );
@@ -320,7 +323,10 @@ pub fn a_purged_root_submitted_again_starts_afresh(s: Subject) {
         ok(store.cancel_requests(&[p.id]), "cancel_requests").is_empty(),
         "the purged run's cancellation request is gone"
     );
-    let report = ok(store.cancel_tree(p.id, "again", at(202)), "cancel_tree again");
+    let report = ok(
+        store.cancel_tree(p.id, "again", at(202)),
+        "cancel_tree again",
+    );
     assert_eq!(
         (report.cancelled, report.stopping, report.already_stopping),
         (vec![p.id], vec![], vec![]),

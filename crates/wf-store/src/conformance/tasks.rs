@@ -220,9 +220,8 @@ pub fn idle_worker_ignores_other_tasks_work(s: Subject) {
 pub fn claim_takes_the_earliest_due_across_tasks(s: Subject) {
     let store = &*s.store;
     let both = tasks(&["a", "b"]);
-    let claim = |now| {
-        ok(store.claim(&worker("w"), &both, LEASE, now), "claim").map(|c| c.lease.invocation)
-    };
+    let claim =
+        |now| ok(store.claim(&worker("w"), &both, LEASE, now), "claim").map(|c| c.lease.invocation);
     let delayed = |n: u128, task: &str, due: u64| {
         let mut inv = root(n, task, &n.to_le_bytes());
         inv.not_before = Some(at_ms(due));

@@ -141,7 +141,10 @@ fn roll_back_restores_the_tables_exactly() {
     assert_undone(&mut t, at(6), |t, out| {
         t.submit(out, c3.clone(), at(6)).unwrap();
     });
-    assert_eq!(t.workflow_invocations(p.id), vec![p.id, c1.id, c2.id, c3.id]);
+    assert_eq!(
+        t.workflow_invocations(p.id),
+        vec![p.id, c1.id, c2.id, c3.id]
+    );
     assert_undone(&mut t, at(6), |t, out| {
         t.cancel_tree(out, p.id, "stop", at(6)).unwrap();
     });
@@ -346,6 +349,12 @@ fn roll_back_restores_events_and_their_consumption() {
         )
         .unwrap();
     });
-    let consumed: Vec<bool> = t.events(p.id).unwrap().events.iter().map(|e| e.consumed).collect();
+    let consumed: Vec<bool> = t
+        .events(p.id)
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.consumed)
+        .collect();
     assert_eq!(consumed, vec![true, true]);
 }

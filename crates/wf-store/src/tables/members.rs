@@ -209,6 +209,10 @@ mod tests {
         m.remove(ids[0]);
         assert_eq!(m.as_slice(), &ids[2..3]);
         m.remove(ids[3]);
-        assert_eq!(m.as_slice(), &ids[2..3], "a lone member stays when another is removed");
+        assert_eq!(
+            m.as_slice(),
+            &ids[2..3],
+            "a lone member stays when another is removed"
+        );
     }
 }

@@ -17,7 +17,10 @@ fn has_claimable_agrees_with_a_claim_at_the_boundaries() {
     let mut t = Tables::new();
     let mut out = Vec::new();
     t.submit(&mut out, root(1), at(0)).unwrap();
-    let expiry = claim(&mut t, &mut out, &set, at(0)).unwrap().lease.expires_at;
+    let expiry = claim(&mut t, &mut out, &set, at(0))
+        .unwrap()
+        .lease
+        .expires_at;
     t.submit(
         &mut out,
         NewInvocation {

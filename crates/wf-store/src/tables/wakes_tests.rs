@@ -49,8 +49,18 @@ fn changes_wake_workers_for_claimable_work_and_waiters_for_final_or_purged_invoc
         (Status::Pending, None, work, "a pending invocation"),
         (Status::Pending, Some(at(5)), work, "a delayed one"),
         (Status::Retry, Some(at(5)), work, "a retry"),
-        (Status::Waiting, Some(at(5)), work, "a waiting one with a timer"),
-        (Status::Waiting, None, nobody, "a waiting one without a timer"),
+        (
+            Status::Waiting,
+            Some(at(5)),
+            work,
+            "a waiting one with a timer",
+        ),
+        (
+            Status::Waiting,
+            None,
+            nobody,
+            "a waiting one without a timer",
+        ),
         (Status::Running, None, nobody, "a running one"),
         (Status::Success, None, finished, "a successful one"),
         (Status::Failed, None, finished, "a failed one"),
@@ -102,7 +112,11 @@ fn unlogged_tables_list_no_changes_and_count_whom_they_wake() {
             any_final: false
         }
     );
-    assert_eq!(unlogged.take_wakes(), Wakes::default(), "counting starts again");
+    assert_eq!(
+        unlogged.take_wakes(),
+        Wakes::default(),
+        "counting starts again"
+    );
     assert_eq!(
         unlogged.invocation(root(2).id).unwrap().state.status,
         Status::Pending,
