@@ -20,6 +20,10 @@
 //! take the unsynced bytes past that limit. So a crash or power loss can damage at most that many
 //! bytes at the end of the log, or one larger record, which is what recovery cuts as a torn tail.
 //!
+//! Every record carries the log's **watermark** at the time it was appended (how far the file
+//! was known durable, see `format`), and every completed sync publishes it to other processes
+//! (`watermark`).
+//!
 //! After a failed write or fsync the log's durable contents are unknown (and the in-memory state
 //! is ahead of it), so the log **fails closed**: every later operation gets an error that says
 //! to reopen the store, which recovers from what the file holds.
@@ -32,6 +36,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use super::format::{self, UNSYNCED_LIMIT};
 use super::fs::FsFile;
 use super::fsio::{Disk, io_err};
+use super::watermark::Publisher;
 use crate::error::StoreError;
 use crate::tables::Change;
 
@@ -85,6 +90,9 @@ struct LogFile {
     /// A second handle on the same file, to sync while others write; `None` where the file
     /// system has none, or while a sync uses it.
     syncer: Option<Box<dyn FsFile>>,
+    /// The file's size when it was opened (or replaced by a compaction): where `written` counts
+    /// from.
+    base: u64,
     /// Bytes written to this file since it was opened (or replaced by a compaction).
     written: u64,
     /// Of those, how many a sync is known to cover.
@@ -93,23 +101,38 @@ struct LogFile {
     /// the OS reports a writeback error to one fsync on it only: a sync through the second
     /// handle that ran meanwhile may return success over lost pages, so it checks this.
     sync_failed: bool,
+    /// Tells other processes how far the file is synced.
+    publisher: Publisher,
 }
 
 impl LogFile {
-    fn new(file: Box<dyn FsFile>) -> Self {
+    /// `file`, durable through its size `base`.
+    fn new(file: Box<dyn FsFile>, base: u64, publisher: Publisher) -> Self {
         // Without a second handle every sync goes through the only one: correct, only slower.
         let syncer = file.try_clone().ok().flatten();
         Self {
             file,
             syncer,
+            base,
             written: 0,
             synced: 0,
             sync_failed: false,
+            publisher,
         }
     }
 
     fn unsynced(&self) -> u64 {
         self.written - self.synced.min(self.written)
+    }
+
+    /// Notes that a sync covered the first `upto` bytes written, and publishes it (see
+    /// `watermark`); returns the log's offset known durable.
+    fn synced_through(&mut self, upto: u64) -> u64 {
+        self.synced = self.synced.max(upto);
+        let at = self.base + self.synced;
+        let everything = self.synced >= self.written;
+        self.publisher.publish(at, everything);
+        at
     }
 }
 
@@ -123,6 +146,8 @@ pub(crate) struct Log {
     file: Mutex<LogFile>,
     /// Mirrors `Queue::durable` for a lock-free fast path.
     durable: AtomicU64,
+    /// The log's offset known durable: every record appended carries it (see `format`).
+    synced_to: AtomicU64,
     /// The last record that readers must not observe before it is durable (everything but
     /// claims and renewals; see the module docs of `file`).
     wanted: AtomicU64,
@@ -138,9 +163,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Log {
-    /// Wraps a locked log file opened for appending at its clean end.
-    pub(crate) fn new(disk: &Disk, file: Box<dyn FsFile>, size: u64) -> Self {
-        Self {
+    /// Wraps a locked log file opened for appending at its clean end, all of it durable (as
+    /// `recovery` leaves it), and publishes that (see `watermark`).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the watermark file cannot be written.
+    pub(crate) fn new(disk: &Disk, file: Box<dyn FsFile>, size: u64) -> Result<Self, StoreError> {
+        let publisher = Publisher::start(disk, file.id().ok().flatten(), size)?;
+        Ok(Self {
             disk: disk.clone(),
             path: disk.log.clone(),
             sync: disk.sync,
@@ -155,12 +185,13 @@ impl Log {
                 size,
             }),
             flushed: Condvar::new(),
-            file: Mutex::new(LogFile::new(file)),
+            file: Mutex::new(LogFile::new(file, size, publisher)),
             durable: AtomicU64::new(0),
+            synced_to: AtomicU64::new(size),
             wanted: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             counters: Counters::default(),
-        }
+        })
     }
 
     fn failure_error(&self, f: &Failure) -> StoreError {
@@ -226,7 +257,8 @@ impl Log {
         }
         let before = q.batch.len();
         let at = q.size;
-        format::push_record(&mut q.batch, at, &payload);
+        let synced = self.synced_to.load(Ordering::Acquire);
+        format::push_changes(&mut q.batch, at, synced, &payload);
         q.size += (q.batch.len() - before) as u64;
         q.appended += 1;
         let seq = q.appended;
@@ -355,14 +387,28 @@ impl Log {
                     f.sync_failed = true;
                     return Err(e);
                 }
-                f.synced = f.written;
-                self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                let upto = f.written;
+                self.synced(&mut f, upto);
             }
             f.file.write_all(run)?;
             f.written += run.len() as u64;
             at += run.len();
         }
+        if !self.sync {
+            // Nothing is ever synced: what is written is as durable as it gets (a killed
+            // process loses none of it), and that is what readers are told.
+            let upto = f.written;
+            f.synced_through(upto);
+        }
         Ok(())
+    }
+
+    /// Notes a completed sync of the first `upto` bytes written to `f` (see
+    /// [`LogFile::synced_through`]): later records carry it.
+    fn synced(&self, f: &mut LogFile, upto: u64) {
+        let at = f.synced_through(upto);
+        self.synced_to.fetch_max(at, Ordering::AcqRel);
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Syncs everything written so far: through the second handle without holding the file's
@@ -377,8 +423,8 @@ impl Log {
                         f.sync_failed = true;
                         return Err(e);
                     }
-                    f.synced = f.written;
-                    self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                    let upto = f.written;
+                    self.synced(&mut f, upto);
                     return Ok(());
                 }
             }
@@ -399,8 +445,7 @@ impl Log {
                 "an fsync of the log through another handle failed; what this sync covers may be lost",
             ));
         }
-        f.synced = f.synced.max(upto);
-        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.synced(&mut f, upto);
         Ok(())
     }
 
@@ -432,7 +477,7 @@ impl Log {
             write_snapshot(out, snapshot, format::HEADER_LEN as u64, tmp)
         });
         let outcome = match written {
-            Ok((file, size)) => match self.switch_to(file) {
+            Ok((file, size)) => match self.switch_to(file, size) {
                 Ok(()) => Compacted::Done(size),
                 Err(e) => Compacted::Broken(e),
             },
@@ -489,7 +534,7 @@ impl Log {
     /// Makes the complete, durable compacted file the log: locks it (so the store's lock moves
     /// with the log, see `lock`), renames it over the log, writes to it from now on and makes
     /// the rename durable.
-    fn switch_to(&self, mut file: Box<dyn FsFile>) -> Result<(), StoreError> {
+    fn switch_to(&self, mut file: Box<dyn FsFile>, size: u64) -> Result<(), StoreError> {
         let tmp = &self.disk.tmp;
         if !file.try_lock().map_err(io_err(tmp))? {
             return Err(io_err(tmp)(io::Error::other(
@@ -503,7 +548,17 @@ impl Log {
         {
             let mut f = lock(&self.file);
             let _ = f.file.unlock();
-            *f = LogFile::new(file);
+            // Synced whole before the rename: durable through its end, which readers learn
+            // before anything is written to it (the compaction holds off writers).
+            let id = file.id().ok().flatten();
+            f.syncer = file.try_clone().ok().flatten();
+            f.file = file;
+            f.base = size;
+            f.written = 0;
+            f.synced = 0;
+            f.sync_failed = false;
+            f.publisher.restart(id, size);
+            self.synced_to.store(size, Ordering::Release);
         }
         self.disk.sync_dir()
     }
@@ -555,7 +610,7 @@ fn write_snapshot(
         match wf_core::codec::encode(group) {
             Ok(payload) => {
                 frame.clear();
-                format::push_record(&mut frame, at, &payload);
+                format::push_changes(&mut frame, at, format::DURABLE_WITH_FILE, &payload);
                 out.write_all(&frame).map_err(io_err(path))?;
                 at += frame.len() as u64;
             }

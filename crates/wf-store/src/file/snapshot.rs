@@ -6,6 +6,11 @@
 //! [`FileSnapshot`], which implements only [`StoreRead`]. A record that the owner is still appending (cut short, or not yet complete)
 //! is simply where the snapshot ends: it was never acknowledged, so the snapshot still shows
 //! every change the owner acknowledged before the read began.
+//!
+//! It shows nothing a power loss could take back: the owner writes records before they are
+//! synced (claims, pipelined commits, a batch whose fsync is running), so the snapshot replays
+//! only the part of the log the owner has published as synced (see `watermark`). Everything the
+//! owner acknowledged as durable is in that part.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,8 +18,9 @@ use std::time::Duration;
 
 use wf_core::{InvocationId, JournalEntry, Timestamp};
 
-use super::fs::{FileSystem, OsFileSystem};
+use super::fs::{FileId, FileSystem, OsFileSystem};
 use super::fsio::io_err;
+use super::watermark;
 use super::recovery::{TornTail, replay};
 use super::{FileStore, LOG_FILE};
 use crate::error::StoreError;
@@ -32,8 +38,9 @@ impl FileStore {
     /// the reads ([`StoreRead`]) and nothing else.
     ///
     /// Takes no lock and modifies nothing, so it works while another process owns the store
-    /// (a running worker). Changes made to the copy are not written back. A torn or partial last
-    /// record (an append in progress) ends the snapshot; damage before the end is
+    /// (a running worker). Changes made to the copy are not written back. It shows only what the
+    /// owner has synced (what a power loss cannot take back; see the module docs). A torn or
+    /// partial last record (an append in progress) ends the snapshot; damage before the end is
     /// [`StoreError::Corrupt`], a log of a newer format [`StoreError::NewerFormat`], one of an
     /// older format [`StoreError::OlderFormat`], and a directory without a store log
     /// [`StoreError::Io`] with kind `NotFound`.
@@ -67,7 +74,20 @@ impl FileStore {
         }
         let mut attempt = 1;
         loop {
-            let bytes = OsFileSystem.read(&path).map_err(io_err(&path))?;
+            let Some(bytes) = synced_prefix(&path)? else {
+                // A compaction replaced the log while it was read.
+                attempt += 1;
+                if attempt > READ_ATTEMPTS {
+                    return Err(StoreError::Io {
+                        path: path.clone(),
+                        source: io::Error::new(
+                            io::ErrorKind::Interrupted,
+                            "the store log was replaced (compacted) during every attempt to read it; try again",
+                        ),
+                    });
+                }
+                continue;
+            };
             match replay(&path, &bytes, false) {
                 Ok(replayed) => {
                     if let Some(cut) = &replayed.cut {
@@ -89,6 +109,47 @@ impl FileStore {
             }
         }
     }
+}
+
+/// The log's identity, if the file system reports one.
+fn log_id(path: &Path) -> Result<Option<FileId>, StoreError> {
+    Ok(OsFileSystem
+        .metadata(path)
+        .map_err(io_err(path))?
+        .and_then(|m| m.id))
+}
+
+/// Reads the log `path` and keeps the part its owner has published as synced (see
+/// `watermark`): the whole log when nothing is published about this file (no owner since it was
+/// created or compacted wrote anything unsynced to it). `None` when the log was replaced while
+/// it was read.
+fn synced_prefix(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    let before = log_id(path)?;
+    let mut bytes = OsFileSystem.read(path).map_err(io_err(path))?;
+    let marks = watermark::path_next_to(path);
+    let published = match OsFileSystem.read(&marks) {
+        Ok(m) => watermark::last_entry(&m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err(&marks)(e)),
+    };
+    if log_id(path)? != before {
+        return Ok(None);
+    }
+    if let (Some((id, synced)), Some(log)) = (published, before)
+        && id == log
+    {
+        let keep = usize::try_from(synced).unwrap_or(usize::MAX);
+        if keep < bytes.len() {
+            tracing::debug!(
+                path = %path.display(),
+                synced,
+                unsynced = bytes.len() - keep,
+                "the snapshot leaves out the end of the log its owner has not synced yet"
+            );
+            bytes.truncate(keep);
+        }
+    }
+    Ok(Some(bytes))
 }
 
 fn not_found(path: &Path, what: &str) -> StoreError {
