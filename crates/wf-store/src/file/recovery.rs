@@ -200,6 +200,17 @@ pub(crate) struct Replayed {
 
 /// Replays log bytes into fresh tables. Pure: touches no file.
 pub(crate) fn replay(path: &Path, bytes: &[u8], repair: bool) -> Result<Replayed, StoreError> {
+    replay_before(path, bytes, repair, usize::MAX)
+}
+
+/// [`replay`], applying only the records that start before offset `apply_before`; the rest are
+/// read and judged all the same (damage among them is still an error), not applied.
+pub(crate) fn replay_before(
+    path: &Path,
+    bytes: &[u8],
+    repair: bool,
+    apply_before: usize,
+) -> Result<Replayed, StoreError> {
     let corrupt = |offset: usize, reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -250,10 +261,12 @@ pub(crate) fn replay(path: &Path, bytes: &[u8], repair: bool) -> Result<Replayed
                 };
                 match wf_core::codec::decode::<Vec<Change>>(changes) {
                     Ok(changes) => {
-                        for change in changes {
-                            tables.apply(change);
+                        if at < apply_before {
+                            for change in changes {
+                                tables.apply(change);
+                            }
+                            records += 1;
                         }
-                        records += 1;
                         at = next;
                     }
                     Err(CodecError::NewerVersion { found, supported }) => {

@@ -8,9 +8,10 @@
 //! every change the owner acknowledged before the read began.
 //!
 //! It shows nothing a power loss could take back: the owner writes records before they are
-//! synced (claims, pipelined commits, a batch whose fsync is running), so the snapshot replays
-//! only the part of the log the owner has published as synced (see `watermark`). Everything the
-//! owner acknowledged as durable is in that part.
+//! synced (claims, pipelined commits, a batch whose fsync is running), so the snapshot applies
+//! only the records in the part of the log the owner has published as synced (see `watermark`);
+//! it reads and checks the rest all the same. Everything the owner acknowledged as durable is in
+//! that part.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use wf_core::{InvocationId, JournalEntry, Timestamp};
 use super::fs::{FileId, FileSystem, OsFileSystem};
 use super::fsio::io_err;
 use super::watermark;
-use super::recovery::{TornTail, replay};
+use super::recovery::{TornTail, replay_before};
 use super::{FileStore, LOG_FILE};
 use crate::error::StoreError;
 use crate::model::{InvocationRecord, StatusCounts};
@@ -74,7 +75,7 @@ impl FileStore {
         }
         let mut attempt = 1;
         loop {
-            let Some(bytes) = synced_prefix(&path)? else {
+            let Some((bytes, synced)) = synced_prefix(&path)? else {
                 // A compaction replaced the log while it was read.
                 attempt += 1;
                 if attempt > READ_ATTEMPTS {
@@ -88,7 +89,7 @@ impl FileStore {
                 }
                 continue;
             };
-            match replay(&path, &bytes, false) {
+            match replay_before(&path, &bytes, false, synced) {
                 Ok(replayed) => {
                     if let Some(cut) = &replayed.cut {
                         tracing::debug!(
@@ -119,13 +120,13 @@ fn log_id(path: &Path) -> Result<Option<FileId>, StoreError> {
         .and_then(|m| m.id))
 }
 
-/// Reads the log `path` and keeps the part its owner has published as synced (see
-/// `watermark`): the whole log when nothing is published about this file (no owner since it was
+/// Reads the log `path` and says how much of it its owner has published as synced (see
+/// `watermark`): all of it when nothing is published about this file (no owner since it was
 /// created or compacted wrote anything unsynced to it). `None` when the log was replaced while
 /// it was read.
-fn synced_prefix(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+fn synced_prefix(path: &Path) -> Result<Option<(Vec<u8>, usize)>, StoreError> {
     let before = log_id(path)?;
-    let mut bytes = OsFileSystem.read(path).map_err(io_err(path))?;
+    let bytes = OsFileSystem.read(path).map_err(io_err(path))?;
     let marks = watermark::path_next_to(path);
     let published = match OsFileSystem.read(&marks) {
         Ok(m) => watermark::last_entry(&m),
@@ -135,21 +136,20 @@ fn synced_prefix(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     if log_id(path)? != before {
         return Ok(None);
     }
+    let mut keep = bytes.len();
     if let (Some((id, synced)), Some(log)) = (published, before)
         && id == log
+        && synced < keep as u64
     {
-        let keep = usize::try_from(synced).unwrap_or(usize::MAX);
-        if keep < bytes.len() {
-            tracing::debug!(
-                path = %path.display(),
-                synced,
-                unsynced = bytes.len() - keep,
-                "the snapshot leaves out the end of the log its owner has not synced yet"
-            );
-            bytes.truncate(keep);
-        }
+        tracing::debug!(
+            path = %path.display(),
+            synced,
+            unsynced = keep as u64 - synced,
+            "the snapshot leaves out the end of the log its owner has not synced yet"
+        );
+        keep = synced as usize;
     }
-    Ok(Some(bytes))
+    Ok(Some((bytes, keep)))
 }
 
 fn not_found(path: &Path, what: &str) -> StoreError {
