@@ -93,6 +93,7 @@ fn add(total: &mut SimCounts, c: &SimCounts) {
     total.bytes_lost += c.bytes_lost;
     total.dir_ops_lost += c.dir_ops_lost;
     total.holes += c.holes;
+    total.holes_cut += c.holes_cut;
 }
 
 fn main() -> ExitCode {
@@ -182,7 +183,7 @@ fn main() -> ExitCode {
     }
     println!(
         "sim: {passed} seed(s) passed, {} failed {:?} from seed {} in {:.1?}; faults: {} process \
-         deaths, {} fsync EIO, {} fsync ENOSPC, {} write ENOSPC; crashes: {} process, {} power loss, {} torn, {} reordered ({} holes); {} \
+         deaths, {} fsync EIO, {} fsync ENOSPC, {} write ENOSPC; crashes: {} process, {} power loss, {} torn, {} reordered ({} holes, {} cut as unsynced holes on open); {} \
          unsynced bytes and {} directory operations lost; {} fs operations, {} fsyncs, {} renames \
          (compactions), {} body executions, {purged} invocations purged",
         failed.len(),
@@ -198,6 +199,7 @@ fn main() -> ExitCode {
         total.crashes[2],
         total.crashes[3],
         total.holes,
+        total.holes_cut,
         total.bytes_lost,
         total.dir_ops_lost,
         total.ops,
