@@ -50,7 +50,7 @@
 //! - **Submissions, commits, checkpoints, events, cancellations, retries, expiry recovery and
 //!   purges**: their own record and everything before it are synced.
 //! - **Pipelined commits** ([`StoreWork::commit_pipelined`], a worker pool's commits) with
-//!   [`FileOptions::pipelined_commits`] on (off by default: then they are plain commits) that
+//!   [`FileOptions::pipelined_commits`] on (the default; off, they are plain commits) that
 //!   succeed: nothing; their record joins the batch, and the next flush, led by whoever waits
 //!   for what it changed (or by the worker's next `wait_for_work`, which makes everything
 //!   durable before it idles), syncs it. Until then a crash takes the commit back as if the
@@ -77,8 +77,11 @@
 //! torn tail); more is [`StoreError::Corrupt`] until an explicit repair
 //! ([`FileOptions::repair`], `wf repair`). A power loss that persists later pages of the
 //! unsynced part but not earlier ones (file systems that do not order data writes can) leaves a
-//! valid record after a bad one, also reported as `Corrupt` rather than guessed at; ext4 in its
-//! default `data=ordered` mode and `kill -9` (the page cache survives it) do not produce this.
+//! valid record after a bad one: an **unsynced hole**, which recovery tells from damage by the
+//! watermark every record carries (how far the log was synced when it was appended, see
+//! `format`) and cuts like a torn tail; damage that a later record proves was durable is still
+//! `Corrupt`. A read-only snapshot in another process shows only what the owner published as
+//! synced (`watermark`), so it shows nothing a power loss could take back either.
 //!
 //! After a failed write, fsync or encode, memory may be ahead of the file and the file's durable
 //! contents are unknown: the store **fails stop**. Every operation, reads and `wait_final`
