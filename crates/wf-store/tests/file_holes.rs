@@ -38,10 +38,7 @@ fn claim(store: &FileStore, now: wf_core::Timestamp) -> wf_store::Claim {
 /// Zeroes a 512-byte sector (or what of it fits) inside the record at `at`, after its frame: what
 /// a disk that never wrote that sector leaves.
 fn hole_in(bytes: &mut [u8], at: usize) {
-    let end = record_offsets(bytes)
-        .into_iter()
-        .find(|&o| o > at)
-        .unwrap();
+    let end = record_offsets(bytes).into_iter().find(|&o| o > at).unwrap();
     let start = at + FRAME_LEN;
     let stop = (start + 512).min(end);
     bytes[start..stop].fill(0);
@@ -91,7 +88,11 @@ fn a_reordered_unsynced_tail_is_cut_as_a_hole() {
     assert!(cut.hole && !cut.repaired, "{cut:?}");
     assert!(cut.reason.contains("unsynced hole"), "{}", cut.reason);
     let record = store.invocation(first.lease.invocation).unwrap();
-    assert_eq!(record.status(), Status::Running, "the commit was taken back");
+    assert_eq!(
+        record.status(),
+        Status::Running,
+        "the commit was taken back"
+    );
     assert!(!check_whole(&store, &record));
     assert_eq!(
         store.invocation(second.lease.invocation).unwrap().status(),

@@ -294,9 +294,9 @@ pub(crate) fn replay_before(
     };
     let cut = match bad {
         None => None,
-        Some(reason) => Some(
-            judge_tail(bytes, at, &reason, version, repair).map_err(|r| corrupt(at, r))?,
-        ),
+        Some(reason) => {
+            Some(judge_tail(bytes, at, &reason, version, repair).map_err(|r| corrupt(at, r))?)
+        }
     };
     Ok(Replayed {
         tables,
@@ -390,7 +390,10 @@ fn unsynced_hole(bytes: &[u8], at: usize, first: usize, version: u32) -> Result<
     let (mut next, mut records, mut gaps) = (first, 0, 1);
     loop {
         match format::read_frame(bytes, next) {
-            Frame::Valid { payload, next: after } => {
+            Frame::Valid {
+                payload,
+                next: after,
+            } => {
                 match format::body(version, payload) {
                     Some((Some(synced), _)) if synced <= at as u64 => {}
                     Some((Some(synced), _)) => {
