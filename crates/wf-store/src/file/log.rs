@@ -389,9 +389,10 @@ impl Log {
         }
         if !self.sync {
             // Nothing is ever synced: what is written is as durable as it gets (a killed
-            // process loses none of it), and that is what readers are told.
+            // process loses none of it): readers are told so, and records carry it.
             let upto = f.written;
-            f.synced_through(upto);
+            let at = f.synced_through(upto);
+            self.synced_to.fetch_max(at, Ordering::AcqRel);
         }
         Ok(())
     }
