@@ -418,9 +418,14 @@ fn unsynced_hole(bytes: &[u8], at: usize, first: usize, version: u32) -> Result<
                     gaps += 1;
                     next = found;
                 }
-                After::Valid(_) | After::Undecided => {
+                After::Valid(_) => {
                     return Err(format!(
                         "; more than {MAX_HOLES} unreadable stretches follow it, more than an unsynced hole leaves"
+                    ));
+                }
+                After::Undecided => {
+                    return Err(format!(
+                        "; the bytes after offset {next} hold too many record-like frames to rule out a valid record among them"
                     ));
                 }
             },
