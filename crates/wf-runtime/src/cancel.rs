@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use wf_core::InvocationId;
+use wf_core::{IdHashing, InvocationId};
 
 /// A cancellation request, raised once with its reason.
 #[derive(Debug, Clone, Default)]
@@ -32,11 +32,12 @@ impl CancelFlag {
 /// The flags of the executions running in this process, by invocation.
 #[derive(Debug, Default)]
 pub(crate) struct Running {
-    flags: Mutex<HashMap<InvocationId, Vec<CancelFlag>>>,
+    /// Hashed with the fast id hasher: every execution registers and unregisters here.
+    flags: Mutex<HashMap<InvocationId, Vec<CancelFlag>, IdHashing>>,
 }
 
 impl Running {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InvocationId, Vec<CancelFlag>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InvocationId, Vec<CancelFlag>, IdHashing>> {
         self.flags.lock().unwrap_or_else(|p| p.into_inner())
     }
 

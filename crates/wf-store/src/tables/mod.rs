@@ -164,12 +164,12 @@ pub struct Tables {
     /// Running invocations by lease expiry, of every task.
     leases: BTreeSet<(Timestamp, InvocationId)>,
     /// Per invocation: the events sent to it and the event it waits for.
-    inboxes: HashMap<InvocationId, Inbox>,
+    inboxes: IdMap<Inbox>,
     /// Cancellation requests of invocations that were running when their tree was cancelled.
-    cancels: HashMap<InvocationId, CancelRequest>,
+    cancels: IdMap<CancelRequest>,
     /// Each invocation's children in submission order (derived from `Created`): a cancelled
     /// tree is found by following it.
-    children: HashMap<InvocationId, Vec<InvocationId>>,
+    children: IdMap<Vec<InvocationId>>,
     counts: StatusCounts,
     next_seq: u64,
     next_ticket: u64,
