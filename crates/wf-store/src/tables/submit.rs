@@ -33,10 +33,20 @@ impl Tables {
         new: NewInvocation,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let (mut spec, state) = Self::new_slot(new, now)?;
-        self.intern(&mut spec);
-        self.emit(out, Change::Created(Arc::new(spec), state));
+        let (spec, state) = Self::new_slot(new, now)?;
+        let spec = self.shared_spec(spec);
+        self.emit(out, Change::Created(spec, state));
         Ok(())
+    }
+
+    /// `spec`, shared, with its task names interned once: here when the change is logged (the
+    /// list's copy shares the spec, so `apply` leaves it alone), by `apply` otherwise (it
+    /// interns a spec nobody else holds).
+    fn shared_spec(&mut self, mut spec: InvocationSpec) -> Arc<InvocationSpec> {
+        if !self.unlogged {
+            self.intern(&mut spec);
+        }
+        Arc::new(spec)
     }
 
     /// Creates `new` already claimed under `lease` (attempt 1), in one change: it is never
@@ -48,8 +58,7 @@ impl Tables {
         lease: &Lease,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let (mut spec, mut state) = Self::new_slot(new, now)?;
-        self.intern(&mut spec);
+        let (spec, mut state) = Self::new_slot(new, now)?;
         check(spec.id, state.status, Status::Running)?;
         state.status = Status::Running;
         state.attempts = lease.attempt;
@@ -57,7 +66,8 @@ impl Tables {
             worker: lease.worker.clone(),
             expires_at: lease.expires_at,
         });
-        self.emit(out, Change::Created(Arc::new(spec), state));
+        let spec = self.shared_spec(spec);
+        self.emit(out, Change::Created(spec, state));
         Ok(())
     }
 
