@@ -48,14 +48,8 @@ impl Tables {
                 self.unindex(id, &spec.task, old, ticket);
                 self.index(id);
             }
-            Change::Journal(id, entries) => match self.journals.entry(id) {
-                // A first append moves the entries in (no copy, no regrowth from empty): a
-                // workflow's first checkpoint or commit carries most of its journal.
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(entries);
-                }
-                std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().extend(entries),
-            },
+            // Moved in, never copied (see `journal::Journal`).
+            Change::Journal(id, entries) => self.journals.entry(id).or_default().append(entries),
             Change::Data(workflow, key, value) => {
                 self.data.entry(workflow).or_default().insert(key, value);
             }

@@ -152,7 +152,7 @@ pub struct Tables {
     /// Boxed: the map's entries stay small (a slot is ~180 bytes, and a hash map keeps
     /// spare entries), so a finished invocation costs less memory.
     invocations: IdMap<Box<Slot>>,
-    journals: IdMap<Vec<JournalEntry>>,
+    journals: IdMap<journal::Journal>,
     data: IdMap<BTreeMap<String, Vec<u8>>>,
     members: IdMap<members::Members>,
     /// The app the store belongs to, once bound.
@@ -242,6 +242,7 @@ impl Wakes {
 mod admin;
 mod apply;
 mod commit;
+mod journal;
 mod lease;
 #[cfg(test)]
 mod lease_tests;
