@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use wf_core::{Status, Timestamp};
+use wf_core::{IdHashing, Status, Timestamp};
 
 use super::{Change, IdMap, Tables, check, new_call, spec_call};
 use crate::error::StoreError;
@@ -165,7 +165,10 @@ impl Tables {
         if let [one] = batch[..] {
             return Ok(vec![self.check_new(one)?.is_none()]);
         }
-        let mut earlier: IdMap<&NewInvocation> = IdMap::default();
+        // Sized once: the batch's ids go in (bar repeats), so it would regrow through every
+        // power of two up to the batch's size.
+        let mut earlier: IdMap<&NewInvocation> =
+            IdMap::with_capacity_and_hasher(batch.len(), IdHashing::default());
         let mut fresh = Vec::with_capacity(batch.len());
         for new in batch {
             let is_new = match earlier.get(&new.id) {
