@@ -39,15 +39,16 @@ struct Packed(Box<[u8]>);
 const PACKED_HEAD: usize = 12;
 
 impl Packed {
-    /// Packs `state` if it has nothing but counters and a result; gives it back otherwise.
-    fn pack(state: InvocationState) -> Result<Self, InvocationState> {
-        if state.lease.is_some()
-            || state.not_before.is_some()
-            || state.error.is_some()
-            || !state.waiting_on.is_empty()
-        {
-            return Err(state);
-        }
+    /// Whether `state` has nothing but counters and a result (and a status and a last update).
+    fn fits(state: &InvocationState) -> bool {
+        state.lease.is_none()
+            && state.not_before.is_none()
+            && state.error.is_none()
+            && state.waiting_on.is_empty()
+    }
+
+    /// Packs `state`'s counters and result (see [`Self::fits`]).
+    fn pack(state: &InvocationState) -> Self {
         let result = state.result.as_deref();
         let mut bytes = Vec::with_capacity(PACKED_HEAD + 1 + result.map_or(0, <[u8]>::len));
         for n in [state.attempts, state.retries, state.recoveries] {
@@ -60,7 +61,7 @@ impl Packed {
             }
             None => bytes.push(0),
         }
-        Ok(Self(bytes.into_boxed_slice()))
+        Self(bytes.into_boxed_slice())
     }
 
     /// The state, with the slot's `status` and `updated_at`.
@@ -129,10 +130,9 @@ fn store(state: InvocationState) -> Stored {
     if !state.status.is_final() {
         return Stored::Live(Box::new(state));
     }
-    let state = match Packed::pack(state) {
-        Ok(packed) => return Stored::Packed(packed),
-        Err(state) => state,
-    };
+    if Packed::fits(&state) {
+        return Stored::Packed(Packed::pack(&state));
+    }
     match codec::encode(&state) {
         Ok(bytes) => Stored::Done(bytes.into_boxed_slice()),
         Err(_) => Stored::Live(Box::new(state)),
@@ -291,7 +291,10 @@ mod tests {
             Stored::Packed(_)
         ));
         assert!(matches!(
-            store(final_state(None, Some(Failure::new(FailureKind::Internal, "e")))),
+            store(final_state(
+                None,
+                Some(Failure::new(FailureKind::Internal, "e"))
+            )),
             Stored::Done(_)
         ));
     }
