@@ -1,6 +1,6 @@
 //! The memory backend: in-process, exact, fast; for tests and single-process use.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,6 +44,10 @@ pub(crate) struct Signal {
     /// Counts notifications, so a thread spinning before it sleeps ([`spin_then_wait`]) sees one
     /// without the lock and without a wake-up system call.
     epoch: AtomicU64,
+    /// How many more waits sleep at once, without spinning: set after a spin that waited in
+    /// vain (the awaited thread needed longer than [`SPIN_WINDOW`], so spinning only burnt a
+    /// core the others could use), counted down by each wait.
+    skip_spins: AtomicU32,
 }
 
 impl Signal {
@@ -100,6 +104,13 @@ impl Signal {
         }
     }
 
+    /// Whether a wait should spin first: not for a while after a spin that waited in vain.
+    fn should_spin(&self) -> bool {
+        self.skip_spins
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
+    }
+
     /// The count of notifications so far.
     fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
@@ -112,6 +123,12 @@ impl Signal {
 /// on an idle machine, tens of microseconds for its CPU to wake. Each wait spins at most once,
 /// so a worker idle for long spins this long once per `wait_for_work` call, not continuously.
 const SPIN_WINDOW: Duration = Duration::from_micros(50);
+
+/// How many waits on a signal sleep at once after a spin on it waited in vain (then one spins
+/// again, to see whether hand-offs got quick). Where results come slower than the window (a
+/// caller awaiting one of many workflows in flight, a worker idle for long), spinning stops
+/// after one miss instead of costing a core on every wait.
+const SKIP_AFTER_MISS: u32 = 16;
 
 /// Notification checks between looks at the clock while spinning.
 const SPIN_CHECKS: u32 = 64;
@@ -218,9 +235,10 @@ pub(crate) fn wait_until<'a, T>(
     }
 }
 
-/// [`wait_until`] for the memory store: first spins up to [`SPIN_WINDOW`] (only when the wait
-/// is longer than that) for a notification, without the lock, then checks and sleeps as
-/// [`wait_until`] does for what is left of `timeout`.
+/// [`wait_until`] for the memory store: first spins up to [`SPIN_WINDOW`] for a notification,
+/// without the lock (only when the wait is longer than that, and not just after a spin on this
+/// signal waited in vain: [`SKIP_AFTER_MISS`]), then checks and sleeps as [`wait_until`] does
+/// for what is left of `timeout`.
 fn spin_then_wait<T>(
     tables: &Mutex<Tables>,
     cond: &Signal,
@@ -230,14 +248,16 @@ fn spin_then_wait<T>(
 ) -> Option<T> {
     let start = Instant::now();
     let guard = lock(tables);
-    if timeout > SPIN_WINDOW {
+    if timeout > SPIN_WINDOW && cond.should_spin() {
         if let Some(v) = ready(&guard) {
             return Some(v);
         }
         // Read under the lock: a change after this reading notifies after it is made.
         let seen = cond.epoch();
         drop(guard);
-        cond.spin_for(seen, SPIN_WINDOW);
+        if !cond.spin_for(seen, SPIN_WINDOW) {
+            cond.skip_spins.store(SKIP_AFTER_MISS, Ordering::Relaxed);
+        }
         return wait_until(
             lock(tables),
             cond,
