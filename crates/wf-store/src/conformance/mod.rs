@@ -154,6 +154,8 @@ macro_rules! conformance_tests {
             commit_child_must_name_parent,
             commit_conflicting_duplicate_child_is_refused,
             pipelined_commit_is_a_commit,
+            commit_then_claim_commits_then_claims_the_next,
+            commit_then_claim_refused_claims_nothing,
         );
         $crate::conformance_tests!(@topic checkpoint:
             checkpoint_persists_progress_and_claims_the_child,

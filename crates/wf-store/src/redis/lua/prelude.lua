@@ -59,15 +59,25 @@ local function load(id)
     maxr = tonumber(v[14]) }
 end
 
+-- The doorbells this script rang (a second ring of one is a no-op); silence() forgets one.
+local RUNG = {}
 local function ring(task)
+  if RUNG[task] then return end
+  RUNG[task] = true
   local b = P .. 'b:' .. task
   if redis.call('LLEN', b) == 0 then redis.call('RPUSH', b, '1') end
 end
+local function silence(task)
+  RUNG[task] = nil
+  redis.call('DEL', P .. 'b:' .. task)
+end
 
-local function notify_final(id)
+-- Wakes wait_final callers of id: one token, '1', or the final record (see record_token), so a
+-- woken caller need not read it.
+local function notify_final(id, token)
   local f = P .. 'f:' .. id
   redis.call('DEL', f)
-  redis.call('RPUSH', f, '1')
+  redis.call('RPUSH', f, token or '1')
   redis.call('PEXPIRE', f, NOTIFY_TTL_MS)
 end
 
@@ -83,25 +93,28 @@ end
 -- back, with a new ticket) or delayed set and rings the task's doorbell (a waiting one with a
 -- timer joins the delayed set, claimable when it fires); a running one is indexed by lease
 -- expiry.
+-- Returns whether it queued the invocation (its 'ord' field is then the caller's order).
 local function index(id, s)
   redis.call('HINCRBY', P .. 'n', s.st, 1)
   s.tk = false
+  local queued = false
   if CLAIMABLE[s.st] or (s.st == 'waiting' and s.nb) then
     if s.nb then
       redis.call('ZADD', P .. 'dl:' .. s.task, num(s.nb), id)
     else
       local t = redis.call('INCR', P .. 'tick')
       redis.call('ZADD', P .. 'q:' .. s.task, num(t), id)
-      redis.call('HSET', ik(id), 'ord', ORD)
+      queued = true
       s.tk = t
     end
     ring(s.task)
   end
   if s.st == 'running' and s.lx then redis.call('ZADD', P .. 'lx', num(s.lx), id) end
+  return queued
 end
 
 -- Tree bookkeeping for retention, and the wake-up of wait_final callers.
-local function finished(id, s)
+local function finished(id, s, token)
   local tr = P .. 'tr:' .. s.top
   local open = redis.call('HINCRBY', tr, 'open', -1)
   local fin = tonumber(redis.call('HGET', tr, 'fin') or '0')
@@ -110,7 +123,7 @@ local function finished(id, s)
     redis.call('HSET', tr, 'fin', num(fin))
   end
   if open <= 0 then redis.call('ZADD', P .. 'fin', num(fin), s.top) end
-  notify_final(id)
+  notify_final(id, token)
 end
 
 -- A final invocation that is not final any more (an operator's retry): its tree is unfinished
@@ -123,24 +136,35 @@ local function reopened(id, s)
 end
 
 -- The one mutation path of an invocation's state: old (nil for a new one) becomes new.
+-- more (optional): { set = {field, value, ...} written in the same HSET, del = {field, ...}
+-- removed in the same HDEL, publish = true when the hash is then complete, so a final record is
+-- handed to wait_final callers in their wake-up token }. A field is deleted only when old had
+-- it (old is what load read).
 local STATE_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk' }
 local NUMERIC = { att = true, ret = true, rec = true, lx = true, nb = true, upd = true, tk = true }
-local function save(id, old, new)
+local record_token
+local function save(id, old, new, more)
   if old then unindex(id, old) end
-  index(id, new)
   local set, del = {}, {}
+  if index(id, new) then set[1] = 'ord'; set[2] = ORD end
   for _, f in ipairs(STATE_FIELDS) do
     local v = new[f]
     if v == false or v == nil then
-      del[#del + 1] = f
+      if old and old[f] then del[#del + 1] = f end
     else
       set[#set + 1] = f
       set[#set + 1] = NUMERIC[f] and num(v) or v
     end
   end
+  if more then
+    for _, v in ipairs(more.set or {}) do set[#set + 1] = v end
+    for _, f in ipairs(more.del or {}) do del[#del + 1] = f end
+  end
   redis.call('HSET', ik(id), unpack(set))
   if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
-  if old and not FINAL[old.st] and FINAL[new.st] then finished(id, new) end
+  if old and not FINAL[old.st] and FINAL[new.st] then
+    finished(id, new, more and more.publish and record_token(id))
+  end
   if old and FINAL[old.st] and not FINAL[new.st] then reopened(id, new) end
 end
 
@@ -166,9 +190,9 @@ local function create(c, now, lease)
     top = redis.call('HGET', ik(c.wf), 'top')
       or (c.parent and redis.call('HGET', ik(c.parent), 'top')) or c.wf
   end
-  redis.call('HSET', ik(c.id), 'spec', c.spec, 'task', c.task, 'wf', c.wf, 'top', top,
-    'created', num(now), 'maxr', num(c.maxr), 'seq', num(seq), 'cord', ORD)
-  if c.parent then redis.call('HSET', ik(c.id), 'parent', c.parent) end
+  local fields = { 'spec', c.spec, 'task', c.task, 'wf', c.wf, 'top', top, 'created', num(now),
+    'maxr', num(c.maxr), 'seq', num(seq), 'cord', ORD }
+  if c.parent then fields[#fields + 1] = 'parent'; fields[#fields + 1] = c.parent end
   redis.call('RPUSH', P .. 'm:' .. c.wf, c.id)
   if c.parent then redis.call('RPUSH', P .. 'c:' .. c.parent, c.id) end
   if c.id == c.wf then
@@ -185,7 +209,7 @@ local function create(c, now, lease)
   if lease then
     s.st = 'running'; s.att = 1; s.lw = lease.worker; s.lx = lease.expiry; s.nb = false
   end
-  save(c.id, nil, s)
+  save(c.id, nil, s, { set = fields })
 end
 
 -- The new invocation whose 7 arguments start at ARGV[b]: id, task, wf, parent (or ''), spec,
@@ -275,13 +299,28 @@ end
 
 -- An invocation's record as the client decodes it (the last field is the caller's order of its
 -- creation, which orders roots created in the same millisecond in different shards), or false.
+-- Only a waiting invocation waits on children (w: is empty otherwise).
+local RECORD_FIELDS = { 'spec', 'created', 'maxr', 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb',
+  'upd', 'res', 'err', 'errl', 'cord' }
 local function record(id)
-  local v = redis.call('HMGET', ik(id), 'spec', 'created', 'maxr', 'st', 'att', 'ret', 'rec',
-    'lw', 'lx', 'nb', 'upd', 'res', 'err', 'errl')
+  local v = redis.call('HMGET', ik(id), unpack(RECORD_FIELDS))
   if not v[4] then return false end
-  v[15] = redis.call('ZRANGE', P .. 'w:' .. id, 0, -1)
-  v[16] = redis.call('HGET', ik(id), 'cord') or '0'
+  local order = v[15] or '0'
+  v[15] = v[4] == 'waiting' and redis.call('ZRANGE', P .. 'w:' .. id, 0, -1) or {}
+  v[16] = order
   return v
+end
+
+-- A final record as one string for wait_final's wake-up token: 'R', then per field of
+-- RECORD_FIELDS '-' (none) or '<length>:<bytes>' (fields.rs decodes it).
+record_token = function(id)
+  local v = redis.call('HMGET', ik(id), unpack(RECORD_FIELDS))
+  local parts = { 'R' }
+  for i = 1, #RECORD_FIELDS do
+    local x = v[i]
+    if x then parts[#parts + 1] = num(#x) .. ':' .. x else parts[#parts + 1] = '-' end
+  end
+  return table.concat(parts)
 end
 
 -- The task names of a request: ARGV[at] is their count, -1 for every task seen.
@@ -295,25 +334,31 @@ end
 
 -- The invocation a claim at now takes among tasks: the one runnable longest. A queued one is
 -- runnable since it became ready (upd), a delayed one since its not-before time; the queue wins
--- ties; queued ones are ordered by ticket, delayed ones by (not-before, id).
-local function pick(now, tasks)
+-- ties; queued ones are ordered by ticket, delayed ones by (not-before, id). Returns its id, when
+-- it became runnable (only with need_since, else nil when it is queued), and per task how many
+-- it saw queued and delayed (at most 2 each: whether any are left once one is taken).
+local function pick(now, tasks, need_since)
   local q, qtk, d, dnb
+  local seen = {}
   for _, t in ipairs(tasks) do
-    local r = redis.call('ZRANGE', P .. 'q:' .. t, 0, 0, 'WITHSCORES')
+    local r = redis.call('ZRANGE', P .. 'q:' .. t, 0, 1, 'WITHSCORES')
+    local rd = redis.call('ZRANGE', P .. 'dl:' .. t, 0, 1, 'WITHSCORES')
+    seen[t] = { q = #r / 2, d = #rd / 2 }
     if r[1] and (not q or tonumber(r[2]) < qtk) then q = r[1]; qtk = tonumber(r[2]) end
-    r = redis.call('ZRANGE', P .. 'dl:' .. t, 0, 0, 'WITHSCORES')
-    if r[1] then
-      local nb = tonumber(r[2])
-      if nb <= now and (not d or nb < dnb or (nb == dnb and r[1] < d)) then d = r[1]; dnb = nb end
+    if rd[1] then
+      local nb = tonumber(rd[2])
+      if nb <= now and (not d or nb < dnb or (nb == dnb and rd[1] < d)) then d = rd[1]; dnb = nb end
     end
   end
   if q and d then
     local since = tonumber(redis.call('HGET', ik(q), 'upd'))
-    if dnb < since then return d, dnb end
-    return q, since
+    if dnb < since then return d, dnb, seen end
+    return q, since, seen
   end
-  if q then return q, tonumber(redis.call('HGET', ik(q), 'upd')) end
-  return d, dnb
+  if q then
+    return q, need_since and tonumber(redis.call('HGET', ik(q), 'upd')) or nil, seen
+  end
+  return d, dnb, seen
 end
 
 -- The lease check of renew and commit: the invocation runs under this worker's lease for this
@@ -329,4 +374,33 @@ local function fence(id, worker, attempt, now)
   if s.lw == worker and s.lx and s.lx >= now then return s end
   if s.lw and s.lw ~= worker then return nil, { 'lost', 'worker ' .. s.lw .. ' holds it now' } end
   return nil, { 'lost', 'the lease expired' }
+end
+
+-- Claims for worker, until expiry, the invocation a claim at now takes among tasks (see pick):
+-- running, its attempt one more. Returns {'none'}, {'transition', from, to, id} or
+-- {'claimed', id, record, journal}.
+local function claim_one(now, worker, expiry, tasks)
+  local id, _, seen = pick(now, tasks)
+  if not id then return { 'none' } end
+  local old = load(id)
+  if not allowed(old.st, 'running') then return { 'transition', old.st, 'running', id } end
+  local new = copy(old)
+  new.st = 'running'
+  new.att = old.att + 1
+  new.lw = worker
+  new.lx = expiry
+  new.nb = false
+  new.upd = now
+  save(id, old, new)
+  -- Claimed once its timer fired: it no longer waits on its children.
+  if old.st == 'waiting' then redis.call('DEL', P .. 'w:' .. id) end
+  -- The doorbell keeps ringing while the task has queued work, so the next idle worker wakes;
+  -- with nothing queued it falls silent. (pick saw up to two of each kind: what is left.)
+  local left = seen[old.task]
+  if left.q - (old.tk and 1 or 0) > 0 then
+    ring(old.task)
+  elseif left.d - (old.nb and 1 or 0) == 0 then
+    silence(old.task)
+  end
+  return { 'claimed', id, record(id), redis.call('LRANGE', P .. 'j:' .. id, 0, -1) }
 end
