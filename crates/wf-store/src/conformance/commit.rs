@@ -409,15 +409,25 @@ pub fn commit_then_claim_commits_then_claims_the_next(s: Subject) {
         next.lease.invocation, b.id,
         "b became runnable before the commit woke the parent"
     );
-    assert_eq!(next.lease.worker, first.lease.worker, "claimed for the same worker");
+    assert_eq!(
+        next.lease.worker, first.lease.worker,
+        "claimed for the same worker"
+    );
     assert_eq!(next.lease.attempt, 1);
-    assert_eq!(next.lease.expires_at, Timestamp(at(4).0 + LEASE.as_millis() as u64));
+    assert_eq!(
+        next.lease.expires_at,
+        Timestamp(at(4).0 + LEASE.as_millis() as u64)
+    );
     assert_eq!(next.record.state.status, Status::Running);
     assert!(next.journal.is_empty());
     let a_rec = ok(store.wait_final(a.id, LONG_WAIT), "wait_final of a")
         .unwrap_or_else(|| panic!("a's commit made it final"));
     assert_eq!(a_rec.state.result.as_deref(), Some(&b"ra"[..]));
-    assert_eq!(status(store, parent.id), Status::Pending, "a's commit woke the parent");
+    assert_eq!(
+        status(store, parent.id),
+        Status::Pending,
+        "a's commit woke the parent"
+    );
 
     let third = ok(
         store.commit_then_claim(
@@ -429,10 +439,14 @@ pub fn commit_then_claim_commits_then_claims_the_next(s: Subject) {
         ),
         "commit_then_claim of b",
     );
-    let third = ok(third, "the claim after b's commit")
-        .unwrap_or_else(|| panic!("the parent is runnable"));
+    let third =
+        ok(third, "the claim after b's commit").unwrap_or_else(|| panic!("the parent is runnable"));
     assert_eq!(third.lease.invocation, parent.id);
-    assert_eq!(third.journal, entries(0, 1), "the claim carries the journal");
+    assert_eq!(
+        third.journal,
+        entries(0, 1),
+        "the claim carries the journal"
+    );
     assert_eq!(status(store, b.id), Status::Failed);
 
     let none = ok(
@@ -450,7 +464,11 @@ pub fn commit_then_claim_commits_then_claims_the_next(s: Subject) {
         "nothing of tasks a and p is left"
     );
     assert_eq!(status(store, parent.id), Status::Success);
-    assert_eq!(status(store, other.id), Status::Pending, "other tasks' work is left alone");
+    assert_eq!(
+        status(store, other.id),
+        Status::Pending,
+        "other tasks' work is left alone"
+    );
 }
 
 /// A `commit_then_claim` whose commit is refused (a stale lease) commits nothing and claims
@@ -474,8 +492,16 @@ pub fn commit_then_claim_refused_claims_nothing(s: Subject) {
         x.id,
         "commit_then_claim with the first attempt's lease",
     );
-    assert_eq!(status(store, y.id), Status::Pending, "a refused commit claims nothing");
-    assert_eq!(record(store, x.id).state.result, None, "nor writes anything");
+    assert_eq!(
+        status(store, y.id),
+        Status::Pending,
+        "a refused commit claims nothing"
+    );
+    assert_eq!(
+        record(store, x.id).state.result,
+        None,
+        "nor writes anything"
+    );
     let next = ok(
         store.commit_then_claim(
             &fresh.lease,

@@ -9,8 +9,10 @@
 //! In each process, a store blocks on the doorbells of the tasks its idle callers wait for with
 //! one `BLPOP` per shard group (all shards on a single Redis; one shard each on a cluster, where
 //! one `BLPOP`'s keys must share a slot), on a dedicated connection whose reply timeout is longer
-//! than the block. A token wakes the waiting callers of this process, who look (one probe) and
-//! claim; a token taken while nobody here waits any more is given back. Listeners run only
+//! than the block. A token of task `t` wakes one waiting caller of this process that waits for
+//! `t` (the longest waiting), who returns at once to claim: one token, one wake-up, no probe. A
+//! token nobody here waits for any more is given back; one for a task whose waiters are all
+//! woken already is dropped (their claims ring again while work is left). Listeners run only
 //! while someone waits, and end when the store is dropped.
 
 use std::collections::BTreeSet;
@@ -28,15 +30,34 @@ const LISTEN: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct State {
-    /// Grows by one each time a doorbell rang here.
+    /// Grows by one when every waiter should look again (a listener failed, the store stops).
     epoch: u64,
-    /// Callers blocked in `wait_for_work`.
-    waiters: usize,
+    /// Callers blocked in `wait_for_work`, longest waiting first.
+    waiters: Vec<Waiter>,
+    /// The id of the next waiter.
+    next_waiter: u64,
     /// Every task a caller waited for (the listeners' doorbells).
     tasks: BTreeSet<String>,
     /// The listener threads, once started.
     listeners: Vec<(String, JoinHandle<()>)>,
     stop: bool,
+}
+
+/// A caller blocked in `wait_for_work`.
+struct Waiter {
+    id: u64,
+    tasks: Vec<String>,
+    /// A doorbell of one of its tasks rang for it.
+    rung: bool,
+}
+
+/// Why a wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Woke {
+    /// A doorbell of one of the waiter's tasks rang for it: a claim may succeed.
+    Bell,
+    /// Its time passed, or everyone was told to look again.
+    Look,
 }
 
 /// The doorbells of one store.
@@ -125,15 +146,17 @@ pub(crate) fn wait_for_work(
             Some(t) => left.min(now.until(t).max(Duration::from_millis(1))),
             None => left,
         };
-        wait(shared, tasks, seen, sleep);
+        if wait(shared, tasks, seen, sleep) == Woke::Bell {
+            return Ok(true);
+        }
     }
 }
 
-/// Sleeps until the epoch moves past `seen` or `sleep` passes, with listeners running for
-/// `tasks`.
-fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) {
+/// Sleeps until a doorbell of `tasks` rings for this caller, the epoch moves past `seen` or
+/// `sleep` passes, with listeners running for `tasks`.
+fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) -> Woke {
     let inner = &shared.bells.inner;
-    let kicks = {
+    let (me, kicks) = {
         let mut st = inner.lock();
         let mut added = false;
         for t in tasks {
@@ -143,19 +166,27 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) {
             start_listeners(shared, &mut st);
             added = false;
         }
-        st.waiters += 1;
+        let me = st.next_waiter;
+        st.next_waiter += 1;
+        st.waiters.push(Waiter {
+            id: me,
+            tasks: tasks.iter().map(|t| t.as_str().to_owned()).collect(),
+            rung: false,
+        });
         inner.cond.notify_all();
-        if added {
+        let kicks = if added {
             st.listeners.iter().map(|(k, _)| k.clone()).collect()
         } else {
             Vec::new()
-        }
+        };
+        (me, kicks)
     };
     // New tasks: the listeners rebuild their key lists.
     kick(shared, &kicks);
     let until = Instant::now() + sleep;
     let mut st = inner.lock();
-    while st.epoch == seen && !st.stop {
+    let rung = |st: &State| st.waiters.iter().any(|w| w.id == me && w.rung);
+    while st.epoch == seen && !st.stop && !rung(&st) {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -166,7 +197,9 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) {
             .map(|(g, _)| g)
             .unwrap_or_else(|p| p.into_inner().0);
     }
-    st.waiters -= 1;
+    let woke = if rung(&st) { Woke::Bell } else { Woke::Look };
+    st.waiters.retain(|w| w.id != me);
+    woke
 }
 
 fn start_listeners(shared: &Arc<Shared>, st: &mut State) {
@@ -198,7 +231,7 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
     loop {
         let tasks: Vec<String> = {
             let mut st = inner.lock();
-            while !st.stop && st.waiters == 0 {
+            while !st.stop && st.waiters.is_empty() {
                 st = inner.cond.wait(st).unwrap_or_else(|p| p.into_inner());
             }
             if st.stop {
@@ -226,13 +259,24 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
             Ok(Some((key, _))) if key == kick => {}
             Ok(Some((key, _))) => {
                 pause = Duration::from_millis(50);
+                let task = task_of(&shared, group, &key);
                 let mut st = inner.lock();
-                if st.waiters > 0 {
-                    st.epoch += 1;
-                    inner.cond.notify_all();
-                } else {
+                if st.waiters.is_empty() {
                     drop(st);
-                    give_back(&shared, group, &key);
+                    if let Some((s, task)) = task {
+                        give_back(&shared, s, task);
+                    }
+                } else if let Some((_, task)) = task {
+                    // One token, one wake-up: the longest waiting caller of this task not woken
+                    // yet. None left: those woken claim, and a claim that leaves work rings again.
+                    if let Some(w) = st
+                        .waiters
+                        .iter_mut()
+                        .find(|w| !w.rung && w.tasks.iter().any(|t| t == task))
+                    {
+                        w.rung = true;
+                        inner.cond.notify_all();
+                    }
                 }
             }
             Ok(None) => {}
@@ -249,15 +293,17 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
     }
 }
 
+/// The shard and task of a doorbell key of `group`'s shards.
+fn task_of<'k>(shared: &Shared, group: &[u32], key: &'k str) -> Option<(u32, &'k str)> {
+    group
+        .iter()
+        .find_map(|s| key.strip_prefix(&shared.key(*s, "b:")).map(|t| (*s, t)))
+}
+
 /// Rings again a doorbell whose token this process took but no longer needs.
-fn give_back(shared: &Shared, group: &[u32], key: &str) {
-    for s in group {
-        if let Some(task) = key.strip_prefix(&shared.key(*s, "b:")) {
-            let args = vec![task.as_bytes().to_vec()];
-            if let Err(e) = shared.call(*s, &shared.scripts.ring, &args, Retry::Once) {
-                tracing::debug!(error = %e, "redis: could not give a doorbell token back");
-            }
-            return;
-        }
+fn give_back(shared: &Shared, shard: u32, task: &str) {
+    let args = vec![task.as_bytes().to_vec()];
+    if let Err(e) = shared.call(shard, &shared.scripts.ring, &args, Retry::Once) {
+        tracing::debug!(error = %e, "redis: could not give a doorbell token back");
     }
 }

@@ -199,7 +199,10 @@ pub(crate) fn parse_journal(v: &Value) -> Result<Vec<JournalEntry>, StoreError> 
 
 /// The fields of a record token (`record_token` in the prelude: `R`, then per field `-` or
 /// `<length>:<bytes>`), as the `Value` array `parse_record` reads; `None` for a plain token.
-pub(crate) fn token_record(id: InvocationId, token: &[u8]) -> Option<Result<InvocationRecord, StoreError>> {
+pub(crate) fn token_record(
+    id: InvocationId,
+    token: &[u8],
+) -> Option<Result<InvocationRecord, StoreError>> {
     let mut rest = token.strip_prefix(b"R")?;
     let mut fields: Vec<Value> = Vec::with_capacity(16);
     // spec … errl, then the caller's order of its creation.

@@ -6,8 +6,8 @@ use redis::Value;
 use wf_core::{InvocationId, JournalEntry, Status};
 
 use super::fields::{
-    array, bytes, id_arg, int, malformed, parse_id, parse_journal, parse_record, parse_status, text,
-    token_record,
+    array, bytes, id_arg, int, malformed, parse_id, parse_journal, parse_record, parse_status,
+    text, token_record,
 };
 use super::{RETRY_BUDGET, Retry, Shared};
 use crate::error::StoreError;

@@ -70,7 +70,10 @@ impl Scripts {
             submit: with(include_str!("lua/submit.lua")),
             claim: with(include_str!("lua/claim.lua")),
             commit: with(&format!("{COMMIT}\nreturn (commit_main())")),
-            commit_claim: with(&format!("{COMMIT}\n{}", include_str!("lua/commit_claim.lua"))),
+            commit_claim: with(&format!(
+                "{COMMIT}\n{}",
+                include_str!("lua/commit_claim.lua")
+            )),
             renew: with(include_str!("lua/renew.lua")),
             recover: with(include_str!("lua/recover.lua")),
             cancel: with(include_str!("lua/cancel.lua")),

@@ -121,8 +121,7 @@ pub(super) fn access_refused(id: InvocationId, workflow: InvocationId) -> StoreE
 /// A commit's script arguments (see `lua/commit.lua`), refused when over the size limits.
 fn commit_args(lease: &Lease, commit: &Commit, now: Timestamp) -> Result<Vec<Vec<u8>>, StoreError> {
     let id = lease.invocation;
-    let (kind, payload, not_before): (&str, Vec<u8>, Option<Timestamp>) = match &commit.outcome
-    {
+    let (kind, payload, not_before): (&str, Vec<u8>, Option<Timestamp>) = match &commit.outcome {
         Outcome::Success(r) => ("success", r.clone(), None),
         // Error texts are cut as every backend cuts them (`limits::bounded_failure`).
         Outcome::Failed(f) => ("failed", codec::encode(&bounded_failure(f.clone()))?, None),
