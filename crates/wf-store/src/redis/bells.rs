@@ -2,15 +2,17 @@
 //! them.
 //!
 //! Every script that makes an invocation of task `t` claimable in shard `s` rings `b:<t>` in
-//! that shard: it pushes one token if the list is empty. A claim that leaves more queued work of
+//! that shard: it pushes one token if the list is empty (`q` for queued work, `d` for delayed
+//! work; a `d` token becomes `q` when work is queued). A claim that leaves more queued work of
 //! its task rings again (so the next idle worker wakes: a chain, one wake per item), one that
-//! leaves none silences it.
+//! leaves none silences it (or leaves `d` while delayed work is left).
 //!
 //! In each process, a store blocks on the doorbells of the tasks its idle callers wait for with
 //! one `BLPOP` per shard group (all shards on a single Redis; one shard each on a cluster, where
 //! one `BLPOP`'s keys must share a slot), on a dedicated connection whose reply timeout is longer
 //! than the block. A token of task `t` wakes one waiting caller of this process that waits for
-//! `t` (the longest waiting), who returns at once to claim: one token, one wake-up, no probe. A
+//! `t` (the longest waiting): for queued work (`q`) it returns at once to claim (one token, one
+//! wake-up, no probe); for delayed work (`d`) it looks (one probe) and sleeps until it is due. A
 //! token nobody here waits for any more is given back; one for a task whose waiters are all
 //! woken already is dropped (their claims ring again while work is left). Listeners run only
 //! while someone waits, and end when the store is dropped.
@@ -47,16 +49,16 @@ struct State {
 struct Waiter {
     id: u64,
     tasks: Vec<String>,
-    /// A doorbell of one of its tasks rang for it.
-    rung: bool,
+    /// A doorbell of one of its tasks rang for it: `Some(true)` for queued work.
+    rung: Option<bool>,
 }
 
 /// Why a wait ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Woke {
-    /// A doorbell of one of the waiter's tasks rang for it: a claim may succeed.
-    Bell,
-    /// Its time passed, or everyone was told to look again.
+    /// A doorbell of one of the waiter's tasks rang for it with queued work: a claim may succeed.
+    Queued,
+    /// A doorbell rang for delayed work, its time passed, or everyone was told to look again.
     Look,
 }
 
@@ -146,7 +148,7 @@ pub(crate) fn wait_for_work(
             Some(t) => left.min(now.until(t).max(Duration::from_millis(1))),
             None => left,
         };
-        if wait(shared, tasks, seen, sleep) == Woke::Bell {
+        if wait(shared, tasks, seen, sleep) == Woke::Queued {
             return Ok(true);
         }
     }
@@ -171,7 +173,7 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) -> Wo
         st.waiters.push(Waiter {
             id: me,
             tasks: tasks.iter().map(|t| t.as_str().to_owned()).collect(),
-            rung: false,
+            rung: None,
         });
         inner.cond.notify_all();
         let kicks = if added {
@@ -185,8 +187,8 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) -> Wo
     kick(shared, &kicks);
     let until = Instant::now() + sleep;
     let mut st = inner.lock();
-    let rung = |st: &State| st.waiters.iter().any(|w| w.id == me && w.rung);
-    while st.epoch == seen && !st.stop && !rung(&st) {
+    let rung = |st: &State| st.waiters.iter().find(|w| w.id == me).and_then(|w| w.rung);
+    while st.epoch == seen && !st.stop && rung(&st).is_none() {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -197,7 +199,11 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) -> Wo
             .map(|(g, _)| g)
             .unwrap_or_else(|p| p.into_inner().0);
     }
-    let woke = if rung(&st) { Woke::Bell } else { Woke::Look };
+    let woke = if rung(&st) == Some(true) {
+        Woke::Queued
+    } else {
+        Woke::Look
+    };
     st.waiters.retain(|w| w.id != me);
     woke
 }
@@ -257,7 +263,7 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
         });
         match popped {
             Ok(Some((key, _))) if key == kick => {}
-            Ok(Some((key, _))) => {
+            Ok(Some((key, token))) => {
                 pause = Duration::from_millis(50);
                 let task = task_of(&shared, group, &key);
                 let mut st = inner.lock();
@@ -272,9 +278,10 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
                     if let Some(w) = st
                         .waiters
                         .iter_mut()
-                        .find(|w| !w.rung && w.tasks.iter().any(|t| t == task))
+                        .find(|w| w.rung.is_none() && w.tasks.iter().any(|t| t == task))
                     {
-                        w.rung = true;
+                        // 'q': queued work, claim at once; 'd': delayed work, look when due.
+                        w.rung = Some(token == "q");
                         inner.cond.notify_all();
                     }
                 }

@@ -59,24 +59,40 @@ local function load(id)
     maxr = tonumber(v[14]) }
 end
 
--- The doorbells this script rang (a second ring of one is a no-op); silence() forgets one.
+-- A task's doorbell b:<task> holds at most one token: 'q' while it has queued work (a woken
+-- worker claims at once), 'd' while it has only delayed work (a woken worker looks when it is
+-- due). RUNG: what this script rang already, so a second ring of a task costs nothing.
 local RUNG = {}
-local function ring(task)
-  if RUNG[task] then return end
-  RUNG[task] = true
+local function ring(task, kind)
+  if RUNG[task] == 'q' or RUNG[task] == kind then return end
+  RUNG[task] = kind
   local b = P .. 'b:' .. task
-  if redis.call('LLEN', b) == 0 then redis.call('RPUSH', b, '1') end
+  local t = redis.call('LINDEX', b, 0)
+  if not t then
+    redis.call('RPUSH', b, kind)
+  elseif kind == 'q' and t ~= 'q' then
+    redis.call('LSET', b, 0, 'q')
+  end
 end
-local function silence(task)
+-- After a claim: with no queued work left the doorbell falls silent, or says 'd' while delayed
+-- work is left.
+local function quiet(task, delayed_left)
   RUNG[task] = nil
-  redis.call('DEL', P .. 'b:' .. task)
+  local b = P .. 'b:' .. task
+  if not delayed_left then
+    redis.call('DEL', b)
+  elseif redis.call('LINDEX', b, 0) == 'q' then
+    redis.call('LSET', b, 0, 'd')
+  end
 end
 
 -- Wakes wait_final callers of id: one token, '1', or the final record (see record_token), so a
--- woken caller need not read it.
+-- woken caller need not read it. A record token is pushed when id becomes final, when the list
+-- is empty (a reopened invocation's was deleted) or holds a purge's '1' (which sends a woken
+-- caller to read): no DEL first.
 local function notify_final(id, token)
   local f = P .. 'f:' .. id
-  redis.call('DEL', f)
+  if not token then redis.call('DEL', f) end
   redis.call('RPUSH', f, token or '1')
   redis.call('PEXPIRE', f, NOTIFY_TTL_MS)
 end
@@ -107,7 +123,7 @@ local function index(id, s)
       queued = true
       s.tk = t
     end
-    ring(s.task)
+    ring(s.task, queued and 'q' or 'd')
   end
   if s.st == 'running' and s.lx then redis.call('ZADD', P .. 'lx', num(s.lx), id) end
   return queued
@@ -178,6 +194,9 @@ local function blobs(id, res, err, errl)
   if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
 end
 
+-- The tasks this script added to the set of every task seen.
+local TASKS_ADDED = {}
+
 -- c = { id, task, wf, parent (or false), spec, maxr, nb (or false) }. With lease = { worker,
 -- expiry }, it is created running as attempt 1 under that lease (a checkpoint's inline child),
 -- never queued; without, pending.
@@ -199,10 +218,15 @@ local function create(c, now, lease)
     redis.call('ZADD', P .. 'roots', num(seq), c.id)
     redis.call('RPUSH', P .. 't:' .. top, c.id)
   end
-  if redis.call('HINCRBY', P .. 'tr:' .. top, 'open', 1) == 1 then
+  -- A tree that had finished is unfinished again (a new tree cannot have finished: purge
+  -- deletes a tree's counts with its fin entry).
+  if redis.call('HINCRBY', P .. 'tr:' .. top, 'open', 1) == 1 and c.id ~= top then
     redis.call('ZREM', P .. 'fin', top)
   end
-  redis.call('SADD', P .. 'tasks', c.task)
+  if not TASKS_ADDED[c.task] then
+    TASKS_ADDED[c.task] = true
+    redis.call('SADD', P .. 'tasks', c.task)
+  end
   local s = { st = 'pending', att = 0, ret = 0, rec = 0, lw = false, lx = false,
     nb = c.nb, upd = now, tk = false, task = c.task, wf = c.wf, parent = c.parent, top = top,
     maxr = c.maxr }
@@ -398,9 +422,11 @@ local function claim_one(now, worker, expiry, tasks)
   -- with nothing queued it falls silent. (pick saw up to two of each kind: what is left.)
   local left = seen[old.task]
   if left.q - (old.tk and 1 or 0) > 0 then
-    ring(old.task)
-  elseif left.d - (old.nb and 1 or 0) == 0 then
-    silence(old.task)
+    ring(old.task, 'q')
+  else
+    quiet(old.task, left.d - (old.nb and 1 or 0) > 0)
   end
-  return { 'claimed', id, record(id), redis.call('LRANGE', P .. 'j:' .. id, 0, -1) }
+  -- Never claimed before: nothing was ever committed, so no journal.
+  local journal = old.att > 0 and redis.call('LRANGE', P .. 'j:' .. id, 0, -1) or {}
+  return { 'claimed', id, record(id), journal }
 end
