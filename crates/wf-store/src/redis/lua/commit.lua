@@ -175,7 +175,7 @@ local function commit_main()
   end
 
   -- Everything is valid: write.
-  for i = 0, nj - 1 do redis.call('RPUSH', P .. 'j:' .. id, ARGV[journal_at + 1 + 2 * i]) end
+  append_journal(id, journal_at + 1, nj)
   for seq, name in pairs(consumed) do
     redis.call('HSET', ek, 'c:' .. num(seq), '1')
     redis.call('HINCRBY', ek, 'U:' .. name, -1)

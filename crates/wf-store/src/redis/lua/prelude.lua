@@ -59,6 +59,20 @@ local function load(id)
     maxr = tonumber(v[14]) }
 end
 
+-- Appends n journal entries to id's journal, the i-th (from 0) at ARGV[first + 2 * i]: one RPUSH
+-- per JOURNAL_CHUNK of them.
+local JOURNAL_CHUNK = 512
+local function append_journal(id, first, n)
+  local batch = {}
+  for i = 0, n - 1 do
+    batch[#batch + 1] = ARGV[first + 2 * i]
+    if #batch == JOURNAL_CHUNK or i == n - 1 then
+      redis.call('RPUSH', P .. 'j:' .. id, unpack(batch))
+      batch = {}
+    end
+  end
+end
+
 -- A task's doorbell b:<task> holds at most one token: 'q' while it has queued work (a woken
 -- worker claims at once), 'd' while it has only delayed work (a woken worker looks when it is
 -- due). RUNG: what this script rang already, so a second ring of a task costs nothing.
@@ -97,21 +111,26 @@ local function notify_final(id, token)
   redis.call('PEXPIRE', f, NOTIFY_TTL_MS)
 end
 
--- Removes an invocation in state s from the indexes (the reverse of index).
-local function unindex(id, s)
-  redis.call('HINCRBY', P .. 'n', s.st, -1)
+-- Removes an invocation in state s from the indexes (the reverse of index); with new, the state
+-- that index() adds next, what index() would put back as it was is left (the count of an
+-- unchanged status, the lease index entry of one that stays running, which ZADD updates).
+local function unindex(id, s, new)
+  if not (new and new.st == s.st) then redis.call('HINCRBY', P .. 'n', s.st, -1) end
   if s.tk then redis.call('ZREM', P .. 'q:' .. s.task, id) end
   if s.nb then redis.call('ZREM', P .. 'dl:' .. s.task, id) end
-  if s.lx then redis.call('ZREM', P .. 'lx', id) end
+  if s.lx and not (new and new.st == 'running' and new.lx) then
+    redis.call('ZREM', P .. 'lx', id)
+  end
 end
 
 -- Adds an invocation in state s to the indexes: a claimable one joins its task's queue (at the
 -- back, with a new ticket) or delayed set and rings the task's doorbell (a waiting one with a
 -- timer joins the delayed set, claimable when it fires); a running one is indexed by lease
 -- expiry.
--- Returns whether it queued the invocation (its 'ord' field is then the caller's order).
-local function index(id, s)
-  redis.call('HINCRBY', P .. 'n', s.st, 1)
+-- Returns whether it queued the invocation (its 'ord' field is then the caller's order). old:
+-- the state unindex() removed, if any (an unchanged status keeps its count).
+local function index(id, s, old)
+  if not (old and old.st == s.st) then redis.call('HINCRBY', P .. 'n', s.st, 1) end
   s.tk = false
   local queued = false
   if CLAIMABLE[s.st] or (s.st == 'waiting' and s.nb) then
@@ -160,9 +179,9 @@ local STATE_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk' 
 local NUMERIC = { att = true, ret = true, rec = true, lx = true, nb = true, upd = true, tk = true }
 local record_token
 local function save(id, old, new, more)
-  if old then unindex(id, old) end
+  if old then unindex(id, old, new) end
   local set, del = {}, {}
-  if index(id, new) then set[1] = 'ord'; set[2] = ORD end
+  if index(id, new, old) then set[1] = 'ord'; set[2] = ORD end
   for _, f in ipairs(STATE_FIELDS) do
     local v = new[f]
     if v == false or v == nil then
