@@ -81,11 +81,12 @@ local function ring(task, kind)
   if RUNG[task] == 'q' or RUNG[task] == kind then return end
   RUNG[task] = kind
   local b = P .. 'b:' .. task
-  local t = redis.call('LINDEX', b, 0)
+  local t = redis.call('LRANGE', b, 0, 0)[1]
   if not t then
     redis.call('RPUSH', b, kind)
   elseif kind == 'q' and t ~= 'q' then
-    redis.call('LSET', b, 0, 'q')
+    redis.call('DEL', b)
+    redis.call('RPUSH', b, 'q')
   end
 end
 -- After a claim: with no queued work left the doorbell falls silent, or says 'd' while delayed
@@ -95,8 +96,9 @@ local function quiet(task, delayed_left)
   local b = P .. 'b:' .. task
   if not delayed_left then
     redis.call('DEL', b)
-  elseif redis.call('LINDEX', b, 0) == 'q' then
-    redis.call('LSET', b, 0, 'd')
+  elseif redis.call('LRANGE', b, 0, 0)[1] == 'q' then
+    redis.call('DEL', b)
+    redis.call('RPUSH', b, 'd')
   end
 end
 
