@@ -220,8 +220,10 @@ pub(crate) fn conclude(
     // A worker's own claim needs no acknowledgement it acts on: its commit may be pipelined (the
     // store hands the outcome to no one before it is durable). A child run inline reports its
     // outcome to its caller, which records it and goes on: that commit must be durable first.
-    // Children to cancel once the commit is in: claim nothing meanwhile (it could be one).
-    let then_claim = then_claim.filter(|_| !runner.is_nested() && cancel_after_commit.is_empty());
+    // Claim nothing once a stop was asked, nor with children to cancel once the commit is in
+    // (the claim could take one).
+    let then_claim = then_claim
+        .filter(|_| !runner.is_nested() && runner.may_start() && cancel_after_commit.is_empty());
     let committed = if runner.is_nested() {
         app.store().commit(&lease, commit, now()).map(|()| None)
     } else if let Some(tasks) = then_claim {
