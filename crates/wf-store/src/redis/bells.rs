@@ -34,6 +34,9 @@ const LISTEN: Duration = Duration::from_secs(5);
 struct State {
     /// Grows by one when every waiter should look again (a listener failed, the store stops).
     epoch: u64,
+    /// Grows by one for each token no waiting caller took: a caller that looked before it and
+    /// starts waiting after it looks again instead.
+    dropped: u64,
     /// Callers blocked in `wait_for_work`, longest waiting first.
     waiters: Vec<Waiter>,
     /// The id of the next waiter.
@@ -85,8 +88,10 @@ impl Bells {
         Self::default()
     }
 
-    fn epoch(&self) -> u64 {
-        self.inner.lock().epoch
+    /// The epoch and the count of dropped tokens, read before a caller looks.
+    fn marks(&self) -> (u64, u64) {
+        let st = self.inner.lock();
+        (st.epoch, st.dropped)
     }
 
     /// Stops the listeners: they end after their current block, which the kick cuts short.
@@ -134,7 +139,7 @@ pub(crate) fn wait_for_work(
 ) -> Result<bool, StoreError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let seen = shared.bells.epoch();
+        let seen = shared.bells.marks();
         let now = system_now();
         let (claimable, due) = shared.probe(tasks, now)?;
         if claimable {
@@ -155,10 +160,12 @@ pub(crate) fn wait_for_work(
 }
 
 /// Sleeps until a doorbell of `tasks` rings for this caller, the epoch moves past `seen` or
-/// `sleep` passes, with listeners running for `tasks`.
-fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) -> Woke {
+/// `sleep` passes, with listeners running for `tasks`; does not sleep when a token was dropped
+/// since the caller looked (`seen`: the marks read before it looked).
+fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: (u64, u64), sleep: Duration) -> Woke {
+    let (seen, seen_dropped) = seen;
     let inner = &shared.bells.inner;
-    let (me, kicks) = {
+    let (me, kicks, stale) = {
         let mut st = inner.lock();
         let mut added = false;
         for t in tasks {
@@ -168,23 +175,30 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) -> Wo
             start_listeners(shared, &mut st);
             added = false;
         }
+        // A token nobody took since this caller looked may be for work the look missed.
+        let stale = st.dropped != seen_dropped;
         let me = st.next_waiter;
         st.next_waiter += 1;
-        st.waiters.push(Waiter {
-            id: me,
-            tasks: tasks.iter().map(|t| t.as_str().to_owned()).collect(),
-            rung: None,
-        });
+        if !stale {
+            st.waiters.push(Waiter {
+                id: me,
+                tasks: tasks.iter().map(|t| t.as_str().to_owned()).collect(),
+                rung: None,
+            });
+        }
         inner.cond.notify_all();
         let kicks = if added {
             st.listeners.iter().map(|(k, _)| k.clone()).collect()
         } else {
             Vec::new()
         };
-        (me, kicks)
+        (me, kicks, stale)
     };
     // New tasks: the listeners rebuild their key lists.
     kick(shared, &kicks);
+    if stale {
+        return Woke::Look;
+    }
     let until = Instant::now() + sleep;
     let mut st = inner.lock();
     let rung = |st: &State| st.waiters.iter().find(|w| w.id == me).and_then(|w| w.rung);
@@ -283,6 +297,8 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
                         // 'q': queued work, claim at once; 'd': delayed work, look when due.
                         w.rung = Some(token == "q");
                         inner.cond.notify_all();
+                    } else {
+                        st.dropped += 1;
                     }
                 }
             }
