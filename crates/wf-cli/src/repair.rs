@@ -5,7 +5,8 @@ use wf_store::{FileStore, StoreError};
 
 use crate::Failure;
 use crate::cli::Target;
-use crate::commands::{Out, store_failure};
+use crate::commands::Out;
+use crate::open::store_failure;
 
 /// " (pid N)" when the owning process's id is known.
 fn pid_text(pid: Option<u32>) -> String {
