@@ -204,6 +204,8 @@ macro_rules! conformance_tests {
             wait_for_work_wakes_on_submit,
             wait_for_work_wakes_on_retry,
             wait_for_work_times_out_when_idle,
+            wait_for_work_after_an_empty_claim_wakes_on_submit,
+            wait_for_work_after_an_empty_claim_wakes_when_due,
         );
         $crate::conformance_tests!(@topic app:
             first_bind_records_the_app,

@@ -17,7 +17,9 @@
 //! woken already is dropped (their claims ring again while work is left). Listeners run only
 //! while someone waits, and end when the store is dropped.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ use super::{Retry, Shared};
 use crate::error::StoreError;
 use crate::memory::system_now;
 use crate::model::TaskSet;
+use wf_core::Timestamp;
 
 /// The longest block of one listener `BLPOP`.
 const LISTEN: Duration = Duration::from_secs(5);
@@ -66,9 +69,25 @@ enum Woke {
 }
 
 /// The doorbells of one store.
-#[derive(Default)]
 pub(crate) struct Bells {
     inner: Arc<Inner>,
+    /// This store's number in the process (what a thread's [`Idle`] names).
+    serial: u64,
+}
+
+/// What this thread's last claim (on a one-shard store) found: nothing, with the store's marks
+/// read before it and when something becomes claimable by the clock (`None`: never). The next
+/// `wait_for_work` of this thread on that store and task set sleeps on it instead of probing,
+/// unless a token was dropped or everyone was told to look since.
+struct Idle {
+    serial: u64,
+    tasks: TaskSet,
+    marks: (u64, u64),
+    due: Option<Timestamp>,
+}
+
+thread_local! {
+    static IDLE: RefCell<Option<Idle>> = const { RefCell::new(None) };
 }
 
 #[derive(Default)]
@@ -85,11 +104,15 @@ impl Inner {
 
 impl Bells {
     pub(crate) fn new() -> Self {
-        Self::default()
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        Self {
+            inner: Arc::default(),
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
-    /// The epoch and the count of dropped tokens, read before a caller looks.
-    fn marks(&self) -> (u64, u64) {
+    /// The epoch and the count of dropped tokens, read before a caller looks (or claims).
+    pub(crate) fn marks(&self) -> (u64, u64) {
         let st = self.inner.lock();
         (st.epoch, st.dropped)
     }
@@ -128,6 +151,32 @@ fn kick(shared: &Shared, keys: &[String]) {
     }
 }
 
+/// Records (or with `found`, forgets) what this thread's claim on `shared` with `tasks` found:
+/// `marks` were read before the claim, `due` is when something becomes claimable by the clock.
+pub(crate) fn claimed(
+    shared: &Shared,
+    tasks: &TaskSet,
+    marks: (u64, u64),
+    found: bool,
+    due: Option<Timestamp>,
+) {
+    let idle = (!found).then(|| Idle {
+        serial: shared.bells.serial,
+        tasks: tasks.clone(),
+        marks,
+        due,
+    });
+    IDLE.with(|i| *i.borrow_mut() = idle);
+}
+
+/// What this thread's last claim on `shared` with `tasks` found nothing, if it was the last
+/// store operation that could tell (`None` otherwise): the marks read before it and the due time.
+fn idle_since(shared: &Shared, tasks: &TaskSet) -> Option<((u64, u64), Option<Timestamp>)> {
+    IDLE.with(|i| i.borrow_mut().take())
+        .filter(|i| i.serial == shared.bells.serial && &i.tasks == tasks)
+        .map(|i| (i.marks, i.due))
+}
+
 /// `wait_for_work`: returns `true` as soon as a claim by `tasks` may succeed, `false` after
 /// `timeout`. Looks first (one probe of every shard); then sleeps until a doorbell of one of
 /// the tasks rings, or the next due time (a retry's not-before, a lease expiry), or the timeout,
@@ -138,10 +187,19 @@ pub(crate) fn wait_for_work(
     timeout: Duration,
 ) -> Result<bool, StoreError> {
     let deadline = Instant::now() + timeout;
+    // Right after this thread's claim found nothing, that claim was the look: what became
+    // claimable since rang a doorbell (the listeners deliver it, or a dropped token sends this
+    // caller to look), and it said when something becomes claimable by the clock.
+    let mut claimed = idle_since(shared, tasks);
     loop {
-        let seen = shared.bells.marks();
-        let now = system_now();
-        let (claimable, due) = shared.probe(tasks, now)?;
+        let (seen, now, (claimable, due)) = match claimed.take() {
+            Some((marks, due)) => (marks, system_now(), (false, due)),
+            None => {
+                let seen = shared.bells.marks();
+                let now = system_now();
+                (seen, now, shared.probe(tasks, now)?)
+            }
+        };
         if claimable {
             return Ok(true);
         }

@@ -320,13 +320,34 @@ impl Shared {
             order.sort();
             order.into_iter().map(|(_, s)| s).collect()
         };
+        let marks = self.bells.marks();
         for shard in order {
             let reply = self.call(shard, &self.scripts.claim, &args, Retry::Once)?;
-            if let Some(claim) = self.claimed(shard, worker, expires_at, &reply)? {
-                return Ok(Some(claim));
+            let claim = self.claimed(shard, worker, expires_at, &reply)?;
+            self.note_claim(tasks, marks, claim.is_some(), &reply);
+            if claim.is_some() {
+                return Ok(claim);
             }
         }
         Ok(None)
+    }
+
+    /// Tells this thread's next `wait_for_work` what a claim on a one-shard namespace found
+    /// (nothing, and when something becomes claimable by the clock: it need not look again).
+    fn note_claim(&self, tasks: &TaskSet, marks: (u64, u64), found: bool, reply: &Value) {
+        // A claim's reply {'none', due}: due -1 for never.
+        let due = array(reply)
+            .filter(|r| r.first().and_then(text) == Some("none"))
+            .and_then(|r| r.get(1))
+            .and_then(int)
+            .filter(|_| self.shards == 1 && !found);
+        match due {
+            Some(d) => {
+                let due = u64::try_from(d).ok().map(Timestamp);
+                super::bells::claimed(self, tasks, marks, false, due);
+            }
+            None => super::bells::claimed(self, tasks, marks, true, None),
+        }
     }
 
     /// Decodes a claim script's reply (as `claim_one` in the prelude returns it) in `shard`.
@@ -430,12 +451,16 @@ impl Shared {
         args.push(time_arg(expires_at));
         args.push(RECOVER_BATCH.to_string().into_bytes());
         args.extend(task_args(tasks));
+        let marks = self.bells.marks();
         let reply = self.commit_call(0, &self.scripts.commit_claim, &args, patience(lease, now))?;
         self.committed(0, lease, &commit, &reply)?;
-        let claim = array(&reply)
-            .and_then(|r| r.get(1))
-            .ok_or_else(|| malformed("commit_claim"));
-        Ok(claim.and_then(|c| self.claimed(0, &lease.worker, expires_at, c)))
+        let Some(claim_reply) = array(&reply).and_then(|r| r.get(1)) else {
+            return Ok(Err(malformed("commit_claim")));
+        };
+        let claim = self.claimed(0, &lease.worker, expires_at, claim_reply);
+        let found = !matches!(claim, Ok(None));
+        self.note_claim(tasks, marks, found, claim_reply);
+        Ok(claim)
     }
 
     /// What a commit's reply says (the commit-then-claim script's starts the same way).

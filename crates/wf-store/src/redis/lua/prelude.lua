@@ -380,10 +380,11 @@ end
 -- The invocation a claim at now takes among tasks: the one runnable longest. A queued one is
 -- runnable since it became ready (upd), a delayed one since its not-before time; the queue wins
 -- ties; queued ones are ordered by ticket, delayed ones by (not-before, id). Returns its id, when
--- it became runnable (only with need_since, else nil when it is queued), and per task how many
--- it saw queued and delayed (at most 2 each: whether any are left once one is taken).
+-- it became runnable (only with need_since, else nil when it is queued), per task how many it
+-- saw queued and delayed (at most 2 each: whether any are left once one is taken), and the
+-- earliest not-before time among the tasks' delayed ones (nil for none).
 local function pick(now, tasks, need_since)
-  local q, qtk, d, dnb
+  local q, qtk, d, dnb, dnext
   local seen = {}
   for _, t in ipairs(tasks) do
     local r = redis.call('ZRANGE', P .. 'q:' .. t, 0, 1, 'WITHSCORES')
@@ -392,18 +393,19 @@ local function pick(now, tasks, need_since)
     if r[1] and (not q or tonumber(r[2]) < qtk) then q = r[1]; qtk = tonumber(r[2]) end
     if rd[1] then
       local nb = tonumber(rd[2])
+      if not dnext or nb < dnext then dnext = nb end
       if nb <= now and (not d or nb < dnb or (nb == dnb and rd[1] < d)) then d = rd[1]; dnb = nb end
     end
   end
   if q and d then
     local since = tonumber(redis.call('HGET', ik(q), 'upd'))
-    if dnb < since then return d, dnb, seen end
-    return q, since, seen
+    if dnb < since then return d, dnb, seen, dnext end
+    return q, since, seen, dnext
   end
   if q then
-    return q, need_since and tonumber(redis.call('HGET', ik(q), 'upd')) or nil, seen
+    return q, need_since and tonumber(redis.call('HGET', ik(q), 'upd')) or nil, seen, dnext
   end
-  return d, dnb, seen
+  return d, dnb, seen, dnext
 end
 
 -- The lease check of renew and commit: the invocation runs under this worker's lease for this
@@ -422,11 +424,18 @@ local function fence(id, worker, attempt, now)
 end
 
 -- Claims for worker, until expiry, the invocation a claim at now takes among tasks (see pick):
--- running, its attempt one more. Returns {'none'}, {'transition', from, to, id} or
+-- running, its attempt one more. Returns {'none', next due}, {'transition', from, to, id} or
 -- {'claimed', id, record, journal}.
 local function claim_one(now, worker, expiry, tasks)
-  local id, _, seen = pick(now, tasks)
-  if not id then return { 'none' } end
+  local id, _, seen, dnext = pick(now, tasks)
+  if not id then
+    -- When a claim could find something by the clock alone, as probe reports it (-1: never),
+    -- so an idle worker can sleep without probing first.
+    local due = dnext or -1
+    local l = redis.call('ZRANGE', P .. 'lx', 0, 0, 'WITHSCORES')
+    if l[1] and (due < 0 or tonumber(l[2]) + 1 < due) then due = tonumber(l[2]) + 1 end
+    return { 'none', num(due) }
+  end
   local old = load(id)
   if not allowed(old.st, 'running') then return { 'transition', old.st, 'running', id } end
   local new = copy(old)
