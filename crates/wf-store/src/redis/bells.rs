@@ -11,11 +11,11 @@
 //! one `BLPOP` per shard group (all shards on a single Redis; one shard each on a cluster, where
 //! one `BLPOP`'s keys must share a slot), on a dedicated connection whose reply timeout is longer
 //! than the block. A token of task `t` wakes one waiting caller of this process that waits for
-//! `t` (the longest waiting): for queued work (`q`) it returns at once to claim (one token, one
-//! wake-up, no probe); for delayed work (`d`) it looks (one probe) and sleeps until it is due. A
-//! token nobody here waits for any more is given back; one for a task whose waiters are all
-//! woken already is dropped (their claims ring again while work is left). Listeners run only
-//! while someone waits, and end when the store is dropped.
+//! `t` (the longest waiting), who looks (one probe: a token may be older than the work it rang
+//! for, which may be gone) and claims, or sleeps until what it saw is due. A token nobody here
+//! waits for any more is given back; one for a task whose waiters are all woken already is
+//! dropped (their claims ring again while work is left, and a caller that looked before the drop
+//! looks again). Listeners run only while someone waits, and end when the store is dropped.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -55,17 +55,8 @@ struct State {
 struct Waiter {
     id: u64,
     tasks: Vec<String>,
-    /// A doorbell of one of its tasks rang for it: `Some(true)` for queued work.
-    rung: Option<bool>,
-}
-
-/// Why a wait ended.
-#[derive(Debug, PartialEq, Eq)]
-enum Woke {
-    /// A doorbell of one of the waiter's tasks rang for it with queued work: a claim may succeed.
-    Queued,
-    /// A doorbell rang for delayed work, its time passed, or everyone was told to look again.
-    Look,
+    /// A doorbell of one of its tasks rang for it.
+    rung: bool,
 }
 
 /// The doorbells of one store.
@@ -211,16 +202,14 @@ pub(crate) fn wait_for_work(
             Some(t) => left.min(now.until(t).max(Duration::from_millis(1))),
             None => left,
         };
-        if wait(shared, tasks, seen, sleep) == Woke::Queued {
-            return Ok(true);
-        }
+        wait(shared, tasks, seen, sleep);
     }
 }
 
 /// Sleeps until a doorbell of `tasks` rings for this caller, the epoch moves past `seen` or
 /// `sleep` passes, with listeners running for `tasks`; does not sleep when a token was dropped
 /// since the caller looked (`seen`: the marks read before it looked).
-fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: (u64, u64), sleep: Duration) -> Woke {
+fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: (u64, u64), sleep: Duration) {
     let (seen, seen_dropped) = seen;
     let inner = &shared.bells.inner;
     let (me, kicks, stale) = {
@@ -241,7 +230,7 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: (u64, u64), sleep: Duration
             st.waiters.push(Waiter {
                 id: me,
                 tasks: tasks.iter().map(|t| t.as_str().to_owned()).collect(),
-                rung: None,
+                rung: false,
             });
         }
         inner.cond.notify_all();
@@ -255,12 +244,12 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: (u64, u64), sleep: Duration
     // New tasks: the listeners rebuild their key lists.
     kick(shared, &kicks);
     if stale {
-        return Woke::Look;
+        return;
     }
     let until = Instant::now() + sleep;
     let mut st = inner.lock();
-    let rung = |st: &State| st.waiters.iter().find(|w| w.id == me).and_then(|w| w.rung);
-    while st.epoch == seen && !st.stop && rung(&st).is_none() {
+    let rung = |st: &State| st.waiters.iter().any(|w| w.id == me && w.rung);
+    while st.epoch == seen && !st.stop && !rung(&st) {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -271,13 +260,7 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: (u64, u64), sleep: Duration
             .map(|(g, _)| g)
             .unwrap_or_else(|p| p.into_inner().0);
     }
-    let woke = if rung(&st) == Some(true) {
-        Woke::Queued
-    } else {
-        Woke::Look
-    };
     st.waiters.retain(|w| w.id != me);
-    woke
 }
 
 fn start_listeners(shared: &Arc<Shared>, st: &mut State) {
@@ -335,7 +318,7 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
         });
         match popped {
             Ok(Some((key, _))) if key == kick => {}
-            Ok(Some((key, token))) => {
+            Ok(Some((key, _))) => {
                 pause = Duration::from_millis(50);
                 let task = task_of(&shared, group, &key);
                 let mut st = inner.lock();
@@ -350,10 +333,9 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
                     if let Some(w) = st
                         .waiters
                         .iter_mut()
-                        .find(|w| w.rung.is_none() && w.tasks.iter().any(|t| t == task))
+                        .find(|w| !w.rung && w.tasks.iter().any(|t| t == task))
                     {
-                        // 'q': queued work, claim at once; 'd': delayed work, look when due.
-                        w.rung = Some(token == "q");
+                        w.rung = true;
                         inner.cond.notify_all();
                     } else {
                         st.dropped += 1;
