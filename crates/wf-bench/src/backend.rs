@@ -158,9 +158,9 @@ pub(crate) fn app_on(store: Arc<dyn Store>, lease: Duration, inline: bool) -> Re
         .map_err(|e| format!("cannot build an app on {backend}: {e}"))
 }
 
-/// The file store's options for a bench run: production defaults, with pipelined commits
-/// (`FileOptions::pipelined_commits`, off by default) when `WF_BENCH_PIPELINED=1` is set.
+/// The file store's options for a bench run: production defaults (pipelined commits on), without
+/// them (`FileOptions::pipelined_commits(false)`) when `WF_BENCH_PIPELINED=0` is set.
 fn file_options() -> FileOptions {
-    let pipelined = std::env::var("WF_BENCH_PIPELINED").is_ok_and(|v| v == "1");
+    let pipelined = std::env::var("WF_BENCH_PIPELINED").map_or(true, |v| v != "0");
     FileOptions::default().pipelined_commits(pipelined)
 }

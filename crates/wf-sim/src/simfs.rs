@@ -127,6 +127,9 @@ pub struct SimCounts {
     pub dir_ops_lost: u64,
     /// Holes a reordered crash left.
     pub holes: u64,
+    /// Opens of the store that cut an unsynced hole (valid records after a bad one, none
+    /// acknowledged as durable), noted by the driver.
+    pub holes_cut: u64,
 }
 
 #[derive(Debug, Default)]
@@ -298,6 +301,11 @@ impl SimFs {
         s.dead = false;
         s.fired = None;
         s.armed = None;
+    }
+
+    /// Notes that opening the store cut an unsynced hole.
+    pub fn note_hole_cut(&self) {
+        lock(&self.state).counts.holes_cut += 1;
     }
 
     /// The bytes of the file named `path` as the process sees them (for tests).

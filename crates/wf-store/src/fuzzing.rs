@@ -56,8 +56,9 @@ mod file_log {
         replay(path, bytes, false).map(|r| r.records)
     }
 
-    /// A log of this build's format holding `payloads` as its records, framed and checksummed.
-    /// Payloads longer than a record may be are left out.
+    /// A log of this build's format holding `payloads` as its records, framed and checksummed
+    /// (a payload is the record's watermark, 8 bytes, then its encoded changes). Payloads longer
+    /// than a record may be are left out.
     pub fn log_of(payloads: &[Vec<u8>]) -> Vec<u8> {
         let mut log = format::header().to_vec();
         for p in payloads

@@ -139,3 +139,33 @@ fn missing_stores_and_newer_formats_are_errors() {
         Err(StoreError::NewerFormat { found: 99, .. })
     ));
 }
+
+/// `wf.synced` limits a snapshot only for the log file it names (by device and inode): a copy
+/// of a store directory (a backup restored elsewhere, with a stale `wf.synced` that names the
+/// original's log at an older size) is shown whole; the original, whose log the stale entry
+/// names, shows only what the entry says is synced (a stale entry only ever shows less).
+#[test]
+fn a_stale_synced_watermark_of_another_log_hides_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let synced_at_open = fs::read(dir.path().join("wf.synced")).unwrap();
+    run_one(&store, 0, at(1));
+    drop(store);
+    let copy = tempfile::tempdir().unwrap();
+    fs::copy(log_path(dir.path()), log_path(copy.path())).unwrap();
+    // The watermark as it was when the log held only its header.
+    fs::write(copy.path().join("wf.synced"), &synced_at_open).unwrap();
+    fs::write(dir.path().join("wf.synced"), &synced_at_open).unwrap();
+
+    let seen = FileStore::snapshot(copy.path()).unwrap();
+    assert!(
+        check_whole(&seen, &seen.invocation(root(0).id).unwrap()),
+        "a copied log is shown whole"
+    );
+    // The original log, with the stale entry naming it: only what it says is synced.
+    let seen = FileStore::snapshot(dir.path()).unwrap();
+    assert!(matches!(
+        seen.invocation(root(0).id),
+        Err(StoreError::InvocationNotFound(_))
+    ));
+}

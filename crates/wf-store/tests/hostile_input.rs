@@ -51,6 +51,13 @@ fn payloads(log: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A record's payload holding `changes` (encoded), after a watermark (format 3).
+fn with_watermark(changes: &[u8]) -> Vec<u8> {
+    let mut payload = 0u64.to_le_bytes().to_vec();
+    payload.extend_from_slice(changes);
+    payload
+}
+
 fn assert_corrupt(result: Result<u64, StoreError>, what: &str) -> String {
     match result {
         Err(e @ StoreError::Corrupt { .. }) => e.to_string(),
@@ -80,7 +87,7 @@ fn a_crafted_length_inside_a_checksummed_record_is_corruption() {
     let last = *record_offsets(&bytes).iter().rev().nth(1).unwrap();
     // The payload is the codec's version byte, then the number of changes: claim 2^60 of them,
     // and give the record a valid checksum, as anyone who can write the file can.
-    bytes[last + FRAME_LEN + 1..last + FRAME_LEN + 10].copy_from_slice(&varint(1 << 60));
+    bytes[last + CHANGES_AT + 1..last + CHANGES_AT + 10].copy_from_slice(&varint(1 << 60));
     reseal_log(&mut bytes);
     fs::write(log_path(dir.path()), &bytes).unwrap();
     for opened in [
@@ -127,7 +134,7 @@ fn crafted_lengths_nested_in_a_record_are_typed_errors() {
                 ),
                 "{what} {claimed}: {direct:?}"
             );
-            let log = log_of(&[payloads(real_log())[0].clone(), crafted]);
+            let log = log_of(&[payloads(real_log())[0].clone(), with_watermark(&crafted)]);
             assert_corrupt(replay_log(&log), what);
         }
     }
@@ -139,7 +146,7 @@ fn crafted_lengths_nested_in_a_record_are_typed_errors() {
         codec::decode::<Vec<Change>>(&crafted),
         Err(CodecError::OverLimit { limit: 65536, .. })
     ));
-    let log = log_of(&[crafted]);
+    let log = log_of(&[with_watermark(&crafted)]);
     let message = assert_corrupt(replay_log(&log), "over the limit");
     assert!(message.contains("claims more than"), "{message}");
 }

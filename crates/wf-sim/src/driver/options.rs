@@ -20,10 +20,9 @@ pub struct SimOptions {
     /// Runs the corpus on Redis with real worker threads of two apps instead (see
     /// [`crate::stress`]): not deterministic; results must equal the file store's.
     pub stress: bool,
-    /// Opens the file store with `FileOptions::pipelined_commits` (off by default): workers'
-    /// commits join the next group commit. Known to fail about one seed in 2,300 (13 of seeds
-    /// 0..30,000: a reordered power loss leaves a hole the next open refuses as corrupt); see
-    /// docs/performance.md.
+    /// Opens the file store with `FileOptions::pipelined_commits` (the store's default, and
+    /// this one's; `--unpipelined` turns it off): workers' commits join the next group commit,
+    /// and a reordered power loss can leave an unsynced hole that the next open cuts.
     pub pipelined: bool,
 }
 
@@ -36,7 +35,7 @@ impl Default for SimOptions {
             memory: false,
             redis: false,
             stress: false,
-            pipelined: false,
+            pipelined: true,
         }
     }
 }

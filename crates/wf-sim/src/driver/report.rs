@@ -63,8 +63,8 @@ impl std::fmt::Display for SeedFailure {
         if self.options.stress {
             flags.push_str(" --stress");
         }
-        if self.options.pipelined {
-            flags.push_str(" --pipelined");
+        if !self.options.pipelined {
+            flags.push_str(" --unpipelined");
         }
         write!(
             f,

@@ -154,6 +154,13 @@ impl Run {
                 .compact_min_bytes(self.compact_min)
                 .pipelined_commits(self.pipelined);
             let store = FileStore::open_with(&self.dir, options).map_err(WfError::Store)?;
+            if let Some(cut) = store.torn_tail().filter(|c| c.hole) {
+                self.trace(format!(
+                    "open cut an unsynced hole at offset {}: {}",
+                    cut.offset, cut.reason
+                ));
+                self.fs.note_hole_cut();
+            }
             ledgered(store, self.acks.clone())
         };
         let app = App::builder().app_id("sim").store(store).build()?;

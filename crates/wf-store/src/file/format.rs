@@ -3,12 +3,23 @@
 //! ```text
 //! header:  magic "wf-log\0\n" (8 bytes) | format version u32 LE
 //! record:  len u32 LE | tag u32 LE | crc32 u32 LE | payload (len bytes)
+//! payload: synced u64 LE | changes            (format 3; format 2: changes only)
 //! ```
 //!
 //! The CRC covers the four length bytes and the payload, so a damaged length is caught as surely
-//! as a damaged payload. The payload is `wf_core::codec::encode(&Vec<Change>)`: one operation's
+//! as a damaged payload. The changes are `wf_core::codec::encode(&Vec<Change>)`: one operation's
 //! changes, so an operation is in the log entirely or not at all. This module only frames bytes;
-//! deciding what a bad record means (torn tail or corruption) is [`super::recovery`]'s job.
+//! deciding what a bad record means (torn tail, unsynced hole or corruption) is
+//! [`super::recovery`]'s job.
+//!
+//! **Format 3** starts every payload with the record's **watermark** (`synced`): the byte offset
+//! of the log known durable (fsync'd) when the record was appended, or [`DURABLE_WITH_FILE`] for
+//! the records of a compacted log (synced whole before it became the log). It lets recovery tell
+//! the hole a power loss can leave in the unsynced end of the log (a later unsynced write kept,
+//! an earlier one lost: every record after the hole was appended before the hole was synced, so
+//! none of them was acknowledged as durable) from damage (some record after it was appended once
+//! the damaged bytes were known durable). A format 2 log (no watermark) is still read; the store
+//! rewrites it as format 3 when it opens it (see `recovery`).
 //!
 //! The **tag** ([`frame_tag`]) is a 32-bit hash of the record's byte offset in the file and its
 //! length. It marks where records start. Telling a torn tail from damage means looking for a
@@ -24,10 +35,20 @@ use wf_core::codec::MAX_DECODE_BYTES;
 /// The first eight bytes of every log file.
 pub(crate) const MAGIC: [u8; 8] = *b"wf-log\0\n";
 
-/// The log format this build writes and the only one it reads. Version 1 (before
+/// The log format this build writes. It reads this one and [`OLDEST_READ`]. Version 1 (before
 /// `InvocationSpec::max_recoveries`, `InvocationState::recoveries`, `Failure::non_determinism`
 /// and later enum variants) is a pre-release format whose records would misdecode: it is refused.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
+
+/// The oldest log format this build reads: format 2, records without a watermark.
+pub(crate) const OLDEST_READ: u32 = 2;
+
+/// Size of a format 3 record's watermark, at the start of its payload.
+pub(crate) const WATERMARK_LEN: usize = 8;
+
+/// The watermark of a compacted log's records: the file was synced whole before it replaced the
+/// log, so every byte before any of them is durable.
+pub(crate) const DURABLE_WITH_FILE: u64 = u64::MAX;
 
 /// Size of the file header.
 pub(crate) const HEADER_LEN: usize = MAGIC.len() + 4;
@@ -36,7 +57,7 @@ pub(crate) const HEADER_LEN: usize = MAGIC.len() + 4;
 pub(crate) const FRAME_LEN: usize = 12;
 
 /// The largest payload a record may carry (the codec refuses larger values anyway).
-pub(crate) const MAX_PAYLOAD: usize = MAX_DECODE_BYTES;
+pub(crate) const MAX_PAYLOAD: usize = MAX_DECODE_BYTES + WATERMARK_LEN;
 
 /// The header of a log file written by this build.
 pub(crate) fn header() -> [u8; HEADER_LEN] {
@@ -49,8 +70,8 @@ pub(crate) fn header() -> [u8; HEADER_LEN] {
 /// What a file's first bytes say.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Header {
-    /// A log this build reads.
-    Ok,
+    /// A log this build reads, of this format version.
+    Ok(u32),
     /// A log written by a newer format.
     Newer(u32),
     /// A log written by an older format this build does not read.
@@ -72,7 +93,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Header {
     };
     match u32::from_le_bytes(*version) {
         0 => Header::Invalid("format version 0 was never written"),
-        FORMAT_VERSION => Header::Ok,
+        v @ OLDEST_READ..=FORMAT_VERSION => Header::Ok(v),
         v if v > FORMAT_VERSION => Header::Newer(v),
         v => Header::Older(v),
     }
@@ -102,25 +123,53 @@ thread_local! {
     static CHECKSUMMED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-fn checksum(len: [u8; 4], payload: &[u8]) -> u32 {
-    #[cfg(test)]
-    CHECKSUMMED.with(|c| c.set(c.get() + payload.len()));
+fn checksum(len: [u8; 4], parts: &[&[u8]]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&len);
-    h.update(payload);
+    for part in parts {
+        #[cfg(test)]
+        CHECKSUMMED.with(|c| c.set(c.get() + part.len()));
+        h.update(part);
+    }
     h.finalize()
 }
 
-/// Appends one framed record to `out`, for the file offset `at` where it will start. The caller
-/// guarantees `payload.len() <= MAX_PAYLOAD`.
-pub(crate) fn push_record(out: &mut Vec<u8>, at: u64, payload: &[u8]) {
-    let n = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+/// Appends one framed record whose payload is `parts` one after the other to `out`, for the
+/// file offset `at` where it will start. The caller guarantees the payload is no larger than
+/// [`MAX_PAYLOAD`].
+fn push_parts(out: &mut Vec<u8>, at: u64, parts: &[&[u8]]) {
+    let size: usize = parts.iter().map(|p| p.len()).sum();
+    let n = u32::try_from(size).unwrap_or(u32::MAX);
     let len = n.to_le_bytes();
-    out.reserve(FRAME_LEN + payload.len());
+    out.reserve(FRAME_LEN + size);
     out.extend_from_slice(&len);
     out.extend_from_slice(&frame_tag(at, n).to_le_bytes());
-    out.extend_from_slice(&checksum(len, payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    out.extend_from_slice(&checksum(len, parts).to_le_bytes());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+}
+
+/// Appends one framed record with any `payload` to `out` (for tests and fuzzing; the store
+/// writes [`push_changes`]).
+pub(crate) fn push_record(out: &mut Vec<u8>, at: u64, payload: &[u8]) {
+    push_parts(out, at, &[payload]);
+}
+
+/// Appends one format 3 record to `out`: watermark `synced` (see the module docs), then the
+/// encoded `changes`, for the file offset `at` where it will start.
+pub(crate) fn push_changes(out: &mut Vec<u8>, at: u64, synced: u64, changes: &[u8]) {
+    push_parts(out, at, &[&synced.to_le_bytes(), changes]);
+}
+
+/// A record's payload read as format `version` writes it: its watermark (none in format 2) and
+/// its encoded changes; `None` if a format 3 payload is too short to hold a watermark.
+pub(crate) fn body(version: u32, payload: &[u8]) -> Option<(Option<u64>, &[u8])> {
+    if version < 3 {
+        return Some((None, payload));
+    }
+    let (mark, changes) = payload.split_first_chunk::<WATERMARK_LEN>()?;
+    Some((Some(u64::from_le_bytes(*mark)), changes))
 }
 
 /// Reading one record at an offset.
@@ -172,7 +221,7 @@ pub(crate) fn read_frame(bytes: &[u8], at: usize) -> Frame<'_> {
     let Some(payload) = bytes.get(start..start + n) else {
         return Frame::Bad("record payload is cut short (torn write)");
     };
-    if checksum(len, payload) != crc {
+    if checksum(len, &[payload]) != crc {
         return Frame::Bad("record checksum does not match its contents");
     }
     Frame::Valid {
@@ -280,7 +329,7 @@ mod tests {
         let mut log = header().to_vec();
         push(&mut log, b"first");
         push(&mut log, b"second");
-        assert_eq!(read_header(&log), Header::Ok);
+        assert_eq!(read_header(&log), Header::Ok(FORMAT_VERSION));
         let Frame::Valid { payload, next } = read_frame(&log, HEADER_LEN) else {
             panic!("first record unreadable");
         };
@@ -311,6 +360,21 @@ mod tests {
     }
 
     #[test]
+    fn a_format_3_payload_starts_with_its_watermark() {
+        let mut log = header().to_vec();
+        let at = log.len() as u64;
+        push_changes(&mut log, at, 1234, b"changes");
+        let Frame::Valid { payload, .. } = read_frame(&log, HEADER_LEN) else {
+            panic!("record unreadable");
+        };
+        assert_eq!(body(3, payload), Some((Some(1234), &b"changes"[..])));
+        // Format 2 read the whole payload as changes; a format 3 payload too short for a
+        // watermark is no record of this format.
+        assert_eq!(body(2, b"changes"), Some((None, &b"changes"[..])));
+        assert_eq!(body(3, b"short"), None);
+    }
+
+    #[test]
     fn a_record_is_valid_only_where_it_was_written() {
         let mut log = header().to_vec();
         push(&mut log, b"first");
@@ -336,6 +400,8 @@ mod tests {
         let mut h = header();
         h[MAGIC.len()..].copy_from_slice(&7u32.to_le_bytes());
         assert_eq!(read_header(&h), Header::Newer(7));
+        h[MAGIC.len()..].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(read_header(&h), Header::Ok(2));
         h[MAGIC.len()..].copy_from_slice(&1u32.to_le_bytes());
         assert_eq!(read_header(&h), Header::Older(1));
         assert!(matches!(read_header(b"wf-l"), Header::Invalid(_)));

@@ -20,20 +20,28 @@
 //! take the unsynced bytes past that limit. So a crash or power loss can damage at most that many
 //! bytes at the end of the log, or one larger record, which is what recovery cuts as a torn tail.
 //!
+//! Every record carries the log's **watermark** at the time it was appended (how far the file
+//! was known durable, see `format`), and every completed sync publishes it to other processes
+//! (`watermark`).
+//!
 //! After a failed write or fsync the log's durable contents are unknown (and the in-memory state
 //! is ahead of it), so the log **fails closed**: every later operation gets an error that says
 //! to reopen the store, which recovers from what the file holds.
 
-use std::io::{self, Write};
-use std::path::Path;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::format::{self, UNSYNCED_LIMIT};
 use super::fs::FsFile;
-use super::fsio::{Disk, io_err};
+use super::fsio::Disk;
+use super::watermark::Publisher;
 use crate::error::StoreError;
 use crate::tables::Change;
+
+mod compaction;
+
+pub(crate) use self::compaction::compacted_len;
 
 /// What the log remembers of the failure that stopped it.
 #[derive(Clone)]
@@ -61,16 +69,6 @@ struct Queue {
     size: u64,
 }
 
-/// How a compaction ended.
-enum Compacted {
-    /// The new file replaced the log; its size.
-    Done(u64),
-    /// The new file could not be written; the old log is intact and up to date.
-    KeptOld(StoreError),
-    /// The log's state is unknown: the store must stop.
-    Broken(StoreError),
-}
-
 /// Counters for tests and benchmarks.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -85,6 +83,9 @@ struct LogFile {
     /// A second handle on the same file, to sync while others write; `None` where the file
     /// system has none, or while a sync uses it.
     syncer: Option<Box<dyn FsFile>>,
+    /// The file's size when it was opened (or replaced by a compaction): where `written` counts
+    /// from.
+    base: u64,
     /// Bytes written to this file since it was opened (or replaced by a compaction).
     written: u64,
     /// Of those, how many a sync is known to cover.
@@ -93,23 +94,38 @@ struct LogFile {
     /// the OS reports a writeback error to one fsync on it only: a sync through the second
     /// handle that ran meanwhile may return success over lost pages, so it checks this.
     sync_failed: bool,
+    /// Tells other processes how far the file is synced.
+    publisher: Publisher,
 }
 
 impl LogFile {
-    fn new(file: Box<dyn FsFile>) -> Self {
+    /// `file`, durable through its size `base`.
+    fn new(file: Box<dyn FsFile>, base: u64, publisher: Publisher) -> Self {
         // Without a second handle every sync goes through the only one: correct, only slower.
         let syncer = file.try_clone().ok().flatten();
         Self {
             file,
             syncer,
+            base,
             written: 0,
             synced: 0,
             sync_failed: false,
+            publisher,
         }
     }
 
     fn unsynced(&self) -> u64 {
         self.written - self.synced.min(self.written)
+    }
+
+    /// Notes that a sync covered the first `upto` bytes written, and publishes it (see
+    /// `watermark`); returns the log's offset known durable.
+    fn synced_through(&mut self, upto: u64) -> u64 {
+        self.synced = self.synced.max(upto);
+        let at = self.base + self.synced;
+        let everything = self.synced >= self.written;
+        self.publisher.publish(at, everything);
+        at
     }
 }
 
@@ -123,6 +139,8 @@ pub(crate) struct Log {
     file: Mutex<LogFile>,
     /// Mirrors `Queue::durable` for a lock-free fast path.
     durable: AtomicU64,
+    /// The log's offset known durable: every record appended carries it (see `format`).
+    synced_to: AtomicU64,
     /// The last record that readers must not observe before it is durable (everything but
     /// claims and renewals; see the module docs of `file`).
     wanted: AtomicU64,
@@ -138,9 +156,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Log {
-    /// Wraps a locked log file opened for appending at its clean end.
-    pub(crate) fn new(disk: &Disk, file: Box<dyn FsFile>, size: u64) -> Self {
-        Self {
+    /// Wraps a locked log file opened for appending at its clean end, all of it durable (as
+    /// `recovery` leaves it), and publishes that (see `watermark`).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the watermark file cannot be written.
+    pub(crate) fn new(disk: &Disk, file: Box<dyn FsFile>, size: u64) -> Result<Self, StoreError> {
+        let publisher = Publisher::start(disk, file.id().ok().flatten(), size)?;
+        Ok(Self {
             disk: disk.clone(),
             path: disk.log.clone(),
             sync: disk.sync,
@@ -155,12 +178,13 @@ impl Log {
                 size,
             }),
             flushed: Condvar::new(),
-            file: Mutex::new(LogFile::new(file)),
+            file: Mutex::new(LogFile::new(file, size, publisher)),
             durable: AtomicU64::new(0),
+            synced_to: AtomicU64::new(size),
             wanted: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             counters: Counters::default(),
-        }
+        })
     }
 
     fn failure_error(&self, f: &Failure) -> StoreError {
@@ -226,7 +250,8 @@ impl Log {
         }
         let before = q.batch.len();
         let at = q.size;
-        format::push_record(&mut q.batch, at, &payload);
+        let synced = self.synced_to.load(Ordering::Acquire);
+        format::push_changes(&mut q.batch, at, synced, &payload);
         q.size += (q.batch.len() - before) as u64;
         q.appended += 1;
         let seq = q.appended;
@@ -355,14 +380,29 @@ impl Log {
                     f.sync_failed = true;
                     return Err(e);
                 }
-                f.synced = f.written;
-                self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                let upto = f.written;
+                self.synced(&mut f, upto);
             }
             f.file.write_all(run)?;
             f.written += run.len() as u64;
             at += run.len();
         }
+        if !self.sync {
+            // Nothing is ever synced: what is written is as durable as it gets (a killed
+            // process loses none of it): readers are told so, and records carry it.
+            let upto = f.written;
+            let at = f.synced_through(upto);
+            self.synced_to.fetch_max(at, Ordering::AcqRel);
+        }
         Ok(())
+    }
+
+    /// Notes a completed sync of the first `upto` bytes written to `f` (see
+    /// [`LogFile::synced_through`]): later records carry it.
+    fn synced(&self, f: &mut LogFile, upto: u64) {
+        let at = f.synced_through(upto);
+        self.synced_to.fetch_max(at, Ordering::AcqRel);
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Syncs everything written so far: through the second handle without holding the file's
@@ -377,8 +417,8 @@ impl Log {
                         f.sync_failed = true;
                         return Err(e);
                     }
-                    f.synced = f.written;
-                    self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                    let upto = f.written;
+                    self.synced(&mut f, upto);
                     return Ok(());
                 }
             }
@@ -399,82 +439,8 @@ impl Log {
                 "an fsync of the log through another handle failed; what this sync covers may be lost",
             ));
         }
-        f.synced = f.synced.max(upto);
-        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.synced(&mut f, upto);
         Ok(())
-    }
-
-    /// Replaces the log with a compacted one holding `snapshot` (the state after every record
-    /// appended so far). Call with the `Tables` lock held, so nothing is appended meanwhile.
-    ///
-    /// The new file is written under a temporary name, synced, renamed over the log and the
-    /// directory synced: a crash leaves the old log or the new one, whole. Records waiting in
-    /// the batch are covered by the snapshot, so they become durable with it. If writing the new
-    /// file fails, the old log is kept (and the batch flushed to it) and the error returned; a
-    /// failure after the rename stops the log.
-    pub(crate) fn compact(&self, snapshot: &[Change]) -> Result<u64, StoreError> {
-        let mut q = lock(&self.queue);
-        while q.writing || q.syncing {
-            q = self.flushed.wait(q).unwrap_or_else(|p| p.into_inner());
-        }
-        if let Some(f) = &q.failed {
-            return Err(self.failure_error(f));
-        }
-        q.writing = true;
-        q.syncing = true;
-        let batch = std::mem::take(&mut q.batch);
-        let target = q.appended;
-        drop(q);
-
-        let tmp = &self.disk.tmp;
-        let written = self.disk.write_tmp(|out| {
-            out.write_all(&format::header()).map_err(io_err(tmp))?;
-            write_snapshot(out, snapshot, format::HEADER_LEN as u64, tmp)
-        });
-        let outcome = match written {
-            Ok((file, size)) => match self.switch_to(file) {
-                Ok(()) => Compacted::Done(size),
-                Err(e) => Compacted::Broken(e),
-            },
-            // The old log is intact: put the batch where it would have gone.
-            Err(e) => match self
-                .write_batch(&batch)
-                .and_then(|()| if self.sync { self.sync_file() } else { Ok(()) })
-            {
-                Ok(()) => Compacted::KeptOld(e),
-                Err(io) => Compacted::Broken(io_err(&self.path)(io)),
-            },
-        };
-
-        let mut q = lock(&self.queue);
-        q.writing = false;
-        q.syncing = false;
-        let result = match outcome {
-            Compacted::Done(size) => {
-                q.written = target;
-                q.durable = target;
-                q.size = size + q.batch.len() as u64;
-                self.durable.store(target, Ordering::Release);
-                self.counters.compactions.fetch_add(1, Ordering::Relaxed);
-                Ok(size)
-            }
-            Compacted::KeptOld(e) => {
-                q.written = target;
-                q.durable = target;
-                self.durable.store(target, Ordering::Release);
-                Err(e)
-            }
-            Compacted::Broken(e) => {
-                let failure = Failure {
-                    kind: io::ErrorKind::Other,
-                    message: e.to_string(),
-                };
-                self.stop(&mut q, failure);
-                Err(e)
-            }
-        };
-        self.flushed.notify_all();
-        result
     }
 
     /// Makes later writes go to `file` instead of the log: a test points it at `/dev/full` to
@@ -485,28 +451,6 @@ impl Log {
         f.syncer = file.try_clone().ok().flatten();
         f.file = file;
     }
-
-    /// Makes the complete, durable compacted file the log: locks it (so the store's lock moves
-    /// with the log, see `lock`), renames it over the log, writes to it from now on and makes
-    /// the rename durable.
-    fn switch_to(&self, mut file: Box<dyn FsFile>) -> Result<(), StoreError> {
-        let tmp = &self.disk.tmp;
-        if !file.try_lock().map_err(io_err(tmp))? {
-            return Err(io_err(tmp)(io::Error::other(
-                "another process locked the compacted log before it replaced the store's log",
-            )));
-        }
-        self.disk
-            .fs
-            .rename(tmp, &self.path)
-            .map_err(io_err(&self.path))?;
-        {
-            let mut f = lock(&self.file);
-            let _ = f.file.unlock();
-            *f = LogFile::new(file);
-        }
-        self.disk.sync_dir()
-    }
 }
 
 impl Drop for Log {
@@ -515,57 +459,4 @@ impl Drop for Log {
         // and closing releases the lock anyway once no forked child holds it.
         let _ = lock(&self.file).file.unlock();
     }
-}
-
-/// The size a compaction writing `snapshot` now would give the log: the live state's size.
-/// Costs one encoding of the state (no I/O).
-pub(crate) fn compacted_len(snapshot: &[Change], path: &Path) -> Result<u64, StoreError> {
-    let mut sink = LenCounter(format::HEADER_LEN as u64);
-    write_snapshot(&mut sink, snapshot, format::HEADER_LEN as u64, path)?;
-    Ok(sink.0)
-}
-
-/// Counts what is written to it.
-struct LenCounter(u64);
-
-impl Write for LenCounter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Writes a snapshot as records of at most a few hundred changes each (halving a group that is
-/// too large for one record), the first starting at file offset `at`. The snapshot is made
-/// durable as a whole by the rename, so it does not need to be one record.
-fn write_snapshot(
-    out: &mut dyn Write,
-    changes: &[Change],
-    mut at: u64,
-    path: &Path,
-) -> Result<(), StoreError> {
-    const GROUP: usize = 512;
-    let mut frame = Vec::new();
-    let mut pending: Vec<&[Change]> = changes.chunks(GROUP).rev().collect();
-    while let Some(group) = pending.pop() {
-        match wf_core::codec::encode(group) {
-            Ok(payload) => {
-                frame.clear();
-                format::push_record(&mut frame, at, &payload);
-                out.write_all(&frame).map_err(io_err(path))?;
-                at += frame.len() as u64;
-            }
-            Err(wf_core::CodecError::TooLarge { .. }) if group.len() > 1 => {
-                let (a, b) = group.split_at(group.len() / 2);
-                pending.push(b);
-                pending.push(a);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }

@@ -10,6 +10,8 @@
 //! <dir>/LOCK            the owner's process id, for messages (locked too, see `lock`)
 //! <dir>/wf.log.compact  a compaction in progress (removed on open if a crash left it)
 //! <dir>/wf.log.cut-N    bytes an explicit repair cut off at offset N (see `recovery`)
+//! <dir>/wf.synced       how far the log is known durable, for readers in other processes
+//!                       (see `watermark`)
 //! ```
 //!
 //! The directory is created `0700` and its files `0600` ([`FileOptions::group_access`]: `0750`
@@ -19,8 +21,10 @@
 //! Modules: `format` (framing and checksums), `recovery` (open, replay, cut a torn tail), `log`
 //! (appending with group commit, replacing the file on compaction), `lock` (ownership), `fs`
 //! (the [`fs::FileSystem`] every file operation goes through), `fsio` (helpers on it),
-//! `options`, `reads`, `snapshot` (read-only copies for inspectors), `testing` (feature
-//! `testing`: a counting file system).
+//! `options`, `reads`, `snapshot` (read-only copies for inspectors), `watermark` (how far the
+//! log is synced, published for them), `marks` (which record last changed an invocation),
+//! `work` (the storage contract's operations), `testing` (feature `testing`: a counting file
+//! system).
 //!
 //! # Durability and visibility
 //!
@@ -46,7 +50,7 @@
 //! - **Submissions, commits, checkpoints, events, cancellations, retries, expiry recovery and
 //!   purges**: their own record and everything before it are synced.
 //! - **Pipelined commits** ([`StoreWork::commit_pipelined`], a worker pool's commits) with
-//!   [`FileOptions::pipelined_commits`] on (off by default: then they are plain commits) that
+//!   [`FileOptions::pipelined_commits`] on (the default; off, they are plain commits) that
 //!   succeed: nothing; their record joins the batch, and the next flush, led by whoever waits
 //!   for what it changed (or by the worker's next `wait_for_work`, which makes everything
 //!   durable before it idles), syncs it. Until then a crash takes the commit back as if the
@@ -73,8 +77,11 @@
 //! torn tail); more is [`StoreError::Corrupt`] until an explicit repair
 //! ([`FileOptions::repair`], `wf repair`). A power loss that persists later pages of the
 //! unsynced part but not earlier ones (file systems that do not order data writes can) leaves a
-//! valid record after a bad one, also reported as `Corrupt` rather than guessed at; ext4 in its
-//! default `data=ordered` mode and `kill -9` (the page cache survives it) do not produce this.
+//! valid record after a bad one: an **unsynced hole**, which recovery tells from damage by the
+//! watermark every record carries (how far the log was synced when it was appended, see
+//! `format`) and cuts like a torn tail; damage that a later record proves was durable is still
+//! `Corrupt`. A read-only snapshot in another process shows only what the owner published as
+//! synced (`watermark`), so it shows nothing a power loss could take back either.
 //!
 //! After a failed write, fsync or encode, memory may be ahead of the file and the file's durable
 //! contents are unknown: the store **fails stop**. Every operation, reads and `wait_final`
@@ -113,18 +120,19 @@ mod snapshot;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+mod watermark;
+mod work;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use wf_core::{InvocationId, Status, Timestamp, WorkerId};
+use wf_core::{InvocationId, Status, Timestamp};
 
 use crate::error::StoreError;
-use crate::memory::{Signal, signal, system_now, wait_until};
-use crate::model::{Checkpoint, Claim, Commit, Lease, NewInvocation, Submitted, TaskSet};
-use crate::steering::{CancelReport, EventSent, NewEvent};
+use crate::memory::{Signal, signal};
+#[cfg(doc)]
 use crate::store::{StoreAdmin, StoreWork};
 use crate::tables::{Change, PURGE_BATCH, Tables};
 
@@ -133,9 +141,7 @@ use self::log::Log;
 use self::marks::Marks;
 pub use self::options::{DEFAULT_RETENTION, FileOptions, FileStats};
 pub use self::recovery::TornTail;
-use self::sizes::{
-    check_record, check_size, commit_bytes, event_bytes, invocation_bytes, progress_bytes,
-};
+use self::sizes::check_record;
 pub use self::snapshot::FileSnapshot;
 
 /// The log file's name inside the store directory.
@@ -202,11 +208,12 @@ impl FileStore {
     /// Creates a missing directory `0700` and files `0600` (see [`FileOptions::group_access`])
     /// and warns when an existing store allows more. Takes the store's lock
     /// ([`StoreError::StoreLocked`], naming the owner's pid, if another process or another open
-    /// store holds it), replays the log, and cuts a torn tail left by a crash (with a warning;
-    /// [`FileStore::torn_tail`] says what was cut). Fails with [`StoreError::Corrupt`] on damage
-    /// a torn write cannot explain (in the middle of the log, or more bytes at its end than one
-    /// unsynced write leaves; [`FileOptions::repair`] cuts those on request),
-    /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
+    /// store holds it), replays the log, and cuts a torn tail left by a crash, or an unsynced
+    /// hole a power loss left ([`TornTail::hole`]), with a warning ([`FileStore::torn_tail`]
+    /// says what was cut). Rewrites a log of the previous format (2) in this one. Fails with
+    /// [`StoreError::Corrupt`] on damage neither explains (in the middle of the log, or more
+    /// bytes at its end than the writer leaves unsynced; [`FileOptions::repair`] cuts those on
+    /// request), [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
     /// [`StoreError::OlderFormat`] on one written in an older, pre-release format. A path that
     /// exists but is not a directory is [`StoreError::NotADirectory`].
     ///
@@ -250,8 +257,19 @@ impl FileStore {
         );
         // The live state's real size, so the first change after a restart does not rewrite a
         // log that is compact already (and a bloated one is compacted as it should be).
-        let live = log::compacted_len(&opened.tables.snapshot(), &disk.log)?;
-        let log = Log::new(&disk, opened.file, opened.size);
+        let mut live = log::compacted_len(&opened.tables.snapshot(), &disk.log)?;
+        let log = Log::new(&disk, opened.file, opened.size)?;
+        if opened.version < format::FORMAT_VERSION {
+            // An older format's records carry no watermark (see `format`): rewrite the log in
+            // this one before appending to it, so recovery can tell an unsynced hole from damage.
+            live = log.compact(&opened.tables.snapshot())?;
+            tracing::info!(
+                path = %disk.log.display(),
+                from = opened.version,
+                to = format::FORMAT_VERSION,
+                "rewrote the store log in the current format"
+            );
+        }
         Ok(Self {
             dir: disk.dir.clone(),
             options,
@@ -558,196 +576,4 @@ impl Drop for FileStore {
 /// always holds a final state too.
 fn lease_only(change: &Change) -> bool {
     matches!(change, Change::State(_, s) if matches!(s.status, Status::Running | Status::Pending))
-}
-
-impl StoreWork for FileStore {
-    fn bind_app(&self, app_id: &str) -> Result<(), StoreError> {
-        check_size("an app id", app_id.len())?;
-        let store = self.dir.display().to_string();
-        self.mutate(true, system_now(), |t, out| t.bind_app(out, &store, app_id))
-    }
-
-    fn submit(&self, invocation: NewInvocation, now: Timestamp) -> Result<Submitted, StoreError> {
-        check_size("a submission", invocation_bytes(&invocation))?;
-        self.mutate(true, now, |t, out| t.submit(out, invocation, now))
-    }
-
-    fn submit_many(
-        &self,
-        invocations: Vec<NewInvocation>,
-        now: Timestamp,
-    ) -> Result<Vec<Submitted>, StoreError> {
-        check_size(
-            "a batch of submissions",
-            invocations.iter().map(invocation_bytes).sum(),
-        )?;
-        self.mutate(true, now, |t, out| t.submit_many(out, invocations, now))
-    }
-
-    fn claim(
-        &self,
-        worker: &WorkerId,
-        tasks: &TaskSet,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Claim>, StoreError> {
-        let mut staged = self.stage(false, now, |t, out| {
-            t.claim(out, worker, tasks, lease_for, now)
-        })?;
-        if !staged.synced {
-            // It hands out one invocation: what made that invocation what it is must be durable
-            // (see `marks`), not every record before the claim. (A claim that made something
-            // final waits for everything, like any durable operation.)
-            staged.seen = match &staged.result {
-                Ok(Some(claim)) => self.marks.of(claim.lease.invocation),
-                _ => 0,
-            };
-        }
-        self.settle(staged)
-    }
-
-    fn next_due(&self, tasks: &TaskSet) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.lock_checked()?.next_due(tasks))
-    }
-
-    fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
-        // A worker about to idle first makes durable what it (or anyone) committed pipelined,
-        // so such a commit never waits on the next operation for its fsync.
-        self.stop_on_failure(self.log.wait_durable(self.log.wanted()))?;
-        // `memory::wait_for_claimable`, but a failed log also ends the wait.
-        let work = wait_until(
-            self.lock_checked()?,
-            &self.work,
-            timeout,
-            |t| {
-                let ready = self.log.is_stopped() || t.has_claimable(tasks, system_now());
-                if !ready {
-                    self.about_to_block();
-                }
-                ready.then_some(())
-            },
-            |t| t.next_due(tasks),
-        );
-        self.log.check()?;
-        Ok(work.is_some())
-    }
-
-    fn renew(
-        &self,
-        lease: &Lease,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Lease, StoreError> {
-        self.mutate(false, now, |t, out| t.renew(out, lease, lease_for, now))
-    }
-
-    fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
-        check_size("a commit", commit_bytes(&commit))?;
-        self.mutate(true, now, |t, out| t.commit(out, lease, commit, now))
-    }
-
-    fn commit_pipelined(
-        &self,
-        lease: &Lease,
-        commit: Commit,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        if !self.options.pipelined {
-            return StoreWork::commit(self, lease, commit, now);
-        }
-        check_size("a commit", commit_bytes(&commit))?;
-        let staged = self.stage(true, now, |t, out| t.commit(out, lease, commit, now))?;
-        match staged.result {
-            // In the batch: the next flush makes it durable, and whoever it is visible to (a
-            // waiter, a parent's claim, a read) waits for that flush (see `marks`).
-            Ok(()) => Ok(()),
-            // An error rests on what the commit saw: handed out once that is durable.
-            Err(_) => self.settle(staged),
-        }
-    }
-
-    fn checkpoint(
-        &self,
-        lease: &Lease,
-        checkpoint: Checkpoint,
-        run: InvocationId,
-        lease_for: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Claim>, StoreError> {
-        check_size("a checkpoint", progress_bytes(&checkpoint))?;
-        // Durable before the child runs: the journal and data that led to it must survive
-        // anything its body does.
-        self.mutate(true, now, |t, out| {
-            t.checkpoint(out, lease, checkpoint, run, lease_for, now)
-        })
-        .map(Some)
-    }
-
-    fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
-        self.mutate(true, now, |t, out| t.recover_expired(out, now))
-    }
-
-    fn send_event(
-        &self,
-        to: InvocationId,
-        event: NewEvent,
-        now: Timestamp,
-    ) -> Result<EventSent, StoreError> {
-        check_size("an event", event_bytes(&event))?;
-        self.mutate(true, now, |t, out| t.send_event(out, to, event, now))
-    }
-}
-
-impl StoreAdmin for FileStore {
-    fn cancel_tree(
-        &self,
-        id: InvocationId,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<CancelReport, StoreError> {
-        check_size("a cancellation", reason.len())?;
-        self.mutate(true, now, |t, out| t.cancel_tree(out, id, reason, now))
-    }
-
-    fn cancel(&self, id: InvocationId, reason: &str, now: Timestamp) -> Result<(), StoreError> {
-        check_size("a cancellation", reason.len())?;
-        self.mutate(true, now, |t, out| t.cancel(out, id, reason, now))
-    }
-
-    fn retry(&self, id: InvocationId, now: Timestamp) -> Result<(), StoreError> {
-        self.mutate(true, now, |t, out| t.retry(out, id, now))
-    }
-
-    fn purge_finished(&self, finished_before: Timestamp) -> Result<usize, StoreError> {
-        // In batches of trees, each logged as one record with the lock held only for that
-        // batch: a purge of many workflows never stalls the workers for long.
-        let candidates = self.lock_checked()?.purge_candidates();
-        let mut removed = 0;
-        for batch in candidates.chunks(PURGE_BATCH) {
-            let mut tables = self.lock_checked()?;
-            let mut changes = Vec::new();
-            let n = tables.purge_trees(&mut changes, batch, finished_before);
-            if n == 0 {
-                continue;
-            }
-            if let Err(e) = self.log.append(&changes, true) {
-                self.wake_if_stopped(&tables);
-                return Err(e);
-            }
-            removed += n;
-            drop(tables);
-            signal(&changes, &self.work, &self.finished);
-        }
-        let tables = self.lock_checked()?;
-        let seen = self.log.wanted();
-        if removed > 0 {
-            // Reclaim the space now; a failed compaction leaves the purge in the log, still
-            // durable once the wait below returns.
-            self.compact_locked(&tables);
-        }
-        self.wake_if_stopped(&tables);
-        drop(tables);
-        self.stop_on_failure(self.log.wait_durable(seen))?;
-        Ok(removed)
-    }
 }

@@ -46,7 +46,7 @@ impl Default for FileOptions {
             compact_ratio: 2,
             group_access: false,
             repair: false,
-            pipelined: false,
+            pipelined: true,
             fs: Arc::new(OsFileSystem),
         }
     }
@@ -118,20 +118,22 @@ impl FileOptions {
     }
 
     /// Lets a worker's commit join the next group commit instead of waiting for its own fsync
-    /// (default `false`: every commit is durable before the worker goes on).
+    /// (default `true`; `false`: every commit is durable before the worker goes on).
     ///
-    /// With `true`, [`crate::StoreWork::commit_pipelined`] returns once the commit is applied
-    /// and queued; nobody is handed its outcome (a waiter, a parent's claim, a read) before the
-    /// fsync that covers it, and a crash before that fsync takes the commit back as if the
-    /// worker had died mid-body (the task runs again once its lease expires). A burst of trivial
-    /// tasks then costs about 0.005 fsyncs per task instead of one (docs/performance.md).
+    /// With `true`, [`crate::StoreWork::commit_pipelined`] (a worker pool's commits) returns once
+    /// the commit is applied and queued; nobody is handed its outcome (a waiter, a parent's
+    /// claim, a read, a read-only snapshot from another process) before the fsync that covers it,
+    /// and a crash before that fsync takes the commit back as if the worker had died mid-body
+    /// (the task runs again once its lease expires). A burst of trivial tasks then costs a few
+    /// thousandths of an fsync per task instead of about one (docs/performance.md). Commits a
+    /// caller acts on (children run inline, [`crate::StoreWork::commit`]) are durable when they
+    /// return either way.
     ///
-    /// Known limits, why it is off by default: after a **power loss** (not a killed process),
-    /// the disk may have kept a later unsynced record and lost an earlier one; the next open
-    /// cannot tell that hole from damage and refuses the log with [`StoreError::Corrupt`] until
-    /// `wf repair` cuts it (nothing acknowledged is lost; `cargo xtask sim --pipelined` finds it in
-    /// 13 of 30,000 seeds); and a read-only snapshot from another process (`wf show`) may show a
-    /// pipelined result before it is synced.
+    /// A power loss on a disk that writes unsynced data out of order can keep a later pipelined
+    /// record and lose an earlier one; every record carries how far the log was synced when it
+    /// was appended, so the next open tells that hole (cut like a torn tail, see
+    /// [`crate::TornTail::hole`]) from damage ([`StoreError::Corrupt`]). Turn it off where a
+    /// finished task must never run again after a power loss, even one nobody saw finish.
     #[must_use]
     pub fn pipelined_commits(mut self, pipelined: bool) -> Self {
         self.pipelined = pipelined;

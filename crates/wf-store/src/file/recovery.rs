@@ -11,8 +11,17 @@
 //!   how many bytes were cut ([`crate::FileStore::torn_tail`] too). Nothing acknowledged is
 //!   lost: a record is acknowledged only once everything before it is synced (claims and
 //!   renewals: written), so only the unsynced end can be torn;
-//! - otherwise (a valid record follows: damage in the **middle** of the log, where records were
-//!   acknowledged; or more unreadable bytes than a torn write leaves) it is
+//! - if valid records follow but every one of them was appended before `X` was known durable
+//!   (its watermark, see `format`, is at most `X`) and the bytes from `X` to the end are no more
+//!   than the writer ever leaves unsynced, it is an **unsynced hole**: a power loss kept later
+//!   unsynced writes and lost an earlier one (a disk or file system that does not write data in
+//!   order). No record from `X` on was acknowledged as durable (an fsync that covered any of them
+//!   covered `X` too, and `X` would be intact), so it is cut like a torn tail, with a warning
+//!   that says so. Claims and renewals among them (acknowledged once written) are undone as a
+//!   power loss may undo them anyway;
+//! - otherwise (a valid record follows that was appended once `X` was durable: damage in the
+//!   **middle** of the log, where records were acknowledged; a format 2 log, whose records carry
+//!   no watermark; or more unreadable bytes than a torn write leaves) it is
 //!   [`StoreError::Corrupt`] naming the file, `X` and the byte counts. Nothing is guessed or
 //!   skipped. An explicit repair ([`crate::FileOptions::repair`], `wf repair`) cuts everything
 //!   from `X`, after saving the cut bytes to `wf.log.cut-X` next to the log.
@@ -35,6 +44,10 @@ use std::path::{Path, PathBuf};
 use wf_core::CodecError;
 
 use super::format::{self, After, FORMAT_VERSION, FRAME_LEN, Frame, HEADER_LEN, Header};
+
+/// The most separate unreadable stretches among the valid records after an unsynced hole (a
+/// disk that wrote the unsynced end out of order may leave several); more is judged damage.
+const MAX_HOLES: usize = 256;
 use super::fs::{FsFile, OpenHow};
 use super::fsio::{Disk, io_err};
 use crate::error::StoreError;
@@ -50,6 +63,10 @@ pub struct TornTail {
     pub bytes: u64,
     /// Why the first of them could not be read.
     pub reason: String,
+    /// `true` when valid records followed the unreadable one, all appended before it was synced:
+    /// an unsynced hole a power loss left (see the module docs of `recovery`), cut because none
+    /// of them was acknowledged as durable.
+    pub hole: bool,
     /// `true` when they were more than an interrupted write leaves, cut only because a repair
     /// was asked for ([`crate::FileOptions::repair`]): acknowledged changes may be among them.
     pub repaired: bool,
@@ -69,6 +86,8 @@ pub(crate) struct Opened {
     pub records: u64,
     /// What was cut, if anything.
     pub cut: Option<TornTail>,
+    /// The log's format version (an older one is rewritten by the caller).
+    pub version: u32,
 }
 
 /// Replays the locked log `file`, writing its header first if it is new, and cuts a torn tail
@@ -103,6 +122,7 @@ pub(crate) fn open_log(
             size: HEADER_LEN as u64,
             records: 0,
             cut: None,
+            version: FORMAT_VERSION,
         });
     }
     let mut replayed = replay(path, &bytes, repair)?;
@@ -126,6 +146,8 @@ pub(crate) fn open_log(
             "{}",
             if cut.repaired {
                 "repair: cutting an unreadable tail off the store log"
+            } else if cut.hole {
+                "cutting an unsynced hole and what follows off the store log (a power loss kept later unsynced writes and lost an earlier one; none of it was acknowledged as durable)"
             } else {
                 "cutting a torn tail off the store log (an append interrupted by a crash; it was never acknowledged)"
             }
@@ -147,6 +169,7 @@ pub(crate) fn open_log(
         size,
         records: replayed.records,
         cut: replayed.cut,
+        version: replayed.version,
     })
 }
 
@@ -171,10 +194,23 @@ pub(crate) struct Replayed {
     pub records: u64,
     /// The torn tail (or, when repairing, unreadable tail) to cut, if there is one.
     pub cut: Option<TornTail>,
+    /// The log's format version.
+    pub version: u32,
 }
 
 /// Replays log bytes into fresh tables. Pure: touches no file.
 pub(crate) fn replay(path: &Path, bytes: &[u8], repair: bool) -> Result<Replayed, StoreError> {
+    replay_before(path, bytes, repair, usize::MAX)
+}
+
+/// [`replay`], applying only the records that start before offset `apply_before`; the rest are
+/// read and judged all the same (damage among them is still an error), not applied.
+pub(crate) fn replay_before(
+    path: &Path,
+    bytes: &[u8],
+    repair: bool,
+    apply_before: usize,
+) -> Result<Replayed, StoreError> {
     let corrupt = |offset: usize, reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -186,10 +222,11 @@ pub(crate) fn replay(path: &Path, bytes: &[u8], repair: bool) -> Result<Replayed
             tables: Tables::new(),
             records: 0,
             cut: None,
+            version: FORMAT_VERSION,
         });
     }
-    match format::read_header(bytes) {
-        Header::Ok => {}
+    let version = match format::read_header(bytes) {
+        Header::Ok(version) => version,
         Header::Newer(found) => {
             return Err(StoreError::NewerFormat {
                 path: path.to_path_buf(),
@@ -205,7 +242,7 @@ pub(crate) fn replay(path: &Path, bytes: &[u8], repair: bool) -> Result<Replayed
             });
         }
         Header::Invalid(reason) => return Err(corrupt(0, reason.to_owned())),
-    }
+    };
     let mut tables = Tables::new();
     let mut records = 0u64;
     let mut at = HEADER_LEN;
@@ -214,12 +251,22 @@ pub(crate) fn replay(path: &Path, bytes: &[u8], repair: bool) -> Result<Replayed
             Frame::End => break None,
             Frame::Bad(reason) => break Some(reason.to_owned()),
             Frame::Valid { payload, next } => {
-                match wf_core::codec::decode::<Vec<Change>>(payload) {
+                let Some((_, changes)) = format::body(version, payload) else {
+                    return Err(corrupt(
+                        at,
+                        "the record is intact (its checksum matches) but too short to hold its watermark; \
+                         it was not written by this format of wf"
+                            .to_owned(),
+                    ));
+                };
+                match wf_core::codec::decode::<Vec<Change>>(changes) {
                     Ok(changes) => {
-                        for change in changes {
-                            tables.apply(change);
+                        if at < apply_before {
+                            for change in changes {
+                                tables.apply(change);
+                            }
+                            records += 1;
                         }
-                        records += 1;
                         at = next;
                     }
                     Err(CodecError::NewerVersion { found, supported }) => {
@@ -247,28 +294,47 @@ pub(crate) fn replay(path: &Path, bytes: &[u8], repair: bool) -> Result<Replayed
     };
     let cut = match bad {
         None => None,
-        Some(reason) => Some(judge_tail(bytes, at, &reason, repair).map_err(|r| corrupt(at, r))?),
+        Some(reason) => {
+            Some(judge_tail(bytes, at, &reason, version, repair).map_err(|r| corrupt(at, r))?)
+        }
     };
     Ok(Replayed {
         tables,
         records,
         cut,
+        version,
     })
 }
 
 /// Decides what the unreadable bytes from `at` (a bad record) to the end are: a torn tail to cut
 /// silently, or damage, which is an error (the reason) unless `repair` is asked for.
-fn judge_tail(bytes: &[u8], at: usize, reason: &str, repair: bool) -> Result<TornTail, String> {
+fn judge_tail(
+    bytes: &[u8],
+    at: usize,
+    reason: &str,
+    version: u32,
+    repair: bool,
+) -> Result<TornTail, String> {
     let tail = bytes.len() - at;
     // One interrupted write leaves at most this much (see `format::UNSYNCED_LIMIT`); a record
     // larger than the limit is written alone, and its intact frame says how large it is.
     let torn_max = format::claimed_len(bytes, at).map_or(format::UNSYNCED_LIMIT, |n| {
         (FRAME_LEN + n).max(format::UNSYNCED_LIMIT)
     });
+    let mut hole = None;
     let damage = match format::valid_record_after(bytes, at) {
-        After::Valid(next) => Some(format!(
-            "{reason}, yet a valid record follows at offset {next}"
-        )),
+        After::Valid(next) => match unsynced_hole(bytes, at, next, version) {
+            Ok(records) => {
+                hole = Some(format!(
+                    "{reason}; the {records} valid records after it were all appended before it was synced \
+                     (an unsynced hole a power loss left: none of them was acknowledged as durable)"
+                ));
+                None
+            }
+            Err(why) => Some(format!(
+                "{reason}, yet a valid record follows at offset {next}{why}"
+            )),
+        },
         After::Undecided => Some(format!(
             "{reason}, and the {tail} bytes after it hold too many record-like frames to rule out a valid record among them"
         )),
@@ -281,7 +347,8 @@ fn judge_tail(bytes: &[u8], at: usize, reason: &str, repair: bool) -> Result<Tor
         None => Ok(TornTail {
             offset: at as u64,
             bytes: tail as u64,
-            reason: reason.to_owned(),
+            hole: hole.is_some(),
+            reason: hole.unwrap_or_else(|| reason.to_owned()),
             repaired: false,
             saved_to: None,
         }),
@@ -289,6 +356,7 @@ fn judge_tail(bytes: &[u8], at: usize, reason: &str, repair: bool) -> Result<Tor
             offset: at as u64,
             bytes: tail as u64,
             reason: damage,
+            hole: false,
             repaired: true,
             saved_to: None,
         }),
@@ -298,5 +366,119 @@ fn judge_tail(bytes: &[u8], at: usize, reason: &str, repair: bool) -> Result<Tor
              `wf --store <dir> repair` or open the store with FileOptions::repair(true)",
             bytes.len()
         )),
+    }
+}
+
+/// Whether the bad record at `at`, followed by a valid one at `first`, is an unsynced hole (see
+/// the module docs): every valid record from `first` to the end carries a watermark no later
+/// than `at`, and the bytes from `at` to the end fit in what the writer leaves unsynced. Returns
+/// how many valid records follow, or why it is not a hole (to append to the damage's reason).
+fn unsynced_hole(bytes: &[u8], at: usize, first: usize, version: u32) -> Result<usize, String> {
+    if version < 3 {
+        return Err(
+            " (this format 2 log's records carry no watermark to tell an unsynced hole from damage)"
+                .to_owned(),
+        );
+    }
+    let tail = bytes.len() - at;
+    if tail > format::UNSYNCED_LIMIT {
+        return Err(format!(
+            ", and the {tail} bytes from there to the end are more than the log ever leaves unsynced (at most {})",
+            format::UNSYNCED_LIMIT
+        ));
+    }
+    let (mut next, mut records, mut gaps) = (first, 0, 1);
+    loop {
+        match format::read_frame(bytes, next) {
+            Frame::Valid {
+                payload,
+                next: after,
+            } => {
+                match format::body(version, payload) {
+                    Some((Some(synced), _)) if synced <= at as u64 => {}
+                    Some((Some(synced), _)) => {
+                        return Err(format!(
+                            "; the record at offset {next} was appended once the log was synced through offset {synced}, \
+                             past the damaged one, which was therefore durable: this is not an unsynced hole"
+                        ));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "; the record at offset {next} is too short to hold its watermark"
+                        ));
+                    }
+                }
+                records += 1;
+                next = after;
+            }
+            Frame::End => return Ok(records),
+            Frame::Bad(_) => match format::valid_record_after(bytes, next) {
+                After::Nothing => return Ok(records),
+                After::Valid(found) if gaps < MAX_HOLES => {
+                    gaps += 1;
+                    next = found;
+                }
+                After::Valid(_) => {
+                    return Err(format!(
+                        "; more than {MAX_HOLES} unreadable stretches follow it, more than an unsynced hole leaves"
+                    ));
+                }
+                After::Undecided => {
+                    return Err(format!(
+                        "; the bytes after offset {next} hold too many record-like frames to rule out a valid record among them"
+                    ));
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log of records with these watermarks (`None`: the record is damaged in its payload),
+    /// each holding no changes; returns it and where each record starts.
+    fn log(marks: &[Option<u64>]) -> (Vec<u8>, Vec<usize>) {
+        let empty = wf_core::codec::encode(&Vec::<Change>::new()).unwrap_or_default();
+        let mut bytes = format::header().to_vec();
+        let mut starts = Vec::new();
+        for mark in marks {
+            let at = bytes.len();
+            starts.push(at);
+            format::push_changes(&mut bytes, at as u64, mark.unwrap_or(0), &empty);
+            if mark.is_none() {
+                // The watermark's bytes zeroed: a sector the disk never wrote.
+                bytes[at + FRAME_LEN..at + FRAME_LEN + 8].fill(0xee);
+            }
+        }
+        (bytes, starts)
+    }
+
+    #[test]
+    fn an_unsynced_hole_may_span_several_unreadable_stretches() {
+        let h = HEADER_LEN as u64;
+        let (bytes, starts) = log(&[Some(h), None, Some(h), None, Some(h)]);
+        let replayed = replay(Path::new("wf.log"), &bytes, false).unwrap();
+        let cut = replayed.cut.unwrap();
+        assert_eq!((cut.offset, cut.hole), (starts[1] as u64, true));
+        assert!(cut.reason.contains("the 2 valid records"), "{}", cut.reason);
+        assert_eq!(replayed.records, 1);
+    }
+
+    #[test]
+    fn a_record_appended_once_the_damage_was_synced_makes_it_corruption() {
+        let h = HEADER_LEN as u64;
+        let (_, starts) = log(&[Some(h), None, Some(h), None, Some(h)]);
+        // The last record was appended once the log was synced past the first damage.
+        let past = starts[2] as u64;
+        let (bytes, _) = log(&[Some(h), None, Some(h), None, Some(past)]);
+        match replay(Path::new("wf.log"), &bytes, false) {
+            Err(StoreError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, starts[1] as u64);
+                assert!(reason.contains("not an unsynced hole"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {:?}", other.map(|r| r.cut)),
+        }
     }
 }

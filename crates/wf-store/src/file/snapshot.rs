@@ -6,6 +6,12 @@
 //! [`FileSnapshot`], which implements only [`StoreRead`]. A record that the owner is still appending (cut short, or not yet complete)
 //! is simply where the snapshot ends: it was never acknowledged, so the snapshot still shows
 //! every change the owner acknowledged before the read began.
+//!
+//! It shows nothing a power loss could take back: the owner writes records before they are
+//! synced (claims, pipelined commits, a batch whose fsync is running), so the snapshot applies
+//! only the records in the part of the log the owner has published as synced (see `watermark`);
+//! it reads and checks the rest all the same. Everything the owner acknowledged as durable is in
+//! that part.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,9 +19,10 @@ use std::time::Duration;
 
 use wf_core::{InvocationId, JournalEntry, Timestamp};
 
-use super::fs::{FileSystem, OsFileSystem};
+use super::fs::{FileId, FileSystem, OsFileSystem};
 use super::fsio::io_err;
-use super::recovery::{TornTail, replay};
+use super::recovery::{TornTail, replay_before};
+use super::watermark;
 use super::{FileStore, LOG_FILE};
 use crate::error::StoreError;
 use crate::model::{InvocationRecord, StatusCounts};
@@ -32,8 +39,9 @@ impl FileStore {
     /// the reads ([`StoreRead`]) and nothing else.
     ///
     /// Takes no lock and modifies nothing, so it works while another process owns the store
-    /// (a running worker). Changes made to the copy are not written back. A torn or partial last
-    /// record (an append in progress) ends the snapshot; damage before the end is
+    /// (a running worker). Changes made to the copy are not written back. It shows only what the
+    /// owner has synced (what a power loss cannot take back; see the module docs). A torn or
+    /// partial last record (an append in progress) ends the snapshot; damage before the end is
     /// [`StoreError::Corrupt`], a log of a newer format [`StoreError::NewerFormat`], one of an
     /// older format [`StoreError::OlderFormat`], and a directory without a store log
     /// [`StoreError::Io`] with kind `NotFound`.
@@ -67,8 +75,21 @@ impl FileStore {
         }
         let mut attempt = 1;
         loop {
-            let bytes = OsFileSystem.read(&path).map_err(io_err(&path))?;
-            match replay(&path, &bytes, false) {
+            let Some((bytes, synced)) = synced_prefix(&path)? else {
+                // A compaction replaced the log while it was read.
+                attempt += 1;
+                if attempt > READ_ATTEMPTS {
+                    return Err(StoreError::Io {
+                        path: path.clone(),
+                        source: io::Error::new(
+                            io::ErrorKind::Interrupted,
+                            "the store log was replaced (compacted) during every attempt to read it; try again",
+                        ),
+                    });
+                }
+                continue;
+            };
+            match replay_before(&path, &bytes, false, synced) {
                 Ok(replayed) => {
                     if let Some(cut) = &replayed.cut {
                         tracing::debug!(
@@ -89,6 +110,46 @@ impl FileStore {
             }
         }
     }
+}
+
+/// The log's identity, if the file system reports one.
+fn log_id(path: &Path) -> Result<Option<FileId>, StoreError> {
+    Ok(OsFileSystem
+        .metadata(path)
+        .map_err(io_err(path))?
+        .and_then(|m| m.id))
+}
+
+/// Reads the log `path` and says how much of it its owner has published as synced (see
+/// `watermark`): all of it when nothing is published about this file (no owner since it was
+/// created or compacted wrote anything unsynced to it). `None` when the log was replaced while
+/// it was read.
+fn synced_prefix(path: &Path) -> Result<Option<(Vec<u8>, usize)>, StoreError> {
+    let before = log_id(path)?;
+    let bytes = OsFileSystem.read(path).map_err(io_err(path))?;
+    let marks = watermark::path_next_to(path);
+    let published = match OsFileSystem.read(&marks) {
+        Ok(m) => watermark::last_entry(&m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err(&marks)(e)),
+    };
+    if log_id(path)? != before {
+        return Ok(None);
+    }
+    let mut keep = bytes.len();
+    if let (Some((id, synced)), Some(log)) = (published, before)
+        && id == log
+        && synced < keep as u64
+    {
+        tracing::debug!(
+            path = %path.display(),
+            synced,
+            unsynced = keep as u64 - synced,
+            "the snapshot leaves out the end of the log its owner has not synced yet"
+        );
+        keep = synced as usize;
+    }
+    Ok(Some((bytes, keep)))
 }
 
 fn not_found(path: &Path, what: &str) -> StoreError {

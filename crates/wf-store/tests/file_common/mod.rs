@@ -36,6 +36,16 @@ pub const HEADER_LEN: usize = 12;
 /// Size of a record's frame before its payload: length, tag (position), checksum.
 pub const FRAME_LEN: usize = 12;
 
+/// Where a record's encoded changes start: after its frame and the watermark that begins its
+/// payload (format 3: how far the log was synced when the record was appended).
+pub const CHANGES_AT: usize = FRAME_LEN + 8;
+
+/// The watermark of the record at `at` (format 3): the log's offset known durable when it was
+/// appended.
+pub fn watermark(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at + FRAME_LEN..at + CHANGES_AT].try_into().unwrap())
+}
+
 /// Offsets of every record in a log file's bytes, followed by the end of the last one.
 pub fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     let mut at = HEADER_LEN;
