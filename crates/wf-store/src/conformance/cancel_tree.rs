@@ -4,6 +4,7 @@
 use wf_core::{FailureKind, Status};
 
 use crate::model::{Commit, Outcome};
+use crate::steering::{EventSent, NewEvent};
 
 use super::Subject;
 use super::fixtures::*;
@@ -272,5 +273,68 @@ pub fn a_stopping_member_whose_worker_is_lost_ends_cancelled(s: Subject) {
         status(store, t.id),
         Status::Pending,
         "told: it goes on compensating"
+    );
+}
+
+/// A purged tree leaves none of its steering behind. Its root, submitted again under the same
+/// id once the first run is gone (a fixed id used again), starts with no events, no
+/// cancellation request and no children: cancelling it cancels it alone, and a new invocation
+/// under its old child's id is not in its tree.
+pub fn a_purged_root_submitted_again_starts_afresh(s: Subject) {
+    let store = &*s.store;
+    let p = root(1, "p", b"");
+    let k = child(2, &p, "k", b"");
+    submit(store, &p, T0);
+    let go = NewEvent {
+        name: "go".to_owned(),
+        payload: b"1".to_vec(),
+        key: Some("once".to_owned()),
+    };
+    ok(store.send_event(p.id, go.clone(), T0), "send an event to p");
+    let pc = claim_task(store, "p", T0);
+    start_and_wait(store, &pc.lease, &[&k], at(1));
+    let kc = claim_task(store, "k", at(2));
+    succeed(store, &kc.lease, b"k", at(3));
+    let pc = claim_task(store, "p", at(4));
+    let report = ok(store.cancel_tree(p.id, "stop", at(5)), "cancel_tree");
+    assert_eq!(report.stopping, vec![p.id]);
+    succeed(store, &pc.lease, b"p", at(6));
+    assert_eq!(status(store, p.id), Status::Cancelled);
+    assert_eq!(ok(store.purge_finished(at(100)), "purge"), 1);
+
+    submit(store, &p, at(200));
+    let other = root(2, "k", b"another call under the old child's id");
+    submit(store, &other, at(200));
+    let inbox = ok(store.events(p.id), "events of p submitted again");
+    assert!(
+        inbox.events.is_empty(),
+        "the purged run's events are gone: {:?}",
+        inbox.events
+    );
+    assert_eq!(
+        ok(
+            store.send_event(p.id, go, at(201)),
+            "send the keyed event again"
+        ),
+        EventSent::Stored { seq: 0 },
+        "the purged run's event keys are gone"
+    );
+    assert!(
+        ok(store.cancel_requests(&[p.id]), "cancel_requests").is_empty(),
+        "the purged run's cancellation request is gone"
+    );
+    let report = ok(
+        store.cancel_tree(p.id, "again", at(202)),
+        "cancel_tree again",
+    );
+    assert_eq!(
+        (report.cancelled, report.stopping, report.already_stopping),
+        (vec![p.id], vec![], vec![]),
+        "p is cancelled alone, at once (not asked to stop again)"
+    );
+    assert_eq!(
+        status(store, other.id),
+        Status::Pending,
+        "the purged run's children are not p's"
     );
 }

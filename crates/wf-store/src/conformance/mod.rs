@@ -134,6 +134,7 @@ macro_rules! conformance_tests {
             claim_hands_out_only_tasks_in_the_set,
             claim_is_fifo_across_tasks,
             idle_worker_ignores_other_tasks_work,
+            claim_takes_the_earliest_due_across_tasks,
         );
         $crate::conformance_tests!(@topic leases:
             renew_extends_lease,
@@ -204,6 +205,7 @@ macro_rules! conformance_tests {
             wait_for_work_wakes_on_submit,
             wait_for_work_wakes_on_retry,
             wait_for_work_times_out_when_idle,
+            wait_for_work_reports_an_expired_lease,
             wait_for_work_after_an_empty_claim_wakes_on_submit,
             wait_for_work_after_an_empty_claim_wakes_when_due,
         );
@@ -272,6 +274,7 @@ macro_rules! steering_conformance_tests {
             a_told_member_compensates_then_ends_cancelled,
             cancelling_again_or_a_final_invocation_is_harmless,
             a_stopping_member_whose_worker_is_lost_ends_cancelled,
+            a_purged_root_submitted_again_starts_afresh,
         );
     };
     (@topic $topic:ident: $($name:ident),* $(,)?) => {

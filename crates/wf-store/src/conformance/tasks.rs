@@ -213,3 +213,43 @@ pub fn idle_worker_ignores_other_tasks_work(s: Subject) {
     assert_eq!(c.lease.invocation, pending.id);
     assert_eq!(c.lease.attempt, 1, "nobody touched it before");
 }
+
+/// Across a worker's tasks, of the delayed invocations that are due, the one due earliest is
+/// claimed first, whichever task's queue holds it; and a queued invocation that became ready at
+/// the instant a delayed one became due is claimed before it (the queue wins ties).
+pub fn claim_takes_the_earliest_due_across_tasks(s: Subject) {
+    let store = &*s.store;
+    let both = tasks(&["a", "b"]);
+    let claim =
+        |now| ok(store.claim(&worker("w"), &both, LEASE, now), "claim").map(|c| c.lease.invocation);
+    let delayed = |n: u128, task: &str, due: u64| {
+        let mut inv = root(n, task, &n.to_le_bytes());
+        inv.not_before = Some(at_ms(due));
+        inv
+    };
+    // Due at 20 and 30 ms (task a), 10 and 40 ms (task b): neither task's queue holds the
+    // earliest each time.
+    let a1 = delayed(1, "a", 20);
+    let b1 = delayed(2, "b", 10);
+    let b2 = delayed(3, "b", 40);
+    let a2 = delayed(4, "a", 30);
+    for inv in [&a1, &b1, &b2, &a2] {
+        submit(store, inv, T0);
+    }
+    let order: Vec<_> = (0..4).map(|_| claim(at(10))).collect();
+    assert_eq!(
+        order,
+        [Some(b1.id), Some(a1.id), Some(a2.id), Some(b2.id)],
+        "due at 10, 20, 30 and 40 ms: earliest due first across tasks"
+    );
+
+    let d = delayed(5, "b", 50);
+    submit(store, &d, T0);
+    let q = root(6, "a", b"q");
+    submit(store, &q, at_ms(50));
+    assert_eq!(
+        [claim(at(10)), claim(at(10)), claim(at(10))],
+        [Some(q.id), Some(d.id), None],
+        "queued at 50 ms and due at 50 ms: the queued one first"
+    );
+}

@@ -382,3 +382,29 @@ pub fn wait_for_work_times_out_when_idle(s: Subject) {
         "a store holding only finished invocations has no work"
     );
 }
+
+/// A running invocation whose lease expired is work: a claim recovers it. `wait_for_work`
+/// reports it at once, without waiting for anything to wake it.
+pub fn wait_for_work_reports_an_expired_lease(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    // Claimed two leases ago by the real clock: its lease has expired by now.
+    let then = wf_core::Timestamp(system_now().0.saturating_sub(2 * LEASE.as_secs() * 1000));
+    submit(store, &inv, then);
+    claim_expect(store, "lost", then, inv.id);
+    let start = Instant::now();
+    assert!(
+        ok(
+            store.wait_for_work(&suite_tasks(), LONG_WAIT),
+            "wait_for_work"
+        ),
+        "an expired lease is work to recover"
+    );
+    assert!(
+        start.elapsed() < WAKE_BOUND,
+        "wait_for_work returned after {:?}: an expired lease is work at once",
+        start.elapsed()
+    );
+    let c = claim_expect(store, "w", system_now(), inv.id);
+    assert_eq!(c.lease.attempt, 2, "the claim recovered the lost execution");
+}

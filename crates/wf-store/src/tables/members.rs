@@ -160,4 +160,59 @@ mod tests {
         m.remove(ids[0]);
         assert!(m.is_empty());
     }
+
+    /// A workflow of one invocation takes no membership entry: not when its root is created,
+    /// nor once an undone creation leaves it alone again.
+    #[test]
+    fn a_lone_root_takes_no_membership_entry() {
+        use crate::conformance::fixtures::at_ms as at;
+        use crate::tables::tests::{child, root};
+        let mut t = Tables::new();
+        let mut out = Vec::new();
+        let p = root(1);
+        let c = child(2, &p);
+        t.submit(&mut out, p.clone(), at(0)).unwrap();
+        assert!(t.members.is_empty(), "{:?}", t.members);
+        assert_eq!(t.members_of(p.id).to_vec(), vec![p.id]);
+        t.begin_undo();
+        t.submit(&mut out, c.clone(), at(1)).unwrap();
+        assert_eq!(t.members.len(), 1);
+        assert_eq!(t.members_of(p.id).to_vec(), vec![p.id, c.id]);
+        assert!(t.roll_back());
+        assert!(t.members.is_empty(), "{:?}", t.members);
+        assert_eq!(t.members_of(p.id).to_vec(), vec![p.id]);
+    }
+
+    /// One member is kept without a list (no heap allocation), from the first push on.
+    #[test]
+    fn one_member_takes_no_list() {
+        let mut m = Members::default();
+        m.push(InvocationId::from_u128(1));
+        assert!(matches!(m, Members::One(_)), "{m:?}");
+        assert!(!m.is_empty());
+    }
+
+    /// Removing takes out exactly the id given: a member in the middle, or one that is not
+    /// there (nothing changes), not just the last one added.
+    #[test]
+    fn remove_takes_out_the_id_given_only() {
+        let ids: Vec<InvocationId> = (1..=4).map(InvocationId::from_u128).collect();
+        let mut m = Members::default();
+        for id in &ids[..3] {
+            m.push(*id);
+        }
+        assert!(!m.is_empty());
+        m.remove(ids[3]);
+        assert_eq!(m.as_slice(), &ids[..3], "an id that is not a member");
+        m.remove(ids[1]);
+        assert_eq!(m.as_slice(), &[ids[0], ids[2]], "a member in the middle");
+        m.remove(ids[0]);
+        assert_eq!(m.as_slice(), &ids[2..3]);
+        m.remove(ids[3]);
+        assert_eq!(
+            m.as_slice(),
+            &ids[2..3],
+            "a lone member stays when another is removed"
+        );
+    }
 }

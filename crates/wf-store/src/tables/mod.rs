@@ -248,6 +248,8 @@ mod lease;
 mod lease_tests;
 mod members;
 mod reads;
+#[cfg(test)]
+mod reads_tests;
 mod retention;
 pub use retention::PURGE_BATCH;
 #[cfg(test)]
@@ -258,3 +260,5 @@ mod submit;
 #[cfg(test)]
 mod tests;
 mod undo;
+#[cfg(test)]
+mod wakes_tests;
