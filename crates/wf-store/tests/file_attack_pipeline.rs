@@ -235,3 +235,57 @@ fn a_failed_restart_of_wf_synced_does_not_show_unsynced_records() {
 fn synced_path(dir: &Path) -> PathBuf {
     dir.join("wf.synced")
 }
+
+/// Promise: "a store that was not damaged always opens". One record larger than the unsynced
+/// bound (512 KiB; here a commit with 700 KiB of workflow data, well under the record limit) is
+/// written alone and its fsync is interrupted by a power loss. A disk that writes a file's pages
+/// out of order kept the later pages (and the file size) but not the first one: the record's
+/// frame is gone (zeros), the rest is there. Nothing after it is valid and nothing of it was
+/// acknowledged: that is a torn tail. But recovery bounds a torn tail by the record's own
+/// frame only when the frame is intact; without it the bound is 512 KiB, so the log is
+/// refused as `Corrupt` (and only `wf repair` opens it).
+///
+/// Suggested fix: when no valid record follows and the bad record starts where the last
+/// record known good ends, bound the tail by the largest record the writer may write alone
+/// (`MAX_PAYLOAD + FRAME_LEN`) rather than `UNSYNCED_LIMIT`, or have the writer sync a large
+/// record's frame page separately; at least document that a torn large record may need repair.
+#[test]
+fn a_large_torn_record_whose_first_page_was_lost_is_cut_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    store.submit(root(1), T0).unwrap();
+    let first = claim(&store, T0);
+    let big_at = store.stats().log_bytes as usize;
+    let mut noise = 0x9e37_79b9_7f4a_7c15u64;
+    let blob: Vec<u8> = (0..700 << 10)
+        .map(|_| {
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            (noise >> 24) as u8
+        })
+        .collect();
+    let mut commit = commit_of(1);
+    commit.data.push(("blob".to_owned(), blob));
+    store.commit(&first.lease, commit, at(1)).unwrap();
+    drop(store);
+
+    // The state a power loss during that commit's fsync can leave: its first page unwritten.
+    let log = log_path(dir.path());
+    let mut bytes = fs::read(&log).unwrap();
+    assert!(bytes.len() - big_at > 512 << 10, "one record over the bound");
+    let page_end = (big_at / 4096 + 1) * 4096;
+    bytes[big_at..page_end].fill(0);
+    fs::write(&log, &bytes).unwrap();
+    match FileStore::open(dir.path()) {
+        Ok(store) => {
+            let cut = store.torn_tail().expect("a torn tail was cut");
+            assert_eq!(cut.offset, big_at as u64);
+            assert_eq!(
+                store.invocation(first.lease.invocation).unwrap().status(),
+                Status::Running
+            );
+        }
+        Err(e) => panic!("a power loss during one large append made the store refuse to open: {e}"),
+    }
+}
