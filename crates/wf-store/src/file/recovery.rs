@@ -50,6 +50,7 @@ use super::format::{self, After, FORMAT_VERSION, FRAME_LEN, Frame, HEADER_LEN, H
 const MAX_HOLES: usize = 256;
 use super::fs::{FsFile, OpenHow};
 use super::fsio::{Disk, io_err};
+use super::watermark;
 use crate::error::StoreError;
 use crate::tables::{Change, Tables};
 
@@ -125,7 +126,13 @@ pub(crate) fn open_log(
             version: FORMAT_VERSION,
         });
     }
-    let mut replayed = replay(path, &bytes, repair)?;
+    // How far the last owner published the log as synced (see `watermark`): a bad record before
+    // that was durable, so it is damage, never a torn tail or an unsynced hole.
+    let published = match file.id().ok().flatten() {
+        Some(id) => watermark::published(disk.fs.as_ref(), path, id)?,
+        None => None,
+    };
+    let mut replayed = replay_with(path, &bytes, repair, usize::MAX, published)?;
     let mut size = bytes.len() as u64;
     if let Some(cut) = &mut replayed.cut {
         if cut.repaired {
@@ -211,6 +218,18 @@ pub(crate) fn replay_before(
     repair: bool,
     apply_before: usize,
 ) -> Result<Replayed, StoreError> {
+    replay_with(path, bytes, repair, apply_before, None)
+}
+
+/// [`replay_before`], knowing that the log was published as synced through `published` (see
+/// `watermark`), which decides what a bad record is (see the module docs).
+fn replay_with(
+    path: &Path,
+    bytes: &[u8],
+    repair: bool,
+    apply_before: usize,
+    published: Option<u64>,
+) -> Result<Replayed, StoreError> {
     let corrupt = |offset: usize, reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -295,7 +314,8 @@ pub(crate) fn replay_before(
     let cut = match bad {
         None => None,
         Some(reason) => Some(
-            judge_tail(bytes, at, &reason, version, repair).map_err(|r| corrupt(at, r))?,
+            judge_tail(bytes, at, &reason, version, repair, published)
+                .map_err(|r| corrupt(at, r))?,
         ),
     };
     Ok(Replayed {
@@ -314,16 +334,31 @@ fn judge_tail(
     reason: &str,
     version: u32,
     repair: bool,
+    published: Option<u64>,
 ) -> Result<TornTail, String> {
     let tail = bytes.len() - at;
     // One interrupted write leaves at most this much (see `format::UNSYNCED_LIMIT`); a record
-    // larger than the limit is written alone, and its intact frame says how large it is.
-    let torn_max = format::claimed_len(bytes, at).map_or(format::UNSYNCED_LIMIT, |n| {
-        (FRAME_LEN + n).max(format::UNSYNCED_LIMIT)
-    });
+    // larger than the limit is written alone, and its intact frame says how large it is. Without
+    // the frame, a bad record at or past the published synced size may still be the largest
+    // record the writer writes alone (after syncing everything before it).
+    let largest = match published {
+        Some(synced) if synced <= at as u64 => FRAME_LEN + format::MAX_PAYLOAD,
+        _ => format::UNSYNCED_LIMIT,
+    };
+    let torn_max = format::claimed_len(bytes, at)
+        .map_or(largest, |n| FRAME_LEN + n)
+        .max(format::UNSYNCED_LIMIT);
     let mut hole = None;
-    let damage = match format::valid_record_after(bytes, at) {
-        After::Valid(next) => match unsynced_hole(bytes, at, next, version) {
+    let after = match published {
+        Some(synced) if synced > at as u64 => Err(synced),
+        _ => Ok(format::valid_record_after(bytes, at)),
+    };
+    let damage = match after {
+        Err(synced) => Some(format!(
+            "{reason}, yet its owner published the log as synced through offset {synced} (wf.synced), past it: \
+             the record was durable and may have been acknowledged, so this is damage, not an interrupted write"
+        )),
+        Ok(After::Valid(next)) => match unsynced_hole(bytes, at, next, version) {
             Ok(records) => {
                 hole = Some(format!(
                     "{reason}; the {records} valid records after it were all appended before it was synced \
@@ -335,13 +370,13 @@ fn judge_tail(
                 "{reason}, yet a valid record follows at offset {next}{why}"
             )),
         },
-        After::Undecided => Some(format!(
+        Ok(After::Undecided) => Some(format!(
             "{reason}, and the {tail} bytes after it hold too many record-like frames to rule out a valid record among them"
         )),
-        After::Nothing if tail > torn_max => Some(format!(
+        Ok(After::Nothing) if tail > torn_max => Some(format!(
             "{reason}, and the {tail} bytes from there to the end are more than one interrupted write leaves (at most {torn_max})"
         )),
-        After::Nothing => None,
+        Ok(After::Nothing) => None,
     };
     match damage {
         None => Ok(TornTail {
@@ -423,4 +458,27 @@ fn unsynced_hole(bytes: &[u8], at: usize, first: usize, version: u32) -> Result<
             },
         }
     }
+}
+
+/// How much of the log `bytes` its own records prove durable: the highest watermark they carry
+/// (a compacted log's records, durable with the file, through their end), at least the header.
+/// `None` for a log whose records carry no watermark (format 2) or whose header is unreadable.
+/// What a reader shows when nothing is published about the log (see `watermark`).
+pub(crate) fn known_durable(bytes: &[u8]) -> Option<usize> {
+    let Header::Ok(version) = format::read_header(bytes) else {
+        return None;
+    };
+    if version < 3 {
+        return None;
+    }
+    let (mut at, mut durable) = (HEADER_LEN, HEADER_LEN as u64);
+    while let Frame::Valid { payload, next } = format::read_frame(bytes, at) {
+        match format::body(version, payload) {
+            Some((Some(format::DURABLE_WITH_FILE), _)) => durable = durable.max(next as u64),
+            Some((Some(synced), _)) => durable = durable.max(synced),
+            _ => break,
+        }
+        at = next;
+    }
+    Some(usize::try_from(durable).map_or(bytes.len(), |d| d.min(bytes.len())))
 }
