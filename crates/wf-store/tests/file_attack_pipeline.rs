@@ -280,7 +280,10 @@ fn a_large_torn_record_whose_first_page_was_lost_is_cut_not_refused() {
     fs::write(synced_path(dir.path()), &published_before).unwrap();
     let log = log_path(dir.path());
     let mut bytes = fs::read(&log).unwrap();
-    assert!(bytes.len() - big_at > 512 << 10, "one record over the bound");
+    assert!(
+        bytes.len() - big_at > 512 << 10,
+        "one record over the bound"
+    );
     let page_end = (big_at / 4096 + 1) * 4096;
     bytes[big_at..page_end].fill(0);
     fs::write(&log, &bytes).unwrap();

@@ -131,9 +131,9 @@ use std::time::Duration;
 use wf_core::{InvocationId, Status, Timestamp};
 
 use crate::error::StoreError;
+use crate::memory::{Signal, signal};
 #[cfg(doc)]
 use crate::store::{StoreAdmin, StoreWork};
-use crate::memory::{Signal, signal};
 use crate::tables::{Change, PURGE_BATCH, Tables};
 
 use self::fsio::{Disk, io_err};

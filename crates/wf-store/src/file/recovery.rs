@@ -3,6 +3,17 @@
 //!
 //! The rule for a bad record (cut short or failing its checksum) at offset `X`:
 //!
+//! - the last owner's entry in `wf.synced` (see `watermark`) for this very log file (same
+//!   identity) says how far it was synced. If valid records follow `X` and that size is past `X`,
+//!   the record was durable: it is damage ([`StoreError::Corrupt`], below), never an unsynced
+//!   hole, even when the records after it carry older watermarks (nothing was appended after the
+//!   sync that covered it: an idle store). `wf.synced` is not fsync'd, so after a power loss it
+//!   may be stale or gone (it never says more than was synced); then the watermarks decide alone.
+//!   (A damaged last record with nothing valid after it is judged as below, as it always was: a
+//!   torn tail if small.) A bad record at or past the published size cannot hold
+//!   anything acknowledged as durable; if its frame reads as zeros (a page a power loss left
+//!   unwritten), the largest record the writer writes alone bounds it (instead of
+//!   `format::UNSYNCED_LIMIT`); noise there is still bounded by `format::UNSYNCED_LIMIT`;
 //! - if no checksum-valid record starts anywhere after `X` and the bytes from `X` to the end are
 //!   no more than one interrupted write can leave (the writer never has more than
 //!   `format::UNSYNCED_LIMIT` bytes unsynced, or one larger record alone, whose intact frame
@@ -340,25 +351,26 @@ fn judge_tail(
     // One interrupted write leaves at most this much (see `format::UNSYNCED_LIMIT`); a record
     // larger than the limit is written alone, and its intact frame says how large it is. Without
     // the frame, a bad record at or past the published synced size may still be the largest
-    // record the writer writes alone (after syncing everything before it).
+    // record the writer writes alone (after syncing everything before it), if the frame reads
+    // as a page the disk never wrote (zeros), not as noise.
+    let unwritten_frame = bytes
+        .get(at..at + FRAME_LEN)
+        .is_some_and(|f| f.iter().all(|&b| b == 0));
     let largest = match published {
-        Some(synced) if synced <= at as u64 => FRAME_LEN + format::MAX_PAYLOAD,
+        Some(synced) if synced <= at as u64 && unwritten_frame => FRAME_LEN + format::MAX_PAYLOAD,
         _ => format::UNSYNCED_LIMIT,
     };
     let torn_max = format::claimed_len(bytes, at)
         .map_or(largest, |n| FRAME_LEN + n)
         .max(format::UNSYNCED_LIMIT);
     let mut hole = None;
-    let after = match published {
-        Some(synced) if synced > at as u64 => Err(synced),
-        _ => Ok(format::valid_record_after(bytes, at)),
-    };
-    let damage = match after {
-        Err(synced) => Some(format!(
-            "{reason}, yet its owner published the log as synced through offset {synced} (wf.synced), past it: \
-             the record was durable and may have been acknowledged, so this is damage, not an interrupted write"
+    let damage = match format::valid_record_after(bytes, at) {
+        After::Valid(next) if published.is_some_and(|synced| synced > at as u64) => Some(format!(
+            "{reason}, yet a valid record follows at offset {next} and its owner published the log as synced \
+             through offset {} (wf.synced), past the damaged one, which was therefore durable: this is not an unsynced hole",
+            published.unwrap_or_default()
         )),
-        Ok(After::Valid(next)) => match unsynced_hole(bytes, at, next, version) {
+        After::Valid(next) => match unsynced_hole(bytes, at, next, version) {
             Ok(records) => {
                 hole = Some(format!(
                     "{reason}; the {records} valid records after it were all appended before it was synced \
@@ -370,13 +382,13 @@ fn judge_tail(
                 "{reason}, yet a valid record follows at offset {next}{why}"
             )),
         },
-        Ok(After::Undecided) => Some(format!(
+        After::Undecided => Some(format!(
             "{reason}, and the {tail} bytes after it hold too many record-like frames to rule out a valid record among them"
         )),
-        Ok(After::Nothing) if tail > torn_max => Some(format!(
+        After::Nothing if tail > torn_max => Some(format!(
             "{reason}, and the {tail} bytes from there to the end are more than one interrupted write leaves (at most {torn_max})"
         )),
-        Ok(After::Nothing) => None,
+        After::Nothing => None,
     };
     match damage {
         None => Ok(TornTail {
@@ -425,7 +437,10 @@ fn unsynced_hole(bytes: &[u8], at: usize, first: usize, version: u32) -> Result<
     let (mut next, mut records, mut gaps) = (first, 0, 1);
     loop {
         match format::read_frame(bytes, next) {
-            Frame::Valid { payload, next: after } => {
+            Frame::Valid {
+                payload,
+                next: after,
+            } => {
                 match format::body(version, payload) {
                     Some((Some(synced), _)) if synced <= at as u64 => {}
                     Some((Some(synced), _)) => {

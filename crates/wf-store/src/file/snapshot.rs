@@ -21,8 +21,8 @@ use wf_core::{InvocationId, JournalEntry, Timestamp};
 
 use super::fs::{FileId, FileSystem, OsFileSystem};
 use super::fsio::io_err;
-use super::watermark;
 use super::recovery::{TornTail, known_durable, replay_before};
+use super::watermark;
 use super::{FileStore, LOG_FILE};
 use crate::error::StoreError;
 use crate::model::{InvocationRecord, StatusCounts};

@@ -144,11 +144,7 @@ impl Publisher {
     ///
     /// # Errors
     /// [`StoreError::Io`] when the file cannot be created or written.
-    pub(crate) fn start(
-        disk: &Disk,
-        log: Option<FileId>,
-        synced: u64,
-    ) -> Result<Self, StoreError> {
+    pub(crate) fn start(disk: &Disk, log: Option<FileId>, synced: u64) -> Result<Self, StoreError> {
         let path = path_next_to(&disk.log);
         let file = disk
             .fs
@@ -163,7 +159,10 @@ impl Publisher {
         };
         if let Some(id) = log {
             let e = entry(id, synced);
-            publisher.file.write_all(&e).map_err(io_err(&publisher.path))?;
+            publisher
+                .file
+                .write_all(&e)
+                .map_err(io_err(&publisher.path))?;
             publisher.size = ENTRY_LEN as u64;
         }
         Ok(publisher)
@@ -187,7 +186,10 @@ impl Publisher {
     /// Publishes that the log is durable through `synced`; `everything` says that is all that
     /// was written to it (so the file may be started afresh).
     pub(crate) fn publish(&mut self, synced: u64, everything: bool) {
-        self.write(synced, everything && (self.broken || self.size >= RESTART_AT));
+        self.write(
+            synced,
+            everything && (self.broken || self.size >= RESTART_AT),
+        );
     }
 
     fn write(&mut self, synced: u64, afresh: bool) {
