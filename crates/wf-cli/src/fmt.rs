@@ -8,6 +8,9 @@ use time::macros::format_description;
 use unicode_width::UnicodeWidthStr;
 use wf_core::Timestamp;
 
+/// How many characters of a value a table line shows.
+pub(crate) const VALUE_WIDTH: usize = 72;
+
 const TABLE_TIME: &[BorrowedFormatItem<'_>] =
     format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
 const RFC3339_MILLIS: &[BorrowedFormatItem<'_>] =

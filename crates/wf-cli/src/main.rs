@@ -7,12 +7,18 @@
 //! ([`wf_store::FileStore::snapshot`]), so they work while workers run.
 //! Run `wf --help` for the commands.
 
+mod admin;
 mod cli;
 mod commands;
+mod data;
 mod fmt;
+mod journal;
+mod open;
 mod repair;
 mod serve;
+mod show;
 mod steer;
+mod workflows;
 /// Stored values as text: the web monitor's heuristic, shared.
 mod value {
     pub(crate) use wf_monitor::value::{HEURISTIC, clip, render};

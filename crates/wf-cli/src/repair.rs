@@ -5,7 +5,8 @@ use wf_store::{FileStore, StoreError};
 
 use crate::Failure;
 use crate::cli::Target;
-use crate::commands::{Out, store_failure};
+use crate::commands::Out;
+use crate::open::store_failure;
 
 /// " (pid N)" when the owning process's id is known.
 fn pid_text(pid: Option<u32>) -> String {
@@ -49,12 +50,22 @@ pub(crate) fn repair(out: &Out, target: &Target) -> Result<String, Failure> {
                 "dropped_bytes": cut.bytes,
                 "reason": cut.reason,
                 "torn_tail_only": !cut.repaired,
+                "unsynced_hole": cut.hole,
                 "saved_to": cut.saved_to.as_ref().map(|p| p.display().to_string()),
             }),
         });
     }
     Ok(match cut {
         None => format!("{} is whole: nothing to repair\n", log.display()),
+        Some(cut) if cut.hole => format!(
+            "cut an unsynced hole and what followed it, {} bytes at offset {}, off {} ({}): \
+             records a power loss kept out of order, none acknowledged as durable; nothing else \
+             was wrong\n",
+            cut.bytes,
+            cut.offset,
+            log.display(),
+            cut.reason
+        ),
         Some(cut) if !cut.repaired => format!(
             "cut a torn tail of {} bytes at offset {} off {} ({}): an append a crash \
              interrupted, never acknowledged; nothing else was wrong\n",

@@ -2,30 +2,12 @@
 //! of a file store when one runs) and `export` (reads a snapshot).
 
 use serde_json::{Value, json};
-use wf_store::{
-    EventSent, FileStore, NewEvent, RedisStore, Store, StoreError, StoreRead, WorkflowExport,
-};
+use wf_store::{EventSent, NewEvent, StoreRead, WorkflowExport};
 
 use crate::Failure;
 use crate::cli::{CancelArgs, ExportArgs, SendEventArgs, Target};
-use crate::commands::{Out, read, store_failure};
-
-/// Opens the store to write to (an event, a cancellation): a free file store itself, an owned
-/// one through its owner's control socket; a Redis store is shared with running workers.
-fn open_for_steering(target: &Target) -> Result<Box<dyn Store>, Failure> {
-    let dir = match target {
-        Target::Redis(url) => {
-            let store = RedisStore::open_read(url).map_err(|e| store_failure(target, e))?;
-            return Ok(Box::new(store));
-        }
-        Target::File(dir) => dir,
-    };
-    match FileStore::open(dir) {
-        Ok(s) => Ok(Box::new(s)),
-        Err(StoreError::StoreLocked { .. }) => crate::commands::through_owner(dir),
-        Err(e) => Err(store_failure(target, e)),
-    }
-}
+use crate::commands::Out;
+use crate::open::{open_for_changes, read};
 
 /// `wf send-event`: stores an event for an invocation.
 pub(crate) fn send_event(
@@ -45,7 +27,7 @@ pub(crate) fn send_event(
     }
     let payload = serde_json::to_vec(&value)
         .map_err(|e| Failure::Runtime(format!("cannot encode the payload: {e}")))?;
-    let store = open_for_steering(target)?;
+    let store = open_for_changes(target)?;
     let event = NewEvent {
         name: args.name.clone(),
         payload,
@@ -81,7 +63,7 @@ pub(crate) fn send_event(
 
 /// `wf cancel`: cancels an invocation's tree.
 pub(crate) fn cancel(out: &Out, target: &Target, args: &CancelArgs) -> Result<String, Failure> {
-    let store = open_for_steering(target)?;
+    let store = open_for_changes(target)?;
     let report = read(
         None,
         store.cancel_tree(args.invocation, &args.reason, out.now),

@@ -15,7 +15,10 @@ use wf_runtime::{Admin, Inspector};
 use crate::auth::same;
 use crate::error::MonitorError;
 use crate::html::{self, badge, esc, span, utc};
-use crate::routes::{Shared, blocking, now, parse_id, reading};
+use crate::routes::{Shared, changing, now, parse_id, reading};
+
+/// The reason a cancellation from the monitor gives when its form leaves the field empty.
+const CANCEL_REASON: &str = "cancelled from the wf monitor";
 
 /// What an action form posts.
 #[derive(Debug, Deserialize)]
@@ -92,9 +95,8 @@ pub(crate) async fn retry(
 ) -> Result<Html<String>, MonitorError> {
     let id = parse_id(&id)?;
     f.check(&shared)?;
-    blocking(&shared, move |shared| {
-        let store = shared.backend.admin()?;
-        Admin::new(&*store).retry(id, now())?;
+    changing(&shared, move |store| {
+        Admin::new(store).retry(id, now())?;
         let body = format!(
             "<h1 id=\"done\">Retried</h1><p>{id} is pending again: a worker that runs its task \
              takes it and replays its journal.</p><p><a href=\"/workflows/{id}\">Its workflow</a> · \
@@ -128,8 +130,10 @@ pub(crate) async fn cancel_confirm(
             form(
                 shared,
                 &format!("/invocations/{id}/cancel"),
-                "<p><label>reason <input name=\"reason\" size=\"50\" \
-                 value=\"cancelled from the wf monitor\"></label></p>",
+                &format!(
+                    "<p><label>reason <input name=\"reason\" size=\"50\" \
+                     value=\"{CANCEL_REASON}\"></label></p>"
+                ),
                 "Cancel it"
             )
         );
@@ -147,11 +151,10 @@ pub(crate) async fn cancel(
     let id = parse_id(&id)?;
     f.check(&shared)?;
     let reason = match f.reason.trim() {
-        "" => "cancelled from the wf monitor".to_owned(),
+        "" => CANCEL_REASON.to_owned(),
         r => r.to_owned(),
     };
-    blocking(&shared, move |shared| {
-        let store = shared.backend.admin()?;
+    changing(&shared, move |store| {
         let report = store.cancel_tree(id, &reason, now())?;
         let body = format!(
             "<h1 id=\"done\">Cancel requested</h1><pre>{}</pre><p><a href=\"/workflows/{id}\">Its \
@@ -255,9 +258,8 @@ pub(crate) async fn purge(
 ) -> Result<Html<String>, MonitorError> {
     f.check(&shared)?;
     let age = parse_age(&f.older_than)?;
-    blocking(&shared, move |shared| {
-        let store = shared.backend.admin()?;
-        let n = Admin::new(&*store).purge_finished(age, now())?;
+    changing(&shared, move |store| {
+        let n = Admin::new(store).purge_finished(age, now())?;
         let body = format!(
             "<h1 id=\"done\">Purged {n} workflow(s)</h1><p>finished at least {} ago.</p>\
              <p><a href=\"/\">All workflows</a></p>",

@@ -26,6 +26,7 @@ mod actions;
 mod auth;
 mod error;
 mod html;
+pub mod journal;
 mod pages;
 mod routes;
 mod source;

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::get;
 use wf_core::{InvocationId, Timestamp};
-use wf_store::StoreRead;
+use wf_store::{StoreAdmin, StoreRead};
 
 use crate::error::MonitorError;
 use crate::source::Backend;
@@ -87,17 +87,29 @@ where
     T: Send + 'static,
     F: FnOnce(&Shared, &dyn StoreRead) -> Result<T, MonitorError> + Send + 'static,
 {
-    let shared = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || {
+    on_blocking_thread(shared, move |shared| {
         let store = shared.backend.read()?;
-        f(&shared, &*store)
+        f(shared, &*store)
     })
     .await
-    .map_err(|e| MonitorError::Internal(e.to_string()))?
+}
+
+/// Runs `f` on the store opened for a change (an action; see [`Backend::admin`]) on a blocking
+/// thread.
+pub(crate) async fn changing<T, F>(shared: &Arc<Shared>, f: F) -> Result<T, MonitorError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn StoreAdmin) -> Result<T, MonitorError> + Send + 'static,
+{
+    on_blocking_thread(shared, move |shared| {
+        let store = shared.backend.admin()?;
+        f(&*store)
+    })
+    .await
 }
 
 /// Runs `f` on a blocking thread.
-pub(crate) async fn blocking<T, F>(shared: &Arc<Shared>, f: F) -> Result<T, MonitorError>
+async fn on_blocking_thread<T, F>(shared: &Arc<Shared>, f: F) -> Result<T, MonitorError>
 where
     T: Send + 'static,
     F: FnOnce(&Shared) -> Result<T, MonitorError> + Send + 'static,

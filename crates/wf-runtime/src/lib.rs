@@ -68,6 +68,8 @@ mod manage;
 mod recorder;
 #[cfg(test)]
 mod recorder_progress_tests;
+#[cfg(test)]
+mod recorder_tests;
 mod registry;
 mod retry;
 mod runner;

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use wf_core::{InvocationId, Status, Timestamp};
-use wf_runtime::testing::{freeze_clock, replay_check};
+use wf_runtime::testing::freeze_clock;
 use wf_runtime::{App, WfError};
 use wf_store::redis::testing::{RedisServer, ServerOptions, redis_server_binary, unique_namespace};
 use wf_store::{RedisStore, StoreError};
@@ -36,7 +36,7 @@ use wf_store::{RedisStore, StoreError};
 use crate::corpus::{self, Program, Tasks, Watch};
 use crate::driver::{MAX_ROUNDS, ROUND, START, start_round};
 use crate::driver::{SeedFailure, SeedReport, SimOptions};
-use crate::ledger::{Acks, Ledger, SharedAcks, acks};
+use crate::ledger::{Acks, Ledger, SharedAcks};
 use crate::proxy::{Proxy, ProxyCounts, ProxyFault};
 use crate::purge::Purges;
 use crate::rng::SimRng;
@@ -435,48 +435,23 @@ impl RedisRun {
         }
     }
 
+    /// Every journal replays without divergence.
     fn check_replay(&mut self, app: &App) {
-        self.watch.checking.store(true, Ordering::SeqCst);
-        let report = replay_check(app, app.store());
-        self.watch.checking.store(false, Ordering::SeqCst);
-        match report {
-            Ok(r) if r.is_ok() => self.trace(format!("replay check: {} replayed", r.checked.len())),
-            Ok(r) => self.violation(format!("{r}")),
-            Err(e) => self.violation(format!("replay check failed: {e}")),
+        match check::replays(app, &self.watch) {
+            Ok(n) => self.trace(format!("replay check: {n} replayed")),
+            Err(v) => self.violation(v),
         }
     }
 
+    /// Everything is final; returns the workflows' results.
     fn check_final(
         &mut self,
         app: &App,
         ids: &[Option<InvocationId>],
     ) -> Vec<(Status, Option<Vec<u8>>)> {
-        let store = app.store();
-        let mut all: Vec<InvocationId> = acks(&self.acks).submitted.keys().copied().collect();
-        all.extend(
-            ids.iter()
-                .flatten()
-                .filter(|id| !self.purges.results.contains_key(id)),
-        );
-        for id in all {
-            match store.invocation(id) {
-                Ok(r) if r.state.status.is_final() => {}
-                Ok(r) => self.violation(format!("{id} is stuck: {:?}", r.state.status)),
-                Err(e) => self.violation(format!("{id} unreadable: {e}")),
-            }
-        }
-        let mut results = Vec::new();
-        for id in ids {
-            let Some(id) = id else {
-                self.violation("a workflow was never submitted".to_owned());
-                continue;
-            };
-            match self.purges.result(app, *id) {
-                Ok(r) => results.push(r),
-                Err(e) => self.violation(format!("workflow {id} unreadable: {e}")),
-            }
-        }
-        results
+        let ended = check::ended(app, &self.acks, &self.purges, ids);
+        ended.violations.into_iter().for_each(|v| self.violation(v));
+        ended.results
     }
 }
 

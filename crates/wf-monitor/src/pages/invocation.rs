@@ -6,16 +6,17 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::Html;
-use wf_core::{ChildOutcome, Op, Status};
+use wf_core::{InvocationId, Status, Timestamp};
 use wf_runtime::Inspector;
 use wf_store::StoreRead;
 
 use crate::error::MonitorError;
 use crate::html::{self, badge, esc, utc, utc_nanos};
+use crate::journal::{CallWords, Described, Style, describe};
 use crate::pages::list::short;
 use crate::pages::workflow::duration;
 use crate::routes::{now, parse_id, reading};
-use crate::value::{clip, render};
+use crate::value::render;
 
 /// How many characters of a value the journal table shows.
 const VALUE_WIDTH: usize = 120;
@@ -29,7 +30,7 @@ pub(crate) async fn invocation(
     reading(&shared, move |_, store| page(store, id)).await
 }
 
-fn page(store: &dyn StoreRead, id: wf_core::InvocationId) -> Result<Html<String>, MonitorError> {
+fn page(store: &dyn StoreRead, id: InvocationId) -> Result<Html<String>, MonitorError> {
     let view = Inspector::new(store).invocation(id)?;
     let journal = store.journal(id)?;
     let r = view.record();
@@ -120,10 +121,13 @@ fn page(store: &dyn StoreRead, id: wf_core::InvocationId) -> Result<Html<String>
          <th>recorded value</th></tr>",
     );
     for e in &journal {
-        let (op, value) = op_html(&e.op);
+        let Described {
+            operation,
+            recorded,
+        } = describe(&e.op, &JournalHtml);
         let _ = write!(
             body,
-            "<tr><td class=\"num\">{}</td><td>{op}</td><td class=\"mono\">{value}</td></tr>",
+            "<tr><td class=\"num\">{}</td><td>{operation}</td><td class=\"mono\">{recorded}</td></tr>",
             e.seq
         );
     }
@@ -136,11 +140,7 @@ fn page(store: &dyn StoreRead, id: wf_core::InvocationId) -> Result<Html<String>
 }
 
 /// The workflow's data, every key.
-fn data(
-    body: &mut String,
-    store: &dyn StoreRead,
-    wf: wf_core::InvocationId,
-) -> Result<(), MonitorError> {
+fn data(body: &mut String, store: &dyn StoreRead, wf: InvocationId) -> Result<(), MonitorError> {
     let keys = store.data_keys(wf)?;
     let _ = write!(body, "<h2>Workflow data ({} keys)</h2>", keys.len());
     if keys.is_empty() {
@@ -162,48 +162,38 @@ fn data(
     Ok(())
 }
 
-/// A journal entry as (operation, value), both HTML.
-fn op_html(op: &Op) -> (String, String) {
-    let value = |v: &[u8]| esc(&render(v).text(Some(VALUE_WIDTH)));
-    let link = |id: &wf_core::InvocationId| {
+/// The journal table's pieces as HTML: store text escaped, invocations linked by their short id.
+struct JournalHtml;
+
+impl Style for JournalHtml {
+    const VALUE_WIDTH: usize = VALUE_WIDTH;
+    const MESSAGE_WIDTH: usize = 300;
+    const CALLS: CallWords = CallWords {
+        started: "callee started",
+        result: "callee result",
+        succeeded: "succeeded",
+    };
+
+    fn text(&self, s: &str) -> String {
+        esc(s)
+    }
+
+    fn invocation(&self, id: InvocationId) -> String {
         format!(
             "<a href=\"/invocations/{id}\">{}</a>",
             short(&id.to_string())
         )
-    };
-    match op {
-        Op::Random(bits) => ("random()".into(), format!("{:?}", f64::from_bits(*bits))),
-        Op::Uuid(u) => ("uuid()".into(), u.to_string()),
-        Op::Time(ns) => ("utc_now()".into(), utc_nanos(*ns)),
-        Op::ChildStart { task, child, .. } => (
-            "callee started".into(),
-            format!("{} as {}", esc(task.as_str()), link(child)),
-        ),
-        Op::DataGet { key, value: v } => (
-            format!("get_data({})", esc(&format!("{key:?}"))),
-            v.as_deref().map_or_else(|| "none".into(), value),
-        ),
-        Op::ChildResult { child, outcome } => (
-            "callee result".into(),
-            match outcome {
-                ChildOutcome::Success(v) => format!("{} succeeded: {}", link(child), value(v)),
-                ChildOutcome::Failed(f) => format!(
-                    "{} failed: <span class=\"error\">{}</span>",
-                    link(child),
-                    esc(&clip(&f.to_string(), 300))
-                ),
-            },
-        ),
-        Op::Timer { at } => ("timer".into(), format!("fires at {}", utc(*at))),
-        Op::TimerFired => ("timer fired".into(), String::new()),
-        Op::Event { name, seq, payload } => (
-            format!("event {}", esc(&format!("{name:?}"))),
-            format!(
-                "#{seq}: {}",
-                esc(&clip(&String::from_utf8_lossy(payload), VALUE_WIDTH))
-            ),
-        ),
-        Op::Patch { id } => ("patch marker".into(), esc(id)),
-        Op::Cancelled { reason } => ("told: cancelled".into(), esc(&clip(reason, 300))),
+    }
+
+    fn failure(&self, message: &str) -> String {
+        format!("<span class=\"error\">{}</span>", esc(message))
+    }
+
+    fn time(&self, at: Timestamp) -> String {
+        utc(at)
+    }
+
+    fn clock(&self, nanos: i128) -> String {
+        utc_nanos(nanos)
     }
 }

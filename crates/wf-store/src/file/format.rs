@@ -360,6 +360,21 @@ mod tests {
     }
 
     #[test]
+    fn a_format_3_payload_starts_with_its_watermark() {
+        let mut log = header().to_vec();
+        let at = log.len() as u64;
+        push_changes(&mut log, at, 1234, b"changes");
+        let Frame::Valid { payload, .. } = read_frame(&log, HEADER_LEN) else {
+            panic!("record unreadable");
+        };
+        assert_eq!(body(3, payload), Some((Some(1234), &b"changes"[..])));
+        // Format 2 read the whole payload as changes; a format 3 payload too short for a
+        // watermark is no record of this format.
+        assert_eq!(body(2, b"changes"), Some((None, &b"changes"[..])));
+        assert_eq!(body(3, b"short"), None);
+    }
+
+    #[test]
     fn a_record_is_valid_only_where_it_was_written() {
         let mut log = header().to_vec();
         push(&mut log, b"first");

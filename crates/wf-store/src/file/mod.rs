@@ -208,11 +208,12 @@ impl FileStore {
     /// Creates a missing directory `0700` and files `0600` (see [`FileOptions::group_access`])
     /// and warns when an existing store allows more. Takes the store's lock
     /// ([`StoreError::StoreLocked`], naming the owner's pid, if another process or another open
-    /// store holds it), replays the log, and cuts a torn tail left by a crash (with a warning;
-    /// [`FileStore::torn_tail`] says what was cut). Fails with [`StoreError::Corrupt`] on damage
-    /// a torn write cannot explain (in the middle of the log, or more bytes at its end than one
-    /// unsynced write leaves; [`FileOptions::repair`] cuts those on request),
-    /// [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
+    /// store holds it), replays the log, and cuts a torn tail left by a crash, or an unsynced
+    /// hole a power loss left ([`TornTail::hole`]), with a warning ([`FileStore::torn_tail`]
+    /// says what was cut). Rewrites a log of the previous format (2) in this one. Fails with
+    /// [`StoreError::Corrupt`] on damage neither explains (in the middle of the log, or more
+    /// bytes at its end than the writer leaves unsynced; [`FileOptions::repair`] cuts those on
+    /// request), [`StoreError::NewerFormat`] on a log written by a newer `wf`, or
     /// [`StoreError::OlderFormat`] on one written in an older, pre-release format. A path that
     /// exists but is not a directory is [`StoreError::NotADirectory`].
     ///

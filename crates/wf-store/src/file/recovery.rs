@@ -465,9 +465,14 @@ fn unsynced_hole(bytes: &[u8], at: usize, first: usize, version: u32) -> Result<
                     gaps += 1;
                     next = found;
                 }
-                After::Valid(_) | After::Undecided => {
+                After::Valid(_) => {
                     return Err(format!(
                         "; more than {MAX_HOLES} unreadable stretches follow it, more than an unsynced hole leaves"
+                    ));
+                }
+                After::Undecided => {
+                    return Err(format!(
+                        "; the bytes after offset {next} hold too many record-like frames to rule out a valid record among them"
                     ));
                 }
             },
@@ -496,4 +501,54 @@ pub(crate) fn known_durable(bytes: &[u8]) -> Option<usize> {
         at = next;
     }
     Some(usize::try_from(durable).map_or(bytes.len(), |d| d.min(bytes.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log of records with these watermarks (`None`: the record is damaged in its payload),
+    /// each holding no changes; returns it and where each record starts.
+    fn log(marks: &[Option<u64>]) -> (Vec<u8>, Vec<usize>) {
+        let empty = wf_core::codec::encode(&Vec::<Change>::new()).unwrap_or_default();
+        let mut bytes = format::header().to_vec();
+        let mut starts = Vec::new();
+        for mark in marks {
+            let at = bytes.len();
+            starts.push(at);
+            format::push_changes(&mut bytes, at as u64, mark.unwrap_or(0), &empty);
+            if mark.is_none() {
+                // The watermark's bytes zeroed: a sector the disk never wrote.
+                bytes[at + FRAME_LEN..at + FRAME_LEN + 8].fill(0xee);
+            }
+        }
+        (bytes, starts)
+    }
+
+    #[test]
+    fn an_unsynced_hole_may_span_several_unreadable_stretches() {
+        let h = HEADER_LEN as u64;
+        let (bytes, starts) = log(&[Some(h), None, Some(h), None, Some(h)]);
+        let replayed = replay(Path::new("wf.log"), &bytes, false).unwrap();
+        let cut = replayed.cut.unwrap();
+        assert_eq!((cut.offset, cut.hole), (starts[1] as u64, true));
+        assert!(cut.reason.contains("the 2 valid records"), "{}", cut.reason);
+        assert_eq!(replayed.records, 1);
+    }
+
+    #[test]
+    fn a_record_appended_once_the_damage_was_synced_makes_it_corruption() {
+        let h = HEADER_LEN as u64;
+        let (_, starts) = log(&[Some(h), None, Some(h), None, Some(h)]);
+        // The last record was appended once the log was synced past the first damage.
+        let past = starts[2] as u64;
+        let (bytes, _) = log(&[Some(h), None, Some(h), None, Some(past)]);
+        match replay(Path::new("wf.log"), &bytes, false) {
+            Err(StoreError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, starts[1] as u64);
+                assert!(reason.contains("not an unsynced hole"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {:?}", other.map(|r| r.cut)),
+        }
+    }
 }
