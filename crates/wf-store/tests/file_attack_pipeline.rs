@@ -227,6 +227,13 @@ fn a_failed_restart_of_wf_synced_does_not_show_unsynced_records() {
         Status::Success,
         "a snapshot showed a result its owner never synced (a power loss now takes it back)"
     );
+    // The safe direction: what the log's own watermarks prove durable is still shown.
+    let last = copy.invocation(root(n - 1).id).unwrap();
+    assert_eq!(
+        last.status(),
+        Status::Pending,
+        "the synced submissions are shown"
+    );
     drop(store);
 }
 

@@ -551,4 +551,60 @@ mod tests {
             other => panic!("expected Corrupt, got {:?}", other.map(|r| r.cut)),
         }
     }
+
+    #[test]
+    fn a_hole_the_published_synced_size_covers_is_corruption_one_past_it_is_cut() {
+        let h = HEADER_LEN as u64;
+        let (bytes, starts) = log(&[Some(h), None, Some(h), None, Some(h)]);
+        let hole = starts[1];
+        // Published synced through the damaged record's start: nothing from it on was synced.
+        let replayed = replay_with(
+            Path::new("wf.log"),
+            &bytes,
+            false,
+            usize::MAX,
+            Some(hole as u64),
+        )
+        .unwrap();
+        assert_eq!(
+            replayed.cut.map(|c| (c.offset, c.hole)),
+            Some((hole as u64, true))
+        );
+        // Published synced past its start: it was durable, whatever the watermarks after it say.
+        match replay_with(
+            Path::new("wf.log"),
+            &bytes,
+            false,
+            usize::MAX,
+            Some(hole as u64 + 1),
+        ) {
+            Err(StoreError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, hole as u64);
+                assert!(reason.contains("wf.synced"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {:?}", other.map(|r| r.cut)),
+        }
+    }
+
+    #[test]
+    fn a_large_frameless_tail_past_the_published_size_is_cut_only_if_its_frame_is_zeros() {
+        let h = HEADER_LEN as u64;
+        let (mut bytes, _) = log(&[Some(h)]);
+        let end = bytes.len();
+        let tail = format::UNSYNCED_LIMIT + 4096;
+        bytes.resize(end + tail, 0x5a);
+        bytes[end..end + 4096].fill(0);
+        let judge = |bytes: &[u8], published: Option<u64>| {
+            replay_with(Path::new("wf.log"), bytes, false, usize::MAX, published).map(|r| r.cut)
+        };
+        // A lost first page past the published size: a torn large record, cut.
+        let cut = judge(&bytes, Some(end as u64)).unwrap().unwrap();
+        assert_eq!((cut.offset, cut.bytes), (end as u64, tail as u64));
+        // Nothing published, or published past it: more than one write leaves, refused.
+        assert!(judge(&bytes, None).is_err());
+        assert!(judge(&bytes, Some(end as u64 + 1)).is_err());
+        // Noise (not an unwritten page) past the published size: refused too.
+        bytes[end..end + 4096].fill(0x5a);
+        assert!(judge(&bytes, Some(end as u64)).is_err());
+    }
 }
