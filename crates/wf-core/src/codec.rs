@@ -107,7 +107,11 @@ pub enum CodecError {
 /// keys in a format that needs them); [`CodecError::TooLarge`] when the encoding exceeds the
 /// decode limit, so it could never be read back.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![FORMAT_VERSION];
+    // Sized first (a walk that writes nothing): one allocation of the exact size, instead of
+    // growing from one byte through several reallocations, and no spare capacity kept by
+    // whoever stores the bytes.
+    let mut out = Vec::with_capacity(encoded_len(value)?);
+    out.push(FORMAT_VERSION);
     bincode::serde::encode_into_std_write(value, &mut out, config::<MAX_DECODE_BYTES>())
         .map_err(|e| CodecError::Encode(e.to_string()))?;
     if out.len() > MAX_DECODE_BYTES {

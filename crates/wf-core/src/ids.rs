@@ -68,10 +68,28 @@ impl Hasher for IdHasher {
         }
         let rest = words.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(w));
+            // Byte by byte: a copy of an unknown length into a buffer is a `memcpy` call, which
+            // costs more than hashing the word.
+            let w = rest
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            self.mix(w);
         }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    /// Two words: how [`InvocationId`] hashes (its 16 bytes as one number).
+    fn write_u128(&mut self, n: u128) {
+        self.mix(n as u64);
+        self.mix((n >> 64) as u64);
     }
 
     fn write_u64(&mut self, n: u64) {
@@ -87,8 +105,16 @@ impl Hasher for IdHasher {
 pub type IdHashing = BuildHasherDefault<IdHasher>;
 
 /// One call of a task: a UUID, unique across all apps and runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct InvocationId(uuid::Uuid);
+
+/// One 128-bit number, not the UUID's derived hash (a length and 16 bytes): id-keyed maps hash
+/// ids on every store operation, and [`IdHasher`] takes the number as two words.
+impl std::hash::Hash for InvocationId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(self.0.as_u128());
+    }
+}
 
 impl InvocationId {
     /// Wraps a UUID.

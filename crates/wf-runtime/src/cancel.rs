@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use wf_core::InvocationId;
+use wf_core::{IdHashing, InvocationId};
 
 /// A cancellation request, raised once with its reason.
 #[derive(Debug, Clone, Default)]
@@ -32,21 +32,47 @@ impl CancelFlag {
 /// The flags of the executions running in this process, by invocation.
 #[derive(Debug, Default)]
 pub(crate) struct Running {
-    flags: Mutex<HashMap<InvocationId, Vec<CancelFlag>>>,
+    /// Hashed with the fast id hasher: every execution registers and unregisters here.
+    flags: Mutex<HashMap<InvocationId, Flags, IdHashing>>,
+}
+
+/// The flags of one invocation's executions here: one but for the moments when a lost
+/// execution is still unwinding while another attempt runs (no list allocated for the one).
+#[derive(Debug)]
+enum Flags {
+    One(CancelFlag),
+    Many(Vec<CancelFlag>),
+}
+
+impl Flags {
+    fn as_slice(&self) -> &[CancelFlag] {
+        match self {
+            Flags::One(flag) => std::slice::from_ref(flag),
+            Flags::Many(flags) => flags,
+        }
+    }
 }
 
 impl Running {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InvocationId, Vec<CancelFlag>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InvocationId, Flags, IdHashing>> {
         self.flags.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Registers an execution of `invocation`: its flag, until the guard is dropped.
     pub(crate) fn register(self: &Arc<Self>, invocation: InvocationId) -> Registered {
         let flag = CancelFlag::default();
-        self.lock()
-            .entry(invocation)
-            .or_default()
-            .push(flag.clone());
+        let mut flags = self.lock();
+        match flags.get_mut(&invocation) {
+            None => {
+                flags.insert(invocation, Flags::One(flag.clone()));
+            }
+            Some(Flags::One(first)) => {
+                let first = first.clone();
+                flags.insert(invocation, Flags::Many(vec![first, flag.clone()]));
+            }
+            Some(Flags::Many(list)) => list.push(flag.clone()),
+        }
+        drop(flags);
         Registered {
             running: self.clone(),
             invocation,
@@ -57,7 +83,7 @@ impl Running {
     /// Raises the flag of every execution of `invocation` running here.
     pub(crate) fn raise(&self, invocation: InvocationId, reason: &str) {
         if let Some(flags) = self.lock().get(&invocation) {
-            for f in flags {
+            for f in flags.as_slice() {
                 f.raise(reason);
             }
         }
@@ -81,12 +107,18 @@ impl Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
+        let mine = |f: &CancelFlag| Arc::ptr_eq(&f.0, &self.flag.0);
         let mut flags = self.running.lock();
-        if let Some(list) = flags.get_mut(&self.invocation) {
-            list.retain(|f| !Arc::ptr_eq(&f.0, &self.flag.0));
-            if list.is_empty() {
-                flags.remove(&self.invocation);
+        let empty = match flags.get_mut(&self.invocation) {
+            Some(Flags::One(flag)) => mine(flag),
+            Some(Flags::Many(list)) => {
+                list.retain(|f| !mine(f));
+                list.is_empty()
             }
+            None => false,
+        };
+        if empty {
+            flags.remove(&self.invocation);
         }
     }
 }
@@ -111,6 +143,25 @@ mod tests {
         drop((a, b));
         assert!(!running.lock().contains_key(&id));
         drop(other);
+        assert!(running.lock().is_empty());
+    }
+
+    #[test]
+    fn an_execution_that_ends_first_leaves_the_other_registered() {
+        let running = Arc::new(Running::default());
+        let id = InvocationId::from_u128(1);
+        let a = running.register(id);
+        let b = running.register(id);
+        drop(a);
+        running.raise(id, "stop");
+        assert_eq!(b.flag().reason(), Some("stop"));
+        drop(b);
+        assert!(running.lock().is_empty());
+        // Alone again: registered, raised and removed as the only one.
+        let c = running.register(id);
+        running.raise(id, "again");
+        assert_eq!(c.flag().reason(), Some("again"));
+        drop(c);
         assert!(running.lock().is_empty());
     }
 }

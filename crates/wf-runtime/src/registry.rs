@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wf_core::{CodecError, TaskId, decode, encode};
+use wf_core::{CodecError, IdHashing, TaskId, decode, encode};
 use wf_store::TaskSet;
 
 use crate::context::TaskContext;
@@ -112,7 +112,8 @@ impl fmt::Debug for RegisteredTask {
 /// The tasks of one app, by id.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    tasks: RwLock<HashMap<TaskId, Arc<RegisteredTask>>>,
+    /// Hashed with the fast id hasher: every execution looks its task up here.
+    tasks: RwLock<HashMap<TaskId, Arc<RegisteredTask>, IdHashing>>,
     /// The registered tasks' ids, as workers pass them to claims; replaced on registration.
     task_set: RwLock<TaskSet>,
 }

@@ -1,6 +1,6 @@
 //! The memory backend: in-process, exact, fast; for tests and single-process use.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -41,6 +41,13 @@ pub struct MemoryStore {
 pub(crate) struct Signal {
     cond: Condvar,
     waiting: AtomicUsize,
+    /// Counts notifications, so a thread spinning before it sleeps ([`spin_then_wait`]) sees one
+    /// without the lock and without a wake-up system call.
+    epoch: AtomicU64,
+    /// How many more waits sleep at once, without spinning: set after a spin that waited in
+    /// vain (the awaited thread needed longer than [`SPIN_WINDOW`], so spinning only burnt a
+    /// core the others could use), counted down by each wait.
+    skip_spins: AtomicU32,
 }
 
 impl Signal {
@@ -62,6 +69,7 @@ impl Signal {
 
     /// Wakes one waiter, if any.
     pub(crate) fn notify_one(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.cond.notify_one();
         }
@@ -69,11 +77,61 @@ impl Signal {
 
     /// Wakes every waiter, if any.
     pub(crate) fn notify_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.cond.notify_all();
         }
     }
 }
+
+impl Signal {
+    /// Spins until a notification after `seen` (an [`Self::epoch`] reading), for at most
+    /// `window`; says whether one came. Yields the core between checks, so a spinning thread
+    /// never keeps a runnable one off a busy machine's cores.
+    fn spin_for(&self, seen: u64, window: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            for _ in 0..SPIN_CHECKS {
+                if self.epoch.load(Ordering::SeqCst) != seen {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= window {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Whether a wait should spin first: not for a while after a spin that waited in vain.
+    fn should_spin(&self) -> bool {
+        self.skip_spins
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
+    }
+
+    /// The count of notifications so far.
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+}
+
+/// How long a memory-store wait spins before it sleeps. A hand-off between two threads (a
+/// submit to an idle worker, a commit to a caller waiting for its result) takes a few
+/// microseconds when both run; waking a sleeping thread costs a system call on one side and,
+/// on an idle machine, tens of microseconds for its CPU to wake. Each wait spins at most once,
+/// so a worker idle for long spins this long once per `wait_for_work` call, not continuously.
+const SPIN_WINDOW: Duration = Duration::from_micros(50);
+
+/// How many waits on a signal sleep at once after a spin on it waited in vain (then one spins
+/// again, to see whether hand-offs got quick). Where results come slower than the window (a
+/// caller awaiting one of many workflows in flight, a worker idle for long), spinning stops
+/// after one miss instead of costing a core on every wait.
+const SKIP_AFTER_MISS: u32 = 16;
+
+/// Notification checks between looks at the clock while spinning.
+const SPIN_CHECKS: u32 = 64;
 
 impl Default for MemoryStore {
     fn default() -> Self {
@@ -97,9 +155,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {
-        // A panic while holding the lock cannot leave `Tables` half-changed in a way later calls
-        // trip over (operations validate before they apply), so a poisoned lock is still usable.
-        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.tables)
     }
 
     /// Runs a mutating operation and signals waiters according to what it changed.
@@ -179,17 +235,58 @@ pub(crate) fn wait_until<'a, T>(
     }
 }
 
+/// [`wait_until`] for the memory store: first spins up to [`SPIN_WINDOW`] for a notification,
+/// without the lock (only when the wait is longer than that, and not just after a spin on this
+/// signal waited in vain: [`SKIP_AFTER_MISS`]), then checks and sleeps as [`wait_until`] does
+/// for what is left of `timeout`.
+fn spin_then_wait<T>(
+    tables: &Mutex<Tables>,
+    cond: &Signal,
+    timeout: Duration,
+    mut ready: impl FnMut(&Tables) -> Option<T>,
+    wake_by: impl FnMut(&Tables) -> Option<Timestamp>,
+) -> Option<T> {
+    let start = Instant::now();
+    let guard = lock(tables);
+    if timeout > SPIN_WINDOW && cond.should_spin() {
+        if let Some(v) = ready(&guard) {
+            return Some(v);
+        }
+        // Read under the lock: a change after this reading notifies after it is made.
+        let seen = cond.epoch();
+        drop(guard);
+        if !cond.spin_for(seen, SPIN_WINDOW) {
+            cond.skip_spins.store(SKIP_AFTER_MISS, Ordering::Relaxed);
+        }
+        return wait_until(
+            lock(tables),
+            cond,
+            timeout.saturating_sub(start.elapsed()),
+            ready,
+            wake_by,
+        );
+    }
+    wait_until(guard, cond, timeout, ready, wake_by)
+}
+
+/// Locks the tables. A panic while holding the lock cannot leave `Tables` half-changed in a way
+/// later calls trip over (operations validate before they apply), so a poisoned lock is still
+/// usable.
+fn lock(tables: &Mutex<Tables>) -> MutexGuard<'_, Tables> {
+    tables.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// `wait_for_work` of the in-process backends: blocks until a claim by a worker running `tasks`
 /// at the current time could succeed, waking early for the next not-before time of one of its
 /// tasks or lease expiry. Work of other tasks neither ends the wait nor wakes it early.
 pub(crate) fn wait_for_claimable(
-    guard: MutexGuard<'_, Tables>,
+    tables: &Mutex<Tables>,
     work: &Signal,
     tasks: &TaskSet,
     timeout: Duration,
 ) -> bool {
-    wait_until(
-        guard,
+    spin_then_wait(
+        tables,
         work,
         timeout,
         |t| t.has_claimable(tasks, system_now()).then_some(()),
@@ -254,8 +351,8 @@ impl StoreRead for MemoryStore {
     ) -> Result<Option<InvocationRecord>, StoreError> {
         // Ends with the final record, or with `InvocationNotFound` once the invocation does not
         // exist (never submitted, or purged while we wait: purges signal `finished` too).
-        wait_until(
-            self.lock(),
+        spin_then_wait(
+            &self.tables,
             &self.finished,
             timeout,
             |t| match t.invocation(id) {
@@ -311,7 +408,7 @@ impl StoreWork for MemoryStore {
     }
 
     fn wait_for_work(&self, tasks: &TaskSet, timeout: Duration) -> Result<bool, StoreError> {
-        Ok(wait_for_claimable(self.lock(), &self.work, tasks, timeout))
+        Ok(wait_for_claimable(&self.tables, &self.work, tasks, timeout))
     }
 
     fn renew(

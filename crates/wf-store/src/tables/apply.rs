@@ -1,13 +1,14 @@
 //! The one mutation path of [`Tables`]: every change, live or replayed from a log, goes
 //! through `Tables::apply`, which keeps the indexes in step with the invocations.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use wf_core::{InvocationId, Status, TaskId};
+use wf_core::{IdHashing, InvocationId, Status, TaskId, Timestamp};
 
 use super::slot::IndexKeys;
-use super::{Change, Slot, Tables, TaskQueue};
-use crate::model::{InvocationSpec, InvocationState};
+use super::{Change, IdMap, Slot, Tables, TaskQueue};
+use crate::model::{InvocationSpec, InvocationState, StatusCounts};
 
 impl Tables {
     /// Applies one change. Used for live operations and for replaying a log.
@@ -34,28 +35,25 @@ impl Tables {
                         seq
                     }
                 };
-                self.invocations
-                    .insert(id, Box::new(Slot::new(spec, state, seq)));
-                self.index(id);
+                // Indexed before it is stored: one map operation for the slot.
+                let mut slot = Box::new(Slot::new(spec, state, seq));
+                let ticket = self.indexes().add(id, &slot.spec.task, slot.keys(), None);
+                slot.set_ticket(ticket);
+                self.invocations.insert(id, slot);
             }
             Change::State(id, state) => {
-                let Some(slot) = self.invocations.get_mut(&id) else {
+                let (invocations, mut indexes) = self.split();
+                let Some(slot) = invocations.get_mut(&id) else {
                     return;
                 };
                 let old = slot.replace_state(state);
                 let ticket = slot.take_ticket();
-                let spec = slot.spec.clone();
-                self.unindex(id, &spec.task, old, ticket);
-                self.index(id);
+                indexes.remove(id, &slot.spec.task, old, ticket);
+                let ticket = indexes.add(id, &slot.spec.task, slot.keys(), None);
+                slot.set_ticket(ticket);
             }
-            Change::Journal(id, entries) => match self.journals.entry(id) {
-                // A first append moves the entries in (no copy, no regrowth from empty): a
-                // workflow's first checkpoint or commit carries most of its journal.
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(entries);
-                }
-                std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().extend(entries),
-            },
+            // Moved in, never copied (see `journal::Journal`).
+            Change::Journal(id, entries) => self.journals.entry(id).or_default().append(entries),
             Change::Data(workflow, key, value) => {
                 self.data.entry(workflow).or_default().insert(key, value);
             }
@@ -117,52 +115,38 @@ impl Tables {
         }
     }
 
-    /// Indexes invocation `id` by its (new) state; a ready one joins the back of its task's
-    /// queue.
-    fn index(&mut self, id: InvocationId) {
-        self.index_at(id, None);
+    /// The invocations and, apart from them, the indexes over them: a slot can be re-indexed
+    /// while it is borrowed, without looking it up again.
+    fn split(&mut self) -> (&mut IdMap<Box<Slot>>, Indexes<'_>) {
+        let Self {
+            invocations,
+            queues,
+            leases,
+            counts,
+            next_ticket,
+            ..
+        } = self;
+        (
+            invocations,
+            Indexes {
+                queues,
+                leases,
+                counts,
+                next_ticket,
+            },
+        )
     }
 
-    /// [`Self::index`], but a ready one takes queue place `at` when given (an undone change
-    /// puts it back where it was) instead of the back of its queue.
+    fn indexes(&mut self) -> Indexes<'_> {
+        self.split().1
+    }
+
+    /// Indexes stored invocation `id` by its state; a ready one takes queue place `at` when
+    /// given (an undone change puts it back where it was), else the back of its task's queue.
     pub(super) fn index_at(&mut self, id: InvocationId, at: Option<u64>) {
-        let Some(slot) = self.invocations.get(&id) else {
-            return;
-        };
-        let IndexKeys {
-            status,
-            not_before,
-            lease,
-        } = slot.keys();
-        self.counts.add(status);
-        let mut ticket = None;
-        // A waiting invocation with a timer is claimable when the timer fires, like a retry.
-        let timer = status == Status::Waiting && not_before.is_some();
-        if status.is_claimable() || timer {
-            let task = &slot.spec.task;
-            if !self.queues.contains_key(task) {
-                self.queues.insert(task.clone(), TaskQueue::default());
-            }
-            if let Some(queue) = self.queues.get_mut(task) {
-                match not_before {
-                    Some(t) => {
-                        queue.delayed.insert((t, id));
-                    }
-                    None => {
-                        let t = at.unwrap_or_else(|| {
-                            self.next_ticket += 1;
-                            self.next_ticket - 1
-                        });
-                        ticket = Some(t);
-                        queue.ready.insert(t, id);
-                    }
-                }
-            }
-        }
-        if let (Status::Running, Some(expires_at)) = (status, lease) {
-            self.leases.insert((expires_at, id));
-        }
-        if let Some(slot) = self.invocations.get_mut(&id) {
+        let (invocations, mut indexes) = self.split();
+        if let Some(slot) = invocations.get_mut(&id) {
+            let ticket = indexes.add(id, &slot.spec.task, slot.keys(), at);
             slot.set_ticket(ticket);
         }
     }
@@ -176,18 +160,7 @@ impl Tables {
         keys: IndexKeys,
         ticket: Option<u64>,
     ) {
-        self.counts.remove(keys.status);
-        if let Some(queue) = self.queues.get_mut(task) {
-            if let Some(ticket) = ticket {
-                queue.ready.remove(&ticket);
-            }
-            if let Some(t) = keys.not_before {
-                queue.delayed.remove(&(t, id));
-            }
-        }
-        if let Some(expires_at) = keys.lease {
-            self.leases.remove(&(expires_at, id));
-        }
+        self.indexes().remove(id, task, keys, ticket);
     }
 
     pub(super) fn emit(&mut self, out: &mut Vec<Change>, change: Change) {
@@ -210,5 +183,76 @@ impl Tables {
         state: InvocationState,
     ) {
         self.emit(out, Change::State(id, state));
+    }
+}
+
+/// The indexes of [`Tables`] over its invocations (see [`Tables::split`]).
+struct Indexes<'a> {
+    queues: &'a mut HashMap<TaskId, TaskQueue, IdHashing>,
+    leases: &'a mut BTreeSet<(Timestamp, InvocationId)>,
+    counts: &'a mut StatusCounts,
+    next_ticket: &'a mut u64,
+}
+
+impl Indexes<'_> {
+    /// Indexes invocation `id` of `task` by its state's `keys`; a ready one takes queue place
+    /// `at` when given, else the back of its task's queue. Returns its queue place, if queued.
+    fn add(
+        &mut self,
+        id: InvocationId,
+        task: &TaskId,
+        keys: IndexKeys,
+        at: Option<u64>,
+    ) -> Option<u64> {
+        let IndexKeys {
+            status,
+            not_before,
+            lease,
+        } = keys;
+        self.counts.add(status);
+        let mut ticket = None;
+        // A waiting invocation with a timer is claimable when the timer fires, like a retry.
+        let timer = status == Status::Waiting && not_before.is_some();
+        if status.is_claimable() || timer {
+            // The queue exists (made when the task's name was interned): one lookup.
+            let queue = match self.queues.get_mut(task) {
+                Some(queue) => queue,
+                None => self.queues.entry(task.clone()).or_default(),
+            };
+            match not_before {
+                Some(t) => {
+                    queue.delayed.insert((t, id));
+                }
+                None => {
+                    let t = at.unwrap_or_else(|| {
+                        *self.next_ticket += 1;
+                        *self.next_ticket - 1
+                    });
+                    ticket = Some(t);
+                    queue.ready.insert(t, id);
+                }
+            }
+        }
+        if let (Status::Running, Some(expires_at)) = (status, lease) {
+            self.leases.insert((expires_at, id));
+        }
+        ticket
+    }
+
+    /// Removes invocation `id` of `task`, in its old state (`keys`) and with its old queue
+    /// `ticket`, from the indexes.
+    fn remove(&mut self, id: InvocationId, task: &TaskId, keys: IndexKeys, ticket: Option<u64>) {
+        self.counts.remove(keys.status);
+        if let Some(queue) = self.queues.get_mut(task) {
+            if let Some(ticket) = ticket {
+                queue.ready.remove(&ticket);
+            }
+            if let Some(t) = keys.not_before {
+                queue.delayed.remove(&(t, id));
+            }
+        }
+        if let Some(expires_at) = keys.lease {
+            self.leases.remove(&(expires_at, id));
+        }
     }
 }

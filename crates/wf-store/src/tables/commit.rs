@@ -240,7 +240,7 @@ impl Tables {
         children: Vec<NewInvocation>,
     ) -> Result<Progress, StoreError> {
         let id = spec.id;
-        let stored = self.journals.get(&id).map_or(0, Vec::len);
+        let stored = self.journals.get(&id).map_or(0, |j| j.len());
         for (i, entry) in journal.iter().enumerate() {
             if entry.seq as usize != stored + i {
                 return Err(invalid(

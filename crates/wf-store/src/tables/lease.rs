@@ -49,7 +49,11 @@ impl Tables {
         };
         self.set_state(out, id, state);
         let record = self.invocation(id)?;
-        let journal = self.journals.get(&id).cloned().unwrap_or_default();
+        let journal = self
+            .journals
+            .get(&id)
+            .map(|j| j.to_vec())
+            .unwrap_or_default();
         Ok(Some(Claim {
             lease,
             record,

@@ -152,7 +152,7 @@ pub struct Tables {
     /// Boxed: the map's entries stay small (a slot is ~180 bytes, and a hash map keeps
     /// spare entries), so a finished invocation costs less memory.
     invocations: IdMap<Box<Slot>>,
-    journals: IdMap<Vec<JournalEntry>>,
+    journals: IdMap<journal::Journal>,
     data: IdMap<BTreeMap<String, Vec<u8>>>,
     members: IdMap<members::Members>,
     /// The app the store belongs to, once bound.
@@ -164,12 +164,12 @@ pub struct Tables {
     /// Running invocations by lease expiry, of every task.
     leases: BTreeSet<(Timestamp, InvocationId)>,
     /// Per invocation: the events sent to it and the event it waits for.
-    inboxes: HashMap<InvocationId, Inbox>,
+    inboxes: IdMap<Inbox>,
     /// Cancellation requests of invocations that were running when their tree was cancelled.
-    cancels: HashMap<InvocationId, CancelRequest>,
+    cancels: IdMap<CancelRequest>,
     /// Each invocation's children in submission order (derived from `Created`): a cancelled
     /// tree is found by following it.
-    children: HashMap<InvocationId, Vec<InvocationId>>,
+    children: IdMap<Vec<InvocationId>>,
     counts: StatusCounts,
     next_seq: u64,
     next_ticket: u64,
@@ -242,6 +242,7 @@ impl Wakes {
 mod admin;
 mod apply;
 mod commit;
+mod journal;
 mod lease;
 #[cfg(test)]
 mod lease_tests;

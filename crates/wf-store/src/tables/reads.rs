@@ -39,7 +39,11 @@ impl Tables {
     /// [`StoreError::InvocationNotFound`] for an unknown id.
     pub fn journal(&self, id: InvocationId) -> Result<Vec<JournalEntry>, StoreError> {
         self.slot(id)?;
-        Ok(self.journals.get(&id).cloned().unwrap_or_default())
+        Ok(self
+            .journals
+            .get(&id)
+            .map(|j| j.to_vec())
+            .unwrap_or_default())
     }
 
     /// One value of a workflow's data.

@@ -30,7 +30,7 @@ impl Tables {
                 slot.state().into_owned(),
             ));
             if let Some(j) = self.journals.get(id) {
-                out.push(Change::Journal(*id, j.clone()));
+                out.push(Change::Journal(*id, j.to_vec()));
             }
             self.snapshot_steering(*id, &mut out);
         }

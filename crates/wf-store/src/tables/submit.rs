@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use wf_core::{Status, Timestamp};
+use wf_core::{IdHashing, Status, Timestamp};
 
 use super::{Change, IdMap, Tables, check, new_call, spec_call};
 use crate::error::StoreError;
@@ -33,10 +33,20 @@ impl Tables {
         new: NewInvocation,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let (mut spec, state) = Self::new_slot(new, now)?;
-        self.intern(&mut spec);
-        self.emit(out, Change::Created(Arc::new(spec), state));
+        let (spec, state) = Self::new_slot(new, now)?;
+        let spec = self.shared_spec(spec);
+        self.emit(out, Change::Created(spec, state));
         Ok(())
+    }
+
+    /// `spec`, shared, with its task names interned once: here when the change is logged (the
+    /// list's copy shares the spec, so `apply` leaves it alone), by `apply` otherwise (it
+    /// interns a spec nobody else holds).
+    fn shared_spec(&mut self, mut spec: InvocationSpec) -> Arc<InvocationSpec> {
+        if !self.unlogged {
+            self.intern(&mut spec);
+        }
+        Arc::new(spec)
     }
 
     /// Creates `new` already claimed under `lease` (attempt 1), in one change: it is never
@@ -48,8 +58,7 @@ impl Tables {
         lease: &Lease,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let (mut spec, mut state) = Self::new_slot(new, now)?;
-        self.intern(&mut spec);
+        let (spec, mut state) = Self::new_slot(new, now)?;
         check(spec.id, state.status, Status::Running)?;
         state.status = Status::Running;
         state.attempts = lease.attempt;
@@ -57,7 +66,8 @@ impl Tables {
             worker: lease.worker.clone(),
             expires_at: lease.expires_at,
         });
-        self.emit(out, Change::Created(Arc::new(spec), state));
+        let spec = self.shared_spec(spec);
+        self.emit(out, Change::Created(spec, state));
         Ok(())
     }
 
@@ -155,7 +165,10 @@ impl Tables {
         if let [one] = batch[..] {
             return Ok(vec![self.check_new(one)?.is_none()]);
         }
-        let mut earlier: IdMap<&NewInvocation> = IdMap::default();
+        // Sized once: the batch's ids go in (bar repeats), so it would regrow through every
+        // power of two up to the batch's size.
+        let mut earlier: IdMap<&NewInvocation> =
+            IdMap::with_capacity_and_hasher(batch.len(), IdHashing::default());
         let mut fresh = Vec::with_capacity(batch.len());
         for new in batch {
             let is_new = match earlier.get(&new.id) {

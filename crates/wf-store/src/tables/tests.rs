@@ -459,3 +459,27 @@ fn replay_keeps_per_task_queues_and_the_order_across_them() {
         [t2.id, u2.id, t1.id, u1.id, t3.id]
     );
 }
+
+/// Task names are stored once per task, logged or not: every spec of a task shares the copy.
+#[test]
+fn specs_share_one_copy_of_each_task_name() {
+    for mut t in [Tables::new(), Tables::new().unlogged()] {
+        let mut out = Vec::new();
+        // Each submission brings a name of its own (`fixtures::root` makes a new one each time).
+        let (a, b) = (root(1), root(2));
+        assert_ne!(a.task.as_str().as_ptr(), b.task.as_str().as_ptr());
+        t.submit(&mut out, a.clone(), at(1)).unwrap();
+        t.submit(&mut out, b.clone(), at(1)).unwrap();
+        let (ra, rb) = (t.invocation(a.id).unwrap(), t.invocation(b.id).unwrap());
+        assert_eq!(
+            ra.spec.task.as_str().as_ptr(),
+            rb.spec.task.as_str().as_ptr(),
+            "one copy of the task name (unlogged: {})",
+            t.unlogged
+        );
+        assert_eq!(
+            ra.spec.identity.workflow_type.as_str().as_ptr(),
+            ra.spec.task.as_str().as_ptr()
+        );
+    }
+}

@@ -76,7 +76,9 @@ impl Tables {
                 Some(old) => Undo::State(*id, old.clone()),
                 None => return,
             },
-            Change::Journal(id, _) => Undo::Journal(*id, self.journals.get(id).map(Vec::len)),
+            Change::Journal(id, _) => {
+                Undo::Journal(*id, self.journals.get(id).map(super::journal::Journal::len))
+            }
             Change::Data(wf, key, _) => Undo::Data(
                 *wf,
                 key.clone(),
