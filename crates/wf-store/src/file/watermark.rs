@@ -26,7 +26,8 @@
 //!   itself proves durable, the highest watermark its records carry (see `format`; a compacted
 //!   log's records are durable with the file), never the whole log. Only a format 2 log (no
 //!   watermarks; its owner rewrites it at open) or a file system that reports no identity
-//!   (nothing is published) is shown whole, as before format 3;
+//!   (nothing is published) is shown whole, as before format 3. (A copy of the store directory
+//!   has a new identity, so it too shows only that until an owner opens it once);
 //! - the owner starts the file afresh (emptied, then one entry) only when the whole log is
 //!   durable: at open (after recovery synced the log), after a compaction and, past a size
 //!   bound, right after a sync that covered everything written. Whether or not the new entry
@@ -35,9 +36,11 @@
 //!   it over the old log, so a reader of the new log finds it at once;
 //! - after a failed write (the publisher is **broken**: entries may be misaligned) the owner
 //!   appends nothing until a restart succeeds: readers keep the last good entry (less);
-//! - recovery uses the entry too (see `recovery`): a bad record that starts before the published
-//!   synced size of the same log was durable, so it is damage ([`StoreError::Corrupt`]), never
-//!   cut; one at or past it cannot hold anything acknowledged as durable.
+//! - recovery uses the entry too (see `recovery`): a bad record followed by valid ones that
+//!   starts before the published synced size of the same log was durable, so it is damage
+//!   ([`StoreError::Corrupt`]), never cut as an unsynced hole; one at or past it cannot hold
+//!   anything acknowledged as durable (a large record there whose frame reads as zeros is cut as
+//!   a torn tail).
 //!
 //! Where the file system reports no file identity, nothing is published and a reader shows the
 //! whole log (as before format 3).
