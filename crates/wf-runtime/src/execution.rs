@@ -8,6 +8,7 @@ use std::time::Duration;
 use wf_core::{ChildOutcome, Ending, Failure, FailureKind, JournalEntry, Timestamp};
 use wf_store::{
     Claim, Commit, InvocationRecord, InvocationSpec, Lease, Outcome, StoreError, Suspension,
+    TaskSet,
 };
 
 use crate::app::App;
@@ -63,6 +64,9 @@ impl From<&Outcome> for Ended {
 pub(crate) struct Executed {
     pub(crate) ended: Ended,
     pub(crate) outcome: Option<ChildOutcome>,
+    /// What the commit claimed next when it claimed (`then_claim`): `Some(None)` when it found
+    /// nothing.
+    pub(crate) next: Option<Option<Claim>>,
 }
 
 impl Executed {
@@ -70,6 +74,7 @@ impl Executed {
         Self {
             ended,
             outcome: None,
+            next: None,
         }
     }
 }
@@ -84,8 +89,14 @@ fn final_outcome(outcome: &Outcome) -> Option<ChildOutcome> {
 }
 
 /// Runs the body of a claimed invocation for `runner` and commits the outcome at the runner's
-/// time (read after the body ran).
-pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Executed, WfError> {
+/// time (read after the body ran); with `then_claim`, the commit also claims the next invocation
+/// of those tasks for the runner's worker (one store operation where the store can).
+pub(crate) fn execute(
+    app: &App,
+    claim: Claim,
+    runner: &Runner,
+    then_claim: Option<&TaskSet>,
+) -> Result<Executed, WfError> {
     let mut prepared = prepare(app, claim, runner);
     let span = prepared.span.clone();
     let _entered = span.enter();
@@ -94,7 +105,7 @@ pub(crate) fn execute(app: &App, claim: Claim, runner: &Runner) -> Result<Execut
         let (recorder, inline) = (b.recorder(), b.inline(runner));
         run_body(app, &b.task, &spec, attempt, recorder, b.clock, inline)
     });
-    conclude(app, prepared, ran, runner)
+    conclude(app, prepared, ran, runner, then_claim)
 }
 
 /// A claimed invocation, ready for its body to run: [`prepare`], then run the body (the
@@ -165,12 +176,14 @@ pub(crate) fn prepare(app: &App, claim: Claim, runner: &Runner) -> Prepared {
 }
 
 /// Step 3 of an execution: builds the commit of what the body did (`ran`, `None` when the
-/// task is not registered here) and commits it at the runner's time.
+/// task is not registered here) and commits it at the runner's time; with `then_claim` (a
+/// worker's own claim only), claims the next invocation of those tasks in the same step.
 pub(crate) fn conclude(
     app: &App,
     prepared: Prepared,
     ran: Option<(BodyResult, Sealed)>,
     runner: &Runner,
+    then_claim: Option<&TaskSet>,
 ) -> Result<Executed, WfError> {
     let now = || runner.now();
     let Prepared {
@@ -207,17 +220,38 @@ pub(crate) fn conclude(
     // A worker's own claim needs no acknowledgement it acts on: its commit may be pipelined (the
     // store hands the outcome to no one before it is durable). A child run inline reports its
     // outcome to its caller, which records it and goes on: that commit must be durable first.
+    // Claim nothing once a stop was asked, nor with children to cancel once the commit is in
+    // (the claim could take one).
+    let then_claim = then_claim
+        .filter(|_| !runner.is_nested() && runner.may_start() && cancel_after_commit.is_empty());
     let committed = if runner.is_nested() {
-        app.store().commit(&lease, commit, now())
+        app.store().commit(&lease, commit, now()).map(|()| None)
+    } else if let Some(tasks) = then_claim {
+        app.store()
+            .commit_then_claim(&lease, commit, tasks, app.lease_duration(), now())
+            .map(|claimed| match claimed {
+                Ok(next) => Some(next),
+                Err(e) => {
+                    // The commit is in; the worker's loop claims again and meets the error there.
+                    tracing::debug!(error = %e, "the claim after the commit failed");
+                    None
+                }
+            })
     } else {
-        app.store().commit_pipelined(&lease, commit, now())
+        app.store()
+            .commit_pipelined(&lease, commit, now())
+            .map(|()| None)
     };
     match committed {
-        Ok(()) => {
+        Ok(next) => {
             tracing::debug!(?ended, "committed");
             app.ring();
             cancel_started_before_told(app, &cancel_after_commit, &now);
-            Ok(Executed { ended, outcome })
+            Ok(Executed {
+                ended,
+                outcome,
+                next,
+            })
         }
         Err(StoreError::LeaseLost { reason, .. }) => {
             tracing::warn!(%reason, "commit refused: lease lost; another worker owns this invocation now");
@@ -247,6 +281,7 @@ pub(crate) fn conclude(
             Ok(Executed {
                 ended: Ended::Failed,
                 outcome,
+                next: None,
             })
         }
         Err(e) => Err(e.into()),

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use wf_core::{ChildOutcome, IdHashing, InvocationId, Timestamp, WorkerId};
-use wf_store::{Claim, Lease};
+use wf_store::{Claim, Lease, TaskSet};
 
 use crate::app::App;
 use crate::clock;
@@ -209,12 +209,31 @@ impl Runner {
     /// Runs a claimed invocation on this thread, its lease renewed meanwhile, and counts it.
     /// Returns its final outcome when it committed one.
     pub(crate) fn run(&self, app: &App, claim: Claim) -> Option<ChildOutcome> {
+        self.run_with(app, claim, None)
+            .and_then(|Executed { outcome, .. }| outcome)
+    }
+
+    /// [`Runner::run`] for a worker's own claim, whose commit also claims the next invocation of
+    /// `tasks` for this worker (one store operation where the store can): returns that claim,
+    /// `Some(None)` when the claim found nothing, `None` when no claim was made (the commit
+    /// failed, or it had children to cancel first).
+    pub(crate) fn run_then_claim(
+        &self,
+        app: &App,
+        claim: Claim,
+        tasks: &TaskSet,
+    ) -> Option<Option<Claim>> {
+        self.run_with(app, claim, Some(tasks))
+            .and_then(|Executed { next, .. }| next)
+    }
+
+    fn run_with(&self, app: &App, claim: Claim, then_claim: Option<&TaskSet>) -> Option<Executed> {
         let lease = claim.lease.clone();
         self.pool.track(&lease);
         // Bodies run under their own catch_unwind; this one keeps the thread (and the lease
         // bookkeeping) alive if the runtime itself panics.
-        let executed =
-            catch_unwind(AssertUnwindSafe(|| execute(app, claim, self))).unwrap_or_else(|panic| {
+        let executed = catch_unwind(AssertUnwindSafe(|| execute(app, claim, self, then_claim)))
+            .unwrap_or_else(|panic| {
                 Err(WfError::Usage(format!(
                     "the runtime panicked while running invocation {} ({}); it will be \
                      recovered when its lease expires. Please report this as a bug",
@@ -224,6 +243,6 @@ impl Runner {
             });
         self.pool.forget(&lease);
         self.pool.count(executed.as_ref().map(|e| e.ended));
-        executed.ok().and_then(|Executed { outcome, .. }| outcome)
+        executed.ok()
     }
 }

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wf_core::{InvocationId, WorkerId};
-use wf_store::{Lease, StoreError};
+use wf_store::{Claim, Lease, StoreError};
 
 use crate::app::App;
 use crate::clock;
@@ -227,20 +227,39 @@ impl Shared {
     fn work_loop(&self) {
         let store = self.app.store();
         let lease_for = self.app.lease_duration();
-        while !self.pool.stopping() {
-            // Read each time: tasks registered after the worker started are claimed too.
-            let tasks = self.app.task_set();
-            match store.claim(&self.id, &tasks, lease_for, clock::now()) {
-                Ok(Some(claim)) => {
-                    self.runner.run(&self.app, claim);
-                }
-                Ok(None) => {
-                    if let Err(e) = store.wait_for_work(&tasks, IDLE_WAIT) {
-                        self.pause_after(&e);
+        // What the last commit claimed (`Some(None)`: it claimed and found nothing). A claimed
+        // invocation runs even when a stop was asked meanwhile: it is leased to this worker.
+        let mut next: Option<Option<Claim>> = None;
+        loop {
+            let found = match next.take() {
+                Some(Some(claim)) => Some(claim),
+                _ if self.pool.stopping() => break,
+                Some(None) => None,
+                // Read each time: tasks registered after the worker started are claimed too.
+                None => {
+                    match store.claim(&self.id, &self.app.task_set(), lease_for, clock::now()) {
+                        Ok(found) => found,
+                        Err(e) => {
+                            self.pause_after(&e);
+                            continue;
+                        }
                     }
                 }
-                Err(e) => self.pause_after(&e),
-            }
+            };
+            let Some(claim) = found else {
+                if let Err(e) = store.wait_for_work(&self.app.task_set(), IDLE_WAIT) {
+                    self.pause_after(&e);
+                }
+                continue;
+            };
+            // The commit claims the next invocation in the same store operation, unless stopping.
+            next = if self.pool.stopping() {
+                self.runner.run(&self.app, claim);
+                None
+            } else {
+                self.runner
+                    .run_then_claim(&self.app, claim, &self.app.task_set())
+            };
         }
     }
 
@@ -423,7 +442,7 @@ impl App {
             match store.claim(&worker, &tasks, lease_for, now)? {
                 Some(claim) => {
                     let runner = Runner::new(worker.clone(), Clock::Fixed(now), pool.clone());
-                    execute(self, claim, &runner)?;
+                    execute(self, claim, &runner, None)?;
                     executed += 1;
                 }
                 None => match store.next_due(&tasks)? {

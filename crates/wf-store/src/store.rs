@@ -333,6 +333,32 @@ pub trait StoreWork: StoreRead {
         self.commit(lease, commit, now)
     }
 
+    /// [`StoreWork::commit_pipelined`], then [`StoreWork::claim`] for the lease's worker: what a
+    /// worker pool's thread does between two executions, which a backend may do in one
+    /// operation (Redis: one script call, one round trip, on a one-shard namespace). The claim is
+    /// the one `claim(&lease.worker, tasks, lease_for, now)` would make right after the commit
+    /// (expired leases recovered first, the runnable invocation of `tasks` waiting longest).
+    ///
+    /// The default is exactly those two calls.
+    ///
+    /// # Errors
+    /// The outer error is the commit's, as from [`StoreWork::commit`]: nothing was committed and
+    /// nothing claimed. `Ok(Err(_))`: the commit is in, the claim failed (claim again later).
+    ///
+    /// Pinned by `commit::commit_then_claim_commits_then_claims_the_next`,
+    /// `commit::commit_then_claim_refused_claims_nothing`.
+    fn commit_then_claim(
+        &self,
+        lease: &Lease,
+        commit: Commit,
+        tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Result<Option<Claim>, StoreError>, StoreError> {
+        self.commit_pipelined(lease, commit, now)?;
+        Ok(self.claim(&lease.worker, tasks, lease_for, now))
+    }
+
     /// Persists a running execution's progress without ending it, and claims `run`, one of the
     /// children it submits, for the lease's worker: one atomic step, the inline path of
     /// `execute_task` (the runtime then runs the child on the caller's thread).

@@ -172,5 +172,5 @@ async fn execute_async(
         }
         None => None,
     };
-    conclude(app, prepared, ran, runner)
+    conclude(app, prepared, ran, runner, None)
 }

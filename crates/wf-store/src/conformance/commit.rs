@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use wf_core::{Failure, FailureKind, JournalEntry, Status};
+use wf_core::{Failure, FailureKind, JournalEntry, Status, Timestamp};
 
 use crate::error::StoreError;
 use crate::model::{Commit, Outcome};
@@ -366,4 +366,153 @@ pub fn pipelined_commit_is_a_commit(s: Subject) {
     assert_eq!(rec.state.status, Status::Failed);
     assert_eq!(rec.state.error, Some(failure("boom")));
     assert_eq!(ok(store.journal(parent.id), "journal"), entries(0, 2));
+}
+
+/// `commit_then_claim` commits (the outcome is stored, `wait_final` sees it, a parent it
+/// completes wakes) and then claims for the lease's worker what a claim would take next: the
+/// runnable invocation of the given tasks waiting longest, leased until `now + lease_for`, with
+/// its journal. With nothing left of those tasks it claims nothing, and work of other tasks
+/// stays pending.
+pub fn commit_then_claim_commits_then_claims_the_next(s: Subject) {
+    let store = &*s.store;
+    let parent = root(1, "p", b"p");
+    submit(store, &parent, T0);
+    let p = claim_expect(store, "w", T0, parent.id);
+    let (a, b) = (child(2, &parent, "a", b"a"), child(3, &parent, "a", b"b"));
+    commit(
+        store,
+        &p.lease,
+        Commit {
+            journal: entries(0, 1),
+            children: vec![a.clone(), b.clone()],
+            ..Commit::outcome(Outcome::Waiting { on: vec![a.id] })
+        },
+        at(1),
+    );
+    let other = root(4, "other", b"o");
+    submit(store, &other, at(2));
+    let first = claim_task(store, "a", at(3));
+    assert_eq!(first.lease.invocation, a.id, "the oldest child first");
+    let next = ok(
+        store.commit_then_claim(
+            &first.lease,
+            Commit::outcome(Outcome::Success(b"ra".to_vec())),
+            &tasks(&["a", "p"]),
+            LEASE,
+            at(4),
+        ),
+        "commit_then_claim of the first child",
+    );
+    let next = ok(next, "the claim after the commit")
+        .unwrap_or_else(|| panic!("the parent (woken by the commit) and b are runnable"));
+    assert_eq!(
+        next.lease.invocation, b.id,
+        "b became runnable before the commit woke the parent"
+    );
+    assert_eq!(
+        next.lease.worker, first.lease.worker,
+        "claimed for the same worker"
+    );
+    assert_eq!(next.lease.attempt, 1);
+    assert_eq!(
+        next.lease.expires_at,
+        Timestamp(at(4).0 + LEASE.as_millis() as u64)
+    );
+    assert_eq!(next.record.state.status, Status::Running);
+    assert!(next.journal.is_empty());
+    let a_rec = ok(store.wait_final(a.id, LONG_WAIT), "wait_final of a")
+        .unwrap_or_else(|| panic!("a's commit made it final"));
+    assert_eq!(a_rec.state.result.as_deref(), Some(&b"ra"[..]));
+    assert_eq!(
+        status(store, parent.id),
+        Status::Pending,
+        "a's commit woke the parent"
+    );
+
+    let third = ok(
+        store.commit_then_claim(
+            &next.lease,
+            Commit::outcome(Outcome::Failed(failure("b failed"))),
+            &tasks(&["a", "p"]),
+            LEASE,
+            at(5),
+        ),
+        "commit_then_claim of b",
+    );
+    let third =
+        ok(third, "the claim after b's commit").unwrap_or_else(|| panic!("the parent is runnable"));
+    assert_eq!(third.lease.invocation, parent.id);
+    assert_eq!(
+        third.journal,
+        entries(0, 1),
+        "the claim carries the journal"
+    );
+    assert_eq!(status(store, b.id), Status::Failed);
+
+    let none = ok(
+        store.commit_then_claim(
+            &third.lease,
+            Commit::outcome(Outcome::Success(b"rp".to_vec())),
+            &tasks(&["a", "p"]),
+            LEASE,
+            at(6),
+        ),
+        "commit_then_claim of the parent",
+    );
+    assert!(
+        ok(none, "the claim after the parent's commit").is_none(),
+        "nothing of tasks a and p is left"
+    );
+    assert_eq!(status(store, parent.id), Status::Success);
+    assert_eq!(
+        status(store, other.id),
+        Status::Pending,
+        "other tasks' work is left alone"
+    );
+}
+
+/// A `commit_then_claim` whose commit is refused (a stale lease) commits nothing and claims
+/// nothing: the work it would have claimed is still there for the next claim.
+pub fn commit_then_claim_refused_claims_nothing(s: Subject) {
+    let store = &*s.store;
+    let (x, y) = (root(1, "t", b"x"), root(2, "t", b"y"));
+    submit(store, &x, T0);
+    let stale = claim_expect(store, "w", T0, x.id);
+    // The lease expires; the next claim recovers x and takes it as attempt 2.
+    let fresh = claim_expect(store, "w2", at(60), x.id);
+    submit(store, &y, at(61));
+    assert_lease_lost(
+        store.commit_then_claim(
+            &stale.lease,
+            Commit::outcome(Outcome::Success(b"stale".to_vec())),
+            &suite_tasks(),
+            LEASE,
+            at(62),
+        ),
+        x.id,
+        "commit_then_claim with the first attempt's lease",
+    );
+    assert_eq!(
+        status(store, y.id),
+        Status::Pending,
+        "a refused commit claims nothing"
+    );
+    assert_eq!(
+        record(store, x.id).state.result,
+        None,
+        "nor writes anything"
+    );
+    let next = ok(
+        store.commit_then_claim(
+            &fresh.lease,
+            Commit::outcome(Outcome::Success(b"x".to_vec())),
+            &suite_tasks(),
+            LEASE,
+            at(63),
+        ),
+        "commit_then_claim with the live lease",
+    );
+    let next = ok(next, "the claim").unwrap_or_else(|| panic!("y is pending"));
+    assert_eq!(next.lease.invocation, y.id);
+    assert_eq!(next.lease.worker, worker("w2"));
 }

@@ -154,6 +154,8 @@ macro_rules! conformance_tests {
             commit_child_must_name_parent,
             commit_conflicting_duplicate_child_is_refused,
             pipelined_commit_is_a_commit,
+            commit_then_claim_commits_then_claims_the_next,
+            commit_then_claim_refused_claims_nothing,
         );
         $crate::conformance_tests!(@topic checkpoint:
             checkpoint_persists_progress_and_claims_the_child,
@@ -202,6 +204,8 @@ macro_rules! conformance_tests {
             wait_for_work_wakes_on_submit,
             wait_for_work_wakes_on_retry,
             wait_for_work_times_out_when_idle,
+            wait_for_work_after_an_empty_claim_wakes_on_submit,
+            wait_for_work_after_an_empty_claim_wakes_when_due,
         );
         $crate::conformance_tests!(@topic app:
             first_bind_records_the_app,

@@ -234,6 +234,95 @@ pub fn wait_for_work_wakes_on_submit(s: Subject) {
     assert!(c.is_some(), "the announced work is claimable");
 }
 
+/// A worker's `wait_for_work` right after its claim found nothing (what a worker does when it
+/// goes idle) is woken by a submit, like any other.
+pub fn wait_for_work_after_an_empty_claim_wakes_on_submit(s: Subject) {
+    let store = &*s.store;
+    let (found, waited) = woken_by(
+        || {
+            let none = ok(
+                store.claim(&worker("w"), &suite_tasks(), LEASE, system_now()),
+                "claim of an empty store",
+            );
+            assert!(none.is_none(), "an empty store has nothing to claim");
+            ok(
+                store.wait_for_work(&suite_tasks(), LONG_WAIT),
+                "wait_for_work",
+            )
+        },
+        || submit(store, &root(1, "t", b""), system_now()),
+    );
+    assert!(found, "wait_for_work must report work after a submit");
+    assert!(
+        waited < WAKE_BOUND,
+        "wait_for_work returned {waited:?} after the submit: a submit must wake it, not its \
+         timeout"
+    );
+    claim_expect(store, "w", system_now(), id(1));
+}
+
+/// A worker's `wait_for_work` right after its claim found nothing returns when delayed work
+/// becomes due, though nothing rings meanwhile.
+pub fn wait_for_work_after_an_empty_claim_wakes_when_due(s: Subject) {
+    let store = &*s.store;
+    let delay = Duration::from_millis(300);
+    let mut later = root(1, "later", b"");
+    later.not_before = Some(system_now().saturating_add(delay));
+    submit(store, &later, system_now());
+    // A first short wait takes whatever announcement the submit made: after it, only the clock
+    // can end the next wait early.
+    assert!(
+        !ok(
+            store.wait_for_work(&suite_tasks(), Duration::from_millis(50)),
+            "a short wait_for_work"
+        ),
+        "nothing is claimable before the not-before time"
+    );
+    let start = Instant::now();
+    let none = ok(
+        store.claim(&worker("w"), &suite_tasks(), LEASE, system_now()),
+        "claim before the not-before time",
+    );
+    assert!(
+        none.is_none(),
+        "delayed work is not claimable before its time"
+    );
+    assert!(
+        ok(
+            store.wait_for_work(&suite_tasks(), LONG_WAIT),
+            "wait_for_work"
+        ),
+        "wait_for_work must report the delayed work once due"
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited < delay + WAKE_BOUND,
+        "wait_for_work returned {waited:?} after the empty claim: it must wake when the work is \
+         due ({delay:?}), not at its timeout"
+    );
+    let due = Instant::now() + WAKE_BOUND;
+    loop {
+        let c = ok(
+            store.claim(&worker("w"), &suite_tasks(), LEASE, system_now()),
+            "claim once due",
+        );
+        if let Some(c) = c {
+            assert_eq!(c.lease.invocation, later.id);
+            break;
+        }
+        // wait_for_work may return a moment early (a store whose clock reading rounds): it
+        // must not stay early.
+        assert!(
+            Instant::now() < due,
+            "the delayed work never became claimable"
+        );
+        ok(
+            store.wait_for_work(&suite_tasks(), WAKE_BOUND),
+            "wait_for_work",
+        );
+    }
+}
+
 /// An operator's retry of a failed invocation is new work: it wakes a blocked `wait_for_work`.
 pub fn wait_for_work_wakes_on_retry(s: Subject) {
     let store = &*s.store;

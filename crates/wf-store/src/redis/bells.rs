@@ -2,18 +2,24 @@
 //! them.
 //!
 //! Every script that makes an invocation of task `t` claimable in shard `s` rings `b:<t>` in
-//! that shard: it pushes one token if the list is empty. A claim that leaves more queued work of
+//! that shard: it pushes one token if the list is empty (`q` for queued work, `d` for delayed
+//! work; a `d` token becomes `q` when work is queued). A claim that leaves more queued work of
 //! its task rings again (so the next idle worker wakes: a chain, one wake per item), one that
-//! leaves none silences it.
+//! leaves none silences it (or leaves `d` while delayed work is left).
 //!
 //! In each process, a store blocks on the doorbells of the tasks its idle callers wait for with
 //! one `BLPOP` per shard group (all shards on a single Redis; one shard each on a cluster, where
 //! one `BLPOP`'s keys must share a slot), on a dedicated connection whose reply timeout is longer
-//! than the block. A token wakes the waiting callers of this process, who look (one probe) and
-//! claim; a token taken while nobody here waits any more is given back. Listeners run only
-//! while someone waits, and end when the store is dropped.
+//! than the block. A token of task `t` wakes one waiting caller of this process that waits for
+//! `t` (the longest waiting), who looks (one probe: a token may be older than the work it rang
+//! for, which may be gone) and claims, or sleeps until what it saw is due. A token nobody here
+//! waits for any more is given back; one for a task whose waiters are all woken already is
+//! dropped (their claims ring again while work is left, and a caller that looked before the drop
+//! looks again). Listeners run only while someone waits, and end when the store is dropped.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,16 +28,22 @@ use super::{Retry, Shared};
 use crate::error::StoreError;
 use crate::memory::system_now;
 use crate::model::TaskSet;
+use wf_core::Timestamp;
 
 /// The longest block of one listener `BLPOP`.
 const LISTEN: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct State {
-    /// Grows by one each time a doorbell rang here.
+    /// Grows by one when every waiter should look again (a listener failed, the store stops).
     epoch: u64,
-    /// Callers blocked in `wait_for_work`.
-    waiters: usize,
+    /// Grows by one for each token no waiting caller took: a caller that looked before it and
+    /// starts waiting after it looks again instead.
+    dropped: u64,
+    /// Callers blocked in `wait_for_work`, longest waiting first.
+    waiters: Vec<Waiter>,
+    /// The id of the next waiter.
+    next_waiter: u64,
     /// Every task a caller waited for (the listeners' doorbells).
     tasks: BTreeSet<String>,
     /// The listener threads, once started.
@@ -39,10 +51,34 @@ struct State {
     stop: bool,
 }
 
+/// A caller blocked in `wait_for_work`.
+struct Waiter {
+    id: u64,
+    tasks: Vec<String>,
+    /// A doorbell of one of its tasks rang for it.
+    rung: bool,
+}
+
 /// The doorbells of one store.
-#[derive(Default)]
 pub(crate) struct Bells {
     inner: Arc<Inner>,
+    /// This store's number in the process (what a thread's [`Idle`] names).
+    serial: u64,
+}
+
+/// What this thread's last claim (on a one-shard store) found: nothing, with the store's marks
+/// read before it and when something becomes claimable by the clock (`None`: never). The next
+/// `wait_for_work` of this thread on that store and task set sleeps on it instead of probing,
+/// unless a token was dropped or everyone was told to look since.
+struct Idle {
+    serial: u64,
+    tasks: TaskSet,
+    marks: (u64, u64),
+    due: Option<Timestamp>,
+}
+
+thread_local! {
+    static IDLE: RefCell<Option<Idle>> = const { RefCell::new(None) };
 }
 
 #[derive(Default)]
@@ -59,11 +95,17 @@ impl Inner {
 
 impl Bells {
     pub(crate) fn new() -> Self {
-        Self::default()
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        Self {
+            inner: Arc::default(),
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
-    fn epoch(&self) -> u64 {
-        self.inner.lock().epoch
+    /// The epoch and the count of dropped tokens, read before a caller looks (or claims).
+    pub(crate) fn marks(&self) -> (u64, u64) {
+        let st = self.inner.lock();
+        (st.epoch, st.dropped)
     }
 
     /// Stops the listeners: they end after their current block, which the kick cuts short.
@@ -100,6 +142,32 @@ fn kick(shared: &Shared, keys: &[String]) {
     }
 }
 
+/// Records (or with `found`, forgets) what this thread's claim on `shared` with `tasks` found:
+/// `marks` were read before the claim, `due` is when something becomes claimable by the clock.
+pub(crate) fn claimed(
+    shared: &Shared,
+    tasks: &TaskSet,
+    marks: (u64, u64),
+    found: bool,
+    due: Option<Timestamp>,
+) {
+    let idle = (!found).then(|| Idle {
+        serial: shared.bells.serial,
+        tasks: tasks.clone(),
+        marks,
+        due,
+    });
+    IDLE.with(|i| *i.borrow_mut() = idle);
+}
+
+/// What this thread's last claim on `shared` with `tasks` found nothing, if it was the last
+/// store operation that could tell (`None` otherwise): the marks read before it and the due time.
+fn idle_since(shared: &Shared, tasks: &TaskSet) -> Option<((u64, u64), Option<Timestamp>)> {
+    IDLE.with(|i| i.borrow_mut().take())
+        .filter(|i| i.serial == shared.bells.serial && &i.tasks == tasks)
+        .map(|i| (i.marks, i.due))
+}
+
 /// `wait_for_work`: returns `true` as soon as a claim by `tasks` may succeed, `false` after
 /// `timeout`. Looks first (one probe of every shard); then sleeps until a doorbell of one of
 /// the tasks rings, or the next due time (a retry's not-before, a lease expiry), or the timeout,
@@ -110,10 +178,19 @@ pub(crate) fn wait_for_work(
     timeout: Duration,
 ) -> Result<bool, StoreError> {
     let deadline = Instant::now() + timeout;
+    // Right after this thread's claim found nothing, that claim was the look: what became
+    // claimable since rang a doorbell (the listeners deliver it, or a dropped token sends this
+    // caller to look), and it said when something becomes claimable by the clock.
+    let mut claimed = idle_since(shared, tasks);
     loop {
-        let seen = shared.bells.epoch();
-        let now = system_now();
-        let (claimable, due) = shared.probe(tasks, now)?;
+        let (seen, now, (claimable, due)) = match claimed.take() {
+            Some((marks, due)) => (marks, system_now(), (false, due)),
+            None => {
+                let seen = shared.bells.marks();
+                let now = system_now();
+                (seen, now, shared.probe(tasks, now)?)
+            }
+        };
         if claimable {
             return Ok(true);
         }
@@ -129,11 +206,13 @@ pub(crate) fn wait_for_work(
     }
 }
 
-/// Sleeps until the epoch moves past `seen` or `sleep` passes, with listeners running for
-/// `tasks`.
-fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) {
+/// Sleeps until a doorbell of `tasks` rings for this caller, the epoch moves past `seen` or
+/// `sleep` passes, with listeners running for `tasks`; does not sleep when a token was dropped
+/// since the caller looked (`seen`: the marks read before it looked).
+fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: (u64, u64), sleep: Duration) {
+    let (seen, seen_dropped) = seen;
     let inner = &shared.bells.inner;
-    let kicks = {
+    let (me, kicks, stale) = {
         let mut st = inner.lock();
         let mut added = false;
         for t in tasks {
@@ -143,19 +222,34 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) {
             start_listeners(shared, &mut st);
             added = false;
         }
-        st.waiters += 1;
+        // A token nobody took since this caller looked may be for work the look missed.
+        let stale = st.dropped != seen_dropped;
+        let me = st.next_waiter;
+        st.next_waiter += 1;
+        if !stale {
+            st.waiters.push(Waiter {
+                id: me,
+                tasks: tasks.iter().map(|t| t.as_str().to_owned()).collect(),
+                rung: false,
+            });
+        }
         inner.cond.notify_all();
-        if added {
+        let kicks = if added {
             st.listeners.iter().map(|(k, _)| k.clone()).collect()
         } else {
             Vec::new()
-        }
+        };
+        (me, kicks, stale)
     };
     // New tasks: the listeners rebuild their key lists.
     kick(shared, &kicks);
+    if stale {
+        return;
+    }
     let until = Instant::now() + sleep;
     let mut st = inner.lock();
-    while st.epoch == seen && !st.stop {
+    let rung = |st: &State| st.waiters.iter().any(|w| w.id == me && w.rung);
+    while st.epoch == seen && !st.stop && !rung(&st) {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -166,7 +260,7 @@ fn wait(shared: &Arc<Shared>, tasks: &TaskSet, seen: u64, sleep: Duration) {
             .map(|(g, _)| g)
             .unwrap_or_else(|p| p.into_inner().0);
     }
-    st.waiters -= 1;
+    st.waiters.retain(|w| w.id != me);
 }
 
 fn start_listeners(shared: &Arc<Shared>, st: &mut State) {
@@ -198,7 +292,7 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
     loop {
         let tasks: Vec<String> = {
             let mut st = inner.lock();
-            while !st.stop && st.waiters == 0 {
+            while !st.stop && st.waiters.is_empty() {
                 st = inner.cond.wait(st).unwrap_or_else(|p| p.into_inner());
             }
             if st.stop {
@@ -226,13 +320,26 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
             Ok(Some((key, _))) if key == kick => {}
             Ok(Some((key, _))) => {
                 pause = Duration::from_millis(50);
+                let task = task_of(&shared, group, &key);
                 let mut st = inner.lock();
-                if st.waiters > 0 {
-                    st.epoch += 1;
-                    inner.cond.notify_all();
-                } else {
+                if st.waiters.is_empty() {
                     drop(st);
-                    give_back(&shared, group, &key);
+                    if let Some((s, task)) = task {
+                        give_back(&shared, s, task);
+                    }
+                } else if let Some((_, task)) = task {
+                    // One token, one wake-up: the longest waiting caller of this task not woken
+                    // yet. None left: those woken claim, and a claim that leaves work rings again.
+                    if let Some(w) = st
+                        .waiters
+                        .iter_mut()
+                        .find(|w| !w.rung && w.tasks.iter().any(|t| t == task))
+                    {
+                        w.rung = true;
+                        inner.cond.notify_all();
+                    } else {
+                        st.dropped += 1;
+                    }
                 }
             }
             Ok(None) => {}
@@ -249,15 +356,17 @@ fn listen(weak: &Weak<Shared>, inner: &Inner, group: &[u32], kick: &str) {
     }
 }
 
+/// The shard and task of a doorbell key of `group`'s shards.
+fn task_of<'k>(shared: &Shared, group: &[u32], key: &'k str) -> Option<(u32, &'k str)> {
+    group
+        .iter()
+        .find_map(|s| key.strip_prefix(&shared.key(*s, "b:")).map(|t| (*s, t)))
+}
+
 /// Rings again a doorbell whose token this process took but no longer needs.
-fn give_back(shared: &Shared, group: &[u32], key: &str) {
-    for s in group {
-        if let Some(task) = key.strip_prefix(&shared.key(*s, "b:")) {
-            let args = vec![task.as_bytes().to_vec()];
-            if let Err(e) = shared.call(*s, &shared.scripts.ring, &args, Retry::Once) {
-                tracing::debug!(error = %e, "redis: could not give a doorbell token back");
-            }
-            return;
-        }
+fn give_back(shared: &Shared, shard: u32, task: &str) {
+    let args = vec![task.as_bytes().to_vec()];
+    if let Err(e) = shared.call(shard, &shared.scripts.ring, &args, Retry::Once) {
+        tracing::debug!(error = %e, "redis: could not give a doorbell token back");
     }
 }

@@ -196,3 +196,38 @@ pub(crate) fn parse_journal(v: &Value) -> Result<Vec<JournalEntry>, StoreError> 
         })
         .collect()
 }
+
+/// The fields of a record token (`record_token` in the prelude: `R`, then per field `-` or
+/// `<length>:<bytes>`), as the `Value` array `parse_record` reads; `None` for a plain token.
+pub(crate) fn token_record(
+    id: InvocationId,
+    token: &[u8],
+) -> Option<Result<InvocationRecord, StoreError>> {
+    let mut rest = token.strip_prefix(b"R")?;
+    let mut fields: Vec<Value> = Vec::with_capacity(16);
+    // spec … errl, then the caller's order of its creation.
+    for _ in 0..15 {
+        if let Some(after) = rest.strip_prefix(b"-") {
+            fields.push(Value::Nil);
+            rest = after;
+            continue;
+        }
+        let Some(colon) = rest.iter().position(|b| *b == b':') else {
+            return Some(Err(malformed("a record token")));
+        };
+        let len = std::str::from_utf8(&rest[..colon])
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok());
+        let Some(value) = len.and_then(|len| rest.get(colon + 1..colon + 1 + len)) else {
+            return Some(Err(malformed("a record token")));
+        };
+        fields.push(Value::BulkString(value.to_vec()));
+        rest = &rest[colon + 1 + value.len()..];
+    }
+    if !rest.is_empty() {
+        return Some(Err(malformed("a record token")));
+    }
+    // A final invocation waits on no children.
+    fields.insert(14, Value::Array(Vec::new()));
+    Some(parse_record(id, &Value::Array(fields)))
+}

@@ -580,6 +580,18 @@ impl StoreWork for RedisStore {
         self.shared.commit(lease, commit, now)
     }
 
+    fn commit_then_claim(
+        &self,
+        lease: &Lease,
+        commit: Commit,
+        tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Result<Option<Claim>, StoreError>, StoreError> {
+        self.shared
+            .commit_then_claim(lease, commit, tasks, lease_for, now)
+    }
+
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
         self.shared.recover_expired(now)
     }

@@ -6,7 +6,8 @@ use redis::Value;
 use wf_core::{InvocationId, JournalEntry, Status};
 
 use super::fields::{
-    array, bytes, id_arg, int, malformed, parse_id, parse_journal, parse_record, parse_status, text,
+    array, bytes, id_arg, int, malformed, parse_id, parse_journal, parse_record, parse_status,
+    text, token_record,
 };
 use super::{RETRY_BUDGET, Retry, Shared};
 use crate::error::StoreError;
@@ -231,7 +232,10 @@ impl Shared {
 
     /// Blocks until `id` is final: reads it, and while it is not, blocks on its notification
     /// list (`BLMOVE f:<id> f:<id>`: a rotation that takes nothing away, so every waiter wakes)
-    /// on a dedicated connection whose reply timeout is longer than the block.
+    /// on a dedicated connection whose reply timeout is longer than the block. A commit that
+    /// makes an invocation final puts its final record in the token (`record_token` in the
+    /// prelude), so a woken waiter returns it without reading again; other tokens (`1`: a
+    /// cancellation, a recovery that failed it, a purge) send it back to read.
     pub(super) fn wait_final(
         &self,
         id: InvocationId,
@@ -264,10 +268,18 @@ impl Shared {
                     .arg("LEFT")
                     .arg("LEFT")
                     .arg(format!("{:.3}", block.as_secs_f64()));
-                cmd.query::<Value>(c.like()).map(|_| ())
+                cmd.query::<Value>(c.like())
             });
             match woke {
-                Ok(()) => {}
+                // The commit that made it final handed over the record: no second read.
+                Ok(token) => {
+                    if let Some(rec) = bytes(&token).and_then(|t| token_record(id, t)) {
+                        let rec = rec?;
+                        if rec.state.status.is_final() {
+                            return Ok(Some(rec));
+                        }
+                    }
+                }
                 // A lost connection (a restart, a failover): look again, on a new connection;
                 // the read above retries through the outage or reports it.
                 Err(e) if e.is_transient() => {

@@ -8,6 +8,8 @@ use wf_core::status::TRANSITIONS;
 use super::conn::Conn;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
+/// `commit_main()`, shared by the commit and commit-then-claim scripts.
+const COMMIT: &str = include_str!("lua/commit.lua");
 
 /// The Lua table of legal moves, `['from>to'] = true, …`, from the `wf_core` table.
 pub(crate) fn transitions_lua() -> String {
@@ -40,6 +42,7 @@ pub(crate) struct Scripts {
     pub(crate) submit: Script,
     pub(crate) claim: Script,
     pub(crate) commit: Script,
+    pub(crate) commit_claim: Script,
     pub(crate) renew: Script,
     pub(crate) recover: Script,
     pub(crate) cancel: Script,
@@ -66,7 +69,11 @@ impl Scripts {
         Scripts {
             submit: with(include_str!("lua/submit.lua")),
             claim: with(include_str!("lua/claim.lua")),
-            commit: with(include_str!("lua/commit.lua")),
+            commit: with(&format!("{COMMIT}\nreturn (commit_main())")),
+            commit_claim: with(&format!(
+                "{COMMIT}\n{}",
+                include_str!("lua/commit_claim.lua")
+            )),
             renew: with(include_str!("lua/renew.lua")),
             recover: with(include_str!("lua/recover.lua")),
             cancel: with(include_str!("lua/cancel.lua")),

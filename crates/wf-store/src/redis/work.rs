@@ -118,6 +118,84 @@ pub(super) fn access_refused(id: InvocationId, workflow: InvocationId) -> StoreE
     }
 }
 
+/// A commit's script arguments (see `lua/commit.lua`), refused when over the size limits.
+fn commit_args(lease: &Lease, commit: &Commit, now: Timestamp) -> Result<Vec<Vec<u8>>, StoreError> {
+    let id = lease.invocation;
+    let (kind, payload, not_before): (&str, Vec<u8>, Option<Timestamp>) = match &commit.outcome {
+        Outcome::Success(r) => ("success", r.clone(), None),
+        // Error texts are cut as every backend cuts them (`limits::bounded_failure`).
+        Outcome::Failed(f) => ("failed", codec::encode(&bounded_failure(f.clone()))?, None),
+        Outcome::Retry { not_before, error } => (
+            "retry",
+            codec::encode(&bounded_failure(error.clone()))?,
+            Some(*not_before),
+        ),
+        Outcome::Released => ("released", Vec::new(), None),
+        Outcome::Deferred { not_before, error } => (
+            "deferred",
+            codec::encode(&bounded_failure(error.clone()))?,
+            Some(*not_before),
+        ),
+        Outcome::Waiting { .. } => ("waiting", Vec::new(), None),
+        Outcome::Suspended(_) => ("suspended", Vec::new(), None),
+    };
+    let mut args = vec![
+        time_arg(now),
+        id_arg(id),
+        lease.worker.as_str().as_bytes().to_vec(),
+        lease.attempt.to_string().into_bytes(),
+        unique_token().into_bytes(),
+        kind.as_bytes().to_vec(),
+        payload,
+        not_before.map(time_arg).unwrap_or_default(),
+        order_arg(),
+    ];
+    args.push(commit.journal.len().to_string().into_bytes());
+    for e in &commit.journal {
+        args.push(e.seq.to_string().into_bytes());
+        args.push(codec::encode(e)?);
+    }
+    args.push(commit.data.len().to_string().into_bytes());
+    for (k, v) in &commit.data {
+        args.push(k.as_bytes().to_vec());
+        args.push(v.clone());
+    }
+    args.push(commit.children.len().to_string().into_bytes());
+    for child in &commit.children {
+        args.extend(new_invocation_args(child)?);
+    }
+    let (on, wake_at, event): (&[InvocationId], _, _) = match &commit.outcome {
+        Outcome::Waiting { on } => (on, None, None),
+        Outcome::Suspended(s) => (&s.children, s.wake_at, s.event.as_deref()),
+        _ => (&[], None, None),
+    };
+    args.push(on.len().to_string().into_bytes());
+    args.extend(on.iter().map(|c| id_arg(*c)));
+    args.push(wake_at.map(time_arg).unwrap_or_default());
+    args.push(if event.is_some() {
+        b"1".to_vec()
+    } else {
+        b"0".to_vec()
+    });
+    args.push(event.unwrap_or("").as_bytes().to_vec());
+    args.push(if commit.cancel_acknowledged {
+        b"1".to_vec()
+    } else {
+        b"0".to_vec()
+    });
+    args.push(commit.consumed.len().to_string().into_bytes());
+    args.extend(commit.consumed.iter().map(|s| s.to_string().into_bytes()));
+    check_sizes("a commit", args.iter().map(Vec::as_slice))?;
+    Ok(args)
+}
+
+/// How long a commit keeps trying: it carries the only copy of an execution's results, so
+/// through a restart or failover while the lease lasts. The token makes a repeat of a commit
+/// that was applied (its reply lost) an acknowledged no-op.
+fn patience(lease: &Lease, now: Timestamp) -> Retry {
+    Retry::Until(Instant::now() + now.until(lease.expires_at).max(RETRY_BUDGET))
+}
+
 impl Shared {
     pub(super) fn submit(
         &self,
@@ -242,38 +320,72 @@ impl Shared {
             order.sort();
             order.into_iter().map(|(_, s)| s).collect()
         };
+        let marks = self.bells.marks();
         for shard in order {
             let reply = self.call(shard, &self.scripts.claim, &args, Retry::Once)?;
-            let r = array(&reply).ok_or_else(|| malformed("claim"))?;
-            match r.first().and_then(text) {
-                Some("none") => continue,
-                Some("claimed") => {}
-                _ => {
-                    let id = parse_id(r.get(3).ok_or_else(|| malformed("claim"))?)?;
-                    return Err(refusal(id, r));
-                }
+            let claim = self.claimed(shard, worker, expires_at, &reply)?;
+            self.note_claim(tasks, marks, claim.is_some(), &reply);
+            if claim.is_some() {
+                return Ok(claim);
             }
-            let id = parse_id(r.get(1).ok_or_else(|| malformed("claim"))?)?;
-            let record = parse_record(id, r.get(2).ok_or_else(|| malformed("claim"))?)?;
-            let journal = parse_journal(r.get(3).ok_or_else(|| malformed("claim"))?)?;
-            self.remember(id, shard);
-            let lease = Lease {
-                invocation: id,
-                worker: worker.clone(),
-                attempt: record.state.attempts,
-                expires_at: record
-                    .state
-                    .lease
-                    .as_ref()
-                    .map_or(expires_at, |l| l.expires_at),
-            };
-            return Ok(Some(Claim {
-                lease,
-                record,
-                journal,
-            }));
         }
         Ok(None)
+    }
+
+    /// Tells this thread's next `wait_for_work` what a claim on a one-shard namespace found
+    /// (nothing, and when something becomes claimable by the clock: it need not look again).
+    fn note_claim(&self, tasks: &TaskSet, marks: (u64, u64), found: bool, reply: &Value) {
+        // A claim's reply {'none', due}: due -1 for never.
+        let due = array(reply)
+            .filter(|r| r.first().and_then(text) == Some("none"))
+            .and_then(|r| r.get(1))
+            .and_then(int)
+            .filter(|_| self.shards == 1 && !found);
+        match due {
+            Some(d) => {
+                let due = u64::try_from(d).ok().map(Timestamp);
+                super::bells::claimed(self, tasks, marks, false, due);
+            }
+            None => super::bells::claimed(self, tasks, marks, true, None),
+        }
+    }
+
+    /// Decodes a claim script's reply (as `claim_one` in the prelude returns it) in `shard`.
+    fn claimed(
+        &self,
+        shard: u32,
+        worker: &WorkerId,
+        expires_at: Timestamp,
+        reply: &Value,
+    ) -> Result<Option<Claim>, StoreError> {
+        let r = array(reply).ok_or_else(|| malformed("claim"))?;
+        match r.first().and_then(text) {
+            Some("none") => return Ok(None),
+            Some("claimed") => {}
+            _ => {
+                let id = parse_id(r.get(3).ok_or_else(|| malformed("claim"))?)?;
+                return Err(refusal(id, r));
+            }
+        }
+        let id = parse_id(r.get(1).ok_or_else(|| malformed("claim"))?)?;
+        let record = parse_record(id, r.get(2).ok_or_else(|| malformed("claim"))?)?;
+        let journal = parse_journal(r.get(3).ok_or_else(|| malformed("claim"))?)?;
+        self.remember(id, shard);
+        let lease = Lease {
+            invocation: id,
+            worker: worker.clone(),
+            attempt: record.state.attempts,
+            expires_at: record
+                .state
+                .lease
+                .as_ref()
+                .map_or(expires_at, |l| l.expires_at),
+        };
+        Ok(Some(Claim {
+            lease,
+            record,
+            journal,
+        }))
     }
 
     pub(super) fn shard_of(&self, id: InvocationId) -> Result<u32, StoreError> {
@@ -313,80 +425,54 @@ impl Shared {
         commit: Commit,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let shard = self.shard_of(lease.invocation)?;
+        let args = commit_args(lease, &commit, now)?;
+        let reply = self.commit_call(shard, &self.scripts.commit, &args, patience(lease, now))?;
+        self.committed(shard, lease, &commit, &reply)
+    }
+
+    /// The commit, then a claim for the lease's worker, in one script call on a one-shard
+    /// namespace; on several shards the claim must compare every shard's candidate, so it is
+    /// the commit, then [`Shared::claim`].
+    pub(super) fn commit_then_claim(
+        &self,
+        lease: &Lease,
+        commit: Commit,
+        tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Result<Option<Claim>, StoreError>, StoreError> {
+        if self.shards != 1 {
+            self.commit(lease, commit, now)?;
+            return Ok(self.claim(&lease.worker, tasks, lease_for, now));
+        }
+        let expires_at = lease_expiry(now, lease_for);
+        let mut args = commit_args(lease, &commit, now)?;
+        args.push(time_arg(expires_at));
+        args.push(RECOVER_BATCH.to_string().into_bytes());
+        args.extend(task_args(tasks));
+        let marks = self.bells.marks();
+        let reply = self.commit_call(0, &self.scripts.commit_claim, &args, patience(lease, now))?;
+        self.committed(0, lease, &commit, &reply)?;
+        let Some(claim_reply) = array(&reply).and_then(|r| r.get(1)) else {
+            return Ok(Err(malformed("commit_claim")));
+        };
+        let claim = self.claimed(0, &lease.worker, expires_at, claim_reply);
+        let found = !matches!(claim, Ok(None));
+        self.note_claim(tasks, marks, found, claim_reply);
+        Ok(claim)
+    }
+
+    /// What a commit's reply says (the commit-then-claim script's starts the same way).
+    fn committed(
+        &self,
+        shard: u32,
+        lease: &Lease,
+        commit: &Commit,
+        reply: &Value,
+    ) -> Result<(), StoreError> {
         let id = lease.invocation;
-        let shard = self.shard_of(id)?;
-        let (kind, payload, not_before): (&str, Vec<u8>, Option<Timestamp>) = match &commit.outcome
-        {
-            Outcome::Success(r) => ("success", r.clone(), None),
-            // Error texts are cut as every backend cuts them (`limits::bounded_failure`).
-            Outcome::Failed(f) => ("failed", codec::encode(&bounded_failure(f.clone()))?, None),
-            Outcome::Retry { not_before, error } => (
-                "retry",
-                codec::encode(&bounded_failure(error.clone()))?,
-                Some(*not_before),
-            ),
-            Outcome::Released => ("released", Vec::new(), None),
-            Outcome::Deferred { not_before, error } => (
-                "deferred",
-                codec::encode(&bounded_failure(error.clone()))?,
-                Some(*not_before),
-            ),
-            Outcome::Waiting { .. } => ("waiting", Vec::new(), None),
-            Outcome::Suspended(_) => ("suspended", Vec::new(), None),
-        };
-        let mut args = vec![
-            time_arg(now),
-            id_arg(id),
-            lease.worker.as_str().as_bytes().to_vec(),
-            lease.attempt.to_string().into_bytes(),
-            unique_token().into_bytes(),
-            kind.as_bytes().to_vec(),
-            payload,
-            not_before.map(time_arg).unwrap_or_default(),
-            order_arg(),
-        ];
-        args.push(commit.journal.len().to_string().into_bytes());
-        for e in &commit.journal {
-            args.push(e.seq.to_string().into_bytes());
-            args.push(codec::encode(e)?);
-        }
-        args.push(commit.data.len().to_string().into_bytes());
-        for (k, v) in &commit.data {
-            args.push(k.as_bytes().to_vec());
-            args.push(v.clone());
-        }
-        args.push(commit.children.len().to_string().into_bytes());
-        for child in &commit.children {
-            args.extend(new_invocation_args(child)?);
-        }
-        let (on, wake_at, event): (&[InvocationId], _, _) = match &commit.outcome {
-            Outcome::Waiting { on } => (on, None, None),
-            Outcome::Suspended(s) => (&s.children, s.wake_at, s.event.as_deref()),
-            _ => (&[], None, None),
-        };
-        args.push(on.len().to_string().into_bytes());
-        args.extend(on.iter().map(|c| id_arg(*c)));
-        args.push(wake_at.map(time_arg).unwrap_or_default());
-        args.push(if event.is_some() {
-            b"1".to_vec()
-        } else {
-            b"0".to_vec()
-        });
-        args.push(event.unwrap_or("").as_bytes().to_vec());
-        args.push(if commit.cancel_acknowledged {
-            b"1".to_vec()
-        } else {
-            b"0".to_vec()
-        });
-        args.push(commit.consumed.len().to_string().into_bytes());
-        args.extend(commit.consumed.iter().map(|s| s.to_string().into_bytes()));
-        check_sizes("a commit", args.iter().map(Vec::as_slice))?;
-        // A commit carries the only copy of an execution's results: keep trying through a
-        // restart or failover while the lease lasts. The token makes a repeat of a commit that
-        // was applied (its reply lost) an acknowledged no-op.
-        let patience = now.until(lease.expires_at).max(RETRY_BUDGET);
-        let reply = self.commit_call(shard, &args, Retry::Until(Instant::now() + patience))?;
-        let r = array(&reply).ok_or_else(|| malformed("commit"))?;
+        let r = array(reply).ok_or_else(|| malformed("commit"))?;
         match r.first().and_then(text) {
             Some("ok") => {
                 for child in &commit.children {
@@ -405,11 +491,17 @@ impl Shared {
         }
     }
 
-    /// The commit script, followed by `WAIT` for the configured replicas.
-    fn commit_call(&self, shard: u32, args: &[Vec<u8>], retry: Retry) -> Result<Value, StoreError> {
-        self.durable_call(shard, &self.scripts.commit, args, retry)
+    /// A script that writes what a commit writes (`script`: commit or commit-then-claim),
+    /// followed by `WAIT` for the configured replicas.
+    fn commit_call(
+        &self,
+        shard: u32,
+        script: &redis::Script,
+        args: &[Vec<u8>],
+        retry: Retry,
+    ) -> Result<Value, StoreError> {
+        self.durable_call(shard, script, args, retry)
     }
-
     /// A script that writes what a commit writes (a commit, a checkpoint), followed by `WAIT`
     /// for the configured replicas.
     pub(super) fn durable_call(

@@ -15,8 +15,9 @@ local token = ARGV[8]
 local s, refusal = fence(id, worker, tonumber(ARGV[4]), now)
 if not s then return refusal end
 -- The same checkpoint sent again after a lost reply (a restart, a failover): it was applied.
-if redis.call('HGET', ik(id), 'kt') == token then return { 'ok', record(run) } end
-if redis.call('HEXISTS', ik(id), 'cxf') == 1 then
+local held = redis.call('HMGET', ik(id), 'kt', 'cxf')
+if held[1] == token then return { 'ok', record(run) } end
+if held[2] then
   -- The cancellation decides what this execution commits: no child runs meanwhile.
   return { 'invalid', 'a cancellation was requested: it commits instead of running a child' }
 end
@@ -66,7 +67,7 @@ end
 if not allowed('pending', 'running') then return { 'transition', 'pending', 'running' } end
 
 -- Everything is valid: write.
-for i = 0, nj - 1 do redis.call('RPUSH', P .. 'j:' .. id, ARGV[journal_at + 1 + 2 * i]) end
+append_journal(id, journal_at + 1, nj)
 if nd > 0 then
   local d = P .. 'd:' .. s.wf
   for i = 0, nd - 1 do redis.call('HSET', d, ARGV[data_at + 2 * i], ARGV[data_at + 1 + 2 * i]) end
@@ -78,6 +79,5 @@ end
 local new = copy(s)
 new.lx = expiry
 new.rec = 0
-save(id, s, new)
-redis.call('HSET', ik(id), 'kt', token)
+save(id, s, new, { set = { 'kt', token } })
 return { 'ok', record(run) }

@@ -59,49 +59,99 @@ local function load(id)
     maxr = tonumber(v[14]) }
 end
 
-local function ring(task)
-  local b = P .. 'b:' .. task
-  if redis.call('LLEN', b) == 0 then redis.call('RPUSH', b, '1') end
+-- Appends n journal entries to id's journal, the i-th (from 0) at ARGV[first + 2 * i]: one RPUSH
+-- per JOURNAL_CHUNK of them.
+local JOURNAL_CHUNK = 512
+local function append_journal(id, first, n)
+  local batch = {}
+  for i = 0, n - 1 do
+    batch[#batch + 1] = ARGV[first + 2 * i]
+    if #batch == JOURNAL_CHUNK or i == n - 1 then
+      redis.call('RPUSH', P .. 'j:' .. id, unpack(batch))
+      batch = {}
+    end
+  end
 end
 
-local function notify_final(id)
+-- A task's doorbell b:<task> holds at most one token: 'q' while it has queued work (a woken
+-- worker claims at once), 'd' while it has only delayed work (a woken worker looks when it is
+-- due). RUNG: what this script rang already, so a second ring of a task costs nothing.
+local RUNG = {}
+local function ring(task, kind)
+  if RUNG[task] == 'q' or RUNG[task] == kind then return end
+  RUNG[task] = kind
+  local b = P .. 'b:' .. task
+  local t = redis.call('LRANGE', b, 0, 0)[1]
+  if not t then
+    redis.call('RPUSH', b, kind)
+  elseif kind == 'q' and t ~= 'q' then
+    redis.call('DEL', b)
+    redis.call('RPUSH', b, 'q')
+  end
+end
+-- After a claim: with no queued work left the doorbell falls silent, or says 'd' while delayed
+-- work is left.
+local function quiet(task, delayed_left)
+  RUNG[task] = nil
+  local b = P .. 'b:' .. task
+  if not delayed_left then
+    redis.call('DEL', b)
+  elseif redis.call('LRANGE', b, 0, 0)[1] == 'q' then
+    redis.call('DEL', b)
+    redis.call('RPUSH', b, 'd')
+  end
+end
+
+-- Wakes wait_final callers of id: one token, '1', or the final record (see record_token), so a
+-- woken caller need not read it. A record token is pushed when id becomes final, when the list
+-- is empty (a reopened invocation's was deleted) or holds a purge's '1' (which sends a woken
+-- caller to read): no DEL first.
+local function notify_final(id, token)
   local f = P .. 'f:' .. id
-  redis.call('DEL', f)
-  redis.call('RPUSH', f, '1')
+  if not token then redis.call('DEL', f) end
+  redis.call('RPUSH', f, token or '1')
   redis.call('PEXPIRE', f, NOTIFY_TTL_MS)
 end
 
--- Removes an invocation in state s from the indexes (the reverse of index).
-local function unindex(id, s)
-  redis.call('HINCRBY', P .. 'n', s.st, -1)
+-- Removes an invocation in state s from the indexes (the reverse of index); with new, the state
+-- that index() adds next, what index() would put back as it was is left (the count of an
+-- unchanged status, the lease index entry of one that stays running, which ZADD updates).
+local function unindex(id, s, new)
+  if not (new and new.st == s.st) then redis.call('HINCRBY', P .. 'n', s.st, -1) end
   if s.tk then redis.call('ZREM', P .. 'q:' .. s.task, id) end
   if s.nb then redis.call('ZREM', P .. 'dl:' .. s.task, id) end
-  if s.lx then redis.call('ZREM', P .. 'lx', id) end
+  if s.lx and not (new and new.st == 'running' and new.lx) then
+    redis.call('ZREM', P .. 'lx', id)
+  end
 end
 
 -- Adds an invocation in state s to the indexes: a claimable one joins its task's queue (at the
 -- back, with a new ticket) or delayed set and rings the task's doorbell (a waiting one with a
 -- timer joins the delayed set, claimable when it fires); a running one is indexed by lease
 -- expiry.
-local function index(id, s)
-  redis.call('HINCRBY', P .. 'n', s.st, 1)
+-- Returns whether it queued the invocation (its 'ord' field is then the caller's order). old:
+-- the state unindex() removed, if any (an unchanged status keeps its count).
+local function index(id, s, old)
+  if not (old and old.st == s.st) then redis.call('HINCRBY', P .. 'n', s.st, 1) end
   s.tk = false
+  local queued = false
   if CLAIMABLE[s.st] or (s.st == 'waiting' and s.nb) then
     if s.nb then
       redis.call('ZADD', P .. 'dl:' .. s.task, num(s.nb), id)
     else
       local t = redis.call('INCR', P .. 'tick')
       redis.call('ZADD', P .. 'q:' .. s.task, num(t), id)
-      redis.call('HSET', ik(id), 'ord', ORD)
+      queued = true
       s.tk = t
     end
-    ring(s.task)
+    ring(s.task, queued and 'q' or 'd')
   end
   if s.st == 'running' and s.lx then redis.call('ZADD', P .. 'lx', num(s.lx), id) end
+  return queued
 end
 
 -- Tree bookkeeping for retention, and the wake-up of wait_final callers.
-local function finished(id, s)
+local function finished(id, s, token)
   local tr = P .. 'tr:' .. s.top
   local open = redis.call('HINCRBY', tr, 'open', -1)
   local fin = tonumber(redis.call('HGET', tr, 'fin') or '0')
@@ -110,7 +160,7 @@ local function finished(id, s)
     redis.call('HSET', tr, 'fin', num(fin))
   end
   if open <= 0 then redis.call('ZADD', P .. 'fin', num(fin), s.top) end
-  notify_final(id)
+  notify_final(id, token)
 end
 
 -- A final invocation that is not final any more (an operator's retry): its tree is unfinished
@@ -123,24 +173,35 @@ local function reopened(id, s)
 end
 
 -- The one mutation path of an invocation's state: old (nil for a new one) becomes new.
+-- more (optional): { set = {field, value, ...} written in the same HSET, del = {field, ...}
+-- removed in the same HDEL, publish = true when the hash is then complete, so a final record is
+-- handed to wait_final callers in their wake-up token }. A field is deleted only when old had
+-- it (old is what load read).
 local STATE_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk' }
 local NUMERIC = { att = true, ret = true, rec = true, lx = true, nb = true, upd = true, tk = true }
-local function save(id, old, new)
-  if old then unindex(id, old) end
-  index(id, new)
+local record_token
+local function save(id, old, new, more)
+  if old then unindex(id, old, new) end
   local set, del = {}, {}
+  if index(id, new, old) then set[1] = 'ord'; set[2] = ORD end
   for _, f in ipairs(STATE_FIELDS) do
     local v = new[f]
     if v == false or v == nil then
-      del[#del + 1] = f
+      if old and old[f] then del[#del + 1] = f end
     else
       set[#set + 1] = f
       set[#set + 1] = NUMERIC[f] and num(v) or v
     end
   end
+  if more then
+    for _, v in ipairs(more.set or {}) do set[#set + 1] = v end
+    for _, f in ipairs(more.del or {}) do del[#del + 1] = f end
+  end
   redis.call('HSET', ik(id), unpack(set))
   if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
-  if old and not FINAL[old.st] and FINAL[new.st] then finished(id, new) end
+  if old and not FINAL[old.st] and FINAL[new.st] then
+    finished(id, new, more and more.publish and record_token(id))
+  end
   if old and FINAL[old.st] and not FINAL[new.st] then reopened(id, new) end
 end
 
@@ -154,6 +215,9 @@ local function blobs(id, res, err, errl)
   if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
 end
 
+-- The tasks this script added to the set of every task seen.
+local TASKS_ADDED = {}
+
 -- c = { id, task, wf, parent (or false), spec, maxr, nb (or false) }. With lease = { worker,
 -- expiry }, it is created running as attempt 1 under that lease (a checkpoint's inline child),
 -- never queued; without, pending.
@@ -166,26 +230,31 @@ local function create(c, now, lease)
     top = redis.call('HGET', ik(c.wf), 'top')
       or (c.parent and redis.call('HGET', ik(c.parent), 'top')) or c.wf
   end
-  redis.call('HSET', ik(c.id), 'spec', c.spec, 'task', c.task, 'wf', c.wf, 'top', top,
-    'created', num(now), 'maxr', num(c.maxr), 'seq', num(seq), 'cord', ORD)
-  if c.parent then redis.call('HSET', ik(c.id), 'parent', c.parent) end
+  local fields = { 'spec', c.spec, 'task', c.task, 'wf', c.wf, 'top', top, 'created', num(now),
+    'maxr', num(c.maxr), 'seq', num(seq), 'cord', ORD }
+  if c.parent then fields[#fields + 1] = 'parent'; fields[#fields + 1] = c.parent end
   redis.call('RPUSH', P .. 'm:' .. c.wf, c.id)
   if c.parent then redis.call('RPUSH', P .. 'c:' .. c.parent, c.id) end
   if c.id == c.wf then
     redis.call('ZADD', P .. 'roots', num(seq), c.id)
     redis.call('RPUSH', P .. 't:' .. top, c.id)
   end
-  if redis.call('HINCRBY', P .. 'tr:' .. top, 'open', 1) == 1 then
+  -- A tree that had finished is unfinished again (a new tree cannot have finished: purge
+  -- deletes a tree's counts with its fin entry).
+  if redis.call('HINCRBY', P .. 'tr:' .. top, 'open', 1) == 1 and c.id ~= top then
     redis.call('ZREM', P .. 'fin', top)
   end
-  redis.call('SADD', P .. 'tasks', c.task)
+  if not TASKS_ADDED[c.task] then
+    TASKS_ADDED[c.task] = true
+    redis.call('SADD', P .. 'tasks', c.task)
+  end
   local s = { st = 'pending', att = 0, ret = 0, rec = 0, lw = false, lx = false,
     nb = c.nb, upd = now, tk = false, task = c.task, wf = c.wf, parent = c.parent, top = top,
     maxr = c.maxr }
   if lease then
     s.st = 'running'; s.att = 1; s.lw = lease.worker; s.lx = lease.expiry; s.nb = false
   end
-  save(c.id, nil, s)
+  save(c.id, nil, s, { set = fields })
 end
 
 -- The new invocation whose 7 arguments start at ARGV[b]: id, task, wf, parent (or ''), spec,
@@ -275,13 +344,28 @@ end
 
 -- An invocation's record as the client decodes it (the last field is the caller's order of its
 -- creation, which orders roots created in the same millisecond in different shards), or false.
+-- Only a waiting invocation waits on children (w: is empty otherwise).
+local RECORD_FIELDS = { 'spec', 'created', 'maxr', 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb',
+  'upd', 'res', 'err', 'errl', 'cord' }
 local function record(id)
-  local v = redis.call('HMGET', ik(id), 'spec', 'created', 'maxr', 'st', 'att', 'ret', 'rec',
-    'lw', 'lx', 'nb', 'upd', 'res', 'err', 'errl')
+  local v = redis.call('HMGET', ik(id), unpack(RECORD_FIELDS))
   if not v[4] then return false end
-  v[15] = redis.call('ZRANGE', P .. 'w:' .. id, 0, -1)
-  v[16] = redis.call('HGET', ik(id), 'cord') or '0'
+  local order = v[15] or '0'
+  v[15] = v[4] == 'waiting' and redis.call('ZRANGE', P .. 'w:' .. id, 0, -1) or {}
+  v[16] = order
   return v
+end
+
+-- A final record as one string for wait_final's wake-up token: 'R', then per field of
+-- RECORD_FIELDS '-' (none) or '<length>:<bytes>' (fields.rs decodes it).
+record_token = function(id)
+  local v = redis.call('HMGET', ik(id), unpack(RECORD_FIELDS))
+  local parts = { 'R' }
+  for i = 1, #RECORD_FIELDS do
+    local x = v[i]
+    if x then parts[#parts + 1] = num(#x) .. ':' .. x else parts[#parts + 1] = '-' end
+  end
+  return table.concat(parts)
 end
 
 -- The task names of a request: ARGV[at] is their count, -1 for every task seen.
@@ -295,25 +379,33 @@ end
 
 -- The invocation a claim at now takes among tasks: the one runnable longest. A queued one is
 -- runnable since it became ready (upd), a delayed one since its not-before time; the queue wins
--- ties; queued ones are ordered by ticket, delayed ones by (not-before, id).
-local function pick(now, tasks)
-  local q, qtk, d, dnb
+-- ties; queued ones are ordered by ticket, delayed ones by (not-before, id). Returns its id, when
+-- it became runnable (only with need_since, else nil when it is queued), per task how many it
+-- saw queued and delayed (at most 2 each: whether any are left once one is taken), and the
+-- earliest not-before time among the tasks' delayed ones (nil for none).
+local function pick(now, tasks, need_since)
+  local q, qtk, d, dnb, dnext
+  local seen = {}
   for _, t in ipairs(tasks) do
-    local r = redis.call('ZRANGE', P .. 'q:' .. t, 0, 0, 'WITHSCORES')
+    local r = redis.call('ZRANGE', P .. 'q:' .. t, 0, 1, 'WITHSCORES')
+    local rd = redis.call('ZRANGE', P .. 'dl:' .. t, 0, 1, 'WITHSCORES')
+    seen[t] = { q = #r / 2, d = #rd / 2 }
     if r[1] and (not q or tonumber(r[2]) < qtk) then q = r[1]; qtk = tonumber(r[2]) end
-    r = redis.call('ZRANGE', P .. 'dl:' .. t, 0, 0, 'WITHSCORES')
-    if r[1] then
-      local nb = tonumber(r[2])
-      if nb <= now and (not d or nb < dnb or (nb == dnb and r[1] < d)) then d = r[1]; dnb = nb end
+    if rd[1] then
+      local nb = tonumber(rd[2])
+      if not dnext or nb < dnext then dnext = nb end
+      if nb <= now and (not d or nb < dnb or (nb == dnb and rd[1] < d)) then d = rd[1]; dnb = nb end
     end
   end
   if q and d then
     local since = tonumber(redis.call('HGET', ik(q), 'upd'))
-    if dnb < since then return d, dnb end
-    return q, since
+    if dnb < since then return d, dnb, seen, dnext end
+    return q, since, seen, dnext
   end
-  if q then return q, tonumber(redis.call('HGET', ik(q), 'upd')) end
-  return d, dnb
+  if q then
+    return q, need_since and tonumber(redis.call('HGET', ik(q), 'upd')) or nil, seen, dnext
+  end
+  return d, dnb, seen, dnext
 end
 
 -- The lease check of renew and commit: the invocation runs under this worker's lease for this
@@ -329,4 +421,42 @@ local function fence(id, worker, attempt, now)
   if s.lw == worker and s.lx and s.lx >= now then return s end
   if s.lw and s.lw ~= worker then return nil, { 'lost', 'worker ' .. s.lw .. ' holds it now' } end
   return nil, { 'lost', 'the lease expired' }
+end
+
+-- Claims for worker, until expiry, the invocation a claim at now takes among tasks (see pick):
+-- running, its attempt one more. Returns {'none', next due}, {'transition', from, to, id} or
+-- {'claimed', id, record, journal}.
+local function claim_one(now, worker, expiry, tasks)
+  local id, _, seen, dnext = pick(now, tasks)
+  if not id then
+    -- When a claim could find something by the clock alone, as probe reports it (-1: never),
+    -- so an idle worker can sleep without probing first.
+    local due = dnext or -1
+    local l = redis.call('ZRANGE', P .. 'lx', 0, 0, 'WITHSCORES')
+    if l[1] and (due < 0 or tonumber(l[2]) + 1 < due) then due = tonumber(l[2]) + 1 end
+    return { 'none', num(due) }
+  end
+  local old = load(id)
+  if not allowed(old.st, 'running') then return { 'transition', old.st, 'running', id } end
+  local new = copy(old)
+  new.st = 'running'
+  new.att = old.att + 1
+  new.lw = worker
+  new.lx = expiry
+  new.nb = false
+  new.upd = now
+  save(id, old, new)
+  -- Claimed once its timer fired: it no longer waits on its children.
+  if old.st == 'waiting' then redis.call('DEL', P .. 'w:' .. id) end
+  -- The doorbell keeps ringing while the task has queued work, so the next idle worker wakes;
+  -- with nothing queued it falls silent. (pick saw up to two of each kind: what is left.)
+  local left = seen[old.task]
+  if left.q - (old.tk and 1 or 0) > 0 then
+    ring(old.task, 'q')
+  else
+    quiet(old.task, left.d - (old.nb and 1 or 0) > 0)
+  end
+  -- Never claimed before: nothing was ever committed, so no journal.
+  local journal = old.att > 0 and redis.call('LRANGE', P .. 'j:' .. id, 0, -1) or {}
+  return { 'claimed', id, record(id), journal }
 end

@@ -6,7 +6,7 @@
 -- lease expiry + 1), -1 for none.
 local now = tonumber(ARGV[1])
 local tasks = tasks_arg(2)
-local id, since = pick(now, tasks)
+local id, since = pick(now, tasks, true)
 local kind, tie = 0, ''
 if id then
   if redis.call('HGET', ik(id), 'st') and redis.call('HEXISTS', ik(id), 'tk') == 1 then
