@@ -31,21 +31,23 @@ fn ci_seeds_pass_with_every_fault_kind() {
     assert!(injected.iter().all(|&n| n > 0), "{injected:?}");
 }
 
-/// Seed 16084 (the history seed 6987 had, found in a 10,000-seed run, before the file store
-/// published its synced size to `wf.synced` and pipelined commits by default, which renumbered
-/// the disk operations; 16084 is the first seed that fails without the fix): the process died
-/// (an armed `Die`) while the driver was checking a freshly reopened store, and the checks
-/// reported the dead process's failed reads as lost acknowledgements. A defect of the driver,
+/// Seed 28985 (the history seed 6987 had, found in a 10,000-seed run; renumbered to 16084 when
+/// the file store began publishing its synced size to `wf.synced` and pipelining commits by
+/// default, and to 28985 when recovery began reading `wf.synced` and compactions announcing the
+/// new log in it, which renumbered the disk operations again: 28985 is the only seed in 0..40000
+/// whose process dies during the checks): the process died (an armed `Die`) while the driver was
+/// checking a freshly reopened store, and the checks reported the dead process's failed reads as
+/// lost acknowledgements. A defect of the driver,
 /// not the store: checks a fault interrupted are discarded and run again after the next reopen.
 #[test]
-fn seed_16084_checks_interrupted_by_a_dying_process_are_not_violations() {
-    let report = run_seed(16084, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
+fn seed_28985_checks_interrupted_by_a_dying_process_are_not_violations() {
+    let report = run_seed(28985, SimOptions::default()).unwrap_or_else(|f| panic!("{f}"));
     assert!(
         report
             .trace
             .iter()
             .any(|l| l.contains("a fault fired during these checks")),
-        "seed 16084 no longer dies during the checks: {:#?}",
+        "seed 28985 no longer dies during the checks: {:#?}",
         report.trace
     );
 }
@@ -139,7 +141,7 @@ fn ci_seeds_include_cancelled_and_purged_workflows() {
 }
 
 /// Seed 430 (the history seed 4139 had, found in a 10,000-seed run once retention joined the
-/// corpus, before the disk operations were renumbered as for seed 16084 above; 430 is the first
+/// corpus, before the disk operations were renumbered (see seed 28985 above); 430 was the first
 /// seed that fails without the fix): the process died inside the purge's compaction, after the
 /// purge itself was durable; the driver still owed what the purge removed and reported it lost.
 /// A defect of the driver: a purge whose outcome is unknown leaves what it may remove no longer

@@ -49,6 +49,12 @@ fn written(dir: &Path) -> Vec<u8> {
     fs::read(log_path(dir)).unwrap()
 }
 
+/// `wf.synced` as the store wrote it so far: what a power loss may leave of it (never more; the
+/// owner writes an entry only once the sync it reports returned).
+fn published(dir: &Path) -> Vec<u8> {
+    fs::read(dir.join("wf.synced")).unwrap()
+}
+
 /// Pipelined: a commit and the claim after it are written, not synced; the disk keeps the claim
 /// and loses a sector of the commit. Opening cuts both, as an unsynced hole, and the invocation
 /// is as its last synced record left it (claimed, running: its lease expires and it runs again).
@@ -71,6 +77,7 @@ fn a_reordered_unsynced_tail_is_cut_as_a_hole() {
         "the pipelined commit must still be unsynced"
     );
     let mut bytes = written(dir.path());
+    let marks = published(dir.path());
     assert_eq!(bytes.len(), end, "the claim is written");
     let offsets = record_offsets(&bytes);
     assert_eq!(offsets[offsets.len() - 3], commit_at, "commit, then claim");
@@ -79,8 +86,11 @@ fn a_reordered_unsynced_tail_is_cut_as_a_hole() {
     }
     drop(store);
 
+    // The power loss: the log with a hole, and `wf.synced` as it was then (closing the store
+    // synced and published the rest, which the power loss would not have let happen).
     hole_in(&mut bytes, commit_at);
     fs::write(log_path(dir.path()), &bytes).unwrap();
+    fs::write(dir.path().join("wf.synced"), &marks).unwrap();
     let store = FileStore::open(dir.path()).expect("an unsynced hole is cut, not refused");
     let cut = store.torn_tail().expect("the hole was cut").clone();
     assert_eq!(cut.offset, commit_at as u64);
@@ -129,6 +139,9 @@ fn damage_before_a_record_appended_after_it_was_synced_is_corruption() {
 
     hole_in(&mut bytes, commit_at);
     fs::write(log_path(dir.path()), &bytes).unwrap();
+    // Without `wf.synced` (a power loss may take it back): the later record's watermark alone
+    // proves the damage (with it, its published synced size does; see `file_attack_pipeline`).
+    fs::remove_file(dir.path().join("wf.synced")).unwrap();
     match FileStore::open(dir.path()) {
         Err(StoreError::Corrupt { offset, reason, .. }) => {
             assert_eq!(offset, commit_at as u64, "{reason}");
@@ -166,6 +179,8 @@ fn a_format_2_log_opens_and_is_rewritten_in_format_3() {
     store.submit(root(1), at(2)).unwrap();
     drop(store);
     let old = as_format_2(&written(dir.path()));
+    // A build that wrote format 2 wrote no `wf.synced`.
+    fs::remove_file(dir.path().join("wf.synced")).unwrap();
 
     fs::write(log_path(dir.path()), &old).unwrap();
     let seen = FileStore::snapshot(dir.path()).unwrap();
@@ -184,6 +199,7 @@ fn a_format_2_log_opens_and_is_rewritten_in_format_3() {
     let second = record_offsets(&damaged)[1];
     hole_in(&mut damaged, second);
     fs::write(log_path(dir.path()), &damaged).unwrap();
+    fs::remove_file(dir.path().join("wf.synced")).unwrap();
     match FileStore::open(dir.path()) {
         Err(StoreError::Corrupt { offset, reason, .. }) => {
             assert_eq!(offset, second as u64);

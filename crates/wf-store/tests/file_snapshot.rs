@@ -140,12 +140,15 @@ fn missing_stores_and_newer_formats_are_errors() {
     ));
 }
 
-/// `wf.synced` limits a snapshot only for the log file it names (by device and inode): a copy
-/// of a store directory (a backup restored elsewhere, with a stale `wf.synced` that names the
-/// original's log at an older size) is shown whole; the original, whose log the stale entry
-/// names, shows only what the entry says is synced (a stale entry only ever shows less).
+/// `wf.synced` limits a snapshot by the entry for the log file it names (by device and inode);
+/// with no entry for the log read (a copy of a store directory, a backup restored elsewhere,
+/// with a stale `wf.synced` that names the original's log) a reader cannot tell the copy from a
+/// log whose owner failed to publish, so it shows only what the log's own watermarks prove
+/// durable (never more than is synced): here the submission, not the last synced group (the
+/// commit), until an owner opens the copy and publishes it whole. The original, whose log the
+/// stale entry names, shows only what the entry says is synced (a stale entry only shows less).
 #[test]
-fn a_stale_synced_watermark_of_another_log_hides_nothing() {
+fn a_stale_synced_watermark_of_another_log_shows_what_the_log_proves_durable() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path()).unwrap();
     let synced_at_open = fs::read(dir.path().join("wf.synced")).unwrap();
@@ -158,9 +161,16 @@ fn a_stale_synced_watermark_of_another_log_hides_nothing() {
     fs::write(dir.path().join("wf.synced"), &synced_at_open).unwrap();
 
     let seen = FileStore::snapshot(copy.path()).unwrap();
+    let record = seen.invocation(root(0).id).unwrap();
+    assert!(
+        !check_whole(&seen, &record),
+        "the copy shows what the watermarks prove durable, not the last synced group (the commit)"
+    );
+    drop(FileStore::open(copy.path()).unwrap());
+    let seen = FileStore::snapshot(copy.path()).unwrap();
     assert!(
         check_whole(&seen, &seen.invocation(root(0).id).unwrap()),
-        "a copied log is shown whole"
+        "once an owner opened the copy, it is shown whole"
     );
     // The original log, with the stale entry naming it: only what it says is synced.
     let seen = FileStore::snapshot(dir.path()).unwrap();

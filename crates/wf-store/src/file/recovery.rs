@@ -3,6 +3,17 @@
 //!
 //! The rule for a bad record (cut short or failing its checksum) at offset `X`:
 //!
+//! - the last owner's entry in `wf.synced` (see `watermark`) for this very log file (same
+//!   identity) says how far it was synced. If valid records follow `X` and that size is past `X`,
+//!   the record was durable: it is damage ([`StoreError::Corrupt`], below), never an unsynced
+//!   hole, even when the records after it carry older watermarks (nothing was appended after the
+//!   sync that covered it: an idle store). `wf.synced` is not fsync'd, so after a power loss it
+//!   may be stale or gone (it never says more than was synced); then the watermarks decide alone.
+//!   (A damaged last record with nothing valid after it is judged as below, as it always was: a
+//!   torn tail if small.) A bad record at or past the published size cannot hold
+//!   anything acknowledged as durable; if its frame reads as zeros (a page a power loss left
+//!   unwritten), the largest record the writer writes alone bounds it (instead of
+//!   `format::UNSYNCED_LIMIT`); noise there is still bounded by `format::UNSYNCED_LIMIT`;
 //! - if no checksum-valid record starts anywhere after `X` and the bytes from `X` to the end are
 //!   no more than one interrupted write can leave (the writer never has more than
 //!   `format::UNSYNCED_LIMIT` bytes unsynced, or one larger record alone, whose intact frame
@@ -50,6 +61,7 @@ use super::format::{self, After, FORMAT_VERSION, FRAME_LEN, Frame, HEADER_LEN, H
 const MAX_HOLES: usize = 256;
 use super::fs::{FsFile, OpenHow};
 use super::fsio::{Disk, io_err};
+use super::watermark;
 use crate::error::StoreError;
 use crate::tables::{Change, Tables};
 
@@ -125,7 +137,13 @@ pub(crate) fn open_log(
             version: FORMAT_VERSION,
         });
     }
-    let mut replayed = replay(path, &bytes, repair)?;
+    // How far the last owner published the log as synced (see `watermark`): a bad record before
+    // that was durable, so it is damage, never a torn tail or an unsynced hole.
+    let published = match file.id().ok().flatten() {
+        Some(id) => watermark::published(disk.fs.as_ref(), path, id)?,
+        None => None,
+    };
+    let mut replayed = replay_with(path, &bytes, repair, usize::MAX, published)?;
     let mut size = bytes.len() as u64;
     if let Some(cut) = &mut replayed.cut {
         if cut.repaired {
@@ -211,6 +229,18 @@ pub(crate) fn replay_before(
     repair: bool,
     apply_before: usize,
 ) -> Result<Replayed, StoreError> {
+    replay_with(path, bytes, repair, apply_before, None)
+}
+
+/// [`replay_before`], knowing that the log was published as synced through `published` (see
+/// `watermark`), which decides what a bad record is (see the module docs).
+fn replay_with(
+    path: &Path,
+    bytes: &[u8],
+    repair: bool,
+    apply_before: usize,
+    published: Option<u64>,
+) -> Result<Replayed, StoreError> {
     let corrupt = |offset: usize, reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -294,9 +324,10 @@ pub(crate) fn replay_before(
     };
     let cut = match bad {
         None => None,
-        Some(reason) => {
-            Some(judge_tail(bytes, at, &reason, version, repair).map_err(|r| corrupt(at, r))?)
-        }
+        Some(reason) => Some(
+            judge_tail(bytes, at, &reason, version, repair, published)
+                .map_err(|r| corrupt(at, r))?,
+        ),
     };
     Ok(Replayed {
         tables,
@@ -314,15 +345,31 @@ fn judge_tail(
     reason: &str,
     version: u32,
     repair: bool,
+    published: Option<u64>,
 ) -> Result<TornTail, String> {
     let tail = bytes.len() - at;
     // One interrupted write leaves at most this much (see `format::UNSYNCED_LIMIT`); a record
-    // larger than the limit is written alone, and its intact frame says how large it is.
-    let torn_max = format::claimed_len(bytes, at).map_or(format::UNSYNCED_LIMIT, |n| {
-        (FRAME_LEN + n).max(format::UNSYNCED_LIMIT)
-    });
+    // larger than the limit is written alone, and its intact frame says how large it is. Without
+    // the frame, a bad record at or past the published synced size may still be the largest
+    // record the writer writes alone (after syncing everything before it), if the frame reads
+    // as a page the disk never wrote (zeros), not as noise.
+    let unwritten_frame = bytes
+        .get(at..at + FRAME_LEN)
+        .is_some_and(|f| f.iter().all(|&b| b == 0));
+    let largest = match published {
+        Some(synced) if synced <= at as u64 && unwritten_frame => FRAME_LEN + format::MAX_PAYLOAD,
+        _ => format::UNSYNCED_LIMIT,
+    };
+    let torn_max = format::claimed_len(bytes, at)
+        .map_or(largest, |n| FRAME_LEN + n)
+        .max(format::UNSYNCED_LIMIT);
     let mut hole = None;
     let damage = match format::valid_record_after(bytes, at) {
+        After::Valid(next) if published.is_some_and(|synced| synced > at as u64) => Some(format!(
+            "{reason}, yet a valid record follows at offset {next} and its owner published the log as synced \
+             through offset {} (wf.synced), past the damaged one, which was therefore durable: this is not an unsynced hole",
+            published.unwrap_or_default()
+        )),
         After::Valid(next) => match unsynced_hole(bytes, at, next, version) {
             Ok(records) => {
                 hole = Some(format!(
@@ -433,6 +480,29 @@ fn unsynced_hole(bytes: &[u8], at: usize, first: usize, version: u32) -> Result<
     }
 }
 
+/// How much of the log `bytes` its own records prove durable: the highest watermark they carry
+/// (a compacted log's records, durable with the file, through their end), at least the header.
+/// `None` for a log whose records carry no watermark (format 2) or whose header is unreadable.
+/// What a reader shows when nothing is published about the log (see `watermark`).
+pub(crate) fn known_durable(bytes: &[u8]) -> Option<usize> {
+    let Header::Ok(version) = format::read_header(bytes) else {
+        return None;
+    };
+    if version < 3 {
+        return None;
+    }
+    let (mut at, mut durable) = (HEADER_LEN, HEADER_LEN as u64);
+    while let Frame::Valid { payload, next } = format::read_frame(bytes, at) {
+        match format::body(version, payload) {
+            Some((Some(format::DURABLE_WITH_FILE), _)) => durable = durable.max(next as u64),
+            Some((Some(synced), _)) => durable = durable.max(synced),
+            _ => break,
+        }
+        at = next;
+    }
+    Some(usize::try_from(durable).map_or(bytes.len(), |d| d.min(bytes.len())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,5 +550,61 @@ mod tests {
             }
             other => panic!("expected Corrupt, got {:?}", other.map(|r| r.cut)),
         }
+    }
+
+    #[test]
+    fn a_hole_the_published_synced_size_covers_is_corruption_one_past_it_is_cut() {
+        let h = HEADER_LEN as u64;
+        let (bytes, starts) = log(&[Some(h), None, Some(h), None, Some(h)]);
+        let hole = starts[1];
+        // Published synced through the damaged record's start: nothing from it on was synced.
+        let replayed = replay_with(
+            Path::new("wf.log"),
+            &bytes,
+            false,
+            usize::MAX,
+            Some(hole as u64),
+        )
+        .unwrap();
+        assert_eq!(
+            replayed.cut.map(|c| (c.offset, c.hole)),
+            Some((hole as u64, true))
+        );
+        // Published synced past its start: it was durable, whatever the watermarks after it say.
+        match replay_with(
+            Path::new("wf.log"),
+            &bytes,
+            false,
+            usize::MAX,
+            Some(hole as u64 + 1),
+        ) {
+            Err(StoreError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, hole as u64);
+                assert!(reason.contains("wf.synced"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {:?}", other.map(|r| r.cut)),
+        }
+    }
+
+    #[test]
+    fn a_large_frameless_tail_past_the_published_size_is_cut_only_if_its_frame_is_zeros() {
+        let h = HEADER_LEN as u64;
+        let (mut bytes, _) = log(&[Some(h)]);
+        let end = bytes.len();
+        let tail = format::UNSYNCED_LIMIT + 4096;
+        bytes.resize(end + tail, 0x5a);
+        bytes[end..end + 4096].fill(0);
+        let judge = |bytes: &[u8], published: Option<u64>| {
+            replay_with(Path::new("wf.log"), bytes, false, usize::MAX, published).map(|r| r.cut)
+        };
+        // A lost first page past the published size: a torn large record, cut.
+        let cut = judge(&bytes, Some(end as u64)).unwrap().unwrap();
+        assert_eq!((cut.offset, cut.bytes), (end as u64, tail as u64));
+        // Nothing published, or published past it: more than one write leaves, refused.
+        assert!(judge(&bytes, None).is_err());
+        assert!(judge(&bytes, Some(end as u64 + 1)).is_err());
+        // Noise (not an unwritten page) past the published size: refused too.
+        bytes[end..end + 4096].fill(0x5a);
+        assert!(judge(&bytes, Some(end as u64)).is_err());
     }
 }

@@ -21,7 +21,7 @@ use wf_core::{InvocationId, JournalEntry, Timestamp};
 
 use super::fs::{FileId, FileSystem, OsFileSystem};
 use super::fsio::io_err;
-use super::recovery::{TornTail, replay_before};
+use super::recovery::{TornTail, known_durable, replay_before};
 use super::watermark;
 use super::{FileStore, LOG_FILE};
 use crate::error::StoreError;
@@ -120,34 +120,35 @@ fn log_id(path: &Path) -> Result<Option<FileId>, StoreError> {
         .and_then(|m| m.id))
 }
 
-/// Reads the log `path` and says how much of it its owner has published as synced (see
-/// `watermark`): all of it when nothing is published about this file (no owner since it was
-/// created or compacted wrote anything unsynced to it). `None` when the log was replaced while
-/// it was read.
+/// Reads the log `path` and says how much of it is known synced (see `watermark`): the size its
+/// owner published for this very file; without such an entry, what the log's own records prove
+/// durable (their highest watermark), never more; the whole log only where the file system
+/// reports no identity or the log is format 2 (no watermarks). `None` when the log was replaced
+/// while it was read.
 fn synced_prefix(path: &Path) -> Result<Option<(Vec<u8>, usize)>, StoreError> {
     let before = log_id(path)?;
     let bytes = OsFileSystem.read(path).map_err(io_err(path))?;
-    let marks = watermark::path_next_to(path);
-    let published = match OsFileSystem.read(&marks) {
-        Ok(m) => watermark::last_entry(&m),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err(&marks)(e)),
+    let published = match before {
+        Some(id) => Some(watermark::published(&OsFileSystem, path, id)?),
+        None => None,
     };
     if log_id(path)? != before {
         return Ok(None);
     }
-    let mut keep = bytes.len();
-    if let (Some((id, synced)), Some(log)) = (published, before)
-        && id == log
-        && synced < keep as u64
-    {
+    let keep = match published {
+        // No identity: nothing is published (as before format 3).
+        None => bytes.len(),
+        Some(Some(synced)) => usize::try_from(synced).map_or(bytes.len(), |s| s.min(bytes.len())),
+        Some(None) => known_durable(&bytes).unwrap_or(bytes.len()),
+    };
+    if keep < bytes.len() {
         tracing::debug!(
             path = %path.display(),
-            synced,
-            unsynced = keep as u64 - synced,
-            "the snapshot leaves out the end of the log its owner has not synced yet"
+            synced = keep,
+            unsynced = bytes.len() - keep,
+            published = published.flatten().is_some(),
+            "the snapshot leaves out the end of the log not known synced"
         );
-        keep = synced as usize;
     }
     Ok(Some((bytes, keep)))
 }

@@ -13,24 +13,41 @@
 //! ```
 //!
 //! The check is a keyed hash of the other three, so an entry being appended (half written) or
-//! left half written by a crash is skipped: the reader takes the last whole entry. Nothing here is
-//! fsync'd: it only tells other processes what the owner knows while it runs, and a stale entry
-//! only ever shows a reader less than is durable. Rules that keep a reader from showing more:
+//! left half written by a crash is skipped. Nothing here is fsync'd: it only tells other
+//! processes what the owner knows, and an entry is written only after the sync it reports
+//! returned, so an entry never claims more than is durable; a lost (stale) entry only ever shows
+//! less. The rules:
 //!
-//! - the file is started afresh (emptied, then one entry) only when the whole log is durable and
-//!   no write to it can happen meanwhile: when the store opens (after recovery synced the log),
-//!   when a compaction replaced the log (synced whole before the rename) and, when it has grown
-//!   past a bound, right after a sync that covered everything written. So a reader that finds it
-//!   empty, or finds no entry for the log it read (a compaction renamed a new, durable log into
-//!   place a moment ago), may show the whole log;
-//! - an entry for the log the reader read limits what it shows to the entry's synced size.
+//! - **readers look only at entries for the log they read**: the last whole, intact entry whose
+//!   identity is the log's ([`entry_for`]), wherever it is in the file; entries for another log
+//!   (the one a compaction replaced) and misaligned or damaged bytes are ignored;
+//! - **no entry for the log** (the file is missing or empty, a restart of it failed or is under
+//!   way, a write of it failed, a power loss took it back): a reader shows only what the log
+//!   itself proves durable, the highest watermark its records carry (see `format`; a compacted
+//!   log's records are durable with the file), never the whole log. Only a format 2 log (no
+//!   watermarks; its owner rewrites it at open) or a file system that reports no identity
+//!   (nothing is published) is shown whole, as before format 3. (A copy of the store directory
+//!   has a new identity, so it too shows only that until an owner opens it once);
+//! - the owner starts the file afresh (emptied, then one entry) only when the whole log is
+//!   durable: at open (after recovery synced the log), after a compaction and, past a size
+//!   bound, right after a sync that covered everything written. Whether or not the new entry
+//!   makes it, the rules above keep a reader from showing more than is synced;
+//! - a compaction appends the new log's entry (its identity, synced whole) **before** renaming
+//!   it over the old log, so a reader of the new log finds it at once;
+//! - after a failed write (the publisher is **broken**: entries may be misaligned) the owner
+//!   appends nothing until a restart succeeds: readers keep the last good entry (less);
+//! - recovery uses the entry too (see `recovery`): a bad record followed by valid ones that
+//!   starts before the published synced size of the same log was durable, so it is damage
+//!   ([`StoreError::Corrupt`]), never cut as an unsynced hole; one at or past it cannot hold
+//!   anything acknowledged as durable (a large record there whose frame reads as zeros is cut as
+//!   a torn tail).
 //!
 //! Where the file system reports no file identity, nothing is published and a reader shows the
 //! whole log (as before format 3).
 
 use std::path::{Path, PathBuf};
 
-use super::fs::{FileId, FsFile, OpenHow};
+use super::fs::{FileId, FileSystem, FsFile, OpenHow};
 use super::fsio::{Disk, io_err};
 use crate::error::StoreError;
 
@@ -65,9 +82,9 @@ fn entry(id: FileId, synced: u64) -> [u8; ENTRY_LEN] {
     e
 }
 
-/// The last whole, intact entry of a watermark file's bytes: the log it is about and how many of
-/// its bytes are known durable.
-pub(crate) fn last_entry(bytes: &[u8]) -> Option<(FileId, u64)> {
+/// The synced size in the last whole, intact entry of a watermark file's bytes that is about
+/// the log `log`; `None` when there is none (see the module docs for what a reader does then).
+pub(crate) fn entry_for(bytes: &[u8], log: FileId) -> Option<u64> {
     bytes.chunks_exact(ENTRY_LEN).rev().find_map(|e| {
         let word = |i: usize| {
             e.get(i * 8..i * 8 + 8)
@@ -76,8 +93,26 @@ pub(crate) fn last_entry(bytes: &[u8]) -> Option<(FileId, u64)> {
         };
         let (device, inode, synced, sum) = (word(0)?, word(1)?, word(2)?, word(3)?);
         let id = FileId { device, inode };
-        (check(id, synced) == sum).then_some((id, synced))
+        (id == log && check(id, synced) == sum).then_some(synced)
     })
+}
+
+/// The synced size published for the log `log` (identity `id`) in the watermark file next to
+/// it: `None` when the file is missing or holds no entry for it.
+///
+/// # Errors
+/// [`StoreError::Io`] when the file exists but cannot be read.
+pub(crate) fn published(
+    fs: &dyn FileSystem,
+    log: &Path,
+    id: FileId,
+) -> Result<Option<u64>, StoreError> {
+    let path = path_next_to(log);
+    match fs.read(&path) {
+        Ok(bytes) => Ok(entry_for(&bytes, id)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path)(e)),
+    }
 }
 
 /// The path of the watermark file of the store whose log is `log`.
@@ -136,6 +171,14 @@ impl Publisher {
         Ok(publisher)
     }
 
+    /// Appends an entry for another log file `log` (a compaction's new log, not yet renamed
+    /// into place), durable through `synced`; entries about the current log stay in force.
+    pub(crate) fn announce(&mut self, log: Option<FileId>, synced: u64) {
+        let current = std::mem::replace(&mut self.log, log);
+        self.write(synced, false);
+        self.log = current;
+    }
+
     /// Starts the file afresh for a new log file (after a compaction), durable through
     /// `synced`, the whole of it.
     pub(crate) fn restart(&mut self, log: Option<FileId>, synced: u64) {
@@ -188,25 +231,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_whole_intact_entry_counts() {
+    fn the_last_whole_intact_entry_for_the_log_counts() {
         let a = FileId {
             device: 1,
             inode: 2,
         };
+        let b = FileId {
+            device: 1,
+            inode: 3,
+        };
         let mut bytes = Vec::new();
-        assert_eq!(last_entry(&bytes), None);
+        assert_eq!(entry_for(&bytes, a), None);
         bytes.extend_from_slice(&entry(a, 100));
         bytes.extend_from_slice(&entry(a, 250));
-        assert_eq!(last_entry(&bytes), Some((a, 250)));
+        assert_eq!(entry_for(&bytes, a), Some(250));
+        // An entry for another log (a compaction's new one) does not hide this log's.
+        bytes.extend_from_slice(&entry(b, 40));
+        assert_eq!(entry_for(&bytes, a), Some(250));
+        assert_eq!(entry_for(&bytes, b), Some(40));
         // Half of the next entry: still the last whole one.
         bytes.extend_from_slice(&entry(a, 400)[..20]);
-        assert_eq!(last_entry(&bytes), Some((a, 250)));
+        assert_eq!(entry_for(&bytes, a), Some(250));
         // A damaged entry is skipped.
         let mut damaged = entry(a, 400);
         damaged[17] ^= 1;
         let mut bytes = entry(a, 100).to_vec();
         bytes.extend_from_slice(&damaged);
-        assert_eq!(last_entry(&bytes), Some((a, 100)));
-        assert_eq!(last_entry(&[0u8; 64]), None);
+        assert_eq!(entry_for(&bytes, a), Some(100));
+        // Nothing for the log: none, whatever else is there.
+        assert_eq!(entry_for(&entry(b, 100), a), None);
+        assert_eq!(entry_for(&[0u8; 64], a), None);
     }
 }

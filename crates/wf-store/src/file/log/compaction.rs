@@ -106,6 +106,10 @@ impl Log {
                 "another process locked the compacted log before it replaced the store's log",
             )));
         }
+        // Synced whole: durable through its end, which readers of the new log find published
+        // as soon as it is in place (see `watermark`).
+        let id = file.id().ok().flatten();
+        lock(&self.file).publisher.announce(id, size);
         self.disk
             .fs
             .rename(tmp, &self.path)
@@ -113,9 +117,6 @@ impl Log {
         {
             let mut f = lock(&self.file);
             let _ = f.file.unlock();
-            // Synced whole before the rename: durable through its end, which readers learn
-            // before anything is written to it (the compaction holds off writers).
-            let id = file.id().ok().flatten();
             f.syncer = file.try_clone().ok().flatten();
             f.file = file;
             f.base = size;
