@@ -419,6 +419,9 @@ impl App {
     ///
     /// Do not use it while workers of the same store run: it treats the store as its own.
     ///
+    /// Its commits are never pipelined: when it returns, every outcome it committed is
+    /// durable, so another process (`wf show`, the web monitor) sees it.
+    ///
     /// # Errors
     ///
     /// [`WfError::Usage`] from inside a task body; [`WfError::Store`] when the store fails.
@@ -441,7 +444,8 @@ impl App {
             let now = virtual_now.max(clock::now());
             match store.claim(&worker, &tasks, lease_for, now)? {
                 Some(claim) => {
-                    let runner = Runner::new(worker.clone(), Clock::Fixed(now), pool.clone());
+                    let runner = Runner::new(worker.clone(), Clock::Fixed(now), pool.clone())
+                        .committing_durably();
                     execute(self, claim, &runner, None)?;
                     executed += 1;
                 }
