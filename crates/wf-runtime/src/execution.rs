@@ -224,7 +224,7 @@ pub(crate) fn conclude(
     // (the claim could take one).
     let then_claim = then_claim
         .filter(|_| !runner.is_nested() && runner.may_start() && cancel_after_commit.is_empty());
-    let committed = if runner.commits_durably() {
+    let committed = if runner.is_nested() {
         app.store().commit(&lease, commit, now()).map(|()| None)
     } else if let Some(tasks) = then_claim {
         app.store()

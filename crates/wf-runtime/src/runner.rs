@@ -157,8 +157,6 @@ pub(crate) struct Runner {
     pool: Arc<Pool>,
     /// How many inline executions this thread is inside of (0: a claim of the worker loop).
     depth: u32,
-    /// Whether every commit is durable before the execution ends (never pipelined).
-    durable_commits: bool,
 }
 
 impl Runner {
@@ -169,21 +167,7 @@ impl Runner {
             clock,
             pool,
             depth: 0,
-            durable_commits: false,
         }
-    }
-
-    /// This runner, with every commit durable before its execution ends (no pipelined
-    /// commits): for `run_until_idle`, whose caller may read the results from another process
-    /// (a snapshot shows only what is durable) as soon as it returns.
-    pub(crate) fn committing_durably(mut self) -> Self {
-        self.durable_commits = true;
-        self
-    }
-
-    /// Whether this runner's commits must be durable before their execution ends.
-    pub(crate) fn commits_durably(&self) -> bool {
-        self.durable_commits || self.is_nested()
     }
 
     /// The pool of the worker this runner runs for.

@@ -419,9 +419,6 @@ impl App {
     ///
     /// Do not use it while workers of the same store run: it treats the store as its own.
     ///
-    /// Its commits are never pipelined: when it returns, every outcome it committed is
-    /// durable, so another process (`wf show`, the web monitor) sees it.
-    ///
     /// # Errors
     ///
     /// [`WfError::Usage`] from inside a task body; [`WfError::Store`] when the store fails.
@@ -444,8 +441,7 @@ impl App {
             let now = virtual_now.max(clock::now());
             match store.claim(&worker, &tasks, lease_for, now)? {
                 Some(claim) => {
-                    let runner = Runner::new(worker.clone(), Clock::Fixed(now), pool.clone())
-                        .committing_durably();
+                    let runner = Runner::new(worker.clone(), Clock::Fixed(now), pool.clone());
                     execute(self, claim, &runner, None)?;
                     executed += 1;
                 }
