@@ -352,10 +352,11 @@ fn a_long_inline_child_keeps_both_leases() {
 /// worker's results are the ones kept.
 #[test]
 fn a_stalled_inline_chain_is_taken_over_and_its_late_commits_refused() {
-    for t in inline_apps(|b| b.lease_duration(Duration::from_millis(150))) {
+    for t in inline_apps(|b| b) {
         let store = t.app.store().clone();
-        // The stalled worker's lease is short, the healthy one's long: only the stalled one's
-        // may expire, even when a loaded machine stalls the healthy one.
+        // The stalled worker's lease expires (2 s: long enough for it to claim the caller and
+        // checkpoint the child on a loaded machine; 150 ms expired before the checkpoint under
+        // load, and the stalled worker ran the caller again), the healthy one's must not.
         let app_of = |lease| {
             App::builder()
                 .app_id("test")
@@ -364,7 +365,7 @@ fn a_stalled_inline_chain_is_taken_over_and_its_late_commits_refused() {
                 .build()
                 .unwrap()
         };
-        let (app_a, app_b) = (app_of(Duration::from_millis(150)), app_of(RENEWED_LEASE));
+        let (app_a, app_b) = (app_of(Duration::from_secs(2)), app_of(RENEWED_LEASE));
         let a_started = Gate::default();
         let b_done = Gate::default();
         let register = |app: &App, stall: bool| {
