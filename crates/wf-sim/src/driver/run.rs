@@ -255,6 +255,13 @@ impl Run {
             }
         }
         self.fs.disarm();
+        let foreign = self.fs.foreign_ops();
+        if foreign > 0 {
+            self.violation(format!(
+                "{foreign} file-system operations came from another thread than the driver's: \
+                 the history depends on that thread's timing, so the seed does not name it"
+            ));
+        }
         let app = &opened.0;
         self.check_acks(app);
         self.check_replay(app);
