@@ -243,9 +243,12 @@ impl Indexes<'_> {
     /// `ticket`, from the indexes.
     fn remove(&mut self, id: InvocationId, task: &TaskId, keys: IndexKeys, ticket: Option<u64>) {
         self.counts.remove(keys.status);
-        if let Some(queue) = self.queues.get_mut(task) {
+        // Most states are in no queue (running, final): no lookup of the task's name then.
+        if (ticket.is_some() || keys.not_before.is_some())
+            && let Some(queue) = self.queues.get_mut(task)
+        {
             if let Some(ticket) = ticket {
-                queue.ready.remove(&ticket);
+                queue.ready.remove(ticket);
             }
             if let Some(t) = keys.not_before {
                 queue.delayed.remove(&(t, id));

@@ -131,7 +131,7 @@ fn check(invocation: InvocationId, from: Status, to: Status) -> Result<(), Store
 #[cfg_attr(test, derive(Clone))]
 struct TaskQueue {
     /// Those without a not-before time, by ticket: the order they became ready.
-    ready: BTreeMap<u64, InvocationId>,
+    ready: ready::ReadyQueue,
     /// Those with a not-before time.
     delayed: BTreeSet<(Timestamp, InvocationId)>,
 }
@@ -248,6 +248,7 @@ mod lease;
 mod lease_tests;
 mod members;
 mod reads;
+mod ready;
 #[cfg(test)]
 mod reads_tests;
 mod retention;

@@ -13,7 +13,7 @@ impl Tables {
         let mut queued: Vec<(u64, InvocationId)> = self
             .queues
             .values()
-            .flat_map(|q| q.ready.iter().map(|(ticket, id)| (*ticket, *id)))
+            .flat_map(|q| q.ready.iter())
             .collect();
         queued.sort_unstable();
         let mut out =
