@@ -107,12 +107,20 @@ impl Tables {
     }
 
     fn intern_name(&mut self, name: &mut TaskId) {
+        // The same allocation as the stored copy: interned already (task entries stay once
+        // made, so the copy is still the stored one).
+        if let Some(last) = &self.last_interned
+            && std::ptr::eq(last.as_str(), name.as_str())
+        {
+            return;
+        }
         match self.queues.get_key_value(name) {
             Some((stored, _)) => *name = stored.clone(),
             None => {
                 self.queues.insert(name.clone(), TaskQueue::default());
             }
         }
+        self.last_interned = Some(name.clone());
     }
 
     /// The invocations and, apart from them, the indexes over them: a slot can be re-indexed

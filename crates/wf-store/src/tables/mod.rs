@@ -176,6 +176,9 @@ pub struct Tables {
     /// Set by a backend that logs nothing (memory): operations then leave the change list
     /// empty and only count whom their changes wake ([`Tables::take_wakes`]), copying nothing.
     unlogged: bool,
+    /// The stored copy of the task name interned last: a name that is this very copy (the
+    /// same allocation; a burst's specs all share their task's name) needs no lookup.
+    last_interned: Option<TaskId>,
     /// Unlogged: what the changes since the last [`Tables::take_wakes`] woke, instead of a
     /// copy of each change in the change list.
     wakes: Wakes,
