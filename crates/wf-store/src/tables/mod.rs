@@ -251,9 +251,9 @@ mod lease;
 mod lease_tests;
 mod members;
 mod reads;
-mod ready;
 #[cfg(test)]
 mod reads_tests;
+mod ready;
 mod retention;
 pub use retention::PURGE_BATCH;
 #[cfg(test)]

@@ -70,7 +70,11 @@ impl ReadyQueue {
             return true;
         }
         let at = self.entries.partition_point(|e| e.ticket < ticket);
-        let Some(e) = self.entries.get_mut(at).filter(|e| e.ticket == ticket && e.live) else {
+        let Some(e) = self
+            .entries
+            .get_mut(at)
+            .filter(|e| e.ticket == ticket && e.live)
+        else {
             return false;
         };
         e.live = false;
