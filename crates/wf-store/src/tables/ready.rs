@@ -35,6 +35,9 @@ pub(super) struct ReadyQueue {
 /// has live entries).
 const SWEEP_AFTER: usize = 64;
 
+/// The capacity a queue keeps however empty it gets (a few KiB).
+const KEEP_CAPACITY: usize = 256;
+
 impl ReadyQueue {
     /// Queues `id` under `ticket` (replacing what is queued under it, as a map would).
     pub(super) fn insert(&mut self, ticket: u64, id: InvocationId) {
@@ -86,10 +89,15 @@ impl ReadyQueue {
         true
     }
 
-    /// Restores the invariant after the front left.
+    /// Restores the invariant after the front left, and gives memory back once the queue has
+    /// drained to a quarter of its capacity (a burst's queue grows to its size, then drains).
     fn drop_gone_front(&mut self) {
         while self.entries.front().is_some_and(|e| !e.live) {
             self.entries.pop_front();
+        }
+        let capacity = self.entries.capacity();
+        if capacity > KEEP_CAPACITY && self.entries.len() < capacity / 4 {
+            self.entries.shrink_to(capacity / 2);
         }
     }
 
@@ -191,5 +199,21 @@ mod tests {
         assert!(queue.remove(0));
         assert!(queue.is_empty() && queue.first().is_none());
         assert_eq!(queue.entries.len(), 0);
+    }
+
+    /// A queue that grew (a burst) and drained gives its memory back.
+    #[test]
+    fn a_drained_queue_shrinks() {
+        let mut queue = ReadyQueue::default();
+        for t in 0..20_000 {
+            queue.insert(t, id(t));
+        }
+        assert!(queue.entries.capacity() >= 20_000);
+        for t in 0..20_000 {
+            assert_eq!(queue.first(), Some((t, id(t))));
+            assert!(queue.remove(t));
+        }
+        assert!(queue.is_empty());
+        assert!(queue.entries.capacity() <= 2 * KEEP_CAPACITY);
     }
 }
