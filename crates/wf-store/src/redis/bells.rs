@@ -1,5 +1,5 @@
-//! Waiting for work without polling: per-task doorbells, and listener threads that block on
-//! them.
+//! Waiting for work without polling: per-task doorbells, blocked on by the waiting threads
+//! themselves (or, on a cluster, by listener threads).
 //!
 //! Every script that makes an invocation of task `t` claimable in shard `s` rings `b:<t>` in
 //! that shard: it pushes one token if the list is empty (`q` for queued work, `d` for delayed
@@ -7,10 +7,19 @@
 //! its task rings again (so the next idle worker wakes: a chain, one wake per item), one that
 //! leaves none silences it (or leaves `d` while delayed work is left).
 //!
-//! In each process, a store blocks on the doorbells of the tasks its idle callers wait for with
-//! one `BLPOP` per shard group (all shards on a single Redis; one shard each on a cluster, where
-//! one `BLPOP`'s keys must share a slot), on a dedicated connection whose reply timeout is longer
-//! than the block. A token of task `t` wakes one waiting caller of this process that waits for
+//! On a single server (one shard or several), a thread in `wait_for_work` blocks on the
+//! doorbells of its tasks itself: one `BLPOP` over every shard, on a blocking connection whose
+//! reply timeout is longer than the block. The server hands a token to one blocked client, so
+//! one token wakes one thread, straight from its socket. A `q` token ends the wait without a
+//! probe: the work was there when it was popped (the claim that takes a task's last queued
+//! invocation silences the doorbell in the same script), and the caller's claim is the look; a
+//! token without work behind it (a cancelled pending invocation leaves one, or a racing claim
+//! took the work) costs one claim that finds nothing. A `d` token, or a failed connection (whose
+//! `BLPOP` may have taken a token with it), sends the thread to probe.
+//!
+//! On a cluster, where one `BLPOP`'s keys must share a slot, a store blocks on the doorbells of
+//! the tasks its idle callers wait for with one listener thread per shard, on a dedicated
+//! connection. A token of task `t` wakes one waiting caller of this process that waits for
 //! `t` (the longest waiting), who looks (one probe: a token may be older than the work it rang
 //! for, which may be gone) and claims, or sleeps until what it saw is due. A token nobody here
 //! waits for any more is given back; one for a task whose waiters are all woken already is
