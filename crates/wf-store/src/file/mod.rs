@@ -139,7 +139,7 @@ use crate::tables::{Change, PURGE_BATCH, Tables};
 use self::fsio::{Disk, io_err};
 use self::log::Log;
 use self::marks::Marks;
-pub use self::options::{DEFAULT_RETENTION, FileOptions, FileStats};
+pub use self::options::{DEFAULT_IDLE_SYNC, DEFAULT_RETENTION, FileOptions, FileStats};
 pub use self::recovery::TornTail;
 use self::sizes::check_record;
 pub use self::snapshot::FileSnapshot;
@@ -161,12 +161,14 @@ const COMPACT_FILE: &str = "wf.log.compact";
 pub struct FileStore {
     dir: PathBuf,
     options: FileOptions,
-    tables: Mutex<Tables>,
+    tables: Arc<Mutex<Tables>>,
     /// Signalled when something may have become claimable.
-    work: Signal,
+    work: Arc<Signal>,
     /// Signalled when an invocation became final.
-    finished: Signal,
-    log: Log,
+    finished: Arc<Signal>,
+    log: Arc<Log>,
+    /// The idle syncer's thread (see [`FileOptions::idle_sync`]), ended and joined on drop.
+    idle_sync: Option<std::thread::JoinHandle<()>>,
     /// The last record that changed each invocation, for operations that hand out one.
     marks: Marks,
     /// The log's size right after the last compaction: the live state's size.
@@ -270,13 +272,14 @@ impl FileStore {
                 "rewrote the store log in the current format"
             );
         }
-        Ok(Self {
+        let mut store = Self {
             dir: disk.dir.clone(),
             options,
-            tables: Mutex::new(opened.tables),
-            work: Signal::default(),
-            finished: Signal::default(),
-            log,
+            tables: Arc::new(Mutex::new(opened.tables)),
+            work: Arc::default(),
+            finished: Arc::default(),
+            log: Arc::new(log),
+            idle_sync: None,
             marks: Marks::default(),
             live_bytes: AtomicU64::new(live),
             next_retention: AtomicU64::new(0),
@@ -285,7 +288,31 @@ impl FileStore {
             _owner: Mutex::new(owned.owner),
             #[cfg(test)]
             blocking: AtomicU64::new(0),
-        })
+        };
+        if let Some(delay) = store.options.idle_sync {
+            store.idle_sync = Some(store.start_idle_sync(delay)?);
+        }
+        Ok(store)
+    }
+
+    /// Starts the idle syncer (see [`FileOptions::idle_sync`]): a thread that syncs what stayed
+    /// unsynced for `delay` and, if that fails, wakes the blocked waiters as an operation would.
+    fn start_idle_sync(&self, delay: Duration) -> Result<std::thread::JoinHandle<()>, StoreError> {
+        let log = Arc::clone(&self.log);
+        let tables = Arc::clone(&self.tables);
+        let (work, finished) = (Arc::clone(&self.work), Arc::clone(&self.finished));
+        std::thread::Builder::new()
+            .name("wf-idle-sync".to_owned())
+            .spawn(move || {
+                if let Err(e) = log.run_idle_sync(delay) {
+                    tracing::error!(error = %e, "the store's idle sync failed; the store stopped");
+                    // As `wake_if_stopped`: under the lock, so no waiter misses it.
+                    let _tables = tables.lock().unwrap_or_else(|p| p.into_inner());
+                    finished.notify_all();
+                    work.notify_all();
+                }
+            })
+            .map_err(io_err(&self.dir))
     }
 
     /// Opens the store in `dir` with [`FileOptions::repair`] and closes it again: cuts a damaged
@@ -562,6 +589,12 @@ struct Staged<T> {
 
 impl Drop for FileStore {
     fn drop(&mut self) {
+        if let Some(syncer) = self.idle_sync.take() {
+            self.log.close();
+            if syncer.join().is_err() {
+                tracing::warn!("the store's idle sync thread panicked");
+            }
+        }
         if let Err(e) = self.log.flush_all() {
             tracing::warn!(error = %e, "could not flush the store log on close");
         }
