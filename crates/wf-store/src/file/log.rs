@@ -20,6 +20,11 @@
 //! take the unsynced bytes past that limit. So a crash or power loss can damage at most that many
 //! bytes at the end of the log, or one larger record, which is what recovery cuts as a torn tail.
 //!
+//! An owner with nothing else to do would leave the batch (pipelined commits) and written-only
+//! records unsynced until its next operation: the store's idle-sync thread
+//! ([`Log::run_idle_sync`]) syncs them once the oldest has waited the configured delay, timed
+//! from `Queue::unsynced_since`.
+//!
 //! Every record carries the log's **watermark** at the time it was appended (how far the file
 //! was known durable, see `format`), and every completed sync publishes it to other processes
 //! (`watermark`).

@@ -53,7 +53,8 @@
 //!   [`FileOptions::pipelined_commits`] on (the default; off, they are plain commits) that
 //!   succeed: nothing; their record joins the batch, and the next flush, led by whoever waits
 //!   for what it changed (or by the worker's next `wait_for_work`, which makes everything
-//!   durable before it idles), syncs it. Until then a crash takes the commit back as if the
+//!   durable before it idles, or, in an owner with nothing else to do, by the idle sync at most
+//!   [`FileOptions::idle_sync`] after it was appended), syncs it. Until then a crash takes the commit back as if the
 //!   worker had died before committing: the invocation is still running under a lease that
 //!   expires, and runs again. A refused one returns once what it saw is synced.
 //! - **Claims and renewals** whose changes only take or extend a lease (see `lease_only`):
@@ -69,6 +70,15 @@
 //!   recovery of expired leases did more (failed a crash-looping invocation, woke its parent)
 //!   is synced like a commit.
 //! - A clean drop of the store, and [`FileStore::flush`], sync everything.
+//!
+//! **Idle sync.** Whatever is left unsynced (pipelined commits, claims, renewals) is synced by
+//! the store's idle-sync thread once it has waited [`FileOptions::idle_sync`] (default
+//! [`DEFAULT_IDLE_SYNC`], 50 ms) with nothing else syncing it (`log`'s `run_idle_sync`), so a
+//! snapshot in another process, which shows only what is synced, never lags an idle owner by
+//! more than about that plus one fsync. The thread is parked while everything is durable, is
+//! woken by the first append after that, ends when the store is dropped (which joins it before
+//! its closing flush), and if its flush fails, wakes the blocked waiters to the failure as an
+//! operation would.
 //!
 //! So the unsynced part of the log is the records appended since the last fsync: the batch being
 //! flushed and any claims and renewals written without an fsync. The writer keeps it under
