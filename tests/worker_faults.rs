@@ -11,8 +11,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::hooked::{Hooks, hooked_apps};
@@ -309,11 +309,9 @@ impl Hooks for FirstCommitUnavailable {
 /// invocation is not failed; its lease runs out and the next attempt commits.
 #[test]
 fn a_commit_lost_to_an_unreachable_store_runs_again_instead_of_failing() {
-    for (t, _store, app) in
-        hooked_apps(FirstCommitUnavailable::default, |b| {
-            b.lease_duration(EXPIRING_LEASE)
-        })
-    {
+    for (t, _store, app) in hooked_apps(FirstCommitUnavailable::default, |b| {
+        b.lease_duration(EXPIRING_LEASE)
+    }) {
         let runs = Arc::new(AtomicU32::new(0));
         let r = runs.clone();
         let task = app

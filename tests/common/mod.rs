@@ -160,21 +160,24 @@ pub fn until_renewed(app: &App, ids: &[wf::InvocationId], times: usize) {
             (attempt, worker, expires, 0)
         })
         .collect();
-    eventually(&format!("the leases of {ids:?} renewed {times} times"), || {
-        for (&id, (attempt, worker, expires, renewals)) in ids.iter().zip(seen.iter_mut()) {
-            let now = lease(id);
-            assert_eq!(
-                (&now.0, &now.1),
-                (&*attempt, &*worker),
-                "{id}: the lease was lost (taken over) while it should have been renewed"
-            );
-            if now.2 > *expires {
-                *expires = now.2;
-                *renewals += 1;
+    eventually(
+        &format!("the leases of {ids:?} renewed {times} times"),
+        || {
+            for (&id, (attempt, worker, expires, renewals)) in ids.iter().zip(seen.iter_mut()) {
+                let now = lease(id);
+                assert_eq!(
+                    (&now.0, &now.1),
+                    (&*attempt, &*worker),
+                    "{id}: the lease was lost (taken over) while it should have been renewed"
+                );
+                if now.2 > *expires {
+                    *expires = now.2;
+                    *renewals += 1;
+                }
             }
-        }
-        seen.iter().all(|s| s.3 >= times)
-    });
+            seen.iter().all(|s| s.3 >= times)
+        },
+    );
 }
 
 /// Waits until invocation `id` is waiting (suspended, holding no worker).
