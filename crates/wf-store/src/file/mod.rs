@@ -49,6 +49,13 @@
 //!
 //! - **Submissions, commits, checkpoints, events, cancellations, retries, expiry recovery and
 //!   purges**: their own record and everything before it are synced.
+//! - **Replayable checkpoints** ([`crate::Checkpoint::replayable`]: only child starts and child
+//!   results, nothing the body drew since the last durable point) with pipelined commits on:
+//!   nothing; the record joins the batch as one readers wait for, and the child it claims runs
+//!   meanwhile. Its caller waits for the child's commit (durable, and so the checkpoint with it)
+//!   before it acts on the outcome. A crash before then takes back the checkpoint and the child
+//!   it created; the caller's lease expires and its next execution replays into the same child,
+//!   under the same id (a replay reproduces everything such a checkpoint carries).
 //! - **Pipelined commits** ([`StoreWork::commit_pipelined`], a worker pool's commits) with
 //!   [`FileOptions::pipelined_commits`] on (the default; off, they are plain commits) that
 //!   succeed: nothing; their record joins the batch, and the next flush, led by whoever waits

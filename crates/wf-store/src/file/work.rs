@@ -130,12 +130,25 @@ impl StoreWork for FileStore {
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
         check_size("a checkpoint", progress_bytes(&checkpoint))?;
-        // Durable before the child runs: the journal and data that led to it must survive
-        // anything its body does.
-        self.mutate(true, now, |t, out| {
+        let pipelined = self.options.pipelined && checkpoint.replayable();
+        let op = |t: &mut crate::tables::Tables, out: &mut Vec<_>| {
             t.checkpoint(out, lease, checkpoint, run, lease_for, now)
-        })
-        .map(Some)
+        };
+        if !pipelined {
+            // Durable before the child runs: the journal and data that led to it must survive
+            // anything its body does.
+            return self.mutate(true, now, op).map(Some);
+        }
+        // Only what a replay reproduces (see `Checkpoint::replayable`): the child may run before
+        // the record is durable. It joins the batch as a record readers wait for (so nobody
+        // else is handed what it did before it is durable), and the child's commit, which the
+        // caller waits for before it acts on the outcome, makes it durable with itself.
+        let staged = self.stage(true, now, op)?;
+        match staged.result {
+            Ok(claim) => Ok(Some(claim)),
+            // An error rests on what the checkpoint saw: handed out once that is durable.
+            Err(_) => self.settle(staged).map(Some),
+        }
     }
 
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
