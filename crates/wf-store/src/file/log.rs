@@ -30,7 +30,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use super::format::{self, UNSYNCED_LIMIT};
 use super::fs::FsFile;
@@ -40,8 +40,10 @@ use crate::error::StoreError;
 use crate::tables::Change;
 
 mod compaction;
+mod waits;
 
 pub(crate) use self::compaction::compacted_len;
+use self::waits::{Progress, Waiters, Want};
 
 /// What the log remembers of the failure that stopped it.
 #[derive(Clone)]
@@ -67,6 +69,28 @@ struct Queue {
     failed: Option<Failure>,
     /// The log's size in bytes, batch included.
     size: u64,
+    /// The threads waiting for a write or a sync (see `waits`).
+    waiters: Waiters,
+}
+
+impl Queue {
+    /// Where the log stands, for its waiters.
+    fn progress(&self) -> Progress {
+        Progress {
+            written: self.written,
+            durable: self.durable,
+            writing: self.writing,
+            syncing: self.syncing,
+            failed: self.failed.is_some(),
+        }
+    }
+
+    /// Wakes the waiters the last change concerns (see `waits`): call after every change of
+    /// `written`, `durable`, `writing`, `syncing` or `failed`.
+    fn wake(&mut self) {
+        let now = self.progress();
+        self.waiters.wake(now);
+    }
 }
 
 /// Counters for tests and benchmarks.
@@ -135,7 +159,6 @@ pub(crate) struct Log {
     path: std::path::PathBuf,
     sync: bool,
     queue: Mutex<Queue>,
-    flushed: Condvar,
     file: Mutex<LogFile>,
     /// Mirrors `Queue::durable` for a lock-free fast path.
     durable: AtomicU64,
@@ -176,8 +199,8 @@ impl Log {
                 syncing: false,
                 failed: None,
                 size,
+                waiters: Waiters::default(),
             }),
-            flushed: Condvar::new(),
             file: Mutex::new(LogFile::new(file, size, publisher)),
             durable: AtomicU64::new(0),
             synced_to: AtomicU64::new(size),
@@ -227,7 +250,7 @@ impl Log {
     pub(crate) fn fail(&self, kind: io::ErrorKind, message: String) {
         let mut q = lock(&self.queue);
         self.stop(&mut q, Failure { kind, message });
-        self.flushed.notify_all();
+        q.wake();
     }
 
     /// Appends one record holding `changes`; returns its sequence number. `must_sync` marks it
@@ -305,7 +328,18 @@ impl Log {
                 return Err(self.failure_error(f));
             }
             if q.writing || (durable && q.syncing) {
-                q = self.flushed.wait(q).unwrap_or_else(|p| p.into_inner());
+                // Parked until what it waits for is done, or it may lead the next flush.
+                let ticket = q.waiters.add(if durable {
+                    Want::Durable(seq)
+                } else {
+                    Want::Written(seq)
+                });
+                drop(q);
+                ticket.wait();
+                if durable && self.durable.load(Ordering::Acquire) >= seq {
+                    return Ok(());
+                }
+                q = lock(&self.queue);
                 continue;
             }
             q.writing = true;
@@ -326,7 +360,7 @@ impl Log {
                 q.written = q.written.max(target);
                 if sync {
                     // Written: others may write what piles up while this leader syncs.
-                    self.flushed.notify_all();
+                    q.wake();
                     drop(q);
                     done = self.sync_file();
                     q = lock(&self.queue);
@@ -349,7 +383,7 @@ impl Log {
                     self.stop(&mut q, failure);
                 }
             }
-            self.flushed.notify_all();
+            q.wake();
         }
     }
 
