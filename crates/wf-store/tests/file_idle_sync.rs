@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use file_common::*;
 use wf_core::{Status, WorkerId};
-use wf_store::{
-    DEFAULT_IDLE_SYNC, FileOptions, FileStore, StoreError, StoreRead, StoreWork,
-};
+use wf_store::{DEFAULT_IDLE_SYNC, FileOptions, FileStore, StoreError, StoreRead, StoreWork};
 
 const LEASE: Duration = Duration::from_secs(600);
 /// How long a test waits for what must happen (never a claim about speed: a loaded machine may
@@ -86,7 +84,11 @@ fn idle_sync_threads() -> usize {
 fn await_threads(n: usize, what: &str) {
     let deadline = Instant::now() + PATIENCE;
     while idle_sync_threads() != n {
-        assert!(Instant::now() < deadline, "{what}: {} threads", idle_sync_threads());
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} threads",
+            idle_sync_threads()
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }

@@ -191,7 +191,11 @@ fn a_failed_idle_sync_wakes_a_worker_blocked_in_wait_for_work() {
     fill_the_disk(&store);
     // Returns before any write: only the idle sync writes it, into the full disk.
     store
-        .commit_pipelined(&claim.lease, Commit::outcome(Outcome::Success(Vec::new())), now)
+        .commit_pipelined(
+            &claim.lease,
+            Commit::outcome(Outcome::Success(Vec::new())),
+            now,
+        )
         .unwrap();
     let (result, waited) = work_waiter.join().unwrap();
     assert!(
@@ -203,7 +207,10 @@ fn a_failed_idle_sync_wakes_a_worker_blocked_in_wait_for_work() {
     drop(store);
     // The commit never reached the log: reopened, the invocation is still running.
     let store = FileStore::open(dir.path()).unwrap();
-    assert_eq!(store.invocation(root(1).id).unwrap().status(), Status::Running);
+    assert_eq!(
+        store.invocation(root(1).id).unwrap().status(),
+        Status::Running
+    );
 }
 
 #[test]
