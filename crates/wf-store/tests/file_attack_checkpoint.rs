@@ -111,7 +111,11 @@ fn a_replayable_checkpoint_may_carry_a_child_result_the_store_did_not_keep() {
     // not told: it asks the context nothing more), then the child commits its success.
     store.cancel_tree(first.id, "operator", at(2)).unwrap();
     store
-        .commit(&one.lease, Commit::outcome(Outcome::Success(b"r1".to_vec())), at(3))
+        .commit(
+            &one.lease,
+            Commit::outcome(Outcome::Success(b"r1".to_vec())),
+            at(3),
+        )
         .unwrap();
     assert_eq!(
         store.invocation(first.id).unwrap().status(),
@@ -215,7 +219,9 @@ fn a_child_that_kills_its_process_is_bounded_by_its_max_recoveries() {
         let (next, reopened) = reopen_from(&written, options());
         dirs.push(next);
         store = reopened;
-        now = now.saturating_add(LEASE).saturating_add(Duration::from_secs(1));
+        now = now
+            .saturating_add(LEASE)
+            .saturating_add(Duration::from_secs(1));
     }
     let child_now = store.invocation(child.id);
     let parent_now = store.invocation(parent.id).unwrap();

@@ -46,12 +46,14 @@ fn mixed_waiters_with_an_eager_idle_syncer_and_compactions_never_hang() {
                     .unwrap()
                     .expect("at least this thread's submission");
                 let m = number(&claim.record);
-                if n % 2 == 0 {
-                    store.commit_pipelined(&claim.lease, commit_of(m), at(3)).unwrap();
+                if n.is_multiple_of(2) {
+                    store
+                        .commit_pipelined(&claim.lease, commit_of(m), at(3))
+                        .unwrap();
                 } else {
                     store.commit(&claim.lease, commit_of(m), at(3)).unwrap();
                 }
-                if n % 5 == 0 {
+                if n.is_multiple_of(5) {
                     // A read waits for what it saw to be durable.
                     let _ = store.invocation(root(m).id).unwrap();
                 }
@@ -142,8 +144,14 @@ fn an_idle_syncers_failed_fsync_stops_the_store_and_is_reported_to_the_next_call
     fs.wait_until("the idle syncer's failed fsync", |k| k.clone_sync_failed);
     let started = Instant::now();
     let waited = waiter.join().unwrap();
-    assert!(waited.is_err(), "wait_final must end with the failure: {waited:?}");
-    assert!(started.elapsed() < PATIENCE / 2, "woken by the failure, not its timeout");
+    assert!(
+        waited.is_err(),
+        "wait_final must end with the failure: {waited:?}"
+    );
+    assert!(
+        started.elapsed() < PATIENCE / 2,
+        "woken by the failure, not its timeout"
+    );
     let next = store.submit(root(3), at(4));
     let message = format!("{:?}", next.expect_err("the store stopped"));
     assert!(message.contains("reopen the store"), "{message}");
@@ -221,7 +229,9 @@ mod errseq {
                 k.fail_clone_sync = false;
                 k.clone_sync_failed = true;
                 cv.notify_all();
-                return Err(io::Error::other("simulated EIO on fsync (writeback failed)"));
+                return Err(io::Error::other(
+                    "simulated EIO on fsync (writeback failed)",
+                ));
             }
             if !self.clone && k.fail_first_handle_sync {
                 k.fail_first_handle_sync = false;
