@@ -73,7 +73,11 @@ fn first_child_done(store: &FileStore) -> (NewInvocation, Claim, NewInvocation) 
         .unwrap()
         .expect("file checkpoints");
     store
-        .commit(&one.lease, Commit::outcome(Outcome::Success(b"r1".to_vec())), at(2))
+        .commit(
+            &one.lease,
+            Commit::outcome(Outcome::Success(b"r1".to_vec())),
+            at(2),
+        )
         .unwrap();
     (parent, p, first)
 }
@@ -109,11 +113,21 @@ fn a_checkpoint_of_drawn_values_is_synced_and_a_replayable_one_waits_for_the_chi
     let second = child_of(3, &parent);
     let syncs = fs.counts().syncs;
     let two = store
-        .checkpoint(&p.lease, replayable(&first, &second), second.id, LEASE, at(3))
+        .checkpoint(
+            &p.lease,
+            replayable(&first, &second),
+            second.id,
+            LEASE,
+            at(3),
+        )
         .unwrap()
         .expect("file checkpoints");
     assert_eq!(two.lease.invocation, second.id);
-    assert_eq!(fs.counts().syncs, syncs, "a replayable checkpoint waits for no fsync");
+    assert_eq!(
+        fs.counts().syncs,
+        syncs,
+        "a replayable checkpoint waits for no fsync"
+    );
     let checkpointed = store.stats().log_bytes;
     assert!(
         fs.synced_len(&log) < checkpointed,
@@ -122,7 +136,11 @@ fn a_checkpoint_of_drawn_values_is_synced_and_a_replayable_one_waits_for_the_chi
 
     // The child's commit, which its caller waits for before it goes on, makes both durable.
     store
-        .commit(&two.lease, Commit::outcome(Outcome::Success(b"r2".to_vec())), at(4))
+        .commit(
+            &two.lease,
+            Commit::outcome(Outcome::Success(b"r2".to_vec())),
+            at(4),
+        )
         .unwrap();
     assert!(
         fs.synced_len(&log) >= store.stats().log_bytes,
@@ -139,7 +157,13 @@ fn a_replayable_checkpoint_is_handed_to_no_other_reader_before_it_is_durable() {
     let (parent, p, first) = first_child_done(&store);
     let second = child_of(3, &parent);
     store
-        .checkpoint(&p.lease, replayable(&first, &second), second.id, LEASE, at(3))
+        .checkpoint(
+            &p.lease,
+            replayable(&first, &second),
+            second.id,
+            LEASE,
+            at(3),
+        )
         .unwrap()
         .expect("file checkpoints");
     let checkpointed = store.stats().log_bytes;
@@ -167,7 +191,13 @@ fn a_power_loss_takes_back_a_replayable_checkpoint_and_its_replay_recreates_it()
     let (parent, p, first) = first_child_done(&store);
     let second = child_of(3, &parent);
     store
-        .checkpoint(&p.lease, replayable(&first, &second), second.id, LEASE, at(3))
+        .checkpoint(
+            &p.lease,
+            replayable(&first, &second),
+            second.id,
+            LEASE,
+            at(3),
+        )
         .unwrap()
         .expect("file checkpoints");
     // The power fails while the child runs: only the synced prefix survives.
@@ -196,7 +226,9 @@ fn a_power_loss_takes_back_a_replayable_checkpoint_and_its_replay_recreates_it()
     ));
 
     // The parent's lease expires; its next execution replays into the same child.
-    let later = at(1).saturating_add(LEASE).saturating_add(Duration::from_secs(1));
+    let later = at(1)
+        .saturating_add(LEASE)
+        .saturating_add(Duration::from_secs(1));
     assert_eq!(after.recover_expired(later).unwrap(), vec![parent.id]);
     let again = after
         .claim(&WorkerId::new("w2"), &workload_tasks(), LEASE, later)
@@ -205,7 +237,13 @@ fn a_power_loss_takes_back_a_replayable_checkpoint_and_its_replay_recreates_it()
     assert_eq!(again.lease.invocation, parent.id);
     assert_eq!(again.journal.len(), 3);
     let rerun = after
-        .checkpoint(&again.lease, replayable(&first, &second), second.id, LEASE, later)
+        .checkpoint(
+            &again.lease,
+            replayable(&first, &second),
+            second.id,
+            LEASE,
+            later,
+        )
         .unwrap()
         .expect("file checkpoints");
     assert_eq!(rerun.lease.invocation, second.id);

@@ -466,11 +466,17 @@ pub fn replayable_checkpoint_is_a_checkpoint(s: Subject) {
         },
         at(5),
     );
-    let done = ok(store.wait_final(p.id, std::time::Duration::from_secs(10)), "wait_final")
-        .unwrap_or_else(|| panic!("the parent committed its success"));
+    let done = ok(
+        store.wait_final(p.id, std::time::Duration::from_secs(10)),
+        "wait_final",
+    )
+    .unwrap_or_else(|| panic!("the parent committed its success"));
     assert_eq!(done.state.status, Status::Success);
     assert_eq!(ok(store.journal(p.id), "journal").len(), 6);
-    assert_eq!(record(store, second.id).state.result.as_deref(), Some(&b"r2"[..]));
+    assert_eq!(
+        record(store, second.id).state.result.as_deref(),
+        Some(&b"r2"[..])
+    );
 }
 
 /// Two children under one id in one checkpoint: other arguments under the same id are
