@@ -81,7 +81,6 @@ fn power_loss(fs: &CountingFs, dir: &Path) -> Vec<u8> {
 /// ran with them. With the checkpoint synced before its child ran (as before), the journal keeps
 /// the result the caller acted on.
 #[test]
-#[ignore = "attack: a replayable checkpoint carries a child result the store overrode (cancelled); a power loss leaves the next child's arguments unreproducible"]
 fn a_replayable_checkpoint_may_carry_a_child_result_the_store_did_not_keep() {
     let dir = tempfile::tempdir().unwrap();
     let fs = CountingFs::new();
@@ -168,7 +167,6 @@ fn a_replayable_checkpoint_may_carry_a_child_result_the_store_did_not_keep() {
 /// `max_recoveries`), the crash loop goes on without bound; with the default, the caller is
 /// failed as `WorkerLost` and the child that killed the process is nowhere in the store.
 #[test]
-#[ignore = "attack: a kill -9 while a replayable checkpoint's child runs loses the child and its claim; its max_recoveries crash-loop bound never applies"]
 fn a_child_that_kills_its_process_is_bounded_by_its_max_recoveries() {
     let mut parent = root(1);
     parent.max_recoveries = u32::MAX;
