@@ -452,23 +452,10 @@ impl FileStore {
         now: Timestamp,
         op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
     ) -> Result<Staged<T>, StoreError> {
-        self.stage_if(|| must_sync, now, op)
-    }
-
-    /// [`Self::stage`], with whether the record must be durable before it is acknowledged
-    /// decided by `must_sync` once the operation ran (under the same lock: the operation may
-    /// tell it what it found).
-    fn stage_if<T>(
-        &self,
-        must_sync: impl FnOnce() -> bool,
-        now: Timestamp,
-        op: impl FnOnce(&mut Tables, &mut Vec<Change>) -> Result<T, StoreError>,
-    ) -> Result<Staged<T>, StoreError> {
         let mut tables = self.lock_checked()?;
         let mut changes = Vec::new();
         tables.begin_undo();
         let result = op(&mut tables, &mut changes);
-        let must_sync = must_sync();
         // The record is measured, not the request: one too large to log is undone and refused
         // alone, so memory never runs ahead of the log and the store goes on serving.
         if let Err(refused) = check_record(&changes) {

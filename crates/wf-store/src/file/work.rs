@@ -137,8 +137,11 @@ impl StoreWork for FileStore {
             pipelined.set(replayable && results_kept(t, &checkpoint.journal));
             t.checkpoint(out, lease, checkpoint, run, lease_for, now)
         };
-        let staged = self.stage_if(|| !pipelined.get(), now, op)?;
-        if staged.synced {
+        if !replayable {
+            return self.mutate(true, now, op).map(Some);
+        }
+        let staged = self.stage(true, now, op)?;
+        if !pipelined.get() {
             // Durable before the child runs: the journal and data that led to it must survive
             // anything its body does.
             return self.settle(staged).map(Some);
