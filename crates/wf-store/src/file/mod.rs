@@ -51,10 +51,11 @@
 //!   purges**: their own record and everything before it are synced.
 //! - **Replayable checkpoints** ([`crate::Checkpoint::replayable`]: only child starts and child
 //!   results, nothing the body drew since the last durable point) with pipelined commits on:
-//!   nothing; the record joins the batch as one readers wait for, and the child it claims runs
-//!   meanwhile. Its caller waits for the child's commit (durable, and so the checkpoint with it)
-//!   before it acts on the outcome. A crash before then takes back the checkpoint and the child
-//!   it created; the caller's lease expires and its next execution replays into the same child,
+//!   its record is written to the OS (one `write`, no fsync), like a claim's, so a `kill -9`
+//!   keeps it (the child's lease and attempt number); it is a record readers wait for, and the
+//!   child it claims runs meanwhile. Its caller waits for the child's commit (durable, and so
+//!   the checkpoint with it) before it acts on the outcome. A power loss before then takes back
+//!   the checkpoint and the child it created; the caller's lease expires and its next execution replays into the same child,
 //!   under the same id (a replay reproduces everything such a checkpoint carries).
 //! - **Pipelined commits** ([`StoreWork::commit_pipelined`], a worker pool's commits) with
 //!   [`FileOptions::pipelined_commits`] on (the default; off, they are plain commits) that
@@ -466,6 +467,7 @@ impl FileStore {
             result,
             seen,
             own: appended.filter(|_| !must_sync),
+            record: appended,
             synced: must_sync && appended.is_some(),
         })
     }
@@ -563,6 +565,8 @@ struct Staged<T> {
     seen: u64,
     /// Its own record, when that need only be written (lease-only).
     own: Option<u64>,
+    /// Its own record, if it appended one.
+    record: Option<u64>,
     /// Whether its own record must be durable before it returns.
     synced: bool,
 }

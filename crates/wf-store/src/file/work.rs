@@ -145,7 +145,14 @@ impl StoreWork for FileStore {
         // caller waits for before it acts on the outcome, makes it durable with itself.
         let staged = self.stage(true, now, op)?;
         match staged.result {
-            Ok(claim) => Ok(Some(claim)),
+            Ok(claim) => {
+                // Handed to the OS first, as a claim is: a killed process's lease on the child
+                // and its attempt number are still there when the store reopens.
+                if let Some(seq) = staged.record {
+                    self.stop_on_failure(self.log.wait_written(seq))?;
+                }
+                Ok(Some(claim))
+            }
             // An error rests on what the checkpoint saw: handed out once that is durable.
             Err(_) => self.settle(staged).map(Some),
         }
