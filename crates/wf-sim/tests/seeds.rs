@@ -35,9 +35,9 @@ fn ci_seeds_pass_with_every_fault_kind() {
 /// the file store began publishing its synced size to `wf.synced` and pipelining commits by
 /// default, to 28985 when recovery began reading `wf.synced` and compactions announcing the
 /// new log in it, and to 23181 when replayable checkpoints stopped waiting for an fsync, which
-/// renumbered the disk operations again: 23181 and 29732 are the only seeds in 0..40000 whose
-/// process dies during the checks, and the trace line asserted below is written only when the
-/// checks found violations that the fix then discarded, so the seed fails without it): the
+/// renumbered the disk operations again: 687, 3787, 18075 and 23181 are the seeds in 0..40000
+/// whose process dies during the checks, and the trace line asserted below is written only when
+/// the checks found violations that the fix then discarded, so the seed fails without it): the
 /// process died (an armed `Die`) while the driver was checking a freshly reopened store, and
 /// the checks reported the dead process's failed reads as lost acknowledgements. A defect of
 /// the driver, not the store: checks a fault interrupted are discarded and run again after the
@@ -144,11 +144,11 @@ fn ci_seeds_include_cancelled_and_purged_workflows() {
 }
 
 /// Seed 1974 (the history seed 4139 had, found in a 10,000-seed run once retention joined the
-/// corpus; 430 after the disk operations were renumbered (see seed 23181 above), 4453 when
-/// replayable checkpoints stopped waiting for an fsync, and 1974 since they wait for their
-/// record's write to the OS (one more `write` per such checkpoint): with the fix below reverted
+/// corpus; 430 after the disk operations were renumbered (see seed 23181 above), and 1974 since
+/// replayable checkpoints stopped waiting for an fsync: with the fix below reverted
 /// (`purge.rs` no longer forgetting what a failed purge may have removed), 1974 is the first
-/// seed that fails, and 4453 no longer dies): the process died inside the purge's
+/// seed in 0..40000 that fails (an acknowledged submission reported lost), and 430 passes):
+/// the process died inside the purge's
 /// compaction, after the purge itself was durable; the driver still owed what the purge
 /// removed and reported it lost. A defect of the driver: a purge whose outcome is unknown
 /// leaves what it may remove no longer owed (its results kept).

@@ -3,8 +3,8 @@
 //! synced before it returns, so the child it claims runs only once that is durable; a
 //! replayable one (only child starts and child results, `Checkpoint::replayable`) costs its
 //! caller no fsync: the child's own commit, which the caller waits for before it acts on the
-//! outcome, makes both durable, and a power loss before that takes back only what a replay
-//! recreates under the same ids.
+//! outcome, makes both durable (it is only written to the OS first, as a claim is), and a power
+//! loss before that takes back only what a replay recreates under the same ids.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -132,6 +132,10 @@ fn a_checkpoint_of_drawn_values_is_synced_and_a_replayable_one_waits_for_the_chi
     assert!(
         fs.synced_len(&log) < checkpointed,
         "the replayable checkpoint is not synced yet"
+    );
+    assert!(
+        fs.written_len(&log) >= checkpointed,
+        "the replayable checkpoint is written to the OS before its child runs (kill -9 keeps it)"
     );
 
     // The child's commit, which its caller waits for before it goes on, makes both durable.

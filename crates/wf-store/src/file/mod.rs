@@ -55,7 +55,7 @@
 //!   still in the log with its claim, so its `max_recoveries` bounds the crash loop), no fsync;
 //!   the record joins the batch as one readers wait for, and the child it claims runs
 //!   meanwhile. Its caller waits for the child's commit (durable, and so the checkpoint with it)
-//!   before it acts on the outcome. A crash before then takes back the checkpoint and the child
+//!   before it acts on the outcome. A power loss before then takes back the checkpoint and the child
 //!   it created; the caller's lease expires and its next execution replays into the same child,
 //!   under the same id (a replay reproduces everything such a checkpoint carries). Only if every
 //!   child result it carries is the final outcome the store keeps for that child (checked under
@@ -509,7 +509,7 @@ impl FileStore {
             result,
             seen,
             own: appended.filter(|_| !must_sync),
-            appended,
+            record: appended,
             synced: must_sync && appended.is_some(),
         })
     }
@@ -607,8 +607,8 @@ struct Staged<T> {
     seen: u64,
     /// Its own record, when that need only be written (lease-only).
     own: Option<u64>,
-    /// Its own record, if it logged one.
-    appended: Option<u64>,
+    /// Its own record, if it appended one.
+    record: Option<u64>,
     /// Whether its own record must be durable before it returns.
     synced: bool,
 }

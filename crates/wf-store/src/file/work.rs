@@ -155,7 +155,7 @@ impl StoreWork for FileStore {
             Ok(claim) => {
                 // Written to the OS first, as a claim is: a body that kills its process leaves
                 // the child and its claim in the log, so its `max_recoveries` bounds the loop.
-                if let Some(seq) = staged.appended {
+                if let Some(seq) = staged.record {
                     self.stop_on_failure(self.log.wait_written(seq))?;
                 }
                 Ok(Some(claim))
