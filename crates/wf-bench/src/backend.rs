@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wf_runtime::App;
+use wf_store::file::FileStats;
 use wf_store::{FileOptions, FileStore, Store};
 
 /// A backend of the bench.
@@ -132,15 +133,35 @@ impl Fsyncs {
         self.0.as_ref().map(|s| s.stats().flushes)
     }
 
-    /// The fsyncs since `before` (a reading of [`Fsyncs::now`]), per `n` units of work, as a note
-    /// for a row's details (empty off the file store).
-    pub(crate) fn per(&self, before: Option<u64>, n: u64, unit: &str) -> String {
-        match (before, self.now()) {
-            (Some(b), Some(a)) => format!(
-                "; {} fsyncs, {:.3} per {unit}",
-                a - b,
-                (a - b) as f64 / n.max(1) as f64
-            ),
+    /// The store's counters so far, on a file store: a reading for [`Fsyncs::per`].
+    pub(crate) fn stats(&self) -> Option<FileStats> {
+        self.0.as_ref().map(|s| s.stats())
+    }
+
+    /// The fsyncs, records and log bytes since `before` (a reading of [`Fsyncs::stats`]), per
+    /// `n` units of work, as a note for a row's details (empty off the file store). The bytes
+    /// are left out when a compaction ran meanwhile (it shrinks the log).
+    pub(crate) fn per(&self, before: Option<FileStats>, n: u64, unit: &str) -> String {
+        match (before, self.stats()) {
+            (Some(b), Some(a)) => {
+                let n = n.max(1) as f64;
+                let fsyncs = a.flushes - b.flushes;
+                let records = a.records - b.records;
+                let bytes = if a.compactions == b.compactions {
+                    format!(
+                        ", {:.0} bytes",
+                        a.log_bytes.saturating_sub(b.log_bytes) as f64 / n
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "; {fsyncs} fsyncs, {:.3} per {unit}; {:.1} records{bytes} per {unit}, {:.1} records per fsync",
+                    fsyncs as f64 / n,
+                    records as f64 / n,
+                    records as f64 / fsyncs.max(1) as f64
+                )
+            }
             _ => String::new(),
         }
     }

@@ -66,12 +66,25 @@ fn canonical(worker: &WorkerId) -> WorkerId {
 /// outage once a call gave up under it.
 pub type FailureHook = Arc<dyn Fn(&'static str, &StoreError) + Send + Sync>;
 
+/// A replayable checkpoint (`Checkpoint::replayable`) that returned: a store may return before
+/// it is durable, so it acknowledges nothing until a later operation of the same thread that
+/// is durable when it returns (its child's commit, its caller's next commit or checkpoint)
+/// shows that the log holds it.
+struct Pending {
+    parent: InvocationId,
+    run: InvocationId,
+    children: Vec<InvocationId>,
+    journal: Vec<JournalEntry>,
+    data: Vec<(String, Vec<u8>)>,
+}
+
 /// A store that notes what it acknowledged in an [`Acks`].
 pub struct Ledger<S> {
     inner: S,
     acks: SharedAcks,
     hook: Option<FailureHook>,
     cancels_race: bool,
+    pending: Mutex<Vec<Pending>>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Ledger<S> {
@@ -91,6 +104,7 @@ impl<S> Ledger<S> {
             acks,
             hook: None,
             cancels_race: false,
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -152,6 +166,24 @@ impl<S> Ledger<S> {
         };
         if let Some(f) = f {
             a.finals.insert(record.id(), f);
+        }
+    }
+
+    /// After an operation on `id`'s lease that is durable when it returns, called on the thread
+    /// that ran it: notes the replayable checkpoints that thread made before it (by `id` as the
+    /// caller, or that ran `id` as their child), which the log now holds.
+    fn settle_pending(&self, id: InvocationId) {
+        let settled: Vec<Pending> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let (settled, rest) = std::mem::take(&mut *pending)
+                .into_iter()
+                .partition(|p| p.parent == id || p.run == id);
+            *pending = rest;
+            settled
+        };
+        for p in settled {
+            self.note_children(&p.children);
+            self.note_parts(p.parent, p.journal, p.data);
         }
     }
 
@@ -284,6 +316,7 @@ impl<S: Store> StoreWork for Ledger<S> {
         };
         let told = commit.cancel_acknowledged;
         self.seen("commit", self.inner.commit(lease, commit, now))?;
+        self.settle_pending(lease.invocation);
         if self.cancels_race && !told {
             match self.inner.invocation(lease.invocation) {
                 Ok(r) if r.state.status == wf_core::Status::Cancelled => {
@@ -330,11 +363,29 @@ impl<S: Store> StoreWork for Ledger<S> {
     ) -> Result<Option<Claim>, StoreError> {
         let children: Vec<InvocationId> = checkpoint.children.iter().map(|c| c.id).collect();
         let (journal, data) = (checkpoint.journal.clone(), checkpoint.data.clone());
+        let replayable = checkpoint.replayable();
         let out = self.seen(
             "checkpoint",
             self.inner
                 .checkpoint(lease, checkpoint, run, lease_for, now),
         )?;
+        if replayable {
+            // Maybe not durable yet: noted once a durable operation after it returns.
+            if out.is_some() {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Pending {
+                        parent: lease.invocation,
+                        run,
+                        children,
+                        journal,
+                        data,
+                    });
+            }
+            return Ok(out);
+        }
+        self.settle_pending(lease.invocation);
         self.note_children(&children);
         self.note_parts(lease.invocation, journal, data);
         Ok(out)

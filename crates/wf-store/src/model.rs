@@ -191,6 +191,31 @@ pub struct Checkpoint {
     pub children: Vec<NewInvocation>,
 }
 
+impl Checkpoint {
+    /// Whether a replay of the invocation reproduces everything this checkpoint carries from
+    /// what the store held durably before it: its journal holds only child starts (a child's
+    /// id, task and call follow from the journal before them, the body being deterministic) and
+    /// child results (copies of final outcomes, which are handed to the caller only once durable),
+    /// it writes no workflow data, and no child carries a not-before time. A checkpoint that
+    /// records a value drawn since the last durable point (`random()`, `uuid()`, `utc_now()`, a
+    /// timer, a data read, an event, a patch marker, a cancellation) is not replayable: a crash
+    /// that took it back could lead a replay to a different child.
+    ///
+    /// A store may let such a checkpoint's child run before the checkpoint is durable (see
+    /// [`crate::StoreWork::checkpoint`]): if a crash takes it back, the caller's next execution
+    /// replays into the same child, under the same id, which runs again, as any task may.
+    pub fn replayable(&self) -> bool {
+        self.data.is_empty()
+            && self.children.iter().all(|c| c.not_before.is_none())
+            && self.journal.iter().all(|e| {
+                matches!(
+                    e.op,
+                    wf_core::Op::ChildStart { .. } | wf_core::Op::ChildResult { .. }
+                )
+            })
+    }
+}
+
 impl Commit {
     /// A commit of just an outcome.
     pub fn outcome(outcome: Outcome) -> Self {

@@ -371,7 +371,16 @@ pub trait StoreWork: StoreRead {
     /// checkpoint is progress, like a commit); the other new children are pending; `run` is
     /// running as attempt 1 under a lease of the same worker until `now + lease_for`, and its
     /// claim (lease, record, empty journal) is returned. Durable when it returns, like a
-    /// commit: the child runs only once what led to it is durable.
+    /// commit: the child runs only once what led to it is durable. The one exception is a
+    /// [`Checkpoint::replayable`] checkpoint (only child starts and child results, nothing drawn
+    /// since the last durable point): a store may return before it is durable (the file store
+    /// with pipelined commits does, when every child result it carries is the outcome the store
+    /// keeps for that child, and once its record would survive the caller's process dying),
+    /// because a crash that takes it back leaves the caller to replay into the same child under
+    /// the same id. It is still handed to no one else before
+    /// it is durable (a read, a claim of another new child, an error all wait for it), and it is
+    /// durable once any later durable operation returns: the child's own commit, which its
+    /// caller waits for before it acts on the outcome.
     ///
     /// `Ok(None)` means the backend does not support checkpoints (the default): the caller then
     /// suspends on the child as usual. Memory, file and Redis support them.

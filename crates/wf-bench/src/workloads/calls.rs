@@ -39,7 +39,7 @@ pub(crate) fn latency(config: &Config, backend: Backend) -> Result<Run, String> 
     let mut before = None;
     for i in 0..(WARM_UP + calls) as u64 {
         if i == WARM_UP as u64 {
-            before = fsyncs.now();
+            before = fsyncs.stats();
         }
         let t0 = Instant::now();
         match task.call(&app, i).and_then(|inv| inv.result()) {

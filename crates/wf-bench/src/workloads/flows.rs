@@ -100,7 +100,7 @@ pub(crate) fn workflows(config: &Config, backend: Backend) -> Result<Run, String
     };
     let mut before = None;
     let outcome = run(IN_FLIGHT as u64, 1_000_000).and_then(|_| {
-        before = fsyncs.now();
+        before = fsyncs.stats();
         run(total, 0)
     });
     let stats = worker.stop();

@@ -6,7 +6,7 @@
 //! runtime then suspends on the child), and these tests have nothing to check on it. A backend
 //! that supports them pins that with a test of its own (`supports_checkpoints`).
 
-use wf_core::Status;
+use wf_core::{ChildOutcome, JournalEntry, Op, Status};
 
 use crate::error::StoreError;
 use crate::model::{Checkpoint, Claim, Commit, Lease, NewInvocation, Outcome};
@@ -381,6 +381,102 @@ pub fn checkpoint_then_crash_recovers_parent_and_child(s: Subject) {
     assert_eq!(again.lease.attempt, 3);
     let k = claim_expect(store, "w2", t2, kid.id);
     assert_eq!(k.lease.attempt, 2);
+}
+
+/// The journal entries a caller records around an inline child: its start, then its outcome.
+fn child_entries(from: u32, kid: &NewInvocation, result: Option<&[u8]>) -> Vec<JournalEntry> {
+    let mut out = vec![JournalEntry {
+        seq: from,
+        op: Op::ChildStart {
+            task: kid.task.clone(),
+            call: kid.call,
+            child: kid.id,
+        },
+    }];
+    if let Some(result) = result {
+        out.push(JournalEntry {
+            seq: from + 1,
+            op: Op::ChildResult {
+                child: kid.id,
+                outcome: ChildOutcome::Success(result.to_vec()),
+            },
+        });
+    }
+    out
+}
+
+/// A replayable checkpoint (only child starts and child results: `Checkpoint::replayable`,
+/// which a store may let run its child before it is durable) is a checkpoint like any other:
+/// its journal, children and claim are all there, for every reader and every later operation,
+/// and the sequence goes on after it. What tells it apart (when it is durable) is the file
+/// store's to pin.
+pub fn replayable_checkpoint_is_a_checkpoint(s: Subject) {
+    let store = &*s.store;
+    if !supported(store) {
+        return;
+    }
+    let p = root(1, "p", b"");
+    submit(store, &p, T0);
+    let c = claim_expect(store, "w", T0, p.id);
+    let (first, second) = (child(2, &p, "c1", b"1"), child(3, &p, "c2", b"2"));
+
+    // What the body drew comes first: that checkpoint is not replayable.
+    let drawn = Checkpoint {
+        journal: [entries(0, 2), child_entries(2, &first, None)].concat(),
+        data: Vec::new(),
+        children: vec![first.clone()],
+    };
+    assert!(!drawn.replayable(), "random draws are not replayable");
+    let one = checkpoint_ok(store, &c.lease, drawn, &first, at(1));
+    succeed(store, &one.lease, b"r1", at(2));
+
+    // The first child's outcome and the second child's start: replayable.
+    let cp = Checkpoint {
+        journal: [
+            child_entries(2, &first, Some(b"r1")).split_off(1),
+            child_entries(4, &second, None),
+        ]
+        .concat(),
+        data: Vec::new(),
+        children: vec![second.clone()],
+    };
+    assert!(cp.replayable(), "child starts and results only");
+    let two = checkpoint_ok(store, &c.lease, cp, &second, at(3));
+    assert_eq!(two.lease.invocation, second.id);
+    assert_eq!(two.lease.attempt, 1);
+    assert_eq!(two.record.spec.args, b"2");
+    assert_eq!(status(store, second.id), Status::Running);
+    let journal = ok(store.journal(p.id), "journal");
+    assert_eq!(journal.len(), 5, "both checkpoints' entries: {journal:?}");
+    assert!(matches!(journal[3].op, Op::ChildResult { child, .. } if child == first.id));
+    assert!(matches!(journal[4].op, Op::ChildStart { child, .. } if child == second.id));
+    assert_eq!(
+        ok(store.workflow_invocations(p.id), "members"),
+        vec![p.id, first.id, second.id]
+    );
+    assert_nothing_claimable(store, at(3), "the inline child is running already");
+
+    succeed(store, &two.lease, b"r2", at(4));
+    commit(
+        store,
+        &c.lease,
+        Commit {
+            journal: child_entries(4, &second, Some(b"r2")).split_off(1),
+            ..Commit::outcome(Outcome::Success(b"done".to_vec()))
+        },
+        at(5),
+    );
+    let done = ok(
+        store.wait_final(p.id, std::time::Duration::from_secs(10)),
+        "wait_final",
+    )
+    .unwrap_or_else(|| panic!("the parent committed its success"));
+    assert_eq!(done.state.status, Status::Success);
+    assert_eq!(ok(store.journal(p.id), "journal").len(), 6);
+    assert_eq!(
+        record(store, second.id).state.result.as_deref(),
+        Some(&b"r2"[..])
+    );
 }
 
 /// Two children under one id in one checkpoint: other arguments under the same id are

@@ -164,6 +164,7 @@ macro_rules! conformance_tests {
             checkpoint_refuses_what_a_commit_refuses,
             checkpoint_then_crash_recovers_parent_and_child,
             checkpoint_conflicting_duplicate_child_is_refused,
+            replayable_checkpoint_is_a_checkpoint,
         );
         $crate::conformance_tests!(@topic waiting:
             parent_wakes_when_all_children_final,

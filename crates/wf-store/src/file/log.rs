@@ -46,8 +46,10 @@ use crate::error::StoreError;
 use crate::tables::Change;
 
 mod compaction;
+mod waits;
 
 pub(crate) use self::compaction::compacted_len;
+use self::waits::{Progress, Waiters, Want};
 
 /// What the log remembers of the failure that stopped it.
 #[derive(Clone)]
@@ -80,6 +82,28 @@ struct Queue {
     idle_parked: bool,
     /// The store is closing: the idle syncer ends.
     closing: bool,
+    /// The threads waiting for a write or a sync (see `waits`).
+    waiters: Waiters,
+}
+
+impl Queue {
+    /// Where the log stands, for its waiters.
+    fn progress(&self) -> Progress {
+        Progress {
+            written: self.written,
+            durable: self.durable,
+            writing: self.writing,
+            syncing: self.syncing,
+            failed: self.failed.is_some(),
+        }
+    }
+
+    /// Wakes the waiters the last change concerns (see `waits`): call after every change of
+    /// `written`, `durable`, `writing`, `syncing` or `failed`.
+    fn wake(&mut self) {
+        let now = self.progress();
+        self.waiters.wake(now);
+    }
 }
 
 /// Counters for tests and benchmarks.
@@ -148,7 +172,6 @@ pub(crate) struct Log {
     path: std::path::PathBuf,
     sync: bool,
     queue: Mutex<Queue>,
-    flushed: Condvar,
     /// Wakes the idle syncer (see [`Log::run_idle_sync`]): something was appended while it was
     /// parked, or the store is closing.
     idle: Condvar,
@@ -195,8 +218,8 @@ impl Log {
                 unsynced_since: None,
                 idle_parked: false,
                 closing: false,
+                waiters: Waiters::default(),
             }),
-            flushed: Condvar::new(),
             idle: Condvar::new(),
             file: Mutex::new(LogFile::new(file, size, publisher)),
             durable: AtomicU64::new(0),
@@ -247,7 +270,7 @@ impl Log {
     pub(crate) fn fail(&self, kind: io::ErrorKind, message: String) {
         let mut q = lock(&self.queue);
         self.stop(&mut q, Failure { kind, message });
-        self.flushed.notify_all();
+        q.wake();
     }
 
     /// Appends one record holding `changes`; returns its sequence number. `must_sync` marks it
@@ -332,7 +355,18 @@ impl Log {
                 return Err(self.failure_error(f));
             }
             if q.writing || (durable && q.syncing) {
-                q = self.flushed.wait(q).unwrap_or_else(|p| p.into_inner());
+                // Parked until what it waits for is done, or it may lead the next flush.
+                let ticket = q.waiters.add(if durable {
+                    Want::Durable(seq)
+                } else {
+                    Want::Written(seq)
+                });
+                drop(q);
+                ticket.wait();
+                if durable && self.durable.load(Ordering::Acquire) >= seq {
+                    return Ok(());
+                }
+                q = lock(&self.queue);
                 continue;
             }
             q.writing = true;
@@ -354,7 +388,7 @@ impl Log {
                 q.written = q.written.max(target);
                 if sync {
                     // Written: others may write what piles up while this leader syncs.
-                    self.flushed.notify_all();
+                    q.wake();
                     drop(q);
                     done = self.sync_file();
                     q = lock(&self.queue);
@@ -379,7 +413,7 @@ impl Log {
                     self.stop(&mut q, failure);
                 }
             }
-            self.flushed.notify_all();
+            q.wake();
         }
     }
 

@@ -49,6 +49,19 @@
 //!
 //! - **Submissions, commits, checkpoints, events, cancellations, retries, expiry recovery and
 //!   purges**: their own record and everything before it are synced.
+//! - **Replayable checkpoints** ([`crate::Checkpoint::replayable`]: only child starts and child
+//!   results, nothing the body drew since the last durable point) with pipelined commits on:
+//!   their own record written to the OS (as a claim's: a child whose body kills the process is
+//!   still in the log with its claim, so its `max_recoveries` bounds the crash loop), no fsync;
+//!   the record joins the batch as one readers wait for, and the child it claims runs
+//!   meanwhile. Its caller waits for the child's commit (durable, and so the checkpoint with it)
+//!   before it acts on the outcome. A power loss before then takes back the checkpoint and the child
+//!   it created; the caller's lease expires and its next execution replays into the same child,
+//!   under the same id (a replay reproduces everything such a checkpoint carries). Only if every
+//!   child result it carries is the final outcome the store keeps for that child (checked under
+//!   the lock): a result the store did not keep (a cancellation requested while the child ran
+//!   won over the success its commit carried) is not reproduced by a replay, so such a
+//!   checkpoint is synced like any other.
 //! - **Pipelined commits** ([`StoreWork::commit_pipelined`], a worker pool's commits) with
 //!   [`FileOptions::pipelined_commits`] on (the default; off, they are plain commits) that
 //!   succeed: nothing; their record joins the batch, and the next flush, led by whoever waits
@@ -496,6 +509,7 @@ impl FileStore {
             result,
             seen,
             own: appended.filter(|_| !must_sync),
+            record: appended,
             synced: must_sync && appended.is_some(),
         })
     }
@@ -593,6 +607,8 @@ struct Staged<T> {
     seen: u64,
     /// Its own record, when that need only be written (lease-only).
     own: Option<u64>,
+    /// Its own record, if it appended one.
+    record: Option<u64>,
     /// Whether its own record must be durable before it returns.
     synced: bool,
 }

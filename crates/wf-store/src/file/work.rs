@@ -130,12 +130,39 @@ impl StoreWork for FileStore {
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
         check_size("a checkpoint", progress_bytes(&checkpoint))?;
-        // Durable before the child runs: the journal and data that led to it must survive
-        // anything its body does.
-        self.mutate(true, now, |t, out| {
+        let replayable = self.options.pipelined && checkpoint.replayable();
+        // Checked against the tables the checkpoint applies to, under the same lock.
+        let pipelined = std::cell::Cell::new(false);
+        let op = |t: &mut crate::tables::Tables, out: &mut Vec<_>| {
+            pipelined.set(replayable && results_kept(t, &checkpoint.journal));
             t.checkpoint(out, lease, checkpoint, run, lease_for, now)
-        })
-        .map(Some)
+        };
+        if !replayable {
+            return self.mutate(true, now, op).map(Some);
+        }
+        let staged = self.stage(true, now, op)?;
+        if !pipelined.get() {
+            // Durable before the child runs: the journal and data that led to it must survive
+            // anything its body does.
+            return self.settle(staged).map(Some);
+        }
+        // Only what a replay reproduces (see `Checkpoint::replayable`), every child result a
+        // copy of the outcome the store keeps: the child may run before the record is durable.
+        // It joins the batch as a record readers wait for (so nobody else is handed what it
+        // did before it is durable), and the child's commit, which the caller waits for before
+        // it acts on the outcome, makes it durable with itself.
+        match staged.result {
+            Ok(claim) => {
+                // Written to the OS first, as a claim is: a body that kills its process leaves
+                // the child and its claim in the log, so its `max_recoveries` bounds the loop.
+                if let Some(seq) = staged.record {
+                    self.stop_on_failure(self.log.wait_written(seq))?;
+                }
+                Ok(Some(claim))
+            }
+            // An error rests on what the checkpoint saw: handed out once that is durable.
+            Err(_) => self.settle(staged).map(Some),
+        }
     }
 
     fn recover_expired(&self, now: Timestamp) -> Result<Vec<InvocationId>, StoreError> {
@@ -205,4 +232,27 @@ impl StoreAdmin for FileStore {
         self.stop_on_failure(self.log.wait_durable(seen))?;
         Ok(removed)
     }
+}
+
+/// Whether every child result in `journal` is a copy of the final outcome the store keeps for
+/// that child. A result the store did not keep (a cancellation requested while the child ran
+/// won over the success its commit carried, or an operator retried the child since) is not
+/// reproduced by a replay: the checkpoint that carries it must be durable before the child it
+/// starts runs, as any checkpoint that records a value drawn since the last durable point.
+fn results_kept(tables: &crate::tables::Tables, journal: &[wf_core::JournalEntry]) -> bool {
+    journal.iter().all(|e| match &e.op {
+        wf_core::Op::ChildResult { child, outcome } => match tables.invocation(*child) {
+            Ok(r) => match outcome {
+                wf_core::ChildOutcome::Success(v) => {
+                    r.state.status == wf_core::Status::Success
+                        && r.state.result.as_deref() == Some(v.as_slice())
+                }
+                wf_core::ChildOutcome::Failed(f) => {
+                    r.status().is_final() && r.state.error.as_ref() == Some(f)
+                }
+            },
+            Err(_) => false,
+        },
+        _ => true,
+    })
 }

@@ -34,7 +34,10 @@ impl Log {
     pub(crate) fn compact(&self, snapshot: &[Change]) -> Result<u64, StoreError> {
         let mut q = lock(&self.queue);
         while q.writing || q.syncing {
-            q = self.flushed.wait(q).unwrap_or_else(|p| p.into_inner());
+            let ticket = q.waiters.add(super::Want::Idle);
+            drop(q);
+            ticket.wait();
+            q = lock(&self.queue);
         }
         if let Some(f) = &q.failed {
             return Err(self.failure_error(f));
@@ -94,7 +97,7 @@ impl Log {
                 Err(e)
             }
         };
-        self.flushed.notify_all();
+        q.wake();
         result
     }
 
