@@ -133,11 +133,14 @@ fn an_idle_syncers_failed_fsync_stops_the_store_and_is_reported_to_the_next_call
         let store = Arc::clone(&store);
         move || store.wait_final(root(2).id, PATIENCE)
     });
-    fs.set(|k| k.fail_clone_sync = true);
     let claim = store
         .claim(&WorkerId::new("w"), &workload_tasks(), LEASE, at(2))
         .unwrap()
         .unwrap();
+    // Only now: the claim returned once durable, so nothing is left for the idle syncer until
+    // the pipelined commit (armed before the claim, the syncer could fail on the claim's record
+    // first and the commit would rightly be refused).
+    fs.set(|k| k.fail_clone_sync = true);
     store
         .commit_pipelined(&claim.lease, commit_of(number(&claim.record)), at(3))
         .unwrap();
