@@ -32,7 +32,10 @@
 -- Times are integer milliseconds since the Unix epoch, passed in by the caller (never Redis's
 -- clock). Numbers go back to Redis through num(), never through Lua's default formatting.
 
-local P = string.sub(KEYS[1], 1, -2)
+-- The call's keys and arguments and its shard's key prefix: set by begin() at the start of every
+-- call (a function library loads this prelude once and serves many calls; an EVALSHA script runs it
+-- on every call).
+local KEYS, ARGV, P
 -- Generated from wf_core::status::TRANSITIONS (the one table that decides everywhere).
 local TRANSITIONS = { --[[TRANSITIONS]] }
 local FINAL = { --[[FINAL]] }
@@ -459,4 +462,14 @@ local function claim_one(now, worker, expiry, tasks)
   -- Never claimed before: nothing was ever committed, so no journal.
   local journal = old.att > 0 and redis.call('LRANGE', P .. 'j:' .. id, 0, -1) or {}
   return { 'claimed', id, record(id), journal }
+end
+
+-- Starts a call: its keys and arguments, and this call's own state (what it rang, the tasks it
+-- added, its order).
+local function begin(keys, args)
+  KEYS, ARGV = keys, args
+  P = string.sub(keys[1], 1, -2)
+  ORD = '0'
+  if next(RUNG) then RUNG = {} end
+  if next(TASKS_ADDED) then TASKS_ADDED = {} end
 end
