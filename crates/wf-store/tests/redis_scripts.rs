@@ -177,3 +177,29 @@ fn a_cluster_loads_the_library_on_every_master_and_again_after_a_flush() {
     let again = RedisStore::open(&url).unwrap();
     assert_eq!(again.counts().unwrap().total(), 18);
 }
+
+#[test]
+fn an_acl_user_without_function_load_is_served_by_evalsha() {
+    let ns = unique_namespace("aclfn");
+    let rule = format!(
+        "{} -function|load",
+        wf_store::redis::testing::wf_acl_rule("plain", "plain-secret", &ns)
+    );
+    let options = ServerOptions {
+        acl: vec![rule],
+        ..ServerOptions::default()
+    };
+    let Some(server) = server_or_skip("an_acl_user_without_function_load", &options) else {
+        return;
+    };
+    let admin = server.url("");
+    let url = format!(
+        "redis://plain:plain-secret@127.0.0.1:{}/?ns={ns}",
+        server.port()
+    );
+    let store = RedisStore::open(&url).unwrap();
+    run_one(&store, 1);
+    assert_eq!(calls(&admin, "fcall"), 0);
+    assert!(libraries(&admin).is_empty());
+    assert!(calls(&admin, "evalsha") >= 5);
+}
