@@ -178,7 +178,7 @@ local function commit_main()
   append_journal(id, journal_at + 1, nj)
   for seq, name in pairs(consumed) do
     redis.call('HSET', ek, 'c:' .. num(seq), '1')
-    redis.call('HINCRBY', ek, 'U:' .. name, -1)
+    redis.call('HINCRBY', ek, 'U:' .. name, '-1')
   end
   if nd > 0 then
     local d = P .. 'd:' .. s.wf
