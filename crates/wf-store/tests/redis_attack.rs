@@ -1,0 +1,238 @@
+//! Hostile review of two Redis changes (attack-redis): idle threads blocking on their doorbells
+//! themselves (redis-handoff) and the scripts as a function library (redis-scripts). Each test
+//! here failed on the merged branches when written; each is `#[ignore]`d with the defect it shows
+//! so the branch stays green. Run them with `cargo test -p wf-store --features redis --test
+//! redis_attack -- --ignored`. Every test starts a real `redis-server` of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use wf_core::{Status, WorkerId};
+use wf_store::conformance::fixtures::{LEASE, root, succeed, system_now, tasks};
+use wf_store::redis::RedisStore;
+use wf_store::redis::testing::{RedisServer, ServerOptions, server_or_skip, unique_namespace};
+use wf_store::{StoreAdmin, StoreRead, StoreWork, Submitted};
+
+/// Far beyond any prompt wake-up: a waiter that took this long was not woken.
+const WAKE_BOUND: Duration = Duration::from_secs(2);
+
+fn admin(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url(""))
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// A field of `INFO <section>` as a number.
+fn info_field(admin: &mut redis::Connection, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg(section).query(admin).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// How many calls of `command` (lower case) the server served since its last `CONFIG RESETSTAT`.
+fn calls(admin: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(admin)
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// A token for task `a` is taken by a thread waiting on {a, b}; its claim takes the older work
+/// of task `b` and silences `b`'s doorbell. `a`'s work is queued with a silent doorbell, so a
+/// thread idle on {a} alone (its empty claim was its look) sleeps through its whole wait.
+#[test]
+#[ignore = "attack: a token of task a consumed by a waiter on {a,b} that claims b's work strands a waiter on {a}"]
+fn attack_a_token_taken_by_a_waiter_on_two_tasks_strands_a_waiter_on_one() {
+    let Some(server) = server_or_skip("attack_two_task_token", &ServerOptions::default()) else {
+        return;
+    };
+    let url = server.url(&format!("ns={}", unique_namespace("atk")));
+    let store = RedisStore::open(&url).unwrap();
+    let both = tasks(&["a", "b"]);
+    let only_a = tasks(&["a"]);
+    let (w1_idle_tx, w1_idle_rx) = mpsc::channel::<()>();
+    let (w2_idle_tx, w2_idle_rx) = mpsc::channel::<()>();
+    let (submitted_tx, submitted_rx) = mpsc::channel::<()>();
+    let (w1_claimed_tx, w1_claimed_rx) = mpsc::channel::<()>();
+    thread::scope(|scope| {
+        let (store, both, only_a) = (&store, &both, &only_a);
+        // W2: idle on {a} (its empty claim was its look), then waits once W1 has claimed.
+        let w2 = scope.spawn(move || {
+            let w = WorkerId::new("w2");
+            assert!(store.claim(&w, only_a, LEASE, system_now()).unwrap().is_none());
+            w2_idle_tx.send(()).unwrap();
+            w1_claimed_rx.recv().unwrap();
+            let start = Instant::now();
+            let found = store
+                .wait_for_work(only_a, Duration::from_secs(4))
+                .unwrap();
+            (found, start.elapsed())
+        });
+        // W1: idle on {a, b}, then waits (no probe: its claim was the look) and claims.
+        let w1 = scope.spawn(move || {
+            let w = WorkerId::new("w1");
+            assert!(store.claim(&w, both, LEASE, system_now()).unwrap().is_none());
+            w1_idle_tx.send(()).unwrap();
+            submitted_rx.recv().unwrap();
+            assert!(store.wait_for_work(both, Duration::from_secs(4)).unwrap());
+            let c = store
+                .claim(&w, both, LEASE, system_now())
+                .unwrap()
+                .expect("W1 was woken for work");
+            w1_claimed_tx.send(()).unwrap();
+            c.lease.invocation
+        });
+        w1_idle_rx.recv().unwrap();
+        w2_idle_rx.recv().unwrap();
+        // b's work first (older), then a's: both doorbells hold a token.
+        store.submit(root(1, "b", b""), system_now()).unwrap();
+        store.submit(root(2, "a", b""), system_now()).unwrap();
+        submitted_tx.send(()).unwrap();
+        let took = w1.join().unwrap();
+        assert_eq!(took, root(1, "b", b"").id, "W1 took the older work, b's");
+        let (found, waited) = w2.join().unwrap();
+        assert!(
+            found && waited < WAKE_BOUND,
+            "a's work is queued and claimable, but the waiter on {{a}} was not woken: it \
+             returned {found} after {waited:?} (a's token went to W1, whose claim took b's work)"
+        );
+    });
+}
+
+/// More idle threads than the pool holds: each blocks on a blocking connection of its own, and
+/// every wait cycle (the runtime waits 200 ms at a time) closes the connections beyond the pool
+/// and opens new ones (a TCP, and with `rediss://` a TLS, handshake per idle thread per cycle).
+/// One listener connection per store did not grow with the threads.
+#[test]
+#[ignore = "attack: idle threads beyond the pool size open and close a blocking connection every wait cycle"]
+fn attack_idle_threads_beyond_the_pool_reconnect_every_wait() {
+    let Some(server) = server_or_skip("attack_idle_churn", &ServerOptions::default()) else {
+        return;
+    };
+    let mut admin = admin(&server);
+    let url = server.url(&format!("ns={}&pool=2", unique_namespace("atk")));
+    let store = RedisStore::open(&url).unwrap();
+    let mine = tasks(&["idle"]);
+    const THREADS: usize = 6;
+    const CYCLES: usize = 8;
+    // One cycle first (every thread's connections are open), then count.
+    let run = |cycles: usize| {
+        thread::scope(|scope| {
+            for n in 0..THREADS {
+                let (store, mine) = (&store, &mine);
+                scope.spawn(move || {
+                    let w = WorkerId::new(format!("w{n}"));
+                    for _ in 0..cycles {
+                        assert!(store.claim(&w, mine, LEASE, system_now()).unwrap().is_none());
+                        assert!(
+                            !store
+                                .wait_for_work(mine, Duration::from_millis(150))
+                                .unwrap()
+                        );
+                    }
+                });
+            }
+        });
+    };
+    run(1);
+    let before = info_field(&mut admin, "stats", "total_connections_received");
+    run(CYCLES);
+    let opened = info_field(&mut admin, "stats", "total_connections_received") - before;
+    assert!(
+        opened <= THREADS as u64,
+        "{THREADS} idle threads over {CYCLES} wait cycles opened {opened} connections (pool=2): \
+         the blocking connections beyond the pool are closed after each wait and opened again"
+    );
+}
+
+/// An invocation purged and submitted again under the same id (a deterministic workflow id run
+/// again) finds the purge's `1` token still in its `f:` list (it lives 60 s). `wait_final`'s
+/// `BLMOVE` rotates that token back at once on every block: the wait spins, a read and a
+/// `BLMOVE` per loop, until the invocation is final or the token expires.
+#[test]
+#[ignore = "attack: wait_final on an id purged and submitted again spins (BLMOVE returns the purge's token at once, read, repeat)"]
+fn attack_wait_final_after_a_purge_and_the_same_id_again_spins() {
+    let Some(server) = server_or_skip("attack_wait_final_spin", &ServerOptions::default()) else {
+        return;
+    };
+    let mut admin = admin(&server);
+    let url = server.url(&format!("ns={}", unique_namespace("atk")));
+    let store = RedisStore::open(&url).unwrap();
+    let inv = root(1, "t", b"");
+    let t = tasks(&["t"]);
+    store.submit(inv.clone(), system_now()).unwrap();
+    let c = store
+        .claim(&WorkerId::new("w"), &t, LEASE, system_now())
+        .unwrap()
+        .unwrap();
+    succeed(&store, &c.lease, b"first", system_now());
+    let later = wf_core::Timestamp(system_now().0 + 60_000);
+    assert_eq!(store.purge_finished(later).unwrap(), 1);
+    assert_eq!(
+        store.submit(inv.clone(), system_now()).unwrap(),
+        Submitted::Created,
+        "the purged id is new again"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut admin)
+        .unwrap();
+    let wait = Duration::from_millis(500);
+    let got = store.wait_final(inv.id, wait).unwrap();
+    assert!(got.is_none(), "not final: {got:?}");
+    let blocks = calls(&mut admin, "blmove");
+    assert!(
+        blocks <= 5,
+        "a {wait:?} wait_final on an unfinished invocation made {blocks} BLMOVE calls (and as \
+         many reads): it spins on the purge's token instead of blocking"
+    );
+    assert_eq!(
+        store.invocation(inv.id).unwrap().state.status,
+        Status::Pending
+    );
+}
+
+/// A Redis at `maxmemory` (noeviction) refuses `FUNCTION LOAD` (a `denyoom` command) even when
+/// the library is there already, and `OOM` is transient to the store: opening a store fails
+/// after the retry budget. With `EVALSHA` only, `bind` on an existing namespace writes nothing
+/// and the store opens; its reads (status, results) still work, so an operator can look.
+#[test]
+#[ignore = "attack: a store cannot be opened on a Redis at maxmemory: FUNCTION LOAD is refused with OOM (treated as transient), even with the library loaded"]
+fn attack_a_store_opens_on_a_redis_at_maxmemory() {
+    let Some(server) = server_or_skip("attack_open_at_maxmemory", &ServerOptions::default()) else {
+        return;
+    };
+    let mut admin = admin(&server);
+    let url = server.url(&format!("ns={}", unique_namespace("atk")));
+    let store = RedisStore::open(&url).unwrap();
+    store.submit(root(1, "t", b""), system_now()).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query(&mut admin)
+        .unwrap();
+    // The open store still reads.
+    assert_eq!(store.counts().unwrap().total(), 1);
+    // Another process opens the same namespace (a restarted worker, an operator's status tool).
+    let again = RedisStore::open(&url).map(|s| s.counts().map(|c| c.total()));
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query(&mut admin)
+        .unwrap();
+    match again {
+        Ok(Ok(1)) => {}
+        Ok(other) => panic!("opened, but its read gave {other:?}"),
+        Err(e) => panic!("opening the store on a Redis at maxmemory failed: {e}"),
+    }
+}
