@@ -25,14 +25,6 @@ fn admin(server: &RedisServer) -> redis::Connection {
         .unwrap()
 }
 
-/// A field of `INFO <section>` as a number.
-fn info_field(admin: &mut redis::Connection, section: &str, field: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg(section).query(admin).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map_or(0, |v| v.trim().parse().unwrap())
-}
-
 /// How many calls of `command` (lower case) the server served since its last `CONFIG RESETSTAT`.
 fn calls(admin: &mut redis::Connection, command: &str) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -107,14 +99,16 @@ fn attack_a_token_taken_by_a_waiter_on_two_tasks_strands_a_waiter_on_one() {
     });
 }
 
-/// More idle threads than the pool holds: each blocks on a blocking connection of its own, and
-/// every wait cycle (the runtime waits 200 ms at a time) closes the connections beyond the pool
-/// and opens new ones (a TCP, and with `rediss://` a TLS, handshake per idle thread per cycle).
-/// One listener connection per store did not grow with the threads.
+/// Idle threads of one store on one server: each blocks on a blocking connection of its own
+/// (a store's connections grow with its idle threads: `pool` + one per idle thread, against
+/// `pool` + one listener before). With more idle threads than `pool`, those beyond it are
+/// closed after every wait and opened again (TCP, and with `rediss://` TLS, handshakes per idle
+/// thread per 200 ms runtime wait cycle); before, the deadline probes churned the normal pool
+/// the same way, so only the count of held connections is asserted here.
 #[test]
-#[ignore = "attack: idle threads beyond the pool size open and close a blocking connection every wait cycle"]
-fn attack_idle_threads_beyond_the_pool_reconnect_every_wait() {
-    let Some(server) = server_or_skip("attack_idle_churn", &ServerOptions::default()) else {
+#[ignore = "attack: (design) every idle thread holds a blocking connection of its own: 6 idle threads, 6 blocked clients"]
+fn attack_idle_threads_hold_a_blocking_connection_each() {
+    let Some(server) = server_or_skip("attack_idle_conns", &ServerOptions::default()) else {
         return;
     };
     let mut admin = admin(&server);
@@ -122,34 +116,34 @@ fn attack_idle_threads_beyond_the_pool_reconnect_every_wait() {
     let store = RedisStore::open(&url).unwrap();
     let mine = tasks(&["idle"]);
     const THREADS: usize = 6;
-    const CYCLES: usize = 8;
-    // One cycle first (every thread's connections are open), then count.
-    let run = |cycles: usize| {
-        thread::scope(|scope| {
-            for n in 0..THREADS {
-                let (store, mine) = (&store, &mine);
-                scope.spawn(move || {
-                    let w = WorkerId::new(format!("w{n}"));
-                    for _ in 0..cycles {
-                        assert!(store.claim(&w, mine, LEASE, system_now()).unwrap().is_none());
-                        assert!(
-                            !store
-                                .wait_for_work(mine, Duration::from_millis(150))
-                                .unwrap()
-                        );
-                    }
-                });
+    let wait = Duration::from_secs(3);
+    let blocked = thread::scope(|scope| {
+        for n in 0..THREADS {
+            let (store, mine) = (&store, &mine);
+            scope.spawn(move || {
+                let w = WorkerId::new(format!("w{n}"));
+                assert!(store.claim(&w, mine, LEASE, system_now()).unwrap().is_none());
+                assert!(!store.wait_for_work(mine, wait).unwrap());
+            });
+        }
+        // Every thread is idle (a claim found nothing) and waits; count the blocked clients
+        // once they stop growing.
+        let until = Instant::now() + wait / 2;
+        let mut most = 0;
+        while Instant::now() < until {
+            let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+            let n = list.lines().filter(|l| l.contains("flags=b")).count();
+            most = most.max(n);
+            if most == THREADS {
+                break;
             }
-        });
-    };
-    run(1);
-    let before = info_field(&mut admin, "stats", "total_connections_received");
-    run(CYCLES);
-    let opened = info_field(&mut admin, "stats", "total_connections_received") - before;
+            thread::sleep(Duration::from_millis(20));
+        }
+        most
+    });
     assert!(
-        opened <= THREADS as u64,
-        "{THREADS} idle threads over {CYCLES} wait cycles opened {opened} connections (pool=2): \
-         the blocking connections beyond the pool are closed after each wait and opened again"
+        blocked <= 2,
+        "{THREADS} idle threads of one store held {blocked} blocked connections at once"
     );
 }
 
