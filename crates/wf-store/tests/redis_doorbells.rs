@@ -65,7 +65,8 @@ fn blocked_on(admin: &mut redis::Connection, key: &str, n: usize) -> Vec<String>
 /// next wait sleeps until its timeout.
 #[test]
 fn a_stale_token_never_yields_a_wrong_claim() {
-    let Some((_server, store, prefix, mut admin)) = setup("a_stale_token_never_yields_a_wrong_claim")
+    let Some((_server, store, prefix, mut admin)) =
+        setup("a_stale_token_never_yields_a_wrong_claim")
     else {
         return;
     };
@@ -98,7 +99,10 @@ fn a_stale_token_never_yields_a_wrong_claim() {
         !store.wait_for_work(&mine, timeout).unwrap(),
         "no token is left, and no work of this task"
     );
-    assert!(start.elapsed() >= timeout / 2, "the wait ran out its timeout");
+    assert!(
+        start.elapsed() >= timeout / 2,
+        "the wait ran out its timeout"
+    );
     let theirs = store
         .claim(&worker(), &tasks(&["u"]), LEASE, system_now())
         .unwrap();
@@ -153,7 +157,8 @@ fn one_token_wakes_one_waiter() {
 /// connections): the waiter blocks again on a new connection and a later submit still wakes it.
 #[test]
 fn a_dropped_blocking_connection_loses_no_wake_up() {
-    let Some((_server, store, prefix, mut admin)) = setup("a_dropped_blocking_connection_loses_no_wake_up")
+    let Some((_server, store, prefix, mut admin)) =
+        setup("a_dropped_blocking_connection_loses_no_wake_up")
     else {
         return;
     };

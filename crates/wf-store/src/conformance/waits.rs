@@ -419,20 +419,34 @@ pub fn wait_for_work_is_not_woken_again_by_work_that_went_away(s: Subject) {
     ok(store.cancel(inv.id, "gone", system_now()), "cancel");
     let w = worker("w");
     assert!(
-        ok(store.claim(&w, &suite_tasks(), LEASE, system_now()), "claim").is_none(),
+        ok(
+            store.claim(&w, &suite_tasks(), LEASE, system_now()),
+            "claim"
+        )
+        .is_none(),
         "a cancelled invocation is not claimable"
     );
     let timeout = Duration::from_millis(150);
     // The first wait may be woken by the announcement the submit made; its claim finds nothing.
-    if ok(store.wait_for_work(&suite_tasks(), timeout), "wait_for_work") {
+    if ok(
+        store.wait_for_work(&suite_tasks(), timeout),
+        "wait_for_work",
+    ) {
         assert!(
-            ok(store.claim(&w, &suite_tasks(), LEASE, system_now()), "claim").is_none(),
+            ok(
+                store.claim(&w, &suite_tasks(), LEASE, system_now()),
+                "claim"
+            )
+            .is_none(),
             "a cancelled invocation is not claimable"
         );
     }
     let start = Instant::now();
     assert!(
-        !ok(store.wait_for_work(&suite_tasks(), timeout), "wait_for_work"),
+        !ok(
+            store.wait_for_work(&suite_tasks(), timeout),
+            "wait_for_work"
+        ),
         "wait_for_work reported work again, but the only invocation was cancelled"
     );
     assert!(
@@ -443,10 +457,18 @@ pub fn wait_for_work_is_not_woken_again_by_work_that_went_away(s: Subject) {
     );
     // New work still wakes it.
     let (found, waited) = woken_by(
-        || ok(store.wait_for_work(&suite_tasks(), LONG_WAIT), "wait_for_work"),
+        || {
+            ok(
+                store.wait_for_work(&suite_tasks(), LONG_WAIT),
+                "wait_for_work",
+            )
+        },
         || submit(store, &root(2, "t", b""), system_now()),
     );
-    assert!(found && waited < WAKE_BOUND, "a submit must wake the idle worker");
+    assert!(
+        found && waited < WAKE_BOUND,
+        "a submit must wake the idle worker"
+    );
     claim_expect(store, "w", system_now(), id(2));
 }
 

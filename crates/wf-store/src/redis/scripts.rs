@@ -357,10 +357,11 @@ fn already_exists(e: &RedisError) -> bool {
 }
 
 /// Whether `FUNCTION LOAD` was refused for good: an unknown command (a server without
-/// functions), or an ACL user not allowed it. Not a transient failure.
+/// functions, or with `FUNCTION` renamed away) or an ACL user not allowed it. Anything else (a
+/// library the server cannot load is a bug in wf) is an error, not a silent fallback.
 fn is_refusal(e: &RedisError) -> bool {
-    !super::conn::is_transient(e)
-        && (e.code().is_some() || !replies(e).is_empty() || e.to_string().contains("NOPERM"))
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("noperm") || text.contains("unknown command")
 }
 
 #[cfg(test)]

@@ -49,17 +49,27 @@ local ORD = '0'
 local function num(v) return string.format('%d', v) end
 local function allowed(from, to) return TRANSITIONS[from .. '>' .. to] == true end
 local function ik(id) return P .. 'i:' .. id end
-local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end
+-- A state table (as load() makes it) copied; one constructor with every key, so the copy is
+-- sized once instead of growing key by key.
+local function copy(t)
+  return { st = t.st, att = t.att, ret = t.ret, rec = t.rec, lw = t.lw, lx = t.lx, nb = t.nb,
+    upd = t.upd, tk = t.tk, task = t.task, wf = t.wf, parent = t.parent, top = t.top,
+    maxr = t.maxr }
+end
 
--- The control fields of an invocation, or nil when it does not exist.
-local function load(id)
-  local v = redis.call('HMGET', ik(id), 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk',
-    'task', 'wf', 'parent', 'top', 'maxr')
+-- The control fields of an invocation, or nil when it does not exist. with (optional): a list of
+-- field names to read in the same HMGET, the 14 of LOAD_FIELDS first, then more; the raw values
+-- are then the second result (the extra fields from index 15 on). (Written out, not built: a
+-- function library's code runs at load time without ipairs and the like.)
+local LOAD_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk', 'task', 'wf',
+  'parent', 'top', 'maxr' }
+local function load(id, with)
+  local v = redis.call('HMGET', ik(id), unpack(with or LOAD_FIELDS))
   if not v[1] then return nil end
   return { st = v[1], att = tonumber(v[2]), ret = tonumber(v[3]), rec = tonumber(v[4]),
     lw = v[5], lx = v[6] and tonumber(v[6]), nb = v[7] and tonumber(v[7]),
     upd = tonumber(v[8]), tk = v[9], task = v[10], wf = v[11], parent = v[12], top = v[13],
-    maxr = tonumber(v[14]) }
+    maxr = tonumber(v[14]) }, v
 end
 
 -- Appends n journal entries to id's journal, the i-th (from 0) at ARGV[first + 2 * i]: one RPUSH
@@ -412,17 +422,25 @@ local function pick(now, tasks, need_since)
   return d, dnb, seen, dnext
 end
 
+-- What a claim reads in one HMGET: the state, then the rest of the record (see record()).
+local CLAIM_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk', 'task', 'wf',
+  'parent', 'top', 'maxr', 'spec', 'created', 'res', 'err', 'errl', 'cord' }
+-- What a commit reads in one HMGET: the state, then what it decides on or replaces.
+local COMMIT_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk', 'task', 'wf',
+  'parent', 'top', 'maxr', 'cxf', 'res', 'err', 'errl', 'aw' }
+
 -- The lease check of renew and commit: the invocation runs under this worker's lease for this
 -- attempt, unexpired at now. Returns its state, or nil and the refusal to return.
-local function fence(id, worker, attempt, now)
-  local s = load(id)
+-- with: as load()'s; the raw values are then the third result.
+local function fence(id, worker, attempt, now, with)
+  local s, row = load(id, with)
   if not s then return nil, { 'notfound' } end
   if s.st ~= 'running' then return nil, { 'lost', 'the invocation is ' .. s.st .. ' now' } end
   if s.att ~= attempt then
     return nil, { 'lost', 'attempt ' .. num(s.att) .. ' holds it now, this lease was for attempt '
       .. num(attempt) }
   end
-  if s.lw == worker and s.lx and s.lx >= now then return s end
+  if s.lw == worker and s.lx and s.lx >= now then return s, nil, row end
   if s.lw and s.lw ~= worker then return nil, { 'lost', 'worker ' .. s.lw .. ' holds it now' } end
   return nil, { 'lost', 'the lease expired' }
 end
@@ -440,7 +458,7 @@ local function claim_one(now, worker, expiry, tasks)
     if l[1] and (due < 0 or tonumber(l[2]) + 1 < due) then due = tonumber(l[2]) + 1 end
     return { 'none', num(due) }
   end
-  local old = load(id)
+  local old, row = load(id, CLAIM_FIELDS)
   if not allowed(old.st, 'running') then return { 'transition', old.st, 'running', id } end
   local new = copy(old)
   new.st = 'running'
@@ -462,7 +480,11 @@ local function claim_one(now, worker, expiry, tasks)
   end
   -- Never claimed before: nothing was ever committed, so no journal.
   local journal = old.att > 0 and redis.call('LRANGE', P .. 'j:' .. id, '0', '-1') or {}
-  return { 'claimed', id, record(id), journal }
+  -- Its record as record() would read it now, from what load read and save wrote (a running
+  -- invocation waits on nothing; its not-before is cleared).
+  local rec = { row[15], row[16], row[14], 'running', num(new.att), row[3], row[4], worker,
+    num(expiry), false, num(now), row[17], row[18], row[19], {}, row[20] or '0' }
+  return { 'claimed', id, rec, journal }
 end
 
 -- Starts a call: its keys and arguments, and this call's own state (what it rang, the tasks it
