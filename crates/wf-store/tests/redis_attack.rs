@@ -333,3 +333,51 @@ fn attack_concurrent_opens_race_function_load() {
     let store = RedisStore::open(&url).unwrap();
     assert_eq!(store.counts().unwrap().total(), 8);
 }
+
+/// The same root cause on a read-only replica (an operator's read-only view, a reporting
+/// process): `FUNCTION LOAD` is a write, refused with `READONLY` (transient to the store), so
+/// the store does not open, although the library is there (replicated) and every read is
+/// flagged `no-writes`. With `EVALSHA` only, `bind` on an existing namespace writes nothing and
+/// the store opens on the replica and reads.
+#[test]
+#[ignore = "attack: a store cannot be opened on a read-only replica: FUNCTION LOAD is refused with READONLY although the replica has the library"]
+fn attack_a_store_opens_on_a_read_only_replica() {
+    let Some(primary) = server_or_skip("attack_replica_primary", &ServerOptions::default()) else {
+        return;
+    };
+    let options = ServerOptions {
+        extra: vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary.port().to_string(),
+        ],
+        ..ServerOptions::default()
+    };
+    let Some(replica) = server_or_skip("attack_replica", &options) else {
+        return;
+    };
+    let ns = unique_namespace("atk");
+    let store = RedisStore::open(&primary.url(&format!("ns={ns}"))).unwrap();
+    store.submit(root(1, "t", b""), system_now()).unwrap();
+    // The replica has caught up: the namespace and the invocation are there.
+    let mut on_replica = admin(&replica);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(format!("{{{ns}:0}}:i:{}", root(1, "t", b"").id))
+            .query(&mut on_replica)
+            .unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < until, "the replica did not catch up");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let opened = RedisStore::open(&replica.url(&format!("ns={ns}")))
+        .map(|s| s.invocation(root(1, "t", b"").id).map(|r| r.state.status));
+    match opened {
+        Ok(Ok(Status::Pending)) => {}
+        Ok(other) => panic!("opened on the replica, but its read gave {other:?}"),
+        Err(e) => panic!("opening the store on a read-only replica failed: {e}"),
+    }
+}
