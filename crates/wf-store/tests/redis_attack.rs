@@ -27,10 +27,7 @@ fn admin(server: &RedisServer) -> redis::Connection {
 
 /// How many calls of `command` (lower case) the server served since its last `CONFIG RESETSTAT`.
 fn calls(admin: &mut redis::Connection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(admin)
-        .unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").query(admin).unwrap();
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
         .and_then(|rest| rest.split(',').next())
@@ -59,19 +56,27 @@ fn attack_a_token_taken_by_a_waiter_on_two_tasks_strands_a_waiter_on_one() {
         // W2: idle on {a} (its empty claim was its look), then waits once W1 has claimed.
         let w2 = scope.spawn(move || {
             let w = WorkerId::new("w2");
-            assert!(store.claim(&w, only_a, LEASE, system_now()).unwrap().is_none());
+            assert!(
+                store
+                    .claim(&w, only_a, LEASE, system_now())
+                    .unwrap()
+                    .is_none()
+            );
             w2_idle_tx.send(()).unwrap();
             w1_claimed_rx.recv().unwrap();
             let start = Instant::now();
-            let found = store
-                .wait_for_work(only_a, Duration::from_secs(4))
-                .unwrap();
+            let found = store.wait_for_work(only_a, Duration::from_secs(4)).unwrap();
             (found, start.elapsed())
         });
         // W1: idle on {a, b}, then waits (no probe: its claim was the look) and claims.
         let w1 = scope.spawn(move || {
             let w = WorkerId::new("w1");
-            assert!(store.claim(&w, both, LEASE, system_now()).unwrap().is_none());
+            assert!(
+                store
+                    .claim(&w, both, LEASE, system_now())
+                    .unwrap()
+                    .is_none()
+            );
             w1_idle_tx.send(()).unwrap();
             submitted_rx.recv().unwrap();
             assert!(store.wait_for_work(both, Duration::from_secs(4)).unwrap());
@@ -122,7 +127,12 @@ fn attack_idle_threads_hold_a_blocking_connection_each() {
             let (store, mine) = (&store, &mine);
             scope.spawn(move || {
                 let w = WorkerId::new(format!("w{n}"));
-                assert!(store.claim(&w, mine, LEASE, system_now()).unwrap().is_none());
+                assert!(
+                    store
+                        .claim(&w, mine, LEASE, system_now())
+                        .unwrap()
+                        .is_none()
+                );
                 assert!(!store.wait_for_work(mine, wait).unwrap());
             });
         }
@@ -272,7 +282,12 @@ fn attack_two_due_delayed_invocations_wake_only_one_waiter() {
             let (store, mine, tx, idle_tx) = (&store, &mine, tx.clone(), idle_tx.clone());
             scope.spawn(move || {
                 let w = WorkerId::new(format!("w{n}"));
-                assert!(store.claim(&w, mine, LEASE, system_now()).unwrap().is_none());
+                assert!(
+                    store
+                        .claim(&w, mine, LEASE, system_now())
+                        .unwrap()
+                        .is_none()
+                );
                 idle_tx.send(()).unwrap();
                 go.recv().unwrap();
                 let found = store.wait_for_work(mine, wait).unwrap();
