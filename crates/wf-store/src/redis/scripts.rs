@@ -66,10 +66,14 @@ impl Script {
             self.eval.get_hash()
         };
         let mut cmd = Cmd::with_capacity(count + 4, size + name.len() + key.len() + 16);
-        cmd.arg(if self.by_function() { "FCALL" } else { "EVALSHA" })
-            .arg(name)
-            .arg(1)
-            .arg(key);
+        cmd.arg(if self.by_function() {
+            "FCALL"
+        } else {
+            "EVALSHA"
+        })
+        .arg(name)
+        .arg(1)
+        .arg(key);
         cmd
     }
 }
@@ -191,7 +195,11 @@ impl Scripts {
             eval: redis::Script::new(&format!(
                 "local EVAL_KEYS, EVAL_ARGV = KEYS, ARGV\n{prelude}\n{}\nbegin(EVAL_KEYS, \
                  EVAL_ARGV)\n{}",
-                if name.starts_with("commit") { COMMIT } else { "" },
+                if name.starts_with("commit") {
+                    COMMIT
+                } else {
+                    ""
+                },
                 body(name)
             )),
             functions: Arc::clone(&functions),
@@ -236,7 +244,6 @@ impl Scripts {
             Err(e) => Err(e),
         }
     }
-
 
     /// `FUNCTION LOAD` of the library; `replace`: load it even where it is (a cluster answers
     /// "already exists" from the masters that have it, which fails the whole command).
