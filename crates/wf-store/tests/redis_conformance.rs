@@ -10,9 +10,9 @@
 //!   Redis 6 does), two shards: every script by `EVALSHA`, the fallback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::OnceLock;
 use wf_store::conformance::Subject;
 use wf_store::redis::RedisStore;
-use std::sync::OnceLock;
 
 use wf_store::redis::testing::{
     RedisServer, ServerOptions, available_or_skip, shared_cluster, shared_server, unique_namespace,

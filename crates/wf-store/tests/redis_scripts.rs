@@ -29,7 +29,10 @@ fn calls(url: &str, command: &str) -> u64 {
 /// The names of the function libraries loaded on the server at `url`.
 fn libraries(url: &str) -> Vec<String> {
     let mut admin = redis::Client::open(url).unwrap().get_connection().unwrap();
-    let list: redis::Value = redis::cmd("FUNCTION").arg("LIST").query(&mut admin).unwrap();
+    let list: redis::Value = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .query(&mut admin)
+        .unwrap();
     let mut names = Vec::new();
     if let redis::Value::Array(libs) = list {
         for lib in libs {
@@ -37,7 +40,10 @@ fn libraries(url: &str) -> Vec<String> {
                 redis::Value::Array(items) => items
                     .chunks(2)
                     .filter_map(|kv| {
-                        Some((redis::from_redis_value::<String>(kv[0].clone()).ok()?, kv[1].clone()))
+                        Some((
+                            redis::from_redis_value::<String>(kv[0].clone()).ok()?,
+                            kv[1].clone(),
+                        ))
                     })
                     .collect(),
                 redis::Value::Map(items) => items
@@ -58,7 +64,10 @@ fn libraries(url: &str) -> Vec<String> {
 
 fn function_flush(url: &str) {
     let mut admin = redis::Client::open(url).unwrap().get_connection().unwrap();
-    let _: () = redis::cmd("FUNCTION").arg("FLUSH").query(&mut admin).unwrap();
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query(&mut admin)
+        .unwrap();
 }
 
 /// Submits, claims and commits one invocation of task `t` numbered `n`.
@@ -77,7 +86,11 @@ fn run_one(store: &RedisStore, n: u128) {
         )
         .unwrap();
     assert_eq!(
-        store.invocation(claim.lease.invocation).unwrap().state.status,
+        store
+            .invocation(claim.lease.invocation)
+            .unwrap()
+            .state
+            .status,
         Status::Success
     );
 }
@@ -95,7 +108,10 @@ fn scripts_are_called_as_functions_and_a_flushed_library_is_reloaded() {
     assert_eq!(loaded.len(), 1, "{loaded:?}");
     assert!(loaded[0].starts_with("wf_"), "{loaded:?}");
     run_one(&store, 1);
-    assert!(calls(&admin, "fcall") >= 4, "submit, probe, claim, commit, read by FCALL");
+    assert!(
+        calls(&admin, "fcall") >= 4,
+        "submit, probe, claim, commit, read by FCALL"
+    );
     let evalsha = calls(&admin, "evalsha");
 
     // A server that lost the library (FUNCTION FLUSH; a restart without persistence): the next
@@ -105,7 +121,12 @@ fn scripts_are_called_as_functions_and_a_flushed_library_is_reloaded() {
     assert_eq!(libraries(&admin), loaded, "reloaded by the failed call");
     function_flush(&admin);
     let claim = store
-        .claim(&WorkerId::new("w"), &tasks(&["t"]), Duration::from_secs(60), T0)
+        .claim(
+            &WorkerId::new("w"),
+            &tasks(&["t"]),
+            Duration::from_secs(60),
+            T0,
+        )
         .unwrap();
     assert!(claim.is_some(), "the claim after the flush claims");
     assert_eq!(libraries(&admin), loaded);

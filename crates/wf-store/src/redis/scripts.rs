@@ -60,16 +60,13 @@ impl Script {
     /// A command calling this script with one key (the arguments follow), with room for
     /// `count` arguments of `size` bytes in all.
     pub(crate) fn command_with_capacity(&self, key: &str, count: usize, size: usize) -> Cmd {
-        let name = if self.by_function() {
-            self.function.as_str()
+        let (command, name) = if self.by_function() {
+            ("FCALL", self.function.as_str())
         } else {
-            self.eval.get_hash()
+            ("EVALSHA", self.eval.get_hash())
         };
         let mut cmd = Cmd::with_capacity(count + 4, size + name.len() + key.len() + 16);
-        cmd.arg(if self.by_function() { "FCALL" } else { "EVALSHA" })
-            .arg(name)
-            .arg(1)
-            .arg(key);
+        cmd.arg(command).arg(name).arg(1).arg(key);
         cmd
     }
 }
@@ -187,11 +184,16 @@ impl Scripts {
         let functions = Arc::new(AtomicBool::new(false));
         let (lib_name, library) = library(&prelude);
         let with = |name: &str| Script {
+            // Only the commit scripts use commit_main().
             function: format!("{lib_name}_{name}"),
             eval: redis::Script::new(&format!(
                 "local EVAL_KEYS, EVAL_ARGV = KEYS, ARGV\n{prelude}\n{}\nbegin(EVAL_KEYS, \
                  EVAL_ARGV)\n{}",
-                if name.starts_with("commit") { COMMIT } else { "" },
+                if name.starts_with("commit") {
+                    COMMIT
+                } else {
+                    ""
+                },
                 body(name)
             )),
             functions: Arc::clone(&functions),
@@ -236,7 +238,6 @@ impl Scripts {
             Err(e) => Err(e),
         }
     }
-
 
     /// `FUNCTION LOAD` of the library; `replace`: load it even where it is (a cluster answers
     /// "already exists" from the masters that have it, which fails the whole command).
