@@ -60,20 +60,13 @@ impl Script {
     /// A command calling this script with one key (the arguments follow), with room for
     /// `count` arguments of `size` bytes in all.
     pub(crate) fn command_with_capacity(&self, key: &str, count: usize, size: usize) -> Cmd {
-        let name = if self.by_function() {
-            self.function.as_str()
+        let (command, name) = if self.by_function() {
+            ("FCALL", self.function.as_str())
         } else {
-            self.eval.get_hash()
+            ("EVALSHA", self.eval.get_hash())
         };
         let mut cmd = Cmd::with_capacity(count + 4, size + name.len() + key.len() + 16);
-        cmd.arg(if self.by_function() {
-            "FCALL"
-        } else {
-            "EVALSHA"
-        })
-        .arg(name)
-        .arg(1)
-        .arg(key);
+        cmd.arg(command).arg(name).arg(1).arg(key);
         cmd
     }
 }
@@ -191,6 +184,7 @@ impl Scripts {
         let functions = Arc::new(AtomicBool::new(false));
         let (lib_name, library) = library(&prelude);
         let with = |name: &str| Script {
+            // Only the commit scripts use commit_main().
             function: format!("{lib_name}_{name}"),
             eval: redis::Script::new(&format!(
                 "local EVAL_KEYS, EVAL_ARGV = KEYS, ARGV\n{prelude}\n{}\nbegin(EVAL_KEYS, \
