@@ -209,7 +209,7 @@ fn attack_wait_final_after_a_purge_and_the_same_id_again_spins() {
 /// after the retry budget. With `EVALSHA` only, `bind` on an existing namespace writes nothing
 /// and the store opens; its reads (status, results) still work, so an operator can look.
 #[test]
-#[ignore = "attack: a store cannot be opened on a Redis at maxmemory: FUNCTION LOAD is refused with OOM (treated as transient), even with the library loaded"]
+#[ignore = "attack: neither open nor open_read works on a Redis at maxmemory: FUNCTION LOAD is refused with OOM (treated as transient), even with the library loaded"]
 fn attack_a_store_opens_on_a_redis_at_maxmemory() {
     let Some(server) = server_or_skip("attack_open_at_maxmemory", &ServerOptions::default()) else {
         return;
@@ -226,7 +226,9 @@ fn attack_a_store_opens_on_a_redis_at_maxmemory() {
         .unwrap();
     // The open store still reads.
     assert_eq!(store.counts().unwrap().total(), 1);
-    // Another process opens the same namespace (a restarted worker, an operator's status tool).
+    // Another process opens the same namespace (a restarted worker), and the inspector
+    // (`open_read`, which only reads).
+    let inspector = RedisStore::open_read(&url).map(|s| s.counts().map(|c| c.total()));
     let again = RedisStore::open(&url).map(|s| s.counts().map(|c| c.total()));
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
@@ -234,10 +236,12 @@ fn attack_a_store_opens_on_a_redis_at_maxmemory() {
         .arg("0")
         .query(&mut admin)
         .unwrap();
-    match again {
-        Ok(Ok(1)) => {}
-        Ok(other) => panic!("opened, but its read gave {other:?}"),
-        Err(e) => panic!("opening the store on a Redis at maxmemory failed: {e}"),
+    for (what, opened) in [("the inspector (open_read)", inspector), ("open", again)] {
+        match opened {
+            Ok(Ok(1)) => {}
+            Ok(other) => panic!("{what} opened, but its read gave {other:?}"),
+            Err(e) => panic!("{what} on a Redis at maxmemory failed: {e}"),
+        }
     }
 }
 
@@ -355,7 +359,7 @@ fn attack_concurrent_opens_race_function_load() {
 /// flagged `no-writes`. With `EVALSHA` only, `bind` on an existing namespace writes nothing and
 /// the store opens on the replica and reads.
 #[test]
-#[ignore = "attack: a store cannot be opened on a read-only replica: FUNCTION LOAD is refused with READONLY although the replica has the library"]
+#[ignore = "attack: the inspector (open_read) cannot open on a read-only replica: FUNCTION LOAD is refused with READONLY although the replica has the library"]
 fn attack_a_store_opens_on_a_read_only_replica() {
     let Some(primary) = server_or_skip("attack_replica_primary", &ServerOptions::default()) else {
         return;
@@ -388,11 +392,12 @@ fn attack_a_store_opens_on_a_read_only_replica() {
         assert!(Instant::now() < until, "the replica did not catch up");
         thread::sleep(Duration::from_millis(20));
     }
-    let opened = RedisStore::open(&replica.url(&format!("ns={ns}")))
+    // The inspector (`open_read`): it only reads.
+    let opened = RedisStore::open_read(&replica.url(&format!("ns={ns}")))
         .map(|s| s.invocation(root(1, "t", b"").id).map(|r| r.state.status));
     match opened {
         Ok(Ok(Status::Pending)) => {}
         Ok(other) => panic!("opened on the replica, but its read gave {other:?}"),
-        Err(e) => panic!("opening the store on a read-only replica failed: {e}"),
+        Err(e) => panic!("the inspector (open_read) on a read-only replica failed: {e}"),
     }
 }
