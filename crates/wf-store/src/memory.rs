@@ -355,9 +355,10 @@ impl StoreRead for MemoryStore {
             &self.tables,
             &self.finished,
             timeout,
-            |t| match t.invocation(id) {
-                Ok(r) if !r.state.status.is_final() => None,
-                found => Some(found),
+            // The status first: a record is built only to be returned.
+            |t| match t.status(id) {
+                Some(status) if !status.is_final() => None,
+                _ => Some(t.invocation(id)),
             },
             |_| None,
         )
@@ -422,6 +423,21 @@ impl StoreWork for MemoryStore {
 
     fn commit(&self, lease: &Lease, commit: Commit, now: Timestamp) -> Result<(), StoreError> {
         self.mutate(|t, out| t.commit(out, lease, commit, now))
+    }
+
+    /// One store operation: the commit and the claim under one hold of the lock.
+    fn commit_then_claim(
+        &self,
+        lease: &Lease,
+        commit: Commit,
+        tasks: &TaskSet,
+        lease_for: Duration,
+        now: Timestamp,
+    ) -> Result<Result<Option<Claim>, StoreError>, StoreError> {
+        self.mutate(|t, out| {
+            t.commit(out, lease, commit, now)?;
+            Ok(t.claim(out, &lease.worker, tasks, lease_for, now))
+        })
     }
 
     fn checkpoint(

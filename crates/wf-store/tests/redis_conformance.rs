@@ -3,9 +3,9 @@
 //!
 //! - `single`: one `redis-server`, one shard (the default);
 //! - `sharded`: the same server, four shards: cross-shard claims (a probe of every shard picks the
-//!   one whose work waits longest), id lookups, one doorbell listener blocking on every shard;
+//!   one whose work waits longest), id lookups, each idle waiter's one `BLPOP` on every shard;
 //! - `cluster`: a local 3-master Redis Cluster (`redis-cli --cluster create`), six shards so that
-//!   workflow trees spread over the masters;
+//!   workflow trees spread over the masters (doorbell listener threads, one per shard);
 //! - `no_functions`: a server without `FUNCTION` (renamed away: it answers "unknown command" as
 //!   Redis 6 does), two shards: every script by `EVALSHA`, the fallback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

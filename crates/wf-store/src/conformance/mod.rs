@@ -208,6 +208,8 @@ macro_rules! conformance_tests {
             wait_for_work_reports_an_expired_lease,
             wait_for_work_after_an_empty_claim_wakes_on_submit,
             wait_for_work_after_an_empty_claim_wakes_when_due,
+            wait_for_work_is_not_woken_again_by_work_that_went_away,
+            wait_final_right_after_the_own_submit,
         );
         $crate::conformance_tests!(@topic app:
             first_bind_records_the_app,

@@ -408,3 +408,118 @@ pub fn wait_for_work_reports_an_expired_lease(s: Subject) {
     let c = claim_expect(store, "w", system_now(), inv.id);
     assert_eq!(c.lease.attempt, 2, "the claim recovered the lost execution");
 }
+
+/// Work that went away unclaimed (a cancelled pending invocation) does not keep an idle worker
+/// awake: its announcement may wake one `wait_for_work`, whose claim finds nothing, but the
+/// next wait runs out its timeout instead of returning at once (a worker must not spin).
+pub fn wait_for_work_is_not_woken_again_by_work_that_went_away(s: Subject) {
+    let store = &*s.store;
+    let inv = root(1, "t", b"");
+    submit(store, &inv, system_now());
+    ok(store.cancel(inv.id, "gone", system_now()), "cancel");
+    let w = worker("w");
+    assert!(
+        ok(
+            store.claim(&w, &suite_tasks(), LEASE, system_now()),
+            "claim"
+        )
+        .is_none(),
+        "a cancelled invocation is not claimable"
+    );
+    let timeout = Duration::from_millis(150);
+    // The first wait may be woken by the announcement the submit made; its claim finds nothing.
+    if ok(
+        store.wait_for_work(&suite_tasks(), timeout),
+        "wait_for_work",
+    ) {
+        assert!(
+            ok(
+                store.claim(&w, &suite_tasks(), LEASE, system_now()),
+                "claim"
+            )
+            .is_none(),
+            "a cancelled invocation is not claimable"
+        );
+    }
+    let start = Instant::now();
+    assert!(
+        !ok(
+            store.wait_for_work(&suite_tasks(), timeout),
+            "wait_for_work"
+        ),
+        "wait_for_work reported work again, but the only invocation was cancelled"
+    );
+    assert!(
+        start.elapsed() >= timeout / 2,
+        "wait_for_work returned after {:?}, before its timeout of {timeout:?}: a worker would \
+         spin on work that went away",
+        start.elapsed()
+    );
+    // New work still wakes it.
+    let (found, waited) = woken_by(
+        || {
+            ok(
+                store.wait_for_work(&suite_tasks(), LONG_WAIT),
+                "wait_for_work",
+            )
+        },
+        || submit(store, &root(2, "t", b""), system_now()),
+    );
+    assert!(
+        found && waited < WAKE_BOUND,
+        "a submit must wake the idle worker"
+    );
+    claim_expect(store, "w", system_now(), id(2));
+}
+
+/// The caller's own `call` then `result`: `wait_final` on the thread that just submitted the
+/// invocation returns its final record, whether it finished before the wait began or while
+/// the caller waited.
+pub fn wait_final_right_after_the_own_submit(s: Subject) {
+    let store = &*s.store;
+    // Finished while the caller waits.
+    let inv = root(1, "t", b"");
+    submit(store, &inv, system_now());
+    let rec = thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            thread::sleep(SETTLE);
+            let c = claim_expect(store, "w", system_now(), inv.id);
+            succeed(store, &c.lease, b"later", system_now());
+        });
+        let rec = ok(store.wait_final(inv.id, LONG_WAIT), "wait_final");
+        worker
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        rec
+    })
+    .unwrap_or_else(|| panic!("wait_final timed out although the invocation finished"));
+    assert_eq!(rec.state.status, Status::Success);
+    assert_eq!(rec.state.result.as_deref(), Some(&b"later"[..]));
+
+    // Finished before the caller waits.
+    let inv = root(2, "t", b"");
+    submit(store, &inv, system_now());
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let c = claim_expect(store, "w", system_now(), inv.id);
+            succeed(store, &c.lease, b"at once", system_now());
+        });
+    });
+    let start = Instant::now();
+    let rec = ok(store.wait_final(inv.id, LONG_WAIT), "wait_final")
+        .unwrap_or_else(|| panic!("wait_final timed out on a final invocation"));
+    assert!(
+        start.elapsed() < WAKE_BOUND,
+        "wait_final on a final invocation must return at once"
+    );
+    assert_eq!(rec.state.result.as_deref(), Some(&b"at once"[..]));
+
+    // Not finished: the wait runs out its timeout.
+    let inv = root(3, "t", b"");
+    submit(store, &inv, system_now());
+    let got = ok(
+        store.wait_final(inv.id, Duration::from_millis(150)),
+        "wait_final",
+    );
+    assert!(got.is_none(), "an unfinished invocation: expected None");
+}

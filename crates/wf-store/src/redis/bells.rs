@@ -1,5 +1,5 @@
-//! Waiting for work without polling: per-task doorbells, and listener threads that block on
-//! them.
+//! Waiting for work without polling: per-task doorbells, blocked on by the waiting threads
+//! themselves (or, on a cluster, by listener threads).
 //!
 //! Every script that makes an invocation of task `t` claimable in shard `s` rings `b:<t>` in
 //! that shard: it pushes one token if the list is empty (`q` for queued work, `d` for delayed
@@ -7,10 +7,19 @@
 //! its task rings again (so the next idle worker wakes: a chain, one wake per item), one that
 //! leaves none silences it (or leaves `d` while delayed work is left).
 //!
-//! In each process, a store blocks on the doorbells of the tasks its idle callers wait for with
-//! one `BLPOP` per shard group (all shards on a single Redis; one shard each on a cluster, where
-//! one `BLPOP`'s keys must share a slot), on a dedicated connection whose reply timeout is longer
-//! than the block. A token of task `t` wakes one waiting caller of this process that waits for
+//! On a single server (one shard or several), a thread in `wait_for_work` blocks on the
+//! doorbells of its tasks itself: one `BLPOP` over every shard, on a blocking connection whose
+//! reply timeout is longer than the block. The server hands a token to one blocked client, so
+//! one token wakes one thread, straight from its socket. A `q` token ends the wait without a
+//! probe: the work was there when it was popped (the claim that takes a task's last queued
+//! invocation silences the doorbell in the same script), and the caller's claim is the look; a
+//! token without work behind it (a cancelled pending invocation leaves one, or a racing claim
+//! took the work) costs one claim that finds nothing. A `d` token, or a failed connection (whose
+//! `BLPOP` may have taken a token with it), sends the thread to probe.
+//!
+//! On a cluster, where one `BLPOP`'s keys must share a slot, a store blocks on the doorbells of
+//! the tasks its idle callers wait for with one listener thread per shard, on a dedicated
+//! connection. A token of task `t` wakes one waiting caller of this process that waits for
 //! `t` (the longest waiting), who looks (one probe: a token may be older than the work it rang
 //! for, which may be gone) and claims, or sleeps until what it saw is due. A token nobody here
 //! waits for any more is given back; one for a task whose waiters are all woken already is
@@ -100,6 +109,11 @@ impl Bells {
             inner: Arc::default(),
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// This store's number in the process.
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The epoch and the count of dropped tokens, read before a caller looks (or claims).
@@ -202,8 +216,86 @@ pub(crate) fn wait_for_work(
             Some(t) => left.min(now.until(t).max(Duration::from_millis(1))),
             None => left,
         };
-        wait(shared, tasks, seen, sleep);
+        if shared.url.cluster {
+            wait(shared, tasks, seen, sleep);
+            continue;
+        }
+        // One server: this thread blocks on the doorbells itself, until a token or `sleep`.
+        let until = Instant::now() + sleep;
+        loop {
+            let block = until.saturating_duration_since(Instant::now());
+            if block.is_zero() {
+                break;
+            }
+            match pop_doorbell(shared, tasks, block) {
+                // Queued work was there when the token was popped (the claim that takes the
+                // last queued invocation of a task silences its doorbell in the same script):
+                // the caller's claim is the look.
+                Ok(Some(Rang::Queued)) => return Ok(true),
+                // Delayed work: look for its due time.
+                Ok(Some(Rang::Delayed)) => break,
+                // Nothing rang: what the last look saw still holds, until its due time (the
+                // outer loop looks then) or the caller's deadline (it returns `false` there
+                // without looking: its caller claims next, and that is the look).
+                Ok(None) => {
+                    if Instant::now() >= deadline {
+                        return Ok(false);
+                    }
+                }
+                // A lost connection may have taken a token with it: look again (the probe
+                // retries through an outage, or reports it).
+                Err(e) if e.is_transient() => {
+                    std::thread::sleep(Duration::from_millis(10).min(block));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
+}
+
+/// What a popped doorbell token announced.
+enum Rang {
+    /// Queued work (`q`).
+    Queued,
+    /// Delayed work (`d`): claimable later.
+    Delayed,
+}
+
+/// Blocks this thread on the doorbells of `tasks` in every shard (one server: one `BLPOP`, on
+/// a blocking connection) for at most `block` (cut to [`LISTEN`]); `None` when nothing rang.
+/// Only on a single server: on a cluster the doorbells of different shards may live on
+/// different nodes, and the listener threads block on them.
+fn pop_doorbell(
+    shared: &Shared,
+    tasks: &TaskSet,
+    block: Duration,
+) -> Result<Option<Rang>, StoreError> {
+    let block = block.min(LISTEN).max(Duration::from_millis(1));
+    let mut keys: Vec<String> = Vec::with_capacity(shared.shards as usize * tasks.len());
+    for s in 0..shared.shards {
+        for t in tasks {
+            keys.push(shared.key(s, &format!("b:{}", t.as_str())));
+        }
+    }
+    let Some(first) = keys.first().cloned() else {
+        // No task to wait for: nothing can ring.
+        std::thread::sleep(block);
+        return Ok(None);
+    };
+    let popped = shared.block(&first, block, |c| {
+        redis::cmd("BLPOP")
+            .arg(&keys)
+            .arg(format!("{:.3}", block.as_secs_f64()))
+            .query::<Option<(String, String)>>(c.like())
+    })?;
+    Ok(popped.map(|(_, token)| {
+        if token == "d" {
+            Rang::Delayed
+        } else {
+            Rang::Queued
+        }
+    }))
 }
 
 /// Sleeps until a doorbell of `tasks` rings for this caller, the epoch moves past `seen` or

@@ -1,5 +1,6 @@
 //! Reads, and `wait_final`.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use redis::Value;
@@ -15,6 +16,36 @@ use crate::model::{InvocationRecord, StatusCounts};
 
 /// The longest single block of `wait_final` (it blocks again until its timeout).
 const MAX_BLOCK: Duration = Duration::from_secs(30);
+
+/// How long after this thread's submit created an invocation its `wait_final` may block without
+/// reading first: far below the 60 s a final token lives (`NOTIFY_TTL_MS` in the prelude).
+const FRESH: Duration = Duration::from_secs(10);
+
+/// The longest first block of a `wait_final` that did not read first.
+const BLIND_BLOCK: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// The invocation this thread's last submit created: the store's serial, its id, and when
+    /// the submit was sent.
+    static CREATED: Cell<Option<(u64, InvocationId, Instant)>> = const { Cell::new(None) };
+}
+
+/// Notes that this thread's submit, sent at `sent`, created `id` in `shared`.
+pub(super) fn created(shared: &Shared, id: InvocationId, sent: Instant) {
+    CREATED.with(|c| c.set(Some((shared.bells.serial(), id, sent))));
+}
+
+/// Whether this thread's last submit on `shared` created `id` less than [`FRESH`] ago (and
+/// forgets it).
+fn take_fresh(shared: &Shared, id: InvocationId) -> bool {
+    CREATED.with(|c| match c.get() {
+        Some((serial, created, sent)) if created == id => {
+            c.set(None);
+            serial == shared.bells.serial() && sent.elapsed() < FRESH
+        }
+        _ => false,
+    })
+}
 
 fn budget() -> Retry {
     Retry::Until(Instant::now() + RETRY_BUDGET)
@@ -236,6 +267,12 @@ impl Shared {
     /// makes an invocation final puts its final record in the token (`record_token` in the
     /// prelude), so a woken waiter returns it without reading again; other tokens (`1`: a
     /// cancellation, a recovery that failed it, a purge) send it back to read.
+    ///
+    /// Right after this thread's own submit created `id` (the `call` → `result` of one caller),
+    /// the first read is skipped: the invocation was not final when it was created, and if it
+    /// became final since, its token is in the list (tokens outlive [`FRESH`] by far), so the
+    /// block returns it at once. That first block is short ([`BLIND_BLOCK`]): should the token be
+    /// gone anyway (evicted), the caller reads after it.
     pub(super) fn wait_final(
         &self,
         id: InvocationId,
@@ -244,14 +281,17 @@ impl Shared {
         let deadline = Instant::now().checked_add(timeout);
         let shard = self.locate(id)?.ok_or(StoreError::InvocationNotFound(id))?;
         let key = self.key(shard, &format!("f:{id}"));
+        let mut blind = take_fresh(self, id);
         loop {
-            let rec = self
-                .read_in(shard, &[id])?
-                .pop()
-                .flatten()
-                .ok_or(StoreError::InvocationNotFound(id))?;
-            if rec.state.status.is_final() {
-                return Ok(Some(rec));
+            if !blind {
+                let rec = self
+                    .read_in(shard, &[id])?
+                    .pop()
+                    .flatten()
+                    .ok_or(StoreError::InvocationNotFound(id))?;
+                if rec.state.status.is_final() {
+                    return Ok(Some(rec));
+                }
             }
             let left = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()),
@@ -260,7 +300,10 @@ impl Shared {
             if left.is_zero() {
                 return Ok(None);
             }
-            let block = left.min(MAX_BLOCK).max(Duration::from_millis(1));
+            let mut block = left.min(MAX_BLOCK).max(Duration::from_millis(1));
+            if std::mem::take(&mut blind) {
+                block = block.min(BLIND_BLOCK);
+            }
             let woke = self.block(&key, block, |c| {
                 let mut cmd = redis::cmd("BLMOVE");
                 cmd.arg(&key)

@@ -207,11 +207,13 @@ impl Shared {
         args.push(order_arg());
         check_sizes("a submission", args.iter().map(Vec::as_slice))?;
         let shard = self.shard_of_new(&new)?;
+        let sent = Instant::now();
         let reply = self.call(shard, &self.scripts.submit, &args, budget())?;
         let r = array(&reply).ok_or_else(|| malformed("submit"))?;
         match r.first().and_then(text) {
             Some("created") => {
                 self.remember(new.id, shard);
+                super::reads::created(self, new.id, sent);
                 Ok(Submitted::Created)
             }
             Some("exists") => Ok(Submitted::AlreadyExists),

@@ -107,12 +107,20 @@ impl Tables {
     }
 
     fn intern_name(&mut self, name: &mut TaskId) {
+        // The same allocation as the stored copy: interned already (task entries stay once
+        // made, so the copy is still the stored one).
+        if let Some(last) = &self.last_interned
+            && std::ptr::eq(last.as_str(), name.as_str())
+        {
+            return;
+        }
         match self.queues.get_key_value(name) {
             Some((stored, _)) => *name = stored.clone(),
             None => {
                 self.queues.insert(name.clone(), TaskQueue::default());
             }
         }
+        self.last_interned = Some(name.clone());
     }
 
     /// The invocations and, apart from them, the indexes over them: a slot can be re-indexed
@@ -243,9 +251,12 @@ impl Indexes<'_> {
     /// `ticket`, from the indexes.
     fn remove(&mut self, id: InvocationId, task: &TaskId, keys: IndexKeys, ticket: Option<u64>) {
         self.counts.remove(keys.status);
-        if let Some(queue) = self.queues.get_mut(task) {
+        // Most states are in no queue (running, final): no lookup of the task's name then.
+        if (ticket.is_some() || keys.not_before.is_some())
+            && let Some(queue) = self.queues.get_mut(task)
+        {
             if let Some(ticket) = ticket {
-                queue.ready.remove(&ticket);
+                queue.ready.remove(ticket);
             }
             if let Some(t) = keys.not_before {
                 queue.delayed.remove(&(t, id));

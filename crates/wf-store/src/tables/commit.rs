@@ -29,6 +29,8 @@ impl Tables {
         let id = lease.invocation;
         let slot = self.fence(lease, now)?;
         let spec = slot.spec.clone();
+        // The state the new one starts from (nothing below changes it before it is replaced).
+        let mut state = slot.state().into_owned();
         let invalid = |reason: String| invalid(id, reason);
         // Cancelled while it ran, and the body was not told: the request wins over whatever
         // the execution did, and nothing of it is written.
@@ -46,7 +48,6 @@ impl Tables {
             fresh,
         } = self.check_progress(&spec, commit.journal, commit.data, commit.children)?;
         // The new state.
-        let mut state = self.slot(id)?.state().into_owned();
         state.lease = None;
         state.recoveries = 0;
         state.updated_at = now;
@@ -240,7 +241,11 @@ impl Tables {
         children: Vec<NewInvocation>,
     ) -> Result<Progress, StoreError> {
         let id = spec.id;
-        let stored = self.journals.get(&id).map_or(0, |j| j.len());
+        // Most commits of plain tasks carry no journal and no children: no lookups for them.
+        let stored = match journal.is_empty() {
+            true => 0,
+            false => self.journals.get(&id).map_or(0, |j| j.len()),
+        };
         for (i, entry) in journal.iter().enumerate() {
             if entry.seq as usize != stored + i {
                 return Err(invalid(
@@ -262,12 +267,17 @@ impl Tables {
                 format!("child {} does not name {id} as its parent", child.id),
             ));
         }
-        let new = self.check_new_batch(children.iter())?;
-        let fresh = children
-            .into_iter()
-            .zip(new)
-            .filter_map(|(child, new)| new.then_some(child))
-            .collect();
+        let fresh = match children.is_empty() {
+            true => children,
+            false => {
+                let new = self.check_new_batch(children.iter())?;
+                children
+                    .into_iter()
+                    .zip(new)
+                    .filter_map(|(child, new)| new.then_some(child))
+                    .collect()
+            }
+        };
         Ok(Progress {
             journal,
             data,

@@ -6,7 +6,7 @@ use wf_core::{InvocationId, Status, Timestamp, WorkerId};
 
 use super::{Change, Slot, Tables, cancelled_state, check, worker_lost};
 use crate::error::StoreError;
-use crate::model::{Claim, Lease, LeaseInfo, TaskSet, lease_expiry};
+use crate::model::{Claim, InvocationRecord, Lease, LeaseInfo, TaskSet, lease_expiry};
 
 impl Tables {
     /// Claims for `worker` the oldest runnable invocation of one of `tasks`, recovering expired
@@ -27,6 +27,7 @@ impl Tables {
             return Ok(None);
         };
         let slot = self.slot(id)?;
+        let spec = slot.spec.clone();
         let from = slot.status;
         check(id, from, Status::Running)?;
         let expires_at = lease_expiry(now, lease_for);
@@ -47,8 +48,12 @@ impl Tables {
             attempt: state.attempts,
             expires_at,
         };
+        // The record of the state set here, without looking it up again.
+        let record = InvocationRecord {
+            spec,
+            state: state.clone(),
+        };
         self.set_state(out, id, state);
-        let record = self.invocation(id)?;
         let journal = self
             .journals
             .get(&id)

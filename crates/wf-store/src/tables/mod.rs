@@ -131,7 +131,7 @@ fn check(invocation: InvocationId, from: Status, to: Status) -> Result<(), Store
 #[cfg_attr(test, derive(Clone))]
 struct TaskQueue {
     /// Those without a not-before time, by ticket: the order they became ready.
-    ready: BTreeMap<u64, InvocationId>,
+    ready: ready::ReadyQueue,
     /// Those with a not-before time.
     delayed: BTreeSet<(Timestamp, InvocationId)>,
 }
@@ -176,6 +176,9 @@ pub struct Tables {
     /// Set by a backend that logs nothing (memory): operations then leave the change list
     /// empty and only count whom their changes wake ([`Tables::take_wakes`]), copying nothing.
     unlogged: bool,
+    /// The stored copy of the task name interned last: a name that is this very copy (the
+    /// same allocation; a burst's specs all share their task's name) needs no lookup.
+    last_interned: Option<TaskId>,
     /// Unlogged: what the changes since the last [`Tables::take_wakes`] woke, instead of a
     /// copy of each change in the change list.
     wakes: Wakes,
@@ -250,6 +253,7 @@ mod members;
 mod reads;
 #[cfg(test)]
 mod reads_tests;
+mod ready;
 mod retention;
 pub use retention::PURGE_BATCH;
 #[cfg(test)]

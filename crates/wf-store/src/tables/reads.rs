@@ -126,7 +126,7 @@ impl Tables {
         let mut queued: Option<(u64, InvocationId)> = None;
         let mut due: Option<(Timestamp, InvocationId)> = None;
         for queue in self.queues_of(tasks) {
-            if let Some((&ticket, &id)) = queue.ready.first_key_value()
+            if let Some((ticket, id)) = queue.ready.first()
                 && queued.is_none_or(|(first, _)| ticket < first)
             {
                 queued = Some((ticket, id));

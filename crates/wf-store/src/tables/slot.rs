@@ -1,7 +1,8 @@
 //! One stored invocation. A final invocation's state never changes again (but for an operator's
 //! retry), and most of a store's invocations are final, so it is kept compact: a few dozen
 //! bytes instead of the ~150 of an `InvocationState` with its empty lease, error and list slots
-//! (packed by copying when it has no error, as most have; encoded with the codec otherwise).
+//! (its counters and result bytes when it has no error, as most have; encoded with the codec
+//! otherwise).
 //! It is unpacked when read. Status, last update and queue keys stay at hand, so indexing,
 //! retention and status checks never unpack.
 
@@ -27,16 +28,20 @@ enum Stored {
 }
 
 /// A final state with nothing in it but its counters and result (no lease, timer, error or
-/// awaited child; status and last update are the slot's): `attempts`, `retries`, `recoveries`
-/// as little-endian `u32`s, then 1 and the result's bytes, or 0 for no result. One allocation
-/// the size of the codec's encoding, but written and read by copying: the codec's serde walk
-/// was a sixth of a memory-store task's instructions (each commit encodes, each read of the
-/// result decodes).
+/// awaited child; status and last update are the slot's). The result's bytes are moved in from
+/// the commit and copied out when read: no codec (its serde walk was a sixth of a memory-store
+/// task's instructions) and no second allocation (packing the counters and a copy of the
+/// result into one was a malloc, a copy and two frees per commit, under the store's lock).
+/// No larger than that packing: the slot still fits the same allocator size class.
 #[derive(Clone)]
-struct Packed(Box<[u8]>);
-
-/// Where a [`Packed`] state's result flag is.
-const PACKED_HEAD: usize = 12;
+struct Packed {
+    /// The result's bytes (none allocated when there is no result).
+    result: Box<[u8]>,
+    /// `attempts`, `retries`, `recoveries`.
+    counters: [u32; 3],
+    /// Whether there is a result (it may be empty).
+    has_result: bool,
+}
 
 impl Packed {
     /// Whether `state` has nothing but counters and a result (and a status and a last update).
@@ -47,44 +52,33 @@ impl Packed {
             && state.waiting_on.is_empty()
     }
 
-    /// Packs `state`'s counters and result (see [`Self::fits`]).
-    fn pack(state: &InvocationState) -> Self {
-        let result = state.result.as_deref();
-        let mut bytes = Vec::with_capacity(PACKED_HEAD + 1 + result.map_or(0, <[u8]>::len));
-        for n in [state.attempts, state.retries, state.recoveries] {
-            bytes.extend_from_slice(&n.to_le_bytes());
+    /// Packs `state`'s counters and result (see [`Self::fits`]), moving the result in.
+    fn pack(state: InvocationState) -> Self {
+        let InvocationState {
+            attempts,
+            retries,
+            recoveries,
+            result,
+            ..
+        } = state;
+        Self {
+            has_result: result.is_some(),
+            result: result.unwrap_or_default().into_boxed_slice(),
+            counters: [attempts, retries, recoveries],
         }
-        match result {
-            Some(result) => {
-                bytes.push(1);
-                bytes.extend_from_slice(result);
-            }
-            None => bytes.push(0),
-        }
-        Self(bytes.into_boxed_slice())
     }
 
     /// The state, with the slot's `status` and `updated_at`.
     fn unpack(&self, status: Status, updated_at: Timestamp) -> InvocationState {
-        let counter = |i: usize| {
-            let mut n = [0u8; 4];
-            if let Some(b) = self.0.get(i * 4..i * 4 + 4) {
-                n.copy_from_slice(b);
-            }
-            u32::from_le_bytes(n)
-        };
-        let result = match self.0.get(PACKED_HEAD..) {
-            Some([1, result @ ..]) => Some(result.to_vec()),
-            _ => None,
-        };
+        let [attempts, retries, recoveries] = self.counters;
         InvocationState {
             status,
-            attempts: counter(0),
-            retries: counter(1),
-            recoveries: counter(2),
+            attempts,
+            retries,
+            recoveries,
             lease: None,
             not_before: None,
-            result,
+            result: self.has_result.then(|| self.result.to_vec()),
             error: None,
             waiting_on: Vec::new(),
             updated_at,
@@ -131,7 +125,7 @@ fn store(state: InvocationState) -> Stored {
         return Stored::Live(Box::new(state));
     }
     if Packed::fits(&state) {
-        return Stored::Packed(Packed::pack(&state));
+        return Stored::Packed(Packed::pack(state));
     }
     match codec::encode(&state) {
         Ok(bytes) => Stored::Done(bytes.into_boxed_slice()),

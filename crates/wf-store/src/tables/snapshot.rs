@@ -10,11 +10,8 @@ impl Tables {
     /// submission order); then the queued ones are queued again in the order they became ready,
     /// across all tasks (a released or woken invocation queues behind ones created after it).
     pub fn snapshot(&self) -> Vec<Change> {
-        let mut queued: Vec<(u64, InvocationId)> = self
-            .queues
-            .values()
-            .flat_map(|q| q.ready.iter().map(|(ticket, id)| (*ticket, *id)))
-            .collect();
+        let mut queued: Vec<(u64, InvocationId)> =
+            self.queues.values().flat_map(|q| q.ready.iter()).collect();
         queued.sort_unstable();
         let mut out =
             Vec::with_capacity(self.invocations.len() * 2 + queued.len() + self.data.len() + 1);
