@@ -209,7 +209,6 @@ fn attack_wait_final_after_a_purge_and_the_same_id_again_spins() {
 /// after the retry budget. With `EVALSHA` only, `bind` on an existing namespace writes nothing
 /// and the store opens; its reads (status, results) still work, so an operator can look.
 #[test]
-#[ignore = "attack: neither open nor open_read works on a Redis at maxmemory: FUNCTION LOAD is refused with OOM (treated as transient), even with the library loaded"]
 fn attack_a_store_opens_on_a_redis_at_maxmemory() {
     let Some(server) = server_or_skip("attack_open_at_maxmemory", &ServerOptions::default()) else {
         return;
@@ -359,7 +358,6 @@ fn attack_concurrent_opens_race_function_load() {
 /// flagged `no-writes`. With `EVALSHA` only, `bind` on an existing namespace writes nothing and
 /// the store opens on the replica and reads.
 #[test]
-#[ignore = "attack: the inspector (open_read) cannot open on a read-only replica: FUNCTION LOAD is refused with READONLY although the replica has the library"]
 fn attack_a_store_opens_on_a_read_only_replica() {
     let Some(primary) = server_or_skip("attack_replica_primary", &ServerOptions::default()) else {
         return;

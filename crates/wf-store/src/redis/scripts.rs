@@ -150,6 +150,8 @@ pub(crate) struct Scripts {
     pub(crate) bind: redis::Script,
     /// The library's text for `FUNCTION LOAD`.
     library: String,
+    /// The library's name (`FUNCTION LIST LIBRARYNAME`).
+    lib_name: String,
     /// Whether calls go by `FCALL` (shared with every [`Script`]).
     functions: Arc<AtomicBool>,
 }
@@ -221,20 +223,45 @@ impl Scripts {
             checkpoint: with("checkpoint"),
             bind: redis::Script::new(include_str!("lua/bind.lua")),
             library,
+            lib_name,
             functions,
         }
     }
 
     /// Loads the library (on every master of a cluster) and calls scripts by `FCALL` from now
-    /// on. A server that refuses for good (no functions before Redis 7, an ACL user without
-    /// `FUNCTION LOAD`) keeps `EVALSHA`: `Ok(Some(the refusal))`.
+    /// on. A single server that has the library already is only asked (`FUNCTION LIST`, a
+    /// read), so a store opens on a read-only replica and on a server at `maxmemory`. A server
+    /// that refuses the load (no functions before Redis 7, an ACL user without `FUNCTION
+    /// LOAD`, `OOM` at `maxmemory`, `READONLY` on a replica) keeps `EVALSHA`:
+    /// `Ok(Some(the refusal))`.
     pub(crate) fn use_functions(&self, conn: &mut Conn) -> RedisResult<Option<RedisError>> {
+        if matches!(conn, Conn::Single(_)) && self.library_loaded(conn)? {
+            self.functions.store(true, Ordering::Relaxed);
+            return Ok(None);
+        }
         match self.load_library(conn, false) {
             Ok(()) => {
                 self.functions.store(true, Ordering::Relaxed);
                 Ok(None)
             }
-            Err(e) if is_refusal(&e) => Ok(Some(e)),
+            Err(e) if is_refusal(&e) || is_write_refusal(&e) => Ok(Some(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the server has this library (`FUNCTION LIST LIBRARYNAME`; the pattern is the
+    /// exact name, which holds no glob characters). A server without `FUNCTION` or a user not
+    /// allowed `FUNCTION LIST` answers "no": the load decides.
+    fn library_loaded(&self, conn: &mut Conn) -> RedisResult<bool> {
+        let listed = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .arg("LIBRARYNAME")
+            .arg(&self.lib_name)
+            .query::<Value>(conn.like());
+        match listed {
+            Ok(Value::Array(libraries)) => Ok(!libraries.is_empty()),
+            Ok(_) => Ok(false),
+            Err(e) if is_refusal(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -363,6 +390,19 @@ fn already_exists(e: &RedisError) -> bool {
 fn is_refusal(e: &RedisError) -> bool {
     let text = e.to_string().to_ascii_lowercase();
     text.contains("noperm") || text.contains("unknown command")
+}
+
+/// Whether `FUNCTION LOAD` was refused as a write the server takes none of now: `OOM` (at
+/// `maxmemory` with `noeviction`) or `READONLY` (a replica). Scripts then go by `EVALSHA`,
+/// where reads work as with the library.
+fn is_write_refusal(e: &RedisError) -> bool {
+    replies(e)
+        .iter()
+        .any(|(code, _)| code == "OOM" || code == "READONLY")
+        || {
+            let text = e.to_string();
+            text.contains("OOM") || text.contains("READONLY")
+        }
 }
 
 #[cfg(test)]
