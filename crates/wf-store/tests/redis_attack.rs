@@ -162,7 +162,6 @@ fn attack_idle_threads_hold_a_blocking_connection_each() {
 /// `BLMOVE` rotates that token back at once on every block: the wait spins, a read and a
 /// `BLMOVE` per loop, until the invocation is final or the token expires.
 #[test]
-#[ignore = "attack: wait_final on an id purged and submitted again spins (BLMOVE returns the purge's token at once, read, repeat)"]
 fn attack_wait_final_after_a_purge_and_the_same_id_again_spins() {
     let Some(server) = server_or_skip("attack_wait_final_spin", &ServerOptions::default()) else {
         return;

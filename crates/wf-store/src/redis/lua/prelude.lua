@@ -247,6 +247,9 @@ local function create(c, now, lease)
   local fields = { 'spec', c.spec, 'task', c.task, 'wf', c.wf, 'top', top, 'created', num(now),
     'maxr', num(c.maxr), 'seq', num(seq), 'cord', ORD }
   if c.parent then fields[#fields + 1] = 'parent'; fields[#fields + 1] = c.parent end
+  -- An id purged and created again: the purge's wait_final token (it lives NOTIFY_TTL_MS)
+  -- would send every wait_final caller round a read and a BLMOVE until it expires.
+  redis.call('DEL', P .. 'f:' .. c.id)
   redis.call('RPUSH', P .. 'm:' .. c.wf, c.id)
   if c.parent then redis.call('RPUSH', P .. 'c:' .. c.parent, c.id) end
   if c.id == c.wf then
