@@ -38,7 +38,6 @@ fn calls(admin: &mut redis::Connection, command: &str) -> u64 {
 /// of task `b` and silences `b`'s doorbell. `a`'s work is queued with a silent doorbell, so a
 /// thread idle on {a} alone (its empty claim was its look) sleeps through its whole wait.
 #[test]
-#[ignore = "attack: a token of task a consumed by a waiter on {a,b} that claims b's work strands a waiter on {a}"]
 fn attack_a_token_taken_by_a_waiter_on_two_tasks_strands_a_waiter_on_one() {
     let Some(server) = server_or_skip("attack_two_task_token", &ServerOptions::default()) else {
         return;

@@ -481,6 +481,12 @@ local function claim_one(now, worker, expiry, tasks)
   else
     quiet(old.task, left.d - (old.nb and 1 or 0) > 0)
   end
+  -- The token that woke this claim may have been another task's (a waiter on several tasks
+  -- takes whichever rings): every other task with queued work rings again, so a waiter on it
+  -- alone is not left asleep. (ring() writes nothing where 'q' is there already.)
+  for _, t in ipairs(tasks) do
+    if t ~= old.task and seen[t].q > 0 then ring(t, 'q') end
+  end
   -- Never claimed before: nothing was ever committed, so no journal.
   local journal = old.att > 0 and redis.call('LRANGE', P .. 'j:' .. id, '0', '-1') or {}
   -- Its record as record() would read it now, from what load read and save wrote (a running
