@@ -6,6 +6,7 @@
 pub const WF_COMMANDS: &[&str] = &[
     "fcall",
     "function|load",
+    "function|list",
     "evalsha",
     "script|load",
     "hset",
