@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{Gate, PATIENCE, eventually, journal_kinds, steering_apps, until_waiting};
+use common::{
+    Gate, PATIENCE, RENEWED_LEASE, eventually, journal_kinds, steering_apps, until_waiting,
+};
 use wf::core::OpKind;
 use wf::prelude::*;
 
@@ -32,10 +34,9 @@ fn cancelled_reason(r: Result<impl std::fmt::Debug, WfError>) -> String {
 fn cancelling_a_fan_out_tree() {
     // The tree's shape (the root waiting on its sub-workflow) needs the sub-workflow claimed by
     // a worker, not run inline by the root.
-    for t in steering_apps(|b| {
-        b.lease_duration(Duration::from_millis(600))
-            .inline_children(false)
-    }) {
+    // The leases are long: a running child whose lease expired on a loaded machine would be
+    // recovered instead of stopping when told (nothing here waits for a lease to expire).
+    for t in steering_apps(|b| b.lease_duration(RENEWED_LEASE).inline_children(false)) {
         let app = &t.app;
         let gate = Gate::default();
         let told = Arc::new(AtomicBool::new(false));
@@ -298,7 +299,9 @@ fn a_cancellation_requested_during_a_replay_is_told_past_the_journal() {
 /// a shared store) reaches the running body through its worker's lease renewal.
 #[test]
 fn a_cancel_from_elsewhere_reaches_a_running_body_through_its_lease() {
-    for t in steering_apps(|b| b.lease_duration(Duration::from_millis(300))) {
+    // The lease thread passes the request on at its next renewal (a third of the lease); a
+    // short lease that expired on a loaded machine would leave the body untold.
+    for t in steering_apps(|b| b.lease_duration(RENEWED_LEASE)) {
         let app = &t.app;
         let inside = Gate::default();
         let i = inside.clone();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{Gate, PATIENCE, apps, journal_kinds};
+use common::{Gate, PATIENCE, RENEWED_LEASE, apps, journal_kinds, until_renewed};
 use wf::core::OpKind;
 use wf::prelude::*;
 
@@ -300,19 +300,22 @@ fn a_subworkflow_runs_inline_in_its_own_workflow() {
 }
 
 /// A child running inline for longer than the lease keeps both leases alive (the pool's lease
-/// thread renews the caller's and the child's): nothing is taken over, nothing runs twice.
+/// thread renews the caller's and the child's): nothing is taken over, nothing runs twice. The
+/// child runs until it has seen both leases renewed (not for a guessed span of time): if
+/// either is left out of the renewals, it waits in vain and fails.
 #[test]
 fn a_long_inline_child_keeps_both_leases() {
-    for t in inline_apps(|b| b.lease_duration(Duration::from_millis(150))) {
+    for t in inline_apps(|b| b.lease_duration(RENEWED_LEASE)) {
         let app = &t.app;
         let (child_runs, c) = counter();
         let slow = app
             .task(
                 "slow",
-                move |_: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
                     c.fetch_add(1, Ordering::SeqCst);
-                    // The workload: a step slower than several leases.
-                    std::thread::sleep(Duration::from_millis(600));
+                    // The workload: a step that outlasts renewals of its lease and its caller's.
+                    let caller = ctx.parent().expect("called by the flow");
+                    until_renewed(ctx.app(), &[caller, ctx.invocation_id()], 1);
                     Ok(1)
                 },
             )
@@ -349,17 +352,20 @@ fn a_long_inline_child_keeps_both_leases() {
 /// worker's results are the ones kept.
 #[test]
 fn a_stalled_inline_chain_is_taken_over_and_its_late_commits_refused() {
-    for t in inline_apps(|b| b.lease_duration(Duration::from_millis(150))) {
+    for t in inline_apps(|b| b) {
         let store = t.app.store().clone();
-        let app_of = || {
+        // The stalled worker's lease expires (2 s: long enough for it to claim the caller and
+        // checkpoint the child on a loaded machine; 150 ms expired before the checkpoint under
+        // load, and the stalled worker ran the caller again), the healthy one's must not.
+        let app_of = |lease| {
             App::builder()
                 .app_id("test")
                 .store(store.clone())
-                .lease_duration(Duration::from_millis(150))
+                .lease_duration(lease)
                 .build()
                 .unwrap()
         };
-        let (app_a, app_b) = (app_of(), app_of());
+        let (app_a, app_b) = (app_of(Duration::from_secs(2)), app_of(RENEWED_LEASE));
         let a_started = Gate::default();
         let b_done = Gate::default();
         let register = |app: &App, stall: bool| {

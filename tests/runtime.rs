@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Gate, PATIENCE, apps};
+use common::{Gate, PATIENCE, RENEWED_LEASE, apps};
 use wf::prelude::*;
 use wf::store::StoreError;
 use wf::{FailureKind, Status};
@@ -379,10 +379,12 @@ fn a_stalled_worker_is_taken_over_and_its_late_commit_refused() {
             .lease_duration(Duration::from_millis(150))
             .build()
             .unwrap();
+        // The healthy worker's lease is long: only the stalled one's may expire, even when a
+        // loaded machine stalls the healthy one between its claim and its commit.
         let app_b = App::builder()
             .app_id("test")
             .store(store)
-            .lease_duration(Duration::from_millis(150))
+            .lease_duration(RENEWED_LEASE)
             .build()
             .unwrap();
         let a_started = Gate::default();

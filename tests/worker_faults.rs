@@ -3,23 +3,31 @@
 //! a store that refuses a commit or a read for good (an oversized commit as a codec failure),
 //! and a commit lost to an unreachable store.
 //!
-//! Bodies that "work longer than the lease" do so with `thread::sleep`: that is the workload
-//! under test (a slow step), never a way to wait for another thread. Every wait between threads
-//! is a `Gate`.
+//! Bodies that "work longer than the lease" run until they have seen their lease renewed
+//! (`until_renewed`), never for a guessed span of time: a stalled lease thread on a loaded
+//! machine cannot make them fail, and a lease left out of the renewals makes them wait in vain
+//! and fail. Every wait between threads is a `Gate` or a condition.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::hooked::{Hooks, hooked_apps};
-use common::{Gate, PATIENCE, apps};
+use common::{Gate, PATIENCE, RENEWED_LEASE, apps, until_renewed};
 use wf::prelude::*;
 use wf::store::{Claim, Commit, Lease, Outcome, StoreError};
 
-const LEASE: Duration = Duration::from_millis(150);
+/// The tests here lease for [`RENEWED_LEASE`] unless a lease must expire: a 150 ms lease
+/// expired under load between a claim and the commit of a body that returns at once, so the
+/// body ran twice.
+const LEASE: Duration = RENEWED_LEASE;
+
+/// The lease of the test that waits for one to expire: short enough not to wait long, long
+/// enough for a claim and the commit of a body that returns at once on a loaded machine.
+const EXPIRING_LEASE: Duration = Duration::from_secs(2);
 
 /// A `retry_if` predicate is user code outside the body: its panic fails the invocation with a
 /// clear message, and the worker thread survives to run the next invocation.
@@ -72,22 +80,26 @@ fn a_panicking_retry_predicate_fails_the_invocation_and_the_worker_survives() {
 }
 
 /// `stop()` lets running bodies finish and commit: their leases are renewed until they have,
-/// even when they run several lease lengths after the stop was asked for.
+/// even when they run several lease lengths after the stop was asked for. The body runs until
+/// it has seen its lease renewed after the stop request.
 #[test]
 fn a_graceful_stop_keeps_renewing_leases_until_bodies_commit() {
     for t in apps(|b| b.lease_duration(LEASE)) {
         let app = &t.app;
         let started = Gate::default();
-        let s = started.clone();
+        let stop_asked = Gate::default();
+        let (s, asked) = (started.clone(), stop_asked.clone());
         let runs = Arc::new(AtomicU32::new(0));
         let r = runs.clone();
         let slow = app
             .task(
                 "slow",
-                move |_: &TaskContext, (): ()| -> Result<u32, TaskError> {
+                move |ctx: &TaskContext, (): ()| -> Result<u32, TaskError> {
                     r.fetch_add(1, Ordering::SeqCst);
                     s.open();
-                    std::thread::sleep(LEASE * 5); // the slow step under test
+                    asked.wait();
+                    // The slow step under test: it outlasts renewals made after the stop request.
+                    until_renewed(ctx.app(), &[ctx.invocation_id()], 1);
                     Ok(7)
                 },
             )
@@ -95,6 +107,8 @@ fn a_graceful_stop_keeps_renewing_leases_until_bodies_commit() {
         let worker = app.worker().threads(1).start().unwrap();
         let inv = slow.call(app, ()).unwrap();
         started.wait();
+        worker.request_stop();
+        stop_asked.open();
         let stats = worker.stop(); // returns once the body has committed
         assert_eq!(
             (stats.succeeded, stats.lease_lost),
@@ -128,12 +142,17 @@ impl Hooks for HoldFirstCommit {
 }
 
 /// An attempt that ends while the next attempt of the same invocation is already running on
-/// another thread must not stop that attempt's lease renewals.
+/// another thread must not stop that attempt's lease renewals. The second attempt waits until
+/// the first has ended (the worker counted its retry, after it stopped renewing its lease), then
+/// runs until it has seen its own lease renewed.
 #[test]
 fn the_next_attempt_keeps_its_renewals_when_the_previous_one_finishes_late() {
     for (t, _store, app) in hooked_apps(HoldFirstCommit::default, |b| b.lease_duration(LEASE)) {
         let failed_once = Arc::new(AtomicBool::new(false));
         let f = failed_once.clone();
+        // The worker, for the second attempt to see when the first has ended.
+        let worker_slot: Arc<Mutex<Option<wf::Worker>>> = Arc::default();
+        let w = worker_slot.clone();
         let options = TaskOptions::new("flaky")
             .max_retries(1)
             .retry_backoff(Backoff::none());
@@ -144,13 +163,22 @@ fn the_next_attempt_keeps_its_renewals_when_the_previous_one_finishes_late() {
                     if !f.swap(true, Ordering::SeqCst) {
                         return Err(TaskError::new("first attempt fails at once"));
                     }
-                    std::thread::sleep(LEASE * 5); // the slow second attempt under test
+                    common::eventually("the first attempt ended", || {
+                        w.lock()
+                            .unwrap()
+                            .as_ref()
+                            .is_some_and(|w| w.stats().retried == 1)
+                    });
+                    // The slow second attempt under test.
+                    until_renewed(ctx.app(), &[ctx.invocation_id()], 1);
                     Ok(ctx.attempt())
                 },
             )
             .unwrap();
-        let worker = app.worker().threads(2).start().unwrap();
-        let result = flaky.call(&app, ()).unwrap().result_timeout(PATIENCE);
+        let inv = flaky.call(&app, ()).unwrap();
+        *worker_slot.lock().unwrap() = Some(app.worker().threads(2).start().unwrap());
+        let result = inv.result_timeout(PATIENCE);
+        let worker = worker_slot.lock().unwrap().take().unwrap();
         let stats = worker.stop();
         assert_eq!(result.unwrap(), 2, "{}: {stats:?}", t.backend);
         assert_eq!(stats.lease_lost, 0, "{}: {stats:?}", t.backend);
@@ -281,9 +309,9 @@ impl Hooks for FirstCommitUnavailable {
 /// invocation is not failed; its lease runs out and the next attempt commits.
 #[test]
 fn a_commit_lost_to_an_unreachable_store_runs_again_instead_of_failing() {
-    for (t, _store, app) in
-        hooked_apps(FirstCommitUnavailable::default, |b| b.lease_duration(LEASE))
-    {
+    for (t, _store, app) in hooked_apps(FirstCommitUnavailable::default, |b| {
+        b.lease_duration(EXPIRING_LEASE)
+    }) {
         let runs = Arc::new(AtomicU32::new(0));
         let r = runs.clone();
         let task = app

@@ -129,6 +129,57 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// A lease for the tests that pin lease renewal (a body running longer than a lease keeps it)
+/// and for the workers whose leases must not expire: the tests wait for renewals
+/// ([`until_renewed`]), never for a span of time, so the lease only has to outlast the worst
+/// stall of a loaded machine (renewed at a third of the lease, it may be late by two thirds, 4 s
+/// here, before it expires). 150 ms leases expired under a load of 11-17 on two cores, between
+/// a claim and the commit of a body that returned at once; 2 s leases once on Redis (the test's
+/// redis-server runs niced like the tests). Each renewal waited for costs up to 2 s.
+pub const RENEWED_LEASE: Duration = Duration::from_secs(6);
+
+/// Waits (polling the store) until the lease of each of `ids`, running now, has been renewed
+/// `times` times since this was called: its expiry seen to move forward that often, by the same
+/// worker and attempt. Fails at once when another worker or attempt takes one over (its lease
+/// was lost), and after [`PATIENCE`] when the renewals do not come (nothing renews it). Call it
+/// from inside a body to make the body outlast renewals instead of sleeping for a guessed time.
+pub fn until_renewed(app: &App, ids: &[wf::InvocationId], times: usize) {
+    let lease = |id: wf::InvocationId| {
+        let record = app.store().invocation(id).unwrap();
+        let info = record
+            .state
+            .lease
+            .unwrap_or_else(|| panic!("{id} is {} and holds no lease", record.state.status));
+        (record.state.attempts, info.worker, info.expires_at)
+    };
+    // Per id: who holds it, the last expiry seen, the renewals seen.
+    let mut seen: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let (attempt, worker, expires) = lease(id);
+            (attempt, worker, expires, 0)
+        })
+        .collect();
+    eventually(
+        &format!("the leases of {ids:?} renewed {times} times"),
+        || {
+            for (&id, (attempt, worker, expires, renewals)) in ids.iter().zip(seen.iter_mut()) {
+                let now = lease(id);
+                assert_eq!(
+                    (&now.0, &now.1),
+                    (&*attempt, &*worker),
+                    "{id}: the lease was lost (taken over) while it should have been renewed"
+                );
+                if now.2 > *expires {
+                    *expires = now.2;
+                    *renewals += 1;
+                }
+            }
+            seen.iter().all(|s| s.3 >= times)
+        },
+    );
+}
+
 /// Waits until invocation `id` is waiting (suspended, holding no worker).
 pub fn until_waiting(app: &App, id: wf::InvocationId) {
     eventually(&format!("{id} is waiting"), || {

@@ -838,3 +838,96 @@ fn commands_reach_a_store_whose_owner_is_running() {
     assert_eq!(dry["would_purge"], 0, "{dry}");
     worker.stop();
 }
+
+/// A store with an **unsynced hole**, made as `wf-store/tests/file_holes.rs` makes one: a
+/// pipelined commit and the claim after it are written, not synced; a power loss on a disk that
+/// writes unsynced pages out of order keeps the claim and loses a sector of the commit (and
+/// `wf.synced` is as it was then). `wf repair` cuts the hole and what followed it, says it was
+/// one (nothing acknowledged as durable lost, nothing saved), in text and in JSON.
+#[test]
+fn repair_cuts_an_unsynced_hole_and_says_nothing_durable_was_lost() {
+    use wf_store::file::testing::CountingFs;
+    use wf_store::{Commit, FileOptions, Outcome};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let log = dir.join("wf.log");
+    let (w, t, lease) = (WorkerId::new("w"), tasks(&["t"]), Duration::from_secs(600));
+    let fs = CountingFs::new();
+    // No idle sync: the pipelined commit must stay unsynced, as the power loss finds it.
+    let options = FileOptions::default()
+        .file_system(std::sync::Arc::new(fs.clone()))
+        .idle_sync(None);
+    let store = FileStore::open_with(&dir, options).unwrap();
+    store.bind_app("cli-test").unwrap();
+    store
+        .submit_many(vec![root(1, "t", b""), root(2, "t", b"")], at_ms(0))
+        .unwrap();
+    let first = store.claim(&w, &t, lease, at_ms(1)).unwrap().unwrap();
+    let commit_at = store.stats().log_bytes;
+    let result = Outcome::Success(vec![7; 600]);
+    store
+        .commit_pipelined(&first.lease, Commit::outcome(result), at_ms(2))
+        .unwrap();
+    let commit_end = store.stats().log_bytes;
+    let second = store.claim(&w, &t, lease, at_ms(3)).unwrap().unwrap();
+    let end = store.stats().log_bytes;
+    assert!(fs.synced_len(&log) <= commit_at, "the commit is unsynced");
+    let mut bytes = std::fs::read(&log).unwrap();
+    assert_eq!(bytes.len() as u64, end, "the claim after it is written");
+    let synced = std::fs::read(dir.join("wf.synced")).unwrap();
+    drop(store);
+
+    // The power loss: one 512-byte sector of the commit's payload (after its 12-byte frame)
+    // never written, the claim after it kept; `wf.synced` as it was before closing synced all.
+    let start = commit_at as usize + 12;
+    let stop = (start + 512).min(commit_end as usize);
+    assert!(stop < commit_end as usize, "the hole is inside the commit");
+    bytes[start..stop].fill(0);
+    std::fs::write(&log, &bytes).unwrap();
+    std::fs::write(dir.join("wf.synced"), &synced).unwrap();
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for name in ["wf.log", "wf.synced"] {
+        std::fs::copy(dir.join(name), copy.join(name)).unwrap();
+    }
+
+    let cut = end - commit_at;
+    let said = ok(&dir, &["repair"]);
+    assert_eq!(
+        said,
+        format!(
+            "cut an unsynced hole and what followed it, {cut} bytes at offset {commit_at}, off \
+             {} (record checksum does not match its contents; the 1 valid records after it \
+             were all appended before it was synced (an unsynced hole a power loss left: none \
+             of them was acknowledged as durable)): records a power loss kept out of order, \
+             none acknowledged as durable; nothing else was wrong\n",
+            log.display()
+        )
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), bytes[..commit_at as usize]);
+    let saved: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("wf.log.cut-"))
+        .collect();
+    assert!(saved.is_empty(), "a hole is cut, not saved: {saved:?}");
+    // The store as its last synced record left it: the first claimed (its lease expires and it
+    // runs again), the second pending (its claim went with the hole).
+    let store = FileStore::snapshot(&dir).unwrap();
+    let status = |id| store.invocation(id).unwrap().status();
+    assert_eq!(status(first.lease.invocation), wf_core::Status::Running);
+    assert_eq!(status(second.lease.invocation), wf_core::Status::Pending);
+    assert!(
+        ok(&dir, &["repair"]).ends_with("is whole: nothing to repair\n"),
+        "repaired once"
+    );
+
+    let said = json(&copy, &["repair"]);
+    assert_eq!(said["repaired"], Value::Bool(true), "{said}");
+    assert_eq!(said["unsynced_hole"], Value::Bool(true), "{said}");
+    assert_eq!(said["torn_tail_only"], Value::Bool(true), "{said}");
+    assert_eq!(said["offset"], Value::from(commit_at), "{said}");
+    assert_eq!(said["dropped_bytes"], Value::from(cut), "{said}");
+    assert_eq!(said["saved_to"], Value::Null, "{said}");
+}

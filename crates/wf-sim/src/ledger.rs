@@ -94,6 +94,11 @@ impl<S> Ledger<S> {
         }
     }
 
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
     /// For runs where a cancellation may be requested while an execution runs (real worker
     /// threads): a commit the store answers `Ok` then may have written nothing (the request
     /// wins over what the execution did, by contract), so after each commit that did not

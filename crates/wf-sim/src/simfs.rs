@@ -149,6 +149,12 @@ struct State {
     /// The fault that fired since the last crash, if any.
     fired: Option<Fault>,
     counts: SimCounts,
+    /// The thread of the first operation: the driver's. A history is repeatable only while
+    /// every operation comes from it, in its order.
+    driver: Option<std::thread::ThreadId>,
+    /// Operations from any other thread (a store's background thread, whose timing would make
+    /// the history depend on the machine's load).
+    foreign: u64,
 }
 
 impl State {
@@ -158,6 +164,10 @@ impl State {
             return Err(dead());
         }
         self.counts.ops += 1;
+        let here = std::thread::current().id();
+        if *self.driver.get_or_insert(here) != here {
+            self.foreign += 1;
+        }
         if let Some((at, Fault::Die)) = self.armed
             && self.counts.ops >= at
         {
@@ -243,6 +253,12 @@ impl SimFs {
     /// Operations so far.
     pub fn ops(&self) -> u64 {
         lock(&self.state).counts.ops
+    }
+
+    /// Operations that came from another thread than the first operation's (the driver's):
+    /// a repeatable history has none.
+    pub fn foreign_ops(&self) -> u64 {
+        lock(&self.state).foreign
     }
 
     /// Totals so far.
@@ -452,6 +468,14 @@ fn file_id(node: usize) -> FileId {
 }
 
 impl FileSystem for SimFs {
+    /// A fixed id: the store notes it in `LOCK` at every open, unsynced, and a crash loses it;
+    /// the real process id's digits made the bytes lost (and the draws that cut a torn tail)
+    /// depend on the process (a run with 4-digit pids lost a byte less per crash than runs
+    /// with 5-digit ones). Five digits, as the histories the named seeds were found in had.
+    fn process_id(&self) -> u32 {
+        42_424
+    }
+
     fn create_dir_all(&self, dir: &Path, _mode: u32) -> io::Result<()> {
         let mut s = lock(&self.state);
         let generation = s.generation;

@@ -35,7 +35,9 @@ fn ci_seeds_pass_with_every_fault_kind() {
 /// the file store began publishing its synced size to `wf.synced` and pipelining commits by
 /// default, and to 28985 when recovery began reading `wf.synced` and compactions announcing the
 /// new log in it, which renumbered the disk operations again: 28985 is the only seed in 0..40000
-/// whose process dies during the checks): the process died (an armed `Die`) while the driver was
+/// whose process dies during the checks; its history did not change when the driver began
+/// syncing where the owner idles, standing in for the store's idle sync, and with the fix
+/// below reverted it still fails): the process died (an armed `Die`) while the driver was
 /// checking a freshly reopened store, and the checks reported the dead process's failed reads as
 /// lost acknowledgements. A defect of the driver,
 /// not the store: checks a fault interrupted are discarded and run again after the next reopen.

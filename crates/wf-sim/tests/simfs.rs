@@ -184,3 +184,21 @@ fn a_write_cut_short_by_enospc_leaves_half_its_bytes_and_the_disk_usable() {
     f.write_all(b"!").unwrap();
     assert_eq!(fs.counts().write_enospc, 1);
 }
+
+/// An operation from another thread than the first operation's (a store's background thread)
+/// is counted, and the driver reports it: its timing would make the history unrepeatable.
+#[test]
+fn operations_from_another_thread_are_counted() {
+    let fs = disk(b"abc", b"def");
+    assert_eq!(fs.foreign_ops(), 0);
+    let other = fs.clone();
+    std::thread::spawn(move || {
+        let mut f = other
+            .open(Path::new("/d/f"), OpenHow::Append, 0o600)
+            .unwrap();
+        f.write_all(b"ghi").unwrap();
+    })
+    .join()
+    .unwrap();
+    assert!(fs.foreign_ops() > 0);
+}

@@ -49,6 +49,8 @@ pub mod file;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "file")]
-pub use file::{DEFAULT_RETENTION, FileOptions, FileSnapshot, FileStore, TornTail};
+pub use file::{
+    DEFAULT_IDLE_SYNC, DEFAULT_RETENTION, FileOptions, FileSnapshot, FileStore, TornTail,
+};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;

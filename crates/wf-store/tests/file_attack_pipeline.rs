@@ -49,7 +49,8 @@ fn a_bit_flip_in_an_acknowledged_result_is_refused_not_cut_as_a_hole() {
     let fs = CountingFs::new();
     let options = FileOptions::default()
         .file_system(Arc::new(fs.clone()))
-        .pipelined_commits(true);
+        .pipelined_commits(true)
+        .idle_sync(None);
     let store = FileStore::open_with(dir.path(), options).unwrap();
     store.submit_many(vec![root(1), root(2)], T0).unwrap();
     let first = claim(&store, T0);
@@ -192,6 +193,7 @@ fn a_failed_restart_of_wf_synced_does_not_show_unsynced_records() {
     let options = FileOptions::default()
         .file_system(Arc::new(fs.clone()))
         .pipelined_commits(true)
+        .idle_sync(None)
         .keep_everything();
     let store = FileStore::open_with(dir.path(), options).unwrap();
     store.submit(root(1), T0).unwrap();

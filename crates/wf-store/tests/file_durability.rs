@@ -10,12 +10,13 @@ use std::time::Duration;
 use file_common::at;
 use wf_core::{FailureKind, Status, WorkerId};
 use wf_store::conformance::fixtures::{child, root, tasks};
-use wf_store::{Commit, FileStore, Outcome, StoreRead, StoreWork};
+use wf_store::{Commit, FileOptions, FileStore, Outcome, StoreRead, StoreWork};
 
 #[test]
 fn a_claim_that_fails_a_crash_looping_child_and_wakes_its_parent_is_durable_before_it_is_seen() {
     let dir = tempfile::tempdir().unwrap();
-    let store = FileStore::open(dir.path()).unwrap();
+    // Only the operations sync: a flush counted below is the claim's.
+    let store = FileStore::open_with(dir.path(), FileOptions::default().idle_sync(None)).unwrap();
     let parent = root(1, "parent", b"");
     let mut kid = child(2, &parent, "child", b"");
     // Lost once: failed with WorkerLost by whoever recovers it.

@@ -21,7 +21,9 @@ use wf_store::{
 const LEASE: Duration = Duration::from_secs(600);
 
 fn counted(fs: &CountingFs) -> FileOptions {
-    FileOptions::default().file_system(Arc::new(fs.clone()))
+    FileOptions::default()
+        .file_system(Arc::new(fs.clone()))
+        .idle_sync(None)
 }
 
 /// Asserts that nothing the store wrote to its log is unsynced.

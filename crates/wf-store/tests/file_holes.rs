@@ -22,10 +22,12 @@ use wf_store::{FileOptions, FileStore, StoreError, StoreRead, StoreWork};
 
 const LEASE: Duration = Duration::from_secs(600);
 
+/// Only the operations sync (no idle sync): what a test leaves unsynced stays so.
 fn counted(fs: &CountingFs, pipelined: bool) -> FileOptions {
     FileOptions::default()
         .file_system(Arc::new(fs.clone()))
         .pipelined_commits(pipelined)
+        .idle_sync(None)
 }
 
 fn claim(store: &FileStore, now: wf_core::Timestamp) -> wf_store::Claim {

@@ -20,10 +20,13 @@ use wf_store::{Commit, FileOptions, FileStore, Outcome, StoreRead, StoreWork};
 const LEASE: Duration = Duration::from_secs(600);
 const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Only the operations sync (no idle sync, `tests/file_idle_sync.rs`): the fsyncs counted are
+/// theirs, and what they leave unsynced stays so.
 fn counted(fs: &CountingFs) -> FileOptions {
     FileOptions::default()
         .file_system(Arc::new(fs.clone()))
         .pipelined_commits(true)
+        .idle_sync(None)
 }
 
 fn claim(store: &FileStore, now: wf_core::Timestamp) -> wf_store::Claim {
@@ -357,7 +360,8 @@ fn an_fsync_failure_through_one_handle_fails_a_sync_running_through_the_other() 
     let fs = errseq::ErrseqFs::default();
     let opts = FileOptions::default()
         .file_system(Arc::new(fs.clone()))
-        .pipelined_commits(true);
+        .pipelined_commits(true)
+        .idle_sync(None);
     let store = Arc::new(FileStore::open_with(dir.path(), opts).unwrap());
     for n in 1..=3 {
         store.submit(root(n), T0).unwrap();

@@ -12,11 +12,15 @@ use wf_store::{FileOptions, FileStore, MemoryStore};
 
 use crate::corpus::{self, Program, Tasks, Watch};
 use crate::driver::{MAX_ROUNDS, PlannedFault, ROUND, START, SeedFailure, SimOptions, start_round};
-use crate::ledger::{Acks, SharedAcks, acks, ledgered};
+use crate::ledger::{Acks, Ledger, SharedAcks, acks, ledgered};
 use crate::purge::Purges;
 use crate::rng::SimRng;
 use crate::simfs::{CrashKind, SimFs};
 use crate::{check, zombie};
+
+/// An open app on the run's store, its tasks and, on the file store, the store itself (to sync
+/// where the owner idles).
+type Opened = (App, Tasks, Option<Arc<Ledger<FileStore>>>);
 
 /// One run of a corpus on a fresh simulated disk.
 pub(super) struct Run {
@@ -126,7 +130,7 @@ impl Run {
     }
 
     /// Opens the store and an app on it, crashing and retrying while faults fire.
-    fn open(&mut self) -> Option<(App, Tasks)> {
+    fn open(&mut self) -> Option<Opened> {
         for _ in 0..MAX_ROUNDS {
             self.arm_next();
             match self.try_open() {
@@ -145,14 +149,19 @@ impl Run {
         None
     }
 
-    fn try_open(&mut self) -> Result<(App, Tasks), WfError> {
+    fn try_open(&mut self) -> Result<Opened, WfError> {
+        let mut file = None;
         let store = if self.memory {
             ledgered(MemoryStore::new(), self.acks.clone())
         } else {
+            // No idle-sync thread: its real-time delay would make the disk history depend on
+            // the machine's speed. The driver syncs where the owner idles instead (see
+            // `execute_frozen`), as the thread would once its delay passed.
             let options = FileOptions::default()
                 .file_system(Arc::new(self.fs.clone()))
                 .compact_min_bytes(self.compact_min)
-                .pipelined_commits(self.pipelined);
+                .pipelined_commits(self.pipelined)
+                .idle_sync(None);
             let store = FileStore::open_with(&self.dir, options).map_err(WfError::Store)?;
             if let Some(cut) = store.torn_tail().filter(|c| c.hole) {
                 self.trace(format!(
@@ -161,11 +170,13 @@ impl Run {
                 ));
                 self.fs.note_hole_cut();
             }
-            ledgered(store, self.acks.clone())
+            let ledger = Arc::new(Ledger::new(store, self.acks.clone()));
+            file = Some(Arc::clone(&ledger));
+            ledger
         };
         let app = App::builder().app_id("sim").store(store).build()?;
         let tasks = corpus::register(&app, &self.watch, &self.acks)?;
-        Ok((app, tasks))
+        Ok((app, tasks, file))
     }
 
     /// Runs the corpus on this thread with its clock frozen at the virtual time, and thaws it.
@@ -191,7 +202,7 @@ impl Run {
                 self.violation(format!("still not idle after {MAX_ROUNDS} rounds"));
                 return self;
             }
-            let (app, tasks) = &opened;
+            let (app, tasks, file) = &opened;
             let stall_at = (self.zombie_round == Some(rounds)).then_some(self.now);
             let (mut result, zombie) =
                 start_round(app, tasks, programs, &mut ids, &mut sent, stall_at);
@@ -206,6 +217,10 @@ impl Run {
                     self.log
                         .push(format!("[op {}] ran {n} execution(s)", self.fs.ops()));
                 });
+            }
+            if let (Ok(()), Some(file)) = (&result, file) {
+                // The owner idles: the idle sync's delay passes (`FileOptions::idle_sync`).
+                result = file.inner().flush().map_err(WfError::Store);
             }
             let mut cancelling = false;
             if result.is_ok() {
@@ -255,6 +270,13 @@ impl Run {
             }
         }
         self.fs.disarm();
+        let foreign = self.fs.foreign_ops();
+        if foreign > 0 {
+            self.violation(format!(
+                "{foreign} file-system operations came from another thread than the driver's: \
+                 the history depends on that thread's timing, so the seed does not name it"
+            ));
+        }
         let app = &opened.0;
         self.check_acks(app);
         self.check_replay(app);

@@ -148,6 +148,14 @@ pub trait FileSystem: Send + Sync + Debug {
     /// # Errors
     /// The operating system's error.
     fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
+
+    /// The process id the store notes in its `LOCK` file as the owner's (for messages and
+    /// operators only): this process's. A simulated file system gives a fixed one, so that what
+    /// the store writes (and a crash loses) does not depend on how many digits the simulating
+    /// process's id has.
+    fn process_id(&self) -> u32 {
+        std::process::id()
+    }
 }
 
 /// The operating system's file system, through `std::fs`: what the file store uses unless told

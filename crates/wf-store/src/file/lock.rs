@@ -53,7 +53,7 @@ pub(crate) fn lock_store(disk: &Disk) -> Result<Owned, StoreError> {
     // For messages and operators only: a failure to note it is no reason to refuse the store.
     let noted = owner
         .set_len(0)
-        .and_then(|()| owner.write_all(format!("{}\n", std::process::id()).as_bytes()));
+        .and_then(|()| owner.write_all(format!("{}\n", disk.fs.process_id()).as_bytes()));
     if let Err(e) = noted {
         tracing::debug!(path = %path.display(), error = %e, "could not note the store's owner");
     }

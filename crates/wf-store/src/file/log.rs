@@ -20,6 +20,11 @@
 //! take the unsynced bytes past that limit. So a crash or power loss can damage at most that many
 //! bytes at the end of the log, or one larger record, which is what recovery cuts as a torn tail.
 //!
+//! An owner with nothing else to do would leave the batch (pipelined commits) and written-only
+//! records unsynced until its next operation: the store's idle-sync thread
+//! ([`Log::run_idle_sync`]) syncs them once the oldest has waited the configured delay, timed
+//! from `Queue::unsynced_since`.
+//!
 //! Every record carries the log's **watermark** at the time it was appended (how far the file
 //! was known durable, see `format`), and every completed sync publishes it to other processes
 //! (`watermark`).
@@ -31,6 +36,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::format::{self, UNSYNCED_LIMIT};
 use super::fs::FsFile;
@@ -67,6 +73,13 @@ struct Queue {
     failed: Option<Failure>,
     /// The log's size in bytes, batch included.
     size: u64,
+    /// When the oldest record not known durable was appended (or, if a sync left some behind,
+    /// when that sync started): `None` when every record is durable. The idle syncer's clock.
+    unsynced_since: Option<Instant>,
+    /// The idle syncer is parked until something is appended (see [`Log::idle`]).
+    idle_parked: bool,
+    /// The store is closing: the idle syncer ends.
+    closing: bool,
 }
 
 /// Counters for tests and benchmarks.
@@ -136,6 +149,9 @@ pub(crate) struct Log {
     sync: bool,
     queue: Mutex<Queue>,
     flushed: Condvar,
+    /// Wakes the idle syncer (see [`Log::run_idle_sync`]): something was appended while it was
+    /// parked, or the store is closing.
+    idle: Condvar,
     file: Mutex<LogFile>,
     /// Mirrors `Queue::durable` for a lock-free fast path.
     durable: AtomicU64,
@@ -176,8 +192,12 @@ impl Log {
                 syncing: false,
                 failed: None,
                 size,
+                unsynced_since: None,
+                idle_parked: false,
+                closing: false,
             }),
             flushed: Condvar::new(),
+            idle: Condvar::new(),
             file: Mutex::new(LogFile::new(file, size, publisher)),
             durable: AtomicU64::new(0),
             synced_to: AtomicU64::new(size),
@@ -255,6 +275,13 @@ impl Log {
         q.size += (q.batch.len() - before) as u64;
         q.appended += 1;
         let seq = q.appended;
+        if q.unsynced_since.is_none() {
+            q.unsynced_since = Some(Instant::now());
+            if q.idle_parked {
+                q.idle_parked = false;
+                self.idle.notify_one();
+            }
+        }
         if must_sync {
             self.wanted.store(seq, Ordering::Release);
         }
@@ -309,6 +336,7 @@ impl Log {
                 continue;
             }
             q.writing = true;
+            let started = Instant::now();
             let mut batch = std::mem::take(&mut q.batch);
             let target = q.appended;
             let sync = durable && self.sync && target > q.durable;
@@ -339,6 +367,8 @@ impl Log {
                 Ok(()) if durable => {
                     q.durable = q.durable.max(target);
                     self.durable.store(q.durable, Ordering::Release);
+                    // What was appended meanwhile waits from when this flush took the batch.
+                    q.unsynced_since = (q.appended > q.durable).then_some(started);
                 }
                 Ok(()) => {}
                 Err(e) => {
@@ -351,6 +381,49 @@ impl Log {
             }
             self.flushed.notify_all();
         }
+    }
+
+    /// The idle syncer's loop (see `FileOptions::idle_sync`), run on a thread of its own until
+    /// [`Log::close`]: parked while every record is durable; once a record has waited `delay`
+    /// unsynced, makes everything appended so far durable, joining a sync under way or leading
+    /// one. Returns the error of a flush that failed (the log then stopped), `Ok` on close.
+    pub(crate) fn run_idle_sync(&self, delay: Duration) -> Result<(), StoreError> {
+        let mut q = lock(&self.queue);
+        loop {
+            if q.closing {
+                return Ok(());
+            }
+            if let Some(f) = &q.failed {
+                return Err(self.failure_error(f));
+            }
+            let Some(since) = q.unsynced_since else {
+                q.idle_parked = true;
+                q = self.idle.wait(q).unwrap_or_else(|p| p.into_inner());
+                q.idle_parked = false;
+                continue;
+            };
+            let waited = since.elapsed();
+            if waited < delay {
+                // Woken early only to close; a sync meanwhile is seen when this wait ends.
+                q = self
+                    .idle
+                    .wait_timeout(q, delay - waited)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+                continue;
+            }
+            let target = q.appended;
+            drop(q);
+            self.wait_durable(target)?;
+            q = lock(&self.queue);
+        }
+    }
+
+    /// Ends [`Log::run_idle_sync`].
+    pub(crate) fn close(&self) {
+        let mut q = lock(&self.queue);
+        q.closing = true;
+        self.idle.notify_all();
     }
 
     /// Makes everything appended so far durable.

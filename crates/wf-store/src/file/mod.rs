@@ -53,7 +53,8 @@
 //!   [`FileOptions::pipelined_commits`] on (the default; off, they are plain commits) that
 //!   succeed: nothing; their record joins the batch, and the next flush, led by whoever waits
 //!   for what it changed (or by the worker's next `wait_for_work`, which makes everything
-//!   durable before it idles), syncs it. Until then a crash takes the commit back as if the
+//!   durable before it idles, or, in an owner with nothing else to do, by the idle sync at most
+//!   [`FileOptions::idle_sync`] after it was appended), syncs it. Until then a crash takes the commit back as if the
 //!   worker had died before committing: the invocation is still running under a lease that
 //!   expires, and runs again. A refused one returns once what it saw is synced.
 //! - **Claims and renewals** whose changes only take or extend a lease (see `lease_only`):
@@ -69,6 +70,15 @@
 //!   recovery of expired leases did more (failed a crash-looping invocation, woke its parent)
 //!   is synced like a commit.
 //! - A clean drop of the store, and [`FileStore::flush`], sync everything.
+//!
+//! **Idle sync.** Whatever is left unsynced (pipelined commits, claims, renewals) is synced by
+//! the store's idle-sync thread once it has waited [`FileOptions::idle_sync`] (default
+//! [`DEFAULT_IDLE_SYNC`], 50 ms) with nothing else syncing it (`log`'s `run_idle_sync`), so a
+//! snapshot in another process, which shows only what is synced, never lags an idle owner by
+//! more than about that plus one fsync. The thread is parked while everything is durable, is
+//! woken by the first append after that, ends when the store is dropped (which joins it before
+//! its closing flush), and if its flush fails, wakes the blocked waiters to the failure as an
+//! operation would.
 //!
 //! So the unsynced part of the log is the records appended since the last fsync: the batch being
 //! flushed and any claims and renewals written without an fsync. The writer keeps it under
@@ -139,7 +149,7 @@ use crate::tables::{Change, PURGE_BATCH, Tables};
 use self::fsio::{Disk, io_err};
 use self::log::Log;
 use self::marks::Marks;
-pub use self::options::{DEFAULT_RETENTION, FileOptions, FileStats};
+pub use self::options::{DEFAULT_IDLE_SYNC, DEFAULT_RETENTION, FileOptions, FileStats};
 pub use self::recovery::TornTail;
 use self::sizes::check_record;
 pub use self::snapshot::FileSnapshot;
@@ -161,12 +171,14 @@ const COMPACT_FILE: &str = "wf.log.compact";
 pub struct FileStore {
     dir: PathBuf,
     options: FileOptions,
-    tables: Mutex<Tables>,
+    tables: Arc<Mutex<Tables>>,
     /// Signalled when something may have become claimable.
-    work: Signal,
+    work: Arc<Signal>,
     /// Signalled when an invocation became final.
-    finished: Signal,
-    log: Log,
+    finished: Arc<Signal>,
+    log: Arc<Log>,
+    /// The idle syncer's thread (see [`FileOptions::idle_sync`]), ended and joined on drop.
+    idle_sync: Option<std::thread::JoinHandle<()>>,
     /// The last record that changed each invocation, for operations that hand out one.
     marks: Marks,
     /// The log's size right after the last compaction: the live state's size.
@@ -270,13 +282,14 @@ impl FileStore {
                 "rewrote the store log in the current format"
             );
         }
-        Ok(Self {
+        let mut store = Self {
             dir: disk.dir.clone(),
             options,
-            tables: Mutex::new(opened.tables),
-            work: Signal::default(),
-            finished: Signal::default(),
-            log,
+            tables: Arc::new(Mutex::new(opened.tables)),
+            work: Arc::default(),
+            finished: Arc::default(),
+            log: Arc::new(log),
+            idle_sync: None,
             marks: Marks::default(),
             live_bytes: AtomicU64::new(live),
             next_retention: AtomicU64::new(0),
@@ -285,7 +298,31 @@ impl FileStore {
             _owner: Mutex::new(owned.owner),
             #[cfg(test)]
             blocking: AtomicU64::new(0),
-        })
+        };
+        if let Some(delay) = store.options.idle_sync {
+            store.idle_sync = Some(store.start_idle_sync(delay)?);
+        }
+        Ok(store)
+    }
+
+    /// Starts the idle syncer (see [`FileOptions::idle_sync`]): a thread that syncs what stayed
+    /// unsynced for `delay` and, if that fails, wakes the blocked waiters as an operation would.
+    fn start_idle_sync(&self, delay: Duration) -> Result<std::thread::JoinHandle<()>, StoreError> {
+        let log = Arc::clone(&self.log);
+        let tables = Arc::clone(&self.tables);
+        let (work, finished) = (Arc::clone(&self.work), Arc::clone(&self.finished));
+        std::thread::Builder::new()
+            .name("wf-idle-sync".to_owned())
+            .spawn(move || {
+                if let Err(e) = log.run_idle_sync(delay) {
+                    tracing::error!(error = %e, "the store's idle sync failed; the store stopped");
+                    // As `wake_if_stopped`: under the lock, so no waiter misses it.
+                    let _tables = tables.lock().unwrap_or_else(|p| p.into_inner());
+                    finished.notify_all();
+                    work.notify_all();
+                }
+            })
+            .map_err(io_err(&self.dir))
     }
 
     /// Opens the store in `dir` with [`FileOptions::repair`] and closes it again: cuts a damaged
@@ -562,6 +599,12 @@ struct Staged<T> {
 
 impl Drop for FileStore {
     fn drop(&mut self) {
+        if let Some(syncer) = self.idle_sync.take() {
+            self.log.close();
+            if syncer.join().is_err() {
+                tracing::warn!("the store's idle sync thread panicked");
+            }
+        }
         if let Err(e) = self.log.flush_all() {
             tracing::warn!(error = %e, "could not flush the store log on close");
         }

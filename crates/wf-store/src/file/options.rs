@@ -17,6 +17,10 @@ use crate::{StoreAdmin, StoreError};
 /// [`FileOptions::retention`]).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a record may stay unsynced in an owner that has nothing else to do, by default:
+/// 50 ms (see [`FileOptions::idle_sync`]).
+pub const DEFAULT_IDLE_SYNC: Duration = Duration::from_millis(50);
+
 /// Settings of a [`FileStore`]. Start from `FileOptions::default()`.
 ///
 /// ```
@@ -34,6 +38,7 @@ pub struct FileOptions {
     group_access: bool,
     pub(super) repair: bool,
     pub(super) pipelined: bool,
+    pub(super) idle_sync: Option<Duration>,
     pub(super) fs: Arc<dyn FileSystem>,
 }
 
@@ -47,6 +52,7 @@ impl Default for FileOptions {
             group_access: false,
             repair: false,
             pipelined: true,
+            idle_sync: Some(DEFAULT_IDLE_SYNC),
             fs: Arc::new(OsFileSystem),
         }
     }
@@ -138,6 +144,37 @@ impl FileOptions {
     pub fn pipelined_commits(mut self, pipelined: bool) -> Self {
         self.pipelined = pipelined;
         self
+    }
+
+    /// The longest a record stays unsynced when nothing else syncs it (default
+    /// [`DEFAULT_IDLE_SYNC`], 50 ms; `None`: only operations sync).
+    ///
+    /// Pipelined commits (see [`FileOptions::pipelined_commits`]), claims and renewals return
+    /// before their fsync; normally the next operation that waits for durability (a submit, a
+    /// read, a worker about to idle) syncs them. An owner with nothing else to do (after
+    /// `App::run_until_idle` returns, between a test's steps) would leave them unsynced, and a
+    /// read-only snapshot in another process (`wf show`, the web monitor,
+    /// [`FileStore::snapshot`]) shows only what the owner has synced. So the store keeps one
+    /// background thread, parked while everything is synced and stopped when the store is
+    /// dropped: once a record has waited `delay` unsynced (measured from when it was appended,
+    /// or from the start of the last sync that did not cover it), it syncs everything appended
+    /// so far, or waits for the sync under way and then does. Another process's snapshot
+    /// therefore shows every acknowledged change at most about `delay` plus one fsync after it
+    /// was made. A busy owner syncs sooner anyway, so this costs at most one extra fsync per
+    /// `delay`. `Some(Duration::ZERO)` syncs as soon as the thread sees something unsynced.
+    ///
+    /// `None` starts no thread: tests that count fsyncs or need records left unsynced, and the
+    /// deterministic simulator, whose single thread stands in for the delay itself
+    /// ([`FileStore::flush`] where the owner idles).
+    #[must_use]
+    pub fn idle_sync(mut self, delay: Option<Duration>) -> Self {
+        self.idle_sync = delay;
+        self
+    }
+
+    /// The idle sync delay in force (see [`FileOptions::idle_sync`]).
+    pub fn idle_sync_delay(&self) -> Option<Duration> {
+        self.idle_sync
     }
 
     /// Repairs a damaged log on open (default `false`). Normally only a torn tail (what one

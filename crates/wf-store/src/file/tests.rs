@@ -162,6 +162,57 @@ fn a_failed_write_wakes_threads_blocked_in_wait_final_and_wait_for_work() {
     }
 }
 
+/// The idle sync (`FileOptions::idle_sync`) is the only writer of an idle owner's pipelined
+/// commit: when its write fails, the worker blocked in `wait_for_work` wakes to the failure, as
+/// it does when an operation's write fails.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_idle_sync_wakes_a_worker_blocked_in_wait_for_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = FileOptions::default().idle_sync(Some(Duration::from_millis(1)));
+    let store = Arc::new(FileStore::open_with(dir.path(), options).unwrap());
+    // Real time: `wait_for_work` also wakes for the lease's expiry, which must be far off.
+    let now = Timestamp::from_system_time(SystemTime::now());
+    store.submit(root(1), now).unwrap();
+    let claim = store
+        .claim(&WorkerId::new("w"), &disk_full(), LONG, now)
+        .unwrap()
+        .expect("the invocation is claimable");
+    // Everything durable: the syncer parks.
+    store.flush().unwrap();
+    let work_waiter = std::thread::spawn({
+        let store = Arc::clone(&store);
+        move || {
+            let start = Instant::now();
+            (store.wait_for_work(&disk_full(), LONG), start.elapsed())
+        }
+    });
+    until_blocked(&store, 1);
+    fill_the_disk(&store);
+    // Returns before any write: only the idle sync writes it, into the full disk.
+    store
+        .commit_pipelined(
+            &claim.lease,
+            Commit::outcome(Outcome::Success(Vec::new())),
+            now,
+        )
+        .unwrap();
+    let (result, waited) = work_waiter.join().unwrap();
+    assert!(
+        waited < LONG / 2,
+        "wait_for_work took {waited:?}: it must wake on the idle sync's failure, not on its timeout"
+    );
+    assert_stopped("wait_for_work", result);
+    assert_stopped("invocation", store.invocation(root(1).id));
+    drop(store);
+    // The commit never reached the log: reopened, the invocation is still running.
+    let store = FileStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.invocation(root(1).id).unwrap().status(),
+        Status::Running
+    );
+}
+
 #[test]
 fn wait_final_ends_with_not_found_when_the_invocation_is_purged_while_it_waits() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,7 +259,10 @@ fn wait_final_ends_with_not_found_when_the_invocation_is_purged_while_it_waits()
 fn a_claim_waits_until_the_commit_that_created_its_child_is_durable() {
     let dir = tempfile::tempdir().unwrap();
     let fs = super::testing::CountingFs::new();
-    let options = FileOptions::default().file_system(Arc::new(fs.clone()));
+    // Nothing but the operations syncs (the commit must stay unsynced until the claim).
+    let options = FileOptions::default()
+        .file_system(Arc::new(fs.clone()))
+        .idle_sync(None);
     let store = FileStore::open_with(dir.path(), options).unwrap();
     let log = dir.path().join(super::LOG_FILE);
     let parent = root(1);
@@ -276,9 +330,11 @@ fn files_readable_by_others_are_noticed() {
 fn unsynced_claims_never_pile_up_past_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let fs = super::testing::CountingFs::new();
+    // Nothing but the claims' writes syncs: the limit must be what bounds them.
     let options = FileOptions::default()
         .file_system(Arc::new(fs.clone()))
-        .compact_min_bytes(u64::MAX);
+        .compact_min_bytes(u64::MAX)
+        .idle_sync(None);
     let store = FileStore::open_with(dir.path(), options).unwrap();
     let log = dir.path().join(super::LOG_FILE);
     let n = 12_000;

@@ -72,6 +72,7 @@ impl Log {
             Compacted::Done(size) => {
                 q.written = target;
                 q.durable = target;
+                q.unsynced_since = None;
                 q.size = size + q.batch.len() as u64;
                 self.durable.store(target, Ordering::Release);
                 self.counters.compactions.fetch_add(1, Ordering::Relaxed);
@@ -80,6 +81,7 @@ impl Log {
             Compacted::KeptOld(e) => {
                 q.written = target;
                 q.durable = target;
+                q.unsynced_since = None;
                 self.durable.store(target, Ordering::Release);
                 Err(e)
             }
