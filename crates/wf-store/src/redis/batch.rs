@@ -126,17 +126,13 @@ impl Shared {
             let shard = *groups.keys().next().ok_or_else(|| malformed("a batch"))?;
             let head = header(batch.len(), false);
             let key = self.shard_key(shard);
-            let count = 4 + head.len() + per_new.iter().map(Vec::len).sum::<usize>();
-            let size = script.get_hash().len()
-                + key.len()
-                + 16
-                + head
-                    .iter()
-                    .chain(per_new.iter().flatten())
-                    .map(Vec::len)
-                    .sum::<usize>();
-            let mut cmd = redis::Cmd::with_capacity(count, size);
-            cmd.arg("EVALSHA").arg(script.get_hash()).arg(1).arg(&key);
+            let count = head.len() + per_new.iter().map(Vec::len).sum::<usize>();
+            let size = head
+                .iter()
+                .chain(per_new.iter().flatten())
+                .map(Vec::len)
+                .sum::<usize>();
+            let mut cmd = script.command_with_capacity(&key, count, size);
             for a in head.into_iter().chain(per_new.into_iter().flatten()) {
                 cmd.arg(a.as_slice());
             }
@@ -155,7 +151,7 @@ impl Shared {
             let check: Vec<redis::Cmd> = groups
                 .iter()
                 .map(|(s, m)| {
-                    super::scripts::evalsha(script, &self.shard_key(*s), &args_of(m, true))
+                    super::scripts::command(script, &self.shard_key(*s), &args_of(m, true))
                 })
                 .collect();
             let checked = self.pipeline_scripts(&check, &[script], budget())?;
@@ -163,7 +159,7 @@ impl Shared {
             let submit: Vec<redis::Cmd> = groups
                 .iter()
                 .map(|(s, m)| {
-                    super::scripts::evalsha(script, &self.shard_key(*s), &args_of(m, false))
+                    super::scripts::command(script, &self.shard_key(*s), &args_of(m, false))
                 })
                 .collect();
             self.pipeline_scripts(&submit, &[script], budget())?

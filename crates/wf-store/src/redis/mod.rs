@@ -40,13 +40,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::{RedisError, Script, Value};
+use redis::{RedisError, Value};
 use wf_core::{InvocationId, JournalEntry, Timestamp, WorkerId};
 
 use self::bells::Bells;
 use self::conn::{Conn, Pool, classify, is_transient};
 use self::fields::{array, int, malformed, text};
-use self::scripts::Scripts;
+use self::scripts::{Script, Scripts};
 pub use self::url::{RedisUrl, UrlError};
 use crate::error::StoreError;
 use crate::model::{
@@ -149,7 +149,9 @@ impl RedisStore {
             located: Mutex::new(HashMap::new()),
             url,
         };
-        store.check_server()?;
+        if store.check_server()? {
+            store.use_functions()?;
+        }
         let (shards, _) = store.bind(None, create)?;
         store.shards = shards;
         store.prefixes = (0..shards)
@@ -281,7 +283,7 @@ impl Shared {
         retry: Retry,
     ) -> Result<Value, StoreError> {
         let key = self.shard_key(s);
-        self.with(retry, |c| scripts::call(c, script, &key, args))
+        self.with(retry, |c| self.scripts.call(c, script, &key, args))
     }
 
     /// Calls `script` on every shard in one pipeline (each shard's call goes to its node) and
@@ -293,7 +295,7 @@ impl Shared {
         retry: Retry,
     ) -> Result<Vec<Value>, StoreError> {
         let cmds: Vec<redis::Cmd> = (0..self.shards)
-            .map(|s| scripts::evalsha(script, &self.shard_key(s), args))
+            .map(|s| scripts::command(script, &self.shard_key(s), args))
             .collect();
         self.pipeline_scripts(&cmds, &[script], retry)
     }
@@ -308,9 +310,7 @@ impl Shared {
     ) -> Result<Vec<Value>, StoreError> {
         self.with(retry, |c| match c.pipeline(cmds) {
             Err(e) if scripts::is_noscript(&e) => {
-                for s in used {
-                    scripts::load(c, s)?;
-                }
+                self.scripts.load(c, used)?;
                 c.pipeline(cmds)
             }
             other => other,
@@ -318,7 +318,8 @@ impl Shared {
     }
 
     /// Checks that the server is new enough (`BLMOVE`, `ZRANGE … WITHSCORES` in scripts).
-    fn check_server(&self) -> Result<(), StoreError> {
+    /// Returns whether it has functions (Redis 7; every master of a cluster).
+    fn check_server(&self) -> Result<bool, StoreError> {
         // A cluster answers INFO from every master: each must be new enough.
         let info: Value = self.with(Retry::Until(Instant::now() + RETRY_BUDGET), |c| {
             redis::cmd("INFO").arg("server").query(c.like())
@@ -327,6 +328,7 @@ impl Shared {
             Value::Map(nodes) => nodes.iter().filter_map(|(_, v)| text(v)).collect(),
             other => text(other).into_iter().collect(),
         };
+        let mut functions = !texts.is_empty();
         for info in texts {
             let version = info
                 .lines()
@@ -343,6 +345,24 @@ impl Shared {
                     ),
                 });
             }
+            functions &= major >= 7;
+        }
+        Ok(functions)
+    }
+
+    /// Loads the scripts as a function library (`FUNCTION LOAD`: its prelude runs once, not on
+    /// every call) and calls them by `FCALL` from now on. A server that refuses it for good (an
+    /// ACL user without `FUNCTION LOAD`, a server with the command renamed away) keeps
+    /// `EVALSHA`.
+    fn use_functions(&self) -> Result<(), StoreError> {
+        let refused = self.with(Retry::Until(Instant::now() + RETRY_BUDGET), |c| {
+            self.scripts.use_functions(c)
+        })?;
+        if let Some(e) = refused {
+            tracing::info!(
+                error = %self.url.redact(&e.to_string()),
+                "redis: no function library (FUNCTION LOAD refused); calling scripts by EVALSHA"
+            );
         }
         Ok(())
     }
@@ -359,7 +379,7 @@ impl Shared {
         ];
         let key = self.meta_key.clone();
         let reply = self.with(Retry::Until(Instant::now() + RETRY_BUDGET), |c| {
-            scripts::call(c, &self.scripts.bind, &key, &args)
+            scripts::call_bind(c, &self.scripts.bind, &key, &args)
         })?;
         let r = array(&reply).ok_or_else(|| malformed("bind"))?;
         match r.first().and_then(text) {

@@ -498,7 +498,7 @@ impl Shared {
     fn commit_call(
         &self,
         shard: u32,
-        script: &redis::Script,
+        script: &super::scripts::Script,
         args: &[Vec<u8>],
         retry: Retry,
     ) -> Result<Value, StoreError> {
@@ -509,7 +509,7 @@ impl Shared {
     pub(super) fn durable_call(
         &self,
         shard: u32,
-        script: &redis::Script,
+        script: &super::scripts::Script,
         args: &[Vec<u8>],
         retry: Retry,
     ) -> Result<Value, StoreError> {
@@ -519,7 +519,7 @@ impl Shared {
         let key = self.shard_key(shard);
         let (replicas, timeout) = (self.url.wait_replicas, self.url.wait_timeout);
         let (reply, acked) = self.with(retry, |c| {
-            let reply = super::scripts::call(c, script, &key, args)?;
+            let reply = self.scripts.call(c, script, &key, args)?;
             let mut wait = redis::cmd("WAIT");
             wait.arg(replicas).arg(timeout.as_millis() as u64);
             let acked = c.on_node_of(&key, &wait)?;

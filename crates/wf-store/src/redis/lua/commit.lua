@@ -16,7 +16,7 @@ local function commit_main()
   local id = ARGV[2]
   local token = ARGV[5]
   ORD = ARGV[9]
-  local s, refusal = fence(id, ARGV[3], tonumber(ARGV[4]), now)
+  local s, refusal, row = fence(id, ARGV[3], tonumber(ARGV[4]), now, COMMIT_FIELDS)
   local kind, payload = ARGV[6], ARGV[7]
   local nb = ARGV[8] ~= '' and tonumber(ARGV[8])
 
@@ -45,8 +45,8 @@ local function commit_main()
     if token ~= '' and redis.call('HGET', ik(id), 'ct') == token then return { 'ok' }, after, true end
     return refusal
   end
-  -- The fields the commit decides on or replaces, beyond the state fence read.
-  local held = redis.call('HMGET', ik(id), 'cxf', 'res', 'err', 'errl', 'aw')
+  -- The fields the commit decides on or replaces, read with the state by fence.
+  local held = { row[15], row[16], row[17], row[18], row[19] }
 
   -- Cancelled while it ran, and the body was not told: the request wins over whatever the
   -- execution did, and nothing of it is written.
@@ -178,7 +178,7 @@ local function commit_main()
   append_journal(id, journal_at + 1, nj)
   for seq, name in pairs(consumed) do
     redis.call('HSET', ek, 'c:' .. num(seq), '1')
-    redis.call('HINCRBY', ek, 'U:' .. name, -1)
+    redis.call('HINCRBY', ek, 'U:' .. name, '-1')
   end
   if nd > 0 then
     local d = P .. 'd:' .. s.wf

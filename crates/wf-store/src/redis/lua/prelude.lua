@@ -32,12 +32,15 @@
 -- Times are integer milliseconds since the Unix epoch, passed in by the caller (never Redis's
 -- clock). Numbers go back to Redis through num(), never through Lua's default formatting.
 
-local P = string.sub(KEYS[1], 1, -2)
+-- The call's keys and arguments and its shard's key prefix: set by begin() at the start of every
+-- call (a function library loads this prelude once and serves many calls; an EVALSHA script runs it
+-- on every call).
+local KEYS, ARGV, P
 -- Generated from wf_core::status::TRANSITIONS (the one table that decides everywhere).
 local TRANSITIONS = { --[[TRANSITIONS]] }
 local FINAL = { --[[FINAL]] }
 local CLAIMABLE = { --[[CLAIMABLE]] }
-local NOTIFY_TTL_MS = 60000
+local NOTIFY_TTL_MS = '60000'
 -- The caller's order of this call among its own calls (set by each script from its ARGV):
 -- recorded on what it queues, it orders invocations that became ready in the same millisecond
 -- in different shards (inside a shard, the queue ticket orders them).
@@ -46,17 +49,27 @@ local ORD = '0'
 local function num(v) return string.format('%d', v) end
 local function allowed(from, to) return TRANSITIONS[from .. '>' .. to] == true end
 local function ik(id) return P .. 'i:' .. id end
-local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end
+-- A state table (as load() makes it) copied; one constructor with every key, so the copy is
+-- sized once instead of growing key by key.
+local function copy(t)
+  return { st = t.st, att = t.att, ret = t.ret, rec = t.rec, lw = t.lw, lx = t.lx, nb = t.nb,
+    upd = t.upd, tk = t.tk, task = t.task, wf = t.wf, parent = t.parent, top = t.top,
+    maxr = t.maxr }
+end
 
--- The control fields of an invocation, or nil when it does not exist.
-local function load(id)
-  local v = redis.call('HMGET', ik(id), 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk',
-    'task', 'wf', 'parent', 'top', 'maxr')
+-- The control fields of an invocation, or nil when it does not exist. with (optional): a list of
+-- field names to read in the same HMGET, the 14 of LOAD_FIELDS first, then more; the raw values
+-- are then the second result (the extra fields from index 15 on). (Written out, not built: a
+-- function library's code runs at load time without ipairs and the like.)
+local LOAD_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk', 'task', 'wf',
+  'parent', 'top', 'maxr' }
+local function load(id, with)
+  local v = redis.call('HMGET', ik(id), unpack(with or LOAD_FIELDS))
   if not v[1] then return nil end
   return { st = v[1], att = tonumber(v[2]), ret = tonumber(v[3]), rec = tonumber(v[4]),
     lw = v[5], lx = v[6] and tonumber(v[6]), nb = v[7] and tonumber(v[7]),
     upd = tonumber(v[8]), tk = v[9], task = v[10], wf = v[11], parent = v[12], top = v[13],
-    maxr = tonumber(v[14]) }
+    maxr = tonumber(v[14]) }, v
 end
 
 -- Appends n journal entries to id's journal, the i-th (from 0) at ARGV[first + 2 * i]: one RPUSH
@@ -81,7 +94,7 @@ local function ring(task, kind)
   if RUNG[task] == 'q' or RUNG[task] == kind then return end
   RUNG[task] = kind
   local b = P .. 'b:' .. task
-  local t = redis.call('LRANGE', b, 0, 0)[1]
+  local t = redis.call('LRANGE', b, '0', '0')[1]
   if not t then
     redis.call('RPUSH', b, kind)
   elseif kind == 'q' and t ~= 'q' then
@@ -96,7 +109,7 @@ local function quiet(task, delayed_left)
   local b = P .. 'b:' .. task
   if not delayed_left then
     redis.call('DEL', b)
-  elseif redis.call('LRANGE', b, 0, 0)[1] == 'q' then
+  elseif redis.call('LRANGE', b, '0', '0')[1] == 'q' then
     redis.call('DEL', b)
     redis.call('RPUSH', b, 'd')
   end
@@ -117,7 +130,7 @@ end
 -- that index() adds next, what index() would put back as it was is left (the count of an
 -- unchanged status, the lease index entry of one that stays running, which ZADD updates).
 local function unindex(id, s, new)
-  if not (new and new.st == s.st) then redis.call('HINCRBY', P .. 'n', s.st, -1) end
+  if not (new and new.st == s.st) then redis.call('HINCRBY', P .. 'n', s.st, '-1') end
   if s.tk then redis.call('ZREM', P .. 'q:' .. s.task, id) end
   if s.nb then redis.call('ZREM', P .. 'dl:' .. s.task, id) end
   if s.lx and not (new and new.st == 'running' and new.lx) then
@@ -132,7 +145,7 @@ end
 -- Returns whether it queued the invocation (its 'ord' field is then the caller's order). old:
 -- the state unindex() removed, if any (an unchanged status keeps its count).
 local function index(id, s, old)
-  if not (old and old.st == s.st) then redis.call('HINCRBY', P .. 'n', s.st, 1) end
+  if not (old and old.st == s.st) then redis.call('HINCRBY', P .. 'n', s.st, '1') end
   s.tk = false
   local queued = false
   if CLAIMABLE[s.st] or (s.st == 'waiting' and s.nb) then
@@ -153,7 +166,7 @@ end
 -- Tree bookkeeping for retention, and the wake-up of wait_final callers.
 local function finished(id, s, token)
   local tr = P .. 'tr:' .. s.top
-  local open = redis.call('HINCRBY', tr, 'open', -1)
+  local open = redis.call('HINCRBY', tr, 'open', '-1')
   local fin = tonumber(redis.call('HGET', tr, 'fin') or '0')
   if s.upd > fin then
     fin = s.upd
@@ -166,7 +179,7 @@ end
 -- A final invocation that is not final any more (an operator's retry): its tree is unfinished
 -- again, and a stale notification token must not wake wait_final callers.
 local function reopened(id, s)
-  if redis.call('HINCRBY', P .. 'tr:' .. s.top, 'open', 1) == 1 then
+  if redis.call('HINCRBY', P .. 'tr:' .. s.top, 'open', '1') == 1 then
     redis.call('ZREM', P .. 'fin', s.top)
   end
   redis.call('DEL', P .. 'f:' .. id)
@@ -188,7 +201,8 @@ local function save(id, old, new, more)
     local v = new[f]
     if v == false or v == nil then
       if old and old[f] then del[#del + 1] = f end
-    else
+    elseif not (old and old[f] == v) then
+      -- Only what changed: old is what load() read from the hash.
       set[#set + 1] = f
       set[#set + 1] = NUMERIC[f] and num(v) or v
     end
@@ -197,7 +211,7 @@ local function save(id, old, new, more)
     for _, v in ipairs(more.set or {}) do set[#set + 1] = v end
     for _, f in ipairs(more.del or {}) do del[#del + 1] = f end
   end
-  redis.call('HSET', ik(id), unpack(set))
+  if #set > 0 then redis.call('HSET', ik(id), unpack(set)) end
   if #del > 0 then redis.call('HDEL', ik(id), unpack(del)) end
   if old and not FINAL[old.st] and FINAL[new.st] then
     finished(id, new, more and more.publish and record_token(id))
@@ -233,6 +247,9 @@ local function create(c, now, lease)
   local fields = { 'spec', c.spec, 'task', c.task, 'wf', c.wf, 'top', top, 'created', num(now),
     'maxr', num(c.maxr), 'seq', num(seq), 'cord', ORD }
   if c.parent then fields[#fields + 1] = 'parent'; fields[#fields + 1] = c.parent end
+  -- An id purged and created again: the purge's wait_final token (it lives NOTIFY_TTL_MS)
+  -- would send every wait_final caller round a read and a BLMOVE until it expires.
+  redis.call('DEL', P .. 'f:' .. c.id)
   redis.call('RPUSH', P .. 'm:' .. c.wf, c.id)
   if c.parent then redis.call('RPUSH', P .. 'c:' .. c.parent, c.id) end
   if c.id == c.wf then
@@ -241,7 +258,7 @@ local function create(c, now, lease)
   end
   -- A tree that had finished is unfinished again (a new tree cannot have finished: purge
   -- deletes a tree's counts with its fin entry).
-  if redis.call('HINCRBY', P .. 'tr:' .. top, 'open', 1) == 1 and c.id ~= top then
+  if redis.call('HINCRBY', P .. 'tr:' .. top, 'open', '1') == 1 and c.id ~= top then
     redis.call('ZREM', P .. 'fin', top)
   end
   if not TASKS_ADDED[c.task] then
@@ -309,7 +326,7 @@ end
 -- Makes invocations whose lease expired before now runnable again (or failed once they were
 -- lost more times in a row than they allow); at most limit of them. Returns their ids.
 local function recover(now, limit)
-  local ids = redis.call('ZRANGEBYSCORE', P .. 'lx', '-inf', '(' .. num(now), 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'lx', '-inf', '(' .. num(now), 'LIMIT', '0', num(limit))
   for _, id in ipairs(ids) do
     local old = load(id)
     if not old then
@@ -351,7 +368,7 @@ local function record(id)
   local v = redis.call('HMGET', ik(id), unpack(RECORD_FIELDS))
   if not v[4] then return false end
   local order = v[15] or '0'
-  v[15] = v[4] == 'waiting' and redis.call('ZRANGE', P .. 'w:' .. id, 0, -1) or {}
+  v[15] = v[4] == 'waiting' and redis.call('ZRANGE', P .. 'w:' .. id, '0', '-1') or {}
   v[16] = order
   return v
 end
@@ -387,8 +404,8 @@ local function pick(now, tasks, need_since)
   local q, qtk, d, dnb, dnext
   local seen = {}
   for _, t in ipairs(tasks) do
-    local r = redis.call('ZRANGE', P .. 'q:' .. t, 0, 1, 'WITHSCORES')
-    local rd = redis.call('ZRANGE', P .. 'dl:' .. t, 0, 1, 'WITHSCORES')
+    local r = redis.call('ZRANGE', P .. 'q:' .. t, '0', '1', 'WITHSCORES')
+    local rd = redis.call('ZRANGE', P .. 'dl:' .. t, '0', '1', 'WITHSCORES')
     seen[t] = { q = #r / 2, d = #rd / 2 }
     if r[1] and (not q or tonumber(r[2]) < qtk) then q = r[1]; qtk = tonumber(r[2]) end
     if rd[1] then
@@ -408,17 +425,25 @@ local function pick(now, tasks, need_since)
   return d, dnb, seen, dnext
 end
 
+-- What a claim reads in one HMGET: the state, then the rest of the record (see record()).
+local CLAIM_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk', 'task', 'wf',
+  'parent', 'top', 'maxr', 'spec', 'created', 'res', 'err', 'errl', 'cord' }
+-- What a commit reads in one HMGET: the state, then what it decides on or replaces.
+local COMMIT_FIELDS = { 'st', 'att', 'ret', 'rec', 'lw', 'lx', 'nb', 'upd', 'tk', 'task', 'wf',
+  'parent', 'top', 'maxr', 'cxf', 'res', 'err', 'errl', 'aw' }
+
 -- The lease check of renew and commit: the invocation runs under this worker's lease for this
 -- attempt, unexpired at now. Returns its state, or nil and the refusal to return.
-local function fence(id, worker, attempt, now)
-  local s = load(id)
+-- with: as load()'s; the raw values are then the third result.
+local function fence(id, worker, attempt, now, with)
+  local s, row = load(id, with)
   if not s then return nil, { 'notfound' } end
   if s.st ~= 'running' then return nil, { 'lost', 'the invocation is ' .. s.st .. ' now' } end
   if s.att ~= attempt then
     return nil, { 'lost', 'attempt ' .. num(s.att) .. ' holds it now, this lease was for attempt '
       .. num(attempt) }
   end
-  if s.lw == worker and s.lx and s.lx >= now then return s end
+  if s.lw == worker and s.lx and s.lx >= now then return s, nil, row end
   if s.lw and s.lw ~= worker then return nil, { 'lost', 'worker ' .. s.lw .. ' holds it now' } end
   return nil, { 'lost', 'the lease expired' }
 end
@@ -432,11 +457,11 @@ local function claim_one(now, worker, expiry, tasks)
     -- When a claim could find something by the clock alone, as probe reports it (-1: never),
     -- so an idle worker can sleep without probing first.
     local due = dnext or -1
-    local l = redis.call('ZRANGE', P .. 'lx', 0, 0, 'WITHSCORES')
+    local l = redis.call('ZRANGE', P .. 'lx', '0', '0', 'WITHSCORES')
     if l[1] and (due < 0 or tonumber(l[2]) + 1 < due) then due = tonumber(l[2]) + 1 end
     return { 'none', num(due) }
   end
-  local old = load(id)
+  local old, row = load(id, CLAIM_FIELDS)
   if not allowed(old.st, 'running') then return { 'transition', old.st, 'running', id } end
   local new = copy(old)
   new.st = 'running'
@@ -456,7 +481,27 @@ local function claim_one(now, worker, expiry, tasks)
   else
     quiet(old.task, left.d - (old.nb and 1 or 0) > 0)
   end
+  -- The token that woke this claim may have been another task's (a waiter on several tasks
+  -- takes whichever rings): every other task with queued work rings again, so a waiter on it
+  -- alone is not left asleep. (ring() writes nothing where 'q' is there already.)
+  for _, t in ipairs(tasks) do
+    if t ~= old.task and seen[t].q > 0 then ring(t, 'q') end
+  end
   -- Never claimed before: nothing was ever committed, so no journal.
-  local journal = old.att > 0 and redis.call('LRANGE', P .. 'j:' .. id, 0, -1) or {}
-  return { 'claimed', id, record(id), journal }
+  local journal = old.att > 0 and redis.call('LRANGE', P .. 'j:' .. id, '0', '-1') or {}
+  -- Its record as record() would read it now, from what load read and save wrote (a running
+  -- invocation waits on nothing; its not-before is cleared).
+  local rec = { row[15], row[16], row[14], 'running', num(new.att), row[3], row[4], worker,
+    num(expiry), false, num(now), row[17], row[18], row[19], {}, row[20] or '0' }
+  return { 'claimed', id, rec, journal }
+end
+
+-- Starts a call: its keys and arguments, and this call's own state (what it rang, the tasks it
+-- added, its order).
+local function begin(keys, args)
+  KEYS, ARGV = keys, args
+  P = string.sub(keys[1], 1, -2)
+  ORD = '0'
+  if next(RUNG) then RUNG = {} end
+  if next(TASKS_ADDED) then TASKS_ADDED = {} end
 end

@@ -17,10 +17,10 @@ if id then
 end
 local due = -1
 for _, t in ipairs(tasks) do
-  local r = redis.call('ZRANGE', P .. 'dl:' .. t, 0, 0, 'WITHSCORES')
+  local r = redis.call('ZRANGE', P .. 'dl:' .. t, '0', '0', 'WITHSCORES')
   if r[1] and (due < 0 or tonumber(r[2]) < due) then due = tonumber(r[2]) end
 end
-local l = redis.call('ZRANGE', P .. 'lx', 0, 0, 'WITHSCORES')
+local l = redis.call('ZRANGE', P .. 'lx', '0', '0', 'WITHSCORES')
 if l[1] then
   local expiry = tonumber(l[2])
   if due < 0 or expiry + 1 < due then due = expiry + 1 end

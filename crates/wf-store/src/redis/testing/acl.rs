@@ -1,8 +1,12 @@
 //! The least an ACL user of a `wf` store needs, as docs/backends.md lists it.
 
-/// The commands a `wf` store's ACL user needs: the script commands, what the scripts call, the
+/// The commands a `wf` store's ACL user needs: the script commands (the function library's and
+/// `EVALSHA`'s), what the scripts call, the
 /// blocking waits, and `INFO`, `WAIT`, `PING` (docs/backends.md, "URLs").
 pub const WF_COMMANDS: &[&str] = &[
+    "fcall",
+    "function|load",
+    "function|list",
     "evalsha",
     "script|load",
     "hset",
