@@ -10,6 +10,8 @@
     clippy::expect_used
 )]
 
+pub mod errseq;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
