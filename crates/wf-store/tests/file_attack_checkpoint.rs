@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use file_common::*;
-use wf_core::{ChildOutcome, FailureKind, JournalEntry, Op, Status, WorkerId};
+use wf_core::{ChildOutcome, FailureKind, Op, Status, WorkerId};
 use wf_store::file::testing::CountingFs;
 use wf_store::{
-    Checkpoint, Commit, FileOptions, FileStore, NewInvocation, Outcome, StoreAdmin, StoreError,
-    StoreRead, StoreWork,
+    Checkpoint, Commit, FileOptions, FileStore, Outcome, StoreAdmin, StoreError, StoreRead,
+    StoreWork,
 };
 
 const LEASE: Duration = Duration::from_secs(600);
@@ -30,27 +30,6 @@ fn counted(fs: &CountingFs) -> FileOptions {
         .file_system(Arc::new(fs.clone()))
         .compact_min_bytes(u64::MAX)
         .idle_sync(None)
-}
-
-fn start(seq: u32, kid: &NewInvocation) -> JournalEntry {
-    JournalEntry {
-        seq,
-        op: Op::ChildStart {
-            task: kid.task.clone(),
-            call: kid.call,
-            child: kid.id,
-        },
-    }
-}
-
-fn result(seq: u32, kid: &NewInvocation, value: &[u8]) -> JournalEntry {
-    JournalEntry {
-        seq,
-        op: Op::ChildResult {
-            child: kid.id,
-            outcome: ChildOutcome::Success(value.to_vec()),
-        },
-    }
 }
 
 /// Copies `bytes` as the log of a fresh directory and opens it: a power loss (the synced prefix)
@@ -94,7 +73,7 @@ fn a_replayable_checkpoint_may_carry_a_child_result_the_store_did_not_keep() {
     // The caller drew two values, then runs its first child inline: synced.
     let first = child_of(2, &parent);
     let mut journal = wf_store::conformance::fixtures::entries(0, 2);
-    journal.push(start(2, &first));
+    journal.push(child_start(2, &first));
     let drawn = Checkpoint {
         journal,
         data: Vec::new(),
@@ -126,7 +105,7 @@ fn a_replayable_checkpoint_may_carry_a_child_result_the_store_did_not_keep() {
     // and starts its second child from it: a replayable checkpoint, not synced.
     let second = child_of(3, &parent);
     let cp = Checkpoint {
-        journal: vec![result(3, &first, b"r1"), start(4, &second)],
+        journal: vec![child_success(3, &first, b"r1"), child_start(4, &second)],
         data: Vec::new(),
         children: vec![second.clone()],
     };
@@ -199,7 +178,7 @@ fn a_child_that_kills_its_process_is_bounded_by_its_max_recoveries() {
         assert_eq!(p.lease.invocation, parent.id);
         // The caller replays to its first child and runs it inline.
         let cp = Checkpoint {
-            journal: vec![start(p.journal.len() as u32, &child)],
+            journal: vec![child_start(p.journal.len() as u32, &child)],
             data: Vec::new(),
             children: vec![child.clone()],
         };

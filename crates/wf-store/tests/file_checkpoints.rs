@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use file_common::*;
-use wf_core::{ChildOutcome, JournalEntry, Op, Status, WorkerId};
+use wf_core::{JournalEntry, Status, WorkerId};
 use wf_store::file::testing::CountingFs;
 use wf_store::{
     Checkpoint, Claim, Commit, FileOptions, FileStore, NewInvocation, Outcome, StoreError,
@@ -29,27 +29,6 @@ fn counted(fs: &CountingFs) -> FileOptions {
         .compact_min_bytes(u64::MAX)
 }
 
-fn start(seq: u32, kid: &NewInvocation) -> JournalEntry {
-    JournalEntry {
-        seq,
-        op: Op::ChildStart {
-            task: kid.task.clone(),
-            call: kid.call,
-            child: kid.id,
-        },
-    }
-}
-
-fn result(seq: u32, kid: &NewInvocation, value: &[u8]) -> JournalEntry {
-    JournalEntry {
-        seq,
-        op: Op::ChildResult {
-            child: kid.id,
-            outcome: ChildOutcome::Success(value.to_vec()),
-        },
-    }
-}
-
 /// Submits a root, claims it and checkpoints its first child after two random draws (not
 /// replayable), then commits that child: the state before the replayable checkpoint.
 fn first_child_done(store: &FileStore) -> (NewInvocation, Claim, NewInvocation) {
@@ -61,7 +40,7 @@ fn first_child_done(store: &FileStore) -> (NewInvocation, Claim, NewInvocation) 
         .expect("the root");
     let first = child_of(2, &parent);
     let mut journal = fixtures_entries();
-    journal.push(start(2, &first));
+    journal.push(child_start(2, &first));
     let drawn = Checkpoint {
         journal,
         data: Vec::new(),
@@ -90,7 +69,7 @@ fn fixtures_entries() -> Vec<JournalEntry> {
 /// second child's start.
 fn replayable(first: &NewInvocation, second: &NewInvocation) -> Checkpoint {
     let cp = Checkpoint {
-        journal: vec![result(3, first, b"r1"), start(4, second)],
+        journal: vec![child_success(3, first, b"r1"), child_start(4, second)],
         data: Vec::new(),
         children: vec![second.clone()],
     };

@@ -202,3 +202,26 @@ pub fn check_whole(store: &dyn StoreRead, record: &InvocationRecord) -> bool {
         other => panic!("invocation {n} is {other}, which this workload never makes"),
     }
 }
+
+/// The journal entry of a checkpoint that starts child `kid` at `seq`.
+pub fn child_start(seq: u32, kid: &NewInvocation) -> JournalEntry {
+    JournalEntry {
+        seq,
+        op: Op::ChildStart {
+            task: kid.task.clone(),
+            call: kid.call,
+            child: kid.id,
+        },
+    }
+}
+
+/// The journal entry of a checkpoint that records child `kid`'s success with `value` at `seq`.
+pub fn child_success(seq: u32, kid: &NewInvocation, value: &[u8]) -> JournalEntry {
+    JournalEntry {
+        seq,
+        op: Op::ChildResult {
+            child: kid.id,
+            outcome: wf_core::ChildOutcome::Success(value.to_vec()),
+        },
+    }
+}
